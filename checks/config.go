@@ -1,0 +1,304 @@
+// Package checks is Outpost's configuration: the YAML schema shared by agents
+// and evaluators, its defaults, and strict loading with FILE:LINE:COL errors
+// and ${ENV} expansion.
+package checks
+
+import (
+	"net/netip"
+	"regexp"
+	"time"
+)
+
+// Built-in defaults, used where neither a check nor defaults: sets a value.
+const (
+	DefaultInterval     = 30 * time.Second
+	DefaultTimeout      = 10 * time.Second
+	DefaultConsecutive  = 2
+	DefaultMaxBodyBytes = 1 << 20
+	// LocalRegion names the one region of a config that declares none.
+	LocalRegion = "local"
+)
+
+// Config is a loaded, validated and defaulted configuration. It is the merge
+// of every file given to Load.
+type Config struct {
+	Version   int
+	Defaults  Defaults
+	Regions   []string
+	Agents    []Agent
+	Notifiers []Notifier
+	Checks    []*Check
+
+	// Files lists the files the config was loaded from, in order.
+	Files []string
+	// secrets holds every value substituted from the environment.
+	secrets []string
+}
+
+// fileConfig is the shape of one YAML file.
+type fileConfig struct {
+	Version   int        `yaml:"version"`
+	Defaults  *Defaults  `yaml:"defaults"`
+	Regions   []string   `yaml:"regions"`
+	Agents    []Agent    `yaml:"agents"`
+	Notifiers []Notifier `yaml:"notifiers"`
+	Checks    []Check    `yaml:"checks"`
+	Src       Source
+}
+
+// Defaults are inherited by every check that does not set its own.
+type Defaults struct {
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Quorum   Quorum        `yaml:"quorum"`
+	Failure  *FailureRule  `yaml:"failure"`
+	Src      Source
+}
+
+// FailureRule says when one region counts as failing a check: after N
+// consecutive failed probes, or when the share of failures among the last
+// Window probes reaches Ratio.
+type FailureRule struct {
+	Consecutive int     `yaml:"consecutive"`
+	Ratio       float64 `yaml:"ratio"`
+	Window      int     `yaml:"window"`
+	Src         Source
+}
+
+// Agent is an agent allowed to report results for a region.
+type Agent struct {
+	Region string `yaml:"region"`
+	Key    Secret `yaml:"key"`
+	Src    Source
+}
+
+// Notifier is a named destination for pages and notices. Exactly one of its
+// type blocks is set.
+type Notifier struct {
+	Name      string             `yaml:"name"`
+	PagerDuty *PagerDutyNotifier `yaml:"pagerduty"`
+	Slack     *SlackNotifier     `yaml:"slack"`
+	Webhook   *WebhookNotifier   `yaml:"webhook"`
+	Console   *ConsoleNotifier   `yaml:"console"`
+	Src       Source
+}
+
+// PagerDutyNotifier sends PagerDuty Events API v2 events.
+type PagerDutyNotifier struct {
+	RoutingKey Secret `yaml:"routing_key"`
+	// URL is the Events API base URL; empty means PagerDuty's own.
+	URL string `yaml:"url"`
+	Src Source
+}
+
+// SlackNotifier posts to a Slack incoming webhook.
+type SlackNotifier struct {
+	WebhookURL Secret `yaml:"webhook_url"`
+	Src        Source
+}
+
+// WebhookNotifier POSTs JSON, signed with HMAC-SHA256 when Secret is set.
+type WebhookNotifier struct {
+	URL    string `yaml:"url"`
+	Secret Secret `yaml:"secret"`
+	Src    Source
+}
+
+// ConsoleNotifier writes notifications to standard output.
+type ConsoleNotifier struct {
+	Src Source
+}
+
+// Check is one thing to probe. Exactly one of its type blocks (HTTP, TCP,
+// TLS) is set. After Load, every field is defaulted: Interval, Timeout,
+// Quorum, Failure and Regions are never zero.
+type Check struct {
+	ID       string            `yaml:"id"`
+	Interval time.Duration     `yaml:"interval"`
+	Timeout  time.Duration     `yaml:"timeout"`
+	Regions  []string          `yaml:"regions"`
+	Quorum   Quorum            `yaml:"quorum"`
+	Failure  *FailureRule      `yaml:"failure"`
+	Notify   []string          `yaml:"notify"`
+	Labels   map[string]string `yaml:"labels"`
+
+	HTTP *HTTPSpec `yaml:"http"`
+	TCP  *TCPSpec  `yaml:"tcp"`
+	TLS  *TLSSpec  `yaml:"tls"`
+	// DNS and Heartbeat are reserved for check types that are not
+	// implemented yet; Load rejects them with a clear message.
+	DNS       *reserved `yaml:"dns"`
+	Heartbeat *reserved `yaml:"heartbeat"`
+
+	Src Source
+}
+
+// reserved accepts any YAML so that a not-yet-supported check type is
+// reported as such rather than as an unknown key.
+type reserved struct{}
+
+// Type returns the name of the check's type block ("http", "tcp", "tls").
+func (c *Check) Type() string {
+	switch {
+	case c.HTTP != nil:
+		return "http"
+	case c.TCP != nil:
+		return "tcp"
+	case c.TLS != nil:
+		return "tls"
+	case c.DNS != nil:
+		return "dns"
+	case c.Heartbeat != nil:
+		return "heartbeat"
+	}
+	return ""
+}
+
+// HTTPRequest is what one HTTP request sends. It is shared by single-request
+// checks and by each step of a multi-step check. In steps, "{{name}}" in the
+// URL, headers, query and body is replaced by a value captured earlier.
+type HTTPRequest struct {
+	URL      string            `yaml:"url"`
+	Method   string            `yaml:"method"`
+	Headers  map[string]string `yaml:"headers"`
+	Query    map[string]string `yaml:"query"`
+	Body     string            `yaml:"body"`
+	BodyFile string            `yaml:"body_file"`
+	Expect   *HTTPExpect       `yaml:"expect"`
+}
+
+// HTTPSpec is an HTTP check: one request, or Steps run in order.
+type HTTPSpec struct {
+	HTTPRequest `yaml:",inline"`
+
+	Steps           []HTTPStep  `yaml:"steps"`
+	BasicAuth       *BasicAuth  `yaml:"basic_auth"`
+	BearerToken     Secret      `yaml:"bearer_token"`
+	FollowRedirects *bool       `yaml:"follow_redirects"`
+	MaxRedirects    int         `yaml:"max_redirects"`
+	TLS             *TLSOptions `yaml:"tls"`
+	IPProtocol      string      `yaml:"ip_protocol"`
+	MaxBodyBytes    Size        `yaml:"max_body_bytes"`
+	// Resolver is "host:port" of a DNS server to resolve the target through;
+	// empty means the system resolver.
+	Resolver string `yaml:"resolver"`
+
+	Src Source
+
+	// BodyBytes holds the request body read from BodyFile at load.
+	BodyBytes []byte `yaml:"-"`
+}
+
+// HTTPStep is one request of a multi-step HTTP check.
+type HTTPStep struct {
+	Name        string `yaml:"name"`
+	HTTPRequest `yaml:",inline"`
+	// Capture names values taken from this step's response for later steps.
+	Capture map[string]*Capture `yaml:"capture"`
+	Src     Source
+
+	BodyBytes []byte `yaml:"-"`
+}
+
+// Capture takes one value from a response: a JSON path in the body, a
+// header, or the first submatch of a regular expression over the body.
+type Capture struct {
+	JSON   JSONPath       `yaml:"json"`
+	Header string         `yaml:"header"`
+	Regex  *regexp.Regexp `yaml:"regex"`
+	Src    Source
+}
+
+// BasicAuth is HTTP basic authentication; the password is a Secret.
+type BasicAuth struct {
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+	Src      Source
+}
+
+// TLSOptions configure the TLS client of HTTP checks.
+type TLSOptions struct {
+	ServerName string `yaml:"server_name"`
+	CAFile     string `yaml:"ca_file"`
+	// InsecureSkipVerify turns off certificate verification. It must be
+	// spelled out; there is no shorter alias.
+	InsecureSkipVerify bool       `yaml:"insecure_skip_verify"`
+	MinVersion         TLSVersion `yaml:"min_version"`
+	Src                Source
+
+	// CAPEM holds the contents of CAFile, read at load.
+	CAPEM []byte `yaml:"-"`
+}
+
+// HTTPExpect is what a response must satisfy. Unset fields are not checked,
+// except Status, which defaults to 2xx.
+type HTTPExpect struct {
+	Status          StatusSet                 `yaml:"status"`
+	BodyContains    string                    `yaml:"body_contains"`
+	BodyNotContains string                    `yaml:"body_not_contains"`
+	BodyRegex       *regexp.Regexp            `yaml:"body_regex"`
+	JSON            JSONExpect                `yaml:"json"`
+	Headers         map[string]*regexp.Regexp `yaml:"headers"`
+	Addresses       []netip.Prefix            `yaml:"addresses"`
+	MaxLatency      time.Duration             `yaml:"max_latency"`
+	CertMinDays     int                       `yaml:"cert_min_days"`
+	Src             Source
+}
+
+// TCPSpec is a TCP check: connect, optionally send a line and expect a reply.
+type TCPSpec struct {
+	Address    string     `yaml:"address"`
+	Send       string     `yaml:"send"`
+	Expect     *TCPExpect `yaml:"expect"`
+	IPProtocol string     `yaml:"ip_protocol"`
+	Resolver   string     `yaml:"resolver"`
+	Src        Source
+}
+
+// TCPExpect is what a TCP check must see.
+type TCPExpect struct {
+	// Line must match the first line the server sends (after Send, if set).
+	Line       *regexp.Regexp `yaml:"line"`
+	Addresses  []netip.Prefix `yaml:"addresses"`
+	MaxLatency time.Duration  `yaml:"max_latency"`
+	Src        Source
+}
+
+// TLSSpec is a TLS check: a handshake with chain and hostname verification.
+type TLSSpec struct {
+	Address            string     `yaml:"address"`
+	ServerName         string     `yaml:"server_name"`
+	CAFile             string     `yaml:"ca_file"`
+	InsecureSkipVerify bool       `yaml:"insecure_skip_verify"`
+	MinVersion         TLSVersion `yaml:"min_version"`
+	Expect             *TLSExpect `yaml:"expect"`
+	IPProtocol         string     `yaml:"ip_protocol"`
+	Resolver           string     `yaml:"resolver"`
+	Src                Source
+
+	CAPEM []byte `yaml:"-"`
+}
+
+// TLSExpect is what a TLS check must see.
+type TLSExpect struct {
+	CertMinDays int            `yaml:"cert_min_days"`
+	Addresses   []netip.Prefix `yaml:"addresses"`
+	MaxLatency  time.Duration  `yaml:"max_latency"`
+	Src         Source
+}
+
+// IP protocol choices for resolving a target.
+const (
+	IPAny        = ""            // prefer IPv4, fall back to IPv6
+	IPv4         = "ipv4"        // IPv4 only
+	IPv6         = "ipv6"        // IPv6 only
+	IPPreferIPv6 = "prefer-ipv6" // prefer IPv6, fall back to IPv4
+	IPPreferIPv4 = "prefer-ipv4" // the default, written out
+)
+
+// Redactor returns a function that replaces every value substituted from the
+// environment with "<redacted>". Probes pass reasons through it so that no
+// credential written as ${ENV} can reach output, logs or pages.
+func (c *Config) Redactor() func(string) string {
+	return NewRedactor(c.secrets)
+}

@@ -1,0 +1,231 @@
+package checks
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize bounds one configuration file.
+const MaxFileSize = 8 << 20
+
+// Load reads, merges, defaults and validates the configuration in paths.
+// A path may be a file or a directory, whose *.yaml and *.yml files are read
+// in name order. ${VAR} references are resolved through lookup (pass
+// os.LookupEnv in production).
+//
+// On failure the error lists every problem found, one per line, each an
+// *Error (see Errors) formatted as FILE:LINE:COL: message.
+func Load(paths []string, lookup LookupEnv) (*Config, error) {
+	var errs errorList
+	if len(paths) == 0 {
+		errs.add(Pos{File: "<command line>"}, "", "no configuration file given")
+		return nil, errs.err()
+	}
+	files := expandPaths(paths, &errs)
+	secrets := map[string]struct{}{}
+	var parsed []*fileConfig
+	for _, f := range files {
+		if fc := loadFile(f, lookup, secrets, &errs); fc != nil {
+			parsed = append(parsed, fc)
+		}
+	}
+	cfg := merge(parsed, &errs)
+	cfg.Files = files
+	for v := range secrets {
+		cfg.secrets = append(cfg.secrets, v)
+	}
+	slices.Sort(cfg.secrets)
+	validate(cfg, &errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadBytes loads one configuration held in memory, named name in errors.
+// Relative file references (body_file, ca_file) resolve against the
+// current directory.
+func LoadBytes(name string, data []byte, lookup LookupEnv) (*Config, error) {
+	var errs errorList
+	secrets := map[string]struct{}{}
+	fc := parseFile(name, data, lookup, secrets, &errs)
+	var parsed []*fileConfig
+	if fc != nil {
+		parsed = append(parsed, fc)
+	}
+	cfg := merge(parsed, &errs)
+	cfg.Files = []string{name}
+	for v := range secrets {
+		cfg.secrets = append(cfg.secrets, v)
+	}
+	slices.Sort(cfg.secrets)
+	validate(cfg, &errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func expandPaths(paths []string, errs *errorList) []string {
+	var files []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			errs.add(Pos{File: p}, "", "%v", unwrapPathError(err))
+			continue
+		}
+		if !info.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		entries, err := os.ReadDir(p)
+		if err != nil {
+			errs.add(Pos{File: p}, "", "%v", unwrapPathError(err))
+			continue
+		}
+		n := 0
+		for _, e := range entries {
+			ext := filepath.Ext(e.Name())
+			if e.Type().IsRegular() && (ext == ".yaml" || ext == ".yml") && !strings.HasPrefix(e.Name(), ".") {
+				files = append(files, filepath.Join(p, e.Name()))
+				n++
+			}
+		}
+		if n == 0 {
+			errs.add(Pos{File: p}, "", "directory has no *.yaml or *.yml files")
+		}
+	}
+	return files
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func loadFile(name string, lookup LookupEnv, secrets map[string]struct{}, errs *errorList) *fileConfig {
+	f, err := os.Open(name)
+	if err != nil {
+		errs.add(Pos{File: name}, "", "%v", unwrapPathError(err))
+		return nil
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		errs.add(Pos{File: name}, "", "read: %v", unwrapPathError(err))
+		return nil
+	}
+	if len(data) > MaxFileSize {
+		errs.add(Pos{File: name}, "", "file is larger than %d MiB", MaxFileSize>>20)
+		return nil
+	}
+	return parseFile(name, data, lookup, secrets, errs)
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]struct{}, errs *errorList) *fileConfig {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			errs.add(Pos{File: name}, "", "empty configuration file")
+			return nil
+		}
+		pos, msg := Pos{File: name}, err.Error()
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			pos, msg = Pos{File: name, Line: line, Col: 1}, "invalid YAML: "+m[2]
+		} else {
+			msg = "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")
+		}
+		errs.add(pos, "", "%s", msg)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		errs.add(Pos{File: name, Line: extra.Line, Col: extra.Column}, "", "a second YAML document; put each configuration in its own file")
+		return nil
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			errs.add(Pos{File: name}, "", "empty configuration file")
+			return nil
+		}
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		errs.add(Pos{File: name}, "", "empty configuration file")
+		return nil
+	}
+	d := &decoder{file: name, lookup: lookup, errs: errs, secrets: secrets}
+	fc := &fileConfig{}
+	if root.Kind != yaml.MappingNode {
+		errs.add(d.pos(root), "", "expected a mapping with version, regions, checks, ..., got %s", describe(root))
+		return nil
+	}
+	// Decoding goes on past errors, so that validation can report the
+	// problems of the rest of the file in the same run.
+	d.decodeStruct(root, reflectValue(fc), "")
+	baseDir := filepath.Dir(name)
+	for i := range fc.Checks {
+		readCheckFiles(&fc.Checks[i], baseDir, errs)
+	}
+	return fc
+}
+
+func merge(files []*fileConfig, errs *errorList) *Config {
+	cfg := &Config{Version: 1}
+	var defaultsAt *Pos
+	for _, fc := range files {
+		if fc.Src.Has("version") && fc.Version != 1 {
+			errs.add(fc.Src.At("version"), "", "unsupported version %d; this Outpost reads version 1", fc.Version)
+		}
+		if fc.Defaults != nil {
+			if defaultsAt != nil {
+				errs.add(fc.Src.At("defaults"), "", "defaults: already set at %s; set defaults in one file only", defaultsAt)
+			} else {
+				p := fc.Src.At("defaults")
+				defaultsAt = &p
+				cfg.Defaults = *fc.Defaults
+			}
+		}
+		cfg.Regions = append(cfg.Regions, fc.Regions...)
+		cfg.Agents = append(cfg.Agents, fc.Agents...)
+		cfg.Notifiers = append(cfg.Notifiers, fc.Notifiers...)
+		for i := range fc.Checks {
+			cfg.Checks = append(cfg.Checks, &fc.Checks[i])
+		}
+	}
+	if len(files) > 0 {
+		regionPos := map[string]Pos{}
+		for _, fc := range files {
+			for i, r := range fc.Regions {
+				p := fc.Src.At(fmt.Sprintf("regions[%d]", i))
+				if first, dup := regionPos[r]; dup {
+					errs.add(p, "", "region %q is declared twice (first at %s)", r, first)
+					continue
+				}
+				regionPos[r] = p
+				if !validName(r) {
+					errs.add(p, "", "region %q: use letters, digits, '-', '_' and '.', at most 63 characters", r)
+				}
+			}
+		}
+	}
+	return cfg
+}

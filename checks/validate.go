@@ -1,0 +1,616 @@
+package checks
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Limits that keep a config from asking for unbounded memory or work.
+const (
+	MaxBodyBytesLimit = 64 << 20
+	maxRequestBody    = 8 << 20
+	maxWindow         = 1000
+	maxSteps          = 20
+	maxRedirectsLimit = 50
+	minInterval       = time.Second
+)
+
+func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
+
+var (
+	idRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	nameRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	labelRE     = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	captureRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	templateRE  = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
+	methodRE    = regexp.MustCompile(`^[A-Z]+$`)
+	headerKeyRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+)
+
+func validName(s string) bool { return nameRE.MatchString(s) }
+
+// reservedLabels are label names Outpost itself puts on every series.
+var reservedLabels = []string{"check", "region", "phase", "instance", "job"}
+
+func validate(cfg *Config, errs *errorList) {
+	d := &cfg.Defaults
+	if d.Interval == 0 {
+		d.Interval = DefaultInterval
+	} else if d.Interval < minInterval {
+		errs.add(d.Src.At("interval"), "", "defaults.interval: %s is below the minimum of %s", d.Interval, minInterval)
+	}
+	if d.Timeout != 0 && d.Timeout >= d.Interval {
+		errs.add(d.Src.At("timeout"), "", "defaults.timeout: %s must be below interval %s", d.Timeout, d.Interval)
+	}
+	if d.Quorum.IsZero() {
+		d.Quorum = Majority
+	}
+	if d.Failure == nil {
+		d.Failure = &FailureRule{Consecutive: DefaultConsecutive}
+	} else {
+		validateFailure(d.Failure, "", "defaults.failure", errs)
+	}
+
+	if len(cfg.Regions) == 0 {
+		cfg.Regions = []string{LocalRegion}
+	}
+
+	for i := range cfg.Agents {
+		a := &cfg.Agents[i]
+		if a.Region == "" {
+			errs.add(a.Src.Pos, "", "agents[%d]: region is required", i)
+		} else if !slices.Contains(cfg.Regions, a.Region) {
+			errs.add(a.Src.At("region"), "", "agents[%d]: region %q is not declared in regions: %s", i, a.Region, strings.Join(cfg.Regions, ", "))
+		}
+		if a.Key.IsZero() && !a.Src.Has("key") {
+			errs.add(a.Src.Pos, "", "agents[%d]: key is required, such as key: ${OUTPOST_KEY_%s}", i, envSuffix(a.Region))
+		} else if a.Key.IsZero() {
+			errs.add(a.Src.At("key"), "", "agents[%d]: key is empty", i)
+		}
+	}
+
+	notifiers := map[string]Pos{}
+	for i := range cfg.Notifiers {
+		validateNotifier(&cfg.Notifiers[i], i, notifiers, errs)
+	}
+
+	ids := map[string]Pos{}
+	for _, c := range cfg.Checks {
+		validateCheck(c, cfg, notifiers, ids, errs)
+	}
+	if len(cfg.Checks) == 0 && len(errs.errs) == 0 {
+		file := "<config>"
+		if len(cfg.Files) > 0 {
+			file = cfg.Files[0]
+		}
+		errs.add(Pos{File: file}, "", "no checks defined; add at least one under checks:")
+	}
+}
+
+func envSuffix(region string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(region))
+}
+
+func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) {
+	label := fmt.Sprintf("notifiers[%d]", i)
+	switch {
+	case n.Name == "":
+		errs.add(n.Src.Pos, "", "%s: name is required", label)
+	case !validName(n.Name):
+		errs.add(n.Src.At("name"), "", "%s: name %q: use letters, digits, '-', '_' and '.'", label, n.Name)
+	default:
+		if first, dup := seen[n.Name]; dup {
+			errs.add(n.Src.At("name"), "", "notifier %q is defined twice (first at %s)", n.Name, first)
+		} else {
+			seen[n.Name] = n.Src.At("name")
+		}
+		label = fmt.Sprintf("notifier %q", n.Name)
+	}
+	var types []string
+	if n.PagerDuty != nil {
+		types = append(types, "pagerduty")
+		p := n.PagerDuty
+		if p.RoutingKey.IsZero() {
+			errs.add(p.Src.At("routing_key"), "", "%s: pagerduty.routing_key is required, such as routing_key: ${PAGERDUTY_ROUTING_KEY}", label)
+		}
+		if p.URL != "" {
+			if msg := checkURL(p.URL, false); msg != "" {
+				errs.add(p.Src.At("url"), "", "%s: pagerduty.url: %s", label, msg)
+			} else if strings.HasSuffix(p.URL, "/") {
+				errs.add(p.Src.At("url"), "", "%s: pagerduty.url must not end in '/' (events go to URL/v2/enqueue)", label)
+			}
+		}
+	}
+	if n.Slack != nil {
+		types = append(types, "slack")
+		if n.Slack.WebhookURL.IsZero() {
+			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url is required, such as webhook_url: ${SLACK_WEBHOOK_URL}", label)
+		} else if msg := checkURL(n.Slack.WebhookURL.Value(), true); msg != "" {
+			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url: %s", label, msg)
+		}
+	}
+	if n.Webhook != nil {
+		types = append(types, "webhook")
+		if n.Webhook.URL == "" {
+			errs.add(n.Webhook.Src.Pos, "", "%s: webhook.url is required", label)
+		} else if msg := checkURL(n.Webhook.URL, false); msg != "" {
+			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url: %s", label, msg)
+		}
+	}
+	if n.Console != nil {
+		types = append(types, "console")
+	}
+	switch len(types) {
+	case 0:
+		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console", label)
+	case 1:
+	default:
+		errs.add(n.Src.At(types[1]), "", "%s: has both %s and %s; a notifier has exactly one type", label, types[0], types[1])
+	}
+}
+
+// checkURL returns why s is not an absolute http(s) URL, or "". When secret
+// is set the message never includes the value.
+func checkURL(s string, secret bool) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil && secret:
+		return "not a valid URL"
+	case err != nil:
+		return fmt.Sprintf("%q is not a valid URL: %v", s, unwrapURLError(err))
+	case u.Scheme != "http" && u.Scheme != "https":
+		if secret {
+			return "must be an http or https URL"
+		}
+		return fmt.Sprintf("%q must be an http or https URL", s)
+	case u.Host == "":
+		if secret {
+			return "has no host"
+		}
+		return fmt.Sprintf("%q has no host", s)
+	}
+	return ""
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func validateFailure(f *FailureRule, check, label string, errs *errorList) {
+	hasC, hasR := f.Src.Has("consecutive"), f.Src.Has("ratio") || f.Src.Has("window")
+	switch {
+	case hasC && hasR:
+		errs.add(f.Src.Pos, check, "%s: use either consecutive or ratio with window, not both", label)
+	case hasC:
+		if f.Consecutive < 1 || f.Consecutive > maxWindow {
+			errs.add(f.Src.At("consecutive"), check, "%s.consecutive: %d must be between 1 and %d", label, f.Consecutive, maxWindow)
+		}
+	case hasR:
+		if f.Ratio <= 0 || f.Ratio > 1 {
+			errs.add(f.Src.At("ratio"), check, "%s.ratio: %g must be above 0 and at most 1", label, f.Ratio)
+		}
+		if !f.Src.Has("window") {
+			errs.add(f.Src.Pos, check, "%s: ratio needs a window (the number of recent probes it is measured over)", label)
+		} else if f.Window < 1 || f.Window > maxWindow {
+			errs.add(f.Src.At("window"), check, "%s.window: %d must be between 1 and %d", label, f.Window, maxWindow)
+		}
+	default:
+		errs.add(f.Src.Pos, check, "%s: set consecutive: N, or ratio: R with window: N", label)
+	}
+}
+
+func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *errorList) {
+	id := c.ID
+	switch {
+	case !c.Src.Has("id"):
+		errs.add(c.Src.Pos, "", "check has no id")
+	case !idRE.MatchString(c.ID):
+		errs.add(c.Src.At("id"), "", "check id %q: use letters, digits, '-', '_' and '.', at most 128 characters", c.ID)
+		id = ""
+	default:
+		if first, dup := ids[c.ID]; dup {
+			errs.add(c.Src.At("id"), id, "duplicate check id (first defined at %s)", first)
+		} else {
+			ids[c.ID] = c.Src.At("id")
+		}
+	}
+	add := func(key, format string, args ...any) {
+		errs.add(c.Src.At(key), id, format, args...)
+	}
+
+	var types []string
+	for _, t := range []struct {
+		name string
+		set  bool
+	}{{"http", c.HTTP != nil}, {"tcp", c.TCP != nil}, {"tls", c.TLS != nil}, {"dns", c.DNS != nil}, {"heartbeat", c.Heartbeat != nil}} {
+		if t.set {
+			types = append(types, t.name)
+		}
+	}
+	switch len(types) {
+	case 0:
+		errs.add(c.Src.Pos, id, "no check type: add one of http, tcp, tls")
+		return
+	case 1:
+	default:
+		add(types[1], "has both %s and %s; a check has exactly one type", types[0], types[1])
+		return
+	}
+	if c.DNS != nil || c.Heartbeat != nil {
+		add(types[0], "%s checks are not supported by this version of Outpost yet", types[0])
+		return
+	}
+
+	// Interval and timeout, with where each came from for messages.
+	if c.Interval == 0 {
+		c.Interval = cfg.Defaults.Interval
+	} else if c.Interval < minInterval {
+		add("interval", "interval %s is below the minimum of %s", c.Interval, minInterval)
+	}
+	switch {
+	case c.Src.Has("timeout"):
+		if c.Timeout == 0 {
+			add("timeout", "timeout must be above 0")
+		} else if c.Timeout >= c.Interval {
+			add("timeout", "timeout %s must be below interval %s", c.Timeout, c.Interval)
+		}
+	case cfg.Defaults.Timeout != 0:
+		c.Timeout = cfg.Defaults.Timeout
+		if c.Timeout >= c.Interval {
+			add("interval", "timeout %s (from defaults) must be below interval %s", c.Timeout, c.Interval)
+		}
+	default:
+		c.Timeout = min(DefaultTimeout, c.Interval*8/10)
+	}
+
+	// Regions and quorum.
+	if c.Src.Has("regions") {
+		if len(c.Regions) == 0 {
+			add("regions", "regions is empty; leave it out to run in every region")
+		}
+		seen := map[string]bool{}
+		for i, r := range c.Regions {
+			key := fmt.Sprintf("regions[%d]", i)
+			switch {
+			case seen[r]:
+				add(key, "region %q is listed twice", r)
+			case !slices.Contains(cfg.Regions, r):
+				add(key, "unknown region %q; declared regions: %s", r, strings.Join(cfg.Regions, ", "))
+			}
+			seen[r] = true
+		}
+	} else {
+		c.Regions = slices.Clone(cfg.Regions)
+	}
+	quorumFrom := "quorum"
+	if c.Quorum.IsZero() {
+		c.Quorum = cfg.Defaults.Quorum
+		quorumFrom = ""
+	}
+	if n, ok := c.Quorum.Fixed(); ok && n > len(c.Regions) && len(c.Regions) > 0 {
+		pos, suffix := c.Src.At("quorum"), ""
+		if quorumFrom == "" {
+			pos, suffix = cfg.Defaults.Src.At("quorum"), " (from defaults)"
+		}
+		errs.add(pos, id, "quorum %d%s is more than the check's %d region(s): %s", n, suffix, len(c.Regions), strings.Join(c.Regions, ", "))
+	}
+	if c.Failure == nil {
+		c.Failure = cfg.Defaults.Failure
+	} else {
+		validateFailure(c.Failure, id, "failure", errs)
+	}
+
+	for i, name := range c.Notify {
+		if _, ok := notifiers[name]; !ok {
+			known := make([]string, 0, len(notifiers))
+			for k := range notifiers {
+				known = append(known, k)
+			}
+			slices.Sort(known)
+			msg := "no notifiers are defined"
+			if len(known) > 0 {
+				msg = "defined: " + strings.Join(known, ", ")
+			}
+			add(fmt.Sprintf("notify[%d]", i), "unknown notifier %q; %s", name, msg)
+		}
+	}
+	for k := range c.Labels {
+		if !labelRE.MatchString(k) || slices.Contains(reservedLabels, k) || strings.HasPrefix(k, "__") {
+			add("labels", "label name %q: use letters, digits and '_', not starting with a digit, and not one of %s", k, strings.Join(reservedLabels, ", "))
+		}
+	}
+
+	switch {
+	case c.HTTP != nil:
+		validateHTTP(c, id, errs)
+	case c.TCP != nil:
+		validateTCP(c, id, errs)
+	case c.TLS != nil:
+		validateTLS(c, id, errs)
+	}
+}
+
+func validateIPProtocol(v string, src *Source, id string, errs *errorList) {
+	switch v {
+	case IPAny, IPv4, IPv6, IPPreferIPv4, IPPreferIPv6:
+	default:
+		errs.add(src.At("ip_protocol"), id, "ip_protocol %q: use ipv4, ipv6, prefer-ipv4 or prefer-ipv6", v)
+	}
+}
+
+func validateResolver(v string, src *Source, id string, errs *errorList) {
+	if v == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		host, port = v, "53"
+	}
+	if host == "" || !validPort(port) {
+		errs.add(src.At("resolver"), id, "resolver %q: want host or host:port of a DNS server", v)
+	}
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// validateAddress checks a "host:port" target.
+func validateAddress(addr string, src *Source, id, typ string, errs *errorList) {
+	if addr == "" {
+		errs.add(src.Pos, id, "%s.address is required, as host:port", typ)
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || !validPort(port) {
+		errs.add(src.At("address"), id, "%s.address %q: want host:port with a port from 1 to 65535", typ, addr)
+	}
+}
+
+func validateLatency(max, timeout time.Duration, src *Source, id string, errs *errorList) {
+	if max != 0 && max >= timeout {
+		errs.add(src.At("max_latency"), id, "expect.max_latency %s is not below timeout %s; the probe would time out first", max, timeout)
+	}
+}
+
+func validateTCP(c *Check, id string, errs *errorList) {
+	t := c.TCP
+	validateAddress(t.Address, &t.Src, id, "tcp", errs)
+	validateIPProtocol(t.IPProtocol, &t.Src, id, errs)
+	validateResolver(t.Resolver, &t.Src, id, errs)
+	if len(t.Send) > 64<<10 {
+		errs.add(t.Src.At("send"), id, "tcp.send is longer than 64 KiB")
+	}
+	if t.Expect != nil {
+		validateLatency(t.Expect.MaxLatency, c.Timeout, &t.Expect.Src, id, errs)
+	}
+}
+
+func validateTLS(c *Check, id string, errs *errorList) {
+	t := c.TLS
+	validateAddress(t.Address, &t.Src, id, "tls", errs)
+	validateIPProtocol(t.IPProtocol, &t.Src, id, errs)
+	validateResolver(t.Resolver, &t.Src, id, errs)
+	if t.Expect != nil {
+		if t.Expect.CertMinDays < 0 {
+			errs.add(t.Expect.Src.At("cert_min_days"), id, "expect.cert_min_days must not be negative")
+		}
+		validateLatency(t.Expect.MaxLatency, c.Timeout, &t.Expect.Src, id, errs)
+	}
+}
+
+func validateHTTP(c *Check, id string, errs *errorList) {
+	h := c.HTTP
+	validateIPProtocol(h.IPProtocol, &h.Src, id, errs)
+	validateResolver(h.Resolver, &h.Src, id, errs)
+	if h.FollowRedirects == nil {
+		yes := true
+		h.FollowRedirects = &yes
+	}
+	if !h.Src.Has("max_redirects") {
+		h.MaxRedirects = 10
+	} else if h.MaxRedirects < 0 || h.MaxRedirects > maxRedirectsLimit {
+		errs.add(h.Src.At("max_redirects"), id, "max_redirects %d must be between 0 and %d", h.MaxRedirects, maxRedirectsLimit)
+	}
+	if !h.Src.Has("max_body_bytes") {
+		h.MaxBodyBytes = DefaultMaxBodyBytes
+	} else if h.MaxBodyBytes < 1 || h.MaxBodyBytes > MaxBodyBytesLimit {
+		errs.add(h.Src.At("max_body_bytes"), id, "max_body_bytes must be between 1 and %d MiB", MaxBodyBytesLimit>>20)
+	}
+	if h.BasicAuth != nil {
+		if h.BasicAuth.Username == "" {
+			errs.add(h.BasicAuth.Src.Pos, id, "basic_auth.username is required")
+		}
+		if !h.BearerToken.IsZero() || h.Src.Has("bearer_token") {
+			errs.add(h.Src.At("bearer_token"), id, "use basic_auth or bearer_token, not both")
+		}
+	}
+	if h.TLS != nil && h.TLS.CAFile != "" && h.TLS.CAPEM != nil {
+		if !x509.NewCertPool().AppendCertsFromPEM(h.TLS.CAPEM) {
+			errs.add(h.TLS.Src.At("ca_file"), id, "tls.ca_file %q holds no PEM certificate", h.TLS.CAFile)
+		}
+	}
+	for name := range h.Headers {
+		if !headerKeyRE.MatchString(name) {
+			errs.add(h.Src.At("headers"), id, "header name %q is not a valid HTTP token", name)
+		}
+	}
+
+	if len(h.Steps) == 0 {
+		if h.URL == "" {
+			errs.add(h.Src.Pos, id, "http.url is required (or steps: for a multi-step check)")
+			return
+		}
+		validateRequest(&h.HTTPRequest, &h.Src, c, id, "", nil, errs)
+		return
+	}
+	for _, key := range []string{"url", "method", "query", "body", "body_file", "expect"} {
+		if h.Src.Has(key) {
+			errs.add(h.Src.At(key), id, "http.%s: set it on each step, not beside steps:", key)
+		}
+	}
+	if len(h.Steps) > maxSteps {
+		errs.add(h.Src.At("steps"), id, "%d steps is more than the limit of %d", len(h.Steps), maxSteps)
+	}
+	captured := map[string]bool{}
+	names := map[string]bool{}
+	for i := range h.Steps {
+		s := &h.Steps[i]
+		if s.Name == "" {
+			s.Name = fmt.Sprintf("step %d", i+1)
+		}
+		label := fmt.Sprintf("step %q: ", s.Name)
+		if names[s.Name] {
+			errs.add(s.Src.At("name"), id, "%sname is used by another step", label)
+		}
+		names[s.Name] = true
+		if s.URL == "" {
+			errs.add(s.Src.Pos, id, "%surl is required", label)
+		} else {
+			validateRequest(&s.HTTPRequest, &s.Src, c, id, label, captured, errs)
+		}
+		for name, cp := range s.Capture {
+			switch {
+			case !captureRE.MatchString(name):
+				errs.add(s.Src.At("capture"), id, "%scapture name %q: use letters, digits and '_'", label, name)
+			case captured[name]:
+				errs.add(s.Src.At("capture"), id, "%s%q is captured by an earlier step", label, name)
+			}
+			n := 0
+			if !cp.JSON.IsZero() {
+				n++
+			}
+			if cp.Header != "" {
+				n++
+			}
+			if cp.Regex != nil {
+				n++
+				if cp.Regex.NumSubexp() < 1 {
+					errs.add(cp.Src.At("regex"), id, "%scapture %q: regex needs a group ( ... ) around the value to capture", label, name)
+				}
+			}
+			if n != 1 {
+				errs.add(cp.Src.Pos, id, "%scapture %q: set exactly one of json, header or regex", label, name)
+			}
+		}
+		for name := range s.Capture {
+			captured[name] = true
+		}
+	}
+}
+
+// validateRequest checks one request. captured is nil outside steps; inside
+// steps it holds the names earlier steps capture, which templates may use.
+func validateRequest(r *HTTPRequest, src *Source, c *Check, id, label string, captured map[string]bool, errs *errorList) {
+	templ := func(key, s string) string {
+		for _, m := range templateRE.FindAllStringSubmatch(s, -1) {
+			switch {
+			case captured == nil:
+				errs.add(src.At(key), id, "%s%s uses {{%s}}, but captures exist only in multi-step checks", label, key, m[1])
+			case !captured[m[1]]:
+				errs.add(src.At(key), id, "%s%s uses {{%s}}, which no earlier step captures", label, key, m[1])
+			}
+		}
+		return templateRE.ReplaceAllString(s, "x")
+	}
+	if u := templ("url", r.URL); u != "" {
+		if msg := checkURL(u, false); msg != "" {
+			errs.add(src.At("url"), id, "%surl %s", label, strings.TrimPrefix(msg, fmt.Sprintf("%q ", u)))
+		} else if r.Expect != nil && r.Expect.CertMinDays > 0 && strings.HasPrefix(strings.ToLower(u), "http:") {
+			errs.add(r.Expect.Src.At("cert_min_days"), id, "%sexpect.cert_min_days needs an https URL", label)
+		}
+	}
+	for k, v := range r.Headers {
+		templ("headers", v)
+		if !headerKeyRE.MatchString(k) {
+			errs.add(src.At("headers"), id, "%sheader name %q is not a valid HTTP token", label, k)
+		}
+	}
+	for _, v := range r.Query {
+		templ("query", v)
+	}
+	templ("body", r.Body)
+	if r.Method == "" {
+		r.Method = "GET"
+	} else if !methodRE.MatchString(r.Method) {
+		errs.add(src.At("method"), id, "%smethod %q: use an upper-case HTTP method such as GET or POST", label, r.Method)
+	}
+	if r.Body != "" && r.BodyFile != "" {
+		errs.add(src.At("body_file"), id, "%suse body or body_file, not both", label)
+	}
+	if e := r.Expect; e != nil {
+		if e.CertMinDays < 0 {
+			errs.add(e.Src.At("cert_min_days"), id, "%sexpect.cert_min_days must not be negative", label)
+		}
+		validateLatency(e.MaxLatency, c.Timeout, &e.Src, id, errs)
+		for name := range e.Headers {
+			if !headerKeyRE.MatchString(name) {
+				errs.add(e.Src.At("headers"), id, "%sexpect.headers: %q is not a valid header name", label, name)
+			}
+		}
+	}
+}
+
+// readCheckFiles reads the files a check refers to (request bodies, CA
+// bundles) relative to the config file's directory, so that a missing file
+// is a load error rather than a probe failure.
+func readCheckFiles(c *Check, baseDir string, errs *errorList) {
+	read := func(name string, limit int64, src *Source, key string) []byte {
+		if name == "" {
+			return nil
+		}
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(baseDir, p)
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			errs.add(src.At(key), c.ID, "%s %q: %v", key, name, unwrapPathError(err))
+			return nil
+		}
+		if info.Size() > limit {
+			errs.add(src.At(key), c.ID, "%s %q is larger than %d MiB", key, name, limit>>20)
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			errs.add(src.At(key), c.ID, "%s %q: %v", key, name, unwrapPathError(err))
+			return nil
+		}
+		return b
+	}
+	if h := c.HTTP; h != nil {
+		h.BodyBytes = read(h.BodyFile, maxRequestBody, &h.Src, "body_file")
+		if h.TLS != nil {
+			h.TLS.CAPEM = read(h.TLS.CAFile, 1<<20, &h.TLS.Src, "ca_file")
+		}
+		for i := range h.Steps {
+			s := &h.Steps[i]
+			s.BodyBytes = read(s.BodyFile, maxRequestBody, &s.Src, "body_file")
+		}
+	}
+	if t := c.TLS; t != nil {
+		t.CAPEM = read(t.CAFile, 1<<20, &t.Src, "ca_file")
+		if t.CAPEM != nil && !x509.NewCertPool().AppendCertsFromPEM(t.CAPEM) {
+			errs.add(t.Src.At("ca_file"), c.ID, "ca_file %q holds no PEM certificate", t.CAFile)
+		}
+	}
+}
+
+func (r *reserved) decodeNode(*decoder, *yaml.Node, string) {}

@@ -1,0 +1,113 @@
+package probes
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// Prober runs one check. It is built once by New, with everything that can
+// be wrong with the check found then, and probed many times, possibly
+// concurrently.
+type Prober interface {
+	// Probe runs the check once within ctx and the check's timeout. It
+	// always returns a Result; a failure is a Result with OK false and a
+	// Reason, never a panic or a bare error. Check, Type, Region, Time, OK,
+	// Reason, Duration, Phases and Observed are filled in; Agent and Seq
+	// are left for the caller.
+	Probe(ctx context.Context) Result
+}
+
+// Options are what a prober needs from its environment.
+type Options struct {
+	// Region is the region the probe runs from, copied into results.
+	Region string
+	// Now returns the current time; nil means time.Now. Durations are
+	// measured with the monotonic clock regardless.
+	Now func() time.Time
+	// Redact removes secrets from reasons; nil means no redaction.
+	// Use (*checks.Config).Redactor.
+	Redact func(string) string
+	// Resolver resolves host names; nil means a resolver built from the
+	// check's resolver: setting, or the system's.
+	Resolver Resolver
+}
+
+func (o *Options) fill() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Redact == nil {
+		o.Redact = func(s string) string { return s }
+	}
+}
+
+// New builds the prober for c, which must come from checks.Load.
+func New(c *checks.Check, opts Options) (Prober, error) {
+	opts.fill()
+	var (
+		p   Prober
+		err error
+	)
+	switch {
+	case c.HTTP != nil:
+		p, err = newHTTP(c, opts)
+	case c.TCP != nil:
+		p, err = newTCP(c, opts)
+	case c.TLS != nil:
+		p, err = newTLS(c, opts)
+	default:
+		return nil, fmt.Errorf("check %q: %s checks cannot be probed by this version", c.ID, c.Type())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check %q: %w", c.ID, err)
+	}
+	return p, nil
+}
+
+// base carries what every prober shares and fills the common Result fields.
+type base struct {
+	check *checks.Check
+	opts  Options
+}
+
+func (b *base) start() (Result, time.Time) {
+	now := b.opts.Now()
+	return Result{
+		V:      WireVersion,
+		Check:  b.check.ID,
+		Type:   b.check.Type(),
+		Region: b.opts.Region,
+		Time:   now,
+	}, time.Now()
+}
+
+// finish sets the outcome of r. An empty failure list means success, with
+// okReason as the summary.
+func (b *base) finish(r *Result, began time.Time, failures []string, okReason string) Result {
+	r.Duration = time.Since(began).Seconds()
+	if len(failures) == 0 {
+		r.OK = true
+		r.Reason = b.opts.Redact(okReason)
+		return *r
+	}
+	r.OK = false
+	r.Reason = b.opts.Redact(joinReasons(failures))
+	return *r
+}
+
+// maxReasonLen bounds a reason, which travels in every result and page.
+const maxReasonLen = 1024
+
+func joinReasons(failures []string) string {
+	s := failures[0]
+	for _, f := range failures[1:] {
+		s += "; " + f
+	}
+	if len(s) > maxReasonLen {
+		s = s[:maxReasonLen-3] + "..."
+	}
+	return s
+}

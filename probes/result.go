@@ -1,0 +1,98 @@
+// Package probes turns checks into results: one prober per check type, built
+// once from a validated check and run many times.
+package probes
+
+import (
+	"time"
+)
+
+// WireVersion is the version of the Result wire format.
+const WireVersion = 1
+
+// Result is the outcome of one probe of one check from one region. It is the
+// wire format between agents and evaluators and the JSON line printed by
+// "outpost check --format json"; field names are a contract.
+type Result struct {
+	V        int       `json:"v"`
+	Check    string    `json:"check"`
+	Type     string    `json:"type"`
+	Region   string    `json:"region"`
+	Agent    string    `json:"agent,omitempty"`
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"` // when the probe started
+	OK       bool      `json:"ok"`
+	Reason   string    `json:"reason"`
+	Duration float64   `json:"duration_seconds"`
+	Phases   Phases    `json:"phases"`
+	Observed Observed  `json:"observed"`
+}
+
+// Phases are the seconds spent in each phase of a probe. The names follow
+// blackbox_exporter's probe_http_duration_seconds{phase}: resolve is DNS,
+// processing is from the request written to the first response byte.
+type Phases struct {
+	Resolve    float64 `json:"resolve"`
+	Connect    float64 `json:"connect"`
+	TLS        float64 `json:"tls"`
+	Processing float64 `json:"processing"`
+	Transfer   float64 `json:"transfer"`
+}
+
+// Add accumulates o into p, for redirects and steps that open several
+// connections within one probe.
+func (p *Phases) Add(o Phases) {
+	p.Resolve += o.Resolve
+	p.Connect += o.Connect
+	p.TLS += o.TLS
+	p.Processing += o.Processing
+	p.Transfer += o.Transfer
+}
+
+// PhaseNames lists the phases in the order of a request.
+var PhaseNames = [...]string{"resolve", "connect", "tls", "processing", "transfer"}
+
+// Values returns the phases in PhaseNames order.
+func (p Phases) Values() [len(PhaseNames)]float64 {
+	return [...]float64{p.Resolve, p.Connect, p.TLS, p.Processing, p.Transfer}
+}
+
+// Observed is what a probe saw, structured so that an evaluator can compare
+// regions: which addresses a name resolved to, which one was reached, what
+// answered.
+type Observed struct {
+	// ResolvedIPs are the addresses the target's host resolved to.
+	ResolvedIPs []string `json:"resolved_ips,omitempty"`
+	// ConnectedAddr is the ip:port the probe connected to.
+	ConnectedAddr string `json:"connected_addr,omitempty"`
+	StatusCode    int    `json:"status_code,omitempty"`
+	HTTPVersion   string `json:"http_version,omitempty"`
+	Redirects     int    `json:"redirects,omitempty"`
+	BodyBytes     int64  `json:"body_bytes,omitempty"`
+	// Headers holds the response headers named in expect.headers, so that
+	// the evidence of which tier answered travels with the result.
+	Headers map[string]string `json:"headers,omitempty"`
+	TLS     *TLSObservation   `json:"tls,omitempty"`
+	Steps   []StepObservation `json:"steps,omitempty"`
+	// Line is the first line a TCP server sent, truncated.
+	Line string `json:"line,omitempty"`
+}
+
+// TLSObservation describes the TLS session of a probe.
+type TLSObservation struct {
+	Version    string `json:"version"`
+	ServerName string `json:"server_name,omitempty"`
+	// NotAfter is the earliest expiry among the certificates the server
+	// presented (blackbox_exporter's probe_ssl_earliest_cert_expiry).
+	NotAfter time.Time `json:"not_after"`
+	Subject  string    `json:"subject,omitempty"`
+	Issuer   string    `json:"issuer,omitempty"`
+}
+
+// StepObservation is what one step of a multi-step HTTP check saw.
+type StepObservation struct {
+	Name       string  `json:"name"`
+	OK         bool    `json:"ok"`
+	StatusCode int     `json:"status_code,omitempty"`
+	Duration   float64 `json:"duration_seconds"`
+	Reason     string  `json:"reason,omitempty"`
+}

@@ -1,0 +1,119 @@
+package probes
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// tlsSettings are the TLS client options shared by HTTP and TLS checks.
+type tlsSettings struct {
+	serverName string
+	caPEM      []byte
+	insecure   bool
+	minVersion checks.TLSVersion
+}
+
+// clientConfig builds the tls.Config once, at prober construction.
+func (s tlsSettings) clientConfig() (*tls.Config, error) {
+	cfg := &tls.Config{
+		ServerName:         s.serverName,
+		InsecureSkipVerify: s.insecure, //nolint:gosec // only when the check spells out insecure_skip_verify
+		MinVersion:         tls.VersionTLS10,
+	}
+	if s.minVersion != 0 {
+		cfg.MinVersion = uint16(s.minVersion)
+	}
+	if len(s.caPEM) > 0 {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(s.caPEM) {
+			return nil, errors.New("ca_file holds no PEM certificate")
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// observeTLS describes a finished handshake.
+func observeTLS(st *tls.ConnectionState) *TLSObservation {
+	if st == nil {
+		return nil
+	}
+	o := &TLSObservation{Version: strings.TrimPrefix(tls.VersionName(st.Version), "TLS "), ServerName: st.ServerName}
+	for i, c := range st.PeerCertificates {
+		if i == 0 {
+			o.Subject = c.Subject.CommonName
+			o.Issuer = c.Issuer.CommonName
+			o.NotAfter = c.NotAfter
+		}
+		if c.NotAfter.Before(o.NotAfter) {
+			o.NotAfter = c.NotAfter
+		}
+	}
+	return o
+}
+
+// certDaysReason checks the earliest certificate expiry against minDays.
+func certDaysReason(o *TLSObservation, minDays int, now time.Time) (string, bool) {
+	if minDays <= 0 || o == nil || o.NotAfter.IsZero() {
+		return "", true
+	}
+	left := o.NotAfter.Sub(now)
+	if left >= time.Duration(minDays)*24*time.Hour {
+		return "", true
+	}
+	days := int(left.Hours() / 24)
+	return fmt.Sprintf("certificate expires in %d days (%s), want at least %d", days, o.NotAfter.UTC().Format("2006-01-02"), minDays), false
+}
+
+// describeTLSErr explains a failed handshake in terms of the certificate or
+// protocol problem, not Go's error chain.
+func describeTLSErr(err error, minVersion checks.TLSVersion) string {
+	var (
+		invalid  x509.CertificateInvalidError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		verify   *tls.CertificateVerificationError
+	)
+	switch {
+	case errors.As(err, &invalid):
+		switch invalid.Reason {
+		case x509.Expired:
+			c := invalid.Cert
+			if c != nil && time.Now().After(c.NotAfter) {
+				return fmt.Sprintf("certificate expired on %s", c.NotAfter.UTC().Format("2006-01-02"))
+			}
+			if c != nil {
+				return fmt.Sprintf("certificate not valid until %s", c.NotBefore.UTC().Format("2006-01-02"))
+			}
+			return "certificate expired or not yet valid"
+		}
+		return "certificate invalid: " + invalid.Error()
+	case errors.As(err, &unknown):
+		if unknown.Cert != nil {
+			return fmt.Sprintf("certificate signed by unknown authority %q", unknown.Cert.Issuer.CommonName)
+		}
+		return "certificate signed by unknown authority"
+	case errors.As(err, &hostname):
+		names := hostname.Certificate.DNSNames
+		for _, ip := range hostname.Certificate.IPAddresses {
+			names = append(names, ip.String())
+		}
+		if len(names) > 8 {
+			names = append(names[:8], "...")
+		}
+		return fmt.Sprintf("certificate is valid for [%s], not %s", strings.Join(names, " "), hostname.Host)
+	case errors.As(err, &verify):
+		return "certificate verification failed: " + verify.Err.Error()
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "protocol version") && minVersion != 0 {
+		return fmt.Sprintf("TLS handshake failed: server does not offer TLS %s or newer", minVersion)
+	}
+	return "TLS handshake failed: " + strings.TrimPrefix(msg, "tls: ")
+}
