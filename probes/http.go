@@ -1,10 +1,366 @@
 package probes
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
 
 	"github.com/outposthq/outpost/checks"
 )
 
-// Placeholder while the HTTP prober is written in this session; replaced before commit.
-func newHTTP(c *checks.Check, opts Options) (Prober, error) { return nil, errors.New("wip") }
+// UserAgent is sent by HTTP probes unless a check sets its own.
+const UserAgent = "Outpost-Probe/1"
+
+// httpProbe runs an HTTP check: one request, or several steps that pass
+// captured values along.
+type httpProbe struct {
+	base
+	spec   *checks.HTTPSpec
+	client *resty.Client
+	dialer *dialer
+	steps  []*httpStep
+	multi  bool
+}
+
+type traceKey struct{}
+
+func newHTTP(c *checks.Check, opts Options) (Prober, error) {
+	h := c.HTTP
+	p := &httpProbe{base: base{check: c, opts: opts}, spec: h}
+	p.dialer = newDialer(h.Resolver, h.IPProtocol, opts.Resolver)
+
+	var tlsCfg *tls.Config
+	if h.TLS != nil {
+		var err error
+		tlsCfg, err = tlsSettings{serverName: h.TLS.ServerName, caPEM: h.TLS.CAPEM, insecure: h.TLS.InsecureSkipVerify, minVersion: h.TLS.MinVersion}.clientConfig()
+		if err != nil {
+			return nil, err
+		}
+	}
+	// One transport per check, without keep-alives: every probe opens a fresh
+	// connection so that resolve, connect and TLS timings are real.
+	transport := &http.Transport{
+		DialContext:            p.dialContext,
+		TLSClientConfig:        tlsCfg,
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      true,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	hc := &http.Client{Transport: transport, CheckRedirect: p.checkRedirect}
+	p.client = resty.NewWithClient(hc).
+		SetLogger(quietLogger{}).
+		SetDoNotParseResponse(true).
+		SetHeader("User-Agent", UserAgent)
+
+	if len(h.Steps) == 0 {
+		p.steps = []*httpStep{newHTTPStep("", &h.HTTPRequest, h.BodyBytes, nil, h.Headers)}
+	} else {
+		p.multi = true
+		for i := range h.Steps {
+			s := &h.Steps[i]
+			p.steps = append(p.steps, newHTTPStep(s.Name, &s.HTTPRequest, s.BodyBytes, s.Capture, h.Headers))
+		}
+	}
+	return p, nil
+}
+
+// quietLogger keeps resty from writing to stderr; Outpost reports through
+// results, not library warnings.
+type quietLogger struct{}
+
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Debugf(string, ...any) {}
+
+var _ resty.Logger = quietLogger{}
+
+// httpTrace is the state of one probe run, shared by the dialer and the
+// httptrace hooks through the request context.
+type httpTrace struct {
+	dial       dialTrace
+	stage      string
+	tlsStart   time.Time
+	tls        time.Duration
+	wrote      time.Time
+	firstByte  time.Time
+	processing time.Duration
+	redirects  int
+	tlsState   *tls.ConnectionState
+}
+
+func (p *httpProbe) dialContext(ctx context.Context, _, addr string) (net.Conn, error) {
+	tr, _ := ctx.Value(traceKey{}).(*httpTrace)
+	if tr == nil {
+		tr = &httpTrace{}
+	}
+	tr.stage = "resolving"
+	conn, err := p.dialer.dial(ctx, addr, &tr.dial)
+	if err == nil {
+		tr.stage = "connected"
+	}
+	return conn, err
+}
+
+func (p *httpProbe) checkRedirect(req *http.Request, via []*http.Request) error {
+	if !*p.spec.FollowRedirects {
+		return http.ErrUseLastResponse
+	}
+	if len(via) > p.spec.MaxRedirects {
+		return fmt.Errorf("stopped after %d redirects", p.spec.MaxRedirects)
+	}
+	if tr, _ := req.Context().Value(traceKey{}).(*httpTrace); tr != nil {
+		tr.redirects++
+	}
+	return nil
+}
+
+func (tr *httpTrace) clientTrace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		TLSHandshakeStart: func() { tr.stage = "in the TLS handshake"; tr.tlsStart = time.Now() },
+		TLSHandshakeDone: func(st tls.ConnectionState, _ error) {
+			tr.tls += time.Since(tr.tlsStart)
+			tr.tlsState = &st
+		},
+		WroteRequest: func(httptrace.WroteRequestInfo) { tr.stage = "waiting for the response"; tr.wrote = time.Now() },
+		GotFirstResponseByte: func() {
+			tr.firstByte = time.Now()
+			if !tr.wrote.IsZero() {
+				tr.processing += tr.firstByte.Sub(tr.wrote)
+			}
+			tr.stage = "reading the response"
+		},
+	}
+}
+
+// Probe runs the check once.
+func (p *httpProbe) Probe(ctx context.Context) Result {
+	r, began := p.start()
+	ctx, cancel := context.WithTimeout(ctx, p.check.Timeout)
+	defer cancel()
+
+	var (
+		failures []string
+		vars     map[string]string
+		cookies  []*http.Cookie
+		okReason string
+	)
+	if p.multi {
+		vars = map[string]string{}
+	}
+	for i, st := range p.steps {
+		out := p.runStep(ctx, st, vars, cookies)
+		r.Phases.Add(out.phases)
+		if i == 0 {
+			r.Observed.ResolvedIPs = out.resolved
+			r.Observed.ConnectedAddr = out.connected
+		}
+		r.Observed.StatusCode = out.status
+		r.Observed.HTTPVersion = out.proto
+		r.Observed.Redirects += out.redirects
+		r.Observed.BodyBytes = out.bodyBytes
+		if out.tls != nil {
+			r.Observed.TLS = out.tls
+		}
+		if len(out.headers) > 0 {
+			r.Observed.Headers = out.headers
+		}
+		if p.multi {
+			r.Observed.Steps = append(r.Observed.Steps, StepObservation{
+				Name: st.name, OK: len(out.failures) == 0, StatusCode: out.status,
+				Duration: out.duration.Seconds(), Reason: p.opts.Redact(joinIf(out.failures)),
+			})
+		}
+		if len(out.failures) > 0 {
+			if p.multi {
+				failures = append(failures, fmt.Sprintf("step %q: %s", st.name, joinReasons(out.failures)))
+			} else {
+				failures = out.failures
+			}
+			break
+		}
+		cookies = mergeCookies(cookies, out.cookies)
+		okReason = fmt.Sprintf("status %d", out.status)
+	}
+	if p.multi && len(failures) == 0 {
+		okReason = fmt.Sprintf("%d steps passed", len(p.steps))
+	}
+	return p.finish(&r, began, failures, okReason)
+}
+
+func joinIf(f []string) string {
+	if len(f) == 0 {
+		return ""
+	}
+	return joinReasons(f)
+}
+
+func mergeCookies(have, got []*http.Cookie) []*http.Cookie {
+	for _, c := range got {
+		have = slices.DeleteFunc(have, func(h *http.Cookie) bool { return h.Name == c.Name })
+		have = append(have, c)
+	}
+	return have
+}
+
+// stepOutcome is what one request of a probe did.
+type stepOutcome struct {
+	failures  []string
+	phases    Phases
+	resolved  []string
+	connected string
+	status    int
+	proto     string
+	redirects int
+	bodyBytes int64
+	tls       *TLSObservation
+	headers   map[string]string
+	cookies   []*http.Cookie
+	duration  time.Duration
+}
+
+func (p *httpProbe) runStep(ctx context.Context, st *httpStep, vars map[string]string, cookies []*http.Cookie) (out stepOutcome) {
+	start := time.Now()
+	tr := &httpTrace{stage: "starting"}
+	ctx = context.WithValue(ctx, traceKey{}, tr)
+	ctx = httptrace.WithClientTrace(ctx, tr.clientTrace())
+	defer func() {
+		out.duration = time.Since(start)
+		out.phases.Resolve = tr.dial.resolve.Seconds()
+		out.phases.Connect = tr.dial.connect.Seconds()
+		out.phases.TLS = tr.tls.Seconds()
+		out.phases.Processing = tr.processing.Seconds()
+		out.resolved = tr.dial.resolvedStrings()
+		out.connected = tr.dial.connected
+		out.redirects = tr.redirects
+	}()
+
+	req := p.client.R().SetContext(ctx)
+	for _, kv := range st.headers {
+		req.SetHeader(kv[0], expandVars(kv[1], vars))
+	}
+	for k, v := range st.query {
+		req.SetQueryParam(k, expandVars(v, vars))
+	}
+	if len(st.body) > 0 {
+		req.SetBody(expandVarsBytes(st.body, vars, st.templated))
+	}
+	if a := p.spec.BasicAuth; a != nil {
+		req.SetBasicAuth(a.Username, a.Password.Value())
+	}
+	if !p.spec.BearerToken.IsZero() {
+		req.SetAuthToken(p.spec.BearerToken.Value())
+	}
+	if len(cookies) > 0 {
+		req.SetCookies(cookies)
+	}
+	resp, err := req.Execute(st.method, expandVars(st.url, vars))
+	if err != nil {
+		out.failures = []string{p.describeRequestErr(ctx, err, tr)}
+		return out
+	}
+	raw := resp.RawBody()
+	defer raw.Close()
+	hr := resp.RawResponse
+	out.status = hr.StatusCode
+	out.proto = hr.Proto
+	out.cookies = hr.Cookies()
+	if hr.TLS != nil {
+		out.tls = observeTLS(hr.TLS)
+	} else if tr.tlsState != nil {
+		out.tls = observeTLS(tr.tlsState)
+	}
+
+	var body []byte
+	limit := int64(p.spec.MaxBodyBytes)
+	body, truncated, readErr := readCapped(raw, limit)
+	if !tr.firstByte.IsZero() {
+		out.phases.Transfer = time.Since(tr.firstByte).Seconds()
+	}
+	out.bodyBytes = int64(len(body))
+	if readErr != nil {
+		out.failures = append(out.failures, fmt.Sprintf("reading body after %d bytes: %s", len(body), describeNetErr(ctx, readErr)))
+		return out
+	}
+	ev := evaluation{
+		resp: hr, body: body, truncated: truncated, limit: limit,
+		connected: tr.dial.connected, tls: out.tls, now: p.opts.Now(),
+	}
+	out.failures = append(out.failures, st.expect.check(&ev)...)
+	if e := st.expect.spec; e != nil {
+		if msg, ok := latencyReason(time.Since(start), e.MaxLatency); !ok {
+			out.failures = append(out.failures, msg)
+		}
+	}
+	out.headers = ev.headers
+	if len(out.failures) == 0 && len(st.captures) > 0 {
+		if msg := st.capture(&ev, vars); msg != "" {
+			out.failures = append(out.failures, msg)
+		}
+	}
+	return out
+}
+
+// readCapped reads at most limit bytes and reports whether more were left.
+// The connection is not reused, so the rest is simply not read.
+func readCapped(r io.Reader, limit int64) ([]byte, bool, error) {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if int64(len(body)) > limit {
+		return body[:limit], true, nil
+	}
+	return body, false, err
+}
+
+// describeRequestErr explains why no response arrived.
+func (p *httpProbe) describeRequestErr(ctx context.Context, err error, tr *httpTrace) string {
+	var pe *probeError
+	if errors.As(err, &pe) {
+		return pe.msg
+	}
+	if ctx.Err() != nil || isTimeout(err) {
+		msg := fmt.Sprintf("timed out after %s %s", p.check.Timeout, tr.stage)
+		if tr.dial.connected != "" {
+			msg += " (connected to " + tr.dial.connected + ")"
+		}
+		return msg
+	}
+	if tr.stage == "in the TLS handshake" || isTLSErr(err) {
+		var minV checks.TLSVersion
+		if p.spec.TLS != nil {
+			minV = p.spec.TLS.MinVersion
+		}
+		return describeTLSErr(err, minV)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if strings.Contains(err.Error(), "stopped after") {
+		return err.Error()
+	}
+	msg := describeNetErr(ctx, err)
+	if tr.dial.connected != "" {
+		msg = fmt.Sprintf("%s %s", tr.dial.connected, msg)
+	}
+	return msg
+}
+
+func isTLSErr(err error) bool {
+	var (
+		rec  tls.RecordHeaderError
+		alrt tls.AlertError
+		cve  *tls.CertificateVerificationError
+	)
+	return errors.As(err, &rec) || errors.As(err, &alrt) || errors.As(err, &cve) || strings.Contains(err.Error(), "tls: ")
+}

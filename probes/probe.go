@@ -91,11 +91,25 @@ func (b *base) finish(r *Result, began time.Time, failures []string, okReason st
 	if len(failures) == 0 {
 		r.OK = true
 		r.Reason = b.opts.Redact(okReason)
+		b.redactObserved(&r.Observed)
 		return *r
 	}
 	r.OK = false
 	r.Reason = b.opts.Redact(joinReasons(failures))
+	b.redactObserved(&r.Observed)
 	return *r
+}
+
+// redactObserved removes secrets from the evidence a probe kept: a server
+// may reflect a credential in a header or a line.
+func (b *base) redactObserved(o *Observed) {
+	for k, v := range o.Headers {
+		o.Headers[k] = b.opts.Redact(v)
+	}
+	for i := range o.Steps {
+		o.Steps[i].Reason = b.opts.Redact(o.Steps[i].Reason)
+	}
+	o.Line = b.opts.Redact(o.Line)
 }
 
 // maxReasonLen bounds a reason, which travels in every result and page.

@@ -1,0 +1,109 @@
+package probes
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+)
+
+func sampleResults() []Result {
+	return []Result{
+		{V: 1, Check: "web-home", Type: "http", Region: "us-east", OK: true, Duration: 0.25,
+			Phases:   Phases{Resolve: 0.01, Connect: 0.02, TLS: 0.05, Processing: 0.1, Transfer: 0.07},
+			Observed: Observed{StatusCode: 200, TLS: &TLSObservation{Version: "1.3", NotAfter: time.Unix(1_900_000_000, 0)}}},
+		{V: 1, Check: "web-home", Type: "http", Region: "eu-west", OK: false, Duration: 10,
+			Reason: "timed out", Phases: Phases{Resolve: 0.5}},
+		{V: 1, Check: "redis", Type: "tcp", Region: "us-east", OK: true, Duration: 0.001},
+	}
+}
+
+func TestMetricsValues(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sampleResults() {
+		m.Observe(&r)
+	}
+	checks := []struct {
+		name string
+		c    prometheus.Collector
+		want float64
+		lv   []string
+	}{
+		{"success us-east", m.success, 1, []string{"web-home", "us-east"}},
+		{"success eu-west", m.success, 0, []string{"web-home", "eu-west"}},
+		{"status", m.httpStatus, 200, []string{"web-home", "us-east"}},
+		{"tls phase", m.httpPhase, 0.05, []string{"web-home", "us-east", "tls"}},
+		{"cert expiry", m.certExpiry, 1_900_000_000, []string{"web-home", "us-east"}},
+		{"dns lookup", m.dnsLookup, 0.5, []string{"web-home", "eu-west"}},
+		{"failures counted", m.runs, 1, []string{"web-home", "eu-west", "failure"}},
+	}
+	for _, tc := range checks {
+		t.Run(tc.name, func(t *testing.T) {
+			var got float64
+			switch v := tc.c.(type) {
+			case *prometheus.GaugeVec:
+				got = testutil.ToFloat64(v.WithLabelValues(tc.lv...))
+			case *prometheus.CounterVec:
+				got = testutil.ToFloat64(v.WithLabelValues(tc.lv...))
+			}
+			if got != tc.want {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if n := testutil.CollectAndCount(m.httpStatus); n != 2 {
+		t.Errorf("probe_http_status_code has %d series, want 2 (tcp checks have none)", n)
+	}
+	m.Forget("web-home", "eu-west")
+	if n := testutil.CollectAndCount(m.success); n != 2 {
+		t.Errorf("after Forget probe_success has %d series, want 2", n)
+	}
+}
+
+// TestMetricsPassPromtool lints the exposition with Prometheus's own linter.
+// CI installs promtool (Debian package prometheus); locally the test skips
+// without it, but never in CI.
+func TestMetricsPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool not found in CI; .ci/run must install the prometheus package")
+		}
+		t.Skip("promtool not installed (apt-get install prometheus); CI runs this test")
+	}
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sampleResults() {
+		m.Observe(&r)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(buf.Bytes())
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, buf.String())
+	}
+}
