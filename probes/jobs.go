@@ -1,0 +1,44 @@
+package probes
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// Jobs builds one scheduler job per check of cfg that runs in region. Each
+// run probes the check and hands the result to deliver, which must not block
+// for long: it runs on the scheduler's worker.
+func Jobs(cfg *checks.Config, region string, opts Options, deliver func(Result)) ([]Job, error) {
+	opts.Region = region
+	if opts.Redact == nil {
+		opts.Redact = cfg.Redactor()
+	}
+	var jobs []Job
+	for _, c := range cfg.Checks {
+		if !slices.Contains(c.Regions, region) {
+			continue
+		}
+		p, err := New(c, opts)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, Job{
+			Key:      JobKey(c.ID, region),
+			Interval: c.Interval,
+			Run: func(ctx context.Context, _ time.Time) {
+				deliver(p.Probe(ctx))
+			},
+		})
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("no checks run in region %q", region)
+	}
+	return jobs, nil
+}
+
+// JobKey names the job of a check in a region.
+func JobKey(check, region string) string { return check + "/" + region }

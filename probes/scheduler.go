@@ -1,0 +1,249 @@
+package probes
+
+import (
+	"container/heap"
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Job is one check in one region, run every Interval.
+type Job struct {
+	// Key identifies the job across reloads and fixes its phase: the same
+	// key and interval always run at the same offset within the interval.
+	Key      string
+	Interval time.Duration
+	// Run does the work. It gets a context that ends when the scheduler
+	// stops or the job is removed, and must return by then.
+	Run func(ctx context.Context, planned time.Time)
+}
+
+// Scheduler runs jobs on time with bounded concurrency. Start times are
+// spread over each interval by a hash of the job key, so ten thousand checks
+// do not fire in the same second. A job never overlaps itself. When every
+// worker is busy, a due run is skipped and counted rather than queued, so a
+// slow target cannot make every other check drift late.
+type Scheduler struct {
+	clock   Clock
+	sem     chan struct{}
+	wake    chan struct{}
+	metrics schedulerMetrics
+
+	mu   sync.Mutex
+	jobs map[string]*jobState
+	due  jobHeap
+	wg   sync.WaitGroup
+}
+
+type jobState struct {
+	job     Job
+	next    time.Time
+	index   int // in the heap; -1 when removed
+	running bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+type schedulerMetrics struct {
+	skipped  *prometheus.CounterVec
+	lateness prometheus.Histogram
+	running  prometheus.Gauge
+	jobs     prometheus.Gauge
+}
+
+// NewScheduler returns a scheduler running at most workers jobs at once,
+// with its metrics registered in reg.
+func NewScheduler(clock Clock, workers int, reg prometheus.Registerer) (*Scheduler, error) {
+	s := &Scheduler{
+		clock: clock,
+		sem:   make(chan struct{}, max(workers, 1)),
+		wake:  make(chan struct{}, 1),
+		jobs:  map[string]*jobState{},
+		metrics: schedulerMetrics{
+			skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "outpost_scheduler_skipped_total",
+				Help: "Runs skipped: overlap (the previous run of the job was still going), saturated (every worker busy) or behind (the scheduler fell a whole interval behind).",
+			}, []string{"reason"}),
+			lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+				Name:    "outpost_scheduler_lateness_seconds",
+				Help:    "Actual minus planned start time of job runs.",
+				Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
+			}),
+			running: prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_scheduler_running", Help: "Job runs in progress."}),
+			jobs:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_scheduler_jobs", Help: "Jobs scheduled."}),
+		},
+	}
+	for _, c := range []prometheus.Collector{s.metrics.skipped, s.metrics.lateness, s.metrics.running, s.metrics.jobs} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range []string{"overlap", "saturated", "behind"} {
+		s.metrics.skipped.WithLabelValues(r)
+	}
+	return s, nil
+}
+
+// Phase returns the offset within interval at which key runs.
+func Phase(key string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// nextRun returns the first time at or after now that sits at key's phase
+// on the interval grid counted from the Unix epoch.
+func nextRun(key string, interval time.Duration, now time.Time) time.Time {
+	phase := Phase(key, interval)
+	base := now.Truncate(interval).Add(phase)
+	if base.Before(now) {
+		base = base.Add(interval)
+	}
+	return base
+}
+
+// Set replaces the scheduled jobs. Jobs whose key and interval are unchanged
+// keep their place; removed jobs are cancelled; new jobs start at their phase.
+func (s *Scheduler) Set(jobs []Job) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	keep := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		keep[j.Key] = true
+		if st, ok := s.jobs[j.Key]; ok {
+			st.job.Run = j.Run
+			if st.job.Interval == j.Interval {
+				continue
+			}
+			st.job.Interval = j.Interval
+			st.next = nextRun(j.Key, j.Interval, now)
+			heap.Fix(&s.due, st.index)
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		st := &jobState{job: j, next: nextRun(j.Key, j.Interval, now), ctx: ctx, cancel: cancel}
+		s.jobs[j.Key] = st
+		heap.Push(&s.due, st)
+	}
+	for key, st := range s.jobs {
+		if !keep[key] {
+			st.cancel()
+			heap.Remove(&s.due, st.index)
+			delete(s.jobs, key)
+		}
+	}
+	s.metrics.jobs.Set(float64(len(s.jobs)))
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run dispatches jobs until ctx ends, then cancels the runs in progress and
+// waits for them.
+func (s *Scheduler) Run(ctx context.Context) {
+	defer func() {
+		s.mu.Lock()
+		for _, st := range s.jobs {
+			st.cancel()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	}()
+	for {
+		s.mu.Lock()
+		wait := time.Hour
+		if len(s.due) > 0 {
+			wait = s.due[0].next.Sub(s.clock.Now())
+		}
+		s.mu.Unlock()
+		if wait > 0 {
+			t := s.clock.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-s.wake:
+				t.Stop()
+				continue
+			case <-t.C():
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		s.dispatchDue()
+	}
+}
+
+// dispatchDue starts every job whose time has come.
+func (s *Scheduler) dispatchDue() {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.due) > 0 && !s.due[0].next.After(now) {
+		st := s.due[0]
+		planned := st.next
+		st.next = planned.Add(st.job.Interval)
+		if !st.next.After(now) {
+			// A whole interval or more behind (a suspended host, a clock
+			// jump): count the missed runs once and rejoin the grid.
+			missed := now.Sub(planned) / st.job.Interval
+			s.metrics.skipped.WithLabelValues("behind").Add(float64(missed))
+			planned = planned.Add(missed * st.job.Interval)
+			st.next = planned.Add(st.job.Interval)
+		}
+		heap.Fix(&s.due, 0)
+		if st.running {
+			s.metrics.skipped.WithLabelValues("overlap").Inc()
+			continue
+		}
+		select {
+		case s.sem <- struct{}{}:
+		default:
+			s.metrics.skipped.WithLabelValues("saturated").Inc()
+			continue
+		}
+		st.running = true
+		s.metrics.running.Inc()
+		s.metrics.lateness.Observe(now.Sub(planned).Seconds())
+		s.wg.Add(1)
+		go s.runJob(st, st.job.Run, planned)
+	}
+}
+
+func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time), planned time.Time) {
+	defer s.wg.Done()
+	run(st.ctx, planned)
+	<-s.sem
+	s.metrics.running.Dec()
+	s.mu.Lock()
+	st.running = false
+	s.mu.Unlock()
+}
+
+// jobHeap orders jobs by next run time.
+type jobHeap []*jobState
+
+func (h jobHeap) Len() int           { return len(h) }
+func (h jobHeap) Less(i, j int) bool { return h[i].next.Before(h[j].next) }
+func (h jobHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *jobHeap) Push(x any) {
+	st := x.(*jobState)
+	st.index = len(*h)
+	*h = append(*h, st)
+}
+func (h *jobHeap) Pop() any {
+	old := *h
+	st := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	st.index = -1
+	return st
+}
