@@ -1,0 +1,110 @@
+// Command outpost is Outpost's one binary: it validates configurations, runs
+// checks once from the command line, and (in later versions) runs agents and
+// evaluators.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// Exit codes shared by every command.
+const (
+	exitOK     = 0
+	exitFailed = 1 // invalid config (validate) or failing checks (check)
+	exitUsage  = 2 // bad flags or a config that cannot be loaded
+)
+
+const usage = `Outpost: external synthetic monitoring that pages only when regions agree.
+
+Usage:
+  outpost <command> [flags]
+
+Commands:
+  validate   check configuration files and report every error as FILE:LINE:COL
+  check      run every check once from here and print what passed and why not
+  run        run every check on its interval, serve /metrics and /healthz
+  version    print the version
+  help       show help for a command: outpost help check
+
+Configuration is YAML; see README.md and docs/config.md. Secrets are written
+as ${ENV_VAR} references and never printed.
+`
+
+// env is what a command needs from its process, injected for tests.
+type env struct {
+	stdout, stderr io.Writer
+	lookup         checks.LookupEnv
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv})
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, e env) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "validate":
+		return cmdValidate(rest, e)
+	case "check":
+		return cmdCheck(ctx, rest, e)
+	case "version", "--version", "-version":
+		fmt.Fprintf(e.stdout, "outpost %s\n", buildVersion())
+		return exitOK
+	case "help", "-h", "--help", "-help":
+		if len(rest) > 0 && rest[0] != "help" {
+			return run(ctx, []string{rest[0], "--help"}, e)
+		}
+		fmt.Fprint(e.stdout, usage)
+		return exitOK
+	case "run":
+		return cmdRun(ctx, rest, e)
+	case "agent", "evaluator":
+		fmt.Fprintf(e.stderr, "outpost %s: not available in this version; see README.md for what is\n", cmd)
+		return exitUsage
+	}
+	fmt.Fprintf(e.stderr, "outpost: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// configFlag collects -c values; each may also be a comma-separated list.
+type configFlag []string
+
+func (c *configFlag) String() string { return strings.Join(*c, ",") }
+
+func (c *configFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*c = append(*c, p)
+		}
+	}
+	return nil
+}
