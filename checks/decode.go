@@ -25,6 +25,8 @@ import (
 type Source struct {
 	Pos  Pos
 	keys map[string]Pos
+	// env records the keys whose value used an ${ENV} reference.
+	env map[string]bool
 }
 
 // At returns the position of key's value, or of the mapping if key is absent.
@@ -41,6 +43,10 @@ func (s *Source) Has(key string) bool {
 	_, ok := s.keys[key]
 	return ok
 }
+
+// fromEnv reports whether key's value used an ${ENV} reference, so that a
+// message about it can avoid showing even part of it.
+func (s *Source) fromEnv(key string) bool { return s.env[key] }
 
 // scalar is one expanded YAML scalar as a leaf type sees it.
 type scalar struct {
@@ -71,6 +77,15 @@ type decoder struct {
 	check  string // id of the check being decoded, for error messages
 	// secrets collects every value substituted from the environment.
 	secrets map[string]struct{}
+	// envUsed is set when a scalar used an ${ENV} reference; decodeFields
+	// records it per key in Source.
+	envUsed bool
+	// budget is how many more nodes may be decoded. Aliases let a small
+	// file name one mapping millions of times; see spend.
+	budget int
+	// merging holds the merge sources being applied, to stop a mapping
+	// that merges itself.
+	merging map[*yaml.Node]bool
 }
 
 var (
@@ -80,6 +95,38 @@ var (
 	sourceType    = reflect.TypeFor[Source]()
 	checkType     = reflect.TypeFor[Check]()
 )
+
+// nodeBudget is the number of nodes a document of n written nodes may
+// decode to: generous for configs that share blocks through aliases, small
+// enough that a billion-laughs document fails in well under a second.
+func nodeBudget(n int) int { return 10*n + 100_000 }
+
+// countNodes counts the nodes of a tree as written, not following aliases.
+func countNodes(n *yaml.Node) int {
+	c := 1
+	for _, x := range n.Content {
+		c += countNodes(x)
+	}
+	return c
+}
+
+// spend counts one node against the budget and reports whether decoding may
+// go on. Exhausting it is reported once.
+func (d *decoder) spend(n *yaml.Node) bool {
+	d.budget--
+	if d.budget == 0 {
+		d.errorf(n, "the document expands to too many values through aliases (*name)")
+	}
+	return d.budget > 0
+}
+
+// resolve follows aliases to the node they name.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
 
 func (d *decoder) pos(n *yaml.Node) Pos {
 	return Pos{File: d.file, Line: n.Line, Col: n.Column}
@@ -123,6 +170,7 @@ func describe(n *yaml.Node) string {
 // scalar expands and returns n's value. It reports an error and returns
 // false if n is not a scalar or the expansion fails.
 func (d *decoder) scalar(n *yaml.Node, path, want string) (scalar, bool) {
+	n = resolve(n)
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 		d.errAt(n, path, "expected %s, got %s", want, describe(n))
 		return scalar{}, false
@@ -137,6 +185,7 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) (scalar, bool) {
 	}
 	s := scalar{Value: x.value, Tag: n.Tag, FromEnv: len(x.refs) > 0}
 	if s.FromEnv {
+		d.envUsed = true
 		s.Show = "the value of ${" + strings.Join(x.refs, "}, ${") + "}"
 	} else {
 		s.Show = quoteShort(x.value)
@@ -161,8 +210,9 @@ func joinPath(path, key string) string {
 
 // decode stores n into v, reporting every problem found.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+	n = resolve(n)
+	if !d.spend(n) {
+		return
 	}
 	if v.CanAddr() {
 		switch x := v.Addr().Interface().(type) {
@@ -196,7 +246,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if s, ok := d.scalar(n, path, "a regular expression"); ok {
 			re, err := regexp.Compile(s.Value)
 			if err != nil {
-				msg := err.Error()
+				msg := strings.TrimPrefix(err.Error(), "error parsing regexp: ")
 				if s.FromEnv {
 					msg = "invalid syntax"
 				}
@@ -280,6 +330,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 
 // anyValue decodes a free-form scalar into string, int64, float64, bool or nil.
 func (d *decoder) anyValue(n *yaml.Node, path string) (any, bool) {
+	n = resolve(n)
 	if n.Kind != yaml.ScalarNode {
 		d.errAt(n, path, "expected a string, number, boolean or null, got %s", describe(n))
 		return nil, false
@@ -353,6 +404,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		if src.keys == nil {
 			src.keys = map[string]Pos{}
 		}
+		if src.env == nil {
+			src.env = map[string]bool{}
+		}
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
@@ -361,7 +415,16 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.errAt(n, path, "expected a mapping, got %s", describe(n))
 		return
 	}
+	d.decodeFields(n, v, path, info, src, map[string]bool{})
+}
+
+// decodeFields decodes the keys of mapping n into struct v, skipping the
+// keys in done. As YAML merge keys require, the keys written in a mapping
+// win over the ones it merges wherever the << is, and an earlier merge
+// source wins over a later one.
+func (d *decoder) decodeFields(n *yaml.Node, v reflect.Value, path string, info structInfo, src *Source, done map[string]bool) {
 	seen := map[string]bool{}
+	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
@@ -369,7 +432,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		if k.Tag == "!!merge" {
-			d.decodeMerge(val, v, path)
+			merges = append(merges, val)
 			continue
 		}
 		if seen[k.Value] {
@@ -382,29 +445,61 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errAt(k, path, "unknown key %q%s", k.Value, suggest(k.Value, info))
 			continue
 		}
+		if done[k.Value] {
+			continue
+		}
+		field := v.FieldByIndex(f.index)
 		if src != nil {
 			src.keys[k.Value] = d.pos(val)
-			if val.Kind == yaml.SequenceNode {
-				for j, item := range val.Content {
+			switch rv := resolve(val); {
+			case rv.Kind == yaml.SequenceNode:
+				for j, item := range rv.Content {
 					src.keys[fmt.Sprintf("%s[%d]", k.Value, j)] = d.pos(item)
+				}
+			case rv.Kind == yaml.MappingNode && field.Kind() == reflect.Map:
+				// "labels.team" is where the key team of labels is written.
+				for j := 0; j+1 < len(rv.Content); j += 2 {
+					src.keys[k.Value+"."+rv.Content[j].Value] = d.pos(rv.Content[j])
 				}
 			}
 		}
-		d.decode(val, v.FieldByIndex(f.index), joinPath(path, k.Value))
+		outer := d.envUsed
+		d.envUsed = false
+		d.decode(val, field, joinPath(path, k.Value))
+		if src != nil && d.envUsed {
+			src.env[k.Value] = true
+		}
+		d.envUsed = d.envUsed || outer
+	}
+	for k := range seen {
+		done[k] = true
+	}
+	for _, m := range merges {
+		d.decodeMerge(m, v, path, info, src, done)
 	}
 }
 
 // decodeMerge applies a YAML merge key ("<<: *base") to a struct.
-func (d *decoder) decodeMerge(n *yaml.Node, v reflect.Value, path string) {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
+func (d *decoder) decodeMerge(n *yaml.Node, v reflect.Value, path string, info structInfo, src *Source, done map[string]bool) {
+	n = resolve(n)
+	if !d.spend(n) {
+		return
 	}
+	if d.merging[n] {
+		d.errAt(n, path, "<< merges a mapping into itself")
+		return
+	}
+	if d.merging == nil {
+		d.merging = map[*yaml.Node]bool{}
+	}
+	d.merging[n] = true
+	defer delete(d.merging, n)
 	switch n.Kind {
 	case yaml.MappingNode:
-		d.decodeStruct(n, v, path)
+		d.decodeFields(n, v, path, info, src, done)
 	case yaml.SequenceNode:
 		for _, item := range n.Content {
-			d.decodeMerge(item, v, path)
+			d.decodeMerge(item, v, path, info, src, done)
 		}
 	default:
 		d.errAt(n, path, "<< must merge a mapping, got %s", describe(n))

@@ -51,6 +51,10 @@ func expandEnv(s string, lookup LookupEnv) (expansion, error) {
 		if !validEnvName(name) {
 			return expansion{}, fmt.Errorf("invalid environment variable name %q in ${...}", name)
 		}
+		if strings.Contains(def, "${") {
+			// "${A:-${B}}" would end at the first "}" and leave a stray one.
+			return expansion{}, fmt.Errorf("a default cannot contain ${...}; write $${ for a literal ${")
+		}
 		x.refs = append(x.refs, name)
 		if v, ok := lookup(name); ok && (v != "" || !hasDef) {
 			b.WriteString(v)

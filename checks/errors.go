@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // Pos is a position in a configuration file. Line and Col are 1-based; a zero
@@ -71,6 +73,7 @@ func Errors(err error) []*Error {
 // at once rather than only the first.
 type errorList struct {
 	errs []*Error
+	at   map[Pos]bool // positions that have an error
 }
 
 // add records an error. A second error at the same position is dropped: it
@@ -78,13 +81,40 @@ type errorList struct {
 // and then failed validation), and one message per place reads better.
 func (l *errorList) add(pos Pos, check, format string, args ...any) {
 	if pos.Line > 0 {
-		for _, e := range l.errs {
-			if e.Pos == pos {
-				return
-			}
+		if l.at[pos] {
+			return
+		}
+		if l.at == nil {
+			l.at = map[Pos]bool{}
+		}
+		l.at[pos] = true
+	}
+	// One error is one line: a message can quote text from the file (a
+	// regular expression, a map key) that holds a line break.
+	msg := oneLine.Replace(fmt.Sprintf(format, args...))
+	l.errs = append(l.errs, &Error{Pos: pos, Check: oneLine.Replace(check), Msg: msg})
+}
+
+var oneLine = strings.NewReplacer("\r", `\r`, "\n", `\n`)
+
+// redact replaces every value substituted from the environment, as written
+// and as quoted by %q, in the collected messages. Validation quotes values
+// without knowing where they came from; this keeps the promise that no
+// error shows an environment value.
+func (l *errorList) redact(secrets []string) {
+	forms := slices.Clone(secrets)
+	for _, s := range secrets {
+		if q := strconv.Quote(s); q[1:len(q)-1] != s {
+			forms = append(forms, q[1:len(q)-1])
+		}
+		if e := oneLine.Replace(s); e != s {
+			forms = append(forms, e)
 		}
 	}
-	l.errs = append(l.errs, &Error{Pos: pos, Check: check, Msg: fmt.Sprintf(format, args...)})
+	r := NewRedactor(forms)
+	for _, e := range l.errs {
+		e.Msg, e.Check = r(e.Msg), r(e.Check)
+	}
 }
 
 // err returns the collected errors sorted by position and joined, or nil.

@@ -46,6 +46,7 @@ func Load(paths []string, lookup LookupEnv) (*Config, error) {
 	}
 	slices.Sort(cfg.secrets)
 	validate(cfg, &errs)
+	errs.redact(cfg.secrets)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -54,7 +55,7 @@ func Load(paths []string, lookup LookupEnv) (*Config, error) {
 
 // LoadBytes loads one configuration held in memory, named name in errors.
 // Relative file references (body_file, ca_file) resolve against the
-// current directory.
+// directory of name, which for a bare name is the current directory.
 func LoadBytes(name string, data []byte, lookup LookupEnv) (*Config, error) {
 	var errs errorList
 	secrets := map[string]struct{}{}
@@ -70,6 +71,7 @@ func LoadBytes(name string, data []byte, lookup LookupEnv) (*Config, error) {
 	}
 	slices.Sort(cfg.secrets)
 	validate(cfg, &errs)
+	errs.redact(cfg.secrets)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -137,6 +139,40 @@ func loadFile(name string, lookup LookupEnv, secrets map[string]struct{}, errs *
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// yamlParserProblems are the messages of yaml.v3's parser stage. For these
+// it reports the 0-based line of the enclosing block (or of the problem),
+// where scanner errors carry a 1-based line. Either way the line is often
+// where the enclosing block starts: yaml.v3 does not expose the problem's
+// own position.
+var yamlParserProblems = []string{
+	"did not find expected <stream-start>",
+	"did not find expected <document start>",
+	"found undefined tag handle",
+	"did not find expected node content",
+	"did not find expected '-' indicator",
+	"did not find expected key",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found duplicate %TAG directive",
+}
+
+// addYAMLError reports a syntax error from yaml.v3 at the line it names.
+func addYAMLError(name string, err error, errs *errorList) {
+	pos, msg := Pos{File: name}, err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		if slices.Contains(yamlParserProblems, m[2]) {
+			line++
+		}
+		pos, msg = Pos{File: name, Line: line, Col: 1}, "invalid YAML: "+m[2]
+	} else {
+		msg = "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")
+	}
+	errs.add(pos, "", "%s", msg)
+}
+
 func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]struct{}, errs *errorList) *fileConfig {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -145,19 +181,17 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 			errs.add(Pos{File: name}, "", "empty configuration file")
 			return nil
 		}
-		pos, msg := Pos{File: name}, err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			pos, msg = Pos{File: name, Line: line, Col: 1}, "invalid YAML: "+m[2]
-		} else {
-			msg = "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")
-		}
-		errs.add(pos, "", "%s", msg)
+		addYAMLError(name, err, errs)
 		return nil
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	switch err := dec.Decode(&extra); {
+	case err == nil:
 		errs.add(Pos{File: name, Line: extra.Line, Col: extra.Column}, "", "a second YAML document; put each configuration in its own file")
+		return nil
+	case !errors.Is(err, io.EOF):
+		// The rest of the stream is broken; it must not be ignored.
+		addYAMLError(name, err, errs)
 		return nil
 	}
 	root := &doc
@@ -172,7 +206,7 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 		errs.add(Pos{File: name}, "", "empty configuration file")
 		return nil
 	}
-	d := &decoder{file: name, lookup: lookup, errs: errs, secrets: secrets}
+	d := &decoder{file: name, lookup: lookup, errs: errs, secrets: secrets, budget: nodeBudget(countNodes(root))}
 	fc := &fileConfig{}
 	if root.Kind != yaml.MappingNode {
 		errs.add(d.pos(root), "", "expected a mapping with version, regions, checks, ..., got %s", describe(root))
@@ -181,6 +215,9 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 	// Decoding goes on past errors, so that validation can report the
 	// problems of the rest of the file in the same run.
 	d.decodeStruct(root, reflectValue(fc), "")
+	if d.budget <= 0 {
+		return nil // validating a partial decode would only add noise
+	}
 	baseDir := filepath.Dir(name)
 	for i := range fc.Checks {
 		readCheckFiles(&fc.Checks[i], baseDir, errs)

@@ -28,6 +28,9 @@ const (
 	quorumFraction
 )
 
+// maxQuorumDenominator bounds M in a fraction N/M.
+const maxQuorumDenominator = 1000
+
 // Majority is the default quorum: more than half of the live regions.
 var Majority = Quorum{kind: quorumMajority}
 
@@ -81,6 +84,10 @@ func (q *Quorum) decodeScalar(s scalar) error {
 		if err1 != nil || err2 != nil || n < 1 || m < 1 || n > m {
 			return fmt.Errorf("%s is not a valid fraction: want N/M with 1 <= N <= M, such as 2/3", s.Show)
 		}
+		if m > maxQuorumDenominator {
+			// Need computes total*n, which must not overflow.
+			return fmt.Errorf("%s: the denominator of a fraction must be at most %d", s.Show, maxQuorumDenominator)
+		}
 		*q = Quorum{kind: quorumFraction, n: n, m: m}
 		return nil
 	}
@@ -89,7 +96,7 @@ func (q *Quorum) decodeScalar(s scalar) error {
 		return fmt.Errorf("%s is not a quorum: use an integer, majority, all, or a fraction such as 2/3", s.Show)
 	}
 	if n < 1 {
-		return fmt.Errorf("quorum must be at least 1, got %d", n)
+		return fmt.Errorf("%s must be at least 1", s.Show)
 	}
 	*q = Quorum{kind: quorumCount, n: n}
 	return nil
@@ -231,6 +238,16 @@ func (s Secret) String() string {
 // GoString keeps %#v from printing the value.
 func (s Secret) GoString() string { return s.String() }
 
+// Format keeps every verb from printing the value: without it, %d or %t
+// would print the struct's fields.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", s.String())
+		return
+	}
+	fmt.Fprint(f, s.String())
+}
+
 // LogValue keeps slog from printing the value.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
@@ -239,7 +256,7 @@ func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) 
 
 func (s *Secret) decodeScalar(sc scalar) error {
 	if !sc.FromEnv {
-		return fmt.Errorf("secrets must come from the environment, such as ${PAGERDUTY_ROUTING_KEY}; a literal value here would end up in version control")
+		return fmt.Errorf("a secret must come from the environment, written as ${NAME}; a literal value here would end up in version control")
 	}
 	s.value = sc.Value
 	return nil

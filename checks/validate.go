@@ -3,6 +3,8 @@ package checks
 import (
 	"crypto/x509"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -70,7 +72,7 @@ func validate(cfg *Config, errs *errorList) {
 	for i := range cfg.Agents {
 		a := &cfg.Agents[i]
 		if a.Region == "" {
-			errs.add(a.Src.Pos, "", "agents[%d]: region is required", i)
+			errs.add(a.Src.At("region"), "", "agents[%d]: region is required", i)
 		} else if !slices.Contains(cfg.Regions, a.Region) {
 			errs.add(a.Src.At("region"), "", "agents[%d]: region %q is not declared in regions: %s", i, a.Region, strings.Join(cfg.Regions, ", "))
 		}
@@ -107,7 +109,7 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 	label := fmt.Sprintf("notifiers[%d]", i)
 	switch {
 	case n.Name == "":
-		errs.add(n.Src.Pos, "", "%s: name is required", label)
+		errs.add(n.Src.At("name"), "", "%s: name is required", label)
 	case !validName(n.Name):
 		errs.add(n.Src.At("name"), "", "%s: name %q: use letters, digits, '-', '_' and '.'", label, n.Name)
 	default:
@@ -126,8 +128,8 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 			errs.add(p.Src.At("routing_key"), "", "%s: pagerduty.routing_key is required, such as routing_key: ${PAGERDUTY_ROUTING_KEY}", label)
 		}
 		if p.URL != "" {
-			if msg := checkURL(p.URL, false); msg != "" {
-				errs.add(p.Src.At("url"), "", "%s: pagerduty.url: %s", label, msg)
+			if msg := checkURL(p.URL, p.Src.fromEnv("url")); msg != "" {
+				errs.add(p.Src.At("url"), "", "%s: pagerduty.url %s", label, msg)
 			} else if strings.HasSuffix(p.URL, "/") {
 				errs.add(p.Src.At("url"), "", "%s: pagerduty.url must not end in '/' (events go to URL/v2/enqueue)", label)
 			}
@@ -138,15 +140,15 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		if n.Slack.WebhookURL.IsZero() {
 			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url is required, such as webhook_url: ${SLACK_WEBHOOK_URL}", label)
 		} else if msg := checkURL(n.Slack.WebhookURL.Value(), true); msg != "" {
-			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url: %s", label, msg)
+			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url %s", label, msg)
 		}
 	}
 	if n.Webhook != nil {
 		types = append(types, "webhook")
 		if n.Webhook.URL == "" {
-			errs.add(n.Webhook.Src.Pos, "", "%s: webhook.url is required", label)
-		} else if msg := checkURL(n.Webhook.URL, false); msg != "" {
-			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url: %s", label, msg)
+			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url is required", label)
+		} else if msg := checkURL(n.Webhook.URL, n.Webhook.Src.fromEnv("url")); msg != "" {
+			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url %s", label, msg)
 		}
 	}
 	if n.Console != nil {
@@ -161,25 +163,22 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 	}
 }
 
-// checkURL returns why s is not an absolute http(s) URL, or "". When secret
-// is set the message never includes the value.
+// checkURL returns why s is not an absolute http(s) URL, as a predicate
+// such as "has no host", or "". The error's position shows the value, so
+// the message does not repeat it. When secret is set (the value is a
+// Secret, or came from the environment) it includes no part of the value,
+// not even url.Parse's detail, which can quote a port or an escape.
 func checkURL(s string, secret bool) string {
 	u, err := url.Parse(s)
 	switch {
 	case err != nil && secret:
-		return "not a valid URL"
+		return "is not a valid URL"
 	case err != nil:
-		return fmt.Sprintf("%q is not a valid URL: %v", s, unwrapURLError(err))
+		return fmt.Sprintf("is not a valid URL: %v", unwrapURLError(err))
 	case u.Scheme != "http" && u.Scheme != "https":
-		if secret {
-			return "must be an http or https URL"
-		}
-		return fmt.Sprintf("%q must be an http or https URL", s)
-	case u.Host == "":
-		if secret {
-			return "has no host"
-		}
-		return fmt.Sprintf("%q has no host", s)
+		return "must be an http or https URL"
+	case u.Hostname() == "":
+		return "has no host"
 	}
 	return ""
 }
@@ -200,6 +199,8 @@ func validateFailure(f *FailureRule, check, label string, errs *errorList) {
 		if f.Consecutive < 1 || f.Consecutive > maxWindow {
 			errs.add(f.Src.At("consecutive"), check, "%s.consecutive: %d must be between 1 and %d", label, f.Consecutive, maxWindow)
 		}
+	case hasR && !f.Src.Has("ratio"):
+		errs.add(f.Src.At("window"), check, "%s: window needs a ratio (the share of failed probes, such as ratio: 0.3)", label)
 	case hasR:
 		if f.Ratio <= 0 || f.Ratio > 1 {
 			errs.add(f.Src.At("ratio"), check, "%s.ratio: %g must be above 0 and at most 1", label, f.Ratio)
@@ -271,11 +272,13 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 		}
 	case cfg.Defaults.Timeout != 0:
 		c.Timeout = cfg.Defaults.Timeout
-		if c.Timeout >= c.Interval {
+		// With the interval from defaults too, the defaults: error says it.
+		if c.Timeout >= c.Interval && c.Src.Has("interval") {
 			add("interval", "timeout %s (from defaults) must be below interval %s", c.Timeout, c.Interval)
 		}
 	default:
-		c.Timeout = min(DefaultTimeout, c.Interval*8/10)
+		// 80% of the interval, written so that a long interval cannot overflow.
+		c.Timeout = min(DefaultTimeout, c.Interval-c.Interval/5)
 	}
 
 	// Regions and quorum.
@@ -329,9 +332,9 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 			add(fmt.Sprintf("notify[%d]", i), "unknown notifier %q; %s", name, msg)
 		}
 	}
-	for k := range c.Labels {
+	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 		if !labelRE.MatchString(k) || slices.Contains(reservedLabels, k) || strings.HasPrefix(k, "__") {
-			add("labels", "label name %q: use letters, digits and '_', not starting with a digit, and not one of %s", k, strings.Join(reservedLabels, ", "))
+			add("labels."+k, "label name %q: use letters, digits and '_', not starting with a digit, and not one of %s", k, strings.Join(reservedLabels, ", "))
 		}
 	}
 
@@ -374,7 +377,7 @@ func validPort(p string) bool {
 // validateAddress checks a "host:port" target.
 func validateAddress(addr string, src *Source, id, typ string, errs *errorList) {
 	if addr == "" {
-		errs.add(src.Pos, id, "%s.address is required, as host:port", typ)
+		errs.add(src.At("address"), id, "%s.address is required, as host:port", typ)
 		return
 	}
 	host, port, err := net.SplitHostPort(addr)
@@ -446,15 +449,15 @@ func validateHTTP(c *Check, id string, errs *errorList) {
 			errs.add(h.TLS.Src.At("ca_file"), id, "tls.ca_file %q holds no PEM certificate", h.TLS.CAFile)
 		}
 	}
-	for name := range h.Headers {
+	for _, name := range slices.Sorted(maps.Keys(h.Headers)) {
 		if !headerKeyRE.MatchString(name) {
-			errs.add(h.Src.At("headers"), id, "header name %q is not a valid HTTP token", name)
+			errs.add(h.Src.At("headers."+name), id, "header name %q is not a valid HTTP token", name)
 		}
 	}
 
 	if len(h.Steps) == 0 {
 		if h.URL == "" {
-			errs.add(h.Src.Pos, id, "http.url is required (or steps: for a multi-step check)")
+			errs.add(h.Src.At("url"), id, "http.url is required (or steps: for a multi-step check)")
 			return
 		}
 		validateRequest(&h.HTTPRequest, &h.Src, c, id, "", nil, errs)
@@ -481,16 +484,17 @@ func validateHTTP(c *Check, id string, errs *errorList) {
 		}
 		names[s.Name] = true
 		if s.URL == "" {
-			errs.add(s.Src.Pos, id, "%surl is required", label)
+			errs.add(s.Src.At("url"), id, "%surl is required", label)
 		} else {
 			validateRequest(&s.HTTPRequest, &s.Src, c, id, label, captured, errs)
 		}
-		for name, cp := range s.Capture {
+		for _, name := range slices.Sorted(maps.Keys(s.Capture)) {
+			cp := s.Capture[name]
 			switch {
 			case !captureRE.MatchString(name):
-				errs.add(s.Src.At("capture"), id, "%scapture name %q: use letters, digits and '_'", label, name)
+				errs.add(s.Src.At("capture."+name), id, "%scapture name %q: use letters, digits and '_'", label, name)
 			case captured[name]:
-				errs.add(s.Src.At("capture"), id, "%s%q is captured by an earlier step", label, name)
+				errs.add(s.Src.At("capture."+name), id, "%s%q is captured by an earlier step", label, name)
 			}
 			n := 0
 			if !cp.JSON.IsZero() {
@@ -518,34 +522,39 @@ func validateHTTP(c *Check, id string, errs *errorList) {
 // validateRequest checks one request. captured is nil outside steps; inside
 // steps it holds the names earlier steps capture, which templates may use.
 func validateRequest(r *HTTPRequest, src *Source, c *Check, id, label string, captured map[string]bool, errs *errorList) {
-	templ := func(key, s string) string {
+	// templ checks the {{name}} references in s, the value of key, written
+	// at src.At(at).
+	templ := func(key, at, s string) string {
 		for _, m := range templateRE.FindAllStringSubmatch(s, -1) {
 			switch {
 			case captured == nil:
-				errs.add(src.At(key), id, "%s%s uses {{%s}}, but captures exist only in multi-step checks", label, key, m[1])
+				errs.add(src.At(at), id, "%s%s uses {{%s}}, but captures exist only in multi-step checks", label, key, m[1])
 			case !captured[m[1]]:
-				errs.add(src.At(key), id, "%s%s uses {{%s}}, which no earlier step captures", label, key, m[1])
+				errs.add(src.At(at), id, "%s%s uses {{%s}}, which no earlier step captures", label, key, m[1])
 			}
 		}
 		return templateRE.ReplaceAllString(s, "x")
 	}
-	if u := templ("url", r.URL); u != "" {
-		if msg := checkURL(u, false); msg != "" {
-			errs.add(src.At("url"), id, "%surl %s", label, strings.TrimPrefix(msg, fmt.Sprintf("%q ", u)))
+	// A URL that is wholly a captured value ("{{location}}") is checked when
+	// the step runs.
+	wholeTemplate := templateRE.MatchString(r.URL) && strings.HasPrefix(strings.TrimSpace(r.URL), "{{")
+	if u := templ("url", "url", r.URL); u != "" && !wholeTemplate {
+		if msg := checkURL(u, src.fromEnv("url")); msg != "" {
+			errs.add(src.At("url"), id, "%surl %s", label, msg)
 		} else if r.Expect != nil && r.Expect.CertMinDays > 0 && strings.HasPrefix(strings.ToLower(u), "http:") {
 			errs.add(r.Expect.Src.At("cert_min_days"), id, "%sexpect.cert_min_days needs an https URL", label)
 		}
 	}
-	for k, v := range r.Headers {
-		templ("headers", v)
+	for _, k := range slices.Sorted(maps.Keys(r.Headers)) {
+		templ("headers", "headers."+k, r.Headers[k])
 		if !headerKeyRE.MatchString(k) {
-			errs.add(src.At("headers"), id, "%sheader name %q is not a valid HTTP token", label, k)
+			errs.add(src.At("headers."+k), id, "%sheader name %q is not a valid HTTP token", label, k)
 		}
 	}
-	for _, v := range r.Query {
-		templ("query", v)
+	for _, k := range slices.Sorted(maps.Keys(r.Query)) {
+		templ("query", "query."+k, r.Query[k])
 	}
-	templ("body", r.Body)
+	templ("body", "body", r.Body)
 	if r.Method == "" {
 		r.Method = "GET"
 	} else if !methodRE.MatchString(r.Method) {
@@ -559,9 +568,9 @@ func validateRequest(r *HTTPRequest, src *Source, c *Check, id, label string, ca
 			errs.add(e.Src.At("cert_min_days"), id, "%sexpect.cert_min_days must not be negative", label)
 		}
 		validateLatency(e.MaxLatency, c.Timeout, &e.Src, id, errs)
-		for name := range e.Headers {
+		for _, name := range slices.Sorted(maps.Keys(e.Headers)) {
 			if !headerKeyRE.MatchString(name) {
-				errs.add(e.Src.At("headers"), id, "%sexpect.headers: %q is not a valid header name", label, name)
+				errs.add(e.Src.At("headers."+name), id, "%sexpect.headers: %q is not a valid header name", label, name)
 			}
 		}
 	}
@@ -584,14 +593,31 @@ func readCheckFiles(c *Check, baseDir string, errs *errorList) {
 			errs.add(src.At(key), c.ID, "%s %q: %v", key, name, unwrapPathError(err))
 			return nil
 		}
-		if info.Size() > limit {
+		// A device or FIFO (/dev/zero, /dev/stdin) would never end.
+		if !info.Mode().IsRegular() {
+			errs.add(src.At(key), c.ID, "%s %q is not a regular file", key, name)
+			return nil
+		}
+		tooBig := func() []byte {
 			errs.add(src.At(key), c.ID, "%s %q is larger than %d MiB", key, name, limit>>20)
 			return nil
 		}
-		b, err := os.ReadFile(p)
+		if info.Size() > limit {
+			return tooBig()
+		}
+		f, err := os.Open(p)
 		if err != nil {
 			errs.add(src.At(key), c.ID, "%s %q: %v", key, name, unwrapPathError(err))
 			return nil
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, limit+1))
+		if err != nil {
+			errs.add(src.At(key), c.ID, "%s %q: %v", key, name, unwrapPathError(err))
+			return nil
+		}
+		if int64(len(b)) > limit {
+			return tooBig() // it grew since Stat
 		}
 		return b
 	}
