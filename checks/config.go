@@ -110,7 +110,7 @@ type ConsoleNotifier struct {
 }
 
 // Check is one thing to probe. Exactly one of its type blocks (HTTP, TCP,
-// TLS) is set. After Load, every field is defaulted: Interval, Timeout,
+// TLS, DNS) is set. After Load, every field is defaulted: Interval, Timeout,
 // Quorum, Failure and Regions are never zero.
 type Check struct {
 	ID       string            `yaml:"id"`
@@ -125,9 +125,9 @@ type Check struct {
 	HTTP *HTTPSpec `yaml:"http"`
 	TCP  *TCPSpec  `yaml:"tcp"`
 	TLS  *TLSSpec  `yaml:"tls"`
-	// DNS and Heartbeat are reserved for check types that are not
-	// implemented yet; Load rejects them with a clear message.
-	DNS       *reserved `yaml:"dns"`
+	DNS  *DNSSpec  `yaml:"dns"`
+	// Heartbeat is reserved for a check type that is not implemented yet;
+	// Load rejects it with a clear message.
 	Heartbeat *reserved `yaml:"heartbeat"`
 
 	Src Source
@@ -137,7 +137,7 @@ type Check struct {
 // reported as such rather than as an unknown key.
 type reserved struct{}
 
-// Type returns the name of the check's type block ("http", "tcp", "tls").
+// Type returns the name of the check's type block ("http", "tcp", "tls", "dns").
 func (c *Check) Type() string {
 	switch {
 	case c.HTTP != nil:

@@ -245,14 +245,14 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 	}
 	switch len(types) {
 	case 0:
-		errs.add(c.Src.Pos, id, "no check type: add one of http, tcp, tls")
+		errs.add(c.Src.Pos, id, "no check type: add one of http, tcp, tls, dns")
 		return
 	case 1:
 	default:
 		add(types[1], "has both %s and %s; a check has exactly one type", types[0], types[1])
 		return
 	}
-	if c.DNS != nil || c.Heartbeat != nil {
+	if c.Heartbeat != nil {
 		add(types[0], "%s checks are not supported by this version of Outpost yet", types[0])
 		return
 	}
@@ -345,6 +345,8 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 		validateTCP(c, id, errs)
 	case c.TLS != nil:
 		validateTLS(c, id, errs)
+	case c.DNS != nil:
+		validateDNS(c, id, errs)
 	}
 }
 

@@ -23,7 +23,12 @@ const benchServerEnv = "OUTPOST_BENCH_TARGET"
 // TestBenchTarget is the child: it serves until its stdin closes. It does
 // nothing in a normal test run.
 func TestBenchTarget(t *testing.T) {
-	if os.Getenv(benchServerEnv) != "1" {
+	switch os.Getenv(benchServerEnv) {
+	case "1":
+	case "dns":
+		serveBenchDNS(t)
+		return
+	default:
 		t.Skip("helper process for benchmarks")
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,10 +45,12 @@ func TestBenchTarget(t *testing.T) {
 	srv.Close()
 }
 
-func startBenchTarget(b *testing.B) string {
+func startBenchTarget(b *testing.B) string { return startBenchChild(b, "1") }
+
+func startBenchChild(b *testing.B, kind string) string {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchTarget$")
-	cmd.Env = append(os.Environ(), benchServerEnv+"=1")
+	cmd.Env = append(os.Environ(), benchServerEnv+"="+kind)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)

@@ -21,6 +21,8 @@ func sampleResults() []Result {
 		{V: 1, Check: "web-home", Type: "http", Region: "eu-west", OK: false, Duration: 10,
 			Reason: "timed out", Phases: Phases{Resolve: 0.5}},
 		{V: 1, Check: "redis", Type: "tcp", Region: "us-east", OK: true, Duration: 0.001},
+		{V: 1, Check: "www-a", Type: "dns", Region: "us-east", OK: false, Duration: 0.002, Phases: Phases{Resolve: 0.002},
+			Observed: Observed{DNS: []DNSObservation{{Resolver: "system", Rcode: "NOERROR", Answers: []string{"198.51.100.7"}}}}},
 	}
 }
 
@@ -105,5 +107,36 @@ func TestMetricsPassPromtool(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "" {
 		t.Fatalf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, buf.String())
+	}
+}
+
+func TestMetricsDNSAnswerInfoFollowsChanges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := func(answers ...string) *Result {
+		return &Result{Check: "www-a", Type: "dns", Region: "us-east", OK: true, Observed: Observed{DNS: []DNSObservation{
+			{Resolver: "system", Server: "127.0.0.53:53", Rcode: "NOERROR", Answers: answers},
+			{Resolver: "authoritative", NS: "ns1.example.com", Rcode: "NOERROR", Answers: []string{"203.0.113.10"}},
+		}}}
+	}
+	m.Observe(res("203.0.113.10"))
+	first := AnswersHash(&DNSObservation{Rcode: "NOERROR", Answers: []string{"203.0.113.10"}})
+	if got := testutil.ToFloat64(m.dnsInfo.WithLabelValues("www-a", "us-east", "system", first)); got != 1 {
+		t.Fatalf("info for the first answer set = %v", got)
+	}
+	m.Observe(res("198.51.100.7", "203.0.113.10"))
+	if n := testutil.CollectAndCount(m.dnsInfo); n != 2 {
+		t.Errorf("probe_dns_answer_info has %d series after a change, want 2 (one per server; the old set deleted)", n)
+	}
+	if got := testutil.ToFloat64(m.dnsAnswers.WithLabelValues("www-a", "us-east", "system")); got != 2 {
+		t.Errorf("probe_dns_answer_rrs = %v, want 2", got)
+	}
+	// The authoritative server's unchanged answer keeps its hash; equal
+	// answers from different servers hash the same.
+	if got := testutil.ToFloat64(m.dnsInfo.WithLabelValues("www-a", "us-east", "ns1.example.com", first)); got != 1 {
+		t.Errorf("authoritative info series lost: %v", got)
 	}
 }

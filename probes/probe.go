@@ -33,6 +33,9 @@ type Options struct {
 	// Resolver resolves host names; nil means a resolver built from the
 	// check's resolver: setting, or the system's.
 	Resolver Resolver
+	// ResolvConf is the file dns checks read the "system" resolver from;
+	// empty means /etc/resolv.conf.
+	ResolvConf string
 }
 
 func (o *Options) fill() {
@@ -41,6 +44,9 @@ func (o *Options) fill() {
 	}
 	if o.Redact == nil {
 		o.Redact = func(s string) string { return s }
+	}
+	if o.ResolvConf == "" {
+		o.ResolvConf = "/etc/resolv.conf"
 	}
 }
 
@@ -58,6 +64,8 @@ func New(c *checks.Check, opts Options) (Prober, error) {
 		p, err = newTCP(c, opts)
 	case c.TLS != nil:
 		p, err = newTLS(c, opts)
+	case c.DNS != nil:
+		p, err = newDNS(c, opts)
 	default:
 		return nil, fmt.Errorf("check %q: %s checks cannot be probed by this version", c.ID, c.Type())
 	}

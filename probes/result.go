@@ -75,6 +75,33 @@ type Observed struct {
 	Steps   []StepObservation `json:"steps,omitempty"`
 	// Line is the first line a TCP server sent, truncated.
 	Line string `json:"line,omitempty"`
+	// DNS holds one entry per DNS server a dns check asked.
+	DNS []DNSObservation `json:"dns,omitempty"`
+}
+
+// DNSObservation is what one DNS server answered. It is structured so that
+// an evaluator can compare servers and regions without parsing reasons.
+type DNSObservation struct {
+	// Resolver is the entry of the check's resolvers list this server came
+	// from: "system", "authoritative" or the configured address.
+	Resolver string `json:"resolver"`
+	// Server is the ip:port asked.
+	Server string `json:"server"`
+	// NS is the name server's name, for authoritative servers.
+	NS        string `json:"ns,omitempty"`
+	Transport string `json:"transport,omitempty"`
+	Rcode     string `json:"rcode,omitempty"`
+	// Authoritative is the AA bit of the response.
+	Authoritative bool `json:"aa"`
+	// Answers are the normalised answer records, sorted.
+	Answers []string `json:"answers"`
+	// MinTTL is the lowest TTL among the answer records.
+	MinTTL uint32 `json:"min_ttl"`
+	// CNAMEs is the chain followed from the queried name, in order.
+	CNAMEs []string `json:"cnames,omitempty"`
+	RTT    float64  `json:"rtt_seconds"`
+	// Error says why there is no usable answer, if there is none.
+	Error string `json:"error,omitempty"`
 }
 
 // TLSObservation describes the TLS session of a probe.
