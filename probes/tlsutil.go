@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,9 @@ func certDaysReason(o *TLSObservation, minDays int, now time.Time) (string, bool
 	if left >= time.Duration(minDays)*24*time.Hour {
 		return "", true
 	}
+	if left <= 0 {
+		return fmt.Sprintf("certificate expired on %s, want at least %d days left", o.NotAfter.UTC().Format("2006-01-02"), minDays), false
+	}
 	days := int(left.Hours() / 24)
 	return fmt.Sprintf("certificate expires in %d days (%s), want at least %d", days, o.NotAfter.UTC().Format("2006-01-02"), minDays), false
 }
@@ -100,12 +104,14 @@ func describeTLSErr(err error, minVersion checks.TLSVersion) string {
 		}
 		return "certificate signed by unknown authority"
 	case errors.As(err, &hostname):
-		names := hostname.Certificate.DNSNames
+		// A copy: appending to the certificate's own slice could write into
+		// its backing array.
+		names := slices.Clone(hostname.Certificate.DNSNames)
 		for _, ip := range hostname.Certificate.IPAddresses {
 			names = append(names, ip.String())
 		}
 		if len(names) > 8 {
-			names = append(names[:8], "...")
+			names = append(names[:8:8], "...")
 		}
 		return fmt.Sprintf("certificate is valid for [%s], not %s", strings.Join(names, " "), hostname.Host)
 	case errors.As(err, &verify):
