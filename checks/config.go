@@ -28,6 +28,11 @@ type Config struct {
 	Agents    []Agent
 	Notifiers []Notifier
 	Checks    []*Check
+	Reporting Reporting
+
+	// Digest identifies the configuration's text: agents send it with their
+	// results so that an evaluator running another version notices.
+	Digest string
 
 	// Files lists the files the config was loaded from, in order.
 	Files []string
@@ -43,7 +48,10 @@ type fileConfig struct {
 	Agents    []Agent    `yaml:"agents"`
 	Notifiers []Notifier `yaml:"notifiers"`
 	Checks    []Check    `yaml:"checks"`
+	Reporting *Reporting `yaml:"reporting"`
 	Src       Source
+
+	raw []byte // the file's bytes, for Config.Digest
 }
 
 // Defaults are inherited by every check that does not set its own.
@@ -63,6 +71,27 @@ type FailureRule struct {
 	Ratio       float64 `yaml:"ratio"`
 	Window      int     `yaml:"window"`
 	Src         Source
+}
+
+// Reporting governs how agents ship results to evaluators and how soon an
+// evaluator calls a silent region stale. Agents and evaluators read the same
+// block, so the two sides cannot disagree.
+type Reporting struct {
+	// Heartbeat is the longest an agent goes without sending a batch; an
+	// empty batch is its liveness signal. Default 10s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// StaleAfter is how long a region may be silent before the evaluator
+	// takes it out of every quorum and raises a meta alert. Default three
+	// heartbeats.
+	StaleAfter time.Duration `yaml:"stale_after"`
+	// BatchSize is the most results in one batch. Default 500.
+	BatchSize int `yaml:"batch_size"`
+	// BatchDelay is the longest a result waits to be batched. Default 1s.
+	BatchDelay time.Duration `yaml:"batch_delay"`
+	// SpoolSize bounds each evaluator's on-disk spool; when it is full the
+	// oldest batches are dropped, counted and logged. Default 256MiB.
+	SpoolSize Size `yaml:"spool_size"`
+	Src       Source
 }
 
 // Agent is an agent allowed to report results for a region.

@@ -97,6 +97,14 @@ func (t *TTL) decodeScalar(s scalar) error {
 // names without the trailing dot, canonical IPv6, TXT without quotes, MX and
 // SRV fields in order, SOA reduced to its two names (its serial changes).
 func NormalizeRecord(typ, text string) (string, error) {
+	if typ == "TXT" {
+		// TXT data is text: spaces are part of it. Only the zone-file
+		// quoting of character-strings is removed.
+		if t := strings.TrimSpace(text); strings.HasPrefix(t, `"`) {
+			return unquoteTXT(t), nil
+		}
+		return text, nil
+	}
 	text = strings.TrimSpace(text)
 	f := strings.Fields(text)
 	switch typ {
@@ -138,8 +146,6 @@ func NormalizeRecord(typ, text string) (string, error) {
 			return "", err
 		}
 		return fmt.Sprintf("%d %d %d %s", n[0], n[1], n[2], host), nil
-	case "TXT":
-		return unquoteTXT(text), nil
 	case "CAA":
 		if len(f) < 3 {
 			return "", fmt.Errorf("%q: want FLAGS TAG VALUE, such as `0 issue \"letsencrypt.org\"`", text)

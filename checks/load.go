@@ -2,6 +2,8 @@ package checks
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -39,13 +41,25 @@ func Load(paths []string, lookup LookupEnv) (*Config, error) {
 			parsed = append(parsed, fc)
 		}
 	}
-	cfg := merge(parsed, &errs)
+	return finish(parsed, files, secrets, &errs)
+}
+
+// finish merges parsed files, validates the result and returns it or every
+// error found.
+func finish(parsed []*fileConfig, files []string, secrets map[string]struct{}, errs *errorList) (*Config, error) {
+	cfg := merge(parsed, errs)
 	cfg.Files = files
 	for v := range secrets {
 		cfg.secrets = append(cfg.secrets, v)
 	}
 	slices.Sort(cfg.secrets)
-	validate(cfg, &errs)
+	h := sha256.New()
+	for _, fc := range parsed {
+		fmt.Fprintf(h, "%d\n", len(fc.raw))
+		h.Write(fc.raw)
+	}
+	cfg.Digest = hex.EncodeToString(h.Sum(nil))[:16]
+	validate(cfg, errs)
 	errs.redact(cfg.secrets)
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -64,18 +78,7 @@ func LoadBytes(name string, data []byte, lookup LookupEnv) (*Config, error) {
 	if fc != nil {
 		parsed = append(parsed, fc)
 	}
-	cfg := merge(parsed, &errs)
-	cfg.Files = []string{name}
-	for v := range secrets {
-		cfg.secrets = append(cfg.secrets, v)
-	}
-	slices.Sort(cfg.secrets)
-	validate(cfg, &errs)
-	errs.redact(cfg.secrets)
-	if err := errs.err(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return finish(parsed, []string{name}, secrets, &errs)
 }
 
 func expandPaths(paths []string, errs *errorList) []string {
@@ -207,7 +210,7 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 		return nil
 	}
 	d := &decoder{file: name, lookup: lookup, errs: errs, secrets: secrets, budget: nodeBudget(countNodes(root))}
-	fc := &fileConfig{}
+	fc := &fileConfig{raw: data}
 	if root.Kind != yaml.MappingNode {
 		errs.add(d.pos(root), "", "expected a mapping with version, regions, checks, ..., got %s", describe(root))
 		return nil
@@ -227,10 +230,19 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 
 func merge(files []*fileConfig, errs *errorList) *Config {
 	cfg := &Config{Version: 1}
-	var defaultsAt *Pos
+	var defaultsAt, reportingAt *Pos
 	for _, fc := range files {
 		if fc.Src.Has("version") && fc.Version != 1 {
 			errs.add(fc.Src.At("version"), "", "unsupported version %d; this Outpost reads version 1", fc.Version)
+		}
+		if fc.Reporting != nil {
+			if reportingAt != nil {
+				errs.add(fc.Src.At("reporting"), "", "reporting: already set at %s; set it in one file only", reportingAt)
+			} else {
+				p := fc.Src.At("reporting")
+				reportingAt = &p
+				cfg.Reporting = *fc.Reporting
+			}
 		}
 		if fc.Defaults != nil {
 			if defaultsAt != nil {

@@ -31,10 +31,10 @@ func TestAliasBomb(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("LoadBytes took %s", d)
 	}
-	want := `test.yaml:1:1: unknown key "x" (known keys: version, defaults, regions, agents, notifiers, checks)
+	want := `test.yaml:1:1: unknown key "x" (known keys: version, defaults, regions, agents, notifiers, checks, reporting)
 test.yaml:1:926: the document expands to too many values through aliases (*name)
-test.yaml:2:1: unknown key "y" (known keys: version, defaults, regions, agents, notifiers, checks)
-test.yaml:3:1: unknown key "z" (known keys: version, defaults, regions, agents, notifiers, checks)`
+test.yaml:2:1: unknown key "y" (known keys: version, defaults, regions, agents, notifiers, checks, reporting)
+test.yaml:3:1: unknown key "z" (known keys: version, defaults, regions, agents, notifiers, checks, reporting)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}

@@ -68,6 +68,7 @@ func validate(cfg *Config, errs *errorList) {
 	if len(cfg.Regions) == 0 {
 		cfg.Regions = []string{LocalRegion}
 	}
+	validateReporting(&cfg.Reporting, errs)
 
 	for i := range cfg.Agents {
 		a := &cfg.Agents[i]
@@ -642,3 +643,41 @@ func readCheckFiles(c *Check, baseDir string, errs *errorList) {
 }
 
 func (r *reserved) decodeNode(*decoder, *yaml.Node, string) {}
+
+// Reporting defaults.
+const (
+	DefaultHeartbeat  = 10 * time.Second
+	DefaultBatchSize  = 500
+	DefaultBatchDelay = time.Second
+	DefaultSpoolSize  = 256 << 20
+	maxBatchSize      = 1000 // probes.MaxBatchResults
+)
+
+func validateReporting(r *Reporting, errs *errorList) {
+	add := func(key, format string, args ...any) { errs.add(r.Src.At(key), "", "reporting."+format, args...) }
+	if r.Heartbeat == 0 {
+		r.Heartbeat = DefaultHeartbeat
+	} else if r.Heartbeat < 100*time.Millisecond {
+		add("heartbeat", "heartbeat %s is below the minimum of 100ms", r.Heartbeat)
+	}
+	if r.StaleAfter == 0 {
+		r.StaleAfter = 3 * r.Heartbeat
+	} else if r.StaleAfter <= r.Heartbeat {
+		add("stale_after", "stale_after %s must be longer than heartbeat %s, or every region would flap stale", r.StaleAfter, r.Heartbeat)
+	}
+	if !r.Src.Has("batch_size") {
+		r.BatchSize = DefaultBatchSize
+	} else if r.BatchSize < 1 || r.BatchSize > maxBatchSize {
+		add("batch_size", "batch_size %d must be between 1 and %d", r.BatchSize, maxBatchSize)
+	}
+	if r.BatchDelay == 0 {
+		r.BatchDelay = min(DefaultBatchDelay, r.Heartbeat)
+	} else if r.BatchDelay > r.Heartbeat {
+		add("batch_delay", "batch_delay %s must not exceed heartbeat %s", r.BatchDelay, r.Heartbeat)
+	}
+	if !r.Src.Has("spool_size") {
+		r.SpoolSize = DefaultSpoolSize
+	} else if r.SpoolSize < 1<<20 {
+		add("spool_size", "spool_size must be at least 1MiB")
+	}
+}
