@@ -1,0 +1,100 @@
+package probes
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Batch is what an agent POSTs to an evaluator's /v1/results: the results
+// of one agent, in order, under one sequence number. An empty batch is the
+// agent's heartbeat.
+type Batch struct {
+	V      int    `json:"v"`
+	Agent  string `json:"agent"`
+	Region string `json:"region"`
+	// Seq increases with every batch an agent seals, across restarts (it
+	// starts from the wall clock in nanoseconds). Evaluators use it to
+	// apply a batch once and to refuse replays.
+	Seq uint64 `json:"seq"`
+	// ConfigDigest identifies the configuration the agent runs
+	// (checks.Config.Digest), so that drift between agents and evaluators
+	// is visible.
+	ConfigDigest string    `json:"config_digest"`
+	Created      time.Time `json:"created"`
+	Results      []Result  `json:"results"`
+}
+
+// Wire limits, enforced by the evaluator and respected by the agent.
+const (
+	// MaxBatchBytes bounds a request body.
+	MaxBatchBytes = 4 << 20
+	// MaxBatchResults bounds the results in one batch.
+	MaxBatchResults = 1000
+	// MaxClockSkew is how far a request's signing time may be from the
+	// evaluator's clock.
+	MaxClockSkew = 5 * time.Minute
+)
+
+// HTTP headers that carry a batch's authentication.
+const (
+	HeaderRegion    = "X-Outpost-Region"
+	HeaderAgent     = "X-Outpost-Agent"
+	HeaderTimestamp = "X-Outpost-Timestamp"
+	HeaderSignature = "X-Outpost-Signature"
+	// signaturePrefix versions the signature scheme.
+	signaturePrefix = "v1="
+	// ResultsPath is where evaluators accept batches.
+	ResultsPath = "/v1/results"
+)
+
+// Sign returns the signature header value for body sent at ts:
+// "v1=" + hex(HMAC-SHA256(key, ts + "." + body)), ts in Unix seconds. The
+// agent signs at every send, not when the batch is sealed, so a batch kept
+// in the spool through a long outage is still inside the skew window when
+// it is finally delivered.
+func Sign(key []byte, ts time.Time, body []byte) (timestamp, signature string) {
+	timestamp = strconv.FormatInt(ts.Unix(), 10)
+	return timestamp, signaturePrefix + hex.EncodeToString(mac(key, timestamp, body))
+}
+
+func mac(key []byte, timestamp string, body []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write([]byte(timestamp))
+	h.Write([]byte{'.'})
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// Errors Verify returns; evaluators answer all of them with 401.
+var (
+	ErrBadSignature = errors.New("signature does not match")
+	ErrClockSkew    = errors.New("timestamp outside the allowed clock skew")
+)
+
+// Verify checks a signature made by Sign with any of keys, and that the
+// signing time is within MaxClockSkew of now. It compares in constant time.
+func Verify(keys [][]byte, timestamp, signature string, body []byte, now time.Time) error {
+	secs, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: %s is not a Unix time", ErrBadSignature, HeaderTimestamp)
+	}
+	if skew := now.Sub(time.Unix(secs, 0)); skew > MaxClockSkew || skew < -MaxClockSkew {
+		return fmt.Errorf("%w: %s off", ErrClockSkew, skew.Round(time.Second))
+	}
+	got, err := hex.DecodeString(strings.TrimPrefix(signature, signaturePrefix))
+	if err != nil || !strings.HasPrefix(signature, signaturePrefix) {
+		return fmt.Errorf("%w: malformed %s", ErrBadSignature, HeaderSignature)
+	}
+	for _, k := range keys {
+		if hmac.Equal(got, mac(k, timestamp, body)) {
+			return nil
+		}
+	}
+	return ErrBadSignature
+}
