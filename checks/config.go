@@ -97,8 +97,22 @@ type Reporting struct {
 // Agent is an agent allowed to report results for a region.
 type Agent struct {
 	Region string `yaml:"region"`
-	Key    Secret `yaml:"key"`
-	Src    Source
+	// Name tells apart several agents of one region, each with its own
+	// key; "outpost agent --name" picks the entry. Optional.
+	Name string `yaml:"name"`
+	Key  Secret `yaml:"key"`
+	Src  Source
+}
+
+// AgentKey returns the key of the agent entry for region (and name, when
+// several agents share the region), and whether there is one.
+func (c *Config) AgentKey(region, name string) (Secret, bool) {
+	for _, a := range c.Agents {
+		if a.Region == region && (name == "" || a.Name == "" || a.Name == name) {
+			return a.Key, true
+		}
+	}
+	return Secret{}, false
 }
 
 // Notifier is a named destination for pages and notices. Exactly one of its

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // DNS record types a dns check may query.
@@ -94,16 +96,19 @@ func (t *TTL) decodeScalar(s scalar) error {
 
 // NormalizeRecord returns the canonical text of one record's data of type
 // typ, so that answers compare equal however they were written: lower-case
-// names without the trailing dot, canonical IPv6, TXT without quotes, MX and
-// SRV fields in order, SOA reduced to its two names (its serial changes).
+// names without the trailing dot, canonical IPv6, TXT as one quoted string,
+// MX and SRV fields in order, SOA reduced to its two names (its serial
+// changes). Normalising a normalised text gives it back unchanged.
 func NormalizeRecord(typ, text string) (string, error) {
 	if typ == "TXT" {
-		// TXT data is text: spaces are part of it. Only the zone-file
-		// quoting of character-strings is removed.
+		// TXT data is text: spaces are part of it. Written quoted, its
+		// character-strings are joined; written bare, it is taken as is.
+		// The result is always one quoted string, so normalising twice
+		// gives the same text however many quotes the data holds.
 		if t := strings.TrimSpace(text); strings.HasPrefix(t, `"`) {
-			return unquoteTXT(t), nil
+			text = unquoteTXT(t)
 		}
-		return text, nil
+		return quoteTXT(text), nil
 	}
 	text = strings.TrimSpace(text)
 	f := strings.Fields(text)
@@ -147,15 +152,21 @@ func NormalizeRecord(typ, text string) (string, error) {
 		}
 		return fmt.Sprintf("%d %d %d %s", n[0], n[1], n[2], host), nil
 	case "CAA":
-		if len(f) < 3 {
+		if len(f) < 2 {
 			return "", fmt.Errorf("%q: want FLAGS TAG VALUE, such as `0 issue \"letsencrypt.org\"`", text)
 		}
 		flags, err := strconv.ParseUint(f[0], 10, 8)
 		if err != nil {
 			return "", fmt.Errorf("%q: flags %q is not a number from 0 to 255", text, f[0])
 		}
-		value := strings.TrimSpace(strings.SplitN(text, f[1], 2)[1])
-		return fmt.Sprintf("%d %s %s", flags, strings.ToLower(f[1]), unquoteTXT(value)), nil
+		// The value is what follows the tag field, not a search for the
+		// tag's text, which may also occur inside the flags.
+		rest := strings.TrimLeft(strings.TrimPrefix(text, f[0]), " \t")
+		value := unquoteTXT(strings.TrimSpace(strings.TrimPrefix(rest, f[1])))
+		if q := quoteTXT(value); q != `"`+value+`"` || strings.TrimSpace(value) != value {
+			value = q // written bare, it would not read back the same
+		}
+		return strings.TrimSpace(fmt.Sprintf("%d %s %s", flags, strings.ToLower(f[1]), value)), nil
 	case "SOA":
 		if len(f) < 2 {
 			return "", fmt.Errorf("%q: want at least MNAME RNAME", text)
@@ -188,6 +199,14 @@ func unquoteTXT(s string) string {
 		}
 		i := 1
 		for ; i < len(rest); i++ {
+			if rest[i] == '\\' && i+3 < len(rest) && isDigits(rest[i+1:i+4]) {
+				// \DDD: how servers print a byte outside printable ASCII.
+				if n, _ := strconv.Atoi(rest[i+1 : i+4]); n <= 255 {
+					b.WriteByte(byte(n))
+					i += 3
+					continue
+				}
+			}
 			if rest[i] == '\\' && i+1 < len(rest) {
 				b.WriteByte(rest[i+1])
 				i++
@@ -204,6 +223,40 @@ func unquoteTXT(s string) string {
 		rest = rest[i+1:]
 	}
 	return b.String()
+}
+
+// quoteTXT writes text as one zone-file character-string that unquoteTXT
+// reads back unchanged: printable UTF-8 as it is, " and \ escaped, any
+// other byte as \DDD, so that answers stay readable, valid UTF-8 text.
+func quoteTXT(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(s[i])
+		case r == utf8.RuneError && size == 1, !unicode.IsPrint(r):
+			for _, c := range []byte(s[i : i+size]) {
+				fmt.Fprintf(&b, "\\%03d", c)
+			}
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // normalizeName lower-cases a domain name and drops its trailing dot.

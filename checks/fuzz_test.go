@@ -28,6 +28,7 @@ var fuzzEnv = map[string]string{
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte("checks:\n  - id: a\n    http: {url: \"https://example.com/\"}\n"))
 	f.Add([]byte("checks:\n  - id: a\n    tcp: {address: \"${SECRET}\"}\n"))
+	f.Add([]byte("checks:\n  - id: a\n    dns: {name: www.example.com, type: txt, expect: {answers: ['v=spf1 -all']}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "fuzz.yaml"
 		cfg, err := LoadBytes(name, data, mapEnv(fuzzEnv))
@@ -66,7 +67,7 @@ func checkLoaded(t *testing.T, cfg *Config) {
 		}
 		ids[c.ID] = true
 		switch c.Type() {
-		case "http", "tcp", "tls":
+		case "http", "tcp", "tls", "dns":
 		default:
 			t.Fatalf("check %q has type %q", c.ID, c.Type())
 		}
@@ -81,6 +82,11 @@ func checkLoaded(t *testing.T, cfg *Config) {
 		}
 		if need := c.Quorum.Need(len(c.Regions)); need < 1 {
 			t.Fatalf("check %q: Need = %d", c.ID, need)
+		}
+		if d := c.DNS; d != nil {
+			if d.Type == "" || d.Transport == "" || len(d.Resolvers) == 0 || d.Retries < 0 || d.AuthoritativePort < 1 || d.Expect != nil && d.Expect.Rcode == "" {
+				t.Fatalf("check %q: dns not defaulted: %+v", c.ID, d)
+			}
 		}
 		if h := c.HTTP; h != nil {
 			if h.FollowRedirects == nil || h.MaxBodyBytes < 1 || h.MaxBodyBytes > MaxBodyBytesLimit {

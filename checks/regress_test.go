@@ -26,11 +26,9 @@ func TestAliasBomb(t *testing.T) {
 		b.WriteString("*c, ")
 	}
 	b.WriteString("]\n")
-	start := time.Now()
+	// The budget error below is the proof that decoding stopped early; a
+	// wall-clock bound would only make the test flaky on a loaded machine.
 	_, err := loadString(t, b.String(), nil)
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("LoadBytes took %s", d)
-	}
 	want := `test.yaml:1:1: unknown key "x" (known keys: version, defaults, regions, agents, notifiers, checks, reporting)
 test.yaml:1:926: the document expands to too many values through aliases (*name)
 test.yaml:2:1: unknown key "y" (known keys: version, defaults, regions, agents, notifiers, checks, reporting)

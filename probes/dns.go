@@ -30,6 +30,12 @@ func newDNS(c *checks.Check, opts Options) (Prober, error) {
 	if p.expect == nil {
 		p.expect = &checks.DNSExpect{Rcode: "NOERROR"}
 	}
+	// Answers are kept clipped (clipAnswer); clip what is expected the
+	// same way, or a longer record could never match. A copy: the spec is
+	// shared.
+	e := *p.expect
+	e.Answers, e.Contains, e.Forbid = clipAnswers(e.Answers), clipAnswers(e.Contains), clipAnswers(e.Forbid)
+	p.expect = &e
 	qt, ok := dns.StringToType[d.Type]
 	if !ok {
 		return nil, fmt.Errorf("dns: unsupported type %q", d.Type)

@@ -23,8 +23,8 @@ import (
 const (
 	dnsUDPSize       = 1232 // the EDNS0 buffer size of DNS flag day 2020
 	maxCNAMEChain    = 16
-	maxAnswers       = 64  // answers kept per server
-	maxAnswerText    = 256 // bytes of one answer kept, e.g. a huge TXT record
+	maxAnswers       = 64   // answers kept per server
+	maxAnswerText    = 1024 // bytes of one answer kept: a 4096-bit DKIM key fits, a huge TXT record does not
 	maxAuthServers   = 8
 	maxZoneWalkSteps = 10
 )
@@ -292,10 +292,24 @@ func normalizeRR(typ string, rr dns.RR) string {
 	if err != nil {
 		n = sanitize(text)
 	}
+	return clipAnswer(n)
+}
+
+// clipAnswer bounds one answer to maxAnswerText bytes, cut between
+// characters.
+func clipAnswer(n string) string {
 	if len(n) > maxAnswerText {
-		n = n[:maxAnswerText] + "..."
+		return truncateUTF8(n, maxAnswerText) + "..."
 	}
 	return n
+}
+
+func clipAnswers(list []string) []string {
+	out := make([]string, len(list))
+	for i, v := range list {
+		out[i] = clipAnswer(v)
+	}
+	return out
 }
 
 // sanitize keeps hostile bytes out of reasons.
@@ -303,7 +317,7 @@ func sanitize(s string) string {
 	q := strconv.Quote(s)
 	q = q[1 : len(q)-1]
 	if len(q) > maxAnswerText {
-		q = q[:maxAnswerText] + "..."
+		q = truncateUTF8(q, maxAnswerText) + "..."
 	}
 	return q
 }

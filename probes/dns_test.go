@@ -17,7 +17,7 @@ import (
 // dnsCheck runs a dns check written as the body of "dns:" once.
 func dnsCheck(t *testing.T, body string, opts Options) Result {
 	t.Helper()
-	return probeOnce(t, "- id: d\n  timeout: 2s\n  dns:\n"+indent(body, "    "), nil, opts)
+	return probeOnce(t, "- id: d\n  interval: 30s\n  timeout: 8s\n  dns:\n"+indent(body, "    "), nil, opts)
 }
 
 func indent(s, pre string) string {

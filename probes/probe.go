@@ -98,7 +98,7 @@ func (b *base) finish(r *Result, began time.Time, failures []string, okReason st
 	r.Duration = time.Since(began).Seconds()
 	if len(failures) == 0 {
 		r.OK = true
-		r.Reason = b.opts.Redact(okReason)
+		r.Reason = b.opts.Redact(joinReasons([]string{okReason}))
 		b.redactObserved(&r.Observed)
 		return *r
 	}
