@@ -1,0 +1,229 @@
+// Package alerting is Outpost's evaluator: it ingests the result batches
+// agents send, keeps a bounded window of recent results per (check,
+// region), and tracks which regions are reporting at all.
+//
+// Everything the evaluator keeps in memory is keyed by the configuration
+// (its checks and regions) or bounded (agent names per region), so input
+// cannot grow it. Time comes from an injected probes.Clock.
+package alerting
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+// Errors Apply returns, wrapped with the precise reason; the HTTP handler
+// answers them with the status in parentheses.
+var (
+	// ErrInvalidBatch: the batch breaks the schema or names checks and
+	// regions the configuration does not have (400).
+	ErrInvalidBatch = errors.New("invalid batch")
+	// ErrUnauthorized: unknown region or agent, or a bad signature (401).
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrReplay: the sequence number is below the agent's highest and not
+	// one recently accepted (401).
+	ErrReplay = errors.New("replayed or out-of-order sequence")
+	// ErrDuplicate: the batch was accepted before and was not applied
+	// again. Callers treat it as success (200 "duplicate").
+	ErrDuplicate = errors.New("duplicate batch")
+	// ErrTooLarge: the body exceeds probes.MaxBatchBytes (413).
+	ErrTooLarge = errors.New("batch too large")
+	// ErrUnavailable: the batch could not be recorded durably; nothing of
+	// it was applied and the sender should retry (503).
+	ErrUnavailable = errors.New("batch not recorded")
+)
+
+// Options are what an Evaluator needs from its environment. Every field is
+// optional.
+type Options struct {
+	// Clock is the time source of every decision; nil means RealClock.
+	Clock probes.Clock
+	// DataDir, when set, is where the evaluator keeps what must survive a
+	// restart: the sequence numbers accepted from each agent, so that a
+	// replay is refused after a restart too.
+	DataDir string
+	// Registerer receives the evaluator's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger receives the evaluator's logs; nil discards them.
+	Logger *slog.Logger
+	// Notifier receives region liveness notifications; nil means a
+	// ConsoleNotifier on Logger.
+	Notifier Notifier
+}
+
+// defaultStaleAfter applies to configs built by hand without a reporting
+// block; loaded configs always have one.
+const defaultStaleAfter = 3 * checks.DefaultHeartbeat
+
+// Evaluator ingests result batches and keeps per-(check, region) windows and
+// region liveness. Its methods are safe for concurrent use.
+type Evaluator struct {
+	cfg        *checks.Config
+	clock      probes.Clock
+	log        *slog.Logger
+	notifier   Notifier
+	metrics    *metrics
+	store      *seqStore // nil without a DataDir
+	started    time.Time
+	staleAfter time.Duration
+
+	// regions and checks are built by New and never change.
+	regions    map[string]*regionState
+	regionList []*regionState // in config order
+	checks     map[string]*checks.Check
+
+	bodies   sync.Pool // *bytes.Buffer for request bodies
+	decoders sync.Pool // *fastDecoder
+	limiter  *logLimiter
+}
+
+// regionState is everything the evaluator keeps about one region.
+type regionState struct {
+	name string
+	// keys are the agent keys of the region; no keys means no agent may
+	// report over HTTP (the in-process agent uses Apply).
+	keys [][]byte
+	// windows holds a window per check that runs in the region; the map
+	// is never written after New.
+	windows map[string]*window
+	metrics *regionMetrics
+
+	// mu guards the windows' contents and every field below.
+	mu       sync.Mutex
+	agents   map[string]*agentState
+	lastSeen time.Time // receipt of the latest accepted batch since start
+	live     liveness
+	mismatch bool // some agent's latest batch had another config digest
+}
+
+// New builds an evaluator for cfg, which must come from checks.Load (or be
+// shaped like it) and must not change afterwards. With a DataDir it reads
+// the sequence memory kept there; a corrupt memory is an error.
+func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
+	if cfg == nil {
+		return nil, errors.New("alerting: no configuration")
+	}
+	if opts.Clock == nil {
+		opts.Clock = probes.RealClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Notifier == nil {
+		opts.Notifier = NewConsoleNotifier(opts.Logger)
+	}
+	regions := cfg.Regions
+	if len(regions) == 0 {
+		regions = []string{checks.LocalRegion}
+	}
+	m, err := newMetrics(opts.Registerer, regions)
+	if err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
+	}
+	e := &Evaluator{
+		cfg:        cfg,
+		clock:      opts.Clock,
+		log:        opts.Logger,
+		notifier:   opts.Notifier,
+		metrics:    m,
+		started:    opts.Clock.Now(),
+		staleAfter: cfg.Reporting.StaleAfter,
+		regions:    make(map[string]*regionState, len(regions)),
+		checks:     make(map[string]*checks.Check, len(cfg.Checks)),
+		limiter:    newLogLimiter(rejectLogEvery),
+	}
+	if e.staleAfter <= 0 {
+		e.staleAfter = defaultStaleAfter
+	}
+	for _, name := range regions {
+		if _, dup := e.regions[name]; dup {
+			return nil, fmt.Errorf("alerting: region %q declared twice", name)
+		}
+		r := &regionState{
+			name:    name,
+			windows: map[string]*window{},
+			metrics: m.regions[name],
+			agents:  map[string]*agentState{},
+			live:    liveness{State: RegionUnknown, Since: e.started},
+		}
+		e.regions[name] = r
+		e.regionList = append(e.regionList, r)
+	}
+	for _, a := range cfg.Agents {
+		r, ok := e.regions[a.Region]
+		if !ok {
+			return nil, fmt.Errorf("alerting: agent key for undeclared region %q", a.Region)
+		}
+		if !a.Key.IsZero() {
+			r.keys = append(r.keys, []byte(a.Key.Value()))
+		}
+	}
+	for _, c := range cfg.Checks {
+		e.checks[c.ID] = c
+		in := c.Regions
+		if len(in) == 0 {
+			in = regions
+		}
+		for _, name := range in {
+			r, ok := e.regions[name]
+			if !ok {
+				return nil, fmt.Errorf("alerting: check %q: undeclared region %q", c.ID, name)
+			}
+			r.windows[c.ID] = newWindow(c, name)
+		}
+	}
+	if opts.DataDir != "" {
+		store, recs, err := openSeqStore(opts.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("alerting: %w", err)
+		}
+		e.store = store
+		e.restoreSeqs(recs)
+	}
+	return e, nil
+}
+
+// restoreSeqs loads persisted sequence memory into the agents of declared
+// regions, at most maxAgentsPerRegion per region, the most recent first.
+func (e *Evaluator) restoreSeqs(recs []seqRecord) {
+	prunedTable := make(map[agentKey]seqRecord, len(recs))
+	for _, rec := range recs {
+		if _, ok := e.regions[rec.Region]; ok && rec.Agent != "" {
+			prunedTable[agentKey{rec.Region, rec.Agent}] = rec
+		}
+	}
+	prune(prunedTable)
+	for k, rec := range prunedTable {
+		r := e.regions[k.region]
+		r.agents[k.agent] = &agentState{
+			name:     k.agent,
+			seqs:     restoreSeqMemory(rec.Highest, rec.Recent),
+			lastSeen: rec.Seen,
+			lastSeq:  rec.Highest,
+		}
+	}
+}
+
+// Window returns a copy of the recent results of check from region, and
+// false if check does not run in region.
+func (e *Evaluator) Window(check, region string) (Window, bool) {
+	r, ok := e.regions[region]
+	if !ok {
+		return Window{}, false
+	}
+	w, ok := r.windows[check]
+	if !ok {
+		return Window{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return w.view(), true
+}

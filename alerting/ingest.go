@@ -1,0 +1,276 @@
+package alerting
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/outposthq/outpost/probes"
+)
+
+// maxPooledBody is the largest request buffer kept for reuse; a batch of
+// 500 results is about a quarter of it.
+const maxPooledBody = 1 << 20
+
+// maxDigestBytes bounds the config digest remembered per agent.
+const maxDigestBytes = 64
+
+// Handler serves POST /v1/results (probes.ResultsPath): authenticated,
+// size-limited, strictly validated, idempotent ingest of agent batches.
+//
+// Answers: 200 "ok" (applied), 200 "duplicate" (accepted before, not
+// applied again), 400 (malformed or inconsistent batch; nothing applied),
+// 401 (unknown region, bad signature, clock skew, replay), 413 (body over
+// probes.MaxBatchBytes), 503 (could not be recorded; retry). Error bodies
+// are one line of plain text and never contain a key.
+//
+// An agent must send its batches to one evaluator one at a time, in
+// sequence order: a batch below the highest accepted that is not one of
+// the last 16 accepted is refused as a replay, and one ahead of the
+// evaluator's clock in Unix nanoseconds (plus probes.MaxClockSkew) as
+// invalid, since agents start their sequence from their clock. Only
+// applied batches count as signs of life for region liveness; a duplicate
+// may be a replay.
+func (e *Evaluator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+probes.ResultsPath, e.serveResults)
+	return mux
+}
+
+func (e *Evaluator) serveResults(w http.ResponseWriter, req *http.Request) {
+	now := e.clock.Now()
+	name := req.Header.Get(probes.HeaderRegion)
+	r := e.regions[name]
+	err := e.receive(w, req, r, name, now)
+	label := unknownRegionLabel
+	if r != nil {
+		label = r.name
+	}
+	o := e.record(label, err, now)
+	switch o {
+	case outcomeOK:
+		_, _ = w.Write([]byte("ok"))
+	case outcomeDuplicate:
+		_, _ = w.Write([]byte("duplicate"))
+	case outcomeError:
+		http.Error(w, "batch not recorded; retry later", http.StatusServiceUnavailable)
+	default:
+		http.Error(w, err.Error(), statusOf(o))
+	}
+}
+
+// receive authenticates, reads, decodes and ingests one request. r is the
+// region named by the header (nil if undeclared).
+func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionState, name string, now time.Time) error {
+	if req.ContentLength > probes.MaxBatchBytes {
+		return fmt.Errorf("%w: body of %d bytes is over the limit of %d", ErrTooLarge, req.ContentLength, probes.MaxBatchBytes)
+	}
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: missing %s header", ErrUnauthorized, probes.HeaderRegion)
+	case r == nil:
+		return fmt.Errorf("%w: unknown region %s", ErrUnauthorized, quote(name))
+	case len(r.keys) == 0:
+		return fmt.Errorf("%w: no agent key is configured for region %s", ErrUnauthorized, quote(name))
+	}
+	ts, sig := req.Header.Get(probes.HeaderTimestamp), req.Header.Get(probes.HeaderSignature)
+	if ts == "" || sig == "" {
+		return fmt.Errorf("%w: missing %s or %s header", ErrUnauthorized, probes.HeaderTimestamp, probes.HeaderSignature)
+	}
+
+	buf := e.getBuffer(req.ContentLength)
+	defer e.putBuffer(buf)
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, probes.MaxBatchBytes)); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return fmt.Errorf("%w: body is over the limit of %d bytes", ErrTooLarge, int64(probes.MaxBatchBytes))
+		}
+		return fmt.Errorf("%w: reading body: %w", ErrInvalidBatch, err)
+	}
+	body := buf.Bytes()
+	if err := probes.Verify(r.keys, ts, sig, body, now); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	// Decoded strings are copies, so buf may be reused once this returns.
+	d := e.decoder()
+	defer e.decoders.Put(d)
+	b, err := decodeBatch(body, d)
+	if err != nil {
+		return err
+	}
+	if agent := req.Header.Get(probes.HeaderAgent); agent != "" && agent != b.Agent {
+		return fmt.Errorf("%w: agent %s does not match the %s header %s", ErrInvalidBatch, quote(b.Agent), probes.HeaderAgent, quote(agent))
+	}
+	return e.ingest(r, &b, now, d)
+}
+
+// Apply ingests a batch from the in-process agent of "outpost run": no
+// signature, but the same validation, idempotency and accounting as a
+// batch received over HTTP. It returns nil when the batch was applied, an
+// error wrapping ErrDuplicate when it had been already (nothing to do),
+// and otherwise an error wrapping ErrInvalidBatch, ErrReplay,
+// ErrUnauthorized or ErrUnavailable, having applied nothing. The evaluator
+// keeps b's results: the caller must not modify them afterwards.
+func (e *Evaluator) Apply(b probes.Batch) error {
+	now := e.clock.Now()
+	r := e.regions[b.Region]
+	var err error
+	if r == nil {
+		err = fmt.Errorf("%w: unknown region %s", ErrInvalidBatch, quote(b.Region))
+	} else {
+		err = e.ingest(r, &b, now, nil)
+	}
+	label := unknownRegionLabel
+	if r != nil {
+		label = r.name
+	}
+	e.record(label, err, now)
+	return err
+}
+
+// ingest validates b for region r, checks its sequence number, records it
+// durably and applies it, all or nothing. Batches of one agent are
+// serialised; batches of different agents proceed in parallel up to the
+// region lock, which is taken once per batch. d, if not nil, lends its
+// scratch space.
+func (e *Evaluator) ingest(r *regionState, b *probes.Batch, now time.Time, d *fastDecoder) error {
+	var wins []*window
+	if d != nil {
+		wins = slices.Grow(d.wins[:0], len(b.Results))[:len(b.Results)]
+		defer func() { d.wins = wins; clear(wins) }()
+	} else {
+		wins = make([]*window, len(b.Results))
+	}
+	if err := e.validate(r, b, wins); err != nil {
+		return err
+	}
+	// Sequence numbers start from the agent's clock in nanoseconds, and
+	// that clock is within MaxClockSkew of ours. One far ahead would, once
+	// accepted (and persisted), lock the agent's name out for good.
+	if limit := now.Add(probes.MaxClockSkew).UnixNano(); limit > 0 && b.Seq > uint64(limit) {
+		return fmt.Errorf("%w: seq %d is ahead of this evaluator's clock (%d ns since 1970)", ErrInvalidBatch, b.Seq, now.UnixNano())
+	}
+	a := r.agent(b.Agent, now)
+	if a == nil {
+		return fmt.Errorf("%w: region %s already has %d agents reporting", ErrUnauthorized, quote(r.name), maxAgentsPerRegion)
+	}
+	defer r.release(a)
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch a.seqs.classify(b.Seq) {
+	case seqDuplicate:
+		return fmt.Errorf("%w: seq %d", ErrDuplicate, b.Seq)
+	case seqReplay:
+		return fmt.Errorf("%w: seq %d is below the highest accepted, %d", ErrReplay, b.Seq, a.seqs.highest)
+	}
+	next := a.seqs.with(b.Seq)
+	if e.store != nil {
+		rec := seqRecord{Region: r.name, Agent: b.Agent, Highest: next.highest, Recent: next.recentList(), Seen: now}
+		if err := e.store.commit(rec); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	a.seqs = next
+	e.apply(r, a, b, wins, now)
+	return nil
+}
+
+// apply adds b's results to their windows and records the delivery.
+func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins []*window, now time.Time) {
+	digest := b.ConfigDigest
+	if len(digest) > maxDigestBytes {
+		digest = strings.Clone(digest[:maxDigestBytes])
+	}
+	r.mu.Lock()
+	for i := range b.Results {
+		wins[i].add(&b.Results[i], a.name, now)
+	}
+	if now.After(r.lastSeen) {
+		r.lastSeen = now
+	}
+	a.lastSeen, a.lastSeq = now, b.Seq
+	a.digest, a.digestBad = digest, digest != e.cfg.Digest
+	change := r.updateMismatch(now, e.staleAfter)
+	r.mu.Unlock()
+
+	r.metrics.results.Add(float64(len(b.Results)))
+	e.reportMismatch(r, change, a.name, digest)
+}
+
+// record counts err's outcome for the region labelled label and logs
+// rejections, at most once per rejectLogEvery per region and outcome.
+func (e *Evaluator) record(label string, err error, now time.Time) outcome {
+	o := outcomeOf(err)
+	e.metrics.region(label).batches[o].Inc()
+	if o == outcomeOK || o == outcomeDuplicate {
+		return o
+	}
+	if ok, suppressed := e.limiter.allow(label+"/"+o.String(), now); ok {
+		e.log.Warn("result batch refused", "region", label, "result", o.String(), "err", err, "suppressed", suppressed)
+	}
+	return o
+}
+
+// outcomeOf classifies ingest's error.
+func outcomeOf(err error) outcome {
+	switch {
+	case err == nil:
+		return outcomeOK
+	case errors.Is(err, ErrDuplicate):
+		return outcomeDuplicate
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrReplay):
+		return outcomeUnauthorized
+	case errors.Is(err, ErrTooLarge):
+		return outcomeTooLarge
+	case errors.Is(err, ErrInvalidBatch):
+		return outcomeBadRequest
+	}
+	return outcomeError
+}
+
+// statusOf is the HTTP status of a refusal.
+func statusOf(o outcome) int {
+	switch o {
+	case outcomeUnauthorized:
+		return http.StatusUnauthorized
+	case outcomeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case outcomeBadRequest:
+		return http.StatusBadRequest
+	}
+	return http.StatusServiceUnavailable
+}
+
+// getBuffer returns an empty buffer with room for a body of n bytes (n <=
+// MaxBatchBytes; -1 if unknown).
+func (e *Evaluator) getBuffer(n int64) *bytes.Buffer {
+	buf, _ := e.bodies.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	if n > 0 {
+		// ReadFrom wants MinRead spare bytes before it would grow.
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	return buf
+}
+
+// decoder returns a fast decoder from the pool.
+func (e *Evaluator) decoder() *fastDecoder {
+	if d, ok := e.decoders.Get().(*fastDecoder); ok {
+		return d
+	}
+	return newFastDecoder()
+}
+
+func (e *Evaluator) putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > maxPooledBody {
+		return
+	}
+	buf.Reset()
+	e.bodies.Put(buf)
+}

@@ -1,0 +1,97 @@
+package alerting
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// outcome is what became of one batch; its name is the result label of
+// outpost_ingest_batches_total.
+type outcome int
+
+const (
+	outcomeOK outcome = iota
+	outcomeDuplicate
+	outcomeUnauthorized
+	outcomeBadRequest
+	outcomeTooLarge
+	// outcomeError: the batch was valid but could not be recorded (the
+	// sequence file could not be written); the agent retries.
+	outcomeError
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"ok", "duplicate", "unauthorized", "bad_request", "too_large", "error"}
+
+func (o outcome) String() string { return outcomeNames[o] }
+
+// unknownRegionLabel labels batches whose region header names no declared
+// region, so that input cannot create label values.
+const unknownRegionLabel = "(unknown)"
+
+// metrics are the evaluator's Prometheus metrics. Every label value comes
+// from the configuration; children are created once, up front, so that the
+// hot path does no label hashing.
+type metrics struct {
+	regions map[string]*regionMetrics
+	unknown *regionMetrics
+}
+
+// regionMetrics are one region's children.
+type regionMetrics struct {
+	batches  [numOutcomes]prometheus.Counter
+	results  prometheus.Counter
+	live     prometheus.Gauge
+	mismatch prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
+	batches := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_ingest_batches_total",
+		Help: "Result batches received, by region and what became of them (ok, duplicate, unauthorized, bad_request, too_large, error).",
+	}, []string{"region", "result"})
+	results := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_ingest_results_total",
+		Help: "Probe results accepted, by region.",
+	}, []string{"region"})
+	live := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "outpost_region_live",
+		Help: "1 while some agent of the region delivered a batch within reporting.stale_after, else 0.",
+	}, []string{"region"})
+	mismatch := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "outpost_config_mismatch",
+		Help: "1 while an agent of the region reports a configuration digest other than the evaluator's.",
+	}, []string{"region"})
+	if reg != nil {
+		for _, c := range []prometheus.Collector{batches, results, live, mismatch} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering metrics: %w", err)
+			}
+		}
+	}
+	children := func(region string) *regionMetrics {
+		rm := &regionMetrics{}
+		for o := range numOutcomes {
+			rm.batches[o] = batches.WithLabelValues(region, o.String())
+		}
+		return rm
+	}
+	m := &metrics{regions: make(map[string]*regionMetrics, len(regions)), unknown: children(unknownRegionLabel)}
+	for _, r := range regions {
+		rm := children(r)
+		rm.results = results.WithLabelValues(r)
+		rm.live = live.WithLabelValues(r)
+		rm.mismatch = mismatch.WithLabelValues(r)
+		m.regions[r] = rm
+	}
+	return m, nil
+}
+
+// region returns the children for region, or those of unknownRegionLabel.
+func (m *metrics) region(name string) *regionMetrics {
+	if rm, ok := m.regions[name]; ok {
+		return rm
+	}
+	return m.unknown
+}

@@ -1,0 +1,173 @@
+package alerting
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSeqMemorySurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	before := newFixture(t, withDataDir(dir))
+	for seq := uint64(100); seq <= 102; seq++ {
+		if code, body := before.send("us-east", keyUS, goodBody(before, seq)); code != 200 || body != "ok" {
+			t.Fatalf("seq %d: %d %q", seq, code, body)
+		}
+	}
+	before.srv.Close()
+
+	after := newFixture(t, withDataDir(dir))
+	after.clock.Advance(time.Minute)
+	tests := []struct {
+		name   string
+		seq    uint64
+		status int
+		answer string
+	}{
+		{"the latest again", 102, 200, "duplicate"},
+		{"a recent one again", 100, 200, "duplicate"},
+		{"an older one", 99, 401, "replayed or out-of-order sequence"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := after.send("us-east", keyUS, goodBody(after, tc.seq))
+			if code != tc.status || !strings.Contains(body, tc.answer) {
+				t.Fatalf("answer %d %q, want %d %q", code, body, tc.status, tc.answer)
+			}
+		})
+	}
+	if w, _ := after.ev.Window("web", "us-east"); len(w.Samples) != 0 {
+		t.Fatalf("replays applied after the restart: %d samples", len(w.Samples))
+	}
+	s := after.ev.Snapshot()
+	us := s.Regions[0]
+	if us.State != RegionUnknown || !us.LastSeen.IsZero() {
+		t.Errorf("a restart must not make a region live: %+v", us)
+	}
+	if len(us.Agents) != 1 || us.Agents[0].LastSeq != 102 || !us.Agents[0].LastSeen.Equal(t0) {
+		t.Errorf("agents = %+v", us.Agents)
+	}
+	if code, body := after.send("us-east", keyUS, goodBody(after, 103)); code != 200 || body != "ok" {
+		t.Fatalf("next seq after the restart: %d %q", code, body)
+	}
+}
+
+func TestSeqMemoryCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, seqFileName)
+	for name, content := range map[string]string{"garbage": "{not json", "future version": `{"version":9,"agents":[]}`} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := New(loadTestConfig(t), Options{Clock: newFakeClock(t0), DataDir: dir})
+			if err == nil || !strings.Contains(err.Error(), path) {
+				t.Fatalf("New = %v, want an error naming %s", err, path)
+			}
+		})
+	}
+}
+
+// A batch whose sequence number cannot be recorded is not applied, and is
+// accepted when retried once the disk works again.
+func TestSeqMemoryWriteFailure(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, withDataDir(dir))
+	blocker := filepath.Join(dir, seqFileName)
+	if err := os.Mkdir(blocker, 0o700); err != nil { // rename over a directory fails
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(blocker, "x"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := f.snapshotJSON()
+	body := goodBody(f, 1)
+	if code, answer := f.send("us-east", keyUS, body); code != 503 || strings.Contains(answer, dir) {
+		t.Fatalf("answer %d %q, want 503 without the path", code, answer)
+	}
+	if after := f.snapshotJSON(); after != before {
+		t.Fatalf("state changed by an unrecorded batch:\nbefore %s\nafter  %s", before, after)
+	}
+	if got := f.batches("us-east", "error"); got != 1 {
+		t.Errorf("error batches = %g, want 1", got)
+	}
+	if err := os.RemoveAll(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if code, answer := f.send("us-east", keyUS, body); code != 200 || answer != "ok" {
+		t.Fatalf("retry: %d %q, want 200 ok", code, answer)
+	}
+}
+
+// Concurrent agents share writes; every accepted sequence number is on
+// disk when its answer is sent.
+func TestSeqMemoryConcurrentAgents(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, withDataDir(dir))
+	const agents, batches = 8, 5
+	var wg sync.WaitGroup
+	for a := range agents {
+		wg.Go(func() {
+			for seq := uint64(1); seq <= batches; seq++ {
+				b := f.batch("us-east", seq, result("web", "us-east", true))
+				b.Agent = fmt.Sprintf("agent-%d", a)
+				if code, body := f.sendBatch(b); code != 200 {
+					t.Errorf("agent %d seq %d: %d %q", a, seq, code, body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	data, err := os.ReadFile(filepath.Join(dir, seqFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file seqFile
+	if err := json.Unmarshal(data, &file); err != nil {
+		t.Fatal(err)
+	}
+	if len(file.Agents) != agents {
+		t.Fatalf("%d agents on disk, want %d", len(file.Agents), agents)
+	}
+	for _, r := range file.Agents {
+		if r.Highest != batches || len(r.Recent) != batches || r.Region != "us-east" {
+			t.Errorf("record %+v", r)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestPruneKeepsTheMostRecentAgents(t *testing.T) {
+	table := map[agentKey]seqRecord{}
+	for i := range maxAgentsPerRegion + 6 {
+		r := seqRecord{Region: "us-east", Agent: fmt.Sprintf("a%d", i), Highest: 1, Seen: t0.Add(time.Duration(i) * time.Second)}
+		table[agentKey{r.Region, r.Agent}] = r
+	}
+	table[agentKey{"eu-west", "old"}] = seqRecord{Region: "eu-west", Agent: "old", Seen: t0.Add(-time.Hour)}
+	prune(table)
+	if len(table) != maxAgentsPerRegion+1 {
+		t.Fatalf("%d records kept, want %d", len(table), maxAgentsPerRegion+1)
+	}
+	for i := range 6 {
+		if _, ok := table[agentKey{"us-east", fmt.Sprintf("a%d", i)}]; ok {
+			t.Errorf("a%d, among the oldest, was kept", i)
+		}
+	}
+}
+
+func TestSeqMemoryRestore(t *testing.T) {
+	m := restoreSeqMemory(20, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 25, 0})
+	if m.classify(20) != seqDuplicate || m.classify(5) != seqDuplicate || m.classify(4) != seqReplay || m.classify(21) != seqNew {
+		t.Fatalf("restored memory = %+v", m)
+	}
+	if got := m.recentList(); len(got) != recentSeqs || got[len(got)-1] != 20 {
+		t.Fatalf("recent = %v", got)
+	}
+}

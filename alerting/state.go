@@ -1,0 +1,173 @@
+package alerting
+
+import (
+	"maps"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+// Window bounds.
+const (
+	// minWindow is the fewest results kept per (check, region), so that a
+	// status page shows some history even under a consecutive: 1 rule.
+	minWindow = 10
+	// maxWindow caps the results kept per (check, region); the loader
+	// refuses larger failure windows.
+	maxWindow = 1000
+	// maxReasonBytes caps a reason kept in a window. The last result of a
+	// (check, region) keeps its reason whole.
+	maxReasonBytes = 512
+)
+
+// Sample is one probe result as a window keeps it.
+type Sample struct {
+	// Time is when the probe started, as the agent reported it.
+	Time time.Time `json:"time"`
+	// Received is when the evaluator accepted the result's batch, on the
+	// evaluator's clock.
+	Received time.Time `json:"received"`
+	Agent    string    `json:"agent"`
+	OK       bool      `json:"ok"`
+	// Reason is the result's reason, cut to 512 bytes.
+	Reason   string  `json:"reason"`
+	Duration float64 `json:"duration_seconds"`
+}
+
+// Window is a copy of the recent results of one check from one region.
+type Window struct {
+	Check  string
+	Region string
+	// Samples are the kept results, oldest first: at most
+	// max(failure window or consecutive count, 10), capped at 1000.
+	Samples []Sample
+	// Last is the latest result whole, with its observations; nil before
+	// the first.
+	Last *probes.Result
+	// Size is how many of the latest samples the failure rule looks at:
+	// the rule's window for a ratio rule, all kept samples otherwise.
+	Size int
+	// Failures and Passes count the failed and passed results among the
+	// latest Size samples (fewer while the window fills).
+	Failures, Passes int
+	// Consecutive is the number of failed results in a row at the end of
+	// the window; 0 when the latest result passed.
+	Consecutive int
+}
+
+// window holds the recent results of one (check, region). Its memory is
+// fixed at creation except for the last result's observations, which are
+// bounded by the batch size. It is guarded by its region's mutex.
+type window struct {
+	check  string
+	typ    string
+	region string
+	// ruleSize is Window.Size: the samples the failure rule considers.
+	ruleSize int
+	ring     []Sample
+	next     int // where the next sample goes
+	n        int // samples held
+	last     probes.Result
+	hasLast  bool
+}
+
+func newWindow(c *checks.Check, region string) *window {
+	f := c.Failure
+	if f == nil {
+		f = &checks.FailureRule{Consecutive: checks.DefaultConsecutive}
+	}
+	size := max(f.Window, f.Consecutive, minWindow)
+	size = min(size, maxWindow)
+	rule := size
+	if f.Window > 0 {
+		rule = min(f.Window, size)
+	}
+	return &window{check: c.ID, typ: c.Type(), region: region, ruleSize: rule, ring: make([]Sample, size)}
+}
+
+// add appends r, overwriting the oldest sample when the ring is full. It
+// allocates only to cut an overlong reason.
+func (w *window) add(r *probes.Result, agent string, received time.Time) {
+	w.ring[w.next] = Sample{
+		Time:     r.Time,
+		Received: received,
+		Agent:    agent,
+		OK:       r.OK,
+		Reason:   clipReason(r.Reason),
+		Duration: r.Duration,
+	}
+	w.next = (w.next + 1) % len(w.ring)
+	w.n = min(w.n+1, len(w.ring))
+	w.last = *r
+	w.hasLast = true
+}
+
+// at returns the i-th sample held, oldest first.
+func (w *window) at(i int) *Sample {
+	return &w.ring[(w.next-w.n+i+len(w.ring))%len(w.ring)]
+}
+
+// counts returns the failures and passes among the latest ruleSize
+// samples and the run of failures at the end.
+func (w *window) counts() (failures, passes, consecutive int) {
+	for i := w.n - 1; i >= 0 && i >= w.n-w.ruleSize; i-- {
+		if w.at(i).OK {
+			passes++
+		} else {
+			failures++
+		}
+	}
+	for i := w.n - 1; i >= 0 && !w.at(i).OK; i-- {
+		consecutive++
+	}
+	return failures, passes, consecutive
+}
+
+// view copies the window out.
+func (w *window) view() Window {
+	v := Window{Check: w.check, Region: w.region, Size: w.ruleSize, Samples: make([]Sample, w.n)}
+	for i := range w.n {
+		v.Samples[i] = *w.at(i)
+	}
+	v.Failures, v.Passes, v.Consecutive = w.counts()
+	if w.hasLast {
+		last := cloneResult(w.last)
+		v.Last = &last
+	}
+	return v
+}
+
+// clipReason cuts s to maxReasonBytes on a rune boundary. The cut copy
+// lets the decoded original be collected.
+func clipReason(s string) string {
+	if len(s) <= maxReasonBytes {
+		return s
+	}
+	cut := maxReasonBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…" // a new string: the long one can be collected
+}
+
+// cloneResult copies r deeply enough that the copy shares no slice or map
+// with the evaluator's state.
+func cloneResult(r probes.Result) probes.Result {
+	o := &r.Observed
+	o.ResolvedIPs = slices.Clone(o.ResolvedIPs)
+	o.Headers = maps.Clone(o.Headers)
+	if o.TLS != nil {
+		t := *o.TLS
+		o.TLS = &t
+	}
+	o.Steps = slices.Clone(o.Steps)
+	o.DNS = slices.Clone(o.DNS)
+	for i := range o.DNS {
+		o.DNS[i].Answers = slices.Clone(o.DNS[i].Answers)
+		o.DNS[i].CNAMEs = slices.Clone(o.DNS[i].CNAMEs)
+	}
+	return r
+}

@@ -1,0 +1,143 @@
+package alerting
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Status is a point-in-time view of the evaluator for /status.json. It
+// holds copies only and marshals to JSON as documented by its tags.
+type Status struct {
+	// Time is when the view was taken, on the evaluator's clock.
+	Time time.Time `json:"time"`
+	// Started is when the evaluator started.
+	Started      time.Time      `json:"started"`
+	ConfigDigest string         `json:"config_digest"`
+	StaleAfter   Seconds        `json:"stale_after_seconds"`
+	Regions      []RegionStatus `json:"regions"`
+	Checks       []CheckStatus  `json:"checks"`
+}
+
+// Seconds is a duration that marshals as a number of seconds.
+type Seconds float64
+
+// RegionStatus is one region's liveness.
+type RegionStatus struct {
+	Name string `json:"name"`
+	// State is LIVE, STALE or UNKNOWN (never seen, for less than
+	// stale_after since start), as of the last liveness evaluation.
+	State RegionState `json:"state"`
+	// Since is when State was entered.
+	Since time.Time `json:"since"`
+	// LastSeen is the receipt time of the region's latest accepted batch
+	// since start; absent if none.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// ConfigDigestMatch is false while an agent of the region that
+	// reported within stale_after runs another configuration.
+	ConfigDigestMatch bool `json:"config_digest_match"`
+	// Agents are the agents remembered for the region, by name.
+	Agents []AgentStatus `json:"agents"`
+}
+
+// AgentStatus is one agent's latest delivery.
+type AgentStatus struct {
+	Name string `json:"name"`
+	// LastSeen is the receipt time of its latest accepted batch, which may
+	// predate the evaluator's start when sequence memory is kept on disk.
+	LastSeen          time.Time `json:"last_seen,omitzero"`
+	LastSeq           uint64    `json:"last_seq"`
+	ConfigDigest      string    `json:"config_digest,omitempty"`
+	ConfigDigestMatch bool      `json:"config_digest_match"`
+}
+
+// CheckStatus is one check's state in each of its regions.
+type CheckStatus struct {
+	ID      string              `json:"id"`
+	Type    string              `json:"type"`
+	Regions []CheckRegionStatus `json:"regions"`
+}
+
+// CheckRegionStatus is one check's recent results from one region.
+type CheckRegionStatus struct {
+	Region string `json:"region"`
+	// Last is the latest result; absent before the first.
+	Last *LastResult `json:"last,omitempty"`
+	// Window counts the latest results (see Window).
+	Window WindowCounts `json:"window"`
+}
+
+// LastResult is the gist of the latest result of a (check, region).
+type LastResult struct {
+	OK       bool      `json:"ok"`
+	Reason   string    `json:"reason"`
+	Time     time.Time `json:"time"`
+	Received time.Time `json:"received"`
+	Agent    string    `json:"agent"`
+	Duration float64   `json:"duration_seconds"`
+}
+
+// WindowCounts summarise a Window.
+type WindowCounts struct {
+	Samples     int `json:"samples"`
+	Size        int `json:"size"`
+	Failures    int `json:"failures"`
+	Passes      int `json:"passes"`
+	Consecutive int `json:"consecutive_failures"`
+}
+
+// Snapshot returns the evaluator's current state. Each region is copied
+// under its own lock, so a region's checks and liveness are consistent
+// with each other.
+func (e *Evaluator) Snapshot() Status {
+	s := Status{
+		Time:         e.clock.Now(),
+		Started:      e.started,
+		ConfigDigest: e.cfg.Digest,
+		StaleAfter:   Seconds(e.staleAfter.Seconds()),
+		Regions:      make([]RegionStatus, 0, len(e.regionList)),
+		Checks:       make([]CheckStatus, 0, len(e.cfg.Checks)),
+	}
+	perCheck := map[string][]CheckRegionStatus{}
+	for _, r := range e.regionList {
+		r.mu.Lock()
+		rs := RegionStatus{
+			Name:              r.name,
+			State:             r.live.State,
+			Since:             r.live.Since,
+			LastSeen:          r.lastSeen,
+			ConfigDigestMatch: !r.mismatch,
+			Agents:            make([]AgentStatus, 0, len(r.agents)),
+		}
+		for _, a := range r.agents {
+			rs.Agents = append(rs.Agents, AgentStatus{
+				Name: a.name, LastSeen: a.lastSeen, LastSeq: a.lastSeq,
+				ConfigDigest: a.digest, ConfigDigestMatch: a.digest == "" || !a.digestBad,
+			})
+		}
+		for id, w := range r.windows {
+			perCheck[id] = append(perCheck[id], w.status())
+		}
+		r.mu.Unlock()
+		slices.SortFunc(rs.Agents, func(a, b AgentStatus) int { return cmp.Compare(a.Name, b.Name) })
+		s.Regions = append(s.Regions, rs)
+	}
+	for _, c := range e.cfg.Checks {
+		// perCheck holds the check's regions in e.regionList order, which
+		// is the declared order.
+		s.Checks = append(s.Checks, CheckStatus{ID: c.ID, Type: c.Type(), Regions: perCheck[c.ID]})
+	}
+	return s
+}
+
+// status summarises w. Its region's mutex is held.
+func (w *window) status() CheckRegionStatus {
+	st := CheckRegionStatus{Region: w.region}
+	f, p, c := w.counts()
+	st.Window = WindowCounts{Samples: w.n, Size: w.ruleSize, Failures: f, Passes: p, Consecutive: c}
+	if w.hasLast {
+		l := w.at(w.n - 1)
+		st.Last = &LastResult{OK: l.OK, Reason: w.last.Reason, Time: l.Time, Received: l.Received, Agent: l.Agent, Duration: l.Duration}
+	}
+	return st
+}
