@@ -17,6 +17,7 @@ import (
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
 // Test keys; ap-south deliberately has none.
@@ -83,7 +84,7 @@ func (c *captureNotifier) all() []Notification {
 type fixture struct {
 	t     testing.TB
 	cfg   *checks.Config
-	clock *fakeClock
+	clock *clocktest.Fake
 	reg   *prometheus.Registry
 	ev    *Evaluator
 	srv   *httptest.Server
@@ -97,7 +98,7 @@ func withDataDir(dir string) fixtureOption { return func(o *Options) { o.DataDir
 
 func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	t.Helper()
-	f := &fixture{t: t, cfg: loadTestConfig(t), clock: newFakeClock(t0), reg: prometheus.NewRegistry(), notes: &captureNotifier{}, logs: &syncBuffer{}}
+	f := &fixture{t: t, cfg: loadTestConfig(t), clock: clocktest.New(t0), reg: prometheus.NewRegistry(), notes: &captureNotifier{}, logs: &syncBuffer{}}
 	o := Options{Clock: f.clock, Registerer: f.reg, Notifier: f.notes, Logger: slogTo(f.logs)}
 	for _, opt := range opts {
 		opt(&o)

@@ -103,7 +103,7 @@ func runLoop(t *testing.T, f *fixture) (advance func(time.Duration)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	timers := f.clock.timersCreated() + 1
+	timers := f.clock.TimersCreated() + 1
 	go func() { done <- f.ev.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -111,12 +111,12 @@ func runLoop(t *testing.T, f *fixture) (advance func(time.Duration)) {
 			t.Errorf("Run = %v", err)
 		}
 	})
-	f.clock.waitCreated(t, timers)
+	f.clock.WaitTimersCreated(t, timers, 10*time.Second)
 	return func(d time.Duration) {
 		for range int(d / tickInterval) {
 			f.clock.Advance(tickInterval)
 			timers++
-			f.clock.waitCreated(t, timers)
+			f.clock.WaitTimersCreated(t, timers, 10*time.Second)
 		}
 	}
 }

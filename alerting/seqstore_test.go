@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
 func TestSeqMemorySurvivesRestart(t *testing.T) {
@@ -65,7 +67,7 @@ func TestSeqMemoryCorrupt(t *testing.T) {
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := New(loadTestConfig(t), Options{Clock: newFakeClock(t0), DataDir: dir})
+			_, err := New(loadTestConfig(t), Options{Clock: clocktest.New(t0), DataDir: dir})
 			if err == nil || !strings.Contains(err.Error(), path) {
 				t.Fatalf("New = %v, want an error naming %s", err, path)
 			}
