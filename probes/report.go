@@ -1,0 +1,643 @@
+package probes
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// Delivery timings.
+const (
+	// sendTimeout bounds one POST, connection included.
+	sendTimeout = 10 * time.Second
+	// Retries wait a random time up to a ceiling that starts at backoffMin
+	// and doubles per failed attempt up to backoffMax (full jitter), so
+	// agents that lost the same evaluator do not come back in step.
+	backoffMin = 200 * time.Millisecond
+	backoffMax = 30 * time.Second
+	// logEvery rate-limits the logs of failures that repeat per batch.
+	logEvery = time.Minute
+	// minQueue is the least room for submitted results, so that a small
+	// batch size does not turn one slow disk write into dropped results.
+	minQueue = 1024
+)
+
+// ReporterOptions configure a Reporter.
+type ReporterOptions struct {
+	// Evaluators are the evaluators' base URLs, such as
+	// http://127.0.0.1:9797; batches are POSTed to URL+ResultsPath. Every
+	// evaluator receives every batch. At least one is required.
+	Evaluators []string
+	// Key signs every request (HMAC-SHA256, see Sign). Required.
+	Key []byte
+	// Region and Agent name this agent in batches and headers. Required.
+	Region string
+	Agent  string
+	// ConfigDigest is checks.Config.Digest, sent with every batch.
+	ConfigDigest string
+	// Reporting sets the batch size and timing and the spool bound; zero
+	// fields take the defaults of the checks package.
+	Reporting checks.Reporting
+	// SpoolDir holds one subdirectory per evaluator, named by a hash of its
+	// URL and created with mode 0700. Batches wait there until delivered,
+	// across restarts. Required; one Reporter per directory.
+	SpoolDir string
+	// Clock drives batching, heartbeats, backoff and signing times; nil
+	// means RealClock.
+	Clock Clock
+	// HTTPClient sends the batches; nil means a client with a 10s overall
+	// timeout that does not follow redirects (a signed batch goes only
+	// where it was configured to go). Requests carry a 10s deadline either
+	// way.
+	HTTPClient *http.Client
+	// Registerer receives the reporter's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger receives the reporter's logs, rate-limited on every path that
+	// repeats per batch; nil discards them.
+	Logger *slog.Logger
+}
+
+// Reporter ships results to evaluators. Submitted results are sealed into
+// signed batches, written to a bounded spool per evaluator and delivered in
+// order, with retries, by one sender per evaluator. When nothing was sealed
+// for a heartbeat interval it seals an empty batch, the agent's liveness
+// signal. Nothing sealed is lost when an evaluator is unreachable or the
+// agent restarts, unless the spool bound forces the oldest batches out
+// (counted and logged).
+type Reporter struct {
+	key                    []byte
+	agent, region, digest  string
+	batchSize              int
+	batchDelay, heartbeat  time.Duration
+	spoolSize              int64
+	clock                  Clock
+	client                 *http.Client
+	log                    *slog.Logger
+	metrics                reporterMetrics
+	queue                  chan Result
+	evals                  []*evaluator
+	queueLog               logLimiter
+	running                atomic.Bool
+	lastSeq, lastResultSeq uint64 // owned by the batcher
+}
+
+// evaluator is one destination: its spool, its sender's wake-up signal and
+// its metrics and log limiters.
+type evaluator struct {
+	label    string // the URL without credentials, for logs and metrics
+	endpoint string
+	spool    *spool
+	wake     chan struct{} // capacity 1: a batch was spooled
+	log      *slog.Logger
+
+	sent, failures, spoolDropped, spoolErrors prometheus.Counter
+	rejected                                  *prometheus.CounterVec // by status
+
+	diskLog, failLog, rejectLog logLimiter
+	// overflowing, owned by the batcher, is set when the spool first drops
+	// batches and cleared once the sender has caught up: one log per
+	// overflow episode.
+	overflowing bool
+}
+
+type reporterMetrics struct {
+	dropped                                   *prometheus.CounterVec
+	results                                   prometheus.Counter
+	sent, failures, spoolDropped, spoolErrors *prometheus.CounterVec
+	rejected                                  *prometheus.CounterVec
+	spoolBytes, spoolBatches                  *prometheus.GaugeVec
+}
+
+func newReporterMetrics() reporterMetrics {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, []string{"evaluator"})
+	}
+	return reporterMetrics{
+		dropped: counter("outpost_reporter_dropped_total",
+			"Results dropped before they were batched: queue_full (Submit found the queue full), too_large (one result exceeds the batch size limit), unencodable.", "reason"),
+		results: prometheus.NewCounter(prometheus.CounterOpts{Name: "outpost_reporter_results_total",
+			Help: "Results sealed into batches and spooled for the evaluators."}),
+		sent: counter("outpost_reporter_batches_sent_total",
+			"Batches the evaluator accepted.", "evaluator"),
+		failures: counter("outpost_reporter_send_failures_total",
+			"Delivery attempts that failed and will be retried: network errors, 429, 5xx and other unexpected answers.", "evaluator"),
+		rejected: counter("outpost_reporter_rejected_total",
+			"Batches the evaluator refused for good (400, 401, 403, 413), which were dropped.", "evaluator", "status"),
+		spoolDropped: counter("outpost_reporter_spool_dropped_total",
+			"Batches deleted unsent because the evaluator's spool exceeded its size.", "evaluator"),
+		spoolErrors: counter("outpost_reporter_spool_errors_total",
+			"Batches that could not be written to the evaluator's spool and are lost for it.", "evaluator"),
+		spoolBytes:   gauge("outpost_reporter_spool_bytes", "Bytes of batches waiting in the evaluator's spool."),
+		spoolBatches: gauge("outpost_reporter_spool_batches", "Batches waiting in the evaluator's spool."),
+	}
+}
+
+func (m reporterMetrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.dropped, m.results, m.sent, m.failures, m.rejected,
+		m.spoolDropped, m.spoolErrors, m.spoolBytes, m.spoolBatches} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("reporter metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// NewReporter checks opts, opens (and trims) every evaluator's spool and
+// registers the metrics. Batches already spooled by an earlier run are
+// delivered once Run starts.
+func NewReporter(opts ReporterOptions) (*Reporter, error) {
+	var errs []error
+	if len(opts.Evaluators) == 0 {
+		errs = append(errs, errors.New("no evaluator URL"))
+	}
+	if len(opts.Key) == 0 {
+		errs = append(errs, errors.New("no key"))
+	}
+	if opts.Region == "" || opts.Agent == "" {
+		errs = append(errs, errors.New("region and agent name are required"))
+	}
+	if opts.SpoolDir == "" {
+		errs = append(errs, errors.New("no spool directory"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("reporter: %w", err)
+	}
+	rep := opts.Reporting
+	if rep.Heartbeat <= 0 {
+		rep.Heartbeat = checks.DefaultHeartbeat
+	}
+	if rep.BatchSize <= 0 {
+		rep.BatchSize = checks.DefaultBatchSize
+	}
+	if rep.BatchDelay <= 0 {
+		rep.BatchDelay = checks.DefaultBatchDelay
+	}
+	if rep.SpoolSize <= 0 {
+		rep.SpoolSize = checks.DefaultSpoolSize
+	}
+	r := &Reporter{
+		key:        bytes.Clone(opts.Key),
+		agent:      opts.Agent,
+		region:     opts.Region,
+		digest:     opts.ConfigDigest,
+		batchSize:  min(rep.BatchSize, MaxBatchResults),
+		batchDelay: min(rep.BatchDelay, rep.Heartbeat),
+		heartbeat:  rep.Heartbeat,
+		spoolSize:  int64(rep.SpoolSize),
+		clock:      opts.Clock,
+		client:     opts.HTTPClient,
+		log:        opts.Logger,
+		metrics:    newReporterMetrics(),
+		queueLog:   logLimiter{every: logEvery},
+	}
+	r.queue = make(chan Result, max(4*r.batchSize, minQueue))
+	if r.clock == nil {
+		r.clock = RealClock{}
+	}
+	if r.client == nil {
+		r.client = newReporterClient()
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	for _, reason := range []string{"queue_full", "too_large", "unencodable"} {
+		r.metrics.dropped.WithLabelValues(reason)
+	}
+	seen := map[string]bool{}
+	for _, raw := range opts.Evaluators {
+		e, err := r.newEvaluator(raw, opts.SpoolDir)
+		if err != nil {
+			return nil, fmt.Errorf("reporter: evaluator %q: %w", raw, err)
+		}
+		if seen[e.endpoint] {
+			return nil, fmt.Errorf("reporter: evaluator %s listed twice", e.label)
+		}
+		seen[e.endpoint] = true
+		r.evals = append(r.evals, e)
+		// Keep sequence numbers increasing past what is still spooled, even
+		// if the clock went back or did not move.
+		if seq, ok := e.spool.Newest(); ok {
+			r.lastSeq = max(r.lastSeq, seq)
+			r.lastResultSeq = max(r.lastResultSeq, lastResultSeq(e.spool.path(seq)))
+		}
+	}
+	if opts.Registerer != nil {
+		if err := r.metrics.register(opts.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
+	u, err := url.Parse(strings.TrimSuffix(strings.TrimRight(raw, "/"), ResultsPath))
+	if err != nil {
+		return nil, fmt.Errorf("bad URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("want an http:// or https:// URL with a host")
+	}
+	base := u.String()
+	sum := sha256.Sum256([]byte(base))
+	e := &evaluator{
+		label:     u.Redacted(),
+		endpoint:  base + ResultsPath,
+		wake:      make(chan struct{}, 1),
+		diskLog:   logLimiter{every: logEvery},
+		failLog:   logLimiter{every: logEvery},
+		rejectLog: logLimiter{every: logEvery},
+	}
+	e.log = r.log.With("evaluator", e.label)
+	m := r.metrics
+	e.sent = m.sent.WithLabelValues(e.label)
+	e.failures = m.failures.WithLabelValues(e.label)
+	e.spoolDropped = m.spoolDropped.WithLabelValues(e.label)
+	e.spoolErrors = m.spoolErrors.WithLabelValues(e.label)
+	e.rejected = m.rejected.MustCurryWith(prometheus.Labels{"evaluator": e.label})
+	gBytes, gBatches := m.spoolBytes.WithLabelValues(e.label), m.spoolBatches.WithLabelValues(e.label)
+	e.spool, err = openSpool(filepath.Join(spoolDir, hex.EncodeToString(sum[:8])), e.log,
+		func(b int64, n int) { gBytes.Set(float64(b)); gBatches.Set(float64(n)) })
+	if err != nil {
+		return nil, err
+	}
+	if n := e.spool.Trim(r.spoolSize); n > 0 {
+		e.spoolDropped.Add(float64(n))
+		e.log.Warn("spool over its size at start: dropped the oldest batches", "dropped", n, "spool_size", r.spoolSize)
+	}
+	return e, nil
+}
+
+// lastResultSeq returns the highest result sequence number in the batch
+// file at path, or 0 if it cannot tell.
+func lastResultSeq(path string) uint64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	var b struct {
+		Results []struct {
+			Seq uint64 `json:"seq"`
+		} `json:"results"`
+	}
+	if json.Unmarshal(data, &b) != nil {
+		return 0
+	}
+	var last uint64
+	for _, r := range b.Results {
+		last = max(last, r.Seq)
+	}
+	return last
+}
+
+func newReporterClient() *http.Client {
+	return &http.Client{
+		Timeout: sendTimeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			ResponseHeaderTimeout: sendTimeout,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   2,
+			ForceAttemptHTTP2:     true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Submit queues r for the next batch. It never blocks: when the queue (four
+// batches, and at least 1024 results, deep) is full, r is dropped and
+// counted in
+// outpost_reporter_dropped_total{reason="queue_full"}. Results still queued
+// when Run returns are delivered only if Run is called again.
+func (r *Reporter) Submit(res Result) {
+	select {
+	case r.queue <- res:
+	default:
+		r.metrics.dropped.WithLabelValues("queue_full").Inc()
+		if ok, n := r.queueLog.allow(r.clock.Now()); ok {
+			r.log.Warn("reporter queue full: dropping results", "check", res.Check, "dropped_since_last_log", n)
+		}
+	}
+}
+
+// Run batches and delivers until ctx ends, then seals what it holds into the
+// spools, cancels requests in flight (their batches stay spooled and are sent
+// again by the next Run; evaluators apply a batch once) and returns nil once
+// every goroutine it started has stopped. Run returns an error only if the
+// Reporter is already running.
+func (r *Reporter) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("reporter: already running")
+	}
+	defer r.running.Store(false)
+	var wg sync.WaitGroup
+	for _, e := range r.evals {
+		wg.Go(func() { r.send(ctx, e) })
+	}
+	r.batch(ctx)
+	wg.Wait()
+	r.client.CloseIdleConnections()
+	return nil
+}
+
+// batch is the batcher loop: it seals when BatchSize results are pending,
+// when the oldest pending result has waited BatchDelay, and, with nothing
+// pending, when nothing was sealed for Heartbeat.
+func (r *Reporter) batch(ctx context.Context) {
+	var pending []Result
+	now := r.clock.Now()
+	deadline := now.Add(r.heartbeat)
+	timer := r.clock.NewTimer(r.heartbeat)
+	defer func() { timer.Stop() }()
+	arm := func(at time.Time) {
+		timer.Stop()
+		deadline = at
+		timer = r.clock.NewTimer(at.Sub(now))
+	}
+	seal := func() {
+		r.seal(pending, now)
+		clear(pending) // let go of the results' observations
+		pending = pending[:0]
+		arm(now.Add(r.heartbeat))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			// Seal what is held and what is still queued: a SIGTERM loses
+			// nothing. The queue is bounded, so this ends.
+			for {
+				select {
+				case res := <-r.queue:
+					pending = append(pending, r.stamp(res))
+					if len(pending) < r.batchSize {
+						continue
+					}
+				default:
+				}
+				if len(pending) > 0 {
+					now = r.clock.Now()
+					r.seal(pending, now)
+					pending = pending[:0]
+					continue
+				}
+				return
+			}
+		case res := <-r.queue:
+			now = r.clock.Now()
+			pending = append(pending, r.stamp(res))
+			if len(pending) >= r.batchSize {
+				seal()
+			} else if at := now.Add(r.batchDelay); len(pending) == 1 && at.Before(deadline) {
+				arm(at)
+			}
+		case <-timer.C():
+			now = r.clock.Now()
+			seal() // with nothing pending, this is the heartbeat
+		}
+	}
+}
+
+// stamp gives a result this agent's name and the next result sequence number.
+func (r *Reporter) stamp(res Result) Result {
+	r.lastResultSeq = nextSeq(r.lastResultSeq, r.clock.Now())
+	res.Seq = r.lastResultSeq
+	res.Agent = r.agent
+	if res.Region == "" {
+		res.Region = r.region
+	}
+	if res.V == 0 {
+		res.V = WireVersion
+	}
+	return res
+}
+
+// nextSeq is max(last+1, now in Unix nanoseconds): increasing within a run,
+// and across restarts as long as the clock does.
+func nextSeq(last uint64, now time.Time) uint64 {
+	if ns := now.UnixNano(); ns > 0 && uint64(ns) > last {
+		return uint64(ns)
+	}
+	return last + 1
+}
+
+// seal encodes results as one batch and spools it for every evaluator. A
+// batch that would exceed MaxBatchBytes is split in halves, so that an
+// evaluator never refuses it for its size.
+func (r *Reporter) seal(results []Result, now time.Time) {
+	seq := nextSeq(r.lastSeq, now)
+	b := Batch{V: WireVersion, Agent: r.agent, Region: r.region, Seq: seq,
+		ConfigDigest: r.digest, Created: now, Results: results}
+	if b.Results == nil {
+		b.Results = []Result{}
+	}
+	body, err := json.Marshal(b)
+	if (err != nil || len(body) > MaxBatchBytes) && len(results) > 1 {
+		half := len(results) / 2
+		r.seal(results[:half], now)
+		r.seal(results[half:], now)
+		return
+	}
+	if err != nil || len(body) > MaxBatchBytes {
+		reason := "too_large"
+		if err != nil {
+			reason = "unencodable"
+		}
+		r.metrics.dropped.WithLabelValues(reason).Inc()
+		r.log.Error("dropping a result that cannot be sent", "check", results[0].Check, "reason", reason, "bytes", len(body), "err", err)
+		return
+	}
+	r.lastSeq = seq
+	r.metrics.results.Add(float64(len(results)))
+	for _, e := range r.evals {
+		r.spoolBatch(e, seq, body, now)
+	}
+}
+
+// spoolBatch writes one batch to e's spool, trims the spool to its bound and
+// wakes e's sender.
+func (r *Reporter) spoolBatch(e *evaluator, seq uint64, body []byte, now time.Time) {
+	if err := e.spool.Put(seq, body); err != nil {
+		e.spoolErrors.Inc()
+		if ok, n := e.diskLog.allow(now); ok {
+			e.log.Error("cannot spool a batch: it is lost for this evaluator", "err", err, "errors_since_last_log", n)
+		}
+		return
+	}
+	if e.spool.Len() <= 1 {
+		e.overflowing = false // the sender had caught up: the episode is over
+	}
+	if n := e.spool.Trim(r.spoolSize); n > 0 {
+		e.spoolDropped.Add(float64(n))
+		if !e.overflowing {
+			e.overflowing = true
+			e.log.Warn("spool full: dropping the oldest batches until the evaluator takes them again",
+				"spool_size", r.spoolSize, "dropped", n)
+		}
+	}
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// send is e's sender loop: it delivers the oldest spooled batch until it is
+// accepted or refused for good, then the next, and waits for a new batch
+// when the spool is empty.
+func (r *Reporter) send(ctx context.Context, e *evaluator) {
+	attempt := 0 // consecutive failed attempts
+	for {
+		seq, body, ok := e.spool.Oldest()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.wake:
+				continue
+			}
+		}
+		status, detail, err := r.post(ctx, e, body)
+		if err != nil && ctx.Err() != nil {
+			return // the batch stays spooled for the next run
+		}
+		now := r.clock.Now()
+		switch {
+		case err == nil && status >= 200 && status < 300:
+			e.sent.Inc()
+			r.removeSent(e, seq, now)
+			if attempt > 0 {
+				e.log.Info("evaluator accepts batches again", "failed_attempts", attempt)
+				attempt = 0
+			}
+			continue
+		case err == nil && permanent(status):
+			e.rejected.WithLabelValues(strconv.Itoa(status)).Inc()
+			r.removeSent(e, seq, now)
+			if ok, n := e.rejectLog.allow(now); ok {
+				e.log.Error("evaluator refused a batch for good: dropped it", "status", status,
+					"response", detail, "seq", seq, "refused_since_last_log", n)
+			}
+			continue
+		}
+		attempt++
+		e.failures.Inc()
+		if ok, n := e.failLog.allow(now); ok {
+			if err == nil {
+				err = fmt.Errorf("status %d: %s", status, detail)
+			}
+			e.log.Warn("cannot deliver to evaluator: batches stay spooled and are retried", "err", err,
+				"spooled_batches", e.spool.Len(), "failures_since_last_log", n)
+		}
+		t := r.clock.NewTimer(backoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+func (r *Reporter) removeSent(e *evaluator, seq uint64, now time.Time) {
+	if err := e.spool.Remove(seq); err != nil {
+		if ok, n := e.diskLog.allow(now); ok {
+			e.log.Error("cannot delete a delivered batch: it will be sent again after a restart", "err", err, "errors_since_last_log", n)
+		}
+	}
+}
+
+// permanent reports whether an evaluator will refuse a batch however often
+// it is sent: malformed, badly signed, unknown agent, too large.
+func permanent(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestEntityTooLarge:
+		return true
+	}
+	return false
+}
+
+// backoff returns the wait before retry number attempt (from 1).
+func backoff(attempt int) time.Duration {
+	ceiling := backoffMax
+	if attempt < 16 {
+		ceiling = min(backoffMax, backoffMin<<(attempt-1))
+	}
+	return rand.N(ceiling)
+}
+
+// post sends one batch, signed now, and returns the status and, for an
+// unsuccessful answer, the start of the response body.
+func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status int, detail string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", fmt.Errorf("evaluator %s: %w", e.label, err)
+	}
+	ts, sig := Sign(r.key, r.clock.Now(), body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "outpost-agent")
+	req.Header.Set(HeaderRegion, r.region)
+	req.Header.Set(HeaderAgent, r.agent)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, sig)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		detail = strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
+	}
+	// Read a bounded rest so the connection can be reused.
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, detail, nil
+}
+
+// logLimiter lets a repeating log line through at most once per period and
+// counts what it held back.
+type logLimiter struct {
+	every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now and, if so, how many lines were held
+// back since the last one.
+func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	suppressed, l.suppressed, l.last = l.suppressed, 0, now
+	return true, suppressed
+}
