@@ -34,7 +34,9 @@ Usage:
 Commands:
   validate   check configuration files and report every error as FILE:LINE:COL
   check      run every check once from here and print what passed and why not
-  run        run every check on its interval, serve /metrics and /healthz
+  run        an evaluator and a local agent in one process: the quick start
+  agent      run a region's checks and ship signed results to evaluators
+  evaluator  receive results from agents, watch region liveness, serve status
   version    print the version
   help       show help for a command: outpost help check
 
@@ -77,9 +79,10 @@ func run(ctx context.Context, args []string, e env) int {
 		return exitOK
 	case "run":
 		return cmdRun(ctx, rest, e)
-	case "agent", "evaluator":
-		fmt.Fprintf(e.stderr, "outpost %s: not available in this version; see README.md for what is\n", cmd)
-		return exitUsage
+	case "agent":
+		return cmdAgent(ctx, rest, e)
+	case "evaluator":
+		return cmdEvaluator(ctx, rest, e)
 	}
 	fmt.Fprintf(e.stderr, "outpost: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage

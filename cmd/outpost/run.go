@@ -6,56 +6,41 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"slices"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 )
 
-const runUsage = `Usage: outpost run -c FILE [--listen ADDR] [--region NAME]
+const runUsage = `Usage: outpost run -c FILE [--listen ADDR] [--region NAME] [--data-dir DIR]
 
-Runs every check of the configuration on its interval from this machine,
-serves /metrics (Prometheus) and /healthz on --listen, and reports on the
-console when a check starts failing or recovers, with the reason.
+An evaluator and a local agent in one process: the embedded default, and the
+quickest way to try Outpost. The local agent runs the checks of --region on
+their intervals and hands its results straight to the evaluator (no keys
+needed); agents in other regions may still report to it over HTTP. Regions
+without a live agent become STALE after reporting.stale_after and are
+reported on the console.
 
-SIGHUP reloads the configuration: unchanged checks keep their schedule,
-removed ones stop, new ones start; an invalid configuration is reported and
-the running one kept. SIGINT or SIGTERM stops cleanly, cancelling probes in
-flight.
+Serves /status.json, /metrics, /healthz and POST /v1/results on --listen.
+SIGHUP reloads the local agent's checks; SIGINT or SIGTERM stops cleanly.
 
 Flags:
 `
 
-// runOptions are the parsed flags of "outpost run".
-type runOptions struct {
-	files   []string
-	listen  string
-	region  string
-	workers int
-}
-
 func cmdRun(ctx context.Context, args []string, e env) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
-	var o runOptions
 	var files configFlag
 	fs.Var(&files, "c", "configuration `file` or directory; repeatable, or comma-separated")
 	fs.Var(&files, "config", "same as -c")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:9797", "`address` to serve /metrics and /healthz on")
-	fs.StringVar(&o.region, "region", "", "`region` this process probes from (default: the first declared region)")
-	fs.IntVar(&o.workers, "workers", 256, "most probes in flight at once; runs due while all are busy are skipped and counted")
+	listen := fs.String("listen", "127.0.0.1:9797", "`address` to serve on")
+	region := fs.String("region", "", "`region` the local agent probes from (default: the first declared region)")
+	dataDir := fs.String("data-dir", "", "`directory` for state that must survive a restart (default: $STATE_DIRECTORY/run or ~/.local/state/outpost/run)")
+	workers := fs.Int("workers", 256, "most probes in flight at once; runs due while all are busy are skipped and counted")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), runUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -63,144 +48,176 @@ func cmdRun(ctx context.Context, args []string, e env) int {
 		}
 		return exitUsage
 	}
-	o.files = append(files, fs.Args()...)
-	if len(o.files) == 0 {
+	files = append(files, fs.Args()...)
+	if len(files) == 0 {
 		fmt.Fprintln(e.stderr, "outpost run: no configuration given; use -c FILE")
 		return exitUsage
 	}
+	if *dataDir == "" {
+		*dataDir = defaultStateDir(e.lookup, "run")
+	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	if err := runAgent(ctx, o, e, log); err != nil {
+	if err := runEmbedded(ctx, files, *listen, *region, *dataDir, *workers, e, log); err != nil {
 		log.Error("outpost run stopped", "err", err)
 		return exitUsage
 	}
 	return exitOK
 }
 
-func runAgent(ctx context.Context, o runOptions, e env, log *slog.Logger) error {
-	cfg, err := checks.Load(o.files, e.lookup)
+func runEmbedded(ctx context.Context, files []string, listen, region, dataDir string, workers int, e env, log *slog.Logger) error {
+	cfg, err := checks.Load(files, e.lookup)
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
 	}
-	region := o.region
 	if region == "" {
 		region = cfg.Regions[0]
 	} else if !slices.Contains(cfg.Regions, region) {
-		return fmt.Errorf("region %q is not declared in the configuration", region)
+		return fmt.Errorf("region %q is not declared in the configuration (regions: %v)", region, cfg.Regions)
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := probes.NewMetrics(reg)
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	reg := newRegistry()
+	ev, err := alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}
-	sched, err := probes.NewScheduler(probes.RealClock{}, o.workers, reg)
+	local := newLocalAgent(ev, cfg, region, log)
+	p, err := newProber(reg, region, workers, log, local.submit)
 	if err != nil {
 		return err
 	}
-	console := newTransitionLog(log)
-	var seq atomic.Uint64
-	deliver := func(r probes.Result) {
-		r.Seq = seq.Add(1)
-		metrics.Observe(&r)
-		console.observe(r)
-	}
-	jobs, err := probes.Jobs(cfg, region, probes.Options{}, deliver)
+	n, err := p.apply(cfg)
 	if err != nil {
 		return err
 	}
-
-	ln, err := net.Listen("tcp", o.listen)
+	srv, err := listenAndServe(listen, evaluatorMux(reg, ev))
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, Timeout: 10 * time.Second}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("outpost running", "listen", "http://"+ln.Addr().String(), "region", region, "checks", len(jobs), "config", o.files)
+	log.Info("outpost running", "listen", srv.URL(), "status", srv.URL()+"/status.json", "region", region, "checks", n, "config", files)
 
-	sched.Set(jobs)
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	evalCtx, stopEval := context.WithCancel(context.Background())
+	probeCtx, stopProbing := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); sched.Run(runCtx) }()
+	wg.Add(2)
+	go func() { defer wg.Done(); ev.Run(evalCtx) }()
+	go func() { defer wg.Done(); local.run(evalCtx) }()
+	var probing sync.WaitGroup
+	p.run(probeCtx, &probing)
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	var result error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("shutting down")
-			break loop
-		case err := <-serveErr:
-			result = fmt.Errorf("http server: %w", err)
-			break loop
-		case <-hup:
-			reload(o, e, region, sched, deliver, log)
-		}
-	}
-	stop()
+	result := untilStopped(ctx, srv, log, reloader(files, e, log, p.apply))
+	stopProbing()
+	probing.Wait()
+	stopEval()
 	wg.Wait()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-	}
+	srv.shutdown()
 	return result
 }
 
-// reload applies a new configuration, keeping the old one if it is invalid.
-func reload(o runOptions, e env, region string, sched *probes.Scheduler, deliver func(probes.Result), log *slog.Logger) {
-	cfg, err := checks.Load(o.files, e.lookup)
-	if err != nil {
-		log.Error("reload failed; keeping the running configuration", "err", err)
-		return
-	}
-	jobs, err := probes.Jobs(cfg, region, probes.Options{}, deliver)
-	if err != nil {
-		log.Error("reload failed; keeping the running configuration", "err", err)
-		return
-	}
-	sched.Set(jobs)
-	log.Info("configuration reloaded", "checks", len(jobs))
+// localAgent hands the in-process agent's results to the evaluator in
+// batches, exactly as a remote agent's would arrive (every batch_delay or
+// batch_size results, and an empty batch every heartbeat), without
+// signatures or HTTP.
+type localAgent struct {
+	ev                   *alerting.Evaluator
+	region, name, digest string
+	reporting            checks.Reporting
+	log                  *slog.Logger
+
+	in chan probes.Result
+
+	seq uint64
+
+	// mu guards the refusal count, logged at most once a minute.
+	mu         sync.Mutex
+	refused    int
+	lastLogged time.Time
 }
 
-// transitionLog reports the first result of each check and every change
-// between passing and failing. It logs state changes, not every result, so
-// a failure storm writes one line per check, not one per probe.
-type transitionLog struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	last map[string]bool
+func newLocalAgent(ev *alerting.Evaluator, cfg *checks.Config, region string, log *slog.Logger) *localAgent {
+	return &localAgent{ev: ev, region: region, name: "local", digest: cfg.Digest, reporting: cfg.Reporting, log: log,
+		in: make(chan probes.Result, 4*cfg.Reporting.BatchSize)}
 }
 
-func newTransitionLog(log *slog.Logger) *transitionLog {
-	return &transitionLog{log: log, last: map[string]bool{}}
-}
-
-func (t *transitionLog) observe(r probes.Result) {
-	key := probes.JobKey(r.Check, r.Region)
-	t.mu.Lock()
-	prev, seen := t.last[key]
-	t.last[key] = r.OK
-	t.mu.Unlock()
-	if seen && prev == r.OK {
-		return
-	}
-	attrs := []any{"check", r.Check, "region", r.Region, "latency", formatLatency(r.Duration), "reason", r.Reason}
-	switch {
-	case r.OK && !seen:
-		t.log.Info("check passing", attrs...)
-	case r.OK:
-		t.log.Info("check recovered", attrs...)
+// submit queues a result; when the queue is full the result is dropped
+// and counted rather than stalling the probe that made it.
+func (l *localAgent) submit(r probes.Result) {
+	select {
+	case l.in <- r:
 	default:
-		t.log.Warn("check failing", attrs...)
+		l.refuse(time.Now(), 1, errors.New("local result queue full"))
+	}
+}
+
+// run batches until ctx ends, then applies what it holds.
+func (l *localAgent) run(ctx context.Context) {
+	var pending []probes.Result
+	delay := time.NewTimer(l.reporting.BatchDelay)
+	heartbeat := time.NewTicker(l.reporting.Heartbeat)
+	defer delay.Stop()
+	defer heartbeat.Stop()
+	sent := false
+	flush := func() {
+		l.apply(pending)
+		pending, sent = nil, true
+	}
+	flush() // announce the region at once
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case r := <-l.in:
+					pending = append(pending, r)
+				default:
+					if len(pending) > 0 {
+						flush()
+					}
+					return
+				}
+			}
+		case r := <-l.in:
+			if len(pending) == 0 {
+				delay.Reset(l.reporting.BatchDelay)
+			}
+			pending = append(pending, r)
+			if len(pending) >= l.reporting.BatchSize {
+				flush()
+			}
+		case <-delay.C:
+			if len(pending) > 0 {
+				flush()
+			}
+		case <-heartbeat.C:
+			if !sent {
+				flush()
+			}
+			sent = false
+		}
+	}
+}
+
+func (l *localAgent) apply(results []probes.Result) {
+	now := time.Now()
+	l.seq = max(l.seq+1, uint64(now.UnixNano()))
+	for i := range results {
+		results[i].Agent = l.name
+	}
+	err := l.ev.Apply(probes.Batch{V: probes.WireVersion, Agent: l.name, Region: l.region, Seq: l.seq,
+		ConfigDigest: l.digest, Created: now, Results: results})
+	if err != nil {
+		l.refuse(now, len(results), err)
+	}
+}
+
+// refuse logs refused results at most once a minute, with a count.
+func (l *localAgent) refuse(now time.Time, n int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refused += n
+	if now.Sub(l.lastLogged) >= time.Minute {
+		l.log.Error("local results not recorded", "err", err, "results_since_last_log", l.refused)
+		l.lastLogged, l.refused = now, 0
 	}
 }

@@ -1,0 +1,348 @@
+package alerting
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock/clocktest"
+)
+
+// These tests run real agents (scheduler, probers, reporter with its
+// spool) against a real evaluator over loopback HTTP. One fake clock drives
+// every timer, so simulated minutes pass in real milliseconds and nothing
+// depends on the machine's speed: the tests advance the clock in small steps
+// and wait for the state they expect, failing after a generous real-time
+// bound rather than hanging.
+
+var e2eKeys = map[string]string{"us-east": "e2e-key-us-east-0001", "eu-west": "e2e-key-eu-west-0002", "ap-south": "e2e-key-ap-south-0003"}
+
+func e2eConfig(t *testing.T, target string) *checks.Config {
+	t.Helper()
+	yaml := fmt.Sprintf(`version: 1
+regions: [us-east, eu-west, ap-south]
+reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms, batch_size: 50}
+agents:
+  - {region: us-east, key: "${K_US}"}
+  - {region: eu-west, key: "${K_EU}"}
+  - {region: ap-south, key: "${K_AP}"}
+defaults: {interval: 2s, timeout: 1s}
+checks:
+  - id: web
+    http: {url: "http://%[1]s/", expect: {body_contains: ok}}
+  - id: port
+    tcp: {address: "%[1]s"}
+`, target)
+	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"]}
+	cfg, err := checks.LoadBytes("e2e.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// e2eAgent is one region's agent: scheduler, probers and reporter.
+type e2eAgent struct {
+	region string
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+	// submitted records every result handed to the reporter, in order.
+	mu        sync.Mutex
+	submitted []probes.Result
+}
+
+func startAgent(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region, evaluatorURL, spoolDir string) *e2eAgent {
+	t.Helper()
+	a := &e2eAgent{region: region}
+	rep, err := probes.NewReporter(probes.ReporterOptions{
+		Evaluators: []string{evaluatorURL}, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region,
+		ConfigDigest: cfg.Digest, Reporting: cfg.Reporting, SpoolDir: spoolDir, Clock: clk,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := probes.NewScheduler(clk, 8, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := probes.Jobs(cfg, region, probes.Options{Now: clk.Now}, func(r probes.Result) {
+		a.mu.Lock()
+		a.submitted = append(a.submitted, r)
+		a.mu.Unlock()
+		rep.Submit(r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched.Set(jobs)
+	probeCtx, stopProbes := context.WithCancel(context.Background())
+	reportCtx, stopReport := context.WithCancel(context.Background())
+	probing := make(chan struct{})
+	a.done.Add(2)
+	go func() { defer a.done.Done(); defer close(probing); sched.Run(probeCtx) }()
+	go func() { defer a.done.Done(); rep.Run(reportCtx) }()
+	a.cancel = func() {
+		stopProbes()
+		<-probing // every result is submitted before the reporter stops
+		stopReport()
+	}
+	t.Cleanup(a.stop)
+	return a
+}
+
+func (a *e2eAgent) stop() { a.cancel(); a.done.Wait() }
+
+func (a *e2eAgent) results() []probes.Result {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.submitted)
+}
+
+// advanceUntil moves the clock in steps of step until cond holds, giving
+// the goroutines under test a moment of real time after each step. It
+// fails after limit of simulated time or 30s of real time.
+func advanceUntil(t *testing.T, clk *clocktest.Fake, step, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	realDeadline := time.Now().Add(30 * time.Second)
+	for simulated := time.Duration(0); simulated <= limit; simulated += step {
+		// Let goroutines woken by the last step finish their work: poll
+		// the condition for a short while before moving time again.
+		for i := 0; i < 20; i++ {
+			if cond() {
+				return simulated
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if time.Now().After(realDeadline) {
+			break
+		}
+		clk.Advance(step)
+	}
+	t.Fatalf("%s: not reached within %s of simulated time", what, limit)
+	return 0
+}
+
+func stateOf(ev *Evaluator, region string) RegionState {
+	for _, r := range ev.Snapshot().Regions {
+		if r.Name == region {
+			return r.State
+		}
+	}
+	return ""
+}
+
+// allRegionsReported reports whether every check has a result from every
+// region.
+func allRegionsReported(ev *Evaluator, cfg *checks.Config) bool {
+	for _, c := range cfg.Checks {
+		for _, r := range c.Regions {
+			w, ok := ev.Window(c.ID, r)
+			if !ok || w.Last == nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func startTarget(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// TestEndToEndThreeRegions: every check's result from every region
+// arrives; a stopped agent's region turns STALE within the bound and the
+// meta alert goes out once; a restarted agent clears it.
+func TestEndToEndThreeRegions(t *testing.T) {
+	cfg := e2eConfig(t, startTarget(t))
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	notes := &captureNotifier{}
+	ev, err := New(cfg, Options{Clock: clk, Notifier: notes, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ev.Handler())
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	evDone := make(chan struct{})
+	go func() { defer close(evDone); ev.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-evDone })
+
+	spools := map[string]string{}
+	agents := map[string]*e2eAgent{}
+	for _, region := range cfg.Regions {
+		spools[region] = t.TempDir()
+		agents[region] = startAgent(t, cfg, clk, region, srv.URL, spools[region])
+	}
+	advanceUntil(t, clk, 100*time.Millisecond, 30*time.Second, "every check from every region", func() bool {
+		return allRegionsReported(ev, cfg)
+	})
+	advanceUntil(t, clk, 100*time.Millisecond, 10*time.Second, "all regions live", func() bool {
+		return stateOf(ev, "us-east") == RegionLive && stateOf(ev, "eu-west") == RegionLive && stateOf(ev, "ap-south") == RegionLive
+	})
+	for _, c := range cfg.Checks {
+		for _, r := range cfg.Regions {
+			if w, _ := ev.Window(c.ID, r); w.Last == nil || !w.Last.OK {
+				t.Errorf("%s from %s: last result %+v, want a pass", c.ID, r, w.Last)
+			}
+		}
+	}
+
+	agents["ap-south"].stop()
+	took := advanceUntil(t, clk, 100*time.Millisecond, 20*time.Second, "ap-south stale", func() bool {
+		return stateOf(ev, "ap-south") == RegionStale
+	})
+	// The bound: stale_after, plus up to one heartbeat the agent had just
+	// sent, plus the one-second liveness tick.
+	if bound := cfg.Reporting.StaleAfter + cfg.Reporting.Heartbeat + time.Second; took > bound {
+		t.Errorf("ap-south went stale %s after its agent stopped, want within %s", took, bound)
+	}
+	if stateOf(ev, "us-east") != RegionLive || stateOf(ev, "eu-west") != RegionLive {
+		t.Error("a live region was marked stale")
+	}
+	stale := notesOf(notes, "region_stale")
+	if len(stale) != 1 || stale[0].Region != "ap-south" || !strings.HasPrefix(stale[0].Summary, "agent in ap-south silent since ") {
+		t.Fatalf("stale notifications = %+v, want one for ap-south", stale)
+	}
+
+	agents["ap-south"] = startAgent(t, cfg, clk, "ap-south", srv.URL, spools["ap-south"])
+	advanceUntil(t, clk, 100*time.Millisecond, 10*time.Second, "ap-south live again", func() bool {
+		return stateOf(ev, "ap-south") == RegionLive
+	})
+	back := notesOf(notes, "region_live")
+	if len(back) == 0 || back[len(back)-1].Region != "ap-south" || !strings.Contains(back[len(back)-1].Summary, "reporting again") {
+		t.Fatalf("recovery notifications = %+v", back)
+	}
+	if n := len(notesOf(notes, "region_stale")); n != 1 {
+		t.Errorf("%d stale notifications in all, want exactly 1", n)
+	}
+}
+
+func notesOf(c *captureNotifier, kind string) []Notification {
+	var out []Notification
+	for _, n := range c.all() {
+		if n.Kind == kind {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// appliedLog records the results of every batch the evaluator applied, in
+// the order it applied them.
+type appliedLog struct {
+	mu      sync.Mutex
+	results []probes.Result
+}
+
+func (l *appliedLog) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		if rec.Code == http.StatusOK && strings.TrimSpace(rec.Body.String()) == "ok" {
+			var b probes.Batch
+			if json.Unmarshal(body, &b) == nil {
+				l.mu.Lock()
+				l.results = append(l.results, b.Results...)
+				l.mu.Unlock()
+			}
+		}
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	})
+}
+
+func (l *appliedLog) all() []probes.Result {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.results)
+}
+
+// TestEndToEndEvaluatorOutage cuts the path to the evaluator with an
+// in-process Toxiproxy for a stretch of simulated minutes: every result
+// produced meanwhile must arrive once, in order, after the path is back.
+func TestEndToEndEvaluatorOutage(t *testing.T) {
+	cfg := e2eConfig(t, startTarget(t))
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	ev, err := New(cfg, Options{Clock: clk, Notifier: &captureNotifier{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := &appliedLog{}
+	srv := httptest.NewServer(applied.wrap(ev.Handler()))
+	t.Cleanup(srv.Close)
+
+	tox := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	proxy := toxiproxy.NewProxy(tox, "evaluator", "127.0.0.1:0", srv.Listener.Addr().String())
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Stop)
+
+	agent := startAgent(t, cfg, clk, "us-east", "http://"+proxy.Listen, t.TempDir())
+	advanceUntil(t, clk, 100*time.Millisecond, 20*time.Second, "first results delivered", func() bool { return len(applied.all()) >= 2 })
+
+	proxy.Stop() // the evaluator is unreachable: connections are refused
+	before := len(agent.results())
+	advanceUntil(t, clk, 500*time.Millisecond, 2*time.Minute, "results produced during the outage", func() bool {
+		return len(agent.results()) >= before+40
+	})
+	if err := proxy.Start(); err != nil { // same address: the path is back
+		t.Fatal(err)
+	}
+	produced := len(agent.results())
+	advanceUntil(t, clk, 250*time.Millisecond, 5*time.Minute, "every result delivered", func() bool {
+		return len(applied.all()) >= produced
+	})
+	agent.stop()
+
+	// The reporter numbers results as it takes them, so applied sequence
+	// numbers must rise strictly (in order, none twice), and every result
+	// produced must be among them exactly once, by check and start time.
+	sent := agent.results()
+	got := applied.all()
+	type key struct {
+		check string
+		at    time.Time
+	}
+	seen := map[key]int{}
+	for i, r := range got {
+		seen[key{r.Check, r.Time}]++
+		if i > 0 && r.Seq <= got[i-1].Seq {
+			t.Fatalf("result seq %d applied after %d: out of order or twice", r.Seq, got[i-1].Seq)
+		}
+	}
+	for _, r := range sent[:produced] {
+		if n := seen[key{r.Check, r.Time}]; n != 1 {
+			t.Fatalf("result of %s started at %s applied %d times, want exactly once", r.Check, r.Time.Format(time.TimeOnly), n)
+		}
+	}
+	if len(got) < produced {
+		t.Fatalf("%d results applied, %d produced", len(got), produced)
+	}
+}

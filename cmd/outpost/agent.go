@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+const agentUsage = `Usage: outpost agent -c FILE --region NAME --evaluator URL[,URL...] [--listen ADDR] [--spool-dir DIR]
+
+Runs the checks assigned to --region on their intervals and ships every
+result, in signed batches, to every evaluator. While an evaluator is
+unreachable its batches wait in a bounded on-disk spool and are delivered in
+order when it is back; a restarted agent picks its spool up again. When there
+is nothing to send, an empty batch goes out every reporting.heartbeat: that is
+how evaluators know the region is alive.
+
+The signing key is the agents: entry for the region (and --name, when a region
+has several agents), read from the environment through its ${VAR}.
+
+Serves /metrics and /healthz on --listen. SIGHUP reloads the checks; SIGINT
+or SIGTERM stops, cancelling probes in flight and keeping unsent batches in
+the spool.
+
+Flags:
+`
+
+func cmdAgent(ctx context.Context, args []string, e env) int {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var files, evaluators configFlag
+	fs.Var(&files, "c", "configuration `file` or directory; repeatable, or comma-separated")
+	fs.Var(&files, "config", "same as -c")
+	fs.Var(&evaluators, "evaluator", "evaluator base `URL` such as https://eval.example.com; repeatable, or comma-separated")
+	region := fs.String("region", "", "the `region` this agent probes from (required)")
+	host, _ := os.Hostname()
+	name := fs.String("name", host, "this agent's `name` in batches and on the status page")
+	listen := fs.String("listen", "127.0.0.1:9798", "`address` to serve /metrics and /healthz on")
+	spoolDir := fs.String("spool-dir", "", "`directory` for batches not yet delivered (default: $STATE_DIRECTORY/agent-REGION or ~/.local/state/outpost/agent-REGION)")
+	workers := fs.Int("workers", 256, "most probes in flight at once; runs due while all are busy are skipped and counted")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), agentUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	files = append(files, fs.Args()...)
+	switch {
+	case len(files) == 0:
+		fmt.Fprintln(e.stderr, "outpost agent: no configuration given; use -c FILE")
+		return exitUsage
+	case *region == "":
+		fmt.Fprintln(e.stderr, "outpost agent: --region is required")
+		return exitUsage
+	case len(evaluators) == 0:
+		fmt.Fprintln(e.stderr, "outpost agent: --evaluator is required")
+		return exitUsage
+	}
+	for _, u := range evaluators {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			fmt.Fprintf(e.stderr, "outpost agent: --evaluator %q: want an http:// or https:// URL\n", u)
+			return exitUsage
+		}
+	}
+	if *spoolDir == "" {
+		*spoolDir = defaultStateDir(e.lookup, "agent-"+*region)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	err := runAgent(ctx, agentOptions{files: files, region: *region, name: *name, evaluators: evaluators, listen: *listen, spoolDir: *spoolDir, workers: *workers}, e, log)
+	if err != nil {
+		log.Error("outpost agent stopped", "err", err)
+		return exitUsage
+	}
+	return exitOK
+}
+
+type agentOptions struct {
+	files      []string
+	region     string
+	name       string
+	evaluators []string
+	listen     string
+	spoolDir   string
+	workers    int
+}
+
+func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) error {
+	cfg, err := checks.Load(o.files, e.lookup)
+	if err != nil {
+		return fmt.Errorf("load configuration:\n%w", err)
+	}
+	key, ok := cfg.AgentKey(o.region, o.name)
+	if !ok {
+		return fmt.Errorf("no key for region %q under agents: in the configuration", o.region)
+	}
+	reg := newRegistry()
+	reporter, err := probes.NewReporter(probes.ReporterOptions{
+		Evaluators:   o.evaluators,
+		Key:          []byte(key.Value()),
+		Region:       o.region,
+		Agent:        o.name,
+		ConfigDigest: cfg.Digest,
+		Reporting:    cfg.Reporting,
+		SpoolDir:     o.spoolDir,
+		Registerer:   reg,
+		Logger:       log,
+	})
+	if err != nil {
+		return err
+	}
+	p, err := newProber(reg, o.region, o.workers, log, reporter.Submit)
+	if err != nil {
+		return err
+	}
+	n, err := p.apply(cfg)
+	if err != nil {
+		return err
+	}
+	srv, err := listenAndServe(o.listen, baseMux(reg))
+	if err != nil {
+		return err
+	}
+	log.Info("outpost agent running", "listen", srv.URL(), "region", o.region, "agent", o.name,
+		"checks", n, "evaluators", strings.Join(o.evaluators, ","), "spool", o.spoolDir, "config_digest", cfg.Digest)
+
+	probeCtx, stopProbing := context.WithCancel(context.Background())
+	reportCtx, stopReporting := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	p.run(probeCtx, &wg)
+	reportDone := make(chan error, 1)
+	go func() { reportDone <- reporter.Run(reportCtx) }()
+
+	result := untilStopped(ctx, srv, log, reloader(o.files, e, log, p.apply))
+	// Stop probing first and wait for the probes in flight, so that the
+	// reporter seals every result into the spool before it stops.
+	stopProbing()
+	wg.Wait()
+	stopReporting()
+	if err := <-reportDone; err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("reporter", "err", err)
+	}
+	srv.shutdown()
+	return result
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+// prober runs a region's checks on schedule and hands every result to
+// deliver, recording metrics and logging transitions on the way. It is the
+// probing half of "outpost agent" and "outpost run".
+type prober struct {
+	region  string
+	sched   *probes.Scheduler
+	metrics *probes.Metrics
+	console *transitionLog
+	deliver func(probes.Result)
+	log     *slog.Logger
+}
+
+func newProber(reg prometheus.Registerer, region string, workers int, log *slog.Logger, deliver func(probes.Result)) (*prober, error) {
+	metrics, err := probes.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := probes.NewScheduler(probes.RealClock{}, workers, reg)
+	if err != nil {
+		return nil, err
+	}
+	return &prober{region: region, sched: sched, metrics: metrics, console: newTransitionLog(log), deliver: deliver, log: log}, nil
+}
+
+// apply schedules cfg's checks for the prober's region; checks that keep
+// their id and interval keep their phase.
+func (p *prober) apply(cfg *checks.Config) (int, error) {
+	if !slices.Contains(cfg.Regions, p.region) {
+		return 0, fmt.Errorf("region %q is not declared in the configuration (regions: %v)", p.region, cfg.Regions)
+	}
+	jobs, err := probes.Jobs(cfg, p.region, probes.Options{}, func(r probes.Result) {
+		p.metrics.Observe(&r)
+		p.console.observe(r)
+		p.deliver(r)
+	})
+	if err != nil {
+		return 0, err
+	}
+	p.sched.Set(jobs)
+	return len(jobs), nil
+}
+
+// run schedules until ctx ends, then waits for probes in flight.
+func (p *prober) run(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() { defer wg.Done(); p.sched.Run(ctx) }()
+}
+
+// reloader returns the SIGHUP handler: load, apply, or keep what runs.
+func reloader(files []string, e env, log *slog.Logger, apply func(*checks.Config) (int, error)) func() {
+	return func() {
+		cfg, err := checks.Load(files, e.lookup)
+		if err != nil {
+			log.Error("reload failed; keeping the running configuration", "err", err)
+			return
+		}
+		n, err := apply(cfg)
+		if err != nil {
+			log.Error("reload failed; keeping the running configuration", "err", err)
+			return
+		}
+		log.Info("configuration reloaded", "checks", n, "digest", cfg.Digest)
+	}
+}
+
+// transitionLog reports the first result of each check and every change
+// between passing and failing. It logs state changes, not every result, so
+// a failure storm writes one line per check, not one per probe.
+type transitionLog struct {
+	log  *slog.Logger
+	mu   sync.Mutex
+	last map[string]bool
+}
+
+func newTransitionLog(log *slog.Logger) *transitionLog {
+	return &transitionLog{log: log, last: map[string]bool{}}
+}
+
+func (t *transitionLog) observe(r probes.Result) {
+	key := probes.JobKey(r.Check, r.Region)
+	t.mu.Lock()
+	prev, seen := t.last[key]
+	t.last[key] = r.OK
+	t.mu.Unlock()
+	if seen && prev == r.OK {
+		return
+	}
+	attrs := []any{"check", r.Check, "region", r.Region, "latency", formatLatency(r.Duration), "reason", r.Reason}
+	switch {
+	case r.OK && !seen:
+		t.log.Info("check passing", attrs...)
+	case r.OK:
+		t.log.Info("check recovered", attrs...)
+	default:
+		t.log.Warn("check failing", attrs...)
+	}
+}

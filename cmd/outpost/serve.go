@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// httpServer serves one handler on one listener, with timeouts on every
+// connection, until it is shut down.
+type httpServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	errc chan error
+}
+
+func listenAndServe(addr string, h http.Handler) (*httpServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s := &httpServer{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		},
+		ln:   ln,
+		errc: make(chan error, 1),
+	}
+	go func() { s.errc <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// URL is the server's base URL.
+func (s *httpServer) URL() string { return "http://" + s.ln.Addr().String() }
+
+// shutdown stops accepting and waits up to 5s for requests in flight.
+func (s *httpServer) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.srv.Close()
+	}
+}
+
+// newRegistry returns a registry with the Go runtime and process metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// baseMux serves /metrics and /healthz, which every process has.
+func baseMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, Timeout: 10 * time.Second}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// serveJSON writes v as indented JSON.
+func serveJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// defaultStateDir is where a component keeps its files when no directory
+// is given: systemd's $STATE_DIRECTORY, else $XDG_STATE_HOME/outpost, else
+// ~/.local/state/outpost.
+func defaultStateDir(lookup func(string) (string, bool), sub string) string {
+	if d, ok := lookup("STATE_DIRECTORY"); ok && d != "" {
+		return filepath.Join(d, sub)
+	}
+	if d, ok := lookup("XDG_STATE_HOME"); ok && d != "" {
+		return filepath.Join(d, "outpost", sub)
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "outpost", sub)
+	}
+	return filepath.Join("outpost-state", sub)
+}
+
+// untilStopped blocks until ctx ends or the server fails, calling reload on
+// every SIGHUP.
+func untilStopped(ctx context.Context, srv *httpServer, log *slog.Logger, reload func()) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			return nil
+		case err := <-srv.errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return fmt.Errorf("http server: %w", err)
+		case <-hup:
+			reload()
+		}
+	}
+}
