@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -40,30 +41,18 @@ func newHTTP(c *checks.Check, opts Options) (Prober, error) {
 	p := &httpProbe{base: base{check: c, opts: opts}, spec: h}
 	p.dialer = newDialer(h.Resolver, h.IPProtocol, opts.Resolver)
 
-	var tlsCfg *tls.Config
+	var settings tlsSettings
 	if h.TLS != nil {
-		var err error
-		tlsCfg, err = tlsSettings{serverName: h.TLS.ServerName, caPEM: h.TLS.CAPEM, insecure: h.TLS.InsecureSkipVerify, minVersion: h.TLS.MinVersion}.clientConfig()
-		if err != nil {
-			return nil, err
-		}
+		settings = tlsSettings{serverName: h.TLS.ServerName, caPEM: h.TLS.CAPEM, insecure: h.TLS.InsecureSkipVerify, minVersion: h.TLS.MinVersion}
 	}
-	// One transport per check, without keep-alives: every probe opens a fresh
-	// connection so that resolve, connect and TLS timings are real.
-	transport := &http.Transport{
-		DialContext:            p.dialContext,
-		TLSClientConfig:        tlsCfg,
-		DisableKeepAlives:      true,
-		DisableCompression:     true,
-		ForceAttemptHTTP2:      true,
-		MaxResponseHeaderBytes: 64 << 10,
+	clients := opts.httpClients
+	if clients == nil {
+		clients = newHTTPClients()
 	}
-	hc := &http.Client{Transport: transport, CheckRedirect: p.checkRedirect}
-	p.client = resty.NewWithClient(hc).
-		SetLogger(quietLogger{}).
-		SetDoNotParseResponse(true).
-		SetHeader("User-Agent", UserAgent)
-
+	var err error
+	if p.client, err = clients.get(settings); err != nil {
+		return nil, err
+	}
 	if len(h.Steps) == 0 {
 		p.steps = []*httpStep{newHTTPStep("", &h.HTTPRequest, h.BodyBytes, nil, h.Headers)}
 	} else {
@@ -89,6 +78,11 @@ var _ resty.Logger = quietLogger{}
 // httpTrace is the state of one probe run, shared by the dialer and the
 // httptrace hooks through the request context.
 type httpTrace struct {
+	// The check's dialer and redirect policy, for the shared transport.
+	dialer       *dialer
+	follow       bool
+	maxRedirects int
+
 	dial       dialTrace
 	stage      string
 	tlsStart   time.Time
@@ -100,30 +94,74 @@ type httpTrace struct {
 	tlsState   *tls.ConnectionState
 }
 
-func (p *httpProbe) dialContext(ctx context.Context, _, addr string) (net.Conn, error) {
+// dialHTTP is the shared transports' dialer: it dials with the dialer of
+// the check the request belongs to, found in the request context, and
+// records the timings in that probe run's trace.
+func dialHTTP(ctx context.Context, _, addr string) (net.Conn, error) {
 	tr, _ := ctx.Value(traceKey{}).(*httpTrace)
-	if tr == nil {
-		tr = &httpTrace{}
+	if tr == nil || tr.dialer == nil {
+		return nil, errors.New("probes: HTTP request without a probe trace")
 	}
 	tr.stage = "resolving"
-	conn, err := p.dialer.dial(ctx, addr, &tr.dial)
+	conn, err := tr.dialer.dial(ctx, addr, &tr.dial)
 	if err == nil {
 		tr.stage = "connected"
 	}
 	return conn, err
 }
 
-func (p *httpProbe) checkRedirect(req *http.Request, via []*http.Request) error {
-	if !*p.spec.FollowRedirects {
+// checkRedirect applies the redirect policy of the request's check.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	tr, _ := req.Context().Value(traceKey{}).(*httpTrace)
+	if tr == nil || !tr.follow {
 		return http.ErrUseLastResponse
 	}
-	if len(via) > p.spec.MaxRedirects {
-		return fmt.Errorf("stopped after %d redirects", p.spec.MaxRedirects)
+	if len(via) > tr.maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", tr.maxRedirects)
 	}
-	if tr, _ := req.Context().Value(traceKey{}).(*httpTrace); tr != nil {
-		tr.redirects++
-	}
+	tr.redirects++
 	return nil
+}
+
+// httpClients shares one client, and so one transport, among the HTTP
+// checks with the same TLS settings: a client per check would cost more
+// memory than the check itself. Keep-alives are off, so sharing never
+// reuses a connection; each probe still opens its own and times it.
+type httpClients struct {
+	mu    sync.Mutex
+	byTLS map[string]*resty.Client
+}
+
+func newHTTPClients() *httpClients { return &httpClients{byTLS: map[string]*resty.Client{}} }
+
+func (c *httpClients) get(s tlsSettings) (*resty.Client, error) {
+	key := s.key()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if client, ok := c.byTLS[key]; ok {
+		return client, nil
+	}
+	var tlsCfg *tls.Config
+	if key != (tlsSettings{}).key() {
+		var err error
+		if tlsCfg, err = s.clientConfig(); err != nil {
+			return nil, err
+		}
+	}
+	transport := &http.Transport{
+		DialContext:            dialHTTP,
+		TLSClientConfig:        tlsCfg,
+		DisableKeepAlives:      true,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      true,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	client := resty.NewWithClient(&http.Client{Transport: transport, CheckRedirect: checkRedirect}).
+		SetLogger(quietLogger{}).
+		SetDoNotParseResponse(true).
+		SetHeader("User-Agent", UserAgent)
+	c.byTLS[key] = client
+	return client, nil
 }
 
 func (tr *httpTrace) clientTrace() *httptrace.ClientTrace {
@@ -232,7 +270,7 @@ type stepOutcome struct {
 
 func (p *httpProbe) runStep(ctx context.Context, st *httpStep, vars map[string]string, cookies []*http.Cookie) (out stepOutcome) {
 	start := time.Now()
-	tr := &httpTrace{stage: "starting"}
+	tr := &httpTrace{stage: "starting", dialer: p.dialer, follow: *p.spec.FollowRedirects, maxRedirects: p.spec.MaxRedirects}
 	ctx = context.WithValue(ctx, traceKey{}, tr)
 	ctx = httptrace.WithClientTrace(ctx, tr.clientTrace())
 	defer func() {

@@ -14,6 +14,7 @@ import (
 // for long: it runs on the scheduler's worker.
 func Jobs(cfg *checks.Config, region string, opts Options, deliver func(Result)) ([]Job, error) {
 	opts.Region = region
+	opts.httpClients = newHTTPClients()
 	if opts.Redact == nil {
 		opts.Redact = cfg.Redactor()
 	}

@@ -12,58 +12,59 @@ import (
 // Metrics records results as Prometheus series. Names follow
 // blackbox_exporter so that existing dashboards and alerts work; every
 // series is labelled by check and region instead of by scrape target.
+//
+// The per-check series are kept in one compact record per (check, region)
+// and turned into metrics only when scraped: with ten thousand checks the
+// eleven series each would otherwise cost half the agent's heap in label
+// bookkeeping.
 type Metrics struct {
-	success    *prometheus.GaugeVec
-	duration   *prometheus.GaugeVec
-	httpStatus *prometheus.GaugeVec
-	httpPhase  *prometheus.GaugeVec
-	certExpiry *prometheus.GaugeVec
-	dnsLookup  *prometheus.GaugeVec
-	dnsAnswers *prometheus.GaugeVec
-	dnsInfo    *prometheus.GaugeVec
-	runs       *prometheus.CounterVec
-
+	mu     sync.Mutex
+	series map[seriesKey]*series
 	// answerHash remembers the answer-set hash each DNS server last gave,
 	// so that the info series of an old answer set is deleted when it
 	// changes: one series per server, never one per answer ever seen.
-	mu         sync.Mutex
 	answerHash map[[3]string]string
+
+	dnsAnswers *prometheus.GaugeVec
+	dnsInfo    *prometheus.GaugeVec
 }
+
+type seriesKey struct{ check, region string }
+
+// series is the last result of one check in one region, as metrics.
+type series struct {
+	http, hasCert         bool
+	success, duration     float64
+	status, dnsLookup     float64
+	certExpiry            float64
+	phases                [len(PhaseNames)]float64
+	successRuns, failRuns float64
+}
+
+var (
+	checkLabels    = []string{"check", "region"}
+	descSuccess    = prometheus.NewDesc("probe_success", "Whether the last probe of the check succeeded (1) or failed (0).", checkLabels, nil)
+	descDuration   = prometheus.NewDesc("probe_duration_seconds", "How long the last probe took, in seconds.", checkLabels, nil)
+	descHTTPStatus = prometheus.NewDesc("probe_http_status_code", "HTTP status code of the last probe's final response; 0 if none arrived.", checkLabels, nil)
+	descHTTPPhase  = prometheus.NewDesc("probe_http_duration_seconds", "Seconds the last HTTP probe spent in each phase (resolve, connect, tls, processing, transfer).", append(checkLabels, "phase"), nil)
+	descCertExpiry = prometheus.NewDesc("probe_ssl_earliest_cert_expiry", "Earliest expiry, in Unix seconds, among the certificates the server presented.", checkLabels, nil)
+	descDNSLookup  = prometheus.NewDesc("probe_dns_lookup_time_seconds", "Seconds the last probe spent resolving the target's name.", checkLabels, nil)
+	descRuns       = prometheus.NewDesc("outpost_probes_total", "Probes run, by outcome (success or failure).", append(checkLabels, "result"), nil)
+)
 
 // NewMetrics registers the probe metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	labels := []string{"check", "region"}
 	m := &Metrics{
-		success: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_success", Help: "Whether the last probe of the check succeeded (1) or failed (0).",
-		}, labels),
-		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_duration_seconds", Help: "How long the last probe took, in seconds.",
-		}, labels),
-		httpStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_http_status_code", Help: "HTTP status code of the last probe's final response; 0 if none arrived.",
-		}, labels),
-		httpPhase: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_http_duration_seconds", Help: "Seconds the last HTTP probe spent in each phase (resolve, connect, tls, processing, transfer).",
-		}, append(labels, "phase")),
-		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_ssl_earliest_cert_expiry", Help: "Earliest expiry, in Unix seconds, among the certificates the server presented.",
-		}, labels),
-		dnsLookup: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_dns_lookup_time_seconds", Help: "Seconds the last probe spent resolving the target's name.",
-		}, labels),
+		series:     map[seriesKey]*series{},
+		answerHash: map[[3]string]string{},
 		dnsAnswers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "probe_dns_answer_rrs", Help: "Answer records the DNS server returned for the check's question.",
-		}, append(labels, "resolver")),
+		}, append(checkLabels, "resolver")),
 		dnsInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "probe_dns_answer_info", Help: "Always 1; answers_hash identifies the answer set (rcode and sorted records), so a change of answer is visible on a graph.",
-		}, append(labels, "resolver", "answers_hash")),
-		answerHash: map[[3]string]string{},
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "outpost_probes_total", Help: "Probes run, by outcome (success or failure).",
-		}, append(labels, "result")),
+		}, append(checkLabels, "resolver", "answers_hash")),
 	}
-	for _, c := range []prometheus.Collector{m.success, m.duration, m.httpStatus, m.httpPhase, m.certExpiry, m.dnsLookup, m.dnsAnswers, m.dnsInfo, m.runs} {
+	for _, c := range []prometheus.Collector{(*checkCollector)(m), m.dnsAnswers, m.dnsInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -74,26 +75,68 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // Observe records r. The label set of every series comes from the config,
 // so cardinality is bounded by checks × regions.
 func (m *Metrics) Observe(r *Result) {
-	check, region := r.Check, r.Region
-	ok, outcome := 0.0, "failure"
-	if r.OK {
-		ok, outcome = 1, "success"
+	key := seriesKey{r.Check, r.Region}
+	m.mu.Lock()
+	s := m.series[key]
+	if s == nil {
+		s = &series{}
+		m.series[key] = s
 	}
-	m.success.WithLabelValues(check, region).Set(ok)
-	m.duration.WithLabelValues(check, region).Set(r.Duration)
-	m.runs.WithLabelValues(check, region, outcome).Inc()
-	m.dnsLookup.WithLabelValues(check, region).Set(r.Phases.Resolve)
+	s.success = 0
+	if r.OK {
+		s.success = 1
+		s.successRuns++
+	} else {
+		s.failRuns++
+	}
+	s.duration = r.Duration
+	s.dnsLookup = r.Phases.Resolve
 	if r.Type == "http" {
-		m.httpStatus.WithLabelValues(check, region).Set(float64(r.Observed.StatusCode))
-		for i, v := range r.Phases.Values() {
-			m.httpPhase.WithLabelValues(check, region, PhaseNames[i]).Set(v)
-		}
+		s.http = true
+		s.status = float64(r.Observed.StatusCode)
+		s.phases = r.Phases.Values()
 	}
 	if t := r.Observed.TLS; t != nil && !t.NotAfter.IsZero() {
-		m.certExpiry.WithLabelValues(check, region).Set(float64(t.NotAfter.Unix()))
+		s.hasCert, s.certExpiry = true, float64(t.NotAfter.Unix())
 	}
+	m.mu.Unlock()
 	for i := range r.Observed.DNS {
-		m.observeDNS(check, region, &r.Observed.DNS[i])
+		m.observeDNS(r.Check, r.Region, &r.Observed.DNS[i])
+	}
+}
+
+// checkCollector emits the per-check series from their compact records.
+type checkCollector Metrics
+
+// Describe sends the descriptions of the per-check series.
+func (c *checkCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSuccess, descDuration, descHTTPStatus, descHTTPPhase, descCertExpiry, descDNSLookup, descRuns} {
+		ch <- d
+	}
+}
+
+// Collect sends the per-check series.
+func (c *checkCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for k, s := range c.series {
+		gauge(descSuccess, s.success, k.check, k.region)
+		gauge(descDuration, s.duration, k.check, k.region)
+		gauge(descDNSLookup, s.dnsLookup, k.check, k.region)
+		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.CounterValue, s.successRuns, k.check, k.region, "success")
+		ch <- prometheus.MustNewConstMetric(descRuns, prometheus.CounterValue, s.failRuns, k.check, k.region, "failure")
+		if s.http {
+			gauge(descHTTPStatus, s.status, k.check, k.region)
+			for i, v := range s.phases {
+				gauge(descHTTPPhase, v, k.check, k.region, PhaseNames[i])
+			}
+		}
+		if s.hasCert {
+			gauge(descCertExpiry, s.certExpiry, k.check, k.region)
+		}
 	}
 }
 
@@ -132,11 +175,10 @@ func AnswersHash(o *DNSObservation) string {
 // from the config.
 func (m *Metrics) Forget(check, region string) {
 	l := prometheus.Labels{"check": check, "region": region}
-	for _, v := range []*prometheus.GaugeVec{m.success, m.duration, m.httpStatus, m.httpPhase, m.certExpiry, m.dnsLookup, m.dnsAnswers, m.dnsInfo} {
-		v.DeletePartialMatch(l)
-	}
-	m.runs.DeletePartialMatch(l)
+	m.dnsAnswers.DeletePartialMatch(l)
+	m.dnsInfo.DeletePartialMatch(l)
 	m.mu.Lock()
+	delete(m.series, seriesKey{check, region})
 	for k := range m.answerHash {
 		if k[0] == check && k[1] == region {
 			delete(m.answerHash, k)

@@ -26,6 +26,57 @@ func sampleResults() []Result {
 	}
 }
 
+// gathered returns the value of the series name{labels}, and whether it
+// exists, from everything reg exposes.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.Metric {
+			have := map[string]string{}
+			for _, lp := range m.Label {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			if len(have) != len(labels) {
+				continue
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			switch {
+			case m.Gauge != nil:
+				return m.Gauge.GetValue(), true
+			case m.Counter != nil:
+				return m.Counter.GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func seriesCount(t *testing.T, reg *prometheus.Registry, name string) int {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.Metric)
+		}
+	}
+	return 0
+}
+
 func TestMetricsValues(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, err := NewMetrics(reg)
@@ -35,39 +86,42 @@ func TestMetricsValues(t *testing.T) {
 	for _, r := range sampleResults() {
 		m.Observe(&r)
 	}
-	checks := []struct {
-		name string
-		c    prometheus.Collector
-		want float64
-		lv   []string
-	}{
-		{"success us-east", m.success, 1, []string{"web-home", "us-east"}},
-		{"success eu-west", m.success, 0, []string{"web-home", "eu-west"}},
-		{"status", m.httpStatus, 200, []string{"web-home", "us-east"}},
-		{"tls phase", m.httpPhase, 0.05, []string{"web-home", "us-east", "tls"}},
-		{"cert expiry", m.certExpiry, 1_900_000_000, []string{"web-home", "us-east"}},
-		{"dns lookup", m.dnsLookup, 0.5, []string{"web-home", "eu-west"}},
-		{"failures counted", m.runs, 1, []string{"web-home", "eu-west", "failure"}},
+	cr := func(check, region string, extra ...string) map[string]string {
+		l := map[string]string{"check": check, "region": region}
+		for i := 0; i+1 < len(extra); i += 2 {
+			l[extra[i]] = extra[i+1]
+		}
+		return l
 	}
-	for _, tc := range checks {
+	tests := []struct {
+		name   string
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{"success us-east", "probe_success", cr("web-home", "us-east"), 1},
+		{"success eu-west", "probe_success", cr("web-home", "eu-west"), 0},
+		{"duration", "probe_duration_seconds", cr("web-home", "eu-west"), 10},
+		{"status", "probe_http_status_code", cr("web-home", "us-east"), 200},
+		{"tls phase", "probe_http_duration_seconds", cr("web-home", "us-east", "phase", "tls"), 0.05},
+		{"cert expiry", "probe_ssl_earliest_cert_expiry", cr("web-home", "us-east"), 1_900_000_000},
+		{"dns lookup", "probe_dns_lookup_time_seconds", cr("web-home", "eu-west"), 0.5},
+		{"failures counted", "outpost_probes_total", cr("web-home", "eu-west", "result", "failure"), 1},
+		{"successes counted", "outpost_probes_total", cr("web-home", "eu-west", "result", "success"), 0},
+	}
+	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var got float64
-			switch v := tc.c.(type) {
-			case *prometheus.GaugeVec:
-				got = testutil.ToFloat64(v.WithLabelValues(tc.lv...))
-			case *prometheus.CounterVec:
-				got = testutil.ToFloat64(v.WithLabelValues(tc.lv...))
-			}
-			if got != tc.want {
-				t.Errorf("got %v, want %v", got, tc.want)
+			got, ok := gathered(t, reg, tc.metric, tc.labels)
+			if !ok || got != tc.want {
+				t.Errorf("%s%v = %v (present %v), want %v", tc.metric, tc.labels, got, ok, tc.want)
 			}
 		})
 	}
-	if n := testutil.CollectAndCount(m.httpStatus); n != 2 {
-		t.Errorf("probe_http_status_code has %d series, want 2 (tcp checks have none)", n)
+	if n := seriesCount(t, reg, "probe_http_status_code"); n != 2 {
+		t.Errorf("probe_http_status_code has %d series, want 2 (tcp and dns checks have none)", n)
 	}
 	m.Forget("web-home", "eu-west")
-	if n := testutil.CollectAndCount(m.success); n != len(sampleResults())-1 {
+	if n := seriesCount(t, reg, "probe_success"); n != len(sampleResults())-1 {
 		t.Errorf("after Forget probe_success has %d series, want %d", n, len(sampleResults())-1)
 	}
 }

@@ -36,6 +36,10 @@ type Options struct {
 	// ResolvConf is the file dns checks read the "system" resolver from;
 	// empty means /etc/resolv.conf.
 	ResolvConf string
+
+	// httpClients, when set, is shared by the HTTP probers built with
+	// these options (Jobs sets it); otherwise each prober has its own.
+	httpClients *httpClients
 }
 
 func (o *Options) fill() {

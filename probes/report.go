@@ -388,25 +388,21 @@ func (r *Reporter) batch(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			// Seal what is held and what is still queued: a SIGTERM loses
-			// nothing. The queue is bounded, so this ends.
-			for {
-				select {
-				case res := <-r.queue:
-					pending = append(pending, r.stamp(res))
-					if len(pending) < r.batchSize {
-						continue
-					}
-				default:
-				}
-				if len(pending) > 0 {
-					now = r.clock.Now()
+			// Seal what is held and what was queued by now: a SIGTERM
+			// loses nothing. Counting first keeps submitters that go on
+			// submitting from holding the shutdown up.
+			now = r.clock.Now()
+			for range len(r.queue) {
+				pending = append(pending, r.stamp(<-r.queue))
+				if len(pending) == r.batchSize {
 					r.seal(pending, now)
 					pending = pending[:0]
-					continue
 				}
-				return
 			}
+			if len(pending) > 0 {
+				r.seal(pending, now)
+			}
+			return
 		case res := <-r.queue:
 			now = r.clock.Now()
 			pending = append(pending, r.stamp(res))

@@ -1,6 +1,7 @@
 package probes
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -18,6 +19,13 @@ type tlsSettings struct {
 	caPEM      []byte
 	insecure   bool
 	minVersion checks.TLSVersion
+}
+
+// key identifies the settings, so that checks with equal settings can
+// share one client.
+func (s tlsSettings) key() string {
+	sum := sha256.Sum256(s.caPEM)
+	return fmt.Sprintf("%s|%x|%t|%d", s.serverName, sum[:8], s.insecure, s.minVersion)
 }
 
 // clientConfig builds the tls.Config once, at prober construction.
