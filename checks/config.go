@@ -6,6 +6,7 @@ package checks
 import (
 	"net/netip"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	Notifiers []Notifier
 	Checks    []*Check
 	Reporting Reporting
+	// Maintenance lists the maintenance windows.
+	Maintenance []*Maintenance
 
 	// Digest identifies the configuration's text: agents send it with their
 	// results so that an evaluator running another version notices.
@@ -42,14 +45,15 @@ type Config struct {
 
 // fileConfig is the shape of one YAML file.
 type fileConfig struct {
-	Version   int        `yaml:"version"`
-	Defaults  *Defaults  `yaml:"defaults"`
-	Regions   []string   `yaml:"regions"`
-	Agents    []Agent    `yaml:"agents"`
-	Notifiers []Notifier `yaml:"notifiers"`
-	Checks    []Check    `yaml:"checks"`
-	Reporting *Reporting `yaml:"reporting"`
-	Src       Source
+	Version     int           `yaml:"version"`
+	Defaults    *Defaults     `yaml:"defaults"`
+	Regions     []string      `yaml:"regions"`
+	Agents      []Agent       `yaml:"agents"`
+	Notifiers   []Notifier    `yaml:"notifiers"`
+	Checks      []Check       `yaml:"checks"`
+	Reporting   *Reporting    `yaml:"reporting"`
+	Maintenance []Maintenance `yaml:"maintenance"`
+	Src         Source
 
 	raw []byte // the file's bytes, for Config.Digest
 }
@@ -60,6 +64,9 @@ type Defaults struct {
 	Timeout  time.Duration `yaml:"timeout"`
 	Quorum   Quorum        `yaml:"quorum"`
 	Failure  *FailureRule  `yaml:"failure"`
+	Recovery *RecoveryRule `yaml:"recovery"`
+	For      time.Duration `yaml:"for"`
+	Flap     *FlapRule     `yaml:"flap"`
 	Src      Source
 }
 
@@ -94,6 +101,56 @@ type Reporting struct {
 	Src       Source
 }
 
+// RecoveryRule says when a failing region counts as passing again: after N
+// consecutive passing probes.
+type RecoveryRule struct {
+	Consecutive int `yaml:"consecutive"`
+	Src         Source
+}
+
+// FlapRule damps an incident that opens and resolves too often: more than
+// Transitions changes of state within Window keep it open, marked flapping,
+// with one page instead of one per change.
+type FlapRule struct {
+	Transitions int           `yaml:"transitions"`
+	Window      time.Duration `yaml:"window"`
+	Src         Source
+}
+
+// Maintenance is a window in which pages are suppressed (the status page
+// still shows everything): one-off, from Start to End, or recurring, every
+// time Cron fires, for Duration, in the time zone TZ.
+type Maintenance struct {
+	Name string `yaml:"name"`
+	// Checks and Regions limit the window; empty means all.
+	Checks   []string      `yaml:"checks"`
+	Regions  []string      `yaml:"regions"`
+	Start    time.Time     `yaml:"start"`
+	End      time.Time     `yaml:"end"`
+	Cron     string        `yaml:"cron"`
+	Duration time.Duration `yaml:"duration"`
+	TZ       string        `yaml:"tz"`
+	Src      Source
+
+	schedule *Cron
+	loc      *time.Location
+}
+
+// Active reports whether the window covers check in region at now.
+func (m *Maintenance) Active(check, region string, now time.Time) bool {
+	if len(m.Checks) > 0 && !slices.Contains(m.Checks, check) {
+		return false
+	}
+	if len(m.Regions) > 0 && region != "" && !slices.Contains(m.Regions, region) {
+		return false
+	}
+	if m.schedule == nil {
+		return !now.Before(m.Start) && now.Before(m.End)
+	}
+	start, ok := m.schedule.Prev(now, m.loc, m.Duration)
+	return ok && now.Before(start.Add(m.Duration))
+}
+
 // Agent is an agent allowed to report results for a region.
 type Agent struct {
 	Region string `yaml:"region"`
@@ -118,7 +175,12 @@ func (c *Config) AgentKey(region, name string) (Secret, bool) {
 // Notifier is a named destination for pages and notices. Exactly one of its
 // type blocks is set.
 type Notifier struct {
-	Name      string             `yaml:"name"`
+	Name string `yaml:"name"`
+	// Routes are the kinds of event the notifier takes: critical (a check
+	// DOWN), warning (DEGRADED, disagreements, shape findings) and meta
+	// (the monitoring itself: stale regions, UNKNOWN checks, dead peers).
+	// Default: all three.
+	Routes    []string           `yaml:"routes"`
 	PagerDuty *PagerDutyNotifier `yaml:"pagerduty"`
 	Slack     *SlackNotifier     `yaml:"slack"`
 	Webhook   *WebhookNotifier   `yaml:"webhook"`
@@ -156,14 +218,21 @@ type ConsoleNotifier struct {
 // TLS, DNS) is set. After Load, every field is defaulted: Interval, Timeout,
 // Quorum, Failure and Regions are never zero.
 type Check struct {
-	ID       string            `yaml:"id"`
-	Interval time.Duration     `yaml:"interval"`
-	Timeout  time.Duration     `yaml:"timeout"`
-	Regions  []string          `yaml:"regions"`
-	Quorum   Quorum            `yaml:"quorum"`
-	Failure  *FailureRule      `yaml:"failure"`
-	Notify   []string          `yaml:"notify"`
-	Labels   map[string]string `yaml:"labels"`
+	ID       string        `yaml:"id"`
+	Interval time.Duration `yaml:"interval"`
+	Timeout  time.Duration `yaml:"timeout"`
+	Regions  []string      `yaml:"regions"`
+	Quorum   Quorum        `yaml:"quorum"`
+	Failure  *FailureRule  `yaml:"failure"`
+	Recovery *RecoveryRule `yaml:"recovery"`
+	// For is how long the check must stay DOWN before an incident opens.
+	For  time.Duration `yaml:"for"`
+	Flap *FlapRule     `yaml:"flap"`
+	// OnDisagreement says what regions that disagree (DNS answers,
+	// connected addresses) lead to: page, warn (the default) or ignore.
+	OnDisagreement string            `yaml:"on_disagreement"`
+	Notify         []string          `yaml:"notify"`
+	Labels         map[string]string `yaml:"labels"`
 
 	HTTP *HTTPSpec `yaml:"http"`
 	TCP  *TCPSpec  `yaml:"tcp"`

@@ -93,6 +93,7 @@ var (
 	regexpPtrType = reflect.TypeFor[*regexp.Regexp]()
 	prefixType    = reflect.TypeFor[netip.Prefix]()
 	sourceType    = reflect.TypeFor[Source]()
+	timeType      = reflect.TypeFor[time.Time]()
 	checkType     = reflect.TypeFor[Check]()
 )
 
@@ -254,6 +255,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 				return
 			}
 			v.Set(reflect.ValueOf(re))
+		}
+		return
+	case timeType:
+		if s, ok := d.scalar(n, path, "a time such as 2026-11-21T02:00:00Z"); ok {
+			t, err := time.Parse(time.RFC3339, s.Value)
+			if err != nil {
+				d.errAt(n, path, "%s is not a time: use RFC 3339, such as 2026-11-21T02:00:00+01:00", s.Show)
+				return
+			}
+			v.Set(reflect.ValueOf(t))
 		}
 		return
 	case prefixType:

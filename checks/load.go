@@ -256,6 +256,9 @@ func merge(files []*fileConfig, errs *errorList) *Config {
 		cfg.Regions = append(cfg.Regions, fc.Regions...)
 		cfg.Agents = append(cfg.Agents, fc.Agents...)
 		cfg.Notifiers = append(cfg.Notifiers, fc.Notifiers...)
+		for i := range fc.Maintenance {
+			cfg.Maintenance = append(cfg.Maintenance, &fc.Maintenance[i])
+		}
 		for i := range fc.Checks {
 			cfg.Checks = append(cfg.Checks, &fc.Checks[i])
 		}

@@ -64,6 +64,16 @@ func validate(cfg *Config, errs *errorList) {
 	} else {
 		validateFailure(d.Failure, "", "defaults.failure", errs)
 	}
+	if d.Recovery == nil {
+		d.Recovery = &RecoveryRule{Consecutive: DefaultRecovery}
+	} else {
+		validateRecovery(d.Recovery, "", "defaults.recovery", errs)
+	}
+	if d.Flap == nil {
+		d.Flap = &FlapRule{Transitions: DefaultFlapTransitions, Window: DefaultFlapWindow}
+	} else {
+		validateFlap(d.Flap, "", "defaults.flap", errs)
+	}
 
 	if len(cfg.Regions) == 0 {
 		cfg.Regions = []string{LocalRegion}
@@ -93,6 +103,10 @@ func validate(cfg *Config, errs *errorList) {
 	for _, c := range cfg.Checks {
 		validateCheck(c, cfg, notifiers, ids, errs)
 	}
+	names := map[string]Pos{}
+	for i, m := range cfg.Maintenance {
+		validateMaintenance(m, i, cfg, ids, names, errs)
+	}
 	if len(cfg.Checks) == 0 && len(errs.errs) == 0 {
 		file := "<config>"
 		if len(cfg.Files) > 0 {
@@ -121,6 +135,7 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		}
 		label = fmt.Sprintf("notifier %q", n.Name)
 	}
+	validateRoutes(n, label, errs)
 	var types []string
 	if n.PagerDuty != nil {
 		types = append(types, "pagerduty")
@@ -317,6 +332,26 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 		c.Failure = cfg.Defaults.Failure
 	} else {
 		validateFailure(c.Failure, id, "failure", errs)
+	}
+	if c.Recovery == nil {
+		c.Recovery = cfg.Defaults.Recovery
+	} else {
+		validateRecovery(c.Recovery, id, "recovery", errs)
+	}
+	if c.Flap == nil {
+		c.Flap = cfg.Defaults.Flap
+	} else {
+		validateFlap(c.Flap, id, "flap", errs)
+	}
+	if !c.Src.Has("for") {
+		c.For = cfg.Defaults.For
+	}
+	switch c.OnDisagreement {
+	case "":
+		c.OnDisagreement = DisagreementWarn
+	case DisagreementPage, DisagreementWarn, DisagreementIgnore:
+	default:
+		add("on_disagreement", "on_disagreement %q: use page, warn or ignore", c.OnDisagreement)
 	}
 
 	for i, name := range c.Notify {
@@ -679,5 +714,117 @@ func validateReporting(r *Reporting, errs *errorList) {
 		r.SpoolSize = DefaultSpoolSize
 	} else if r.SpoolSize < 1<<20 {
 		add("spool_size", "spool_size must be at least 1MiB")
+	}
+}
+
+// Incident defaults.
+const (
+	DefaultRecovery        = 2
+	DefaultFlapTransitions = 6
+	DefaultFlapWindow      = time.Hour
+	maxMaintenance         = 7 * 24 * time.Hour
+)
+
+// What a check's on_disagreement may say.
+const (
+	DisagreementPage   = "page"
+	DisagreementWarn   = "warn"
+	DisagreementIgnore = "ignore"
+)
+
+// Notification routes.
+const (
+	RouteCritical = "critical"
+	RouteWarning  = "warning"
+	RouteMeta     = "meta"
+)
+
+// Routes lists every route, the default of a notifier.
+var Routes = []string{RouteCritical, RouteWarning, RouteMeta}
+
+func validateRecovery(r *RecoveryRule, check, label string, errs *errorList) {
+	if r.Consecutive < 1 || r.Consecutive > maxWindow {
+		errs.add(r.Src.At("consecutive"), check, "%s.consecutive: %d must be between 1 and %d", label, r.Consecutive, maxWindow)
+	}
+}
+
+func validateFlap(f *FlapRule, check, label string, errs *errorList) {
+	if f.Transitions < 2 || f.Transitions > 100 {
+		errs.add(f.Src.At("transitions"), check, "%s.transitions: %d must be between 2 and 100", label, f.Transitions)
+	}
+	if f.Window < time.Minute {
+		errs.add(f.Src.At("window"), check, "%s.window: %s must be at least 1m", label, f.Window)
+	}
+}
+
+func validateRoutes(n *Notifier, label string, errs *errorList) {
+	if !n.Src.Has("routes") {
+		n.Routes = slices.Clone(Routes)
+		return
+	}
+	if len(n.Routes) == 0 {
+		errs.add(n.Src.At("routes"), "", "%s: routes is empty; leave it out to take every route", label)
+	}
+	for i, r := range n.Routes {
+		if !slices.Contains(Routes, r) {
+			errs.add(n.Src.At(fmt.Sprintf("routes[%d]", i)), "", "%s: route %q: use critical, warning or meta", label, r)
+		}
+	}
+}
+
+func validateMaintenance(m *Maintenance, i int, cfg *Config, ids, names map[string]Pos, errs *errorList) {
+	label := fmt.Sprintf("maintenance[%d]", i)
+	add := func(key, format string, args ...any) { errs.add(m.Src.At(key), "", label+": "+format, args...) }
+	switch {
+	case m.Name == "":
+		add("name", "name is required")
+	default:
+		if first, dup := names[m.Name]; dup {
+			add("name", "name %q is used twice (first at %s)", m.Name, first)
+		}
+		names[m.Name] = m.Src.At("name")
+		label = fmt.Sprintf("maintenance %q", m.Name)
+	}
+	for j, id := range m.Checks {
+		if _, ok := ids[id]; !ok {
+			add(fmt.Sprintf("checks[%d]", j), "unknown check %q", id)
+		}
+	}
+	for j, r := range m.Regions {
+		if !slices.Contains(cfg.Regions, r) {
+			add(fmt.Sprintf("regions[%d]", j), "unknown region %q", r)
+		}
+	}
+	m.loc = time.UTC
+	if m.TZ != "" {
+		loc, err := time.LoadLocation(m.TZ)
+		if err != nil {
+			add("tz", "unknown time zone %q (use an IANA name such as Europe/Berlin)", m.TZ)
+		} else {
+			m.loc = loc
+		}
+	}
+	oneOff := m.Src.Has("start") || m.Src.Has("end")
+	recurring := m.Src.Has("cron") || m.Src.Has("duration")
+	switch {
+	case oneOff && recurring:
+		add("cron", "use start and end, or cron and duration, not both")
+	case oneOff:
+		if !m.Src.Has("start") || !m.Src.Has("end") {
+			add("start", "a one-off window needs both start and end")
+		} else if !m.End.After(m.Start) {
+			add("end", "end %s is not after start %s", m.End.Format(time.RFC3339), m.Start.Format(time.RFC3339))
+		}
+	case recurring:
+		sched, err := ParseCron(m.Cron)
+		if err != nil {
+			add("cron", "cron %q: %v", m.Cron, err)
+		}
+		m.schedule = sched
+		if m.Duration <= 0 || m.Duration > maxMaintenance {
+			add("duration", "duration must be above 0 and at most %s", maxMaintenance)
+		}
+	default:
+		add("name", "set start and end for a one-off window, or cron and duration for a recurring one")
 	}
 }
