@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,10 @@ import (
 var e2eKeys = map[string]string{"us-east": "e2e-key-us-east-0001", "eu-west": "e2e-key-eu-west-0002", "ap-south": "e2e-key-ap-south-0003"}
 
 func e2eConfig(t *testing.T, target string) *checks.Config {
+	return e2eConfigInterval(t, target, "2s")
+}
+
+func e2eConfigInterval(t *testing.T, target, interval string) *checks.Config {
 	t.Helper()
 	yaml := fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
@@ -41,13 +46,13 @@ agents:
   - {region: us-east, key: "${K_US}"}
   - {region: eu-west, key: "${K_EU}"}
   - {region: ap-south, key: "${K_AP}"}
-defaults: {interval: 2s, timeout: 1s}
+defaults: {interval: %[2]s, timeout: 1s}
 checks:
   - id: web
     http: {url: "http://%[1]s/", expect: {body_contains: ok}}
   - id: port
     tcp: {address: "%[1]s"}
-`, target)
+`, target, interval)
 	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"]}
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -90,10 +95,17 @@ func startAgent(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region, e
 		t.Fatal(err)
 	}
 	sched.Set(jobs)
+	poller := &probes.ConfirmPoller{Evaluators: []string{evaluatorURL}, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region, Clock: clk,
+		RunNow: func(ids []string) {
+			for _, id := range ids {
+				sched.RunNow(probes.JobKey(id, region))
+			}
+		}}
 	probeCtx, stopProbes := context.WithCancel(context.Background())
 	reportCtx, stopReport := context.WithCancel(context.Background())
 	probing := make(chan struct{})
-	a.done.Add(2)
+	a.done.Add(3)
+	go func() { defer a.done.Done(); poller.Run(probeCtx) }()
 	go func() { defer a.done.Done(); defer close(probing); sched.Run(probeCtx) }()
 	go func() { defer a.done.Done(); rep.Run(reportCtx) }()
 	a.cancel = func() {
@@ -344,5 +356,74 @@ func TestEndToEndEvaluatorOutage(t *testing.T) {
 	}
 	if len(got) < produced {
 		t.Fatalf("%d results applied, %d produced", len(got), produced)
+	}
+}
+
+// TestEndToEndConfirmationShortensTimeToQuorum: with a one-minute interval,
+// a target that goes down is seen by the first region at its phase; the
+// other regions are asked for a second opinion at once instead of at their
+// own phases, up to a minute later.
+func TestEndToEndConfirmationShortensTimeToQuorum(t *testing.T) {
+	var down atomic.Bool
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	}))
+	t.Cleanup(target.Close)
+	cfg := e2eConfigInterval(t, target.Listener.Addr().String(), "60s")
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	ev, err := New(cfg, Options{Clock: clk, Notifier: &captureNotifier{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(ev.Handler())
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	evDone := make(chan struct{})
+	go func() { defer close(evDone); ev.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-evDone })
+	for _, region := range cfg.Regions {
+		startAgent(t, cfg, clk, region, srv.URL, t.TempDir())
+	}
+	advanceUntil(t, clk, 250*time.Millisecond, 2*time.Minute, "every region passing", func() bool {
+		return allRegionsReported(ev, cfg) && stateOf(ev, "ap-south") == RegionLive
+	})
+
+	down.Store(true)
+	failing := func() (n int, first time.Time) {
+		for _, r := range cfg.Regions {
+			if w, ok := ev.Window("web", r); ok && w.Last != nil && !w.Last.OK {
+				n++
+				if first.IsZero() || w.Last.Time.Before(first) {
+					first = w.Last.Time
+				}
+			}
+		}
+		return n, first
+	}
+	advanceUntil(t, clk, 100*time.Millisecond, 2*time.Minute, "a first region failing", func() bool { n, _ := failing(); return n >= 1 })
+	_, first := failing()
+	advanceUntil(t, clk, 100*time.Millisecond, 30*time.Second, "every region failing", func() bool { n, _ := failing(); return n == 3 })
+	var confirmed int
+	var latest time.Time
+	for _, r := range cfg.Regions {
+		w, _ := ev.Window("web", r)
+		if w.Last.Confirm {
+			confirmed++
+		}
+		if w.Last.Time.After(latest) {
+			latest = w.Last.Time
+		}
+	}
+	if confirmed != 2 {
+		t.Errorf("%d regions' failures were confirmation runs, want the 2 that did not see it first", confirmed)
+	}
+	// The goal: quorum within about one probe timeout plus 2s of the first
+	// failing probe, not the up to 60s until the other regions' phases.
+	if gap := latest.Sub(first); gap > time.Second+2*time.Second {
+		t.Errorf("last region failed %s after the first, want within timeout + 2s", gap)
 	}
 }

@@ -83,6 +83,7 @@ type Evaluator struct {
 	bodies   sync.Pool // *bytes.Buffer for request bodies
 	decoders sync.Pool // *fastDecoder
 	limiter  *logLimiter
+	confirm  *confirmer
 }
 
 // regionState is everything the evaluator keeps about one region.
@@ -139,6 +140,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		regions:    make(map[string]*regionState, len(regions)),
 		checks:     make(map[string]*checks.Check, len(cfg.Checks)),
 		limiter:    newLogLimiter(rejectLogEvery),
+		confirm:    newConfirmer(),
 	}
 	if e.staleAfter <= 0 {
 		e.staleAfter = defaultStaleAfter

@@ -141,6 +141,9 @@ func (d *fastDecoder) result(r *probes.Result) {
 		case "observed":
 			d.once(&seen, 11)
 			d.observed(&r.Observed)
+		case "confirm":
+			d.once(&seen, 12)
+			r.Confirm = d.bool()
 		default:
 			d.fail = true
 		}

@@ -38,6 +38,7 @@ const maxDigestBytes = 64
 func (e *Evaluator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+probes.ResultsPath, e.serveResults)
+	mux.HandleFunc("GET "+probes.ConfirmPath, e.serveConfirm)
 	return mux
 }
 
@@ -185,9 +186,15 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins [
 	if len(digest) > maxDigestBytes {
 		digest = strings.Clone(digest[:maxDigestBytes])
 	}
+	var firsts []string
 	r.mu.Lock()
 	for i := range b.Results {
-		wins[i].add(&b.Results[i], a.name, now)
+		res := &b.Results[i]
+		w := wins[i]
+		if !res.OK && !res.Confirm && (!w.hasLast || w.last.OK) && !slices.Contains(firsts, res.Check) {
+			firsts = append(firsts, res.Check)
+		}
+		w.add(res, a.name, now)
 	}
 	if now.After(r.lastSeen) {
 		r.lastSeen = now
@@ -199,6 +206,9 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins [
 
 	r.metrics.results.Add(float64(len(b.Results)))
 	e.reportMismatch(r, change, a.name, digest)
+	if len(firsts) > 0 {
+		e.noteFirstFailures(r.name, firsts, now)
+	}
 }
 
 // record counts err's outcome for the region labelled label and logs

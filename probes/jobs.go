@@ -31,7 +31,9 @@ func Jobs(cfg *checks.Config, region string, opts Options, deliver func(Result))
 			Key:      JobKey(c.ID, region),
 			Interval: c.Interval,
 			Run: func(ctx context.Context, _ time.Time) {
-				deliver(p.Probe(ctx))
+				r := p.Probe(ctx)
+				r.Confirm = IsConfirmation(ctx)
+				deliver(r)
 			},
 		})
 	}

@@ -32,29 +32,11 @@ var repEpoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 // progress before it fails.
 const repWait = 15 * time.Second
 
-// repClock is the fake clock with timers that may be stopped while the test
-// advances the clock: fakeTimer.Stop alone does not take the clock's lock.
-type repClock struct{ *fakeClock }
-
-func (c repClock) NewTimer(d time.Duration) Timer {
-	return repTimer{c.fakeClock, c.fakeClock.NewTimer(d)}
-}
-
-type repTimer struct {
-	f *fakeClock
-	t Timer
-}
-
-func (t repTimer) C() <-chan time.Time { return t.t.C() }
-func (t repTimer) Stop() bool {
-	t.f.mu.Lock()
-	defer t.f.mu.Unlock()
-	return t.t.Stop()
-}
-
 // repServer is an evaluator's ingest endpoint on 127.0.0.1: it checks every
 // request's headers and signature against the fake clock, decodes the batch
-// strictly, and answers with what respond says for the nth request.
+// strictly, and answers with what respond says for the nth request. Like a
+// real evaluator it applies a batch once: a batch it accepted before is
+// answered 200 again and counted as a duplicate.
 type repServer struct {
 	t     *testing.T
 	clock Clock
@@ -66,6 +48,8 @@ type repServer struct {
 	mu       sync.Mutex
 	respond  func(n int) int // nil: 200
 	requests int
+	seen     map[uint64]bool
+	dups     int
 	accepted []Batch
 	bodies   [][]byte
 	headers  []http.Header
@@ -124,13 +108,20 @@ func (s *repServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if s.respond != nil {
 		status = s.respond(n)
 	}
-	if status/100 == 2 {
+	fresh := status/100 == 2 && !s.seen[b.Seq]
+	if fresh {
+		if s.seen == nil {
+			s.seen = map[uint64]bool{}
+		}
+		s.seen[b.Seq] = true
 		s.accepted = append(s.accepted, b)
 		s.bodies = append(s.bodies, body)
 		s.headers = append(s.headers, req.Header.Clone())
+	} else if status/100 == 2 {
+		s.dups++
 	}
 	s.mu.Unlock()
-	if status/100 == 2 {
+	if fresh {
 		s.got <- b
 	}
 	w.WriteHeader(status)
@@ -169,6 +160,13 @@ func (s *repServer) request(i int) ([]byte, http.Header) {
 	return s.bodies[i], s.headers[i]
 }
 
+// duplicates returns how many batches arrived again after being accepted.
+func (s *repServer) duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dups
+}
+
 func (s *repServer) snapshot() (accepted []Batch, requests int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -205,7 +203,7 @@ func newRepHarness(t *testing.T, clock *fakeClock, spoolDir string, rep checks.R
 		ConfigDigest: "0123456789abcdef",
 		Reporting:    rep,
 		SpoolDir:     spoolDir,
-		Clock:        repClock{clock},
+		Clock:        clock,
 		Registerer:   h.reg,
 		Logger:       slog.New(h.logs),
 	}
@@ -269,19 +267,7 @@ func (h *repHarness) pump(cond func() bool) {
 }
 
 // nextTimer returns how far away the earliest pending timer is.
-func (h *repHarness) nextTimer() (time.Duration, bool) {
-	f := h.clock
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var next time.Duration
-	found := false
-	for _, t := range f.timers {
-		if d := t.at.Sub(f.now); !t.stopped && !t.fired && (!found || d < next) {
-			next, found = d, true
-		}
-	}
-	return next, found
-}
+func (h *repHarness) nextTimer() (time.Duration, bool) { return h.clock.Next() }
 
 // eventually waits, in real time, for goroutines to bring cond about.
 func (h *repHarness) eventually(what string, cond func() bool) {
@@ -352,8 +338,13 @@ func TestReporterSealsBySize(t *testing.T) {
 	}
 	srv.none()
 	h.eventually("sent counted", func() bool { return value(h.eval(0).sent) == 2 })
-	if got := value(h.r.metrics.results); got != 6 {
-		t.Errorf("results_total = %v, want 6", got)
+	h.r.SetConfigDigest("fedcba9876543210") // a reload
+	h.submit(7, 9)
+	if b := srv.wait(1)[0]; b.ConfigDigest != "fedcba9876543210" {
+		t.Errorf("digest %q after SetConfigDigest", b.ConfigDigest)
+	}
+	if got := value(h.r.metrics.results); got != 9 {
+		t.Errorf("results_total = %v, want 9", got)
 	}
 	h.eventually("spool emptied", func() bool { return h.eval(0).spool.Len() == 0 })
 }
@@ -522,8 +513,9 @@ func TestReporterRetriesUntilAccepted(t *testing.T) {
 	batches := srv.wait(5)
 	checkOrder(t, batches, 0, 10)
 	h.eventually("spool emptied", func() bool { return h.eval(0).spool.Len() == 0 })
-	if _, requests := srv.snapshot(); requests != failing+5 {
-		t.Errorf("%d requests, want %d: a batch was sent again after it was accepted", requests, failing+5)
+	if _, requests := srv.snapshot(); requests != failing+5 || srv.duplicates() != 0 {
+		t.Errorf("%d requests with %d duplicates, want %d: a batch was sent again after it was accepted",
+			requests, srv.duplicates(), failing+5)
 	}
 	if got := value(h.eval(0).failures); got != failing {
 		t.Errorf("send_failures_total = %v, want %d", got, failing)
@@ -542,13 +534,9 @@ func TestReporterRetriesUntilAccepted(t *testing.T) {
 func TestReporterEvaluatorDownThenBack(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock(repEpoch)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // down: connections are refused
-	h := newRepHarness(t, clock, t.TempDir(), repReporting(1), "http://"+addr)
+	url := closedAddrURL(t) // down: connections are refused
+	addr := strings.TrimPrefix(url, "http://")
+	h := newRepHarness(t, clock, t.TempDir(), repReporting(1), url)
 	h.start()
 	const n = 5
 	h.submit(0, n)
@@ -558,7 +546,11 @@ func TestReporterEvaluatorDownThenBack(t *testing.T) {
 	// Back on the same address.
 	srv := &repServer{t: t, clock: clock, key: repKey, got: make(chan Batch, 100)}
 	var ln2 net.Listener
-	h.eventually("listening again on "+addr, func() bool { ln2, err = net.Listen("tcp", addr); return err == nil })
+	h.eventually("listening again on "+addr, func() bool {
+		var err error
+		ln2, err = net.Listen("tcp", addr)
+		return err == nil
+	})
 	srv.srv = httptest.NewUnstartedServer(srv)
 	srv.srv.Listener.Close()
 	srv.srv.Listener = ln2
@@ -568,6 +560,9 @@ func TestReporterEvaluatorDownThenBack(t *testing.T) {
 	h.pump(func() bool { a, _ := srv.snapshot(); return len(a) == n })
 	checkOrder(t, srv.wait(n), 0, n)
 	h.eventually("spool emptied", func() bool { return h.eval(0).spool.Len() == 0 })
+	if d := srv.duplicates(); d != 0 {
+		t.Errorf("%d batches delivered twice", d)
+	}
 }
 
 func TestReporterDropsRefusedBatches(t *testing.T) {
@@ -610,9 +605,14 @@ func TestPermanentStatuses(t *testing.T) {
 		400: true, 401: true, 403: true, 413: true,
 		404: false, 408: false, 429: false, 500: false, 502: false, 503: false, 308: false,
 	} {
-		if permanent(status) != want {
+		if permanent(status, "signature does not match") != want {
 			t.Errorf("permanent(%d) = %v, want %v", status, !want, want)
 		}
+	}
+	// The evaluator's clock-skew refusal heals when a clock is fixed, and
+	// every attempt is signed anew: it must be retried, not dropped.
+	if permanent(401, "timestamp outside the allowed clock skew: 10m0s off") {
+		t.Error("a clock-skew 401 is treated as permanent")
 	}
 	for attempt := 1; attempt < 100; attempt++ {
 		ceiling := min(backoffMax, backoffMin<<min(attempt-1, 15))
@@ -659,6 +659,9 @@ func TestReporterSpoolLimit(t *testing.T) {
 	h.pump(func() bool { a, _ := srv.snapshot(); return len(a) == n-dropped })
 	checkOrder(t, srv.wait(n-dropped), dropped, n) // the newest survive
 	h.eventually("spool emptied", func() bool { return e.spool.Len() == 0 })
+	if d := srv.duplicates(); d != 0 {
+		t.Errorf("%d batches delivered twice", d)
+	}
 
 	// A second outage is a second episode, logged again.
 	srv.setRespond(func(int) int { return http.StatusServiceUnavailable })
@@ -690,6 +693,9 @@ func TestReporterRestartDeliversSpooled(t *testing.T) {
 		t.Fatalf("%d batches accepted during the outage", len(accepted))
 	}
 
+	// A request the first agent gave up on may still be answered 200 once
+	// the evaluator is back, and then arrive again from the second: the
+	// evaluator applies it once (at-least-once delivery, idempotent ingest).
 	srv.setRespond(nil)
 	second := newRepHarness(t, clock, dir, repReporting(2), srv.url)
 	if got := value(second.r.metrics.spoolBatches.WithLabelValues(srv.url)); got != 3 {
@@ -706,6 +712,46 @@ func TestReporterRestartDeliversSpooled(t *testing.T) {
 	}
 	checkOrder(t, append(replayed, more...), 0, 7)
 	second.stop()
+}
+
+func TestReporterStopSealsWhatIsQueued(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock(repEpoch)
+	h := newRepHarness(t, clock, t.TempDir(), repReporting(2), closedAddrURL(t))
+	h.submit(0, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := h.r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var batches []Batch
+	s := h.eval(0).spool
+	for {
+		seq, data, ok := s.Oldest()
+		if !ok {
+			break
+		}
+		var b Batch
+		if err := json.Unmarshal(data, &b); err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, b)
+		s.Remove(seq)
+	}
+	if len(batches) != 2 {
+		t.Fatalf("%d batches spooled, want 2", len(batches))
+	}
+	checkOrder(t, batches, 0, 3)
+}
+
+// closedAddrURL returns the URL of a loopback port nobody listens on.
+func closedAddrURL(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	return "http://" + ln.Addr().String()
 }
 
 func TestReporterStopCancelsInFlightRequest(t *testing.T) {
@@ -740,7 +786,7 @@ func TestReporterStopCancelsInFlightRequest(t *testing.T) {
 func TestReporterSubmitNeverBlocks(t *testing.T) {
 	t.Parallel()
 	clock := newFakeClock(repEpoch)
-	h := newRepHarness(t, clock, t.TempDir(), repReporting(2), "http://127.0.0.1:1")
+	h := newRepHarness(t, clock, t.TempDir(), repReporting(2), closedAddrURL(t))
 	done := make(chan struct{})
 	go func() {
 		h.submit(0, minQueue+20) // nobody runs the reporter

@@ -25,6 +25,9 @@ type Result struct {
 	Duration float64   `json:"duration_seconds"`
 	Phases   Phases    `json:"phases"`
 	Observed Observed  `json:"observed"`
+	// Confirm marks a run an evaluator asked for out of schedule, to
+	// confirm another region's failure (a second opinion).
+	Confirm bool `json:"confirm,omitempty"`
 }
 
 // Phases are the seconds spent in each phase of a probe. The names follow

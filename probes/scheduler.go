@@ -225,6 +225,41 @@ func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time), p
 	s.mu.Unlock()
 }
 
+// RunNow starts the job with key at once, outside its schedule, if it
+// exists, is not already running and a worker is free; it reports whether
+// it started. The run's context carries IsConfirmation, so its result can
+// be marked as a confirmation. The job's regular schedule is unchanged.
+func (s *Scheduler) RunNow(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.jobs[key]
+	if !ok || st.running {
+		return false
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.metrics.skipped.WithLabelValues("saturated").Inc()
+		return false
+	}
+	st.running = true
+	s.metrics.running.Inc()
+	s.wg.Add(1)
+	run := st.job.Run
+	go s.runJob(st, func(ctx context.Context, planned time.Time) {
+		run(context.WithValue(ctx, confirmationKey{}, true), planned)
+	}, s.clock.Now())
+	return true
+}
+
+type confirmationKey struct{}
+
+// IsConfirmation reports whether ctx belongs to a run started by RunNow.
+func IsConfirmation(ctx context.Context) bool {
+	v, _ := ctx.Value(confirmationKey{}).(bool)
+	return v
+}
+
 // jobHeap orders jobs by next run time.
 type jobHeap []*jobState
 

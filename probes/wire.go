@@ -98,3 +98,19 @@ func Verify(keys [][]byte, timestamp, signature string, body []byte, now time.Ti
 	}
 	return ErrBadSignature
 }
+
+// ConfirmPath is where agents long-poll an evaluator for confirmation
+// requests: checks the evaluator wants run at once because another region
+// just saw them fail.
+const ConfirmPath = "/v1/confirm"
+
+// ConfirmPayload is what an agent signs for a confirmation long-poll, in
+// place of a body.
+func ConfirmPayload(region, agent string) []byte {
+	return []byte("GET " + ConfirmPath + "\n" + region + "\n" + agent)
+}
+
+// ConfirmRequest is an evaluator's answer to a confirmation long-poll.
+type ConfirmRequest struct {
+	Checks []string `json:"checks"`
+}

@@ -26,7 +26,8 @@ how evaluators know the region is alive.
 The signing key is the agents: entry for the region (and --name, when a region
 has several agents), read from the environment through its ${VAR}.
 
-Serves /metrics and /healthz on --listen. SIGHUP reloads the checks; SIGINT
+Serves /metrics and /healthz on --listen. SIGHUP reloads the checks (a
+changed reporting: block or key takes a restart); SIGINT
 or SIGTERM stops, cancelling probes in flight and keeping unsent batches in
 the spool.
 
@@ -44,7 +45,7 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "this agent's `name` in batches and on the status page")
 	listen := fs.String("listen", "127.0.0.1:9798", "`address` to serve /metrics and /healthz on")
-	spoolDir := fs.String("spool-dir", "", "`directory` for batches not yet delivered (default: $STATE_DIRECTORY/agent-REGION or ~/.local/state/outpost/agent-REGION)")
+	spoolDir := fs.String("spool-dir", "", "`directory` for batches not yet delivered, one per agent (default: $STATE_DIRECTORY/agent-REGION-NAME or ~/.local/state/outpost/agent-REGION-NAME)")
 	workers := fs.Int("workers", 256, "most probes in flight at once; runs due while all are busy are skipped and counted")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), agentUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -72,7 +73,9 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 		}
 	}
 	if *spoolDir == "" {
-		*spoolDir = defaultStateDir(e.lookup, "agent-"+*region)
+		// Per agent name too: two agents of one region on one host must
+		// not deliver and delete each other's batches.
+		*spoolDir = defaultStateDir(e.lookup, "agent-"+*region+"-"+*name)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
 	err := runAgent(ctx, agentOptions{files: files, region: *region, name: *name, evaluators: evaluators, listen: *listen, spoolDir: *spoolDir, workers: *workers}, e, log)
@@ -138,8 +141,17 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	p.run(probeCtx, &wg)
 	reportDone := make(chan error, 1)
 	go func() { reportDone <- reporter.Run(reportCtx) }()
+	poller := &probes.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
+	wg.Add(1)
+	go func() { defer wg.Done(); poller.Run(probeCtx) }()
 
-	result := untilStopped(ctx, srv, log, reloader(o.files, e, log, p.apply))
+	result := untilStopped(ctx, srv, log, reloader(o.files, e, log, func(cfg *checks.Config) (int, error) {
+		n, err := p.apply(cfg)
+		if err == nil {
+			reporter.SetConfigDigest(cfg.Digest)
+		}
+		return n, err
+	}))
 	// Stop probing first and wait for the probes in flight, so that the
 	// reporter seals every result into the spool before it stops.
 	stopProbing()

@@ -55,6 +55,14 @@ func (p *prober) apply(cfg *checks.Config) (int, error) {
 	return len(jobs), nil
 }
 
+// runNow starts the named checks of the prober's region at once, for an
+// evaluator that wants a second opinion.
+func (p *prober) runNow(ids []string) {
+	for _, id := range ids {
+		p.sched.RunNow(probes.JobKey(id, p.region))
+	}
+}
+
 // run schedules until ctx ends, then waits for probes in flight.
 func (p *prober) run(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)

@@ -105,6 +105,15 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	go func() { defer wg.Done(); local.run(evalCtx) }()
 	var probing sync.WaitGroup
 	p.run(probeCtx, &probing)
+	probing.Add(1)
+	go func() {
+		defer probing.Done()
+		for probeCtx.Err() == nil {
+			if ids := ev.WaitConfirmations(probeCtx, region, 20*time.Second); len(ids) > 0 {
+				p.runNow(ids)
+			}
+		}
+	}()
 
 	result := untilStopped(ctx, srv, log, reloader(files, e, log, p.apply))
 	stopProbing()

@@ -133,3 +133,18 @@ func (f *Fake) WaitTimersCreated(tb Fataler, n int, limit time.Duration) {
 		tb.Fatalf("loop never parked: fewer than %d timers were created within %s", n, limit)
 	}
 }
+
+// Next returns how far away the earliest pending timer is, and whether
+// there is one: a test can advance exactly to it.
+func (f *Fake) Next() (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var next time.Duration
+	found := false
+	for _, t := range f.timers {
+		if d := t.at.Sub(f.now); !t.stopped && !t.fired && (!found || d < next) {
+			next, found = d, true
+		}
+	}
+	return next, found
+}

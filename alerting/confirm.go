@@ -1,0 +1,169 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/outposthq/outpost/probes"
+)
+
+// On-demand confirmation (a second opinion): when a region first fails a
+// check, the evaluator asks every other live region of the check to run it
+// at once instead of at its next interval, so that an outage seen
+// everywhere reaches quorum within about one probe timeout.
+
+const (
+	// confirmPollWait is how long a confirmation long-poll is held open.
+	confirmPollWait = 20 * time.Second
+	// confirmTTL drops requests no agent collected in time: by then the
+	// regular schedule has answered the question.
+	confirmTTL = time.Minute
+	// maxConfirmPollers bounds the long-polls held per region.
+	maxConfirmPollers = 32
+)
+
+// confirmer holds pending confirmation requests per region. Its maps are
+// keyed by configured regions and checks only, so they are bounded.
+type confirmer struct {
+	mu      sync.Mutex
+	pending map[string]map[string]time.Time // region -> check -> requested
+	wake    map[string]chan struct{}        // closed when a region gets requests
+	pollers map[string]int
+}
+
+func newConfirmer() *confirmer {
+	return &confirmer{pending: map[string]map[string]time.Time{}, wake: map[string]chan struct{}{}, pollers: map[string]int{}}
+}
+
+// request asks region to run checks now.
+func (c *confirmer) request(region string, checks []string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pending[region]
+	if p == nil {
+		p = map[string]time.Time{}
+		c.pending[region] = p
+	}
+	for _, id := range checks {
+		if _, ok := p[id]; !ok {
+			p[id] = now
+		}
+	}
+	if w, ok := c.wake[region]; ok {
+		close(w)
+		delete(c.wake, region)
+	}
+}
+
+// take returns and clears region's live requests, or a channel that is
+// closed when some arrive.
+func (c *confirmer) take(region string, now time.Time) ([]string, <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for id, at := range c.pending[region] {
+		if now.Sub(at) <= confirmTTL {
+			out = append(out, id)
+		}
+	}
+	delete(c.pending, region)
+	if len(out) > 0 {
+		slices.Sort(out)
+		return out, nil
+	}
+	w, ok := c.wake[region]
+	if !ok {
+		w = make(chan struct{})
+		c.wake[region] = w
+	}
+	return nil, w
+}
+
+// noteFirstFailures requests confirmations for the checks whose result in
+// region just turned from passing (or nothing) to failing. Confirmation
+// runs never ask for more confirmations.
+func (e *Evaluator) noteFirstFailures(region string, firsts []string, now time.Time) {
+	for _, id := range firsts {
+		c := e.checks[id]
+		if c == nil {
+			continue
+		}
+		for _, other := range c.Regions {
+			if other == region {
+				continue
+			}
+			if rs := e.regions[other]; rs != nil && rs.isLive() {
+				e.confirm.request(other, []string{id}, now)
+			}
+		}
+	}
+}
+
+func (r *regionState) isLive() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live.State == RegionLive
+}
+
+// WaitConfirmations returns the checks the evaluator wants region to run
+// now, waiting up to wait for some to be requested, or until ctx ends.
+// The in-process agent of "outpost run" calls it; remote agents reach it
+// through GET /v1/confirm.
+func (e *Evaluator) WaitConfirmations(ctx context.Context, region string, wait time.Duration) []string {
+	checks, woken := e.confirm.take(region, e.clock.Now())
+	if len(checks) > 0 {
+		return checks
+	}
+	t := e.clock.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-woken:
+		checks, _ = e.confirm.take(region, e.clock.Now())
+		return checks
+	case <-t.C():
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// serveConfirm answers an agent's long-poll: 200 with the checks to run
+// now, 204 when none were requested within confirmPollWait, 401 when the
+// poll is not signed by a key of the region, 429 when the region already
+// holds too many polls.
+func (e *Evaluator) serveConfirm(w http.ResponseWriter, req *http.Request) {
+	now := e.clock.Now()
+	region, agent := req.Header.Get(probes.HeaderRegion), req.Header.Get(probes.HeaderAgent)
+	r := e.regions[region]
+	if r == nil || len(r.keys) == 0 {
+		http.Error(w, "unknown region or no agent key for it", http.StatusUnauthorized)
+		return
+	}
+	if err := probes.Verify(r.keys, req.Header.Get(probes.HeaderTimestamp), req.Header.Get(probes.HeaderSignature), probes.ConfirmPayload(region, agent), now); err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	e.confirm.mu.Lock()
+	if e.confirm.pollers[region] >= maxConfirmPollers {
+		e.confirm.mu.Unlock()
+		http.Error(w, "too many confirmation polls for this region", http.StatusTooManyRequests)
+		return
+	}
+	e.confirm.pollers[region]++
+	e.confirm.mu.Unlock()
+	defer func() {
+		e.confirm.mu.Lock()
+		e.confirm.pollers[region]--
+		e.confirm.mu.Unlock()
+	}()
+	checks := e.WaitConfirmations(req.Context(), region, confirmPollWait)
+	if len(checks) == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(probes.ConfirmRequest{Checks: checks})
+}

@@ -1,0 +1,126 @@
+package probes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// ConfirmPoller holds a long-poll open to every evaluator and runs the
+// checks an evaluator asks for at once: when another region has just seen a
+// check fail, this region's second opinion arrives within one probe timeout
+// instead of at its next interval.
+type ConfirmPoller struct {
+	// Evaluators are the evaluators' base URLs, as for the Reporter.
+	Evaluators []string
+	Key        []byte
+	Region     string
+	Agent      string
+	// RunNow runs the named checks of this region now (Scheduler.RunNow
+	// with JobKey).
+	RunNow func(checks []string)
+	// Clock drives signing times and backoff; nil means RealClock.
+	Clock Clock
+	// HTTPClient makes the polls; nil means one whose timeout covers the
+	// evaluator's 20s hold.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// Run polls every evaluator until ctx ends.
+func (p *ConfirmPoller) Run(ctx context.Context) {
+	if p.Clock == nil {
+		p.Clock = RealClock{}
+	}
+	if p.HTTPClient == nil {
+		p.HTTPClient = &http.Client{Timeout: 45 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	done := make(chan struct{})
+	for _, u := range p.Evaluators {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			p.poll(ctx, strings.TrimRight(u, "/"))
+		}()
+	}
+	for range p.Evaluators {
+		<-done
+	}
+}
+
+func (p *ConfirmPoller) poll(ctx context.Context, base string) {
+	failures := 0
+	var lastLogged time.Time
+	for ctx.Err() == nil {
+		checks, err := p.once(ctx, base)
+		if err == nil {
+			failures = 0
+			if len(checks) > 0 {
+				p.RunNow(checks)
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		if now := p.Clock.Now(); now.Sub(lastLogged) >= time.Minute {
+			p.Logger.Warn("confirmation poll failed; retrying with backoff", "evaluator", base, "err", err, "failures", failures)
+			lastLogged = now
+		}
+		// Full jitter, 1s doubling to 1m: an evaluator that is down is
+		// not hammered by every agent at once.
+		wait := time.Duration(rand.Int64N(int64(min(time.Minute, time.Second<<min(failures, 6)))))
+		t := p.Clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// once makes one long-poll and returns the checks to run.
+func (p *ConfirmPoller) once(ctx context.Context, base string) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+ConfirmPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	ts, sig := Sign(p.Key, p.Clock.Now(), ConfirmPayload(p.Region, p.Agent))
+	req.Header.Set(HeaderRegion, p.Region)
+	req.Header.Set(HeaderAgent, p.Agent)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, sig)
+	resp, err := p.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusNoContent:
+		return nil, nil
+	case http.StatusOK:
+		var cr ConfirmRequest
+		if err := json.Unmarshal(body, &cr); err != nil {
+			return nil, fmt.Errorf("confirmation request: %w", err)
+		}
+		return cr.Checks, nil
+	case http.StatusNotFound, http.StatusMethodNotAllowed:
+		return nil, errors.New("the evaluator does not offer confirmations (an older version?)")
+	}
+	return nil, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+}

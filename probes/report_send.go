@@ -1,0 +1,155 @@
+package probes
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// send is e's sender loop: it delivers the oldest spooled batch until it is
+// accepted or refused for good, then the next, and waits for a new batch
+// when the spool is empty.
+func (r *Reporter) send(ctx context.Context, e *evaluator) {
+	attempt := 0 // consecutive failed attempts
+	for {
+		seq, body, ok := e.spool.Oldest()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.wake:
+				continue
+			}
+		}
+		status, detail, err := r.post(ctx, e, body)
+		if err != nil && ctx.Err() != nil {
+			return // the batch stays spooled for the next run
+		}
+		now := r.clock.Now()
+		switch {
+		case err == nil && status >= 200 && status < 300:
+			e.sent.Inc()
+			r.removeSent(e, seq, now)
+			if attempt > 0 {
+				e.log.Info("evaluator accepts batches again", "failed_attempts", attempt)
+				attempt = 0
+			}
+			continue
+		case err == nil && permanent(status, detail):
+			e.rejected.WithLabelValues(strconv.Itoa(status)).Inc()
+			r.removeSent(e, seq, now)
+			if ok, n := e.rejectLog.allow(now); ok {
+				e.log.Error("evaluator refused a batch for good: dropped it", "status", status,
+					"response", detail, "seq", seq, "refused_since_last_log", n)
+			}
+			continue
+		}
+		attempt++
+		e.failures.Inc()
+		if ok, n := e.failLog.allow(now); ok {
+			if err == nil {
+				err = fmt.Errorf("status %d: %s", status, detail)
+			}
+			e.log.Warn("cannot deliver to evaluator: batches stay spooled and are retried", "err", err,
+				"spooled_batches", e.spool.Len(), "failures_since_last_log", n)
+		}
+		t := r.clock.NewTimer(backoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+	}
+}
+
+func (r *Reporter) removeSent(e *evaluator, seq uint64, now time.Time) {
+	if err := e.spool.Remove(seq); err != nil {
+		if ok, n := e.diskLog.allow(now); ok {
+			e.log.Error("cannot delete a delivered batch: it will be sent again after a restart", "err", err, "errors_since_last_log", n)
+		}
+	}
+}
+
+// permanent reports whether an evaluator will refuse a batch however often
+// it is sent: malformed, badly signed, unknown agent, too large.
+func permanent(status int, detail string) bool {
+	switch status {
+	case http.StatusUnauthorized:
+		// A clock-skew refusal passes once either clock is fixed, and the
+		// batch is re-signed at every attempt: retry it.
+		return !strings.Contains(detail, "clock skew")
+	case http.StatusBadRequest, http.StatusForbidden, http.StatusRequestEntityTooLarge:
+		return true
+	}
+	return false
+}
+
+// backoff returns the wait before retry number attempt (from 1).
+func backoff(attempt int) time.Duration {
+	ceiling := backoffMax
+	if attempt < 16 {
+		ceiling = min(backoffMax, backoffMin<<(attempt-1))
+	}
+	return rand.N(ceiling)
+}
+
+// post sends one batch, signed now, and returns the status and, for an
+// unsuccessful answer, the start of the response body.
+func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status int, detail string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, "", fmt.Errorf("evaluator %s: %w", e.label, err)
+	}
+	ts, sig := Sign(r.key, r.clock.Now(), body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "outpost-agent")
+	req.Header.Set(HeaderRegion, r.region)
+	req.Header.Set(HeaderAgent, r.agent)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, sig)
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		detail = strings.ToValidUTF8(strings.TrimSpace(string(b)), "?")
+	}
+	// Read a bounded rest so the connection can be reused.
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, detail, nil
+}
+
+// logLimiter lets a repeating log line through at most once per period and
+// counts what it held back.
+type logLimiter struct {
+	every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now and, if so, how many lines were held
+// back since the last one.
+func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < l.every {
+		l.suppressed++
+		return false, 0
+	}
+	suppressed, l.suppressed, l.last = l.suppressed, 0, now
+	return true, suppressed
+}
