@@ -84,6 +84,14 @@ type Evaluator struct {
 	decoders sync.Pool // *fastDecoder
 	limiter  *logLimiter
 	confirm  *confirmer
+
+	// deciders is built by New and never changes; each guards itself.
+	deciders  map[string]*checkDecider
+	lastSweep time.Time // used by the liveness loop only
+	dataDir   string
+	saveMu    sync.Mutex
+	persisted map[string]IncidentState // guarded by saveMu
+	unknown   unknownChecks
 }
 
 // regionState is everything the evaluator keeps about one region.
@@ -182,6 +190,8 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 			r.windows[c.ID] = newWindow(c, name)
 		}
 	}
+	e.newDeciders()
+	e.lastSweep = e.started
 	if opts.DataDir != "" {
 		store, recs, err := openSeqStore(opts.DataDir)
 		if err != nil {
@@ -189,6 +199,10 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		}
 		e.store = store
 		e.restoreSeqs(recs)
+		e.dataDir = opts.DataDir
+		if err := e.loadIncidents(); err != nil {
+			return nil, fmt.Errorf("alerting: %w", err)
+		}
 	}
 	return e, nil
 }

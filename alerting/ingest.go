@@ -186,13 +186,18 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins [
 	if len(digest) > maxDigestBytes {
 		digest = strings.Clone(digest[:maxDigestBytes])
 	}
-	var firsts []string
+	var firsts, decide []string
 	r.mu.Lock()
 	for i := range b.Results {
 		res := &b.Results[i]
 		w := wins[i]
 		if !res.OK && !res.Confirm && (!w.hasLast || w.last.OK) && !slices.Contains(firsts, res.Check) {
 			firsts = append(firsts, res.Check)
+		}
+		// Only a failure, or a result in a window that holds a recent
+		// failure (a region failing or recovering), can change a verdict.
+		if (!res.OK || w.recentFailure(e.recoveryOf(res.Check)+1)) && !slices.Contains(decide, res.Check) {
+			decide = append(decide, res.Check)
 		}
 		w.add(res, a.name, now)
 	}
@@ -208,6 +213,9 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins [
 	e.reportMismatch(r, change, a.name, digest)
 	if len(firsts) > 0 {
 		e.noteFirstFailures(r.name, firsts, now)
+	}
+	if len(decide) > 0 {
+		e.evaluateAfterIngest(decide, now)
 	}
 }
 

@@ -118,9 +118,13 @@ func (e *Evaluator) Run(ctx context.Context) error {
 // due, outside every lock.
 func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 	var due []Notification
+	var changed []string
 	for _, r := range e.regionList {
 		r.mu.Lock()
 		next, ev := stepLiveness(r.live, r.lastSeen, e.started, now, e.staleAfter)
+		if next.State != r.live.State {
+			changed = append(changed, r.name)
+		}
 		r.live = next
 		change := r.updateMismatch(now, e.staleAfter)
 		r.mu.Unlock()
@@ -144,6 +148,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 			e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err)
 		}
 	}
+	e.evaluateTick(ctx, now, changed)
 }
 
 // regionNotification turns a liveness event into the notification humans

@@ -152,7 +152,7 @@ func TestRunLiveness(t *testing.T) {
 		}
 	}
 	summaries := func() (out []string) {
-		for _, n := range f.notes.all() {
+		for _, n := range regionNotes(f.notes) {
 			out = append(out, n.Kind+": "+n.Summary)
 		}
 		return out
@@ -206,7 +206,7 @@ func TestRunLiveness(t *testing.T) {
 	if got := summaries(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("notifications:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	n := f.notes.all()[2]
+	n := regionNotes(f.notes)[2]
 	if n.Key != "outpost:region:eu-west" || n.Details["silent_since"] != "2030-01-02T12:00:00Z" {
 		t.Errorf("notification = %+v", n)
 	}
@@ -228,13 +228,35 @@ func TestRunNeverSeen(t *testing.T) {
 			t.Errorf("%s: %s, want STALE", r.Name, r.State)
 		}
 	}
-	if n := len(f.notes.all()); n != 3 {
-		t.Fatalf("%d notifications, want one per region", n)
+	if n := len(regionNotes(f.notes)); n != 3 {
+		t.Fatalf("%d region notifications, want one per region", n)
 	}
 	advance(time.Minute)
-	if n := len(f.notes.all()); n != 3 {
-		t.Fatalf("%d notifications after another minute, want still 3", n)
+	if n := len(regionNotes(f.notes)); n != 3 {
+		t.Fatalf("%d region notifications after another minute, want still 3", n)
 	}
+	// Every check is UNKNOWN now, with no region live: one meta page says
+	// so for all of them, not one page per check.
+	var unknown []Notification
+	for _, n := range f.notes.all() {
+		if n.Kind == KindChecksUnknown {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) != 1 || unknown[0].Details["action"] != "trigger" || !strings.Contains(unknown[0].Summary, "UNKNOWN") {
+		t.Fatalf("unknown-check pages = %+v, want one aggregated trigger", unknown)
+	}
+}
+
+// regionNotes returns the region liveness notifications.
+func regionNotes(c *captureNotifier) []Notification {
+	var out []Notification
+	for _, n := range c.all() {
+		if strings.HasPrefix(n.Kind, "region_") {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 type failingNotifier struct{}

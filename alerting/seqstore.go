@@ -162,29 +162,8 @@ func (s *seqStore) write(table map[agentKey]seqRecord) error {
 	if err != nil {
 		return fmt.Errorf("encoding sequence memory: %w", err)
 	}
-	dir := filepath.Dir(s.path)
-	tmp, err := os.CreateTemp(dir, "."+seqFileName+".*")
-	if err != nil {
+	if err := writeFileAtomic(s.path, data); err != nil {
 		return fmt.Errorf("writing sequence memory: %w", err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), s.path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return fmt.Errorf("writing sequence memory: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		// Best effort: some file systems cannot sync a directory.
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }

@@ -79,7 +79,13 @@ func newWindow(c *checks.Check, region string) *window {
 	if f == nil {
 		f = &checks.FailureRule{Consecutive: checks.DefaultConsecutive}
 	}
-	size := max(f.Window, f.Consecutive, minWindow)
+	recovery := checks.DefaultRecovery
+	if c.Recovery != nil {
+		recovery = c.Recovery.Consecutive
+	}
+	// Room for the recovery rule too: a region recovering after N passes
+	// must be able to see N passes.
+	size := max(f.Window, f.Consecutive, recovery+1, minWindow)
 	size = min(size, maxWindow)
 	rule := size
 	if f.Window > 0 {
@@ -103,6 +109,16 @@ func (w *window) add(r *probes.Result, agent string, received time.Time) {
 	w.n = min(w.n+1, len(w.ring))
 	w.last = *r
 	w.hasLast = true
+}
+
+// recentFailure reports whether one of the latest n samples failed.
+func (w *window) recentFailure(n int) bool {
+	for i := w.n - 1; i >= 0 && i >= w.n-n; i-- {
+		if !w.at(i).OK {
+			return true
+		}
+	}
+	return false
 }
 
 // at returns the i-th sample held, oldest first.

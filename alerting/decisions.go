@@ -1,0 +1,352 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+// The evaluator decides about a check whenever its inputs may have changed:
+// right after a batch that could change a region's health (so a page goes
+// out within milliseconds of the quorum-completing result), on every tick
+// for checks with something pending (a for: delay, an open incident, the end
+// of a maintenance window), for every check of a region whose liveness
+// changed, and in a slow full sweep as a safety net.
+
+const (
+	// sweepEvery is the full re-evaluation period.
+	sweepEvery = 30 * time.Second
+	// incidentsFile keeps open incidents across restarts.
+	incidentsFile = "incidents.json"
+)
+
+// checkDecider is the decision state of one check. Its mutex serialises
+// decisions about the check, which ingests of several regions may trigger
+// at once.
+type checkDecider struct {
+	mu      sync.Mutex
+	c       *checks.Check
+	failing map[string]bool // per region, for RegionHealth's hysteresis
+	state   IncidentState
+	last    Decision
+	warmUp  time.Time // no UNKNOWN verdict acts before this
+}
+
+func (e *Evaluator) newDeciders() {
+	e.deciders = make(map[string]*checkDecider, len(e.cfg.Checks))
+	e.persisted = map[string]IncidentState{}
+	for _, c := range e.cfg.Checks {
+		// Silence right after a start is not yet meaningful: every region
+		// gets stale_after to report, and each check two intervals and a
+		// timeout to have run everywhere.
+		warm := max(e.staleAfter, 2*c.Interval+c.Timeout)
+		e.deciders[c.ID] = &checkDecider{c: c, failing: map[string]bool{}, warmUp: e.started.Add(warm)}
+	}
+}
+
+// evaluate decides about check id at now and sends what the decision
+// changes.
+func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
+	cd := e.deciders[id]
+	if cd == nil {
+		return
+	}
+	cd.mu.Lock()
+	defer cd.mu.Unlock()
+	in := make(map[string]RegionInput, len(cd.c.Regions))
+	for _, region := range cd.c.Regions {
+		r := e.regions[region]
+		w, ok := e.Window(id, region)
+		input := RegionInput{Live: r != nil && r.liveAt(now, e.staleAfter)}
+		if ok && w.Last != nil {
+			input.Failing, input.Why = RegionHealth(w, cd.c.Failure, cd.c.Recovery, cd.failing[region])
+			input.Last = w.Last
+		}
+		cd.failing[region] = input.Failing
+		in[region] = input
+	}
+	d := Decide(cd.c, in)
+	cd.last = d
+	if d.State == StateUnknown && now.Before(cd.warmUp) {
+		return
+	}
+	next, events := Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
+	// The state is saved after the events are handed over: if the process
+	// dies in between, the restarted evaluator decides the same events
+	// again and the delivery pipeline's dedup drops the repeats; the other
+	// order could lose a page.
+	for _, ev := range events {
+		e.emit(ctx, cd.c, ev, in)
+	}
+	if !reflect.DeepEqual(next, cd.state) {
+		cd.state = next
+		e.saveIncident(id, next)
+	}
+}
+
+// pending reports whether time alone may change the check's verdict.
+func (cd *checkDecider) pending() bool {
+	cd.mu.Lock()
+	defer cd.mu.Unlock()
+	return cd.last.State != StateOK || cd.state.Down.Open || cd.state.Degraded.Open || cd.state.Unknown.Open || cd.state.Disagreement.Open
+}
+
+// liveAt reports whether the region counts as live at now: its liveness
+// loop says so, or it delivered within staleAfter (a region that reported a
+// moment ago is live even before the next liveness tick).
+func (r *regionState) liveAt(now time.Time, staleAfter time.Duration) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live.State == RegionLive || (!r.lastSeen.IsZero() && now.Sub(r.lastSeen) <= staleAfter)
+}
+
+// evaluateAfterIngest decides about the checks a batch may have changed:
+// those with a failing result, or whose region was failing or had just
+// failed. A batch of passes for healthy checks decides nothing, so ingest
+// stays cheap.
+func (e *Evaluator) evaluateAfterIngest(changed []string, now time.Time) {
+	for _, id := range changed {
+		e.evaluate(context.Background(), id, now)
+	}
+}
+
+// evaluateTick runs from the liveness loop: checks with something pending,
+// every check of a region whose liveness changed, and all checks every
+// sweepEvery.
+func (e *Evaluator) evaluateTick(ctx context.Context, now time.Time, regionsChanged []string) {
+	full := now.Sub(e.lastSweep) >= sweepEvery
+	if full {
+		e.lastSweep = now
+	}
+	for _, c := range e.cfg.Checks {
+		cd := e.deciders[c.ID]
+		if full || cd.pending() || slices.ContainsFunc(regionsChanged, func(r string) bool { return slices.Contains(c.Regions, r) }) {
+			e.evaluate(ctx, c.ID, now)
+		}
+	}
+	e.flushUnknown(ctx, now)
+}
+
+// KindChecksUnknown is the one meta notification for every check that is
+// UNKNOWN: too few live regions to decide. Stale regions make many checks
+// UNKNOWN at once; one page names them all instead of one page each.
+const KindChecksUnknown = "checks_unknown"
+
+// unknownChecks tracks which checks have an open UNKNOWN incident, for the
+// aggregated meta page sent at the end of each tick.
+type unknownChecks struct {
+	mu    sync.Mutex
+	open  map[string]string // check -> its summary
+	dirty bool
+	paged bool
+}
+
+func (u *unknownChecks) set(check, summary string, open bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.open == nil {
+		u.open = map[string]string{}
+	}
+	_, was := u.open[check]
+	if open {
+		u.open[check] = summary
+	} else {
+		delete(u.open, check)
+	}
+	u.dirty = u.dirty || was != open
+}
+
+// flushUnknown sends the aggregated UNKNOWN page when the set of UNKNOWN
+// checks changed: a trigger (which updates the open incident's summary
+// under the same key) while any remain, a resolve when none do.
+func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
+	u := &e.unknown
+	u.mu.Lock()
+	if !u.dirty {
+		u.mu.Unlock()
+		return
+	}
+	u.dirty = false
+	ids := slices.Sorted(maps.Keys(u.open))
+	first := ""
+	if len(ids) > 0 {
+		first = u.open[ids[0]]
+	}
+	wasPaged := u.paged
+	u.paged = len(ids) > 0
+	u.mu.Unlock()
+
+	n := Notification{Kind: KindChecksUnknown, Key: "outpost:checks-unknown", Severity: SeverityCritical, Time: now,
+		Details: map[string]string{"route": checks.RouteMeta}}
+	switch {
+	case len(ids) > 0:
+		n.Details["action"] = "trigger"
+		shown := ids[:min(len(ids), 20)]
+		n.Summary = fmt.Sprintf("%d check(s) UNKNOWN: too few live regions to decide (%s)", len(ids), strings.Join(shown, ", "))
+		if len(ids) > len(shown) {
+			n.Summary += fmt.Sprintf(" and %d more", len(ids)-len(shown))
+		}
+		n.Details["example"] = first
+	case wasPaged:
+		n.Details["action"] = "resolve"
+		n.Summary = "every check has enough live regions again"
+	default:
+		return
+	}
+	e.send(ctx, n)
+}
+
+// emit turns an incident event into a notification for the notifiers of
+// its route. UNKNOWN incidents are aggregated by flushUnknown instead.
+func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[string]RegionInput) {
+	if ev.Kind == IncidentUnknown {
+		e.unknown.set(c.ID, ev.Summary, ev.Action == EventTrigger)
+		return
+	}
+	n := Notification{
+		Kind:     "check_" + string(ev.Kind),
+		Key:      ev.DedupKey,
+		Severity: routeSeverity(ev.Route),
+		Summary:  ev.Summary,
+		Time:     ev.Time,
+		Details: map[string]string{
+			"action": string(ev.Action),
+			"route":  ev.Route,
+			"check":  ev.Check,
+			"state":  string(ev.Decision.State),
+		},
+	}
+	if ev.Flapping {
+		n.Details["flapping"] = "true"
+	}
+	for _, region := range slices.Sorted(maps.Keys(in)) {
+		n.Details["region."+region] = regionEvidence(in[region])
+	}
+	if ev.Finding != nil {
+		n.Details["disagreement"] = ev.Finding.Summary
+	}
+	e.send(ctx, n)
+}
+
+// send hands a notification to the notifier.
+func (e *Evaluator) send(ctx context.Context, n Notification) {
+	nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	defer cancel()
+	if err := e.notifier.Notify(nctx, n); err != nil {
+		e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err)
+	}
+}
+
+func routeSeverity(route string) string {
+	switch route {
+	case checks.RouteCritical, checks.RouteMeta:
+		return SeverityCritical
+	case checks.RouteWarning:
+		return SeverityWarning
+	}
+	return SeverityInfo
+}
+
+// regionEvidence is one region's line of a page: what it saw last.
+func regionEvidence(in RegionInput) string {
+	if !in.Live {
+		return "STALE"
+	}
+	if in.Last == nil {
+		return "no result yet"
+	}
+	r := in.Last
+	state := "ok"
+	if in.Failing {
+		state = "FAILING"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", state, r.Reason)
+	if len(r.Observed.ResolvedIPs) > 0 {
+		fmt.Fprintf(&b, "; resolved %s", strings.Join(r.Observed.ResolvedIPs, " "))
+	}
+	if r.Observed.ConnectedAddr != "" {
+		fmt.Fprintf(&b, "; connected %s", r.Observed.ConnectedAddr)
+	}
+	for _, o := range r.Observed.DNS {
+		fmt.Fprintf(&b, "; %s=[%s]", dnsServerName(o), strings.Join(o.Answers, " "))
+	}
+	return b.String()
+}
+
+func dnsServerName(o probes.DNSObservation) string {
+	if o.NS != "" {
+		return o.NS
+	}
+	return o.Resolver
+}
+
+// incidentFile is the persisted form of the open incidents.
+type incidentFile struct {
+	Version int                      `json:"version"`
+	Checks  map[string]IncidentState `json:"checks"`
+}
+
+// saveIncident records id's incident state and writes every check's state
+// that is not at rest to the data dir.
+func (e *Evaluator) saveIncident(id string, st IncidentState) {
+	e.saveMu.Lock()
+	defer e.saveMu.Unlock()
+	if st.Down.Open || st.Degraded.Open || st.Unknown.Open || st.Disagreement.Open || !st.DownSince.IsZero() {
+		e.persisted[id] = st
+	} else {
+		delete(e.persisted, id)
+	}
+	if e.dataDir == "" {
+		return
+	}
+	data, err := json.Marshal(incidentFile{Version: 1, Checks: e.persisted})
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(e.dataDir, incidentsFile), data)
+	}
+	if err != nil {
+		e.log.Error("incident state not saved; a restart may re-page or miss a resolve", "err", err)
+	}
+}
+
+// loadIncidents restores persisted incident state: open incidents stay
+// open, so they are neither paged again as new nor forgotten.
+func (e *Evaluator) loadIncidents() error {
+	data, err := os.ReadFile(filepath.Join(e.dataDir, incidentsFile))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var f incidentFile
+	if err := json.Unmarshal(data, &f); err != nil {
+		return fmt.Errorf("%s: %w", incidentsFile, err)
+	}
+	for id, st := range f.Checks {
+		if cd := e.deciders[id]; cd != nil {
+			cd.state = st
+			e.persisted[id] = st
+		}
+	}
+	return nil
+}
+
+// recoveryOf returns the check's recovery run length.
+func (e *Evaluator) recoveryOf(id string) int {
+	if cd := e.deciders[id]; cd != nil && cd.c.Recovery != nil {
+		return cd.c.Recovery.Consecutive
+	}
+	return checks.DefaultRecovery
+}
