@@ -72,10 +72,16 @@ type e2eAgent struct {
 }
 
 func startAgent(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region, evaluatorURL, spoolDir string) *e2eAgent {
+	return startAgentWith(t, cfg, clk, region, []string{evaluatorURL}, spoolDir, probes.Options{})
+}
+
+// startAgentWith starts an agent reporting to several evaluators, with
+// prober options of its own (a region's own resolv.conf, say).
+func startAgentWith(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region string, evaluatorURLs []string, spoolDir string, opts probes.Options) *e2eAgent {
 	t.Helper()
 	a := &e2eAgent{region: region}
 	rep, err := probes.NewReporter(probes.ReporterOptions{
-		Evaluators: []string{evaluatorURL}, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region,
+		Evaluators: evaluatorURLs, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region,
 		ConfigDigest: cfg.Digest, Reporting: cfg.Reporting, SpoolDir: spoolDir, Clock: clk,
 	})
 	if err != nil {
@@ -85,7 +91,8 @@ func startAgent(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region, e
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := probes.Jobs(cfg, region, probes.Options{Now: clk.Now}, func(r probes.Result) {
+	opts.Now = clk.Now
+	jobs, err := probes.Jobs(cfg, region, opts, func(r probes.Result) {
 		a.mu.Lock()
 		a.submitted = append(a.submitted, r)
 		a.mu.Unlock()
@@ -95,7 +102,7 @@ func startAgent(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region, e
 		t.Fatal(err)
 	}
 	sched.Set(jobs)
-	poller := &probes.ConfirmPoller{Evaluators: []string{evaluatorURL}, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region, Clock: clk,
+	poller := &probes.ConfirmPoller{Evaluators: evaluatorURLs, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region, Clock: clk,
 		RunNow: func(ids []string) {
 			for _, id := range ids {
 				sched.RunNow(probes.JobKey(id, region))
