@@ -53,9 +53,27 @@ type AgentStatus struct {
 
 // CheckStatus is one check's state in each of its regions.
 type CheckStatus struct {
-	ID      string              `json:"id"`
-	Type    string              `json:"type"`
-	Regions []CheckRegionStatus `json:"regions"`
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	// State is the latest verdict: OK, DEGRADED, DOWN or UNKNOWN; empty
+	// before the first.
+	State CheckState `json:"state,omitempty"`
+	// Summary explains State in one line.
+	Summary string `json:"summary,omitempty"`
+	// Incidents are the open incidents of the check.
+	Incidents []IncidentStatus `json:"incidents,omitempty"`
+	// Maintenance names the active maintenance windows covering the check.
+	Maintenance []string            `json:"maintenance,omitempty"`
+	Regions     []CheckRegionStatus `json:"regions"`
+}
+
+// IncidentStatus is one open incident of a check.
+type IncidentStatus struct {
+	Kind     IncidentKind `json:"kind"`
+	OpenedAt time.Time    `json:"opened_at"`
+	Paged    bool         `json:"paged"`
+	Flapping bool         `json:"flapping,omitempty"`
+	DedupKey string       `json:"dedup_key"`
 }
 
 // CheckRegionStatus is one check's recent results from one region.
@@ -125,7 +143,23 @@ func (e *Evaluator) Snapshot() Status {
 	for _, c := range e.cfg.Checks {
 		// perCheck holds the check's regions in e.regionList order, which
 		// is the declared order.
-		s.Checks = append(s.Checks, CheckStatus{ID: c.ID, Type: c.Type(), Regions: perCheck[c.ID]})
+		cs := CheckStatus{ID: c.ID, Type: c.Type(), Regions: perCheck[c.ID]}
+		if cd := e.deciders[c.ID]; cd != nil {
+			cd.mu.Lock()
+			cs.State, cs.Summary = cd.last.State, cd.last.Summary
+			for _, k := range []IncidentKind{IncidentDown, IncidentDegraded, IncidentUnknown, IncidentDisagreement} {
+				if inc, ok := cd.state.Incident(k); ok && inc.Open {
+					cs.Incidents = append(cs.Incidents, IncidentStatus{Kind: k, OpenedAt: inc.OpenedAt, Paged: inc.Paged, Flapping: inc.Flapping, DedupKey: DedupKey(c.ID, k)})
+				}
+			}
+			cd.mu.Unlock()
+		}
+		for _, m := range e.cfg.Maintenance {
+			if m.Active(c.ID, "", s.Time) {
+				cs.Maintenance = append(cs.Maintenance, m.Name)
+			}
+		}
+		s.Checks = append(s.Checks, cs)
 	}
 	return s
 }

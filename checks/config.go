@@ -233,6 +233,9 @@ type Check struct {
 	OnDisagreement string            `yaml:"on_disagreement"`
 	Notify         []string          `yaml:"notify"`
 	Labels         map[string]string `yaml:"labels"`
+	// Private keeps the check's target and evidence (reasons, addresses,
+	// answers) off the status page; its state is still shown.
+	Private bool `yaml:"private"`
 
 	HTTP *HTTPSpec `yaml:"http"`
 	TCP  *TCPSpec  `yaml:"tcp"`
