@@ -191,17 +191,9 @@ func startTarget(t *testing.T) string {
 func TestEndToEndThreeRegions(t *testing.T) {
 	cfg := e2eConfig(t, startTarget(t))
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	notes := &captureNotifier{}
-	ev, err := New(cfg, Options{Clock: clk, Notifier: notes, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(ev.Handler())
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	evDone := make(chan struct{})
-	go func() { defer close(evDone); ev.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-evDone })
+	e := startEvaluator(t, cfg, clk)
+	ev, notes := e.ev, e.notes
+	srv := struct{ URL string }{e.url}
 
 	spools := map[string]string{}
 	agents := map[string]*e2eAgent{}
@@ -382,18 +374,10 @@ func TestEndToEndConfirmationShortensTimeToQuorum(t *testing.T) {
 	t.Cleanup(target.Close)
 	cfg := e2eConfigInterval(t, target.Listener.Addr().String(), "60s")
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	ev, err := New(cfg, Options{Clock: clk, Notifier: &captureNotifier{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(ev.Handler())
-	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithCancel(context.Background())
-	evDone := make(chan struct{})
-	go func() { defer close(evDone); ev.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-evDone })
+	e := startEvaluator(t, cfg, clk)
+	ev := e.ev
 	for _, region := range cfg.Regions {
-		startAgent(t, cfg, clk, region, srv.URL, t.TempDir())
+		startAgent(t, cfg, clk, region, e.url, t.TempDir())
 	}
 	advanceUntil(t, clk, 250*time.Millisecond, 2*time.Minute, "every region passing", func() bool {
 		return allRegionsReported(ev, cfg) && stateOf(ev, "ap-south") == RegionLive

@@ -48,40 +48,15 @@ func BenchmarkDNSCheckVsBareExchange(b *testing.B) {
 	q.SetQuestion("www.example.test.", dns.TypeA)
 	ctx := context.Background()
 
-	const block = 200
-	var cpuOutpost, cpuBare time.Duration
-	var nOutpost, nBare int
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; {
-		n := min(block, b.N-i)
-		start := cpuTime()
-		for j := 0; j < n; j++ {
-			if r := p.Probe(ctx); !r.OK {
-				b.Fatalf("probe failed: %s", r.Reason)
-			}
+	compareCPU(b, 200, "check", "exchange", func() {
+		if r := p.Probe(ctx); !r.OK {
+			b.Fatalf("probe failed: %s", r.Reason)
 		}
-		cpuOutpost += cpuTime() - start
-		nOutpost += n
-
-		b.StopTimer()
-		start = cpuTime()
-		for j := 0; j < n; j++ {
-			q.Id = dns.Id()
-			r, _, err := client.Exchange(q, addr)
-			if err != nil || len(r.Answer) != 2 {
-				b.Fatalf("bare exchange: %v", err)
-			}
+	}, func() {
+		q.Id = dns.Id()
+		r, _, err := client.Exchange(q, addr)
+		if err != nil || len(r.Answer) != 2 {
+			b.Fatalf("bare exchange: %v", err)
 		}
-		cpuBare += cpuTime() - start
-		nBare += n
-		b.StartTimer()
-		i += n
-	}
-	b.StopTimer()
-	o := float64(cpuOutpost.Nanoseconds()) / float64(nOutpost)
-	g := float64(cpuBare.Nanoseconds()) / float64(nBare)
-	b.ReportMetric(o, "cpu-ns/check")
-	b.ReportMetric(g, "bare-cpu-ns/exchange")
-	b.ReportMetric(o/g, "cpu-ratio")
+	})
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -35,11 +34,9 @@ Flags:
 `
 
 func cmdAgent(ctx context.Context, args []string, e env) int {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var files, evaluators configFlag
-	fs.Var(&files, "c", "configuration `file` or directory; repeatable, or comma-separated")
-	fs.Var(&files, "config", "same as -c")
+	cmd := newCommand("agent", agentUsage, e)
+	fs := cmd.fs
+	var evaluators configFlag
 	fs.Var(&evaluators, "evaluator", "evaluator base `URL` such as https://eval.example.com; repeatable, or comma-separated")
 	region := fs.String("region", "", "the `region` this agent probes from (required)")
 	host, _ := os.Hostname()
@@ -47,18 +44,11 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 	listen := fs.String("listen", "127.0.0.1:9798", "`address` to serve /metrics and /healthz on")
 	spoolDir := fs.String("spool-dir", "", "`directory` for batches not yet delivered, one per agent (default: $STATE_DIRECTORY/agent-REGION-NAME or ~/.local/state/outpost/agent-REGION-NAME)")
 	workers := fs.Int("workers", 256, "most probes in flight at once; runs due while all are busy are skipped and counted")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), agentUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := cmd.parse(args); done {
+		return code
 	}
-	files = append(files, fs.Args()...)
+	files := cmd.files
 	switch {
-	case len(files) == 0:
-		fmt.Fprintln(e.stderr, "outpost agent: no configuration given; use -c FILE")
-		return exitUsage
 	case *region == "":
 		fmt.Fprintln(e.stderr, "outpost agent: --region is required")
 		return exitUsage

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -38,27 +37,18 @@ Flags:
 `
 
 func cmdCheck(ctx context.Context, args []string, e env) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var files, only configFlag
-	fs.Var(&files, "c", "configuration `file` or directory; repeatable, or comma-separated")
-	fs.Var(&files, "config", "same as -c")
+	cmd := newCommand("check", checkUsage, e)
+	fs := cmd.fs
+	var only configFlag
 	fs.Var(&only, "only", "run only the check with this `id`; repeatable, or comma-separated")
 	region := fs.String("region", "", "run as this `region`: only its checks, results labelled with it")
 	format := fs.String("format", "table", "output `format`: table, json or prometheus")
 	parallel := fs.Int("parallel", 16, "how many checks may run at once")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), checkUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := cmd.parse(args); done {
+		return code
 	}
-	files = append(files, fs.Args()...)
+	files := cmd.files
 	switch {
-	case len(files) == 0:
-		fmt.Fprintln(e.stderr, "outpost check: no configuration given; use -c FILE")
-		return exitUsage
 	case *format != "table" && *format != "json" && *format != "prometheus":
 		fmt.Fprintf(e.stderr, "outpost check: unknown --format %q; use table, json or prometheus\n", *format)
 		return exitUsage

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -31,25 +29,14 @@ Flags:
 `
 
 func cmdEvaluator(ctx context.Context, args []string, e env) int {
-	fs := flag.NewFlagSet("evaluator", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var files configFlag
-	fs.Var(&files, "c", "configuration `file` or directory; repeatable, or comma-separated")
-	fs.Var(&files, "config", "same as -c")
+	cmd := newCommand("evaluator", evaluatorUsage, e)
+	fs := cmd.fs
 	listen := fs.String("listen", "127.0.0.1:9797", "`address` to serve on")
 	dataDir := fs.String("data-dir", "", "`directory` for state that must survive a restart (default: $STATE_DIRECTORY/evaluator or ~/.local/state/outpost/evaluator)")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), evaluatorUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := cmd.parse(args); done {
+		return code
 	}
-	files = append(files, fs.Args()...)
-	if len(files) == 0 {
-		fmt.Fprintln(e.stderr, "outpost evaluator: no configuration given; use -c FILE")
-		return exitUsage
-	}
+	files := cmd.files
 	if *dataDir == "" {
 		*dataDir = defaultStateDir(e.lookup, "evaluator")
 	}

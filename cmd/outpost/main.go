@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -96,6 +98,42 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// command is one subcommand's flag set, with the -c files every command
+// takes.
+type command struct {
+	name  string
+	fs    *flag.FlagSet
+	files configFlag
+	e     env
+}
+
+func newCommand(name, usage string, e env) *command {
+	c := &command{name: name, fs: flag.NewFlagSet(name, flag.ContinueOnError), e: e}
+	c.fs.SetOutput(e.stderr)
+	c.fs.Var(&c.files, "c", "configuration `file` or directory; repeatable, or comma-separated")
+	c.fs.Var(&c.files, "config", "same as -c")
+	c.fs.Usage = func() { fmt.Fprint(c.fs.Output(), usage); c.fs.PrintDefaults() }
+	return c
+}
+
+// parse parses args, taking positional arguments as more files. When done
+// is true the command must exit with code: help was shown, or the flags
+// or files are wrong (and said so).
+func (c *command) parse(args []string) (code int, done bool) {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, true
+		}
+		return exitUsage, true
+	}
+	c.files = append(c.files, c.fs.Args()...)
+	if len(c.files) == 0 {
+		fmt.Fprintf(c.e.stderr, "outpost %s: no configuration given; use -c FILE\n", c.name)
+		return exitUsage, true
+	}
+	return exitOK, false
 }
 
 // configFlag collects -c values; each may also be a comma-separated list.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -32,27 +31,16 @@ Flags:
 `
 
 func cmdRun(ctx context.Context, args []string, e env) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var files configFlag
-	fs.Var(&files, "c", "configuration `file` or directory; repeatable, or comma-separated")
-	fs.Var(&files, "config", "same as -c")
+	cmd := newCommand("run", runUsage, e)
+	fs := cmd.fs
 	listen := fs.String("listen", "127.0.0.1:9797", "`address` to serve on")
 	region := fs.String("region", "", "`region` the local agent probes from (default: the first declared region)")
 	dataDir := fs.String("data-dir", "", "`directory` for state that must survive a restart (default: $STATE_DIRECTORY/run or ~/.local/state/outpost/run)")
 	workers := fs.Int("workers", 256, "most probes in flight at once; runs due while all are busy are skipped and counted")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), runUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, done := cmd.parse(args); done {
+		return code
 	}
-	files = append(files, fs.Args()...)
-	if len(files) == 0 {
-		fmt.Fprintln(e.stderr, "outpost run: no configuration given; use -c FILE")
-		return exitUsage
-	}
+	files := cmd.files
 	if *dataDir == "" {
 		*dataDir = defaultStateDir(e.lookup, "run")
 	}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 
 	"github.com/outposthq/outpost/checks"
@@ -22,23 +20,11 @@ Flags:
 `
 
 func cmdValidate(args []string, e env) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	var files configFlag
-	fs.Var(&files, "c", "configuration `file` or directory; repeatable, or comma-separated")
-	fs.Var(&files, "config", "same as -c")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), validateUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	cmd := newCommand("validate", validateUsage, e)
+	if code, done := cmd.parse(args); done {
+		return code
 	}
-	files = append(files, fs.Args()...)
-	if len(files) == 0 {
-		fmt.Fprintln(e.stderr, "outpost validate: no configuration given; use -c FILE")
-		return exitUsage
-	}
+	files := cmd.files
 	cfg, err := checks.Load(files, e.lookup)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
