@@ -193,13 +193,12 @@ func TestEndToEndThreeRegions(t *testing.T) {
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
 	e := startEvaluator(t, cfg, clk)
 	ev, notes := e.ev, e.notes
-	srv := struct{ URL string }{e.url}
 
 	spools := map[string]string{}
 	agents := map[string]*e2eAgent{}
 	for _, region := range cfg.Regions {
 		spools[region] = t.TempDir()
-		agents[region] = startAgent(t, cfg, clk, region, srv.URL, spools[region])
+		agents[region] = startAgent(t, cfg, clk, region, e.url, spools[region])
 	}
 	advanceUntil(t, clk, 100*time.Millisecond, 30*time.Second, "every check from every region", func() bool {
 		return allRegionsReported(ev, cfg)
@@ -232,7 +231,7 @@ func TestEndToEndThreeRegions(t *testing.T) {
 		t.Fatalf("stale notifications = %+v, want one for ap-south", stale)
 	}
 
-	agents["ap-south"] = startAgent(t, cfg, clk, "ap-south", srv.URL, spools["ap-south"])
+	agents["ap-south"] = startAgent(t, cfg, clk, "ap-south", e.url, spools["ap-south"])
 	advanceUntil(t, clk, 100*time.Millisecond, 10*time.Second, "ap-south live again", func() bool {
 		return stateOf(ev, "ap-south") == RegionLive
 	})
