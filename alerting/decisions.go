@@ -64,6 +64,10 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 	}
 	cd.mu.Lock()
 	defer cd.mu.Unlock()
+	if cd.c.Heartbeat != nil {
+		e.evaluateHeartbeat(ctx, cd, now)
+		return
+	}
 	in := make(map[string]RegionInput, len(cd.c.Regions))
 	for _, region := range cd.c.Regions {
 		r := e.regions[region]
@@ -131,7 +135,7 @@ func (e *Evaluator) evaluateTick(ctx context.Context, now time.Time, regionsChan
 	}
 	for _, c := range e.cfg.Checks {
 		cd := e.deciders[c.ID]
-		if full || cd.pending() || slices.ContainsFunc(regionsChanged, func(r string) bool { return slices.Contains(c.Regions, r) }) {
+		if full || c.Heartbeat != nil || cd.pending() || slices.ContainsFunc(regionsChanged, func(r string) bool { return slices.Contains(c.Regions, r) }) {
 			e.evaluate(ctx, c.ID, now)
 		}
 	}

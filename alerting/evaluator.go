@@ -92,6 +92,7 @@ type Evaluator struct {
 	saveMu    sync.Mutex
 	persisted map[string]IncidentState // guarded by saveMu
 	unknown   unknownChecks
+	beats     *heartbeats
 }
 
 // regionState is everything the evaluator keeps about one region.
@@ -191,6 +192,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		}
 	}
 	e.newDeciders()
+	e.beats = newHeartbeats(cfg)
 	e.lastSweep = e.started
 	if opts.DataDir != "" {
 		store, recs, err := openSeqStore(opts.DataDir)

@@ -39,6 +39,8 @@ func (e *Evaluator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+probes.ResultsPath, e.serveResults)
 	mux.HandleFunc("GET "+probes.ConfirmPath, e.serveConfirm)
+	mux.HandleFunc("/ping/{token}", e.servePing)
+	mux.HandleFunc("/ping/{token}/{event}", e.servePing)
 	return mux
 }
 

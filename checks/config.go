@@ -237,13 +237,11 @@ type Check struct {
 	// answers) off the status page; its state is still shown.
 	Private bool `yaml:"private"`
 
-	HTTP *HTTPSpec `yaml:"http"`
-	TCP  *TCPSpec  `yaml:"tcp"`
-	TLS  *TLSSpec  `yaml:"tls"`
-	DNS  *DNSSpec  `yaml:"dns"`
-	// Heartbeat is reserved for a check type that is not implemented yet;
-	// Load rejects it with a clear message.
-	Heartbeat *reserved `yaml:"heartbeat"`
+	HTTP      *HTTPSpec      `yaml:"http"`
+	TCP       *TCPSpec       `yaml:"tcp"`
+	TLS       *TLSSpec       `yaml:"tls"`
+	DNS       *DNSSpec       `yaml:"dns"`
+	Heartbeat *HeartbeatSpec `yaml:"heartbeat"`
 
 	Src Source
 }

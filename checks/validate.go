@@ -103,6 +103,7 @@ func validate(cfg *Config, errs *errorList) {
 	for _, c := range cfg.Checks {
 		validateCheck(c, cfg, notifiers, ids, errs)
 	}
+	heartbeatTokens(cfg, errs)
 	names := map[string]Pos{}
 	for i, m := range cfg.Maintenance {
 		validateMaintenance(m, i, cfg, ids, names, errs)
@@ -261,15 +262,11 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 	}
 	switch len(types) {
 	case 0:
-		errs.add(c.Src.Pos, id, "no check type: add one of http, tcp, tls, dns")
+		errs.add(c.Src.Pos, id, "no check type: add one of http, tcp, tls, dns, heartbeat")
 		return
 	case 1:
 	default:
 		add(types[1], "has both %s and %s; a check has exactly one type", types[0], types[1])
-		return
-	}
-	if c.Heartbeat != nil {
-		add(types[0], "%s checks are not supported by this version of Outpost yet", types[0])
 		return
 	}
 
@@ -383,6 +380,8 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 		validateTLS(c, id, errs)
 	case c.DNS != nil:
 		validateDNS(c, id, errs)
+	case c.Heartbeat != nil:
+		validateHeartbeat(c, id, errs)
 	}
 }
 

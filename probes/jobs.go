@@ -2,14 +2,14 @@ package probes
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/outposthq/outpost/checks"
 )
 
-// Jobs builds one scheduler job per check of cfg that runs in region. Each
+// Jobs builds one scheduler job per check of cfg that runs in region
+// (heartbeat checks are the evaluator's, and have none). Each
 // run probes the check and hands the result to deliver, which must not block
 // for long: it runs on the scheduler's worker.
 func Jobs(cfg *checks.Config, region string, opts Options, deliver func(Result)) ([]Job, error) {
@@ -20,7 +20,9 @@ func Jobs(cfg *checks.Config, region string, opts Options, deliver func(Result))
 	}
 	var jobs []Job
 	for _, c := range cfg.Checks {
-		if !slices.Contains(c.Regions, region) {
+		// Heartbeats are pinged by the jobs they watch, at the evaluator;
+		// agents do not probe them.
+		if c.Heartbeat != nil || !slices.Contains(c.Regions, region) {
 			continue
 		}
 		p, err := New(c, opts)
@@ -36,9 +38,6 @@ func Jobs(cfg *checks.Config, region string, opts Options, deliver func(Result))
 				deliver(r)
 			},
 		})
-	}
-	if len(jobs) == 0 {
-		return nil, fmt.Errorf("no checks run in region %q", region)
 	}
 	return jobs, nil
 }

@@ -122,6 +122,11 @@ func selectChecks(cfg *checks.Config, only []string, region string) ([]*checks.C
 		if region != "" && !slices.Contains(c.Regions, region) {
 			continue
 		}
+		if c.Heartbeat != nil {
+			// Pinged by the job it watches, at the evaluator: nothing to
+			// probe from here.
+			continue
+		}
 		out = append(out, c)
 	}
 	for _, id := range only {

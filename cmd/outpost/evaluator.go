@@ -83,7 +83,11 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir string, e
 // evaluatorMux serves an evaluator's endpoints.
 func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeMux {
 	mux := baseMux(reg)
-	mux.Handle("POST /v1/results", ev.Handler())
+	// The evaluator's own routes: result ingest, confirmation polls and
+	// heartbeat pings.
+	h := ev.Handler()
+	mux.Handle("/v1/", h)
+	mux.Handle("/ping/", h)
 	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) { serveJSON(w, ev.Snapshot()) })
 	return mux
 }

@@ -1,0 +1,177 @@
+package alerting
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// Heartbeat checks are dead-man's switches: a cron job or pipeline pings
+// /ping/{token} when it succeeds (and /start when it begins, /fail when it
+// fails), and the check is DOWN when the expected ping is late, the job
+// reported a failure, or a run has taken longer than max_runtime. They go
+// through the same incident and notify pipeline as probed checks.
+
+// maxPingBody bounds the message a POST ping may carry.
+const maxPingBody = 10 << 10
+
+// pingState is what the evaluator knows of one heartbeat check's pings.
+type pingState struct {
+	LastSuccess time.Time
+	LastStart   time.Time
+	LastFail    time.Time
+	// Message is the body of the latest POST ping, truncated.
+	Message string
+	// Runtime is the last start-to-success time.
+	Runtime time.Duration
+}
+
+// heartbeats holds ping states by check and the check for each token's
+// hash; both are keyed by configuration only, so they are bounded.
+type heartbeats struct {
+	mu     sync.Mutex
+	states map[string]*pingState
+	tokens map[[32]byte]string // sha256(token) -> check id
+}
+
+func newHeartbeats(cfg *checks.Config) *heartbeats {
+	h := &heartbeats{states: map[string]*pingState{}, tokens: map[[32]byte]string{}}
+	for _, c := range cfg.Checks {
+		if c.Heartbeat != nil {
+			h.states[c.ID] = &pingState{}
+			h.tokens[sha256.Sum256([]byte(c.Heartbeat.Token.Value()))] = c.ID
+		}
+	}
+	return h
+}
+
+// lookup finds the check of token. Tokens are compared by their hashes in
+// constant time, so response timing reveals nothing about a guess.
+func (h *heartbeats) lookup(token string) (string, bool) {
+	sum := sha256.Sum256([]byte(token))
+	found := ""
+	for k, id := range h.tokens {
+		if subtle.ConstantTimeCompare(k[:], sum[:]) == 1 {
+			found = id
+		}
+	}
+	return found, found != ""
+}
+
+// HeartbeatVerdict is the pure verdict on a heartbeat check at now: its
+// state (OK or DOWN) and why. started is when the evaluator started; a
+// check never pinged since is judged from then, so a restart does not make
+// every heartbeat late at once.
+func HeartbeatVerdict(h *checks.HeartbeatSpec, st pingState, started, now time.Time) (CheckState, string) {
+	if !st.LastFail.IsZero() && st.LastFail.After(st.LastSuccess) {
+		msg := "the job reported a failure"
+		if st.Message != "" {
+			msg += ": " + st.Message
+		}
+		return StateDown, msg
+	}
+	if h.MaxRuntime > 0 && st.LastStart.After(st.LastSuccess) && now.Sub(st.LastStart) > h.MaxRuntime {
+		return StateDown, fmt.Sprintf("running for %s since its start ping, max_runtime %s", now.Sub(st.LastStart).Round(time.Second), h.MaxRuntime)
+	}
+	base := st.LastSuccess
+	if base.IsZero() {
+		base = started
+	}
+	due, ok := h.Due(base)
+	if !ok {
+		return StateOK, ""
+	}
+	if now.After(due.Add(h.Grace)) {
+		if st.LastSuccess.IsZero() {
+			return StateDown, fmt.Sprintf("no ping since the evaluator started at %s; one was due by %s (grace %s)", started.UTC().Format(time.DateTime), due.UTC().Format(time.DateTime), h.Grace)
+		}
+		return StateDown, fmt.Sprintf("last ping at %s; the next was due by %s (grace %s)", st.LastSuccess.UTC().Format(time.DateTime), due.UTC().Format(time.DateTime), h.Grace)
+	}
+	return StateOK, ""
+}
+
+// evaluateHeartbeat decides about heartbeat check cd at now.
+func (e *Evaluator) evaluateHeartbeat(ctx context.Context, cd *checkDecider, now time.Time) {
+	e.beats.mu.Lock()
+	st := *e.beats.states[cd.c.ID]
+	e.beats.mu.Unlock()
+	state, why := HeartbeatVerdict(cd.c.Heartbeat, st, e.started, now)
+	d := Decision{Check: cd.c.ID, State: state, Summary: fmt.Sprintf("%s %s", cd.c.ID, state)}
+	if why != "" {
+		d.Summary += ": " + why
+	} else if !st.LastSuccess.IsZero() {
+		d.Summary += fmt.Sprintf(": last ping at %s", st.LastSuccess.UTC().Format(time.DateTime))
+		if st.Runtime > 0 {
+			d.Summary += fmt.Sprintf(", ran %s", st.Runtime.Round(time.Second))
+		}
+	}
+	cd.last = d
+	next, events := Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
+	for _, ev := range events {
+		e.emit(ctx, cd.c, ev, nil)
+	}
+	if !reflect.DeepEqual(next, cd.state) {
+		cd.state = next
+		e.saveIncident(cd.c.ID, next)
+	}
+}
+
+// servePing records a ping: GET, HEAD or POST /ping/{token}, /start or
+// /fail. A wrong token is a plain 404 that reveals nothing.
+func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	now := e.clock.Now()
+	id, ok := e.beats.lookup(req.PathValue("token"))
+	if !ok {
+		http.NotFound(w, req)
+		return
+	}
+	var msg string
+	if req.Method == http.MethodPost {
+		body, _ := io.ReadAll(io.LimitReader(req.Body, maxPingBody))
+		msg = strings.ToValidUTF8(strings.TrimSpace(string(body)), "?")
+	}
+	e.beats.mu.Lock()
+	st := e.beats.states[id]
+	switch req.PathValue("event") {
+	case "":
+		if !st.LastStart.IsZero() && st.LastStart.After(st.LastSuccess) {
+			st.Runtime = now.Sub(st.LastStart)
+		}
+		st.LastSuccess = now
+	case "start":
+		st.LastStart = now
+	case "fail":
+		st.LastFail = now
+	default:
+		e.beats.mu.Unlock()
+		http.NotFound(w, req)
+		return
+	}
+	if msg != "" {
+		st.Message = msg
+	}
+	e.beats.mu.Unlock()
+	if cd := e.deciders[id]; cd != nil {
+		cd.mu.Lock()
+		e.evaluateHeartbeat(req.Context(), cd, now)
+		cd.mu.Unlock()
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
