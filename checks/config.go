@@ -355,7 +355,20 @@ type HTTPExpect struct {
 	Addresses       []netip.Prefix            `yaml:"addresses"`
 	MaxLatency      time.Duration             `yaml:"max_latency"`
 	CertMinDays     int                       `yaml:"cert_min_days"`
-	Src             Source
+	// Fresh asserts that a time in the response (a JSON field or a header
+	// such as Last-Modified) is recent: a status page or feed that stopped
+	// updating fails even though it answers 200.
+	Fresh *Freshness `yaml:"fresh"`
+	Src   Source
+}
+
+// Freshness takes a time from the JSON body or a header and requires it
+// to be at most MaxAge old.
+type Freshness struct {
+	JSON   JSONPath      `yaml:"json"`
+	Header string        `yaml:"header"`
+	MaxAge time.Duration `yaml:"max_age"`
+	Src    Source
 }
 
 // TCPSpec is a TCP check: connect, optionally send a line and expect a reply.

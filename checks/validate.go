@@ -605,6 +605,14 @@ func validateRequest(r *HTTPRequest, src *Source, c *Check, id, label string, ca
 			errs.add(e.Src.At("cert_min_days"), id, "%sexpect.cert_min_days must not be negative", label)
 		}
 		validateLatency(e.MaxLatency, c.Timeout, &e.Src, id, errs)
+		if f := e.Fresh; f != nil {
+			if f.JSON.IsZero() == (f.Header == "") {
+				errs.add(f.Src.Pos, id, "%sexpect.fresh: set exactly one of json (a JSON path) or header (such as Last-Modified)", label)
+			}
+			if f.MaxAge <= 0 {
+				errs.add(f.Src.At("max_age"), id, "%sexpect.fresh.max_age is required and must be above 0", label)
+			}
+		}
 		for _, name := range slices.Sorted(maps.Keys(e.Headers)) {
 			if !headerKeyRE.MatchString(name) {
 				errs.add(e.Src.At("headers."+name), id, "%sexpect.headers: %q is not a valid header name", label, name)

@@ -177,6 +177,11 @@ func (x httpExpect) check(ev *evaluation) []string {
 	if msg, ok := addressAllowed(ev.connected, e.Addresses); !ok {
 		f = append(f, msg)
 	}
+	if e.Fresh != nil {
+		if msg := freshness(e.Fresh, ev); msg != "" {
+			f = append(f, msg)
+		}
+	}
 	if e.CertMinDays > 0 {
 		if ev.tls == nil {
 			f = append(f, "no TLS certificate to check (the response came over plain HTTP)")
@@ -228,6 +233,54 @@ func (st *httpStep) capture(ev *evaluation, vars map[string]string) string {
 		}
 	}
 	return ""
+}
+
+// freshness checks a response time against max_age and returns the
+// failure, if any. JSON values may be RFC 3339 strings or Unix seconds;
+// headers may be HTTP dates (Last-Modified) or RFC 3339.
+func freshness(f *checks.Freshness, ev *evaluation) string {
+	var (
+		t    time.Time
+		what string
+	)
+	if !f.JSON.IsZero() {
+		what = f.JSON.String()
+		doc, err := ev.decodeJSON()
+		if err != nil {
+			return fmt.Sprintf("fresh: body is not JSON: %s", shorten(err.Error(), 120))
+		}
+		v, err := f.JSON.Eval(doc)
+		if err != nil {
+			return fmt.Sprintf("fresh: %s: %v", what, err)
+		}
+		switch x := v.(type) {
+		case string:
+			if t, err = time.Parse(time.RFC3339Nano, x); err != nil {
+				return fmt.Sprintf("fresh: %s = %s is not an RFC 3339 time", what, checks.FormatJSONValue(x))
+			}
+		case float64:
+			t = time.Unix(0, int64(x*1e9))
+		default:
+			return fmt.Sprintf("fresh: %s = %s is not a time", what, checks.FormatJSONValue(v))
+		}
+	} else {
+		what = "header " + f.Header
+		v := ev.resp.Header.Get(f.Header)
+		if v == "" {
+			return fmt.Sprintf("fresh: no %s header", f.Header)
+		}
+		var err error
+		if t, err = http.ParseTime(v); err != nil {
+			if t, err = time.Parse(time.RFC3339Nano, v); err != nil {
+				return fmt.Sprintf("fresh: %s = %q is not a time", what, shorten(v, 80))
+			}
+		}
+	}
+	age := ev.now.Sub(t)
+	if age <= f.MaxAge {
+		return ""
+	}
+	return fmt.Sprintf("stale: %s = %s, %s old, want at most %s", what, t.UTC().Format(time.RFC3339), roundDuration(age).Round(time.Second), f.MaxAge)
 }
 
 func shorten(s string, n int) string {

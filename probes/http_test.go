@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -380,5 +381,44 @@ func TestHTTPMultiStepUploadWithIntermittentFailures(t *testing.T) {
 	}
 	if failed != 6 {
 		t.Fatalf("%d of 20 runs failed, want 6 (the server fails 30%% of uploads)", failed)
+	}
+}
+
+// TestHTTPFreshness: a status page or feed that answers 200 but stopped
+// updating fails.
+func TestHTTPFreshness(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/fresh.json":
+			fmt.Fprintf(w, `{"updated_at": %q, "epoch": %d}`, now.Add(-5*time.Minute).Format(time.RFC3339), now.Add(-5*time.Minute).Unix())
+		case "/stale.json":
+			fmt.Fprintf(w, `{"updated_at": %q}`, now.Add(-47*time.Minute).Format(time.RFC3339))
+		case "/page":
+			w.Header().Set("Last-Modified", now.Add(-2*time.Hour).Format(http.TimeFormat))
+			fmt.Fprint(w, "<html>status</html>")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	opts := Options{Now: func() time.Time { return now }}
+	tests := []struct {
+		name, path, fresh, reason string
+	}{
+		{"json fresh", "/fresh.json", `{json: "$.updated_at", max_age: 15m}`, ""},
+		{"json epoch seconds", "/fresh.json", `{json: "$.epoch", max_age: 15m}`, ""},
+		{"json stale", "/stale.json", `{json: "$.updated_at", max_age: 15m}`, "stale: $.updated_at = 2026-11-21T11:13:00Z, 47m0s old, want at most 15m0s"},
+		{"header stale", "/page", `{header: Last-Modified, max_age: 1h}`, "stale: header Last-Modified = 2026-11-21T10:00:00Z, 2h0m0s old, want at most 1h0m0s"},
+		{"header missing", "/fresh.json", `{header: Last-Modified, max_age: 1h}`, "fresh: no Last-Modified header"},
+		{"not a time", "/fresh.json", `{json: "$.missing", max_age: 1h}`, `fresh: $.missing: no value: no key "missing"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := probeOnce(t, fmt.Sprintf("- id: f\n  http: {url: '%s%s', expect: {fresh: %s}}\n", srv.URL, tc.path, tc.fresh), nil, opts)
+			if tc.reason == "" {
+				wantOK(t, r)
+			} else {
+				wantFail(t, r, tc.reason)
+			}
+		})
 	}
 }
