@@ -113,7 +113,7 @@ func TestHeartbeatCronInTimeZone(t *testing.T) {
 	// Due at 03:00 Berlin (02:00 UTC), 30m grace.
 	ev, notes, clk, url := heartbeatEvaluator(t, `{cron: "0 3 * * *", tz: Europe/Berlin, grace: 30m, token: "${PING}"}`)
 	ping(t, http.MethodGet, url+"/ping/"+pingToken) // 12:00 UTC
-	clk.Advance(14*time.Hour + 29*time.Minute)         // 02:29 UTC next day
+	clk.Advance(14*time.Hour + 29*time.Minute)      // 02:29 UTC next day
 	ev.tick(context.Background(), clk.Now())
 	if p := heartbeatPages(notes); len(p) != 0 {
 		t.Fatalf("paged inside the grace: %v", p)

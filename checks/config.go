@@ -246,10 +246,6 @@ type Check struct {
 	Src Source
 }
 
-// reserved accepts any YAML so that a not-yet-supported check type is
-// reported as such rather than as an unknown key.
-type reserved struct{}
-
 // Type returns the name of the check's type block ("http", "tcp", "tls", "dns").
 func (c *Check) Type() string {
 	switch {

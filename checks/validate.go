@@ -15,8 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Limits that keep a config from asking for unbounded memory or work.
@@ -683,8 +681,6 @@ func readCheckFiles(c *Check, baseDir string, errs *errorList) {
 		}
 	}
 }
-
-func (r *reserved) decodeNode(*decoder, *yaml.Node, string) {}
 
 // Reporting defaults.
 const (

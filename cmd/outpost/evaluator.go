@@ -21,7 +21,9 @@ silent for reporting.stale_after is STALE, leaves every quorum, and a meta
 alert goes to the notifiers. Run one per cloud; each receives every batch and
 decides on its own.
 
-Serves /status.json, /metrics and /healthz on --listen. --data-dir keeps
+Serves the status page (/status, plain HTML that refreshes itself, and
+/status.json), /metrics, /healthz, and /ping/TOKEN for heartbeat checks on
+--listen. --data-dir keeps
 what must survive a restart (the batch sequence numbers accepted from each
 agent, so a replayed batch is refused after a restart too).
 
@@ -88,6 +90,9 @@ func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeM
 	h := ev.Handler()
 	mux.Handle("/v1/", h)
 	mux.Handle("/ping/", h)
-	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) { serveJSON(w, ev.Snapshot()) })
+	// The status page and its JSON leave out what private checks would
+	// reveal: they are meant to be shown to people outside the team.
+	mux.Handle("GET /status", ev.StatusPage())
+	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) { serveJSON(w, ev.PublicStatus()) })
 	return mux
 }

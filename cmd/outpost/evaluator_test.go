@@ -36,6 +36,7 @@ checks:
 		{"GET", "/healthz", 200},
 		{"GET", "/metrics", 200},
 		{"GET", "/status.json", 200},
+		{"GET", "/status", 200},
 		{"POST", "/v1/results", 401},                        // unsigned: refused by ingest, not a 404
 		{"GET", "/v1/confirm", 401},                         // likewise
 		{"GET", "/ping/" + env["PING"], 200},                // a heartbeat ping

@@ -24,7 +24,8 @@ needed); agents in other regions may still report to it over HTTP. Regions
 without a live agent become STALE after reporting.stale_after and are
 reported on the console.
 
-Serves /status.json, /metrics, /healthz and POST /v1/results on --listen.
+Serves the status page (/status and /status.json), /metrics, /healthz,
+/ping/TOKEN for heartbeat checks and POST /v1/results on --listen.
 SIGHUP reloads the local agent's checks; SIGINT or SIGTERM stops cleanly.
 
 Flags:
@@ -83,7 +84,7 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return err
 	}
-	log.Info("outpost running", "listen", srv.URL(), "status", srv.URL()+"/status.json", "region", region, "checks", n, "config", files)
+	log.Info("outpost running", "listen", srv.URL(), "status", srv.URL()+"/status", "region", region, "checks", n, "config", files)
 
 	evalCtx, stopEval := context.WithCancel(context.Background())
 	probeCtx, stopProbing := context.WithCancel(context.Background())
