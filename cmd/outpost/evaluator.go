@@ -55,6 +55,7 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir string, e
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
 	}
+	warnUndeliveredNotifiers(cfg, log)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -95,4 +96,17 @@ func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeM
 	mux.Handle("GET /status", ev.StatusPage())
 	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) { serveJSON(w, ev.PublicStatus()) })
 	return mux
+}
+
+// warnUndeliveredNotifiers says loudly, at every start, which configured
+// notifiers this version cannot deliver to: a page that silently goes
+// nowhere is the worst failure a paging system can have.
+func warnUndeliveredNotifiers(cfg *checks.Config, log *slog.Logger) {
+	for _, n := range cfg.Notifiers {
+		if n.Console != nil {
+			continue
+		}
+		log.Error("this version of Outpost cannot deliver to this notifier yet: its pages go to the console (standard error) only",
+			"notifier", n.Name)
+	}
 }

@@ -58,6 +58,7 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
 	}
+	warnUndeliveredNotifiers(cfg, log)
 	if region == "" {
 		region = cfg.Regions[0]
 	} else if !slices.Contains(cfg.Regions, region) {
