@@ -21,11 +21,11 @@ type timingNotifier struct {
 	at []time.Time
 }
 
-func (n *timingNotifier) Notify(context.Context, Notification) error {
+func (n *timingNotifier) Notify(context.Context, Notification) (bool, error) {
 	n.mu.Lock()
 	n.at = append(n.at, time.Now())
 	n.mu.Unlock()
-	return nil
+	return false, nil
 }
 
 func (n *timingNotifier) count() int {

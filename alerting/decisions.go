@@ -192,10 +192,10 @@ func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
 	u.mu.Unlock()
 
 	n := Notification{Kind: KindChecksUnknown, Key: "outpost:checks-unknown", Severity: SeverityCritical, Time: now,
-		Details: map[string]string{"route": checks.RouteMeta}}
+		Route: checks.RouteMeta, Details: map[string]string{"route": checks.RouteMeta}}
 	switch {
 	case len(ids) > 0:
-		n.Details["action"] = "trigger"
+		n.Action, n.Details["action"] = ActionTrigger, ActionTrigger
 		shown := ids[:min(len(ids), 20)]
 		n.Summary = fmt.Sprintf("%d check(s) UNKNOWN: too few live regions to decide (%s)", len(ids), strings.Join(shown, ", "))
 		if len(ids) > len(shown) {
@@ -203,7 +203,7 @@ func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
 		}
 		n.Details["example"] = first
 	case wasPaged:
-		n.Details["action"] = "resolve"
+		n.Action, n.Details["action"] = ActionResolve, ActionResolve
 		n.Summary = "every check has enough live regions again"
 	default:
 		return
@@ -221,6 +221,9 @@ func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[
 	n := Notification{
 		Kind:     "check_" + string(ev.Kind),
 		Key:      ev.DedupKey,
+		Action:   string(ev.Action),
+		Route:    ev.Route,
+		Check:    ev.Check,
 		Severity: routeSeverity(ev.Route),
 		Summary:  ev.Summary,
 		Time:     ev.Time,
@@ -236,6 +239,7 @@ func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[
 	}
 	for _, region := range slices.Sorted(maps.Keys(in)) {
 		n.Details["region."+region] = regionEvidence(in[region])
+		n.Evidence = append(n.Evidence, structuredEvidence(region, in[region]))
 	}
 	if ev.Finding != nil {
 		n.Details["disagreement"] = ev.Finding.Summary
@@ -247,7 +251,7 @@ func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[
 func (e *Evaluator) send(ctx context.Context, n Notification) {
 	nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
-	if err := e.notifier.Notify(nctx, n); err != nil {
+	if _, err := e.notifier.Notify(nctx, n); err != nil {
 		e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err)
 	}
 }
@@ -260,6 +264,26 @@ func routeSeverity(route string) string {
 		return SeverityWarning
 	}
 	return SeverityInfo
+}
+
+// structuredEvidence is one region's evidence for notifiers that carry it
+// as data (PagerDuty's custom_details, webhooks).
+func structuredEvidence(region string, in RegionInput) RegionEvidence {
+	state := "OK"
+	switch {
+	case !in.Live:
+		state = "STALE"
+	case in.Last == nil:
+		return RegionEvidence{Region: region, State: "NO DATA"}
+	case in.Failing:
+		state = "FAILING"
+	}
+	if in.Last == nil {
+		return RegionEvidence{Region: region, State: state}
+	}
+	ev := EvidenceFromResult(state, *in.Last)
+	ev.Region = region
+	return ev
 }
 
 // regionEvidence is one region's line of a page: what it saw last.

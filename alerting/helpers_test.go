@@ -67,11 +67,11 @@ type captureNotifier struct {
 	notes []Notification
 }
 
-func (c *captureNotifier) Notify(_ context.Context, n Notification) error {
+func (c *captureNotifier) Notify(_ context.Context, n Notification) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.notes = append(c.notes, n)
-	return nil
+	return false, nil
 }
 
 func (c *captureNotifier) all() []Notification {

@@ -142,7 +142,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 	}
 	for _, n := range due {
 		nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
-		err := e.notifier.Notify(nctx, n)
+		_, err := e.notifier.Notify(nctx, n)
 		cancel()
 		if err != nil {
 			e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err)

@@ -261,8 +261,8 @@ func regionNotes(c *captureNotifier) []Notification {
 
 type failingNotifier struct{}
 
-func (failingNotifier) Notify(ctx context.Context, n Notification) error {
-	return errors.New("pager unreachable")
+func (failingNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
+	return true, errors.New("pager unreachable")
 }
 
 func TestRunLogsNotifierFailure(t *testing.T) {
@@ -297,7 +297,7 @@ func TestConsoleNotifier(t *testing.T) {
 	var buf syncBuffer
 	n := Notification{Kind: KindRegionStale, Key: "outpost:region:us-east", Severity: SeverityWarning, Summary: "agent in us-east silent since 12:03:41",
 		Region: "us-east", Time: t0, Details: map[string]string{"last_seen": "2030-01-02T12:03:41Z"}}
-	if err := NewConsoleNotifier(slogTo(&buf)).Notify(context.Background(), n); err != nil {
+	if _, err := NewConsoleNotifier(slogTo(&buf)).Notify(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
 	line := buf.String()

@@ -2,10 +2,15 @@ package alerting
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"time"
+	"unicode/utf8"
+
+	"github.com/outposthq/outpost/checks"
 )
 
 // Notification kinds.
@@ -20,38 +25,130 @@ const (
 // Notification severities, in PagerDuty Events v2 terms.
 const (
 	SeverityCritical = "critical"
+	SeverityError    = "error"
 	SeverityWarning  = "warning"
 	SeverityInfo     = "info"
 )
 
+// Notification actions. A trigger opens (or updates) the incident named by
+// the notification's Key, a resolve closes it; a notification without an
+// action is a one-shot notice.
+const (
+	ActionTrigger = "trigger"
+	ActionResolve = "resolve"
+)
+
+// Notification routes: which notifiers take a notification (see
+// checks.Notifier.Routes).
+const (
+	// RouteCritical: a check is DOWN.
+	RouteCritical = checks.RouteCritical
+	// RouteWarning: DEGRADED, disagreements, shape findings.
+	RouteWarning = checks.RouteWarning
+	// RouteMeta: the monitoring itself (stale regions, UNKNOWN checks).
+	RouteMeta = checks.RouteMeta
+)
+
 // Notification is one message for humans about the monitoring or the
 // monitored. It carries no secret: every field may be logged, shown on a
-// status page or sent to a third party.
+// status page, stored in the outbox or sent to a third party. Its JSON form
+// is the body the webhook notifier sends.
 type Notification struct {
 	// Kind says what happened (KindRegionStale, KindRegionLive, ...).
-	Kind string
+	Kind string `json:"kind"`
+	// Action is ActionTrigger, ActionResolve or "" for a one-shot notice.
+	// The pipeline fills it in for KindRegionStale (trigger) and
+	// KindRegionLive (resolve) when it is empty.
+	Action string `json:"action,omitempty"`
 	// Key is stable for one subject across events and evaluators, so that
-	// a pager folds a "stale" and the following "live" into one incident
-	// (e.g. "outpost:region:us-east").
-	Key string
-	// Severity is SeverityCritical, SeverityWarning or SeverityInfo.
-	Severity string
+	// a pager folds a trigger and the following resolve into one incident
+	// (e.g. "outpost:region:us-east"). It is PagerDuty's dedup_key; keys
+	// longer than 255 bytes are shortened deterministically there.
+	Key string `json:"key"`
+	// Route is RouteCritical, RouteWarning or RouteMeta. When empty the
+	// pipeline derives it: region kinds are meta, SeverityCritical is
+	// critical, anything else warning.
+	Route string `json:"route,omitempty"`
+	// Severity is SeverityCritical, SeverityError, SeverityWarning or
+	// SeverityInfo.
+	Severity string `json:"severity"`
 	// Summary is one line a human can act on.
-	Summary string
+	Summary string `json:"summary"`
+	// Check is the check concerned, if any.
+	Check string `json:"check,omitempty"`
 	// Region is the region concerned, if any.
-	Region string
+	Region string `json:"region,omitempty"`
+	// Source names the evaluator that decided (PagerDuty's payload.source).
+	Source string `json:"source,omitempty"`
+	// Component, Group and Class are PagerDuty's payload fields of the same
+	// names: the part of the system affected (default: Check), a grouping
+	// such as a team or service, and the class of problem (default: Kind).
+	Component string `json:"component,omitempty"`
+	Group     string `json:"group,omitempty"`
+	Class     string `json:"class,omitempty"`
+	// Link is the status page URL for the subject.
+	Link string `json:"link,omitempty"`
 	// Time is when the evaluator decided, on its clock.
-	Time time.Time
+	Time time.Time `json:"time"`
 	// Details are extra facts, shown as key/value pairs.
-	Details map[string]string
+	Details map[string]string `json:"details,omitempty"`
+	// Evidence is what each region saw, in region order.
+	Evidence []RegionEvidence `json:"evidence,omitempty"`
 }
 
-// Notifier delivers notifications. Notify must honour ctx's deadline and
-// may be called from several goroutines at once. A returned error means
-// the notification was not delivered; the caller logs it.
-type Notifier interface {
-	Notify(ctx context.Context, n Notification) error
+// RegionEvidence is what one region saw of a check: the facts an on-call
+// engineer needs in the page itself. EvidenceFromResult builds it from a
+// probe result.
+type RegionEvidence struct {
+	Region string `json:"region"`
+	// State is the region's verdict (e.g. "FAILING", "OK", "STALE").
+	State string `json:"state"`
+	// Reason is the latest failure's reason, e.g. "status 503, want 200".
+	Reason        string   `json:"reason,omitempty"`
+	ResolvedIPs   []string `json:"resolved_ips,omitempty"`
+	ConnectedAddr string   `json:"connected_addr,omitempty"`
+	StatusCode    int      `json:"status_code,omitempty"`
+	// DNSAnswers are the answers seen, by resolver.
+	DNSAnswers map[string][]string `json:"dns_answers,omitempty"`
+	// Phases are timings in seconds by phase (probes.PhaseNames) and of
+	// the whole probe (PhaseTotal).
+	Phases map[string]float64 `json:"phases_seconds,omitempty"`
 }
+
+// Notifier delivers notifications to one destination, Alertmanager-style.
+// Notify makes one attempt, bounded by its own deadline as well as ctx's,
+// and may be called from several goroutines at once. A nil error means the
+// destination accepted the notification. Otherwise retry says whether
+// another attempt may succeed (rate limits, 5xx, timeouts, transport
+// errors) or not (the destination refused the notification itself). The
+// error never contains a secret of the notifier.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) (retry bool, err error)
+}
+
+// DeliveryError is a delivery attempt the destination answered with an
+// unsuccessful HTTP status.
+type DeliveryError struct {
+	// Notifier is the kind of destination: "pagerduty", "slack", "webhook".
+	Notifier string
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// RetryAfter is the wait the destination asked for (Retry-After), or 0.
+	RetryAfter time.Duration
+	// Message is what the destination said, redacted and shortened.
+	Message string
+}
+
+func (e *DeliveryError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("%s: status %d", e.Notifier, e.StatusCode)
+	}
+	return fmt.Sprintf("%s: status %d: %s", e.Notifier, e.StatusCode, e.Message)
+}
+
+// ErrInvalidNotification is wrapped by the errors Enqueue returns for a
+// notification it cannot deliver anywhere (no key, unknown action, ...).
+var ErrInvalidNotification = errors.New("invalid notification")
 
 // ConsoleNotifier writes every notification as one structured log line.
 // It is the notifier used when none is configured.
@@ -70,11 +167,11 @@ func NewConsoleNotifier(log *slog.Logger) *ConsoleNotifier {
 	return &ConsoleNotifier{log: log}
 }
 
-// Notify logs n at warning level for stale and critical notifications and
-// at info level otherwise. It never fails.
-func (c *ConsoleNotifier) Notify(ctx context.Context, n Notification) error {
+// Notify logs n at warning level for critical and warning notifications
+// and at info level otherwise. It never fails.
+func (c *ConsoleNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
 	level := slog.LevelInfo
-	if n.Severity == SeverityCritical || n.Severity == SeverityWarning {
+	if n.Severity == SeverityCritical || n.Severity == SeverityWarning || n.Severity == SeverityError {
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
@@ -84,6 +181,11 @@ func (c *ConsoleNotifier) Notify(ctx context.Context, n Notification) error {
 		slog.String("region", n.Region),
 		slog.Time("time", n.Time),
 	}
+	for _, a := range []struct{ k, v string }{{"action", n.Action}, {"route", n.Route}, {"check", n.Check}, {"link", n.Link}} {
+		if a.v != "" {
+			attrs = append(attrs, slog.String(a.k, a.v))
+		}
+	}
 	if len(n.Details) > 0 {
 		details := make([]any, 0, len(n.Details))
 		for _, k := range slices.Sorted(maps.Keys(n.Details)) {
@@ -91,6 +193,204 @@ func (c *ConsoleNotifier) Notify(ctx context.Context, n Notification) error {
 		}
 		attrs = append(attrs, slog.Group("details", details...))
 	}
+	if len(n.Evidence) > 0 {
+		regions := make([]any, 0, len(n.Evidence))
+		for _, ev := range n.Evidence {
+			regions = append(regions, slog.String(ev.Region, evidenceLine(ev)))
+		}
+		attrs = append(attrs, slog.Group("evidence", regions...))
+	}
 	c.log.LogAttrs(ctx, level, n.Summary, attrs...)
-	return nil
+	return false, nil
+}
+
+// evidenceLine renders one region's evidence on one line, for logs and
+// chat: "FAILING: status 503, want 200 (status 503, 203.0.113.10:443)".
+func evidenceLine(ev RegionEvidence) string {
+	line := ev.State
+	if ev.Reason != "" {
+		line += ": " + ev.Reason
+	}
+	var facts []string
+	if ev.StatusCode != 0 {
+		facts = append(facts, fmt.Sprintf("status %d", ev.StatusCode))
+	}
+	if ev.ConnectedAddr != "" {
+		facts = append(facts, "connected "+ev.ConnectedAddr)
+	} else if len(ev.ResolvedIPs) > 0 {
+		facts = append(facts, "resolved "+joinMax(ev.ResolvedIPs, 4))
+	}
+	if total, ok := ev.Phases[PhaseTotal]; ok {
+		facts = append(facts, fmt.Sprintf("%.0fms", total*1000))
+	}
+	if len(facts) > 0 {
+		line += " (" + joinMax(facts, len(facts)) + ")"
+	}
+	return line
+}
+
+func joinMax(items []string, most int) string {
+	out := ""
+	for i, s := range items {
+		if i == most {
+			return out + fmt.Sprintf(", +%d more", len(items)-most)
+		}
+		if i > 0 {
+			out += ", "
+		}
+		out += s
+	}
+	return out
+}
+
+// Bounds on what a notification carries, so that an outbox entry, a page
+// and a chat message stay small whatever the probes observed.
+const (
+	maxNoticeSummaryBytes = 4096
+	maxFieldBytes         = 1024
+	maxEvidence           = 64
+	maxListItems          = 32
+	maxMapKeys            = 16
+	maxDetails            = 64
+	maxPDSummary          = 1024
+	maxPDDedupKey         = 255
+	truncationMarker      = "…"
+)
+
+// truncate shortens s to at most n bytes without splitting a UTF-8
+// sequence, marking the cut with an ellipsis.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len(truncationMarker)
+	if cut < 0 {
+		cut = 0
+	}
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + truncationMarker
+}
+
+// bounded returns a copy of n whose strings, lists and maps respect the
+// bounds above. It never shares maps or slices with n.
+func bounded(n Notification) Notification {
+	n.Summary = truncate(n.Summary, maxNoticeSummaryBytes)
+	for _, f := range []*string{&n.Kind, &n.Check, &n.Region, &n.Source, &n.Component, &n.Group, &n.Class, &n.Link} {
+		*f = truncate(*f, maxFieldBytes)
+	}
+	if n.Details != nil {
+		d := make(map[string]string, min(len(n.Details), maxDetails))
+		for _, k := range slices.Sorted(maps.Keys(n.Details)) {
+			if len(d) == maxDetails {
+				break
+			}
+			d[truncate(k, maxFieldBytes)] = truncate(n.Details[k], maxFieldBytes)
+		}
+		n.Details = d
+	}
+	if n.Evidence != nil {
+		ev := make([]RegionEvidence, 0, min(len(n.Evidence), maxEvidence))
+		for _, e := range n.Evidence[:min(len(n.Evidence), maxEvidence)] {
+			ev = append(ev, boundedEvidence(e))
+		}
+		n.Evidence = ev
+	}
+	return n
+}
+
+func boundedEvidence(e RegionEvidence) RegionEvidence {
+	e.Region = truncate(e.Region, maxFieldBytes)
+	e.State = truncate(e.State, maxFieldBytes)
+	e.Reason = truncate(e.Reason, maxFieldBytes)
+	e.ConnectedAddr = truncate(e.ConnectedAddr, maxFieldBytes)
+	e.ResolvedIPs = boundedList(e.ResolvedIPs)
+	if e.DNSAnswers != nil {
+		a := make(map[string][]string, min(len(e.DNSAnswers), maxMapKeys))
+		for _, k := range slices.Sorted(maps.Keys(e.DNSAnswers)) {
+			if len(a) == maxMapKeys {
+				break
+			}
+			a[truncate(k, maxFieldBytes)] = boundedList(e.DNSAnswers[k])
+		}
+		e.DNSAnswers = a
+	}
+	if e.Phases != nil {
+		p := make(map[string]float64, min(len(e.Phases), maxMapKeys))
+		for _, k := range slices.Sorted(maps.Keys(e.Phases)) {
+			if len(p) == maxMapKeys {
+				break
+			}
+			p[truncate(k, maxFieldBytes)] = e.Phases[k]
+		}
+		e.Phases = p
+	}
+	return e
+}
+
+func boundedList(l []string) []string {
+	if l == nil {
+		return nil
+	}
+	out := make([]string, 0, min(len(l), maxListItems))
+	for _, s := range l[:min(len(l), maxListItems)] {
+		out = append(out, truncate(s, 256))
+	}
+	return out
+}
+
+// normalize fills what the pipeline can derive (Action, Route and Check
+// from Details["action"], ["route"] and ["check"] when unset; Action and
+// Route of the region kinds; Route from Severity; Time) and checks what it
+// cannot.
+func normalize(n Notification, now time.Time) (Notification, error) {
+	if n.Key == "" {
+		return n, fmt.Errorf("%w: no key (kind %q)", ErrInvalidNotification, n.Kind)
+	}
+	// Producers written before Action, Route and Check existed put them in
+	// Details; take them from there.
+	for _, f := range []struct {
+		field *string
+		key   string
+	}{{&n.Action, "action"}, {&n.Route, "route"}, {&n.Check, "check"}} {
+		if *f.field == "" {
+			*f.field = n.Details[f.key]
+		}
+	}
+	if n.Action == "" {
+		switch n.Kind {
+		case KindRegionStale:
+			n.Action = ActionTrigger
+		case KindRegionLive:
+			n.Action = ActionResolve
+		}
+	}
+	switch n.Action {
+	case "", ActionTrigger, ActionResolve:
+	default:
+		return n, fmt.Errorf("%w: key %q: action %q: use trigger, resolve or none", ErrInvalidNotification, n.Key, n.Action)
+	}
+	if n.Action != ActionResolve && n.Summary == "" {
+		return n, fmt.Errorf("%w: key %q: no summary", ErrInvalidNotification, n.Key)
+	}
+	if n.Route == "" {
+		n.Route = routeOf(n)
+	} else if !slices.Contains(checks.Routes, n.Route) {
+		return n, fmt.Errorf("%w: key %q: route %q: use critical, warning or meta", ErrInvalidNotification, n.Key, n.Route)
+	}
+	if n.Time.IsZero() {
+		n.Time = now
+	}
+	return bounded(n), nil
+}
+
+func routeOf(n Notification) string {
+	switch {
+	case n.Kind == KindRegionStale || n.Kind == KindRegionLive:
+		return RouteMeta
+	case n.Severity == SeverityCritical:
+		return RouteCritical
+	}
+	return RouteWarning
 }

@@ -83,6 +83,15 @@ type httpTrace struct {
 	follow       bool
 	maxRedirects int
 
+	// mu guards d: the transport dials and runs the trace hooks on its own
+	// goroutines, which may still be running when a timed-out request has
+	// already returned.
+	mu sync.Mutex
+	d  traceData
+}
+
+// traceData is what one probe run's request did, phase by phase.
+type traceData struct {
 	dial       dialTrace
 	stage      string
 	tlsStart   time.Time
@@ -94,6 +103,20 @@ type httpTrace struct {
 	tlsState   *tls.ConnectionState
 }
 
+// update changes the trace under its lock.
+func (tr *httpTrace) update(f func(d *traceData)) {
+	tr.mu.Lock()
+	f(&tr.d)
+	tr.mu.Unlock()
+}
+
+// read returns a copy of the trace.
+func (tr *httpTrace) read() traceData {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.d
+}
+
 // dialHTTP is the shared transports' dialer: it dials with the dialer of
 // the check the request belongs to, found in the request context, and
 // records the timings in that probe run's trace.
@@ -102,11 +125,22 @@ func dialHTTP(ctx context.Context, _, addr string) (net.Conn, error) {
 	if tr == nil || tr.dialer == nil {
 		return nil, errors.New("probes: HTTP request without a probe trace")
 	}
-	tr.stage = "resolving"
-	conn, err := tr.dialer.dial(ctx, addr, &tr.dial)
-	if err == nil {
-		tr.stage = "connected"
-	}
+	tr.update(func(d *traceData) { d.stage = "resolving" })
+	var dt dialTrace
+	conn, err := tr.dialer.dial(ctx, addr, &dt)
+	tr.update(func(d *traceData) {
+		d.dial.resolve += dt.resolve
+		d.dial.connect += dt.connect
+		if len(dt.resolved) > 0 {
+			d.dial.resolved = dt.resolved
+		}
+		if dt.connected != "" {
+			d.dial.connected = dt.connected
+		}
+		if err == nil {
+			d.stage = "connected"
+		}
+	})
 	return conn, err
 }
 
@@ -119,7 +153,7 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) > tr.maxRedirects {
 		return fmt.Errorf("stopped after %d redirects", tr.maxRedirects)
 	}
-	tr.redirects++
+	tr.update(func(d *traceData) { d.redirects++ })
 	return nil
 }
 
@@ -166,18 +200,23 @@ func (c *httpClients) get(s tlsSettings) (*resty.Client, error) {
 
 func (tr *httpTrace) clientTrace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
-		TLSHandshakeStart: func() { tr.stage = "in the TLS handshake"; tr.tlsStart = time.Now() },
-		TLSHandshakeDone: func(st tls.ConnectionState, _ error) {
-			tr.tls += time.Since(tr.tlsStart)
-			tr.tlsState = &st
+		TLSHandshakeStart: func() {
+			tr.update(func(d *traceData) { d.stage = "in the TLS handshake"; d.tlsStart = time.Now() })
 		},
-		WroteRequest: func(httptrace.WroteRequestInfo) { tr.stage = "waiting for the response"; tr.wrote = time.Now() },
+		TLSHandshakeDone: func(st tls.ConnectionState, _ error) {
+			tr.update(func(d *traceData) { d.tls += time.Since(d.tlsStart); d.tlsState = &st })
+		},
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			tr.update(func(d *traceData) { d.stage = "waiting for the response"; d.wrote = time.Now() })
+		},
 		GotFirstResponseByte: func() {
-			tr.firstByte = time.Now()
-			if !tr.wrote.IsZero() {
-				tr.processing += tr.firstByte.Sub(tr.wrote)
-			}
-			tr.stage = "reading the response"
+			tr.update(func(d *traceData) {
+				d.firstByte = time.Now()
+				if !d.wrote.IsZero() {
+					d.processing += d.firstByte.Sub(d.wrote)
+				}
+				d.stage = "reading the response"
+			})
 		},
 	}
 }
@@ -270,18 +309,19 @@ type stepOutcome struct {
 
 func (p *httpProbe) runStep(ctx context.Context, st *httpStep, vars map[string]string, cookies []*http.Cookie) (out stepOutcome) {
 	start := time.Now()
-	tr := &httpTrace{stage: "starting", dialer: p.dialer, follow: *p.spec.FollowRedirects, maxRedirects: p.spec.MaxRedirects}
+	tr := &httpTrace{d: traceData{stage: "starting"}, dialer: p.dialer, follow: *p.spec.FollowRedirects, maxRedirects: p.spec.MaxRedirects}
 	ctx = context.WithValue(ctx, traceKey{}, tr)
 	ctx = httptrace.WithClientTrace(ctx, tr.clientTrace())
 	defer func() {
 		out.duration = time.Since(start)
-		out.phases.Resolve = tr.dial.resolve.Seconds()
-		out.phases.Connect = tr.dial.connect.Seconds()
-		out.phases.TLS = tr.tls.Seconds()
-		out.phases.Processing = tr.processing.Seconds()
-		out.resolved = tr.dial.resolvedStrings()
-		out.connected = tr.dial.connected
-		out.redirects = tr.redirects
+		d := tr.read()
+		out.phases.Resolve = d.dial.resolve.Seconds()
+		out.phases.Connect = d.dial.connect.Seconds()
+		out.phases.TLS = d.tls.Seconds()
+		out.phases.Processing = d.processing.Seconds()
+		out.resolved = d.dial.resolvedStrings()
+		out.connected = d.dial.connected
+		out.redirects = d.redirects
 	}()
 
 	req := p.client.R().SetContext(ctx)
@@ -316,15 +356,15 @@ func (p *httpProbe) runStep(ctx context.Context, st *httpStep, vars map[string]s
 	out.cookies = hr.Cookies()
 	if hr.TLS != nil {
 		out.tls = observeTLS(hr.TLS)
-	} else if tr.tlsState != nil {
-		out.tls = observeTLS(tr.tlsState)
+	} else if st := tr.read().tlsState; st != nil {
+		out.tls = observeTLS(st)
 	}
 
 	var body []byte
 	limit := int64(p.spec.MaxBodyBytes)
 	body, truncated, readErr := readCapped(raw, limit)
-	if !tr.firstByte.IsZero() {
-		out.phases.Transfer = time.Since(tr.firstByte).Seconds()
+	if fb := tr.read().firstByte; !fb.IsZero() {
+		out.phases.Transfer = time.Since(fb).Seconds()
 	}
 	out.bodyBytes = int64(len(body))
 	if readErr != nil {
@@ -333,7 +373,7 @@ func (p *httpProbe) runStep(ctx context.Context, st *httpStep, vars map[string]s
 	}
 	ev := evaluation{
 		resp: hr, body: body, truncated: truncated, limit: limit,
-		connected: tr.dial.connected, tls: out.tls, now: p.opts.Now(),
+		connected: tr.read().dial.connected, tls: out.tls, now: p.opts.Now(),
 	}
 	out.failures = append(out.failures, st.expect.check(&ev)...)
 	if e := st.expect.spec; e != nil {
@@ -362,18 +402,19 @@ func readCapped(r io.Reader, limit int64) ([]byte, bool, error) {
 
 // describeRequestErr explains why no response arrived.
 func (p *httpProbe) describeRequestErr(ctx context.Context, err error, tr *httpTrace) string {
+	d := tr.read()
 	var pe *probeError
 	if errors.As(err, &pe) {
 		return pe.msg
 	}
 	if ctx.Err() != nil || isTimeout(err) {
-		msg := fmt.Sprintf("timed out after %s %s", p.check.Timeout, tr.stage)
-		if tr.dial.connected != "" {
-			msg += " (connected to " + tr.dial.connected + ")"
+		msg := fmt.Sprintf("timed out after %s %s", p.check.Timeout, d.stage)
+		if d.dial.connected != "" {
+			msg += " (connected to " + d.dial.connected + ")"
 		}
 		return msg
 	}
-	if tr.stage == "in the TLS handshake" || isTLSErr(err) {
+	if d.stage == "in the TLS handshake" || isTLSErr(err) {
 		var minV checks.TLSVersion
 		if p.spec.TLS != nil {
 			minV = p.spec.TLS.MinVersion
@@ -388,8 +429,8 @@ func (p *httpProbe) describeRequestErr(ctx context.Context, err error, tr *httpT
 		return err.Error()
 	}
 	msg := describeNetErr(ctx, err)
-	if tr.dial.connected != "" {
-		msg = fmt.Sprintf("%s %s", tr.dial.connected, msg)
+	if d.dial.connected != "" {
+		msg = fmt.Sprintf("%s %s", d.dial.connected, msg)
 	}
 	return msg
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -55,12 +56,16 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir string, e
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
 	}
-	warnUndeliveredNotifiers(cfg, log)
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	reg := newRegistry()
-	ev, err := alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log})
+	pipe, err := newPipeline(cfg, dataDir, reg, log)
+	if err != nil {
+		return err
+	}
+	defer pipe.Close()
+	ev, err := alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe})
 	if err != nil {
 		return err
 	}
@@ -72,6 +77,9 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir string, e
 	log.Info("outpost evaluator running", "listen", srv.URL(), "regions", cfg.Regions, "checks", len(cfg.Checks),
 		"data_dir", dataDir, "config_digest", cfg.Digest)
 	runCtx, stop := context.WithCancel(context.Background())
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	pipeDone := make(chan struct{})
+	go func() { defer close(pipeDone); pipe.Run(pipeCtx) }()
 	done := make(chan struct{})
 	go func() { defer close(done); ev.Run(runCtx) }()
 	result := untilStopped(ctx, srv, log, func() {
@@ -80,6 +88,10 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir string, e
 	stop()
 	<-done
 	srv.shutdown()
+	// Notifications still in flight finish their attempt; the rest stay in
+	// the outbox for the next start.
+	stopPipe()
+	<-pipeDone
 	return result
 }
 
@@ -98,15 +110,25 @@ func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeM
 	return mux
 }
 
-// warnUndeliveredNotifiers says loudly, at every start, which configured
-// notifiers this version cannot deliver to: a page that silently goes
-// nowhere is the worst failure a paging system can have.
-func warnUndeliveredNotifiers(cfg *checks.Config, log *slog.Logger) {
-	for _, n := range cfg.Notifiers {
-		if n.Console != nil {
-			continue
-		}
-		log.Error("this version of Outpost cannot deliver to this notifier yet: its pages go to the console (standard error) only",
-			"notifier", n.Name)
+// newPipeline builds the configured notifiers and the durable delivery
+// pipeline in front of them, with its outbox under dataDir. The caller
+// runs it and closes it after the evaluator has stopped.
+func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, log *slog.Logger) (*alerting.Pipeline, error) {
+	ns, err := alerting.BuildNotifiers(cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("notifiers: %w", err)
 	}
+	pipe, err := alerting.NewPipeline(alerting.PipelineOptions{
+		Notifiers:      ns,
+		Routes:         alerting.NotifierRoutes(cfg),
+		CheckNotifiers: alerting.CheckNotifiers(cfg),
+		Dir:            filepath.Join(dataDir, "outbox"),
+		Registerer:     reg,
+		Logger:         log,
+		Redact:         cfg.Redactor(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("notification outbox: %w", err)
+	}
+	return pipe, nil
 }

@@ -58,7 +58,6 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
 	}
-	warnUndeliveredNotifiers(cfg, log)
 	if region == "" {
 		region = cfg.Regions[0]
 	} else if !slices.Contains(cfg.Regions, region) {
@@ -68,7 +67,12 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 		return fmt.Errorf("data dir: %w", err)
 	}
 	reg := newRegistry()
-	ev, err := alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log})
+	pipe, err := newPipeline(cfg, dataDir, reg, log)
+	if err != nil {
+		return err
+	}
+	defer pipe.Close()
+	ev, err := alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe})
 	if err != nil {
 		return err
 	}
@@ -87,6 +91,9 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	}
 	log.Info("outpost running", "listen", srv.URL(), "status", srv.URL()+"/status", "region", region, "checks", n, "config", files)
 
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	pipeDone := make(chan struct{})
+	go func() { defer close(pipeDone); pipe.Run(pipeCtx) }()
 	evalCtx, stopEval := context.WithCancel(context.Background())
 	probeCtx, stopProbing := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -111,6 +118,8 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	stopEval()
 	wg.Wait()
 	srv.shutdown()
+	stopPipe()
+	<-pipeDone
 	return result
 }
 

@@ -1,0 +1,297 @@
+package alerting
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakePagerDuty is a PagerDuty Events API v2 endpoint on loopback. It
+// checks every request against the documented schema
+// (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/),
+// answers 202 {"status":"success","dedup_key":...} to a valid event and 400
+// {"status":"invalid event",...} to an invalid one, and can be told to
+// answer other statuses to the next requests. It records accepted events.
+type fakePagerDuty struct {
+	t   testing.TB
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	accepted []pdEvent
+	invalid  []string // why requests were refused as invalid
+	requests int
+	// failures are statuses to answer to the next requests, in order.
+	failures []int
+	// always, when set, is answered to every request.
+	always int
+	// hang, when set, delays answers until the request's context ends.
+	hang bool
+	// notify receives a value after every request (buffered, lossy).
+	notify chan struct{}
+}
+
+// pdEvent is an Events v2 event, decoded strictly.
+type pdEvent struct {
+	RoutingKey  string     `json:"routing_key"`
+	EventAction string     `json:"event_action"`
+	DedupKey    string     `json:"dedup_key,omitempty"`
+	Payload     *pdPayload `json:"payload,omitempty"`
+	Images      []pdImage  `json:"images,omitempty"`
+	Links       []pdLink   `json:"links,omitempty"`
+	Client      string     `json:"client,omitempty"`
+	ClientURL   string     `json:"client_url,omitempty"`
+}
+
+type pdPayload struct {
+	Summary       string          `json:"summary"`
+	Source        string          `json:"source"`
+	Severity      string          `json:"severity"`
+	Timestamp     string          `json:"timestamp,omitempty"`
+	Component     string          `json:"component,omitempty"`
+	Group         string          `json:"group,omitempty"`
+	Class         string          `json:"class,omitempty"`
+	CustomDetails json.RawMessage `json:"custom_details,omitempty"`
+}
+
+type pdImage struct {
+	Src  string `json:"src"`
+	Href string `json:"href,omitempty"`
+	Alt  string `json:"alt,omitempty"`
+}
+
+type pdLink struct {
+	Href string `json:"href"`
+	Text string `json:"text,omitempty"`
+}
+
+func newFakePagerDuty(t testing.TB) *fakePagerDuty {
+	t.Helper()
+	f := &fakePagerDuty{t: t, notify: make(chan struct{}, 1000)}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// URL is the base URL to configure (events go to URL + "/v2/enqueue").
+func (f *fakePagerDuty) URL() string { return f.srv.URL }
+
+// failNext makes the next n requests answer status.
+func (f *fakePagerDuty) failNext(n, status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for range n {
+		f.failures = append(f.failures, status)
+	}
+}
+
+// setAlways makes every request answer status (0: behave normally).
+func (f *fakePagerDuty) setAlways(status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.always = status
+}
+
+// setHang makes the fake hold every request until the client gives up.
+func (f *fakePagerDuty) setHang(hang bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hang = hang
+}
+
+func (f *fakePagerDuty) events() []pdEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]pdEvent(nil), f.accepted...)
+}
+
+func (f *fakePagerDuty) requestCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests
+}
+
+func (f *fakePagerDuty) invalidReasons() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.invalid...)
+}
+
+func (f *fakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		select {
+		case f.notify <- struct{}{}:
+		default:
+		}
+	}()
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	f.mu.Lock()
+	f.requests++
+	status := f.always
+	if status == 0 && len(f.failures) > 0 {
+		status, f.failures = f.failures[0], f.failures[1:]
+	}
+	hang := f.hang
+	f.mu.Unlock()
+	if hang {
+		<-r.Context().Done()
+		return
+	}
+	if err != nil {
+		f.reject(w, http.StatusBadRequest, "unreadable body: "+err.Error())
+		return
+	}
+	if status != 0 {
+		w.Header().Set("Content-Type", "application/json")
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"status":"unavailable","message":"fake answered %d"}`, status)
+		return
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/v2/enqueue" {
+		f.reject(w, http.StatusNotFound, fmt.Sprintf("%s %s: want POST /v2/enqueue", r.Method, r.URL.Path))
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		f.reject(w, http.StatusBadRequest, "Content-Type "+ct)
+		return
+	}
+	ev, problems := validatePDEvent(body)
+	if len(problems) > 0 {
+		f.reject(w, http.StatusBadRequest, strings.Join(problems, "; "))
+		return
+	}
+	if ev.DedupKey == "" {
+		ev.DedupKey = fmt.Sprintf("generated-%d", f.requestCount())
+	}
+	f.mu.Lock()
+	f.accepted = append(f.accepted, ev)
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": "success", "message": "Event processed", "dedup_key": ev.DedupKey})
+}
+
+func (f *fakePagerDuty) reject(w http.ResponseWriter, status int, why string) {
+	f.mu.Lock()
+	f.invalid = append(f.invalid, why)
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": "invalid event", "message": "Event object is invalid", "errors": []string{why}})
+}
+
+// validatePDEvent decodes body as an Events v2 event, refusing unknown
+// fields, and lists what breaks the schema.
+func validatePDEvent(body []byte) (pdEvent, []string) {
+	var ev pdEvent
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		return ev, []string{"decoding: " + err.Error()}
+	}
+	if dec.More() {
+		return ev, []string{"trailing data after the event"}
+	}
+	var p []string
+	if ev.RoutingKey == "" {
+		p = append(p, "'routing_key' is missing or empty")
+	}
+	switch ev.EventAction {
+	case "trigger", "acknowledge", "resolve":
+	default:
+		p = append(p, fmt.Sprintf("'event_action' %q: want trigger, acknowledge or resolve", ev.EventAction))
+	}
+	if len(ev.DedupKey) > 255 {
+		p = append(p, fmt.Sprintf("'dedup_key' is %d bytes, the most is 255", len(ev.DedupKey)))
+	}
+	if ev.EventAction != "trigger" && ev.DedupKey == "" {
+		p = append(p, "'dedup_key' is required for "+ev.EventAction)
+	}
+	if ev.EventAction == "trigger" {
+		switch {
+		case ev.Payload == nil:
+			p = append(p, "'payload' is required for trigger")
+		default:
+			pl := ev.Payload
+			if pl.Summary == "" {
+				p = append(p, "'payload.summary' is required")
+			}
+			if n := len([]rune(pl.Summary)); n > 1024 {
+				p = append(p, fmt.Sprintf("'payload.summary' is %d characters, the most is 1024", n))
+			}
+			if len(pl.Summary) > 1024 {
+				p = append(p, fmt.Sprintf("'payload.summary' is %d bytes", len(pl.Summary)))
+			}
+			if pl.Source == "" {
+				p = append(p, "'payload.source' is required")
+			}
+			switch pl.Severity {
+			case "critical", "error", "warning", "info":
+			default:
+				p = append(p, fmt.Sprintf("'payload.severity' %q: want critical, error, warning or info", pl.Severity))
+			}
+			if pl.Timestamp != "" {
+				if _, err := time.Parse(time.RFC3339Nano, pl.Timestamp); err != nil {
+					p = append(p, "'payload.timestamp' is not ISO 8601: "+pl.Timestamp)
+				}
+			}
+			if len(pl.CustomDetails) > 0 && pl.CustomDetails[0] != '{' {
+				p = append(p, "'payload.custom_details' must be an object")
+			}
+		}
+	}
+	for i, l := range ev.Links {
+		if l.Href == "" {
+			p = append(p, fmt.Sprintf("'links[%d].href' is required", i))
+		}
+	}
+	for i, im := range ev.Images {
+		if im.Src == "" {
+			p = append(p, fmt.Sprintf("'images[%d].src' is required", i))
+		}
+	}
+	if len(body) > 512<<10 {
+		p = append(p, "event larger than 512 KiB")
+	}
+	return ev, p
+}
+
+// TestFakePagerDutyValidates checks the fake itself: a fake that accepts
+// anything would hide real bugs.
+func TestFakePagerDutyValidates(t *testing.T) {
+	long := strings.Repeat("x", 256)
+	cases := []struct {
+		name, body string
+		ok         bool
+	}{
+		{"trigger", `{"routing_key":"k","event_action":"trigger","dedup_key":"d","payload":{"summary":"s","source":"src","severity":"critical"}}`, true},
+		{"resolve", `{"routing_key":"k","event_action":"resolve","dedup_key":"d"}`, true},
+		{"no routing key", `{"event_action":"resolve","dedup_key":"d"}`, false},
+		{"bad action", `{"routing_key":"k","event_action":"fire","dedup_key":"d"}`, false},
+		{"unknown field", `{"routing_key":"k","event_action":"resolve","dedup_key":"d","extra":1}`, false},
+		{"unknown payload field", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","source":"src","severity":"info","x":1}}`, false},
+		{"long dedup key", `{"routing_key":"k","event_action":"resolve","dedup_key":"` + long + `"}`, false},
+		{"trigger without payload", `{"routing_key":"k","event_action":"trigger"}`, false},
+		{"bad severity", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","source":"src","severity":"high"}}`, false},
+		{"no source", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","severity":"info"}}`, false},
+		{"long summary", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"` + strings.Repeat("y", 1025) + `","source":"s","severity":"info"}}`, false},
+		{"link without href", `{"routing_key":"k","event_action":"resolve","dedup_key":"d","links":[{"text":"t"}]}`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, problems := validatePDEvent([]byte(tc.body))
+			if ok := len(problems) == 0; ok != tc.ok {
+				t.Errorf("valid = %v (%v), want %v", ok, problems, tc.ok)
+			}
+		})
+	}
+}

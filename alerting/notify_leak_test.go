@@ -1,0 +1,224 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+const leakYAML = `version: 1
+notifiers:
+  - {name: oncall, routes: [critical, meta], pagerduty: {routing_key: "${PD_KEY}", url: "${PD_URL}"}}
+  - {name: chat, slack: {webhook_url: "${SLACK_URL}"}}
+  - {name: chat-dead, slack: {webhook_url: "${SLACK_DEAD_URL}"}}
+  - {name: hook, webhook: {url: "${HOOK_URL}", secret: "${HOOK_SECRET}"}}
+  - {name: log, console: {}}
+checks:
+  - id: web-home
+    http: {url: "http://127.0.0.1:1/"}
+`
+
+const (
+	leakHookSecret = "whsec-LEAKCANARY-hook-0123456789"
+	leakSlackPath  = "/services/T0LEAK/B0LEAK/LEAKCANARYslackpath"
+	leakDeadPath   = "/services/T0DEAD/B0DEAD/LEAKCANARYdeadpath"
+)
+
+// leakConfig loads leakYAML with the test secrets and the URLs in env.
+func leakConfig(t testing.TB, urls map[string]string) *checks.Config {
+	t.Helper()
+	env := map[string]string{"PD_KEY": testRoutingKey, "HOOK_SECRET": leakHookSecret, "SLACK_DEAD_URL": "http://" + closedAddr(t) + leakDeadPath}
+	for k, v := range urls {
+		env[k] = v
+	}
+	cfg, err := checks.LoadBytes("leak.yaml", []byte(leakYAML), func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// hostileServer echoes everything it can of the request (path, headers,
+// body) in its error answers, as a misbehaving proxy might, for its first
+// failures answers, then accepts with accept.
+type hostileServer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	failures []int
+	accept   int
+	bodies   []string
+}
+
+func newHostileServer(t testing.TB, accept int, failures ...int) *hostileServer {
+	h := &hostileServer{failures: failures, accept: accept}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		h.bodies = append(h.bodies, string(body))
+		status := h.accept
+		if len(h.failures) > 0 {
+			status, h.failures = h.failures[0], h.failures[1:]
+		}
+		h.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if status/100 == 2 {
+			w.WriteHeader(status)
+			io.WriteString(w, `{"status":"success","message":"ok"}`)
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(status)
+		echo := fmt.Sprintf("path %s headers %v body %s secret %s", r.URL.String(), r.Header, body, leakHookSecret)
+		json.NewEncoder(w).Encode(map[string]any{"status": "echo", "message": echo, "errors": []string{echo}})
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hostileServer) received() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.bodies...)
+}
+
+// TestNoSecretLeaks: no routing key, Slack webhook URL or webhook secret
+// appears in a log line, an error, the metrics, the outbox or any payload,
+// except the routing key in PagerDuty's routing_key field.
+func TestNoSecretLeaks(t *testing.T) {
+	pdSrv := newHostileServer(t, http.StatusAccepted, 500, 429)
+	slackSrv := newHostileServer(t, http.StatusOK, 500, 429)
+	hookSrv := newHostileServer(t, http.StatusOK, 500)
+	slackURL := slackSrv.URL + leakSlackPath
+	cfg := leakConfig(t, map[string]string{"PD_URL": pdSrv.URL, "SLACK_URL": slackURL, "HOOK_URL": hookSrv.URL + "/hook"})
+	deadURL := cfg.Notifiers[2].Slack.WebhookURL.Value()
+	secrets := []string{testRoutingKey, slackURL, leakSlackPath, "LEAKCANARY", deadURL, leakDeadPath, leakHookSecret}
+
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	notifiers, err := BuildNotifiers(cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	h := newPipe(t, dir, notifiers, func(o *PipelineOptions) {
+		o.Logger = logger
+		o.Routes = NotifierRoutes(cfg)
+		o.Redact = cfg.Redactor()
+	})
+	h.run()
+	down := pageDown("outpost:check:web-home")
+	h.enqueue(down)
+	h.enqueue(resolveOf(down))
+	delivered := func() bool {
+		return h.count("oncall", resultDelivered) == 2 && h.count("chat", resultDelivered) == 2 &&
+			h.count("hook", resultDelivered) == 2 && h.count("log", resultDelivered) == 2 && h.count("chat-dead", resultRetried) >= 3
+	}
+	for i := 0; !delivered(); i++ {
+		if i == 200 {
+			t.Fatalf("not delivered; logs:\n%s", logs.String())
+		}
+		created := h.clock.TimersCreated()
+		h.clock.Advance(DefaultBackoffMax)
+		waitFor(t, "another attempt", func() bool { return h.clock.TimersCreated() > created || delivered() })
+	}
+	h.stop()
+
+	// Direct attempts against hostile answers, for their errors.
+	var errs []string
+	hostile := []*hostileServer{newHostileServer(t, 400, 400), newHostileServer(t, 500, 500)}
+	for _, srv := range hostile {
+		for name, n := range notifiersFor(t, cfg, srv.URL) {
+			if _, err := n.Notify(context.Background(), down); err != nil {
+				errs = append(errs, name+": "+err.Error())
+			} else {
+				t.Errorf("%s: no error from a hostile server", name)
+			}
+		}
+	}
+	if _, err := notifiers["chat-dead"].Notify(context.Background(), down); err == nil {
+		t.Error("chat-dead: no error")
+	} else {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) < 7 {
+		t.Errorf("only %d errors collected", len(errs))
+	}
+
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox, err := os.ReadFile(filepath.Join(dir, OutboxFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pdBodies []string
+	for _, b := range pdSrv.received() {
+		// The one place the routing key belongs.
+		if n := strings.Count(b, `"routing_key":"`+testRoutingKey+`"`); n != 1 {
+			t.Errorf("PagerDuty body without its routing_key: %s", b)
+		}
+		pdBodies = append(pdBodies, strings.Replace(b, `"routing_key":"`+testRoutingKey+`"`, "", 1))
+	}
+	places := map[string]string{
+		"logs":             logs.String(),
+		"errors":           strings.Join(errs, "\n"),
+		"metrics":          fmt.Sprint(mfs),
+		"outbox":           string(outbox),
+		"pagerduty bodies": strings.Join(pdBodies, "\n"),
+		"slack bodies":     strings.Join(slackSrv.received(), "\n"),
+		"webhook bodies":   strings.Join(hookSrv.received(), "\n"),
+	}
+	for where, text := range places {
+		if text == "" && where != "errors" {
+			t.Errorf("%s: nothing captured", where)
+		}
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("%s contain the secret %q:\n%s", where, s, text)
+			}
+		}
+	}
+	// The errors still say what happened.
+	if all := places["errors"]; !strings.Contains(all, "status 400") || !strings.Contains(all, "status 500") || !strings.Contains(all, "<redacted>") {
+		t.Errorf("errors:\n%s", all)
+	}
+	if strings.Count(places["logs"], "will retry") == 0 {
+		t.Errorf("no retry logged:\n%s", places["logs"])
+	}
+}
+
+// notifiersFor builds the HTTP notifiers of leakYAML against url.
+func notifiersFor(t testing.TB, cfg *checks.Config, url string) map[string]Notifier {
+	t.Helper()
+	opts := NotifierOptions{Redact: cfg.Redactor(), Timeout: 5 * time.Second}
+	pd, err := NewPagerDutyNotifier(&checks.PagerDutyNotifier{RoutingKey: checks.NewSecret(testRoutingKey), URL: url}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl, err := NewSlackNotifier(&checks.SlackNotifier{WebhookURL: checks.NewSecret(url + leakSlackPath)}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh, err := NewWebhookNotifier(&checks.WebhookNotifier{URL: url + "/hook", Secret: checks.NewSecret(leakHookSecret)}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pd.CloseIdleConnections(); sl.CloseIdleConnections(); wh.CloseIdleConnections() })
+	return map[string]Notifier{"pagerduty": pd, "slack": sl, "webhook": wh}
+}

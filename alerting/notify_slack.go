@@ -1,0 +1,156 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// Slack's limits on a message: the text of a section block and the
+// number of blocks.
+const (
+	maxSlackSectionText = 3000
+	maxSlackRegionLines = 20
+)
+
+// SlackNotifier posts to a Slack incoming webhook. The webhook URL is a
+// credential: it appears in no error.
+type SlackNotifier struct {
+	url       string
+	client    *http.Client
+	timeout   time.Duration
+	redact    func(string) string
+	transport http.RoundTripper
+}
+
+var _ Notifier = (*SlackNotifier)(nil)
+
+// NewSlackNotifier returns a notifier for cfg.
+func NewSlackNotifier(cfg *checks.SlackNotifier, opts NotifierOptions) (*SlackNotifier, error) {
+	if cfg == nil || cfg.WebhookURL.IsZero() {
+		return nil, errors.New("slack: webhook_url is required")
+	}
+	raw := cfg.WebhookURL.Value()
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// The parse error quotes the URL; say nothing of it.
+		return nil, errors.New("slack: webhook_url is not an http(s) URL")
+	}
+	opts = opts.withDefaults()
+	secrets := []string{raw, u.Path, u.RawQuery, u.EscapedPath()}
+	if u.User != nil {
+		secrets = append(secrets, u.User.String())
+	}
+	return &SlackNotifier{
+		url:       raw,
+		client:    newHTTPClient(opts),
+		timeout:   opts.Timeout,
+		redact:    opts.redactor(nonTrivial(secrets)...),
+		transport: opts.Transport,
+	}, nil
+}
+
+// nonTrivial drops parts too short or too common to redact ("/", "").
+func nonTrivial(parts []string) []string {
+	var out []string
+	for _, p := range parts {
+		if len(strings.Trim(p, "/")) >= 4 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// CloseIdleConnections closes the notifier's idle connections.
+func (s *SlackNotifier) CloseIdleConnections() { closeIdle(s.transport) }
+
+// Notify posts n as one message.
+func (s *SlackNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	body, err := json.Marshal(slackMessage(n))
+	if err != nil {
+		return false, fmt.Errorf("slack: encoding message: %w", err)
+	}
+	a, err := post(ctx, s.client, s.url, body, nil)
+	if err != nil {
+		return failed("slack", err, s.redact)
+	}
+	if a.status/100 != 2 {
+		return statusError("slack", a, "", s.redact)
+	}
+	return false, nil
+}
+
+// slackPayload is an incoming webhook message.
+type slackPayload struct {
+	Text   string       `json:"text"`
+	Blocks []slackBlock `json:"blocks,omitempty"`
+}
+
+type slackBlock struct {
+	Type     string       `json:"type"`
+	Text     *slackText   `json:"text,omitempty"`
+	Elements []*slackText `json:"elements,omitempty"`
+}
+
+type slackText struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+// slackMessage renders n: a headline (also the notification text), one
+// line per region, and the key and status page link.
+func slackMessage(n Notification) slackPayload {
+	var mark, what string
+	switch n.Action {
+	case ActionResolve:
+		mark, what = ":large_green_circle:", "RESOLVED"
+	case ActionTrigger:
+		mark, what = ":red_circle:", strings.ToUpper(cmpOr(n.Severity, n.Route))
+		if n.Route != RouteCritical {
+			mark = ":large_orange_circle:"
+		}
+	default:
+		mark, what = ":information_source:", strings.ToUpper(cmpOr(n.Severity, "notice"))
+	}
+	summary := n.Summary
+	if summary == "" {
+		summary = n.Key
+	}
+	headline := fmt.Sprintf("%s [%s] %s", mark, what, slackEscape(summary))
+	msg := slackPayload{Text: truncate(headline, maxSlackSectionText)}
+	msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: truncate("*"+strings.TrimSpace(headline)+"*", maxSlackSectionText)}})
+	if len(n.Evidence) > 0 {
+		var b strings.Builder
+		for i, ev := range n.Evidence {
+			if i == maxSlackRegionLines {
+				fmt.Fprintf(&b, "… and %d more regions\n", len(n.Evidence)-i)
+				break
+			}
+			fmt.Fprintf(&b, "• *%s*: %s\n", slackEscape(ev.Region), slackEscape(evidenceLine(ev)))
+		}
+		msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: truncate(b.String(), maxSlackSectionText)}})
+	}
+	ctx := "key `" + slackEscape(n.Key) + "`"
+	if n.Check != "" {
+		ctx = "check `" + slackEscape(n.Check) + "` · " + ctx
+	}
+	if n.Link != "" {
+		ctx += " · <" + slackEscape(n.Link) + "|status page>"
+	}
+	msg.Blocks = append(msg.Blocks, slackBlock{Type: "context", Elements: []*slackText{{Type: "mrkdwn", Text: truncate(ctx, maxSlackSectionText)}}})
+	return msg
+}
+
+// slackEscape escapes the three characters Slack's mrkdwn reserves.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}

@@ -1,0 +1,362 @@
+package alerting
+
+import (
+	"cmp"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// OutboxFileName is the file under PipelineOptions.Dir that holds pending
+// notifications and the dedup memory.
+const OutboxFileName = "outbox.db"
+
+// DefaultMaxPending bounds each notifier's pending notifications.
+const DefaultMaxPending = 10000
+
+// outboxVersion versions the file's format.
+const outboxVersion = 1
+
+// maxDedupStates bounds the dedup memory: past it, the oldest states go,
+// open or not.
+const maxDedupStates = 100000
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketEntries = []byte("entries") // seq (8 bytes, big endian) → outboxEntry
+	bucketDedup   = []byte("dedup")   // notifier NUL key → dedupState
+	keyVersion    = []byte("version")
+)
+
+// errOutboxClosed is returned by every outbox method after close.
+var errOutboxClosed = errors.New("outbox closed")
+
+// outboxEntry is one notification for one notifier, as stored.
+type outboxEntry struct {
+	Notifier     string       `json:"notifier"`
+	Seq          uint64       `json:"seq"`
+	Enqueued     time.Time    `json:"enqueued"`
+	Notification Notification `json:"notification"`
+}
+
+// outbox keeps, durably in one bbolt file, every notification not yet
+// delivered, per notifier in the order accepted, and the dedup memory. A
+// notification is on disk (fsynced) before add returns, and leaves only
+// through finish or, when a notifier's queue is full, as the victim of a
+// newer one. Entries and dedup states change in one transaction, so a crash
+// leaves them consistent.
+type outbox struct {
+	db     *bolt.DB
+	max    int
+	repeat time.Duration
+
+	mu      sync.Mutex
+	closed  bool
+	queues  map[string]*queue
+	states  map[stateKey]dedupState
+	pruneAt int
+}
+
+// queue mirrors one notifier's entries, oldest first.
+type queue struct {
+	items []item
+	// inflight is the seq of the entry being delivered, or 0.
+	inflight uint64
+	// overflowing is set from the first drop until the queue is half empty,
+	// so that an overflow is logged once.
+	overflowing bool
+}
+
+type item struct {
+	seq   uint64
+	route string
+	key   string
+}
+
+type stateKey struct{ notifier, key string }
+
+func (k stateKey) bytes() []byte { return []byte(k.notifier + "\x00" + k.key) }
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// addResult is what became of a notification for one notifier.
+type addResult struct {
+	notifier string
+	sent     bool
+	reason   dedupReason
+	// dropped are the entries pushed out of a full queue, and overflow is
+	// set when this drop starts an overflow (log it).
+	dropped  []item
+	overflow bool
+}
+
+// add runs the dedup stage for n against each target's memory and writes
+// an entry for every target that takes it, all in one transaction that is
+// on disk when add returns. Nothing changes when it fails.
+func (o *outbox) add(n Notification, targets []string, now time.Time) ([]addResult, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil, errOutboxClosed
+	}
+	results := make([]addResult, 0, len(targets))
+	var apply []func()
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		apply = apply[:0]
+		results = results[:0]
+		entries, states := tx.Bucket(bucketEntries), tx.Bucket(bucketDedup)
+		for _, name := range targets {
+			q := o.queues[name]
+			sk := stateKey{name, n.Key}
+			send, reason := dedup(o.states[sk], n, now, o.repeat)
+			res := addResult{notifier: name, sent: send, reason: reason}
+			if !send {
+				results = append(results, res)
+				continue
+			}
+			seq, err := entries.NextSequence()
+			if err != nil {
+				return err
+			}
+			data, err := json.Marshal(outboxEntry{Notifier: name, Seq: seq, Enqueued: now, Notification: n})
+			if err != nil {
+				return err
+			}
+			if err := entries.Put(seqKey(seq), data); err != nil {
+				return err
+			}
+			st := accepted(n, now, seq)
+			sb, _ := json.Marshal(st)
+			if err := states.Put(sk.bytes(), sb); err != nil {
+				return err
+			}
+			var victims []item
+			if over := len(q.items) + 1 - o.max; over > 0 {
+				victims = o.victims(q, over)
+				for _, v := range victims {
+					if err := entries.Delete(seqKey(v.seq)); err != nil {
+						return err
+					}
+					vk := stateKey{name, v.key}
+					if o.states[vk].Seq == v.seq && v.key != n.Key {
+						if err := states.Delete(vk.bytes()); err != nil {
+							return err
+						}
+					}
+				}
+				res.dropped = victims
+			}
+			it := item{seq: seq, route: n.Route, key: n.Key}
+			apply = append(apply, func() {
+				if len(victims) > 0 {
+					q.items = slices.DeleteFunc(q.items, func(i item) bool {
+						return slices.ContainsFunc(victims, func(v item) bool { return v.seq == i.seq })
+					})
+					for _, v := range victims {
+						if vk := (stateKey{name, v.key}); o.states[vk].Seq == v.seq {
+							delete(o.states, vk)
+						}
+					}
+				}
+				q.items = append(q.items, it)
+				o.states[sk] = st
+			})
+			results = append(results, res)
+		}
+		if len(o.states)+len(targets) > o.pruneAt {
+			pruned, err := o.prune(states, now)
+			if err != nil {
+				return err
+			}
+			apply = append(apply, func() {
+				for _, k := range pruned {
+					delete(o.states, k)
+				}
+				o.pruneAt = max(2*len(o.states), 1024)
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range apply {
+		f()
+	}
+	for i := range results {
+		q := o.queues[results[i].notifier]
+		if len(results[i].dropped) > 0 && !q.overflowing {
+			q.overflowing, results[i].overflow = true, true
+		}
+	}
+	return results, nil
+}
+
+// victims picks n entries of a full queue to drop: the oldest that are not
+// critical, then the oldest, never the one in flight (when another exists).
+func (o *outbox) victims(q *queue, n int) []item {
+	var out []item
+	pick := func(critical bool) {
+		for _, it := range q.items {
+			if len(out) == n {
+				return
+			}
+			if it.seq == q.inflight || (it.route == RouteCritical) != critical {
+				continue
+			}
+			if !slices.ContainsFunc(out, func(v item) bool { return v.seq == it.seq }) {
+				out = append(out, it)
+			}
+		}
+	}
+	pick(false)
+	pick(true)
+	return out
+}
+
+// prune deletes dedup states that cannot change a decision any more and,
+// past maxDedupStates, the oldest others.
+func (o *outbox) prune(states *bolt.Bucket, now time.Time) ([]stateKey, error) {
+	var gone []stateKey
+	keep := make([]stateKey, 0, len(o.states))
+	for k, s := range o.states {
+		if s.obsolete(now, o.repeat) {
+			gone = append(gone, k)
+		} else {
+			keep = append(keep, k)
+		}
+	}
+	if over := len(keep) - maxDedupStates; over > 0 {
+		slices.SortFunc(keep, func(a, b stateKey) int { return o.states[a].At.Compare(o.states[b].At) })
+		gone = append(gone, keep[:over]...)
+	}
+	for _, k := range gone {
+		if err := states.Delete(k.bytes()); err != nil {
+			return nil, err
+		}
+	}
+	return gone, nil
+}
+
+// head returns the oldest pending entry of notifier and marks it in
+// flight. Undecodable entries are dropped on the way and counted in
+// corrupt.
+func (o *outbox) head(notifier string) (e outboxEntry, ok bool, corrupt int, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return e, false, corrupt, errOutboxClosed
+	}
+	q := o.queues[notifier]
+	for len(q.items) > 0 {
+		seq := q.items[0].seq
+		var data []byte
+		err = o.db.View(func(tx *bolt.Tx) error {
+			data = slices.Clone(tx.Bucket(bucketEntries).Get(seqKey(seq)))
+			return nil
+		})
+		if err != nil {
+			return e, false, corrupt, err
+		}
+		if data != nil && json.Unmarshal(data, &e) == nil {
+			q.inflight = seq
+			return e, true, corrupt, nil
+		}
+		corrupt++
+		if err := o.remove(notifier, seq, true); err != nil {
+			return e, false, corrupt, err
+		}
+	}
+	return e, false, corrupt, nil
+}
+
+// finish removes an entry after delivery (forget=false) or a permanent
+// failure (forget=true, which also forgets its dedup state if it is the
+// latest, so that the next trigger under its key is sent).
+func (o *outbox) finish(notifier string, seq uint64, forget bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return errOutboxClosed
+	}
+	q := o.queues[notifier]
+	if q.inflight == seq {
+		q.inflight = 0
+	}
+	return o.remove(notifier, seq, forget)
+}
+
+func (o *outbox) remove(notifier string, seq uint64, forget bool) error {
+	q := o.queues[notifier]
+	i := slices.IndexFunc(q.items, func(it item) bool { return it.seq == seq })
+	if i < 0 {
+		return nil // dropped by an overflow meanwhile
+	}
+	sk := stateKey{notifier, q.items[i].key}
+	forget = forget && o.states[sk].Seq == seq
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketEntries).Delete(seqKey(seq)); err != nil {
+			return err
+		}
+		if forget {
+			return tx.Bucket(bucketDedup).Delete(sk.bytes())
+		}
+		return nil
+	})
+	// Forget the entry in memory even if the disk refused: delivering it
+	// again now would not help; after a restart it is delivered once more.
+	q.items = slices.Delete(q.items, i, i+1)
+	if forget && err == nil {
+		delete(o.states, sk)
+	}
+	if q.overflowing && len(q.items) <= o.max/2 {
+		q.overflowing = false
+	}
+	return err
+}
+
+// pending returns how many entries notifier has.
+func (o *outbox) pending(notifier string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q := o.queues[notifier]; q != nil {
+		return len(q.items)
+	}
+	return 0
+}
+
+// openIncidents returns the keys notifier has an open trigger for, sorted.
+func (o *outbox) openIncidents(notifier string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var keys []string
+	for k, s := range o.states {
+		if k.notifier == notifier && s.Action == ActionTrigger {
+			keys = append(keys, k.key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// close closes the file; every later call fails with errOutboxClosed.
+func (o *outbox) close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil
+	}
+	o.closed = true
+	return o.db.Close()
+}
+
+// sortedNames returns m's keys in order.
+func sortedNames[V any](m map[string]V) []string {
+	return slices.SortedFunc(maps.Keys(m), cmp.Compare[string])
+}

@@ -1,0 +1,123 @@
+package alerting
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// loadReport says what opening the outbox found.
+type loadReport struct {
+	pending map[string]int
+	// orphaned counts entries for notifiers no longer configured, dropped.
+	orphaned map[string]int
+	// corrupt counts entries that could not be decoded, dropped.
+	corrupt int
+}
+
+// openOutbox opens (creating) the outbox in dir for the notifiers named,
+// loading pending entries and dedup states. Entries for other notifiers
+// are dropped and reported.
+func openOutbox(dir string, notifiers []string, maxPending int, repeat time.Duration, now time.Time) (*outbox, loadReport, error) {
+	rep := loadReport{pending: map[string]int{}, orphaned: map[string]int{}}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, rep, fmt.Errorf("outbox dir: %w", err)
+	}
+	path := filepath.Join(dir, OutboxFileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, rep, fmt.Errorf("outbox %s is in use by another process", path)
+	}
+	if err != nil {
+		return nil, rep, fmt.Errorf("opening outbox %s: %w", path, err)
+	}
+	o := &outbox{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{}}
+	for _, name := range notifiers {
+		o.queues[name] = &queue{}
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return o.load(tx, now, &rep) }); err != nil {
+		_ = db.Close()
+		return nil, rep, fmt.Errorf("outbox %s: %w", path, err)
+	}
+	for name, q := range o.queues {
+		rep.pending[name] = len(q.items)
+	}
+	o.pruneAt = max(2*len(o.states), 1024)
+	return o, rep, nil
+}
+
+func (o *outbox) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	if v := meta.Get(keyVersion); v == nil {
+		if err := meta.Put(keyVersion, []byte(fmt.Sprint(outboxVersion))); err != nil {
+			return err
+		}
+	} else if string(v) != fmt.Sprint(outboxVersion) {
+		return fmt.Errorf("format version %s, want %d", v, outboxVersion)
+	}
+	entries, err := tx.CreateBucketIfNotExists(bucketEntries)
+	if err != nil {
+		return err
+	}
+	states, err := tx.CreateBucketIfNotExists(bucketDedup)
+	if err != nil {
+		return err
+	}
+	var drop [][]byte
+	err = entries.ForEach(func(k, v []byte) error {
+		var e outboxEntry
+		if len(k) != 8 || json.Unmarshal(v, &e) != nil || e.Seq != binary.BigEndian.Uint64(k) {
+			rep.corrupt++
+			drop = append(drop, slices.Clone(k))
+			return nil
+		}
+		q := o.queues[e.Notifier]
+		if q == nil {
+			rep.orphaned[e.Notifier]++
+			drop = append(drop, slices.Clone(k))
+			return nil
+		}
+		q.items = append(q.items, item{seq: e.Seq, route: e.Notification.Route, key: e.Notification.Key})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := entries.Delete(k); err != nil {
+			return err
+		}
+	}
+	drop = drop[:0]
+	err = states.ForEach(func(k, v []byte) error {
+		name, key, ok := strings.Cut(string(k), "\x00")
+		var s dedupState
+		if !ok || o.queues[name] == nil || json.Unmarshal(v, &s) != nil || s.obsolete(now, o.repeat) {
+			drop = append(drop, slices.Clone(k))
+			return nil
+		}
+		o.states[stateKey{name, key}] = s
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range drop {
+		if err := states.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

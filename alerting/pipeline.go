@@ -1,0 +1,417 @@
+package alerting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+// Pipeline defaults.
+const (
+	DefaultBackoffMin = time.Second
+	DefaultBackoffMax = 5 * time.Minute
+)
+
+// retryLogEvery is the most often a notifier's failing attempts are logged.
+const retryLogEvery = time.Minute
+
+// ErrUnknownNotifier is wrapped by Enqueue when a target names no notifier
+// of the pipeline.
+var ErrUnknownNotifier = errors.New("unknown notifier")
+
+// PipelineOptions configure a Pipeline. Notifiers and Dir are required.
+type PipelineOptions struct {
+	// Notifiers are the destinations, by name (checks.Notifier.Name).
+	Notifiers map[string]Notifier
+	// Routes are the routes each notifier takes; a notifier missing here
+	// takes every route.
+	Routes map[string][]string
+	// CheckNotifiers are the notifiers of each check that names its own
+	// (checks.Check.Notify), by check id; see Enqueue.
+	CheckNotifiers map[string][]string
+	// Dir holds the outbox file (OutboxFileName), created if needed.
+	Dir string
+	// Clock is the time source of dedup decisions and backoff timers; nil
+	// means the wall clock.
+	Clock probes.Clock
+	// Logger receives the pipeline's logs; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the pipeline's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// MaxPending bounds each notifier's outbox queue; zero means
+	// DefaultMaxPending. When a queue is full, the oldest non-critical
+	// entry goes first.
+	MaxPending int
+	// RepeatInterval is how long an identical trigger or notice is not
+	// sent again; zero means DefaultRepeatInterval.
+	RepeatInterval time.Duration
+	// BackoffMin and BackoffMax bound the exponential backoff between
+	// attempts (with full jitter); zero means 1s and 5m.
+	BackoffMin, BackoffMax time.Duration
+	// AttemptTimeout bounds one attempt on top of the notifier's own
+	// deadline; zero means DefaultNotifyTimeout.
+	AttemptTimeout time.Duration
+	// Redact is applied to every error before it is logged (e.g.
+	// cfg.Redactor()); nil means none beyond the notifiers' own.
+	Redact func(string) string
+}
+
+// Pipeline delivers notifications durably, Alertmanager-style, in small
+// stages: routing (Enqueue picks the notifiers whose routes take the
+// notification), dedup (a repeat of what a notifier already has is not
+// queued; see dedup), the outbox (every accepted notification is on disk
+// before Enqueue returns and leaves it only once delivered or refused for
+// good), and one worker per notifier (Run) that delivers its queue in
+// order with exponential backoff. Its methods are safe for concurrent use.
+type Pipeline struct {
+	notifiers map[string]Notifier
+	names     []string
+	routes    map[string][]string
+	byCheck   map[string][]string
+	box       *outbox
+	clock     probes.Clock
+	log       *slog.Logger
+	redact    func(string) string
+	metrics   *pipelineMetrics
+	wake      map[string]chan struct{}
+	limiter   *logLimiter
+
+	backoffMin, backoffMax, attemptTimeout time.Duration
+
+	running atomic.Bool
+}
+
+var _ Notifier = (*Pipeline)(nil)
+
+// NewPipeline opens the outbox in opts.Dir, loads what is pending there and
+// returns a pipeline ready for Enqueue; Run delivers. Pending entries for a
+// notifier that is no longer configured are dropped and logged. Call Close
+// after Run has returned.
+func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
+	if len(opts.Notifiers) == 0 {
+		return nil, errors.New("pipeline: no notifiers")
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("pipeline: no outbox directory")
+	}
+	for check, names := range opts.CheckNotifiers {
+		for _, name := range names {
+			if _, ok := opts.Notifiers[name]; !ok {
+				return nil, fmt.Errorf("pipeline: check %q: %w %q", check, ErrUnknownNotifier, name)
+			}
+		}
+	}
+	for name, n := range opts.Notifiers {
+		if name == "" || n == nil {
+			return nil, fmt.Errorf("pipeline: notifier %q: empty name or nil notifier", name)
+		}
+		for _, r := range opts.Routes[name] {
+			if !slices.Contains(checks.Routes, r) {
+				return nil, fmt.Errorf("pipeline: notifier %q: unknown route %q", name, r)
+			}
+		}
+	}
+	if opts.Clock == nil {
+		opts.Clock = probes.RealClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Redact == nil {
+		opts.Redact = func(s string) string { return s }
+	}
+	opts.MaxPending = cmpOrInt(opts.MaxPending, DefaultMaxPending)
+	opts.RepeatInterval = cmpOrDur(opts.RepeatInterval, DefaultRepeatInterval)
+	opts.BackoffMin = cmpOrDur(opts.BackoffMin, DefaultBackoffMin)
+	opts.BackoffMax = max(cmpOrDur(opts.BackoffMax, DefaultBackoffMax), opts.BackoffMin)
+	opts.AttemptTimeout = cmpOrDur(opts.AttemptTimeout, DefaultNotifyTimeout)
+
+	names := sortedNames(opts.Notifiers)
+	m, err := newPipelineMetrics(opts.Registerer, names)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	box, rep, err := openOutbox(opts.Dir, names, opts.MaxPending, opts.RepeatInterval, opts.Clock.Now())
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	p := &Pipeline{
+		notifiers:      opts.Notifiers,
+		names:          names,
+		routes:         map[string][]string{},
+		byCheck:        opts.CheckNotifiers,
+		box:            box,
+		clock:          opts.Clock,
+		log:            opts.Logger,
+		redact:         opts.Redact,
+		metrics:        m,
+		wake:           map[string]chan struct{}{},
+		limiter:        newLogLimiter(retryLogEvery),
+		backoffMin:     opts.BackoffMin,
+		backoffMax:     opts.BackoffMax,
+		attemptTimeout: opts.AttemptTimeout,
+	}
+	for _, name := range names {
+		p.routes[name] = opts.Routes[name]
+		if len(p.routes[name]) == 0 {
+			p.routes[name] = checks.Routes
+		}
+		p.wake[name] = make(chan struct{}, 1)
+		m.pending[name].Set(float64(rep.pending[name]))
+		if rep.pending[name] > 0 {
+			p.log.Info("outbox: notifications pending from before the restart", "notifier", name, "pending", rep.pending[name])
+		}
+	}
+	for name, n := range rep.orphaned {
+		p.log.Warn("outbox: dropped notifications for a notifier no longer configured", "notifier", name, "dropped", n)
+	}
+	if rep.corrupt > 0 {
+		p.log.Error("outbox: dropped undecodable entries", "dropped", rep.corrupt)
+	}
+	return p, nil
+}
+
+func cmpOrInt(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func cmpOrDur(v, def time.Duration) time.Duration {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Enqueue routes n to the notifiers named in to whose routes take n's
+// route, runs the dedup stage for each, and writes what passes to the
+// outbox. An empty to means the notifiers of n's check when it names its
+// own (PipelineOptions.CheckNotifiers), else every notifier. Enqueue
+// returns once the outbox is on disk; an error means nothing was written.
+// Repeats dropped by dedup are not errors.
+func (p *Pipeline) Enqueue(n Notification, to []string) error {
+	now := p.clock.Now()
+	n, err := normalize(n, now)
+	if err != nil {
+		return err
+	}
+	candidates := to
+	if len(candidates) == 0 {
+		candidates = p.byCheck[n.Check]
+	}
+	if len(candidates) == 0 {
+		candidates = p.names
+	}
+	var targets []string
+	for _, name := range candidates {
+		if _, ok := p.notifiers[name]; !ok {
+			return fmt.Errorf("notification %q: %w %q", n.Key, ErrUnknownNotifier, name)
+		}
+		if slices.Contains(p.routes[name], n.Route) && !slices.Contains(targets, name) {
+			targets = append(targets, name)
+		}
+	}
+	if len(targets) == 0 {
+		p.log.Debug("no notifier takes the route", "key", n.Key, "route", n.Route)
+		return nil
+	}
+	results, err := p.box.add(n, targets, now)
+	if err != nil {
+		return fmt.Errorf("notification %q not recorded: %w", n.Key, err)
+	}
+	for _, r := range results {
+		m := p.metrics
+		if !r.sent {
+			m.result(r.notifier, resultDeduplicated).Inc()
+			p.log.Debug("notification not sent again", "notifier", r.notifier, "key", n.Key, "action", n.Action, "reason", string(r.reason))
+			continue
+		}
+		if len(r.dropped) > 0 {
+			m.result(r.notifier, resultDropped).Add(float64(len(r.dropped)))
+			if r.overflow {
+				p.log.Error("outbox full: dropping the oldest notifications, non-critical first, until it drains",
+					"notifier", r.notifier, "max_pending", p.box.max, "dropped_key", r.dropped[0].key)
+			}
+		}
+		m.pending[r.notifier].Set(float64(p.box.pending(r.notifier)))
+		select {
+		case p.wake[r.notifier] <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// Notify makes the pipeline a Notifier for producers that send one
+// notification at a time: it enqueues n for every notifier whose routes
+// take it. retry is true when the outbox could not record n.
+func (p *Pipeline) Notify(_ context.Context, n Notification) (bool, error) {
+	err := p.Enqueue(n, nil)
+	return err != nil && !errors.Is(err, ErrInvalidNotification), err
+}
+
+// Pending returns how many notifications wait for notifier.
+func (p *Pipeline) Pending(notifier string) int { return p.box.pending(notifier) }
+
+// OpenIncidents returns the keys that notifier has an open trigger for,
+// as far as the pipeline knows (sorted).
+func (p *Pipeline) OpenIncidents(notifier string) []string { return p.box.openIncidents(notifier) }
+
+// Run delivers pending and new notifications, one worker per notifier,
+// until ctx is done, then returns nil once every worker has stopped. An
+// attempt under way when ctx ends is finished first, within its deadline
+// (AttemptTimeout); what is not delivered stays in the outbox for the next
+// start. Run may be called once.
+func (p *Pipeline) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("pipeline: Run called twice")
+	}
+	var wg sync.WaitGroup
+	for _, name := range p.names {
+		wg.Go(func() { p.work(ctx, name) })
+	}
+	wg.Wait()
+	return nil
+}
+
+// Close closes the outbox and the notifiers' idle connections. Call it
+// after Run has returned; Enqueue fails afterwards.
+func (p *Pipeline) Close() error {
+	for _, n := range p.notifiers {
+		if c, ok := n.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+	return p.box.close()
+}
+
+// work is one notifier's delivery loop.
+func (p *Pipeline) work(ctx context.Context, name string) {
+	notifier := p.notifiers[name]
+	attempt := 0
+	for ctx.Err() == nil {
+		e, ok, corrupt, err := p.box.head(name)
+		if corrupt > 0 {
+			p.log.Error("outbox: dropped undecodable entries", "notifier", name, "dropped", corrupt)
+		}
+		if errors.Is(err, errOutboxClosed) {
+			return
+		}
+		if err != nil {
+			attempt++
+			p.logLimited(slog.LevelError, name, "outbox unreadable", "notifier", name, "err", err)
+			if !p.sleep(ctx, p.backoff(attempt, nil)) {
+				return
+			}
+			continue
+		}
+		if !ok {
+			attempt = 0
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.wake[name]:
+			}
+			continue
+		}
+		attempt++
+		// An attempt under way when ctx ends is finished (within its
+		// deadline), so that a clean stop does not send it twice.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.attemptTimeout)
+		retry, err := notifier.Notify(actx, e.Notification)
+		cancel()
+		switch {
+		case err == nil:
+			p.finish(name, e, false)
+			p.metrics.result(name, resultDelivered).Inc()
+			p.log.Info("notification delivered", "notifier", name, "key", e.Notification.Key, "action", e.Notification.Action, "attempts", attempt)
+			attempt = 0
+		case !retry:
+			p.finish(name, e, true)
+			p.metrics.result(name, resultFailed).Inc()
+			p.logLimited(slog.LevelError, name+"/failed", "notification refused for good, dropped",
+				"notifier", name, "key", e.Notification.Key, "action", e.Notification.Action, "attempts", attempt, "err", p.redact(err.Error()))
+			attempt = 0
+		case ctx.Err() != nil:
+			return // the entry stays for the next start
+		default:
+			p.metrics.result(name, resultRetried).Inc()
+			wait := p.backoff(attempt, err)
+			p.logLimited(slog.LevelWarn, name, "notification not delivered, will retry",
+				"notifier", name, "key", e.Notification.Key, "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", p.redact(err.Error()))
+			if !p.sleep(ctx, wait) {
+				return
+			}
+		}
+	}
+}
+
+// finish removes a delivered or refused entry.
+func (p *Pipeline) finish(name string, e outboxEntry, refused bool) {
+	if err := p.box.finish(name, e.Seq, refused); err != nil && !errors.Is(err, errOutboxClosed) {
+		p.log.Error("outbox: cannot remove a finished notification; it may be sent again after a restart",
+			"notifier", name, "key", e.Notification.Key, "err", err)
+	}
+	p.metrics.pending[name].Set(float64(p.box.pending(name)))
+}
+
+// backoff returns the wait before attempt+1: a uniformly random duration
+// up to min(BackoffMax, BackoffMin·2^(attempt-1)) ("full jitter"), but no
+// less than what the destination asked for with Retry-After (capped at
+// BackoffMax).
+func (p *Pipeline) backoff(attempt int, err error) time.Duration {
+	ceiling := p.backoffMax
+	if attempt < 1 {
+		attempt = 1
+	}
+	if attempt <= 32 {
+		if d := p.backoffMin << (attempt - 1); d > 0 && d < ceiling {
+			ceiling = d
+		}
+	}
+	wait := rand.N(ceiling + 1)
+	var de *DeliveryError
+	if errors.As(err, &de) && de.RetryAfter > wait {
+		wait = min(de.RetryAfter, p.backoffMax)
+	}
+	return wait
+}
+
+// sleep waits d on the pipeline's clock; it returns false if ctx ended
+// first.
+func (p *Pipeline) sleep(ctx context.Context, d time.Duration) bool {
+	t := p.clock.NewTimer(d)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false
+	case <-t.C():
+		return true
+	}
+}
+
+// logLimited logs at most once per retryLogEvery per key, with the number
+// of lines held back since.
+func (p *Pipeline) logLimited(level slog.Level, key, msg string, args ...any) {
+	ok, suppressed := p.limiter.allow(key, p.clock.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	p.log.Log(context.Background(), level, msg, args...)
+}

@@ -1,0 +1,63 @@
+package alerting
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// What became of a notification for one notifier: the result label of
+// outpost_notifications_total.
+const (
+	// resultDelivered: the destination accepted it.
+	resultDelivered = "delivered"
+	// resultFailed: the destination refused it for good; it was dropped.
+	resultFailed = "failed"
+	// resultRetried: an attempt failed and will be repeated (counted per
+	// failed attempt).
+	resultRetried = "retried"
+	// resultDeduplicated: not queued, a repeat of what the notifier has.
+	resultDeduplicated = "deduplicated"
+	// resultDropped: pushed out of a full outbox queue.
+	resultDropped = "dropped"
+)
+
+var pipelineResults = []string{resultDelivered, resultFailed, resultRetried, resultDeduplicated, resultDropped}
+
+// pipelineMetrics are the pipeline's metrics; every label value comes from
+// the notifier names of the configuration, created up front.
+type pipelineMetrics struct {
+	results map[string]map[string]prometheus.Counter
+	pending map[string]prometheus.Gauge
+}
+
+func newPipelineMetrics(reg prometheus.Registerer, names []string) (*pipelineMetrics, error) {
+	results := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_notifications_total",
+		Help: "Notifications by notifier and what became of them: delivered, failed (refused for good and dropped), retried (failed attempts that will be repeated), deduplicated (not sent again), dropped (outbox full).",
+	}, []string{"notifier", "result"})
+	pending := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "outpost_outbox_pending",
+		Help: "Notifications in the outbox waiting for delivery, by notifier.",
+	}, []string{"notifier"})
+	if reg != nil {
+		for _, c := range []prometheus.Collector{results, pending} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering metrics: %w", err)
+			}
+		}
+	}
+	m := &pipelineMetrics{results: map[string]map[string]prometheus.Counter{}, pending: map[string]prometheus.Gauge{}}
+	for _, name := range names {
+		m.results[name] = map[string]prometheus.Counter{}
+		for _, r := range pipelineResults {
+			m.results[name][r] = results.WithLabelValues(name, r)
+		}
+		m.pending[name] = pending.WithLabelValues(name)
+	}
+	return m, nil
+}
+
+func (m *pipelineMetrics) result(notifier, result string) prometheus.Counter {
+	return m.results[notifier][result]
+}
