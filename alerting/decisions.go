@@ -45,7 +45,7 @@ type checkDecider struct {
 
 func (e *Evaluator) newDeciders() {
 	e.deciders = make(map[string]*checkDecider, len(e.cfg.Checks))
-	e.persisted = map[string]IncidentState{}
+	e.persisted = map[string]savedDecider{}
 	for _, c := range e.cfg.Checks {
 		// Silence right after a start is not yet meaningful: every region
 		// gets stale_after to report, and each check two intervals and a
@@ -69,6 +69,7 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 		return
 	}
 	in := make(map[string]RegionInput, len(cd.c.Regions))
+	failingBefore := maps.Clone(cd.failing)
 	for _, region := range cd.c.Regions {
 		r := e.regions[region]
 		w, ok := e.Window(id, region)
@@ -93,9 +94,9 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 	for _, ev := range events {
 		e.emit(ctx, cd.c, ev, in)
 	}
-	if !reflect.DeepEqual(next, cd.state) {
+	if !reflect.DeepEqual(next, cd.state) || !maps.Equal(failingBefore, cd.failing) {
 		cd.state = next
-		e.saveIncident(id, next)
+		e.saveIncident(id, next, cd.failing)
 	}
 }
 
@@ -320,19 +321,32 @@ func dnsServerName(o probes.DNSObservation) string {
 	return o.Resolver
 }
 
-// incidentFile is the persisted form of the open incidents.
+// incidentFile is the persisted form of the checks' decision state.
 type incidentFile struct {
-	Version int                      `json:"version"`
-	Checks  map[string]IncidentState `json:"checks"`
+	Version int                     `json:"version"`
+	Checks  map[string]savedDecider `json:"checks"`
 }
 
-// saveIncident records id's incident state and writes every check's state
+// savedDecider is what a check's decision needs to survive a restart: its
+// incidents, and which regions were failing. Without the second, the first
+// result after a restart would be judged without the failure history
+// behind it, and an open incident could resolve and page again.
+type savedDecider struct {
+	State   IncidentState   `json:"state"`
+	Failing map[string]bool `json:"failing,omitempty"`
+}
+
+// saveIncident records id's decision state and writes every check's state
 // that is not at rest to the data dir.
-func (e *Evaluator) saveIncident(id string, st IncidentState) {
+func (e *Evaluator) saveIncident(id string, st IncidentState, failing map[string]bool) {
 	e.saveMu.Lock()
 	defer e.saveMu.Unlock()
-	if st.Down.Open || st.Degraded.Open || st.Unknown.Open || st.Disagreement.Open || !st.DownSince.IsZero() {
-		e.persisted[id] = st
+	anyFailing := false
+	for _, f := range failing {
+		anyFailing = anyFailing || f
+	}
+	if st.Down.Open || st.Degraded.Open || st.Unknown.Open || st.Disagreement.Open || !st.DownSince.IsZero() || anyFailing {
+		e.persisted[id] = savedDecider{State: st, Failing: maps.Clone(failing)}
 	} else {
 		delete(e.persisted, id)
 	}
@@ -348,8 +362,9 @@ func (e *Evaluator) saveIncident(id string, st IncidentState) {
 	}
 }
 
-// loadIncidents restores persisted incident state: open incidents stay
-// open, so they are neither paged again as new nor forgotten.
+// loadIncidents restores persisted decision state: open incidents stay
+// open, so they are neither paged again as new nor forgotten, and failing
+// regions stay failing until they recover.
 func (e *Evaluator) loadIncidents() error {
 	data, err := os.ReadFile(filepath.Join(e.dataDir, incidentsFile))
 	if os.IsNotExist(err) {
@@ -362,10 +377,15 @@ func (e *Evaluator) loadIncidents() error {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("%s: %w", incidentsFile, err)
 	}
-	for id, st := range f.Checks {
+	for id, saved := range f.Checks {
 		if cd := e.deciders[id]; cd != nil {
-			cd.state = st
-			e.persisted[id] = st
+			cd.state = saved.State
+			for region, failing := range saved.Failing {
+				if slices.Contains(cd.c.Regions, region) {
+					cd.failing[region] = failing
+				}
+			}
+			e.persisted[id] = saved
 		}
 	}
 	return nil

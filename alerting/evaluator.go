@@ -90,7 +90,7 @@ type Evaluator struct {
 	lastSweep time.Time // used by the liveness loop only
 	dataDir   string
 	saveMu    sync.Mutex
-	persisted map[string]IncidentState // guarded by saveMu
+	persisted map[string]savedDecider // guarded by saveMu
 	unknown   unknownChecks
 	beats     *heartbeats
 }

@@ -121,7 +121,7 @@ func (e *Evaluator) evaluateHeartbeat(ctx context.Context, cd *checkDecider, now
 	}
 	if !reflect.DeepEqual(next, cd.state) {
 		cd.state = next
-		e.saveIncident(cd.c.ID, next)
+		e.saveIncident(cd.c.ID, next, nil)
 	}
 }
 
