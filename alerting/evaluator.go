@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -57,6 +58,9 @@ type Options struct {
 	// Notifier receives region liveness notifications; nil means a
 	// ConsoleNotifier on Logger.
 	Notifier Notifier
+	// Name is this evaluator's name among cfg.Peers; it watches the
+	// others. Empty watches every peer listed.
+	Name string
 }
 
 // defaultStaleAfter applies to configs built by hand without a reporting
@@ -93,6 +97,14 @@ type Evaluator struct {
 	persisted map[string]savedDecider // guarded by saveMu
 	unknown   unknownChecks
 	beats     *heartbeats
+
+	// name is this evaluator's entry in peers, peers the others.
+	name          string
+	peers         []*peerWatch
+	peerEvery     time.Duration
+	peerClient    *http.Client
+	lastPeerCheck time.Time // used by the liveness loop only
+	peerWG        sync.WaitGroup
 }
 
 // regionState is everything the evaluator keeps about one region.
@@ -193,6 +205,16 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	e.newDeciders()
 	e.beats = newHeartbeats(cfg)
+	e.name = opts.Name
+	if e.name == "" {
+		e.name = "this evaluator"
+	}
+	e.peers = newPeerWatches(cfg, opts.Name, e.started)
+	e.peerEvery = cfg.Reporting.Heartbeat
+	if e.peerEvery == 0 {
+		e.peerEvery = checks.DefaultHeartbeat
+	}
+	e.peerClient = &http.Client{Timeout: peerCheckTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	e.lastSweep = e.started
 	if opts.DataDir != "" {
 		store, recs, err := openSeqStore(opts.DataDir)

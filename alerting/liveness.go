@@ -107,6 +107,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			e.peerWG.Wait() // peer checks in flight end with ctx
 			return nil
 		case <-t.C():
 			e.tick(ctx, e.clock.Now())
@@ -149,6 +150,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 		}
 	}
 	e.evaluateTick(ctx, now, changed)
+	e.checkPeers(ctx, now)
 }
 
 // regionNotification turns a liveness event into the notification humans

@@ -32,6 +32,8 @@ type Config struct {
 	Reporting Reporting
 	// Maintenance lists the maintenance windows.
 	Maintenance []*Maintenance
+	// Peers are the evaluators, which watch each other.
+	Peers []Peer
 
 	// Digest identifies the configuration's text: agents send it with their
 	// results so that an evaluator running another version notices.
@@ -53,6 +55,7 @@ type fileConfig struct {
 	Checks      []Check       `yaml:"checks"`
 	Reporting   *Reporting    `yaml:"reporting"`
 	Maintenance []Maintenance `yaml:"maintenance"`
+	Peers       []Peer        `yaml:"peers"`
 	Src         Source
 
 	raw []byte // the file's bytes, for Config.Digest
@@ -149,6 +152,16 @@ func (m *Maintenance) Active(check, region string, now time.Time) bool {
 	}
 	start, ok := m.schedule.Prev(now, m.loc, m.Duration)
 	return ok && now.Before(start.Add(m.Duration))
+}
+
+// Peer is an evaluator. Every evaluator checks the others' /healthz and
+// pages, through its own notifiers, when one has been unreachable for
+// reporting.stale_after: a monitor that died does not go unnoticed. An
+// evaluator started with --name NAME skips its own entry.
+type Peer struct {
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	Src  Source
 }
 
 // Agent is an agent allowed to report results for a region.

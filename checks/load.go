@@ -256,6 +256,7 @@ func merge(files []*fileConfig, errs *errorList) *Config {
 		cfg.Regions = append(cfg.Regions, fc.Regions...)
 		cfg.Agents = append(cfg.Agents, fc.Agents...)
 		cfg.Notifiers = append(cfg.Notifiers, fc.Notifiers...)
+		cfg.Peers = append(cfg.Peers, fc.Peers...)
 		for i := range fc.Maintenance {
 			cfg.Maintenance = append(cfg.Maintenance, &fc.Maintenance[i])
 		}

@@ -102,6 +102,23 @@ func validate(cfg *Config, errs *errorList) {
 		validateCheck(c, cfg, notifiers, ids, errs)
 	}
 	heartbeatTokens(cfg, errs)
+	peers := map[string]Pos{}
+	for i := range cfg.Peers {
+		pe := &cfg.Peers[i]
+		label := fmt.Sprintf("peers[%d]", i)
+		switch {
+		case !validName(pe.Name):
+			errs.add(pe.Src.At("name"), "", "%s: name %q: use letters, digits, '-', '_' and '.'", label, pe.Name)
+		default:
+			if first, dup := peers[pe.Name]; dup {
+				errs.add(pe.Src.At("name"), "", "%s: peer %q is listed twice (first at %s)", label, pe.Name, first)
+			}
+			peers[pe.Name] = pe.Src.At("name")
+		}
+		if msg := checkURL(pe.URL, false); msg != "" {
+			errs.add(pe.Src.At("url"), "", "%s: url %s", label, msg)
+		}
+	}
 	names := map[string]Pos{}
 	for i, m := range cfg.Maintenance {
 		validateMaintenance(m, i, cfg, ids, names, errs)

@@ -20,7 +20,8 @@ Receives signed result batches from agents on POST /v1/results, keeps recent
 results per check and region, and watches every region's agents: a region
 silent for reporting.stale_after is STALE, leaves every quorum, and a meta
 alert goes to the notifiers. Run one per cloud; each receives every batch and
-decides on its own.
+decides on its own. Evaluators listed under peers: watch each other's
+/healthz and page when one has been unreachable for reporting.stale_after.
 
 Serves the status page (/status, plain HTML that refreshes itself, and
 /status.json), /metrics, /healthz, and /ping/TOKEN for heartbeat checks on
@@ -35,6 +36,8 @@ func cmdEvaluator(ctx context.Context, args []string, e env) int {
 	cmd := newCommand("evaluator", evaluatorUsage, e)
 	fs := cmd.fs
 	listen := fs.String("listen", "127.0.0.1:9797", "`address` to serve on")
+	host, _ := os.Hostname()
+	name := fs.String("name", host, "this evaluator's `name` among peers: in the configuration: it watches the others")
 	dataDir := fs.String("data-dir", "", "`directory` for state that must survive a restart (default: $STATE_DIRECTORY/evaluator or ~/.local/state/outpost/evaluator)")
 	if code, done := cmd.parse(args); done {
 		return code
@@ -44,14 +47,14 @@ func cmdEvaluator(ctx context.Context, args []string, e env) int {
 		*dataDir = defaultStateDir(e.lookup, "evaluator")
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	if err := runEvaluator(ctx, files, *listen, *dataDir, e, log); err != nil {
+	if err := runEvaluator(ctx, files, *listen, *dataDir, *name, e, log); err != nil {
 		log.Error("outpost evaluator stopped", "err", err)
 		return exitUsage
 	}
 	return exitOK
 }
 
-func runEvaluator(ctx context.Context, files []string, listen, dataDir string, e env, log *slog.Logger) error {
+func runEvaluator(ctx context.Context, files []string, listen, dataDir, name string, e env, log *slog.Logger) error {
 	cfg, err := checks.Load(files, e.lookup)
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
@@ -65,7 +68,7 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir string, e
 		return err
 	}
 	defer pipe.Close()
-	ev, err := alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe})
+	ev, err := alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,128 @@
+package alerting
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// Monitors watching monitors: every evaluator checks the other evaluators'
+// /healthz and pages, through its own notifiers, when one has been
+// unreachable for reporting.stale_after. Each survivor pages with the same
+// dedup key, so PagerDuty sees one incident however many survive.
+
+// peerCheckTimeout bounds one /healthz request.
+const peerCheckTimeout = 5 * time.Second
+
+// peerWatch is what the evaluator knows of one peer.
+type peerWatch struct {
+	peer     checks.Peer
+	mu       sync.Mutex
+	lastOK   time.Time
+	lastErr  string
+	down     bool
+	inFlight bool
+}
+
+func newPeerWatches(cfg *checks.Config, self string, started time.Time) []*peerWatch {
+	var out []*peerWatch
+	for _, p := range cfg.Peers {
+		if p.Name == self {
+			continue
+		}
+		out = append(out, &peerWatch{peer: p, lastOK: started})
+	}
+	return out
+}
+
+// PeerKey is the dedup key of the "evaluator unreachable" page for peer.
+func PeerKey(peer string) string { return "outpost:peer:" + peer }
+
+// checkPeers starts a /healthz request to every peer not already being
+// checked, and sends the pages their states call for. It runs from the
+// liveness tick; requests run on their own goroutines, bounded by the
+// number of peers.
+func (e *Evaluator) checkPeers(ctx context.Context, now time.Time) {
+	for _, w := range e.peers {
+		w.mu.Lock()
+		start := !w.inFlight && now.Sub(e.lastPeerCheck) >= e.peerEvery
+		if start {
+			w.inFlight = true
+		}
+		lastOK, lastErr, wasDown := w.lastOK, w.lastErr, w.down
+		down := now.Sub(lastOK) > e.staleAfter
+		w.down = down
+		w.mu.Unlock()
+		if start {
+			e.peerWG.Add(1)
+			go e.probePeer(ctx, w)
+		}
+		switch {
+		case down && !wasDown:
+			e.send(ctx, Notification{Kind: "peer_down", Key: PeerKey(w.peer.Name), Action: ActionTrigger, Route: checks.RouteMeta,
+				Severity: SeverityCritical, Time: now,
+				Summary: fmt.Sprintf("evaluator %s unreachable since %s (seen from %s): %s", w.peer.Name, lastOK.UTC().Format(time.TimeOnly), e.name, lastErr),
+				Details: map[string]string{"action": ActionTrigger, "route": checks.RouteMeta, "peer": w.peer.Name, "url": w.peer.URL}})
+		case !down && wasDown:
+			e.send(ctx, Notification{Kind: "peer_down", Key: PeerKey(w.peer.Name), Action: ActionResolve, Route: checks.RouteMeta,
+				Severity: SeverityCritical, Time: now,
+				Summary: fmt.Sprintf("evaluator %s answering again (seen from %s)", w.peer.Name, e.name),
+				Details: map[string]string{"action": ActionResolve, "route": checks.RouteMeta, "peer": w.peer.Name}})
+		}
+	}
+	if now.Sub(e.lastPeerCheck) >= e.peerEvery {
+		e.lastPeerCheck = now
+	}
+}
+
+// probePeer asks one peer's /healthz and records the outcome at the
+// evaluator's clock time of the answer.
+func (e *Evaluator) probePeer(ctx context.Context, w *peerWatch) {
+	defer e.peerWG.Done()
+	ctx, cancel := context.WithTimeout(ctx, peerCheckTimeout)
+	defer cancel()
+	err := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(w.peer.URL, "/")+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := e.peerClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/healthz answered %d", resp.StatusCode)
+		}
+		return nil
+	}()
+	now := e.clock.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.inFlight = false
+	if err == nil {
+		w.lastOK, w.lastErr = now, ""
+		return
+	}
+	w.lastErr = shortErr(err)
+}
+
+// shortErr keeps a peer error readable in a page: the URL is already in
+// the details.
+func shortErr(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "dial tcp") {
+		msg = msg[i+2:]
+	}
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return msg
+}

@@ -1,0 +1,85 @@
+package alerting
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock/clocktest"
+)
+
+// TestEvaluatorPagesWhenAPeerDies: evaluators A and B watch each other.
+// A's process dies (its listener closes): B pages "evaluator A
+// unreachable" once, with the peer's dedup key, and resolves when A is
+// back.
+func TestEvaluatorPagesWhenAPeerDies(t *testing.T) {
+	healthy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	a := httptest.NewServer(healthy)
+	addrA := a.Listener.Addr().String()
+	t.Cleanup(a.Close)
+	cfg, err := checks.LoadBytes("p.yaml", []byte(`reporting: {heartbeat: 1s, stale_after: 5s}
+peers:
+  - {name: eval-a, url: "`+a.URL+`"}
+  - {name: eval-b, url: "http://127.0.0.1:1"}
+checks:
+  - {id: web, http: {url: "https://example.test/"}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	notes := &captureNotifier{}
+	b, err := New(cfg, Options{Clock: clk, Notifier: notes, Name: "eval-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.peers) != 1 || b.peers[0].peer.Name != "eval-a" {
+		t.Fatalf("eval-b watches %+v, want only eval-a", b.peers)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	peerNotes := func() []Notification {
+		var out []Notification
+		for _, n := range notes.all() {
+			if n.Kind == "peer_down" {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	advanceUntil(t, clk, 500*time.Millisecond, 20*time.Second, "twenty healthy seconds", func() bool { return clk.Now().Sub(b.started) >= 20*time.Second })
+	if n := peerNotes(); len(n) != 0 {
+		t.Fatalf("paged about a healthy peer: %+v", n)
+	}
+
+	a.Close() // eval-a dies
+	advanceUntil(t, clk, 500*time.Millisecond, time.Minute, "the peer page", func() bool { return len(peerNotes()) >= 1 })
+	p := peerNotes()[0]
+	if p.Key != PeerKey("eval-a") || p.Action != ActionTrigger || p.Route != checks.RouteMeta || !strings.HasPrefix(p.Summary, "evaluator eval-a unreachable since ") || !strings.Contains(p.Summary, "seen from eval-b") {
+		t.Fatalf("page = %+v", p)
+	}
+	advanceUntil(t, clk, time.Second, time.Minute, "thirty more seconds", func() bool { return clk.Now().Sub(p.Time) >= 30*time.Second })
+	if n := len(peerNotes()); n != 1 {
+		t.Fatalf("%d peer pages for one outage, want 1", n)
+	}
+
+	back := httptest.NewUnstartedServer(healthy) // eval-a restarts on its address
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addrA)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addrA, err)
+	}
+	back.Listener = ln
+	back.Start()
+	t.Cleanup(back.Close)
+	advanceUntil(t, clk, 500*time.Millisecond, time.Minute, "the resolve", func() bool { return len(peerNotes()) >= 2 })
+	if r := peerNotes()[1]; r.Action != ActionResolve || r.Key != p.Key {
+		t.Fatalf("resolve = %+v", r)
+	}
+}
