@@ -101,6 +101,9 @@ type Reporting struct {
 	// SpoolSize bounds each evaluator's on-disk spool; when it is full the
 	// oldest batches are dropped, counted and logged. Default 256MiB.
 	SpoolSize Size `yaml:"spool_size"`
+	// LostAfter is how long an agent may fail to reach every evaluator
+	// before it pages through its own notifiers. Default 5m.
+	LostAfter time.Duration `yaml:"lost_after"`
 	Src       Source
 }
 

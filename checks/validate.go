@@ -730,6 +730,11 @@ func validateReporting(r *Reporting, errs *errorList) {
 	} else if r.BatchDelay > r.Heartbeat {
 		add("batch_delay", "batch_delay %s must not exceed heartbeat %s", r.BatchDelay, r.Heartbeat)
 	}
+	if r.LostAfter == 0 {
+		r.LostAfter = max(5*time.Minute, 2*r.StaleAfter)
+	} else if r.LostAfter <= r.Heartbeat {
+		add("lost_after", "lost_after %s must be longer than heartbeat %s", r.LostAfter, r.Heartbeat)
+	}
 	if !r.Src.Has("spool_size") {
 		r.SpoolSize = DefaultSpoolSize
 	} else if r.SpoolSize < 1<<20 {

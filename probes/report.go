@@ -99,7 +99,15 @@ type Reporter struct {
 	queueLog               logLimiter
 	running                atomic.Bool
 	lastSeq, lastResultSeq uint64 // owned by the batcher
+	// lastReached is when an evaluator last answered a batch at all (any
+	// status below 500), in Unix nanoseconds of the reporter's clock.
+	lastReached atomic.Int64
 }
+
+// LastReached returns when some evaluator last answered a batch (any
+// status below 500: it was there to answer), or when the reporter was made
+// if none has yet.
+func (r *Reporter) LastReached() time.Time { return time.Unix(0, r.lastReached.Load()) }
 
 // evaluator is one destination: its spool, its sender's wake-up signal and
 // its metrics and log limiters.
@@ -249,6 +257,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 			return nil, err
 		}
 	}
+	r.lastReached.Store(r.clock.Now().UnixNano())
 	return r, nil
 }
 

@@ -33,6 +33,9 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 			return // the batch stays spooled for the next run
 		}
 		now := r.clock.Now()
+		if err == nil && status < 500 {
+			r.lastReached.Store(now.UnixNano())
+		}
 		switch {
 		case err == nil && status >= 200 && status < 300:
 			e.sent.Inc()

@@ -8,7 +8,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 )
@@ -20,7 +22,9 @@ result, in signed batches, to every evaluator. While an evaluator is
 unreachable its batches wait in a bounded on-disk spool and are delivered in
 order when it is back; a restarted agent picks its spool up again. When there
 is nothing to send, an empty batch goes out every reporting.heartbeat: that is
-how evaluators know the region is alive.
+how evaluators know the region is alive. When no evaluator has answered for
+reporting.lost_after, the agent pages through its own notifiers (one
+incident for every agent cut off), and resolves when one answers again.
 
 The signing key is the agents: entry for the region (and --name, when a region
 has several agents), read from the environment through its ${VAR}.
@@ -110,6 +114,13 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
+	// The agent's own notifiers, for the one page it sends itself: that no
+	// evaluator has answered it for reporting.lost_after.
+	pipe, err := newPipeline(cfg, o.spoolDir, reg, log)
+	if err != nil {
+		return err
+	}
+	defer pipe.Close()
 	p, err := newProber(reg, o.region, o.workers, log, reporter.Submit)
 	if err != nil {
 		return err
@@ -131,6 +142,14 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	p.run(probeCtx, &wg)
 	reportDone := make(chan error, 1)
 	go func() { reportDone <- reporter.Run(reportCtx) }()
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	pipeDone := make(chan struct{})
+	go func() { defer close(pipeDone); pipe.Run(pipeCtx) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		alerting.WatchEvaluators(probeCtx, reporter, pipe, probes.RealClock{}, log, o.region, o.name, cfg.Reporting.LostAfter, 10*time.Second)
+	}()
 	poller := &probes.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
 	wg.Add(1)
 	go func() { defer wg.Done(); poller.Run(probeCtx) }()
@@ -151,5 +170,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 		log.Error("reporter", "err", err)
 	}
 	srv.shutdown()
+	stopPipe()
+	<-pipeDone
 	return result
 }

@@ -1,0 +1,84 @@
+package alerting
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock/clocktest"
+)
+
+// TestAgentPagesWhenNoEvaluatorAnswers: an agent cut off from every
+// evaluator pages directly, once, after lost_after; and resolves when one
+// answers again.
+func TestAgentPagesWhenNoEvaluatorAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // no evaluator there yet
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	rep, err := probes.NewReporter(probes.ReporterOptions{Evaluators: []string{"http://" + addr}, Key: []byte("k"), Region: "eu-west", Agent: "a1",
+		Reporting: checks.Reporting{Heartbeat: time.Second, BatchDelay: 200 * time.Millisecond, BatchSize: 10, SpoolSize: 1 << 20},
+		SpoolDir:  t.TempDir(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := &captureNotifier{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { rep.Run(ctx); done <- struct{}{} }()
+	go func() {
+		WatchEvaluators(ctx, rep, notes, clk, slog.New(slog.DiscardHandler), "eu-west", "a1", time.Minute, 5*time.Second)
+		done <- struct{}{}
+	}()
+	t.Cleanup(func() { cancel(); <-done; <-done })
+	lostNotes := func() []Notification {
+		var out []Notification
+		for _, n := range notes.all() {
+			if n.Key == EvaluatorsLostKey {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	advanceUntil(t, clk, time.Second, 5*time.Minute, "the direct page", func() bool { return len(lostNotes()) >= 1 })
+	p := lostNotes()[0]
+	if p.Action != ActionTrigger || p.Route != checks.RouteMeta || !strings.HasPrefix(p.Summary, "evaluators unreachable from eu-west (agent a1) since 12:00:00") {
+		t.Fatalf("page = %+v", p)
+	}
+	if since := p.Time.Sub(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)); since < time.Minute || since > time.Minute+10*time.Second {
+		t.Errorf("paged %s after the start, want lost_after (1m) plus at most a check interval", since)
+	}
+	mark := clk.Now()
+	advanceUntil(t, clk, time.Second, 5*time.Minute, "three more minutes", func() bool { return clk.Now().Sub(mark) >= 3*time.Minute })
+	if n := len(lostNotes()); n != 1 {
+		t.Fatalf("%d pages while cut off, want 1", n)
+	}
+
+	// An evaluator appears at the address.
+	back, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	srv.Listener = back
+	srv.Start()
+	t.Cleanup(srv.Close)
+	advanceUntil(t, clk, time.Second, 10*time.Minute, "the resolve", func() bool { return len(lostNotes()) >= 2 })
+	if r := lostNotes()[1]; r.Action != ActionResolve {
+		t.Fatalf("second = %+v, want the resolve", r)
+	}
+}
