@@ -148,7 +148,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		alerting.WatchEvaluators(probeCtx, reporter, pipe, probes.RealClock{}, log, o.region, o.name, cfg.Reporting.LostAfter, 10*time.Second)
+		alerting.WatchEvaluators(probeCtx, reporter, pipe, probes.RealClock{}, log, o.region, o.name, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
 	}()
 	poller := &probes.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
 	wg.Add(1)
