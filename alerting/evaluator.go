@@ -105,6 +105,7 @@ type Evaluator struct {
 	peerClient    *http.Client
 	lastPeerCheck time.Time // used by the liveness loop only
 	peerWG        sync.WaitGroup
+	forwardSlots  chan struct{}
 }
 
 // regionState is everything the evaluator keeps about one region.
@@ -210,6 +211,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		e.name = "this evaluator"
 	}
 	e.peers = newPeerWatches(cfg, opts.Name, e.started)
+	e.forwardSlots = make(chan struct{}, maxForwards)
 	e.peerEvery = cfg.Reporting.Heartbeat
 	if e.peerEvery == 0 {
 		e.peerEvery = checks.DefaultHeartbeat

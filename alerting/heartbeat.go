@@ -172,6 +172,53 @@ func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
 		e.evaluateHeartbeat(req.Context(), cd, now)
 		cd.mu.Unlock()
 	}
+	if req.Header.Get(headerForwarded) == "" {
+		e.forwardPing(req.PathValue("token"), req.PathValue("event"), msg)
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "ok\n")
+}
+
+// headerForwarded marks a ping one evaluator passes to another, which
+// records it but does not pass it on again.
+const headerForwarded = "X-Outpost-Forwarded-By"
+
+// maxForwards bounds the ping forwards in flight: a ping flood is not
+// multiplied without limit.
+const maxForwards = 32
+
+// forwardPing passes a ping to every peer, so that a job may ping any one
+// evaluator and all of them know. It does not wait for the peers.
+func (e *Evaluator) forwardPing(token, event, msg string) {
+	for _, w := range e.peers {
+		select {
+		case e.forwardSlots <- struct{}{}:
+		default:
+			e.log.Warn("ping not forwarded: too many forwards in flight", "peer", w.peer.Name)
+			continue
+		}
+		e.peerWG.Add(1)
+		go func() {
+			defer e.peerWG.Done()
+			defer func() { <-e.forwardSlots }()
+			ctx, cancel := context.WithTimeout(context.Background(), peerCheckTimeout)
+			defer cancel()
+			url := strings.TrimRight(w.peer.URL, "/") + "/ping/" + token
+			if event != "" {
+				url += "/" + event
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(msg))
+			if err != nil {
+				return
+			}
+			req.Header.Set(headerForwarded, e.name)
+			resp, err := e.peerClient.Do(req)
+			if err != nil {
+				e.log.Warn("ping not forwarded", "peer", w.peer.Name, "err", shortErr(err))
+				return
+			}
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+			resp.Body.Close()
+		}()
+	}
 }

@@ -66,6 +66,18 @@ func buildNotifier(c *checks.Notifier, log *slog.Logger, opts NotifierOptions) (
 	return nil, errors.New("no notifier type")
 }
 
+// NotifierEscalations returns the escalations of cfg's notifiers, for
+// PipelineOptions.Escalations.
+func NotifierEscalations(cfg *checks.Config) map[string]checks.Escalation {
+	out := map[string]checks.Escalation{}
+	for _, n := range cfg.Notifiers {
+		if n.Escalate != nil {
+			out[n.Name] = checks.Escalation{To: n.Escalate.To, After: n.Escalate.After}
+		}
+	}
+	return out
+}
+
 // NotifierRoutes returns the routes of each notifier of cfg, for
 // PipelineOptions.Routes; the default console notifier takes every route.
 func NotifierRoutes(cfg *checks.Config) map[string][]string {

@@ -83,3 +83,55 @@ checks:
 		t.Fatalf("resolve = %+v", r)
 	}
 }
+
+// TestPingsAreForwardedToPeers: a job pings one evaluator; the other
+// knows too, so either may be down when the job runs.
+func TestPingsAreForwardedToPeers(t *testing.T) {
+	const token = "forwarded-ping-token-0123456789"
+	var evB *Evaluator
+	srvB := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { evB.Handler().ServeHTTP(w, r) }))
+	t.Cleanup(srvB.Close)
+	load := func() *checks.Config {
+		cfg, err := checks.LoadBytes("p.yaml", []byte(`peers:
+  - {name: eval-a, url: "http://127.0.0.1:1"}
+  - {name: eval-b, url: "`+srvB.URL+`"}
+checks:
+  - {id: backup, heartbeat: {every: 1h, grace: 5m, token: "${T}"}}
+`), func(k string) (string, bool) { return token, k == "T" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	evA, err := New(load(), Options{Clock: clk, Notifier: &captureNotifier{}, Name: "eval-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evB, err = New(load(), Options{Clock: clk, Notifier: &captureNotifier{}, Name: "eval-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvA := httptest.NewServer(evA.Handler())
+	t.Cleanup(srvA.Close)
+
+	clk.Advance(30 * time.Minute)
+	resp, err := http.Post(srvA.URL+"/ping/"+token, "text/plain", strings.NewReader("backup ok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor(t, "the forwarded ping at eval-b", func() bool {
+		evB.beats.mu.Lock()
+		defer evB.beats.mu.Unlock()
+		return !evB.beats.states["backup"].LastSuccess.IsZero()
+	})
+	evB.beats.mu.Lock()
+	msg := evB.beats.states["backup"].Message
+	evB.beats.mu.Unlock()
+	if msg != "backup ok" {
+		t.Errorf("forwarded message = %q", msg)
+	}
+	evA.peerWG.Wait()
+	evB.peerWG.Wait()
+}

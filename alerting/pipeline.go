@@ -65,6 +65,9 @@ type PipelineOptions struct {
 	// Redact is applied to every error before it is logged (e.g.
 	// cfg.Redactor()); nil means none beyond the notifiers' own.
 	Redact func(string) string
+	// Escalations name, per notifier, a fallback notifier that also gets
+	// what the first has failed to deliver for a while (NotifierEscalations).
+	Escalations map[string]checks.Escalation
 }
 
 // Pipeline delivers notifications durably, Alertmanager-style, in small
@@ -88,6 +91,13 @@ type Pipeline struct {
 	limiter   *logLimiter
 
 	backoffMin, backoffMax, attemptTimeout time.Duration
+
+	escalations map[string]checks.Escalation
+	// escalated remembers the entries already escalated, per notifier; it
+	// is only touched by that notifier's worker and is cleared with the
+	// entry. After a restart an entry may be escalated again, and the
+	// escalation target's dedup stage drops the repeat.
+	escalated map[string]map[uint64]bool
 
 	running atomic.Bool
 }
@@ -161,6 +171,15 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 		backoffMin:     opts.BackoffMin,
 		backoffMax:     opts.BackoffMax,
 		attemptTimeout: opts.AttemptTimeout,
+		escalations:    map[string]checks.Escalation{},
+		escalated:      map[string]map[uint64]bool{},
+	}
+	for name, esc := range opts.Escalations {
+		if _, ok := opts.Notifiers[esc.To]; !ok {
+			box.close()
+			return nil, fmt.Errorf("pipeline: notifier %q escalates to %w %q", name, ErrUnknownNotifier, esc.To)
+		}
+		p.escalations[name] = esc
 	}
 	for _, name := range names {
 		p.routes[name] = opts.Routes[name]
@@ -349,6 +368,7 @@ func (p *Pipeline) work(ctx context.Context, name string) {
 			return // the entry stays for the next start
 		default:
 			p.metrics.result(name, resultRetried).Inc()
+			p.escalate(name, e, err)
 			wait := p.backoff(attempt, err)
 			p.logLimited(slog.LevelWarn, name, "notification not delivered, will retry",
 				"notifier", name, "key", e.Notification.Key, "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "err", p.redact(err.Error()))
@@ -359,8 +379,33 @@ func (p *Pipeline) work(ctx context.Context, name string) {
 	}
 }
 
+// escalate hands entry e of notifier name, failing since it was enqueued,
+// to the notifier's escalation target once it has failed for longer than
+// the escalation allows.
+func (p *Pipeline) escalate(name string, e outboxEntry, cause error) {
+	esc, ok := p.escalations[name]
+	if !ok || p.escalated[name][e.Seq] || p.clock.Now().Sub(e.Enqueued) < esc.After {
+		return
+	}
+	if p.escalated[name] == nil {
+		p.escalated[name] = map[uint64]bool{}
+	}
+	p.escalated[name][e.Seq] = true
+	n := e.Notification
+	n.Summary = fmt.Sprintf("[escalated: %s failing for %s] %s", name, p.clock.Now().Sub(e.Enqueued).Round(time.Second), n.Summary)
+	if len(n.Summary) > 1024 {
+		n.Summary = n.Summary[:1021] + "..."
+	}
+	if err := p.Enqueue(n, []string{esc.To}); err != nil {
+		p.log.Error("cannot escalate a notification", "from", name, "to", esc.To, "key", n.Key, "err", err)
+		return
+	}
+	p.log.Warn("notification escalated: its notifier keeps failing", "from", name, "to", esc.To, "key", n.Key, "err", p.redact(cause.Error()))
+}
+
 // finish removes a delivered or refused entry.
 func (p *Pipeline) finish(name string, e outboxEntry, refused bool) {
+	delete(p.escalated[name], e.Seq)
 	if err := p.box.finish(name, e.Seq, refused); err != nil && !errors.Is(err, errOutboxClosed) {
 		p.log.Error("outbox: cannot remove a finished notification; it may be sent again after a restart",
 			"notifier", name, "key", e.Notification.Key, "err", err)

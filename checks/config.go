@@ -196,12 +196,22 @@ type Notifier struct {
 	// DOWN), warning (DEGRADED, disagreements, shape findings) and meta
 	// (the monitoring itself: stale regions, UNKNOWN checks, dead peers).
 	// Default: all three.
-	Routes    []string           `yaml:"routes"`
+	Routes []string `yaml:"routes"`
+	// Escalate sends what this notifier has failed to deliver for After to
+	// the notifier To as well: a PagerDuty outage must not swallow pages.
+	Escalate  *Escalation        `yaml:"escalate"`
 	PagerDuty *PagerDutyNotifier `yaml:"pagerduty"`
 	Slack     *SlackNotifier     `yaml:"slack"`
 	Webhook   *WebhookNotifier   `yaml:"webhook"`
 	Console   *ConsoleNotifier   `yaml:"console"`
 	Src       Source
+}
+
+// Escalation names a fallback notifier for one that keeps failing.
+type Escalation struct {
+	To    string        `yaml:"to"`
+	After time.Duration `yaml:"after"`
+	Src   Source
 }
 
 // PagerDutyNotifier sends PagerDuty Events API v2 events.

@@ -96,6 +96,26 @@ func validate(cfg *Config, errs *errorList) {
 	for i := range cfg.Notifiers {
 		validateNotifier(&cfg.Notifiers[i], i, notifiers, errs)
 	}
+	for i := range cfg.Notifiers {
+		n := &cfg.Notifiers[i]
+		esc := n.Escalate
+		if esc == nil {
+			continue
+		}
+		switch _, ok := notifiers[esc.To]; {
+		case esc.To == "":
+			errs.add(esc.Src.Pos, "", "notifier %q: escalate.to is required", n.Name)
+		case esc.To == n.Name:
+			errs.add(esc.Src.At("to"), "", "notifier %q: escalate.to names the notifier itself", n.Name)
+		case !ok:
+			errs.add(esc.Src.At("to"), "", "notifier %q: escalate.to: unknown notifier %q", n.Name, esc.To)
+		}
+		if !esc.Src.Has("after") {
+			esc.After = 10 * time.Minute
+		} else if esc.After < time.Minute {
+			errs.add(esc.Src.At("after"), "", "notifier %q: escalate.after %s must be at least 1m", n.Name, esc.After)
+		}
+	}
 
 	ids := map[string]Pos{}
 	for _, c := range cfg.Checks {

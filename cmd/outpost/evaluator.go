@@ -125,6 +125,7 @@ func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, l
 		Notifiers:      ns,
 		Routes:         alerting.NotifierRoutes(cfg),
 		CheckNotifiers: alerting.CheckNotifiers(cfg),
+		Escalations:    alerting.NotifierEscalations(cfg),
 		Dir:            filepath.Join(dataDir, "outbox"),
 		Registerer:     reg,
 		Logger:         log,

@@ -1,0 +1,50 @@
+package alerting
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// TestEscalationWhenANotifierKeepsFailing: PagerDuty (here a scripted
+// notifier) fails for longer than escalate.after, so the page also goes to
+// the escalation notifier, once; PagerDuty still gets it when it recovers.
+func TestEscalationWhenANotifierKeepsFailing(t *testing.T) {
+	pager, chat := &recordNotifier{}, &recordNotifier{}
+	pager.failNext(1000, true) // down for a long while
+	h := startPipe(t, t.TempDir(), map[string]Notifier{"pager": pager, "chat": chat}, func(o *PipelineOptions) {
+		o.Escalations = map[string]checks.Escalation{"pager": {To: "chat", After: 5 * time.Minute}}
+	})
+	page := pageDown("outpost-0123456789abcdef")
+	h.enqueue(page, "pager")
+
+	// Move time through the pager's backoff until the escalation.
+	for i := 0; i < 400 && len(chat.delivered()) == 0; i++ {
+		waitFor(t, "the pager worker to wait", func() bool { return pager.callCount() > 0 })
+		if d, ok := h.clock.Next(); ok {
+			h.clock.Advance(d)
+		} else {
+			h.clock.Advance(time.Second)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	got := chat.delivered()
+	if len(got) != 1 || got[0].Key != page.Key || !strings.HasPrefix(got[0].Summary, "[escalated: pager failing for ") {
+		t.Fatalf("escalated = %s", summaries(got))
+	}
+	if since := h.clock.Now().Sub(t0); since < 5*time.Minute {
+		t.Errorf("escalated after %s, want at least escalate.after (5m)", since)
+	}
+	// More failures do not escalate the same page again.
+	for i := 0; i < 20; i++ {
+		if d, ok := h.clock.Next(); ok {
+			h.clock.Advance(d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := len(chat.delivered()); n != 1 {
+		t.Fatalf("%d escalations of one page, want 1", n)
+	}
+}
