@@ -1,12 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
 )
 
 // TestEvaluatorMuxRoutes checks that every evaluator route is reachable
@@ -52,5 +57,105 @@ checks:
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s %s = %d, want %d", tc.method, tc.path, resp.StatusCode, tc.want)
 		}
+	}
+}
+
+// TestStatusJSONSchema decodes /status.json strictly into the shape the
+// documentation promises, and checks that a private check's evidence is
+// not in it.
+func TestStatusJSONSchema(t *testing.T) {
+	env := map[string]string{"K": "agent-key-0123456789"}
+	cfg, err := checks.LoadBytes("m.yaml", []byte(`regions: [us-east, eu-west]
+agents: [{region: us-east, key: "${K}"}]
+checks:
+  - {id: web, http: {url: "https://example.test/"}}
+  - {id: secret-db, private: true, tcp: {address: "10.1.2.3:5432"}}
+`), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := alerting.New(cfg, alerting.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	res := []probes.Result{
+		{V: 1, Check: "web", Type: "http", Region: "us-east", Time: now, OK: false, Reason: "status 503, want 200"},
+		{V: 1, Check: "secret-db", Type: "tcp", Region: "us-east", Time: now, OK: false, Reason: "connect 10.1.2.3:5432: connection refused",
+			Observed: probes.Observed{ConnectedAddr: "10.1.2.3:5432"}},
+	}
+	if err := ev.Apply(probes.Batch{V: 1, Agent: "a", Region: "us-east", Seq: 1, Created: now, Results: res}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(evaluatorMux(newRegistry(), ev))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	var doc struct {
+		Time         time.Time `json:"time"`
+		Started      time.Time `json:"started"`
+		ConfigDigest string    `json:"config_digest"`
+		StaleAfter   float64   `json:"stale_after_seconds"`
+		Regions      []struct {
+			Name              string    `json:"name"`
+			State             string    `json:"state"`
+			Since             time.Time `json:"since"`
+			LastSeen          time.Time `json:"last_seen"`
+			ConfigDigestMatch bool      `json:"config_digest_match"`
+			Agents            []struct {
+				Name              string    `json:"name"`
+				LastSeen          time.Time `json:"last_seen"`
+				LastSeq           uint64    `json:"last_seq"`
+				ConfigDigest      string    `json:"config_digest"`
+				ConfigDigestMatch bool      `json:"config_digest_match"`
+			} `json:"agents"`
+		} `json:"regions"`
+		Checks []struct {
+			ID          string            `json:"id"`
+			Type        string            `json:"type"`
+			State       string            `json:"state"`
+			Summary     string            `json:"summary"`
+			Incidents   []json.RawMessage `json:"incidents"`
+			Maintenance []string          `json:"maintenance"`
+			Regions     []struct {
+				Region string `json:"region"`
+				Last   *struct {
+					OK       bool      `json:"ok"`
+					Reason   string    `json:"reason"`
+					Time     time.Time `json:"time"`
+					Received time.Time `json:"received"`
+					Agent    string    `json:"agent"`
+					Duration float64   `json:"duration_seconds"`
+				} `json:"last"`
+				Window struct {
+					Samples     int `json:"samples"`
+					Size        int `json:"size"`
+					Failures    int `json:"failures"`
+					Passes      int `json:"passes"`
+					Consecutive int `json:"consecutive_failures"`
+				} `json:"window"`
+			} `json:"regions"`
+		} `json:"checks"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("status.json does not match its schema: %v\n%s", err, body)
+	}
+	if len(doc.Regions) != 2 || doc.Regions[0].Name != "us-east" || doc.Regions[0].Agents[0].Name != "a" || len(doc.Checks) != 2 {
+		t.Fatalf("status.json = %s", body)
+	}
+	if web := doc.Checks[0]; web.ID != "web" || web.Regions[0].Last == nil || web.Regions[0].Last.Reason != "status 503, want 200" {
+		t.Errorf("web = %+v", web)
+	}
+	if strings.Contains(string(body), "10.1.2.3") {
+		t.Errorf("a private check's target is in /status.json:\n%s", body)
 	}
 }
