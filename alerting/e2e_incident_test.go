@@ -57,28 +57,15 @@ func (e *e2eEvaluator) pages(route string) []Notification {
 	return out
 }
 
-func loadE2E(t *testing.T, yaml string) *checks.Config {
+// loadE2E loads the three-region test configuration with checksYAML.
+func loadE2E(t *testing.T, checksYAML string) *checks.Config {
 	t.Helper()
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"]}
-	cfg, err := checks.LoadBytes("e2e.yaml", []byte(`version: 1
-regions: [us-east, eu-west, ap-south]
-reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
-agents:
-  - {region: us-east, key: "${K_US}"}
-  - {region: eu-west, key: "${K_EU}"}
-  - {region: ap-south, key: "${K_AP}"}
-`+yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+	return regionConfig(t, "us-east", checksYAML)
 }
 
-// TestEndToEndQuorumPagesOnceFromEachEvaluator: three regions, two
-// evaluators. A target down from every region makes each evaluator send
-// exactly one critical trigger, with the same dedup key, so PagerDuty folds
-// them into one incident; recovery sends one resolve each.
-func TestEndToEndQuorumPagesOnceFromEachEvaluator(t *testing.T) {
+// downTarget serves "ok" until down is set, then 503s.
+func downTarget(t *testing.T) (*httptest.Server, *atomic.Bool) {
+	t.Helper()
 	var down atomic.Bool
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
@@ -88,6 +75,15 @@ func TestEndToEndQuorumPagesOnceFromEachEvaluator(t *testing.T) {
 		io.WriteString(w, "ok\n")
 	}))
 	t.Cleanup(target.Close)
+	return target, &down
+}
+
+// TestEndToEndQuorumPagesOnceFromEachEvaluator: three regions, two
+// evaluators. A target down from every region makes each evaluator send
+// exactly one critical trigger, with the same dedup key, so PagerDuty folds
+// them into one incident; recovery sends one resolve each.
+func TestEndToEndQuorumPagesOnceFromEachEvaluator(t *testing.T) {
+	target, down := downTarget(t)
 	cfg := loadE2E(t, fmt.Sprintf(`checks:
   - id: web-home
     interval: 5s

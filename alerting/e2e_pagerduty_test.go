@@ -3,11 +3,9 @@ package alerting
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,15 +51,7 @@ func startPagingEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake)
 // each.
 func TestEndToEndPagerDuty(t *testing.T) {
 	pd := newFakePagerDuty(t)
-	var down atomic.Bool
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			http.Error(w, "database unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ok\n")
-	}))
-	t.Cleanup(target.Close)
+	target, down := downTarget(t)
 	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
