@@ -74,11 +74,13 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 		r := e.regions[region]
 		w, ok := e.Window(id, region)
 		input := RegionInput{Live: r != nil && r.liveAt(now, e.staleAfter)}
+		// The failure hysteresis moves only on results: a region with none
+		// since a restart keeps the failing state it had before.
 		if ok && w.Last != nil {
 			input.Failing, input.Why = RegionHealth(w, cd.c.Failure, cd.c.Recovery, cd.failing[region])
 			input.Last = w.Last
+			cd.failing[region] = input.Failing
 		}
-		cd.failing[region] = input.Failing
 		in[region] = input
 	}
 	d := Decide(cd.c, in)

@@ -306,3 +306,70 @@ func TestEndToEndWebNameOnAPILoadBalancer(t *testing.T) {
 		t.Errorf("eu-west evidence lacks the reason: %q", page.Details["region.eu-west"])
 	}
 }
+
+// TestRestartKeepsFailingRegions: an evaluator restarted on the same data
+// dir while a check is DOWN keeps the incident open through the ticks that
+// come before any new result, and through a first new failure that alone
+// would not cross the failure rule; it resolves only on recovery.
+func TestRestartKeepsFailingRegions(t *testing.T) {
+	cfg := regionConfig(t, "us-east", `checks:
+  - id: web
+    failure: {consecutive: 2}
+    http: {url: "https://example.test/"}
+`)
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	dir := t.TempDir()
+	notes := &captureNotifier{}
+	var seq uint64
+	feed := func(ev *Evaluator, ok bool) {
+		seq++
+		for _, region := range cfg.Regions {
+			r := probes.Result{V: 1, Check: "web", Type: "http", Region: region, Time: clk.Now(), OK: ok}
+			if !ok {
+				r.Reason = "status 503, want 2xx"
+			}
+			if err := ev.Apply(probes.Batch{V: 1, Agent: "a-" + region, Region: region, Seq: seq, Created: clk.Now(), Results: []probes.Result{r}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Advance(30 * time.Second)
+		ev.tick(context.Background(), clk.Now())
+	}
+	first, err := New(cfg, Options{Clock: clk, Notifier: notes, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(first, false)
+	feed(first, false)
+	if got := summariesOf(notes); len(got) != 1 || !strings.HasPrefix(got[0], "trigger") {
+		t.Fatalf("before the restart: %v", got)
+	}
+
+	second, err := New(cfg, Options{Clock: clk, Notifier: notes, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ { // ticks with no results yet
+		clk.Advance(time.Second)
+		second.tick(context.Background(), clk.Now())
+	}
+	feed(second, false) // one failure: not enough on its own
+	if got := summariesOf(notes); len(got) != 1 {
+		t.Fatalf("after the restart: %v, want the incident still open and unpaged again", got)
+	}
+	feed(second, true)
+	feed(second, true)
+	if got := summariesOf(notes); len(got) != 2 || !strings.HasPrefix(got[1], "resolve") {
+		t.Fatalf("after recovery: %v, want the resolve", got)
+	}
+}
+
+func summariesOf(c *captureNotifier) []string {
+	var out []string
+	for _, n := range c.all() {
+		if n.Kind == "check_down" {
+			out = append(out, n.Action+" "+n.Summary)
+		}
+	}
+	return out
+}
