@@ -33,7 +33,6 @@ type tcpProber struct {
 }
 
 func newTCP(c *checks.Check, opts Options) (Prober, error) {
-	opts.fill()
 	s := c.TCP
 	p := &tcpProber{
 		base:    base{check: c, opts: opts},
@@ -215,5 +214,5 @@ func ioReason(ctx context.Context, err error, limit time.Duration, waiting, op s
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err) {
 		return fmt.Sprintf("timed out after %s %s", limit, waiting)
 	}
-	return fmt.Sprintf("%s: %s", op, describeNetErr(ctx, err))
+	return fmt.Sprintf("%s: %s", op, describeNetErr(err))
 }

@@ -23,7 +23,6 @@ type tlsProber struct {
 }
 
 func newTLS(c *checks.Check, opts Options) (Prober, error) {
-	opts.fill()
 	s := c.TLS
 	host, _, err := net.SplitHostPort(s.Address)
 	if err != nil {
