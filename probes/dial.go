@@ -90,7 +90,7 @@ func (d *dialer) resolve(ctx context.Context, host string, tr *dialTrace) ([]net
 	addrs, err := d.resolver.LookupNetIP(ctx, network, host)
 	tr.resolve += time.Since(start)
 	if err != nil {
-		return nil, &probeError{phase: "resolve", msg: fmt.Sprintf("resolve %s: %s", host, describeNetErr(ctx, err))}
+		return nil, &probeError{phase: "resolve", msg: fmt.Sprintf("resolve %s: %s", host, describeNetErr(err))}
 	}
 	for i := range addrs {
 		addrs[i] = addrs[i].Unmap()
@@ -156,7 +156,7 @@ func (d *dialer) dial(ctx context.Context, hostport string, tr *dialTrace) (net.
 			return conn, nil
 		}
 		if firstErr == nil {
-			firstErr = &probeError{phase: "connect", msg: fmt.Sprintf("connect %s: %s", target, describeNetErr(ctx, err))}
+			firstErr = &probeError{phase: "connect", msg: fmt.Sprintf("connect %s: %s", target, describeNetErr(err))}
 		}
 		if ctx.Err() != nil {
 			break
@@ -175,7 +175,7 @@ func (e *probeError) Error() string { return e.msg }
 
 // describeNetErr turns a network error into the short cause a reason needs:
 // "connection refused", "timed out", "no such host".
-func describeNetErr(_ context.Context, err error) string {
+func describeNetErr(err error) string {
 	var dnsErr *net.DNSError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err):

@@ -216,7 +216,7 @@ func describeDNSErr(err error, timeout time.Duration) string {
 	if errors.As(err, &de) || strings.HasPrefix(err.Error(), "dns: ") {
 		return "malformed response: " + strings.TrimPrefix(err.Error(), "dns: ")
 	}
-	return describeNetErr(context.Background(), err)
+	return describeNetErr(err)
 }
 
 // extracted is what a response says about the question.
@@ -359,7 +359,7 @@ func (p *dnsProbe) explicitServer(ctx context.Context, entry string) (dnsServer,
 	if _, err := netip.ParseAddr(host); err != nil {
 		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		if err != nil || len(addrs) == 0 {
-			return dnsServer{}, fmt.Errorf("resolve resolver %s: %s", host, describeNetErr(ctx, err))
+			return dnsServer{}, fmt.Errorf("resolve resolver %s: %s", host, describeNetErr(err))
 		}
 		host = addrs[0].Unmap().String()
 	}

@@ -368,7 +368,7 @@ func (p *httpProbe) runStep(ctx context.Context, st *httpStep, vars map[string]s
 	}
 	out.bodyBytes = int64(len(body))
 	if readErr != nil {
-		out.failures = append(out.failures, fmt.Sprintf("reading body after %d bytes: %s", len(body), describeNetErr(ctx, readErr)))
+		out.failures = append(out.failures, fmt.Sprintf("reading body after %d bytes: %s", len(body), describeNetErr(readErr)))
 		return out
 	}
 	ev := evaluation{
@@ -428,7 +428,7 @@ func (p *httpProbe) describeRequestErr(ctx context.Context, err error, tr *httpT
 	if strings.Contains(err.Error(), "stopped after") {
 		return err.Error()
 	}
-	msg := describeNetErr(ctx, err)
+	msg := describeNetErr(err)
 	if d.dial.connected != "" {
 		msg = fmt.Sprintf("%s %s", d.dial.connected, msg)
 	}
