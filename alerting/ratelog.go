@@ -3,43 +3,35 @@ package alerting
 import (
 	"sync"
 	"time"
+
+	"github.com/outposthq/outpost/probes"
 )
 
 // rejectLogEvery is the most often one kind of refusal is logged per region.
 const rejectLogEvery = 10 * time.Second
 
-// logLimiter lets one log line per key through per interval and counts the
-// lines it held back, so that a storm of bad batches costs a line every few
-// seconds, not a line each. Keys must come from a bounded set.
+// logLimiter is a probes.LogLimiter per key, for lines that repeat per
+// region, outcome or notifier. Keys must come from a bounded set.
 type logLimiter struct {
 	every time.Duration
 
 	mu   sync.Mutex
-	keys map[string]*limiterEntry
-}
-
-type limiterEntry struct {
-	last       time.Time
-	suppressed int
+	keys map[string]*probes.LogLimiter
 }
 
 func newLogLimiter(every time.Duration) *logLimiter {
-	return &logLimiter{every: every, keys: map[string]*limiterEntry{}}
+	return &logLimiter{every: every, keys: map[string]*probes.LogLimiter{}}
 }
 
 // allow reports whether a line for key may be logged at now and, if so,
 // how many were held back since the last one.
 func (l *logLimiter) allow(key string, now time.Time) (ok bool, suppressed int) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	en := l.keys[key]
-	if en == nil {
-		en = &limiterEntry{}
-		l.keys[key] = en
-	} else if now.Sub(en.last) < l.every {
-		en.suppressed++
-		return false, 0
+	lim := l.keys[key]
+	if lim == nil {
+		lim = &probes.LogLimiter{Every: l.every}
+		l.keys[key] = lim
 	}
-	suppressed, en.suppressed, en.last = en.suppressed, 0, now
-	return true, suppressed
+	l.mu.Unlock()
+	return lim.Allow(now)
 }

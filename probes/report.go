@@ -96,7 +96,7 @@ type Reporter struct {
 	metrics                reporterMetrics
 	queue                  chan Result
 	evals                  []*evaluator
-	queueLog               logLimiter
+	queueLog               LogLimiter
 	running                atomic.Bool
 	lastSeq, lastResultSeq uint64 // owned by the batcher
 	// lastReached is when an evaluator last answered a batch at all (any
@@ -121,7 +121,7 @@ type evaluator struct {
 	sent, failures, spoolDropped, spoolErrors prometheus.Counter
 	rejected                                  *prometheus.CounterVec // by status
 
-	diskLog, failLog, rejectLog logLimiter
+	diskLog, failLog, rejectLog LogLimiter
 	// overflowing, owned by the batcher, is set when the spool first drops
 	// batches and cleared once the sender has caught up: one log per
 	// overflow episode.
@@ -218,7 +218,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		client:     opts.HTTPClient,
 		log:        opts.Logger,
 		metrics:    newReporterMetrics(),
-		queueLog:   logLimiter{every: logEvery},
+		queueLog:   LogLimiter{Every: logEvery},
 	}
 	r.queue = make(chan Result, max(4*r.batchSize, minQueue))
 	r.SetConfigDigest(opts.ConfigDigest)
@@ -278,9 +278,9 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 		label:     u.Redacted(),
 		endpoint:  base + ResultsPath,
 		wake:      make(chan struct{}, 1),
-		diskLog:   logLimiter{every: logEvery},
-		failLog:   logLimiter{every: logEvery},
-		rejectLog: logLimiter{every: logEvery},
+		diskLog:   LogLimiter{Every: logEvery},
+		failLog:   LogLimiter{Every: logEvery},
+		rejectLog: LogLimiter{Every: logEvery},
 	}
 	e.log = r.log.With("evaluator", e.label)
 	m := r.metrics
@@ -354,7 +354,7 @@ func (r *Reporter) Submit(res Result) {
 	case r.queue <- res:
 	default:
 		r.metrics.dropped.WithLabelValues("queue_full").Inc()
-		if ok, n := r.queueLog.allow(r.clock.Now()); ok {
+		if ok, n := r.queueLog.Allow(r.clock.Now()); ok {
 			r.log.Warn("reporter queue full: dropping results", "check", res.Check, "dropped_since_last_log", n)
 		}
 	}
@@ -494,7 +494,7 @@ func (r *Reporter) seal(results []Result, now time.Time) {
 func (r *Reporter) spoolBatch(e *evaluator, seq uint64, body []byte, now time.Time) {
 	if err := e.spool.Put(seq, body); err != nil {
 		e.spoolErrors.Inc()
-		if ok, n := e.diskLog.allow(now); ok {
+		if ok, n := e.diskLog.Allow(now); ok {
 			e.log.Error("cannot spool a batch: it is lost for this evaluator", "err", err, "errors_since_last_log", n)
 		}
 		return

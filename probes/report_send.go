@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -48,7 +47,7 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 		case err == nil && permanent(status, detail):
 			e.rejected.WithLabelValues(strconv.Itoa(status)).Inc()
 			r.removeSent(e, seq, now)
-			if ok, n := e.rejectLog.allow(now); ok {
+			if ok, n := e.rejectLog.Allow(now); ok {
 				e.log.Error("evaluator refused a batch for good: dropped it", "status", status,
 					"response", detail, "seq", seq, "refused_since_last_log", n)
 			}
@@ -56,7 +55,7 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 		}
 		attempt++
 		e.failures.Inc()
-		if ok, n := e.failLog.allow(now); ok {
+		if ok, n := e.failLog.Allow(now); ok {
 			if err == nil {
 				err = fmt.Errorf("status %d: %s", status, detail)
 			}
@@ -75,7 +74,7 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 
 func (r *Reporter) removeSent(e *evaluator, seq uint64, now time.Time) {
 	if err := e.spool.Remove(seq); err != nil {
-		if ok, n := e.diskLog.allow(now); ok {
+		if ok, n := e.diskLog.Allow(now); ok {
 			e.log.Error("cannot delete a delivered batch: it will be sent again after a restart", "err", err, "errors_since_last_log", n)
 		}
 	}
@@ -132,27 +131,4 @@ func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status 
 	// Read a bounded rest so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, detail, nil
-}
-
-// logLimiter lets a repeating log line through at most once per period and
-// counts what it held back.
-type logLimiter struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now and, if so, how many lines were held
-// back since the last one.
-func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
-		l.suppressed++
-		return false, 0
-	}
-	suppressed, l.suppressed, l.last = l.suppressed, 0, now
-	return true, suppressed
 }
