@@ -33,7 +33,15 @@ type e2eEvaluator struct {
 func startEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake) *e2eEvaluator {
 	t.Helper()
 	notes := &captureNotifier{}
-	ev, err := New(cfg, Options{Clock: clk, Notifier: notes, DataDir: t.TempDir()})
+	ev, url := serveEvaluator(t, cfg, clk, notes)
+	return &e2eEvaluator{ev: ev, url: url, notes: notes}
+}
+
+// serveEvaluator runs an evaluator that sends to n, behind a loopback HTTP
+// server, until the test ends.
+func serveEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, n Notifier) (*Evaluator, string) {
+	t.Helper()
+	ev, err := New(cfg, Options{Clock: clk, Notifier: n, DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +51,7 @@ func startEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake) *e2eE
 	done := make(chan struct{})
 	go func() { defer close(done); ev.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &e2eEvaluator{ev: ev, url: srv.URL, notes: notes}
+	return ev, srv.URL
 }
 
 // pages returns the check notifications on the given route.

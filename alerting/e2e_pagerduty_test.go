@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -30,17 +29,12 @@ func startPagingEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := New(cfg, Options{Clock: clk, Notifier: pipe, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(ev.Handler())
+	// Registered first, so it runs after the evaluator has stopped.
 	ctx, cancel := context.WithCancel(context.Background())
-	evDone, pipeDone := make(chan struct{}), make(chan struct{})
+	pipeDone := make(chan struct{})
 	go func() { defer close(pipeDone); pipe.Run(ctx) }()
-	go func() { defer close(evDone); ev.Run(ctx) }()
-	t.Cleanup(func() { srv.Close(); cancel(); <-evDone; <-pipeDone; pipe.Close() })
-	return ev, srv.URL
+	t.Cleanup(func() { cancel(); <-pipeDone; pipe.Close() })
+	return serveEvaluator(t, cfg, clk, pipe)
 }
 
 // TestEndToEndPagerDuty: three agents, two evaluators, a fake PagerDuty
