@@ -241,7 +241,7 @@ type ConsoleNotifier struct {
 }
 
 // Check is one thing to probe. Exactly one of its type blocks (HTTP, TCP,
-// TLS, DNS) is set. After Load, every field is defaulted: Interval, Timeout,
+// TLS, DNS, Heartbeat, Series) is set. After Load, every field is defaulted: Interval, Timeout,
 // Quorum, Failure and Regions are never zero.
 type Check struct {
 	ID       string        `yaml:"id"`
@@ -268,11 +268,18 @@ type Check struct {
 	TLS       *TLSSpec       `yaml:"tls"`
 	DNS       *DNSSpec       `yaml:"dns"`
 	Heartbeat *HeartbeatSpec `yaml:"heartbeat"`
+	Series    *SeriesSpec    `yaml:"series"`
+
+	// Shape tunes the shape detectors (latency distribution, series
+	// value). After Load it is set for every check but heartbeats, unless
+	// written "shape: false".
+	Shape *ShapeSpec `yaml:"shape"`
 
 	Src Source
 }
 
-// Type returns the name of the check's type block ("http", "tcp", "tls", "dns").
+// Type returns the name of the check's type block ("http", "tcp", "tls",
+// "dns", "heartbeat", "series").
 func (c *Check) Type() string {
 	switch {
 	case c.HTTP != nil:
@@ -285,6 +292,8 @@ func (c *Check) Type() string {
 		return "dns"
 	case c.Heartbeat != nil:
 		return "heartbeat"
+	case c.Series != nil:
+		return "series"
 	}
 	return ""
 }

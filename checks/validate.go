@@ -290,14 +290,14 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 	for _, t := range []struct {
 		name string
 		set  bool
-	}{{"http", c.HTTP != nil}, {"tcp", c.TCP != nil}, {"tls", c.TLS != nil}, {"dns", c.DNS != nil}, {"heartbeat", c.Heartbeat != nil}} {
+	}{{"http", c.HTTP != nil}, {"tcp", c.TCP != nil}, {"tls", c.TLS != nil}, {"dns", c.DNS != nil}, {"heartbeat", c.Heartbeat != nil}, {"series", c.Series != nil}} {
 		if t.set {
 			types = append(types, t.name)
 		}
 	}
 	switch len(types) {
 	case 0:
-		errs.add(c.Src.Pos, id, "no check type: add one of http, tcp, tls, dns, heartbeat")
+		errs.add(c.Src.Pos, id, "no check type: add one of http, tcp, tls, dns, heartbeat, series")
 		return
 	case 1:
 	default:
@@ -417,7 +417,10 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 		validateDNS(c, id, errs)
 	case c.Heartbeat != nil:
 		validateHeartbeat(c, id, errs)
+	case c.Series != nil:
+		validateSeries(c, id, errs)
 	}
+	validateShape(c, id, errs)
 }
 
 func validateIPProtocol(v string, src *Source, id string, errs *errorList) {

@@ -80,6 +80,8 @@ type Observed struct {
 	Line string `json:"line,omitempty"`
 	// DNS holds one entry per DNS server a dns check asked.
 	DNS []DNSObservation `json:"dns,omitempty"`
+	// Value is the number a series check read; nil when it read none.
+	Value *float64 `json:"value,omitempty"`
 }
 
 // DNSObservation is what one DNS server answered. It is structured so that
