@@ -156,6 +156,10 @@ type RegionInput struct {
 	// live region without one has not judged the check yet and does not
 	// count either: a region reporting nothing for a check is not healthy.
 	Last *probes.Result
+	// Shape are the region's current shape findings, and Forecast a spike
+	// it expects (see DetectLatency, DetectSeries, ForecastSpike).
+	Shape    []ShapeFinding
+	Forecast *ShapeFinding
 }
 
 // Decision is a check's verdict across its regions at one evaluation. It
@@ -184,6 +188,10 @@ type Decision struct {
 	// the live regions' latest results, when the check's on_disagreement
 	// is not ignore; nil when they agree.
 	Disagreement *Finding `json:"disagreement,omitempty"`
+	// Shape gathers the live regions' shape findings, with their scope;
+	// Forecast the spikes they expect. Nil when there are none.
+	Shape    *ShapeReport `json:"shape,omitempty"`
+	Forecast *ShapeReport `json:"forecast,omitempty"`
 	// Summary is one line of at most 1024 bytes for a page, such as
 	// "web-home DOWN from 3/3 regions: us-east status 503, want 200; ...".
 	Summary string `json:"summary"`
@@ -207,7 +215,8 @@ type Decision struct {
 //   - OK when F is 0.
 //
 // Decide also compares the live regions' latest results (CompareDNS,
-// CompareAddresses) and sets Decision.Disagreement.
+// CompareAddresses) and sets Decision.Disagreement, and gathers their
+// shape findings into Decision.Shape and Decision.Forecast.
 func Decide(c *checks.Check, in map[string]RegionInput) Decision {
 	regions := c.Regions
 	if len(regions) == 0 {
@@ -253,6 +262,8 @@ func Decide(c *checks.Check, in map[string]RegionInput) Decision {
 	if d.Disagreement == nil {
 		d.Disagreement = CompareAddresses(c, last)
 	}
+	d.Shape = reportShapes(c, &d, in, false)
+	d.Forecast = reportShapes(c, &d, in, true)
 	d.Summary = clip(summarize(&d, in), maxSummaryBytes)
 	return d
 }

@@ -81,6 +81,7 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 			input.Last = w.Last
 			cd.failing[region] = input.Failing
 		}
+		input.Shape, input.Forecast = e.shapeFindings(id, region)
 		in[region] = input
 	}
 	d := Decide(cd.c, in)
@@ -106,7 +107,28 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 func (cd *checkDecider) pending() bool {
 	cd.mu.Lock()
 	defer cd.mu.Unlock()
-	return cd.last.State != StateOK || cd.state.Down.Open || cd.state.Degraded.Open || cd.state.Unknown.Open || cd.state.Disagreement.Open
+	return cd.last.State != StateOK || cd.last.Shape != nil || cd.last.Forecast != nil || cd.state.anyOpen()
+}
+
+// shapeFindings returns copies of the current shape findings and forecast
+// of check in region.
+func (e *Evaluator) shapeFindings(check, region string) ([]ShapeFinding, *ShapeFinding) {
+	r := e.regions[region]
+	if r == nil {
+		return nil, nil
+	}
+	t := r.shapes[check]
+	if t == nil {
+		return nil, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var fc *ShapeFinding
+	if t.forecast != nil {
+		f := *t.forecast
+		fc = &f
+	}
+	return slices.Clone(t.findings), fc
 }
 
 // liveAt reports whether the region counts as live at now: its liveness
@@ -247,6 +269,9 @@ func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[
 	if ev.Finding != nil {
 		n.Details["disagreement"] = ev.Finding.Summary
 	}
+	if ev.Shape != nil {
+		shapeDetails(ev.Shape, n.Details)
+	}
 	e.send(ctx, n)
 }
 
@@ -347,7 +372,7 @@ func (e *Evaluator) saveIncident(id string, st IncidentState, failing map[string
 	for _, f := range failing {
 		anyFailing = anyFailing || f
 	}
-	if st.Down.Open || st.Degraded.Open || st.Unknown.Open || st.Disagreement.Open || !st.DownSince.IsZero() || anyFailing {
+	if st.anyOpen() || !st.DownSince.IsZero() || !st.ShapeSince.IsZero() || anyFailing {
 		e.persisted[id] = savedDecider{State: st, Failing: maps.Clone(failing)}
 	} else {
 		delete(e.persisted, id)

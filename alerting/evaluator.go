@@ -97,6 +97,10 @@ type Evaluator struct {
 	persisted map[string]savedDecider // guarded by saveMu
 	unknown   unknownChecks
 	beats     *heartbeats
+	// shapeSaveMu serialises writes of the shape baselines;
+	// lastShapeSave is used by the liveness loop only.
+	shapeSaveMu   sync.Mutex
+	lastShapeSave time.Time
 
 	// name is this evaluator's entry in peers, peers the others.
 	name          string
@@ -117,6 +121,9 @@ type regionState struct {
 	// windows holds a window per check that runs in the region; the map
 	// is never written after New.
 	windows map[string]*window
+	// shapes holds a shape tracker per check with shape detection; the
+	// map is never written after New.
+	shapes  map[string]*shapeTracker
 	metrics *regionMetrics
 
 	// mu guards the windows' contents and every field below.
@@ -174,6 +181,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		r := &regionState{
 			name:    name,
 			windows: map[string]*window{},
+			shapes:  map[string]*shapeTracker{},
 			metrics: m.regions[name],
 			agents:  map[string]*agentState{},
 			live:    liveness{State: RegionUnknown, Since: e.started},
@@ -202,6 +210,9 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 				return nil, fmt.Errorf("alerting: check %q: undeclared region %q", c.ID, name)
 			}
 			r.windows[c.ID] = newWindow(c, name)
+			if t := newShapeTracker(c); t != nil {
+				r.shapes[c.ID] = t
+			}
 		}
 	}
 	e.newDeciders()
@@ -229,7 +240,9 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		if err := e.loadIncidents(); err != nil {
 			return nil, fmt.Errorf("alerting: %w", err)
 		}
+		e.loadShapes()
 	}
+	e.lastShapeSave = e.started
 	return e, nil
 }
 

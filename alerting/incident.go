@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/outposthq/outpost/checks"
@@ -28,11 +29,17 @@ const (
 	// different addresses (a Finding). Route critical or warning, as the
 	// check's on_disagreement says.
 	IncidentDisagreement IncidentKind = "disagreement"
+	// IncidentShape: a shape detector found something (a tail shift, a
+	// slow rise, a spike or a drop) in some live region. Route warning,
+	// or critical with shape.page.
+	IncidentShape IncidentKind = "shape"
+	// IncidentForecast: a recurring spike is due soon. Route warning.
+	IncidentForecast IncidentKind = "forecast"
 )
 
 // incidentKinds lists the kinds in the order Step handles them and emits
 // their events.
-var incidentKinds = [...]IncidentKind{IncidentDown, IncidentDegraded, IncidentUnknown, IncidentDisagreement}
+var incidentKinds = [...]IncidentKind{IncidentDown, IncidentDegraded, IncidentUnknown, IncidentDisagreement, IncidentShape, IncidentForecast}
 
 // EventAction is what an Event asks a notifier to do, in PagerDuty Events
 // v2 terms.
@@ -82,6 +89,9 @@ type Event struct {
 	Decision Decision `json:"decision"`
 	// Finding is the disagreement, for IncidentDisagreement triggers.
 	Finding *Finding `json:"finding,omitempty"`
+	// Shape is the shape report, for IncidentShape and IncidentForecast
+	// triggers.
+	Shape *ShapeReport `json:"shape,omitempty"`
 }
 
 // Incident is one kind of incident of a check. Open is the incident as
@@ -106,6 +116,10 @@ type Incident struct {
 	// Transitions are the times of the latest opens and resolves within
 	// flap.window, oldest first; at most flap.transitions of them.
 	Transitions []time.Time `json:"transitions,omitempty"`
+	// Topic is what the latest trigger was about, for kinds whose subject
+	// can change while open (shape: its detectors and scope). A new topic
+	// sends the trigger again, under the same dedup key, as an update.
+	Topic string `json:"topic,omitempty"`
 }
 
 // IncidentState is everything Step remembers about one check. Its zero
@@ -124,6 +138,21 @@ type IncidentState struct {
 	Degraded     Incident  `json:"degraded"`
 	Unknown      Incident  `json:"unknown"`
 	Disagreement Incident  `json:"disagreement"`
+	Shape        Incident  `json:"shape,omitzero"`
+	Forecast     Incident  `json:"forecast,omitzero"`
+	// ShapeSince is when the current run of decisions with shape findings
+	// began; the shape incident opens once it has settled (see Step).
+	ShapeSince time.Time `json:"shape_since,omitzero"`
+}
+
+// anyOpen reports whether some incident is open.
+func (s IncidentState) anyOpen() bool {
+	for _, k := range incidentKinds {
+		if s.incident(k).Open {
+			return true
+		}
+	}
+	return false
 }
 
 // Incident returns the incident of kind k; ok is false for an unknown kind.
@@ -145,6 +174,10 @@ func (s *IncidentState) incident(k IncidentKind) *Incident {
 		return &s.Unknown
 	case IncidentDisagreement:
 		return &s.Disagreement
+	case IncidentShape:
+		return &s.Shape
+	case IncidentForecast:
+		return &s.Forecast
 	}
 	return nil
 }
@@ -161,8 +194,8 @@ const (
 // Step advances a check's incidents by one evaluation: the state s, the
 // check's Decision d (from Decide) at now, the check c and every
 // configured maintenance window. It returns the next state and the events
-// to send, in the order down, degraded, unknown, disagreement. It is a
-// pure function of its arguments and does not modify s.
+// to send, in the order down, degraded, unknown, disagreement, shape,
+// forecast. It is a pure function of its arguments and does not modify s.
 //
 // Rules, per incident kind:
 //   - down opens when d has been DOWN continuously for c.For (at once when
@@ -175,6 +208,13 @@ const (
 //   - unknown opens when d is UNKNOWN and resolves when it is not.
 //   - disagreement opens while d.Disagreement is set and resolves when it
 //     is not; an UNKNOWN decision keeps it as it is.
+//   - shape opens once d.Shape has been set for one bucket of the shape
+//     window (so that every region has had its say on the scope) and no
+//     down incident is open; it resolves when d.Shape is not set (UNKNOWN
+//     keeps it) or a down incident opens (the page supersedes the
+//     warning). While open, a change of detectors or scope sends the
+//     trigger again under the same dedup key, as an update.
+//   - forecast opens while d.Forecast is set and resolves when it is not.
 //
 // Flap damping (c.Flap): an open or a resolve that would make more than
 // Flap.Transitions of them within Flap.Window marks the incident flapping;
@@ -184,8 +224,8 @@ const (
 // Maintenance: a trigger is suppressed while maintenance covers the check
 // in every region the incident is about (down and degraded: the failing
 // regions; unknown: the stale and silent ones; disagreement: the odd ones;
-// every region of the check when there are none). The incident is still
-// tracked: when the maintenance ends and its condition still holds, the
+// shape and forecast: those with findings; every region of the check
+// when there are none). The incident is still tracked: when the maintenance ends and its condition still holds, the
 // trigger goes out then; if the condition no longer holds, the incident
 // closes without a word. Resolves are never suppressed, and only sent for
 // incidents whose trigger was sent.
@@ -200,13 +240,18 @@ func Step(s IncidentState, d Decision, c *checks.Check, maint []*checks.Maintena
 	} else if s.DownSince.IsZero() {
 		s.DownSince = now
 	}
+	if d.Shape == nil {
+		s.ShapeSince = time.Time{}
+	} else if s.ShapeSince.IsZero() {
+		s.ShapeSince = now
+	}
 
 	var events []Event
 	for _, k := range incidentKinds {
 		in := s.incident(k)
 		w, holds := s.rule(k, d, c, now)
 		in.advance(w, c.Flap, now)
-		route, regions := checks.RouteCritical, d.Failing
+		route, regions, topic := checks.RouteCritical, d.Failing, ""
 		switch k {
 		case IncidentDegraded:
 			route = checks.RouteWarning
@@ -217,9 +262,23 @@ func Step(s IncidentState, d Decision, c *checks.Check, maint []*checks.Maintena
 			if d.Disagreement != nil {
 				route, regions = d.Disagreement.Route, d.Disagreement.Regions
 			}
+		case IncidentShape:
+			route, regions = checks.RouteWarning, nil
+			if c.Shape != nil && c.Shape.Page {
+				route = checks.RouteCritical
+			}
+			if d.Shape != nil {
+				regions = d.Shape.Regions
+				topic = strings.Join(d.Shape.Detectors, ",") + "/" + d.Shape.Scope
+			}
+		case IncidentForecast:
+			route, regions = checks.RouteWarning, nil
+			if d.Forecast != nil {
+				regions = d.Forecast.Regions
+			}
 		}
 		suppressed := inMaintenance(c, maint, regions, now)
-		if ev, ok := in.reconcile(k, holds, suppressed, route, d, now); ok {
+		if ev, ok := in.reconcile(k, holds, suppressed, route, topic, d, now); ok {
 			events = append(events, ev)
 		}
 	}
@@ -259,6 +318,23 @@ func (s *IncidentState) rule(k IncidentKind, d Decision, c *checks.Check, now ti
 		case d.State != StateUnknown:
 			return wantClear, false
 		}
+	case IncidentShape:
+		// Regions close their windows' buckets at different moments; a
+		// finding waits one bucket for the others before it is judged, so
+		// that its scope (one region, or the service) is right.
+		settled := d.Shape != nil && now.Sub(s.ShapeSince) >= shapeSettle(c)
+		holds = settled && !s.Down.Open
+		switch {
+		case holds:
+			return wantOpen, true
+		case s.Down.Open || (d.Shape == nil && d.State != StateUnknown):
+			return wantClear, false
+		}
+	case IncidentForecast:
+		if d.Forecast != nil {
+			return wantOpen, true
+		}
+		return wantClear, false
 	}
 	return wantKeep, false
 }
@@ -313,16 +389,25 @@ func (in *Incident) transition(flap *checks.FlapRule, now time.Time) (flapping b
 
 // reconcile brings what notifiers were told in line with the incident and
 // returns the event that does it, if any.
-func (in *Incident) reconcile(k IncidentKind, holds, suppressed bool, route string, d Decision, now time.Time) (Event, bool) {
+func (in *Incident) reconcile(k IncidentKind, holds, suppressed bool, route, topic string, d Decision, now time.Time) (Event, bool) {
 	ev := Event{Check: d.Check, Kind: k, DedupKey: DedupKey(d.Check, k), Time: now, OpenedAt: in.OpenedAt, Decision: d}
 	switch {
-	case in.Open && !in.Paged && !suppressed && holds:
-		in.Paged, in.PagedAt, in.Route = true, now, route
-		ev.Action, ev.Route, ev.Flapping = EventTrigger, route, in.Flapping
+	case in.Open && !suppressed && holds && (!in.Paged || topic != in.Topic):
+		if !in.Paged {
+			in.PagedAt, in.Route = now, route
+		}
+		in.Paged, in.Topic = true, topic
+		ev.Route = in.Route
+		ev.Action, ev.Flapping = EventTrigger, in.Flapping
 		ev.Summary = d.Summary
-		if k == IncidentDisagreement && d.Disagreement != nil {
+		switch {
+		case k == IncidentDisagreement && d.Disagreement != nil:
 			ev.Finding = d.Disagreement
 			ev.Summary = d.Check + " regions disagree: " + d.Disagreement.Summary
+		case k == IncidentShape && d.Shape != nil:
+			ev.Shape, ev.Summary = d.Shape, d.Shape.Summary
+		case k == IncidentForecast && d.Forecast != nil:
+			ev.Shape, ev.Summary = d.Forecast, d.Forecast.Summary
 		}
 		if in.Flapping {
 			ev.Summary += " [flapping]"
@@ -333,7 +418,7 @@ func (in *Incident) reconcile(k IncidentKind, holds, suppressed bool, route stri
 		// Opened unseen under maintenance and over by its end.
 		in.Open, in.Flapping, in.ClearSince = false, false, time.Time{}
 	case !in.Open && in.Paged:
-		in.Paged = false
+		in.Paged, in.Topic = false, ""
 		ev.Action, ev.Route = EventResolve, in.Route
 		ev.Summary = clip(fmt.Sprintf("%s %s resolved after %s: %s", d.Check, k, now.Sub(in.OpenedAt).Round(time.Second), d.Summary), maxSummaryBytes)
 		return ev, true
@@ -368,4 +453,14 @@ func (s IncidentState) clone() IncidentState {
 		in.Transitions = slices.Clone(in.Transitions)
 	}
 	return s
+}
+
+// shapeSettle is how long a shape finding waits for the other regions:
+// one bucket of a latency window; nothing for series checks, whose
+// detectors already wait for several points.
+func shapeSettle(c *checks.Check) time.Duration {
+	if c.Shape == nil {
+		return 0
+	}
+	return c.Shape.Bucket()
 }

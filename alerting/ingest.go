@@ -202,6 +202,9 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins [
 			decide = append(decide, res.Check)
 		}
 		w.add(res, a.name, now)
+		if t := r.shapes[res.Check]; t != nil && shapeInput(res, now) && t.add(res, now) && !slices.Contains(decide, res.Check) {
+			decide = append(decide, res.Check)
+		}
 	}
 	if now.After(r.lastSeen) {
 		r.lastSeen = now
@@ -219,6 +222,18 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins [
 	if len(decide) > 0 {
 		e.evaluateAfterIngest(decide, now)
 	}
+}
+
+// shapeMaxLag is how long after a probe its result may arrive and still
+// feed shape detection; results replayed from a spool after an outage
+// would otherwise land in the wrong bucket and slot.
+const shapeMaxLag = 2 * time.Minute
+
+// shapeInput reports whether r feeds shape detection: a scheduled probe
+// that arrived promptly. Confirmation runs are out of schedule and would
+// weigh their moment twice.
+func shapeInput(r *probes.Result, now time.Time) bool {
+	return !r.Confirm && now.Sub(r.Time) <= shapeMaxLag
 }
 
 // record counts err's outcome for the region labelled label and logs

@@ -99,8 +99,9 @@ const notifyTimeout = 10 * time.Second
 
 // Run evaluates region liveness every second on the evaluator's clock
 // until ctx is done, sending a notification on every LIVE to STALE and
-// STALE to LIVE transition and keeping outpost_region_live current. It
-// returns nil once ctx is done. Call it once per Evaluator.
+// STALE to LIVE transition and keeping outpost_region_live current. With
+// a data dir it saves the learned shape baselines every 5 minutes and
+// when ctx is done. It returns nil once ctx is done. Call it once per Evaluator.
 func (e *Evaluator) Run(ctx context.Context) error {
 	for {
 		t := e.clock.NewTimer(tickInterval)
@@ -108,6 +109,9 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			e.peerWG.Wait() // peer checks in flight end with ctx
+			if err := e.saveShapes(); err != nil {
+				e.log.Error("shape baselines not saved", "err", err)
+			}
 			return nil
 		case <-t.C():
 			e.tick(ctx, e.clock.Now())
@@ -151,6 +155,12 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 	}
 	e.evaluateTick(ctx, now, changed)
 	e.checkPeers(ctx, now)
+	if now.Sub(e.lastShapeSave) >= shapeSaveEvery {
+		e.lastShapeSave = now
+		if err := e.saveShapes(); err != nil {
+			e.log.Error("shape baselines not saved; a restart would forget what was learned since the last save", "err", err)
+		}
+	}
 }
 
 // regionNotification turns a liveness event into the notification humans

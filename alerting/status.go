@@ -83,6 +83,9 @@ type CheckRegionStatus struct {
 	Last *LastResult `json:"last,omitempty"`
 	// Window counts the latest results (see Window).
 	Window WindowCounts `json:"window"`
+	// Shape is the latency distribution or series value with what is
+	// usual now and the shape findings; absent without shape detection.
+	Shape *ShapeStatus `json:"shape,omitempty"`
 }
 
 // LastResult is the gist of the latest result of a (check, region).
@@ -134,7 +137,11 @@ func (e *Evaluator) Snapshot() Status {
 			})
 		}
 		for id, w := range r.windows {
-			perCheck[id] = append(perCheck[id], w.status())
+			st := w.status()
+			if t := r.shapes[id]; t != nil {
+				st.Shape = t.status(s.Time)
+			}
+			perCheck[id] = append(perCheck[id], st)
 		}
 		r.mu.Unlock()
 		slices.SortFunc(rs.Agents, func(a, b AgentStatus) int { return cmp.Compare(a.Name, b.Name) })
@@ -147,7 +154,7 @@ func (e *Evaluator) Snapshot() Status {
 		if cd := e.deciders[c.ID]; cd != nil {
 			cd.mu.Lock()
 			cs.State, cs.Summary = cd.last.State, cd.last.Summary
-			for _, k := range []IncidentKind{IncidentDown, IncidentDegraded, IncidentUnknown, IncidentDisagreement} {
+			for _, k := range incidentKinds {
 				if inc, ok := cd.state.Incident(k); ok && inc.Open {
 					cs.Incidents = append(cs.Incidents, IncidentStatus{Kind: k, OpenedAt: inc.OpenedAt, Paged: inc.Paged, Flapping: inc.Flapping, DedupKey: DedupKey(c.ID, k)})
 				}

@@ -99,6 +99,7 @@ func (e *Evaluator) PublicStatus() Status {
 				// Snapshot made l for this Status alone.
 				l.Reason, l.Duration, l.Agent = "", 0, ""
 			}
+			cs.Regions[j].Shape = nil // timings are evidence too
 		}
 	}
 	return s
@@ -531,7 +532,7 @@ func incidentClass(k IncidentKind) string {
 	switch k {
 	case IncidentDown:
 		return "down"
-	case IncidentDegraded, IncidentDisagreement:
+	case IncidentDegraded, IncidentDisagreement, IncidentShape, IncidentForecast:
 		return "degraded"
 	default:
 		return "unknown"

@@ -1,0 +1,339 @@
+package alerting
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+// Shape detectors. Each is a pure function of a baseline, a recent window
+// and the time, and says in words why it found what it found.
+
+// Detector names, as findings and the configuration call them.
+const (
+	DetectorTailShift = "tail_shift"
+	DetectorSlowRise  = "slow_rise"
+	DetectorSpike     = "spike"
+	DetectorDrop      = "drop"
+	DetectorRecurring = "recurring"
+)
+
+// ShapeFinding is one detector's verdict on one (check, region).
+type ShapeFinding struct {
+	Detector string `json:"detector"`
+	// Phase is the probe phase that moved most (resolve, connect, tls,
+	// processing, transfer), when one accounts for most of the shift.
+	Phase string `json:"phase,omitempty"`
+	// Ratio is how far the value is from the baseline (2.5 means 2.5×).
+	Ratio float64 `json:"ratio"`
+	// Due is when a recurring spike is next expected.
+	Due time.Time `json:"due,omitzero"`
+	// Explanation is one human sentence with the numbers.
+	Explanation string `json:"explanation"`
+}
+
+// Quantiles are the p50, p90 and p99 of a latency distribution, in seconds.
+type Quantiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+}
+
+// PhaseWindow is one phase's distribution over a window.
+type PhaseWindow struct {
+	Samples int     `json:"samples"`
+	P50     float64 `json:"p50"`
+	P99     float64 `json:"p99"`
+}
+
+// LatencyWindow is the recent latency of one (check, region): passing
+// probes over the shape window, by phase, and the window's p50 at each of
+// the latest bucket closes.
+type LatencyWindow struct {
+	Samples int                                 `json:"samples"`
+	Total   Quantiles                           `json:"total"`
+	Phases  [len(probes.PhaseNames)]PhaseWindow `json:"-"`
+	// Trend is the window's p50 at the latest bucket closes, oldest first,
+	// one every Step.
+	Trend []float64     `json:"-"`
+	Step  time.Duration `json:"-"`
+}
+
+// LatencyBaseline is what is usual for one (check, region) at one slot.
+type LatencyBaseline struct {
+	// Warm is whether the slot has learned enough to judge by.
+	Warm bool `json:"warm"`
+	// Slot names the slot, such as "14:00 UTC".
+	Slot          string `json:"slot"`
+	P50, P90, P99 Usual
+	Phases        [len(probes.PhaseNames)]struct{ P50, P99 Usual }
+}
+
+// phaseTitles name the phases for humans.
+var phaseTitles = [len(probes.PhaseNames)]string{"DNS lookup", "TCP connect", "TLS handshake", "server processing (to first byte)", "transfer"}
+
+// risingTau is the share of pairs of trend points that must rise, net of
+// those that fall, for a climb to count as steady (Kendall's tau).
+const risingTau = 0.6
+
+// DetectLatency runs the latency detectors of spec on the recent window
+// against the baseline. It returns nil while the baseline is not warm or
+// the window holds fewer than spec.MinSamples probes.
+func DetectLatency(spec *checks.ShapeSpec, base LatencyBaseline, win LatencyWindow, now time.Time) []ShapeFinding {
+	if spec == nil || !base.Warm || win.Samples < spec.MinSamples || base.P50.Value <= 0 {
+		return nil
+	}
+	var out []ShapeFinding
+	if r := spec.TailShift; r != nil {
+		if f, ok := tailShift(r, base, win); ok {
+			out = append(out, f)
+		}
+	}
+	if r := spec.SlowRise; r != nil {
+		if f, ok := slowRise(r, base, win); ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// tailShift: p99 or p90 far above usual while p50 is not.
+func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow) (ShapeFinding, bool) {
+	median := win.Total.P50 / base.P50.Value
+	if median >= r.MedianRatio {
+		return ShapeFinding{}, false // the whole distribution moved
+	}
+	type cand struct {
+		name      string
+		got, want float64
+		usual     Usual
+	}
+	best, ratio := cand{}, 0.0
+	for _, c := range []cand{{"p99", win.Total.P99, base.P99.Value, base.P99}, {"p90", win.Total.P90, base.P90.Value, base.P90}} {
+		if c.want <= 0 || !c.usual.beyond(c.got, r.Ratio) || c.got-c.want < r.MinDelta.Seconds() {
+			continue
+		}
+		if q := c.got / c.want; q > ratio {
+			best, ratio = c, q
+		}
+	}
+	if ratio == 0 {
+		return ShapeFinding{}, false
+	}
+	f := ShapeFinding{Detector: DetectorTailShift, Ratio: ratio}
+	var b strings.Builder
+	fmt.Fprintf(&b, "tail shift: %s %s vs %s usual at %s (%.1f×) while p50 stayed %s (%.1f×)",
+		best.name, formatSeconds(best.got), formatSeconds(best.want), base.Slot, ratio, formatSeconds(win.Total.P50), median)
+	f.Phase = attribute(&b, base, win, true, best.got-best.want)
+	f.Explanation = b.String()
+	return f, true
+}
+
+// slowRise: p50 well above usual, and either climbing steadily over the
+// rule's span or high throughout it.
+func slowRise(r *checks.SlowRiseRule, base LatencyBaseline, win LatencyWindow) (ShapeFinding, bool) {
+	n := int((r.For+win.Step-1)/max(win.Step, 1)) + 1
+	if win.Step <= 0 || len(win.Trend) < n {
+		return ShapeFinding{}, false
+	}
+	t := win.Trend[len(win.Trend)-n:]
+	last, usual := t[n-1], base.P50.Value
+	if !base.P50.beyond(last, r.Ratio) || last-usual < r.MinDelta.Seconds() {
+		return ShapeFinding{}, false
+	}
+	ratio := last / usual
+	f := ShapeFinding{Detector: DetectorSlowRise, Ratio: ratio}
+	var b strings.Builder
+	span := time.Duration(n-1) * win.Step
+	switch {
+	case kendallTau(t) >= risingTau && t[0] < last:
+		fmt.Fprintf(&b, "slow rise: p50 climbed from %s to %s over %s (+%s/min), %.1f× the %s usual at %s",
+			formatSeconds(t[0]), formatSeconds(last), span, formatSeconds((last-t[0])/span.Minutes()), ratio, formatSeconds(usual), base.Slot)
+	case allAbove(t, r.Ratio*usual):
+		fmt.Fprintf(&b, "slow rise: p50 has stayed above %.1f× the %s usual at %s for %s, now %s (%.1f×)",
+			r.Ratio, formatSeconds(usual), base.Slot, span, formatSeconds(last), ratio)
+	default:
+		return ShapeFinding{}, false
+	}
+	f.Phase = attribute(&b, base, win, false, last-usual)
+	f.Explanation = b.String()
+	return f, true
+}
+
+// attribute names the phase that moved most, when it accounts for at
+// least half of the shift delta, and appends it to b. tail picks the
+// phases' p99, else their p50.
+func attribute(b *strings.Builder, base LatencyBaseline, win LatencyWindow, tail bool, delta float64) string {
+	bestI, bestD := -1, 0.0
+	for i, p := range win.Phases {
+		if p.Samples == 0 {
+			continue
+		}
+		got, usual := p.P50, base.Phases[i].P50.Value
+		if tail {
+			got, usual = p.P99, base.Phases[i].P99.Value
+		}
+		if d := got - usual; d > bestD {
+			bestI, bestD = i, d
+		}
+	}
+	if bestI < 0 || delta <= 0 || bestD < delta/2 {
+		if bestI >= 0 {
+			b.WriteString("; no single phase accounts for most of it")
+		}
+		return ""
+	}
+	fmt.Fprintf(b, "; mostly %s (+%s)", phaseTitles[bestI], formatSeconds(bestD))
+	return probes.PhaseNames[bestI]
+}
+
+// kendallTau is Kendall's rank correlation of xs with time: +1 when every
+// later point is higher than every earlier one.
+func kendallTau(xs []float64) float64 {
+	n := len(xs)
+	if n < 2 {
+		return 0
+	}
+	s := 0
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			switch {
+			case xs[j] > xs[i]:
+				s++
+			case xs[j] < xs[i]:
+				s--
+			}
+		}
+	}
+	return float64(s) / float64(n*(n-1)/2)
+}
+
+func allAbove(xs []float64, v float64) bool {
+	for _, x := range xs {
+		if x < v {
+			return false
+		}
+	}
+	return true
+}
+
+// SeriesWindow is the recent values of a series check, oldest first, with
+// what is usual at this slot.
+type SeriesWindow struct {
+	Values []float64
+	Usual  Usual
+	Warm   bool
+	Slot   string
+}
+
+// DetectSeries runs the spike and drop detectors of spec on the latest
+// values against the baseline.
+func DetectSeries(spec *checks.ShapeSpec, w SeriesWindow, now time.Time) []ShapeFinding {
+	if spec == nil || !w.Warm || w.Usual.Value <= 0 || len(w.Values) == 0 {
+		return nil
+	}
+	var out []ShapeFinding
+	last := w.Values[len(w.Values)-1]
+	ratio := last / w.Usual.Value
+	if r := spec.Spike; r != nil && latest(w.Values, r.Points, func(v float64) bool { return w.Usual.beyond(v, r.MaxRatio) }) {
+		out = append(out, ShapeFinding{Detector: DetectorSpike, Ratio: ratio, Explanation: fmt.Sprintf(
+			"spike: %s is %.1f× the usual %s at %s (threshold %g×)", formatValue(last), ratio, formatValue(w.Usual.Value), w.Slot, r.MaxRatio)})
+	}
+	if r := spec.Drop; r != nil && latest(w.Values, r.Points, func(v float64) bool { return w.Usual.below(v, r.MinRatio) }) {
+		out = append(out, ShapeFinding{Detector: DetectorDrop, Ratio: ratio, Explanation: fmt.Sprintf(
+			"drop: %s is %.0f%% of the usual %s at %s (threshold %g%%)", formatValue(last), 100*ratio, formatValue(w.Usual.Value), w.Slot, 100*r.MinRatio)})
+	}
+	return out
+}
+
+// latest reports whether the last n values all satisfy ok.
+func latest(vs []float64, n int, ok func(float64) bool) bool {
+	if len(vs) < n {
+		return false
+	}
+	for _, v := range vs[len(vs)-n:] {
+		if !ok(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// Bump is a stretch of a series above half the spike threshold: when it
+// peaked and how high, as a multiple of the usual value.
+type Bump struct {
+	Peak  time.Time `json:"peak"`
+	Ratio float64   `json:"ratio"`
+}
+
+const day = 24 * time.Hour
+
+// ForecastSpike warns of a spike that is due: some bump in the past day
+// has a twin within r.Tolerance of the same time of day on each of the r.Days
+// days before now's next occurrence of it, the latest of them peaked at r.Near
+// of the threshold or more, and that time of day is at most r.Lead away
+// (or passed less than r.Tolerance ago). bumps are oldest first.
+func ForecastSpike(r *checks.RecurringRule, threshold float64, bumps []Bump, now time.Time) (ShapeFinding, bool) {
+	if r == nil || threshold <= 0 {
+		return ShapeFinding{}, false
+	}
+	for i := len(bumps) - 1; i >= 0; i-- {
+		b := bumps[i]
+		due := b.Peak.Add(day)
+		if now.Sub(b.Peak) > day+r.Tolerance {
+			break // older bumps are due even earlier
+		}
+		if due.Sub(now) > r.Lead || now.Sub(due) > r.Tolerance {
+			continue
+		}
+		if b.Ratio < r.Near*threshold {
+			continue
+		}
+		seen := 1
+		for d := 2; d <= r.Days; d++ {
+			if !bumpNear(bumps, due.Add(-time.Duration(d)*day), r.Tolerance) {
+				break
+			}
+			seen++
+		}
+		if seen < r.Days {
+			continue
+		}
+		f := ShapeFinding{Detector: DetectorRecurring, Ratio: b.Ratio, Due: due}
+		when := "in " + due.Sub(now).Round(time.Minute).String()
+		if !due.After(now) {
+			when = "now"
+		}
+		f.Explanation = fmt.Sprintf("spike expected: one came at about %s on each of the last %d day(s), the latest at %.1f× the usual (%.0f%% of the %g× threshold); the next is due at %s, %s",
+			b.Peak.UTC().Format("15:04 UTC"), seen, b.Ratio, 100*b.Ratio/threshold, threshold, due.UTC().Format("15:04 UTC"), when)
+		return f, true
+	}
+	return ShapeFinding{}, false
+}
+
+// bumpNear reports whether some bump peaked within tol of t.
+func bumpNear(bumps []Bump, t time.Time, tol time.Duration) bool {
+	for _, b := range bumps {
+		if d := b.Peak.Sub(t); d >= -tol && d <= tol {
+			return true
+		}
+	}
+	return false
+}
+
+// formatValue prints a series value briefly.
+func formatValue(v float64) string {
+	switch a := math.Abs(v); {
+	case a == 0:
+		return "0"
+	case a >= 1e6 || a < 1e-3:
+		return fmt.Sprintf("%.3g", v)
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
+}

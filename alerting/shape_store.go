@@ -1,0 +1,164 @@
+package alerting
+
+import (
+	"bufio"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Learned baselines survive restarts in the data dir: a week of learning
+// is not thrown away by a deploy. They are written every shapeSaveEvery
+// and when Run returns; a crash loses at most that much learning, never
+// the file (it is replaced atomically).
+
+const (
+	shapesFile     = "shapes.gob"
+	shapesVersion  = 1
+	shapeSaveEvery = 5 * time.Minute
+)
+
+// shapeHeader starts the file.
+type shapeHeader struct {
+	Version int
+}
+
+// savedShape is one tracker's learned state. Trackers whose dimensions
+// no longer match the configuration (another seasonality, another check
+// type) are not restored.
+type savedShape struct {
+	Check, Region string
+	Series        bool
+	Stats         int
+	Meta          []slotMeta
+	Moments       []moment
+	Bumps         []Bump
+}
+
+// saveShapes writes every tracker's baseline to the data dir. Each region
+// is copied under its lock and encoded outside it.
+func (e *Evaluator) saveShapes() error {
+	if e.dataDir == "" {
+		return nil
+	}
+	e.shapeSaveMu.Lock()
+	defer e.shapeSaveMu.Unlock()
+	path := filepath.Join(e.dataDir, shapesFile)
+	tmp, err := os.CreateTemp(e.dataDir, shapesFile+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	w := bufio.NewWriter(tmp)
+	enc := gob.NewEncoder(w)
+	if err := enc.Encode(shapeHeader{Version: shapesVersion}); err != nil {
+		tmp.Close()
+		return err
+	}
+	for _, r := range e.regionList {
+		var chunk []savedShape
+		r.mu.Lock()
+		for id, t := range r.shapes {
+			chunk = append(chunk, savedShape{
+				Check: id, Region: r.name, Series: t.series, Stats: t.base.stats,
+				Meta: slices.Clone(t.base.meta), Moments: slices.Clone(t.base.moments), Bumps: slices.Clone(t.bumps),
+			})
+		}
+		r.mu.Unlock()
+		if err := enc.Encode(chunk); err != nil {
+			tmp.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// loadShapes restores baselines from the data dir. A file that cannot be
+// read is set aside as shapes.gob.corrupt and learning starts afresh: a
+// lost baseline costs a warm-up, not the evaluator.
+func (e *Evaluator) loadShapes() {
+	path := filepath.Join(e.dataDir, shapesFile)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	if err == nil {
+		var restored, skipped int
+		restored, skipped, err = e.decodeShapes(bufio.NewReader(f))
+		f.Close()
+		if err == nil {
+			e.log.Info("shape baselines restored", "trackers", restored, "skipped", skipped)
+			return
+		}
+	}
+	aside := path + ".corrupt"
+	if rerr := os.Rename(path, aside); rerr != nil {
+		aside = "(could not be moved: " + rerr.Error() + ")"
+	}
+	e.log.Error("shape baselines not restored; learning starts afresh", "err", err, "file", aside)
+}
+
+func (e *Evaluator) decodeShapes(r io.Reader) (restored, skipped int, err error) {
+	dec := gob.NewDecoder(r)
+	var h shapeHeader
+	if err := dec.Decode(&h); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", shapesFile, err)
+	}
+	if h.Version != shapesVersion {
+		return 0, 0, fmt.Errorf("%s: version %d, want %d", shapesFile, h.Version, shapesVersion)
+	}
+	for {
+		var chunk []savedShape
+		err := dec.Decode(&chunk)
+		if errors.Is(err, io.EOF) {
+			return restored, skipped, nil
+		}
+		if err != nil {
+			return restored, skipped, fmt.Errorf("%s: %w", shapesFile, err)
+		}
+		for _, s := range chunk {
+			if e.restoreShape(s) {
+				restored++
+			} else {
+				skipped++
+			}
+		}
+	}
+}
+
+// restoreShape copies s into its tracker if the tracker still exists with
+// the same dimensions.
+func (e *Evaluator) restoreShape(s savedShape) bool {
+	r := e.regions[s.Region]
+	if r == nil {
+		return false
+	}
+	t := r.shapes[s.Check]
+	if t == nil || t.series != s.Series || t.base.stats != s.Stats || len(t.base.meta) != len(s.Meta) || len(t.base.moments) != len(s.Moments) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	copy(t.base.meta, s.Meta)
+	copy(t.base.moments, s.Moments)
+	if t.series && len(s.Bumps) <= maxBumps {
+		t.bumps = slices.Clone(s.Bumps)
+	}
+	return true
+}

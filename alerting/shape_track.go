@@ -1,0 +1,418 @@
+package alerting
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+// Shape tracking: what the evaluator keeps per (check, region) to see a
+// shape change. Trackers live next to windows and are guarded by their
+// region's mutex.
+
+// sketchAccuracy is the relative accuracy of every latency sketch: a
+// quantile it reports is within 1% of the true one.
+const sketchAccuracy = 0.01
+
+// Latencies are clamped into [minLatency, maxLatency] before they are
+// sketched, which bounds a sketch's index range and so its memory.
+const (
+	minLatency = 1e-6
+	maxLatency = 3600
+)
+
+// sketchMapping is shared by every sketch; mappings are immutable.
+var sketchMapping = func() mapping.IndexMapping {
+	m, err := mapping.NewLogarithmicMapping(sketchAccuracy)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+func newSketch() *ddsketch.DDSketch {
+	return ddsketch.NewDDSketch(sketchMapping, store.NewBufferedPaginatedStore(), store.NewBufferedPaginatedStore())
+}
+
+// scratch sketches merge a window's buckets.
+var scratch = sync.Pool{New: func() any { return newSketch() }}
+
+// Latency baseline statistics: the window's p50, p90 and p99, then each
+// phase's p50 and p99.
+const (
+	statP50 = iota
+	statP90
+	statP99
+	statPhases
+	numLatencyStats = statPhases + 2*len(probes.PhaseNames)
+)
+
+// latencyBucket is one bucket of a latency window: a sketch of the
+// passing probes' durations and one per phase, created when the phase is
+// first seen.
+type latencyBucket struct {
+	total  *ddsketch.DDSketch
+	phases [len(probes.PhaseNames)]*ddsketch.DDSketch
+}
+
+func (b *latencyBucket) add(r *probes.Result) {
+	if b.total == nil {
+		b.total = newSketch()
+	}
+	_ = b.total.Add(clampLatency(r.Duration))
+	for i, v := range r.Phases.Values() {
+		if v <= 0 {
+			continue
+		}
+		if b.phases[i] == nil {
+			b.phases[i] = newSketch()
+		}
+		_ = b.phases[i].Add(clampLatency(v))
+	}
+}
+
+// each calls f on every sketch of the bucket that exists.
+func (b *latencyBucket) each(f func(*ddsketch.DDSketch)) {
+	if b.total != nil {
+		f(b.total)
+	}
+	for _, s := range b.phases {
+		if s != nil {
+			f(s)
+		}
+	}
+}
+
+func (b *latencyBucket) clear() { b.each((*ddsketch.DDSketch).Clear) }
+
+func clampLatency(v float64) float64 {
+	if math.IsNaN(v) {
+		return minLatency
+	}
+	return min(max(v, minLatency), maxLatency)
+}
+
+// shapeTracker is one (check, region)'s shape state: latency sketches
+// for http, tcp, tls and dns checks, recent values for series checks,
+// both with their baseline and current findings.
+type shapeTracker struct {
+	spec   *checks.ShapeSpec
+	base   *baseline
+	series bool
+
+	// Latency: a ring of ShapeBuckets closed buckets and the open one.
+	bucketLen time.Duration
+	bucketEnd time.Time // end of the open bucket; zero before the first
+	buckets   [checks.ShapeBuckets + 1]latencyBucket
+	open      int       // index of the open bucket
+	closed    int       // closed buckets held, up to ShapeBuckets
+	trend     []float64 // window p50 at each close, oldest first
+	win       LatencyWindow
+
+	// Series: the latest values, oldest first, and the recent bumps.
+	values []float64
+	bump   Bump // the bump in progress; zero Peak when none
+	bumps  []Bump
+
+	findings []ShapeFinding
+	forecast *ShapeFinding
+}
+
+// maxBumps bounds the bumps kept: MaxRecurringDays of a few a day.
+const maxBumps = 4 * checks.MaxRecurringDays
+
+// seriesKeep is how many values a series tracker keeps.
+func seriesKeep(s *checks.ShapeSpec) int {
+	n := 1
+	if s.Spike != nil {
+		n = max(n, s.Spike.Points)
+	}
+	if s.Drop != nil {
+		n = max(n, s.Drop.Points)
+	}
+	return n
+}
+
+func newShapeTracker(c *checks.Check) *shapeTracker {
+	s := c.Shape
+	if s == nil {
+		return nil
+	}
+	t := &shapeTracker{spec: s, series: c.Series != nil}
+	if t.series {
+		t.base = newBaseline(s.Slots(), 1, s.HalfLife, warmValues(s.Warmup, c.Interval))
+		t.values = make([]float64, 0, seriesKeep(s))
+		return t
+	}
+	t.bucketLen = s.Bucket()
+	t.base = newBaseline(s.Slots(), numLatencyStats, s.HalfLife, warmValues(s.Warmup, t.bucketLen))
+	t.trend = make([]float64, 0, max(s.TrendBuckets(), 1))
+	return t
+}
+
+// add feeds one result received at now. It reports whether the tracker's
+// findings changed, so that the check is decided again.
+func (t *shapeTracker) add(r *probes.Result, now time.Time) bool {
+	if t.series {
+		return t.addValue(r, now)
+	}
+	changed := false
+	// Close every bucket that ended; a gap of several buckets closes
+	// empty ones, and a gap longer than the window starts afresh.
+	if t.bucketEnd.IsZero() || now.Sub(t.bucketEnd) > time.Duration(len(t.buckets))*t.bucketLen {
+		t.reset(now)
+	}
+	for !now.Before(t.bucketEnd) {
+		changed = t.closeBucket(t.bucketEnd) || changed
+	}
+	if r.OK {
+		t.buckets[t.open].add(r)
+	}
+	return changed
+}
+
+// reset empties the window and starts a bucket at now.
+func (t *shapeTracker) reset(now time.Time) {
+	for i := range t.buckets {
+		t.buckets[i].clear()
+	}
+	t.closed, t.trend = 0, t.trend[:0]
+	t.bucketEnd = now.Add(t.bucketLen)
+}
+
+// closeBucket closes the open bucket at end: the window of the closed
+// buckets is measured, judged against the baseline, then learned.
+func (t *shapeTracker) closeBucket(end time.Time) bool {
+	t.open = (t.open + 1) % len(t.buckets)
+	t.buckets[t.open].clear()
+	t.closed = min(t.closed+1, checks.ShapeBuckets)
+	t.bucketEnd = end.Add(t.bucketLen)
+
+	t.win = t.measure()
+	if t.win.Samples == 0 {
+		t.trend = t.trend[:0] // a gap breaks a trend
+	} else {
+		if len(t.trend) == cap(t.trend) {
+			t.trend = slices.Delete(t.trend, 0, 1)
+		}
+		t.trend = append(t.trend, t.win.Total.P50)
+	}
+	t.win.Trend, t.win.Step = t.trend, t.bucketLen
+
+	slot := t.spec.Slot(end)
+	found := DetectLatency(t.spec, t.latencyBaseline(slot, end), t.win, end)
+	if t.win.Samples >= t.spec.MinSamples {
+		t.base.learn(slot, end, t.win.stats())
+	}
+	return t.setFindings(found)
+}
+
+// measure merges the closed buckets into the window's quantiles.
+func (t *shapeTracker) measure() LatencyWindow {
+	var w LatencyWindow
+	sk := scratch.Get().(*ddsketch.DDSketch)
+	defer scratch.Put(sk)
+	merge := func(pick func(*latencyBucket) *ddsketch.DDSketch) int {
+		sk.Clear()
+		for i := 1; i <= t.closed; i++ {
+			b := &t.buckets[(t.open-i+len(t.buckets))%len(t.buckets)]
+			if s := pick(b); s != nil && !s.IsEmpty() {
+				_ = sk.MergeWith(s)
+			}
+		}
+		return int(sk.GetCount())
+	}
+	w.Samples = merge(func(b *latencyBucket) *ddsketch.DDSketch { return b.total })
+	if w.Samples == 0 {
+		return w
+	}
+	w.Total = Quantiles{P50: quantile(sk, 0.5), P90: quantile(sk, 0.9), P99: quantile(sk, 0.99)}
+	for i := range w.Phases {
+		if n := merge(func(b *latencyBucket) *ddsketch.DDSketch { return b.phases[i] }); n > 0 {
+			w.Phases[i] = PhaseWindow{Samples: n, P50: quantile(sk, 0.5), P99: quantile(sk, 0.99)}
+		}
+	}
+	return w
+}
+
+func quantile(s *ddsketch.DDSketch, q float64) float64 {
+	v, err := s.GetValueAtQuantile(q)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// stats are the window's values in baseline order; NaN for phases unseen.
+func (w LatencyWindow) stats() []float64 {
+	v := make([]float64, numLatencyStats)
+	v[statP50], v[statP90], v[statP99] = w.Total.P50, w.Total.P90, w.Total.P99
+	for i, p := range w.Phases {
+		v[statPhases+2*i], v[statPhases+2*i+1] = math.NaN(), math.NaN()
+		if p.Samples > 0 {
+			v[statPhases+2*i], v[statPhases+2*i+1] = p.P50, p.P99
+		}
+	}
+	return v
+}
+
+func (t *shapeTracker) latencyBaseline(slot int, now time.Time) LatencyBaseline {
+	u, warm := t.base.usual(slot)
+	b := LatencyBaseline{Warm: warm, Slot: slotName(t.spec, now), P50: u[statP50], P90: u[statP90], P99: u[statP99]}
+	for i := range b.Phases {
+		b.Phases[i].P50, b.Phases[i].P99 = u[statPhases+2*i], u[statPhases+2*i+1]
+	}
+	return b
+}
+
+// addValue feeds a series result: judged against the baseline of its
+// slot, then learned; and checked for a spike due.
+func (t *shapeTracker) addValue(r *probes.Result, now time.Time) bool {
+	if !r.OK || r.Observed.Value == nil || math.IsNaN(*r.Observed.Value) || math.IsInf(*r.Observed.Value, 0) {
+		return t.setForecast(now)
+	}
+	v := *r.Observed.Value
+	if len(t.values) == cap(t.values) {
+		t.values = slices.Delete(t.values, 0, 1)
+	}
+	t.values = append(t.values, v)
+	slot := t.spec.Slot(now)
+	u, warm := t.base.usual(slot)
+	w := SeriesWindow{Values: t.values, Usual: u[0], Warm: warm, Slot: slotName(t.spec, now)}
+	changed := t.setFindings(DetectSeries(t.spec, w, now))
+	if warm {
+		t.trackBump(v/u[0].Value, now)
+	}
+	t.base.learn(slot, now, []float64{v})
+	return t.setForecast(now) || changed
+}
+
+// trackBump records stretches above half the spike threshold.
+func (t *shapeTracker) trackBump(ratio float64, now time.Time) {
+	if t.spec.Spike == nil {
+		return
+	}
+	if ratio >= t.spec.Spike.MaxRatio/2 {
+		if t.bump.Peak.IsZero() || ratio > t.bump.Ratio {
+			t.bump = Bump{Peak: now, Ratio: ratio}
+		}
+		return
+	}
+	if t.bump.Peak.IsZero() {
+		return
+	}
+	t.bumps = append(t.bumps, t.bump)
+	t.bump = Bump{}
+	cut := now.Add(-time.Duration(checks.MaxRecurringDays+1) * day)
+	t.bumps = slices.DeleteFunc(t.bumps, func(b Bump) bool { return b.Peak.Before(cut) })
+	if len(t.bumps) > maxBumps {
+		t.bumps = slices.Delete(t.bumps, 0, len(t.bumps)-maxBumps)
+	}
+}
+
+func (t *shapeTracker) setForecast(now time.Time) bool {
+	var next *ShapeFinding
+	if t.spec.Recurring != nil && t.spec.Spike != nil {
+		if f, ok := ForecastSpike(t.spec.Recurring, t.spec.Spike.MaxRatio, t.bumps, now); ok {
+			next = &f
+		}
+	}
+	changed := (next == nil) != (t.forecast == nil) || (next != nil && !next.Due.Equal(t.forecast.Due))
+	t.forecast = next
+	return changed
+}
+
+// setFindings replaces the findings and reports whether the set of
+// detectors (and phases) found changed; new numbers alone are no change.
+func (t *shapeTracker) setFindings(found []ShapeFinding) bool {
+	same := len(found) == len(t.findings)
+	for i := 0; same && i < len(found); i++ {
+		same = found[i].Detector == t.findings[i].Detector && found[i].Phase == t.findings[i].Phase
+	}
+	t.findings = found
+	return !same
+}
+
+// bytes estimates the tracker's memory: fixed parts, the baseline, and
+// per sketch its overhead and 8 bytes per sample held.
+func (t *shapeTracker) bytes() int {
+	const sketchOverhead = 320
+	n := 256 + t.base.bytes() + 8*cap(t.trend) + 8*cap(t.values) + 24*cap(t.bumps)
+	for i := range t.buckets {
+		t.buckets[i].each(func(s *ddsketch.DDSketch) { n += sketchOverhead + 8*int(s.GetCount()) })
+	}
+	return n
+}
+
+// ShapeStatus is one (check, region)'s shape for /status.json.
+type ShapeStatus struct {
+	// Latency is the distribution of passing probes over the shape window
+	// as of the latest bucket close; latency checks only.
+	Latency *LatencyStatus `json:"latency,omitempty"`
+	// Value is the latest value read; series checks only.
+	Value *float64 `json:"value,omitempty"`
+	// Usual is the baseline of the current slot: for latency checks its
+	// p50 (see LatencyStatus.Usual for more), for series the usual value.
+	Usual Usual `json:"usual"`
+	// Warm is whether the current slot has learned enough to judge by.
+	Warm bool   `json:"warm"`
+	Slot string `json:"slot"`
+	// Findings are the current findings; Forecast a spike due.
+	Findings []ShapeFinding `json:"findings,omitempty"`
+	Forecast *ShapeFinding  `json:"forecast,omitempty"`
+	// MemoryBytes estimates what the tracker holds in memory.
+	MemoryBytes int `json:"memory_bytes"`
+}
+
+// LatencyStatus is a latency window with its baseline.
+type LatencyStatus struct {
+	WindowSeconds Seconds   `json:"window_seconds"`
+	Samples       int       `json:"samples"`
+	Quantiles     Quantiles `json:"quantiles_seconds"`
+	// Phases are each phase's p50 and p99, for the phases seen.
+	Phases map[string]PhaseWindow `json:"phases,omitempty"`
+	// Usual are the baseline's p50, p90 and p99 for the current slot.
+	Usual Quantiles `json:"usual_seconds"`
+}
+
+// status reports the tracker at now. Its region's mutex is held.
+func (t *shapeTracker) status(now time.Time) *ShapeStatus {
+	slot := t.spec.Slot(now)
+	u, warm := t.base.usual(slot)
+	st := &ShapeStatus{Usual: u[0], Warm: warm, Slot: slotName(t.spec, now), Findings: slices.Clone(t.findings), MemoryBytes: t.bytes()}
+	if t.forecast != nil {
+		f := *t.forecast
+		st.Forecast = &f
+	}
+	if t.series {
+		if n := len(t.values); n > 0 {
+			v := t.values[n-1]
+			st.Value = &v
+		}
+		return st
+	}
+	l := &LatencyStatus{
+		WindowSeconds: Seconds(t.spec.Window.Seconds()),
+		Samples:       t.win.Samples,
+		Quantiles:     t.win.Total,
+		Usual:         Quantiles{P50: u[statP50].Value, P90: u[statP90].Value, P99: u[statP99].Value},
+	}
+	for i, p := range t.win.Phases {
+		if p.Samples > 0 {
+			if l.Phases == nil {
+				l.Phases = map[string]PhaseWindow{}
+			}
+			l.Phases[probes.PhaseNames[i]] = p
+		}
+	}
+	st.Latency = l
+	return st
+}
