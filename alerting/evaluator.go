@@ -215,6 +215,11 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 			}
 		}
 	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(shapeCollector{e}); err != nil {
+			return nil, fmt.Errorf("alerting: registering shape metrics: %w", err)
+		}
+	}
 	e.newDeciders()
 	e.beats = newHeartbeats(cfg)
 	e.name = opts.Name

@@ -224,9 +224,16 @@ func outcomeByName(t testing.TB, name string) outcome {
 // registry, as a scrape would see it, and whether it exists.
 func (f *fixture) gathered(name string, labels map[string]string) (float64, bool) {
 	f.t.Helper()
-	mfs, err := f.reg.Gather()
+	return gatheredFrom(f.t, f.reg, name, labels)
+}
+
+// gatheredFrom returns the value of the first counter or gauge called name
+// in reg whose labels include labels.
+func gatheredFrom(t testing.TB, reg prometheus.Gatherer, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, mf := range mfs {
 		if mf.GetName() != name {

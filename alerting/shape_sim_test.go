@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -28,6 +30,7 @@ type shapeSim struct {
 	clk   *clocktest.Fake
 	ev    *Evaluator
 	notes *captureNotifier
+	reg   *prometheus.Registry
 	rng   *rand.Rand
 	// firstFailure is when the first failing result was applied.
 	firstFailure time.Time
@@ -52,8 +55,8 @@ func newShapeSim(t *testing.T, yaml, dataDir string, start time.Time) *shapeSim 
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	s := &shapeSim{t: t, cfg: cfg, clk: clocktest.New(start), notes: &captureNotifier{}, rng: rand.New(rand.NewPCG(7, 11)), probes: map[string]int{}}
-	s.ev, err = New(cfg, Options{Clock: s.clk, Notifier: s.notes, DataDir: dataDir})
+	s := &shapeSim{t: t, cfg: cfg, clk: clocktest.New(start), notes: &captureNotifier{}, reg: prometheus.NewRegistry(), rng: rand.New(rand.NewPCG(7, 11)), probes: map[string]int{}}
+	s.ev, err = New(cfg, Options{Clock: s.clk, Notifier: s.notes, DataDir: dataDir, Registerer: s.reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -205,6 +208,22 @@ func TestShapeTailShiftInOneRegionIsThatRegionsPath(t *testing.T) {
 	}
 	if _, ok := n.Details["shape.us-east"]; ok {
 		t.Errorf("us-east saw nothing, yet has details: %v", n.Details)
+	}
+	for _, m := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"outpost_shape_finding", map[string]string{"region": "eu-west", "detector": DetectorTailShift}},
+		{"outpost_latency_seconds", map[string]string{"region": "eu-west", "quantile": "0.99"}},
+		{"outpost_latency_usual_seconds", map[string]string{"region": "us-east", "quantile": "0.5"}},
+		{"outpost_shape_memory_bytes", nil},
+	} {
+		if v, ok := gatheredFrom(t, s.reg, m.name, m.labels); !ok || v <= 0 {
+			t.Errorf("metric %s%v = %v, %v; want a positive value", m.name, m.labels, v, ok)
+		}
+	}
+	if _, ok := gatheredFrom(t, s.reg, "outpost_shape_finding", map[string]string{"region": "us-east"}); ok {
+		t.Error("us-east has no finding, yet outpost_shape_finding has it")
 	}
 	// Back to normal: the warning resolves.
 	s.run("web", s.clk.Now().Add(30*time.Minute), normalLatency)
