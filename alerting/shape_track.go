@@ -8,7 +8,6 @@ import (
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
-	"github.com/DataDog/sketches-go/ddsketch/store"
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
@@ -39,7 +38,7 @@ var sketchMapping = func() mapping.IndexMapping {
 }()
 
 func newSketch() *ddsketch.DDSketch {
-	return ddsketch.NewDDSketch(sketchMapping, store.NewBufferedPaginatedStore(), store.NewBufferedPaginatedStore())
+	return ddsketch.NewDDSketch(sketchMapping, newBinStore(), newBinStore())
 }
 
 // scratch sketches merge a window's buckets.
@@ -342,12 +341,16 @@ func (t *shapeTracker) setFindings(found []ShapeFinding) bool {
 }
 
 // bytes estimates the tracker's memory: fixed parts, the baseline, and
-// per sketch its overhead and 8 bytes per sample held.
+// per sketch its structure and bins.
 func (t *shapeTracker) bytes() int {
-	const sketchOverhead = 320
+	// A sketch: the DDSketch (56 bytes), two binStores (32 each) and the
+	// positive store's bins, 8 bytes each.
+	const sketchOverhead = 128
 	n := 256 + t.base.bytes() + 8*cap(t.trend) + 8*cap(t.values) + 24*cap(t.bumps)
 	for i := range t.buckets {
-		t.buckets[i].each(func(s *ddsketch.DDSketch) { n += sketchOverhead + 8*int(s.GetCount()) })
+		t.buckets[i].each(func(s *ddsketch.DDSketch) {
+			n += sketchOverhead + 8*cap(s.GetPositiveValueStore().(*binStore).bins)
+		})
 	}
 	return n
 }
