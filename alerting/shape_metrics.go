@@ -12,11 +12,11 @@ type shapeCollector struct {
 
 var (
 	latencyDesc = prometheus.NewDesc("outpost_latency_seconds",
-		"Latency of passing probes over the shape window as of its latest bucket close, by quantile (DDSketch, 1% relative accuracy).",
-		[]string{"check", "region", "quantile"}, nil)
+		"Latency of passing probes over the shape window as of its latest bucket close, by quantile q (DDSketch, 1% relative accuracy).",
+		[]string{"check", "region", "q"}, nil)
 	latencyUsualDesc = prometheus.NewDesc("outpost_latency_usual_seconds",
 		"The learned baseline of outpost_latency_seconds for the current time slot; absent until the slot is warm.",
-		[]string{"check", "region", "quantile"}, nil)
+		[]string{"check", "region", "q"}, nil)
 	seriesValueDesc = prometheus.NewDesc("outpost_series_value",
 		"The latest value a series check read.", []string{"check", "region"}, nil)
 	seriesUsualDesc = prometheus.NewDesc("outpost_series_usual",

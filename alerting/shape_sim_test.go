@@ -1,15 +1,19 @@
 package alerting
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
@@ -214,8 +218,8 @@ func TestShapeTailShiftInOneRegionIsThatRegionsPath(t *testing.T) {
 		labels map[string]string
 	}{
 		{"outpost_shape_finding", map[string]string{"region": "eu-west", "detector": DetectorTailShift}},
-		{"outpost_latency_seconds", map[string]string{"region": "eu-west", "quantile": "0.99"}},
-		{"outpost_latency_usual_seconds", map[string]string{"region": "us-east", "quantile": "0.5"}},
+		{"outpost_latency_seconds", map[string]string{"region": "eu-west", "q": "0.99"}},
+		{"outpost_latency_usual_seconds", map[string]string{"region": "us-east", "q": "0.5"}},
 		{"outpost_shape_memory_bytes", nil},
 	} {
 		if v, ok := gatheredFrom(t, s.reg, m.name, m.labels); !ok || v <= 0 {
@@ -336,5 +340,40 @@ func TestShapeDetectorSwitchedOff(t *testing.T) {
 	s.run("web", start.Add(40*time.Minute), tailIn(start, "us-east", "eu-west", "ap-south"))
 	if n := s.triggers(IncidentShape); len(n) > 0 {
 		t.Fatalf("tail_shift is off, yet: %s", n[0].Summary)
+	}
+}
+
+// TestShapeMetricsPassPromtool lints the shape metrics, findings and
+// baselines included, with Prometheus's own linter; it skips without
+// promtool, except in CI.
+func TestShapeMetricsPassPromtool(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("promtool not found in CI; .ci/run must install the prometheus package")
+		}
+		t.Skip("promtool not installed (apt-get install prometheus); CI runs this test")
+	}
+	s := newShapeSim(t, shapeSimConfig, "", simStart)
+	warmDays(s, 2)
+	start := s.clk.Now()
+	s.run("web", start.Add(40*time.Minute), tailIn(start, "eu-west"))
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(buf.String(), "outpost_shape_finding{") {
+		t.Fatalf("no finding in the exposition; the lint would prove little:\n%s", buf.String())
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = &buf
+	if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }
