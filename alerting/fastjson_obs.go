@@ -52,6 +52,11 @@ func (d *fastDecoder) observed(o *probes.Observed) {
 				o.DNS = append(o.DNS, probes.DNSObservation{})
 				d.dns(&o.DNS[len(o.DNS)-1])
 			})
+		case "value":
+			// null, which Marshal never writes for it (omitempty), is
+			// left to encoding/json like every other null.
+			d.once(&seen, 11)
+			o.Value = new(d.float())
 		default:
 			d.fail = true
 		}

@@ -86,6 +86,9 @@ func TestDecodeBatchFallsBack(t *testing.T) {
 			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Check == "web" && b.Results[0].OK }},
 		{"null", `{"v":1,"agent":null,"results":[{"observed":{"tls":null}}]}`,
 			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Observed.TLS == nil }},
+		{"null series value", `{"v":1,"results":[{"observed":{"value":null}}]}`,
+			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Observed.Value == nil }},
+		{"series value out of range", `{"results":[{"observed":{"value":1e400}}]}`, nil},
 		{"duplicate key", `{"v":2,"v":1}`, func(b probes.Batch) bool { return b.V == 1 }},
 		{"lone surrogate", `{"agent":"a\ud800b"}`, func(b probes.Batch) bool { return b.Agent == "a\uFFFDb" }},
 		{"invalid UTF-8", "{\"agent\":\"a\xffb\"}", func(b probes.Batch) bool { return b.Agent == "a\uFFFDb" }},
@@ -164,6 +167,8 @@ func FuzzFastDecoder(f *testing.F) {
 		`{"agent":"\u00e9\ud83d\ude00\n\"\\\/"}`, `{"agent":"\ud83d"}`, `{"agent":"\ud83d\u0041"}`,
 		`{"created":"2030-01-02T12:00:00.123+02:00"}`, `{"created":"2030-01-02 12:00:00Z"}`,
 		`{"results":[{"duration_seconds":1e400}]}`, `{"results":[{"duration_seconds":-1.5E-3}]}`,
+		`{"results":[{"observed":{"value":123.4}}]}`, `{"results":[{"observed":{"value":-0}}]}`,
+		`{"results":[{"observed":{"value":null}}]}`, `{"results":[{"observed":{"value":1e400}}]}`,
 		`{"results":[{"observed":{"headers":{"A":"1","A":"2"},"dns":[{"min_ttl":4294967296}]}}]}`,
 		` {"v":1} `, `{"v":1}x`, `{"v" : 1 , "agent" : "a" }`, "{\"agent\":\"\t\"}",
 	}

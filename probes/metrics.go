@@ -34,9 +34,11 @@ type seriesKey struct{ check, region string }
 // series is the last result of one check in one region, as metrics.
 type series struct {
 	http, hasCert         bool
+	hasValue              bool
 	success, duration     float64
 	status, dnsLookup     float64
 	certExpiry            float64
+	value                 float64
 	phases                [len(PhaseNames)]float64
 	successRuns, failRuns float64
 }
@@ -50,6 +52,7 @@ var (
 	descCertExpiry = prometheus.NewDesc("probe_ssl_earliest_cert_expiry", "Earliest expiry, in Unix seconds, among the certificates the server presented.", checkLabels, nil)
 	descDNSLookup  = prometheus.NewDesc("probe_dns_lookup_time_seconds", "Seconds the last probe spent resolving the target's name.", checkLabels, nil)
 	descRuns       = prometheus.NewDesc("outpost_probes_total", "Probes run, by outcome (success or failure).", append(checkLabels, "result"), nil)
+	descSeries     = prometheus.NewDesc("probe_series_value", "The number a series check read.", checkLabels, nil)
 )
 
 // NewMetrics registers the probe metrics with reg.
@@ -96,6 +99,12 @@ func (m *Metrics) Observe(r *Result) {
 		s.status = float64(r.Observed.StatusCode)
 		s.phases = r.Phases.Values()
 	}
+	// A series value is exposed only while the latest probe read one: a
+	// stale number next to probe_success 0 would be graphed as current.
+	s.hasValue = r.Type == "series" && r.Observed.Value != nil
+	if s.hasValue {
+		s.value = *r.Observed.Value
+	}
 	if t := r.Observed.TLS; t != nil && !t.NotAfter.IsZero() {
 		s.hasCert, s.certExpiry = true, float64(t.NotAfter.Unix())
 	}
@@ -110,7 +119,7 @@ type checkCollector Metrics
 
 // Describe sends the descriptions of the per-check series.
 func (c *checkCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSuccess, descDuration, descHTTPStatus, descHTTPPhase, descCertExpiry, descDNSLookup, descRuns} {
+	for _, d := range []*prometheus.Desc{descSuccess, descDuration, descHTTPStatus, descHTTPPhase, descCertExpiry, descDNSLookup, descRuns, descSeries} {
 		ch <- d
 	}
 }
@@ -136,6 +145,9 @@ func (c *checkCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if s.hasCert {
 			gauge(descCertExpiry, s.certExpiry, k.check, k.region)
+		}
+		if s.hasValue {
+			gauge(descSeries, s.value, k.check, k.region)
 		}
 	}
 }

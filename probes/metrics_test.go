@@ -23,6 +23,9 @@ func sampleResults() []Result {
 		{V: 1, Check: "redis", Type: "tcp", Region: "us-east", OK: true, Duration: 0.001},
 		{V: 1, Check: "www-a", Type: "dns", Region: "us-east", OK: false, Duration: 0.002, Phases: Phases{Resolve: 0.002},
 			Observed: Observed{DNS: []DNSObservation{{Resolver: "system", Rcode: "NOERROR", Answers: []string{"198.51.100.7"}}}}},
+		{V: 1, Check: "rps", Type: "series", Region: "us-east", OK: true, Duration: 0.01, Reason: "value 1234.5",
+			Observed: Observed{StatusCode: 200, Value: new(1234.5)}},
+		{V: 1, Check: "rps", Type: "series", Region: "eu-west", OK: false, Duration: 0.01, Reason: "query returned no series"},
 	}
 }
 
@@ -108,6 +111,7 @@ func TestMetricsValues(t *testing.T) {
 		{"dns lookup", "probe_dns_lookup_time_seconds", cr("web-home", "eu-west"), 0.5},
 		{"failures counted", "outpost_probes_total", cr("web-home", "eu-west", "result", "failure"), 1},
 		{"successes counted", "outpost_probes_total", cr("web-home", "eu-west", "result", "success"), 0},
+		{"series value", "probe_series_value", cr("rps", "us-east"), 1234.5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +123,9 @@ func TestMetricsValues(t *testing.T) {
 	}
 	if n := seriesCount(t, reg, "probe_http_status_code"); n != 2 {
 		t.Errorf("probe_http_status_code has %d series, want 2 (tcp and dns checks have none)", n)
+	}
+	if n := seriesCount(t, reg, "probe_series_value"); n != 1 {
+		t.Errorf("probe_series_value has %d series, want 1 (only the series check that read a value)", n)
 	}
 	m.Forget("web-home", "eu-west")
 	if n := seriesCount(t, reg, "probe_success"); n != len(sampleResults())-1 {
@@ -192,5 +199,39 @@ func TestMetricsDNSAnswerInfoFollowsChanges(t *testing.T) {
 	// answers from different servers hash the same.
 	if got := testutil.ToFloat64(m.dnsInfo.WithLabelValues("www-a", "us-east", "ns1.example.com", first)); got != 1 {
 		t.Errorf("authoritative info series lost: %v", got)
+	}
+}
+
+// probe_series_value is exposed only while the latest probe read a value:
+// a failed read removes it rather than leaving the last number looking
+// current.
+func TestMetricsSeriesValueOnlyWhileRead(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"check": "rps", "region": "us-east"}
+	steps := []struct {
+		name    string
+		ok      bool
+		value   *float64
+		want    float64
+		present bool
+	}{
+		{"read", true, new(10.0), 10, true},
+		{"failed read", false, nil, 0, false},
+		{"read again", true, new(12.5), 12.5, true},
+	}
+	for _, st := range steps {
+		m.Observe(&Result{Check: "rps", Type: "series", Region: "us-east", OK: st.ok, Observed: Observed{Value: st.value}})
+		got, ok := gathered(t, reg, "probe_series_value", labels)
+		if ok != st.present || got != st.want {
+			t.Errorf("after %s: probe_series_value = %v (present %v), want %v (present %v)", st.name, got, ok, st.want, st.present)
+		}
+	}
+	m.Observe(&Result{Check: "web", Type: "http", Region: "us-east", OK: true, Observed: Observed{Value: new(1.0)}})
+	if n := seriesCount(t, reg, "probe_series_value"); n != 1 {
+		t.Errorf("probe_series_value has %d series, want 1: only series checks have one", n)
 	}
 }

@@ -70,6 +70,8 @@ func New(c *checks.Check, opts Options) (Prober, error) {
 		p, err = newTLS(c, opts)
 	case c.DNS != nil:
 		p, err = newDNS(c, opts)
+	case c.Series != nil:
+		p, err = newSeries(c, opts)
 	default:
 		return nil, fmt.Errorf("check %q: %s checks cannot be probed by this version", c.ID, c.Type())
 	}

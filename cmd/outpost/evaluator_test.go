@@ -141,6 +141,29 @@ checks:
 					Passes      int `json:"passes"`
 					Consecutive int `json:"consecutive_failures"`
 				} `json:"window"`
+				Shape *struct {
+					Latency *struct {
+						WindowSeconds float64            `json:"window_seconds"`
+						Samples       int                `json:"samples"`
+						Quantiles     map[string]float64 `json:"quantiles_seconds"`
+						Phases        map[string]struct {
+							Samples int     `json:"samples"`
+							P50     float64 `json:"p50"`
+							P99     float64 `json:"p99"`
+						} `json:"phases"`
+						Usual map[string]float64 `json:"usual_seconds"`
+					} `json:"latency"`
+					Value *float64 `json:"value"`
+					Usual struct {
+						Value  float64 `json:"value"`
+						Spread float64 `json:"spread"`
+					} `json:"usual"`
+					Warm        bool              `json:"warm"`
+					Slot        string            `json:"slot"`
+					Findings    []json.RawMessage `json:"findings"`
+					Forecast    json.RawMessage   `json:"forecast"`
+					MemoryBytes int               `json:"memory_bytes"`
+				} `json:"shape"`
 			} `json:"regions"`
 		} `json:"checks"`
 	}
