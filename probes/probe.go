@@ -104,12 +104,18 @@ func (b *base) finish(r *Result, began time.Time, failures []string, okReason st
 	r.Duration = time.Since(began).Seconds()
 	if len(failures) == 0 {
 		r.OK = true
-		r.Reason = b.opts.Redact(joinReasons([]string{okReason}))
+		r.Reason = joinReasons([]string{b.opts.Redact(okReason)})
 		b.redactObserved(&r.Observed)
 		return *r
 	}
 	r.OK = false
-	r.Reason = b.opts.Redact(joinReasons(failures))
+	// Redact before joining: the join cuts at maxReasonLen, and a secret
+	// cut in two would no longer be recognised.
+	redacted := make([]string, len(failures))
+	for i, f := range failures {
+		redacted[i] = b.opts.Redact(f)
+	}
+	r.Reason = joinReasons(redacted)
 	b.redactObserved(&r.Observed)
 	return *r
 }
