@@ -160,6 +160,9 @@ type RegionInput struct {
 	// it expects (see DetectLatency, DetectSeries, ForecastSpike).
 	Shape    []ShapeFinding
 	Forecast *ShapeFinding
+	// ShapeJudged is whether Shape and Forecast come from a verdict (see
+	// shapeTracker.judged); without one, their absence means nothing.
+	ShapeJudged bool
 }
 
 // Decision is a check's verdict across its regions at one evaluation. It
@@ -192,6 +195,10 @@ type Decision struct {
 	// Forecast the spikes they expect. Nil when there are none.
 	Shape    *ShapeReport `json:"shape,omitempty"`
 	Forecast *ShapeReport `json:"forecast,omitempty"`
+	// ShapeUnjudged lists the live regions whose shape has no verdict yet
+	// (after a restart, or while their baseline is cold): no finding from
+	// them is not the all-clear.
+	ShapeUnjudged []string `json:"shape_unjudged,omitempty"`
 	// Summary is one line of at most 1024 bytes for a page, such as
 	// "web-home DOWN from 3/3 regions: us-east status 503, want 200; ...".
 	Summary string `json:"summary"`
@@ -261,6 +268,11 @@ func Decide(c *checks.Check, in map[string]RegionInput) Decision {
 	d.Disagreement = CompareDNS(c, last)
 	if d.Disagreement == nil {
 		d.Disagreement = CompareAddresses(c, last)
+	}
+	for _, r := range d.Live {
+		if c.Shape != nil && !in[r].ShapeJudged {
+			d.ShapeUnjudged = append(d.ShapeUnjudged, r)
+		}
 	}
 	d.Shape = reportShapes(c, &d, in, false)
 	d.Forecast = reportShapes(c, &d, in, true)

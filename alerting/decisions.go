@@ -81,7 +81,7 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 			input.Last = w.Last
 			cd.failing[region] = input.Failing
 		}
-		input.Shape, input.Forecast = e.shapeFindings(id, region)
+		input.Shape, input.Forecast, input.ShapeJudged = e.shapeFindings(id, region)
 		in[region] = input
 	}
 	d := Decide(cd.c, in)
@@ -111,15 +111,15 @@ func (cd *checkDecider) pending() bool {
 }
 
 // shapeFindings returns copies of the current shape findings and forecast
-// of check in region.
-func (e *Evaluator) shapeFindings(check, region string) ([]ShapeFinding, *ShapeFinding) {
+// of check in region, and whether they come from a verdict.
+func (e *Evaluator) shapeFindings(check, region string) ([]ShapeFinding, *ShapeFinding, bool) {
 	r := e.regions[region]
 	if r == nil {
-		return nil, nil
+		return nil, nil, false
 	}
 	t := r.shapes[check]
 	if t == nil {
-		return nil, nil
+		return nil, nil, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -128,7 +128,7 @@ func (e *Evaluator) shapeFindings(check, region string) ([]ShapeFinding, *ShapeF
 		f := *t.forecast
 		fc = &f
 	}
-	return slices.Clone(t.findings), fc
+	return slices.Clone(t.findings), fc, t.judged
 }
 
 // liveAt reports whether the region counts as live at now: its liveness

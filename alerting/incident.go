@@ -210,11 +210,13 @@ const (
 //     is not; an UNKNOWN decision keeps it as it is.
 //   - shape opens once d.Shape has been set for one bucket of the shape
 //     window (so that every region has had its say on the scope) and no
-//     down incident is open; it resolves when d.Shape is not set (UNKNOWN
-//     keeps it) or a down incident opens (the page supersedes the
+//     down incident is open; it resolves when d.Shape is not set and
+//     every live region has judged its shape (UNKNOWN, or a region with
+//     no verdict yet, keeps it) or a down incident opens (the page supersedes the
 //     warning). While open, a change of detectors or scope sends the
 //     trigger again under the same dedup key, as an update.
-//   - forecast opens while d.Forecast is set and resolves when it is not.
+//   - forecast opens while d.Forecast is set and resolves when it is not
+//     and every live region has judged its shape.
 //
 // Flap damping (c.Flap): an open or a resolve that would make more than
 // Flap.Transitions of them within Flap.Window marks the incident flapping;
@@ -327,14 +329,16 @@ func (s *IncidentState) rule(k IncidentKind, d Decision, c *checks.Check, now ti
 		switch {
 		case holds:
 			return wantOpen, true
-		case s.Down.Open || (d.Shape == nil && d.State != StateUnknown):
+		case s.Down.Open || (d.Shape == nil && d.State != StateUnknown && len(d.ShapeUnjudged) == 0):
 			return wantClear, false
 		}
 	case IncidentForecast:
-		if d.Forecast != nil {
+		switch {
+		case d.Forecast != nil:
 			return wantOpen, true
+		case len(d.ShapeUnjudged) == 0:
+			return wantClear, false
 		}
-		return wantClear, false
 	}
 	return wantKeep, false
 }

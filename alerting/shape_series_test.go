@@ -135,3 +135,30 @@ func TestShapeCorruptBaselineFileStartsAfresh(t *testing.T) {
 		t.Fatalf("saving over a corrupt file: %v", err)
 	}
 }
+
+// A restart in the middle of a shape incident neither resolves it (the
+// new windows are empty, which is not the all-clear) nor pages it again.
+func TestShapeIncidentSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := newShapeSim(t, shapeSimConfig, "", simStart)
+	warmDays(s, 2)
+	s.ev.dataDir = dir // from here on, incidents are saved (see above)
+	start := s.clk.Now()
+	s.run("web", start.Add(30*time.Minute), tailIn(start, "eu-west"))
+	if tr := s.triggers(IncidentShape); len(tr) != 1 {
+		t.Fatalf("before the restart: %d triggers, want 1", len(tr))
+	}
+	if err := s.ev.saveShapes(); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := newShapeSim(t, shapeSimConfig, dir, s.clk.Now())
+	s2.run("web", s2.clk.Now().Add(30*time.Minute), tailIn(start, "eu-west"))
+	if n := s2.shapeNotes(IncidentShape); len(n) != 0 {
+		t.Fatalf("the restart sent %s: %s", n[0].Action, n[0].Summary)
+	}
+	s2.run("web", s2.clk.Now().Add(30*time.Minute), normalLatency)
+	if n := s2.shapeNotes(IncidentShape); len(n) != 1 || n[0].Action != ActionResolve {
+		t.Fatalf("after recovery want one resolve, got %+v", n)
+	}
+}

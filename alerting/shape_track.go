@@ -123,6 +123,12 @@ type shapeTracker struct {
 
 	findings []ShapeFinding
 	forecast *ShapeFinding
+	// judged is whether the latest findings come from a verdict: a warm
+	// baseline slot and, for latency, a window with min_samples probes.
+	// A tracker that has not judged (after a start, a gap, or while the
+	// hour's slot is cold) says nothing either way, and an open shape
+	// incident is neither resolved nor paged again on its account.
+	judged bool
 }
 
 // maxBumps bounds the bumps kept: MaxRecurringDays of a few a day.
@@ -185,6 +191,7 @@ func (t *shapeTracker) reset(now time.Time) {
 	}
 	t.closed, t.trend = 0, t.trend[:0]
 	t.bucketEnd = now.Add(t.bucketLen)
+	t.judged = false
 }
 
 // closeBucket closes the open bucket at end: the window of the closed
@@ -207,7 +214,9 @@ func (t *shapeTracker) closeBucket(end time.Time) bool {
 	t.win.Trend, t.win.Step = t.trend, t.bucketLen
 
 	slot := t.spec.Slot(end)
-	found := DetectLatency(t.spec, t.latencyBaseline(slot, end), t.win, end)
+	base := t.latencyBaseline(slot, end)
+	found := DetectLatency(t.spec, base, t.win, end)
+	t.judged = base.Warm && t.win.Samples >= t.spec.MinSamples
 	if t.win.Samples >= t.spec.MinSamples {
 		t.base.learn(slot, end, t.win.stats())
 	}
@@ -286,7 +295,8 @@ func (t *shapeTracker) addValue(r *probes.Result, now time.Time) bool {
 	slot := t.spec.Slot(now)
 	u, warm := t.base.usual(slot)
 	w := SeriesWindow{Values: t.values, Usual: u[0], Warm: warm, Slot: slotName(t.spec, now)}
-	changed := t.setFindings(DetectSeries(t.spec, w, now))
+	changed := t.setFindings(DetectSeries(t.spec, w, now)) || warm != t.judged
+	t.judged = warm
 	if warm {
 		t.trackBump(v/u[0].Value, now)
 	}
