@@ -67,10 +67,11 @@ func checkLoaded(t *testing.T, cfg *Config) {
 		}
 		ids[c.ID] = true
 		switch c.Type() {
-		case "http", "tcp", "tls", "dns":
+		case "http", "tcp", "tls", "dns", "series", "heartbeat":
 		default:
 			t.Fatalf("check %q has type %q", c.ID, c.Type())
 		}
+		checkShape(t, c)
 		if c.Interval < time.Second || c.Timeout <= 0 || c.Timeout >= c.Interval {
 			t.Fatalf("check %q: interval %v, timeout %v", c.ID, c.Interval, c.Timeout)
 		}
@@ -149,4 +150,33 @@ func FuzzJSONPath(f *testing.F) {
 			t.Fatalf("Eval(%q) = %v, want ErrNoValue", s, err)
 		}
 	})
+}
+
+// checkShape asserts that a loaded check's shape block is defaulted and
+// coherent: detectors can always give a verdict.
+func checkShape(t *testing.T, c *Check) {
+	t.Helper()
+	s := c.Shape
+	if s == nil {
+		return
+	}
+	if c.Heartbeat != nil || s.Seasonality == "" || s.HalfLife <= 0 || s.Warmup <= 0 || s.Slots() < 1 {
+		t.Fatalf("check %q: shape not defaulted: %+v", c.ID, s)
+	}
+	if c.Series != nil {
+		if s.TailShift != nil || s.SlowRise != nil || s.Recurring != nil && s.Spike == nil {
+			t.Fatalf("check %q: series shape has latency detectors or recurring without spike: %+v", c.ID, s)
+		}
+		return
+	}
+	if s.Spike != nil || s.Drop != nil || s.Recurring != nil || s.Window < c.Interval || s.MinSamples < 5 ||
+		int(s.Window/c.Interval) < s.MinSamples || s.Bucket() <= 0 {
+		t.Fatalf("check %q: latency shape incoherent: %+v", c.ID, s)
+	}
+	if r := s.SlowRise; r != nil && (r.For < 3*s.Bucket() || r.Ratio <= 1 || s.TrendBuckets() > maxTrendBuckets) {
+		t.Fatalf("check %q: slow_rise %+v with bucket %s", c.ID, r, s.Bucket())
+	}
+	if r := s.TailShift; r != nil && (r.Ratio <= 1 || r.MedianRatio <= 1) {
+		t.Fatalf("check %q: tail_shift %+v", c.ID, r)
+	}
 }
