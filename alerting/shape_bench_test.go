@@ -180,3 +180,33 @@ func fillWeek(t *shapeTracker, rng *rand.Rand) {
 		now = now.Add(t.bucketLen / 10)
 	}
 }
+
+// BenchmarkIngestShape is BenchmarkIngest with shape tracking off and on,
+// side by side: the cost shapes add to ingest, whose batches carry 90%
+// passing HTTPS results with five phases each.
+func BenchmarkIngestShape(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "shape-off"
+		if on {
+			name = "shape-on"
+		}
+		b.Run(name, func(b *testing.B) {
+			f := newFixture(b)
+			if !on {
+				for _, r := range f.ev.regionList {
+					clear(r.shapes) // before any ingest: nothing reads it yet
+				}
+			}
+			h := f.ev.Handler()
+			tmpl := f.template(b, "a1", benchResults("us-east", "a1"))
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				s := tmpl.next(uint64(i + 1))
+				b.StartTimer()
+				serve(b, h, s)
+			}
+			reportResultsPerSecond(b)
+		})
+	}
+}
