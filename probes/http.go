@@ -158,7 +158,8 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // httpClients shares one client, and so one transport, among the HTTP
-// checks with the same TLS settings: a client per check would cost more
+// checks with the same TLS settings (and series checks, which use the
+// default settings): a client per check would cost more
 // memory than the check itself. Keep-alives are off, so sharing never
 // reuses a connection; each probe still opens its own and times it.
 type httpClients struct {

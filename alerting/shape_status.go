@@ -1,0 +1,73 @@
+package alerting
+
+import (
+	"slices"
+	"time"
+
+	"github.com/outposthq/outpost/probes"
+)
+
+// ShapeStatus is one (check, region)'s shape for /status.json.
+type ShapeStatus struct {
+	// Latency is the distribution of passing probes over the shape window
+	// as of the latest bucket close; latency checks only.
+	Latency *LatencyStatus `json:"latency,omitempty"`
+	// Value is the latest value read; series checks only.
+	Value *float64 `json:"value,omitempty"`
+	// Usual is the baseline of the current slot: for latency checks its
+	// p50 (see LatencyStatus.Usual for more), for series the usual value.
+	Usual Usual `json:"usual"`
+	// Warm is whether the current slot has learned enough to judge by.
+	Warm bool   `json:"warm"`
+	Slot string `json:"slot"`
+	// Findings are the current findings; Forecast a spike due.
+	Findings []ShapeFinding `json:"findings,omitempty"`
+	Forecast *ShapeFinding  `json:"forecast,omitempty"`
+	// MemoryBytes estimates what the tracker holds in memory.
+	MemoryBytes int `json:"memory_bytes"`
+}
+
+// LatencyStatus is a latency window with its baseline.
+type LatencyStatus struct {
+	WindowSeconds Seconds   `json:"window_seconds"`
+	Samples       int       `json:"samples"`
+	Quantiles     Quantiles `json:"quantiles_seconds"`
+	// Phases are each phase's p50 and p99, for the phases seen.
+	Phases map[string]PhaseWindow `json:"phases,omitempty"`
+	// Usual are the baseline's p50, p90 and p99 for the current slot.
+	Usual Quantiles `json:"usual_seconds"`
+}
+
+// status reports the tracker at now. Its region's mutex is held.
+func (t *shapeTracker) status(now time.Time) *ShapeStatus {
+	slot := t.spec.Slot(now)
+	u, warm := t.base.usual(slot)
+	st := &ShapeStatus{Usual: u[0], Warm: warm, Slot: slotName(t.spec, now), Findings: slices.Clone(t.findings), MemoryBytes: t.bytes()}
+	if t.forecast != nil {
+		f := *t.forecast
+		st.Forecast = &f
+	}
+	if t.series {
+		if n := len(t.values); n > 0 {
+			v := t.values[n-1]
+			st.Value = &v
+		}
+		return st
+	}
+	l := &LatencyStatus{
+		WindowSeconds: Seconds(t.spec.Window.Seconds()),
+		Samples:       t.win.Samples,
+		Quantiles:     t.win.Total,
+		Usual:         Quantiles{P50: u[statP50].Value, P90: u[statP90].Value, P99: u[statP99].Value},
+	}
+	for i, p := range t.win.Phases {
+		if p.Samples > 0 {
+			if l.Phases == nil {
+				l.Phases = map[string]PhaseWindow{}
+			}
+			l.Phases[probes.PhaseNames[i]] = p
+		}
+	}
+	st.Latency = l
+	return st
+}
