@@ -1,6 +1,8 @@
 package alerting
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -9,12 +11,25 @@ import (
 // old file or the new one, never a mix: a temporary file in the same
 // directory, synced, renamed over path, then the directory synced.
 func writeFileAtomic(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeAtomic is writeFileAtomic for content that write streams, through
+// a buffer, instead of one slice held in memory.
+func writeAtomic(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
 	}
-	_, err = tmp.Write(data)
+	bw := bufio.NewWriter(tmp)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}

@@ -48,45 +48,27 @@ func (e *Evaluator) saveShapes() error {
 	}
 	e.shapeSaveMu.Lock()
 	defer e.shapeSaveMu.Unlock()
-	path := filepath.Join(e.dataDir, shapesFile)
-	tmp, err := os.CreateTemp(e.dataDir, shapesFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	w := bufio.NewWriter(tmp)
-	enc := gob.NewEncoder(w)
-	if err := enc.Encode(shapeHeader{Version: shapesVersion}); err != nil {
-		tmp.Close()
-		return err
-	}
-	for _, r := range e.regionList {
-		var chunk []savedShape
-		r.mu.Lock()
-		for id, t := range r.shapes {
-			chunk = append(chunk, savedShape{
-				Check: id, Region: r.name, Series: t.series, Stats: t.base.stats,
-				Meta: slices.Clone(t.base.meta), Moments: slices.Clone(t.base.moments), Bumps: slices.Clone(t.bumps),
-			})
-		}
-		r.mu.Unlock()
-		if err := enc.Encode(chunk); err != nil {
-			tmp.Close()
+	return writeAtomic(filepath.Join(e.dataDir, shapesFile), func(w io.Writer) error {
+		enc := gob.NewEncoder(w)
+		if err := enc.Encode(shapeHeader{Version: shapesVersion}); err != nil {
 			return err
 		}
-	}
-	if err := w.Flush(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+		for _, r := range e.regionList {
+			var chunk []savedShape
+			r.mu.Lock()
+			for id, t := range r.shapes {
+				chunk = append(chunk, savedShape{
+					Check: id, Region: r.name, Series: t.series, Stats: t.base.stats,
+					Meta: slices.Clone(t.base.meta), Moments: slices.Clone(t.base.moments), Bumps: slices.Clone(t.bumps),
+				})
+			}
+			r.mu.Unlock()
+			if err := enc.Encode(chunk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // loadShapes restores baselines from the data dir. A file that cannot be
