@@ -171,62 +171,50 @@ func (s *ShapeSpec) Slot(t time.Time) int {
 	return t.Hour()
 }
 
-// off records "key: false"; it is how a detector or the whole shape block
-// is switched off.
-func decodeSwitch(d *decoder, n *yaml.Node, path string, v reflect.Value, off *bool) bool {
+// decodeSwitchable decodes v, a pointer to a struct with an Off field and
+// a Src, from n: a mapping as usual, or "false" (or "off"), which sets
+// *off. It is how the shape block and each detector are switched off.
+func decodeSwitchable(d *decoder, n *yaml.Node, path string, v any, off *bool) {
+	rv := reflect.ValueOf(v).Elem()
 	n = resolve(n)
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		return false
+		d.decodeStruct(n, rv, path)
+		return
 	}
 	s, ok := d.scalar(n, path, "a mapping, or false to turn it off")
 	if !ok {
-		return true
+		return
 	}
 	switch s.Value {
 	case "false", "False", "FALSE", "off":
 		*off = true
 		// Keep a Source so that validation can point at the key.
-		if f := v.FieldByName("Src"); f.IsValid() {
-			f.Set(reflect.ValueOf(Source{Pos: d.pos(n), keys: map[string]Pos{}, env: map[string]bool{}}))
-		}
+		rv.FieldByName("Src").Set(reflect.ValueOf(Source{Pos: d.pos(n), keys: map[string]Pos{}, env: map[string]bool{}}))
 	default:
 		d.errAt(n, path, "expected a mapping, or false to turn it off; got %s", s.Show)
 	}
-	return true
 }
 
 func (s *ShapeSpec) decodeNode(d *decoder, n *yaml.Node, path string) {
-	if !decodeSwitch(d, n, path, reflect.ValueOf(s).Elem(), &s.Off) {
-		d.decodeStruct(n, reflect.ValueOf(s).Elem(), path)
-	}
+	decodeSwitchable(d, n, path, s, &s.Off)
 }
 
 func (r *TailShiftRule) decodeNode(d *decoder, n *yaml.Node, path string) {
-	if !decodeSwitch(d, n, path, reflect.ValueOf(r).Elem(), &r.Off) {
-		d.decodeStruct(n, reflect.ValueOf(r).Elem(), path)
-	}
+	decodeSwitchable(d, n, path, r, &r.Off)
 }
 
 func (r *SlowRiseRule) decodeNode(d *decoder, n *yaml.Node, path string) {
-	if !decodeSwitch(d, n, path, reflect.ValueOf(r).Elem(), &r.Off) {
-		d.decodeStruct(n, reflect.ValueOf(r).Elem(), path)
-	}
+	decodeSwitchable(d, n, path, r, &r.Off)
 }
 
 func (r *SpikeRule) decodeNode(d *decoder, n *yaml.Node, path string) {
-	if !decodeSwitch(d, n, path, reflect.ValueOf(r).Elem(), &r.Off) {
-		d.decodeStruct(n, reflect.ValueOf(r).Elem(), path)
-	}
+	decodeSwitchable(d, n, path, r, &r.Off)
 }
 
 func (r *DropRule) decodeNode(d *decoder, n *yaml.Node, path string) {
-	if !decodeSwitch(d, n, path, reflect.ValueOf(r).Elem(), &r.Off) {
-		d.decodeStruct(n, reflect.ValueOf(r).Elem(), path)
-	}
+	decodeSwitchable(d, n, path, r, &r.Off)
 }
 
 func (r *RecurringRule) decodeNode(d *decoder, n *yaml.Node, path string) {
-	if !decodeSwitch(d, n, path, reflect.ValueOf(r).Elem(), &r.Off) {
-		d.decodeStruct(n, reflect.ValueOf(r).Elem(), path)
-	}
+	decodeSwitchable(d, n, path, r, &r.Off)
 }
