@@ -136,8 +136,8 @@ func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow)
 // slowRise: p50 well above usual, and either climbing steadily over the
 // rule's span or high throughout it.
 func slowRise(r *checks.SlowRiseRule, base LatencyBaseline, win LatencyWindow) (ShapeFinding, bool) {
-	n := int((r.For+win.Step-1)/max(win.Step, 1)) + 1
-	if win.Step <= 0 || len(win.Trend) < n {
+	n := r.Points(win.Step)
+	if n == 0 || len(win.Trend) < n {
 		return ShapeFinding{}, false
 	}
 	t := win.Trend[len(win.Trend)-n:]
@@ -325,14 +325,10 @@ func bumpNear(bumps []Bump, t time.Time, tol time.Duration) bool {
 	return false
 }
 
-// formatValue prints a series value briefly.
+// formatValue prints a series value briefly: whole numbers from 100 to a
+// million, else three significant digits.
 func formatValue(v float64) string {
-	switch a := math.Abs(v); {
-	case a == 0:
-		return "0"
-	case a >= 1e6 || a < 1e-3:
-		return fmt.Sprintf("%.3g", v)
-	case a >= 100:
+	if a := math.Abs(v); a >= 100 && a < 1e6 {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return fmt.Sprintf("%.3g", v)

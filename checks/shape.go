@@ -142,10 +142,19 @@ func (s *ShapeSpec) Bucket() time.Duration { return s.Window / ShapeBuckets }
 // TrendBuckets is how many window medians the slow-rise detector keeps:
 // enough to span For.
 func (s *ShapeSpec) TrendBuckets() int {
-	if s.SlowRise == nil || s.Bucket() <= 0 {
+	if s.SlowRise == nil {
 		return 0
 	}
-	return int((s.SlowRise.For+s.Bucket()-1)/s.Bucket()) + 1
+	return s.SlowRise.Points(s.Bucket())
+}
+
+// Points is how many trend points, one every step, span For: its two
+// ends and every step between. 0 for a step that is not positive.
+func (r *SlowRiseRule) Points(step time.Duration) int {
+	if step <= 0 {
+		return 0
+	}
+	return int((r.For+step-1)/step) + 1
 }
 
 // Slots returns how many baseline slots the seasonality makes.

@@ -121,7 +121,7 @@ func validateLatencyDetectors(s *ShapeSpec, id string, errs *errorList) {
 			r.For = max(DefaultRiseFor, 3*bucket)
 		case bucket > 0 && r.For < 3*bucket:
 			add("for", "%s is shorter than three window buckets (3 × %s): a trend needs three points", r.For, bucket)
-		case bucket > 0 && int((r.For+bucket-1)/bucket)+1 > maxTrendBuckets:
+		case r.Points(bucket) > maxTrendBuckets:
 			add("for", "%s spans more than %d window buckets of %s; lengthen the window", r.For, maxTrendBuckets, bucket)
 		}
 	}
