@@ -106,12 +106,20 @@ func (h *pipe) pendingGauge(notifier string) float64 {
 // waitFor polls cond until it holds, failing after 10s of real time.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	pollUntil(t, 10*time.Second, 2*time.Millisecond, what, cond)
+}
+
+// pollUntil polls cond every poll until it holds, failing after limit of
+// real time. It waits for real peers (goroutines, servers), never through
+// an interval of Outpost's own, which runs on a fake clock.
+func pollUntil(t testing.TB, limit, poll time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 

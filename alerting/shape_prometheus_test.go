@@ -90,7 +90,7 @@ func startPrometheus(t *testing.T, target string) string {
 		}
 	})
 	base := "http://" + addr
-	waitForPeer(t, 30*time.Second, "prometheus to be ready", func() bool {
+	pollUntil(t, 30*time.Second, 100*time.Millisecond, "prometheus to be ready", func() bool {
 		resp, err := http.Get(base + "/-/ready")
 		if err != nil {
 			return false
@@ -99,19 +99,6 @@ func startPrometheus(t *testing.T, target string) string {
 		return resp.StatusCode == http.StatusOK
 	})
 	return base
-}
-
-// waitForPeer polls cond on real time for up to limit: it waits for a
-// real peer (Prometheus scraping), not through an interval of Outpost's.
-func waitForPeer(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func TestSeriesSpikeFromRealPrometheus(t *testing.T) {
@@ -160,7 +147,7 @@ checks:
 	// Normal traffic: 10 per scrape, about 10/s. An hour of it (on the
 	// fake clock) warms the baseline; each value is a real query.
 	var normal probes.Result
-	waitForPeer(t, 30*time.Second, "a steady rate from prometheus", func() bool {
+	pollUntil(t, 30*time.Second, 100*time.Millisecond, "a steady rate from prometheus", func() bool {
 		normal = probe()
 		return normal.OK && normal.Observed.Value != nil && *normal.Observed.Value > 5
 	})
@@ -178,7 +165,7 @@ checks:
 	// The spike: 80 per scrape.
 	target.perScrape.Store(80)
 	var spike probes.Result
-	waitForPeer(t, 30*time.Second, "prometheus to see the spike", func() bool {
+	pollUntil(t, 30*time.Second, 100*time.Millisecond, "prometheus to see the spike", func() bool {
 		spike = probe()
 		return spike.OK && *spike.Observed.Value > 6**normal.Observed.Value
 	})
