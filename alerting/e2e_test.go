@@ -132,29 +132,28 @@ func (a *e2eAgent) results() []probes.Result {
 	return slices.Clone(a.submitted)
 }
 
-// advanceUntil moves the clock in steps of step until cond holds, giving
-// the goroutines under test a moment of real time after each step. It
-// fails after limit of simulated time or 30s of real time.
+// advanceUntil moves the clock in steps of step until cond holds. After
+// each step it waits until every goroutine has parked again, so the work the
+// step set off (probes, batches over loopback, decisions) is done before time
+// moves on, however loaded the machine. It fails after limit of simulated
+// time, or when the goroutines never settle.
 func advanceUntil(t *testing.T, clk *clocktest.Fake, step, limit time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	realDeadline := time.Now().Add(30 * time.Second)
 	for simulated := time.Duration(0); simulated <= limit; simulated += step {
-		// Let goroutines woken by the last step finish their work: poll
-		// the condition for a short while before moving time again.
-		for i := 0; i < 20; i++ {
-			if cond() {
-				return simulated
-			}
-			time.Sleep(time.Millisecond)
-		}
-		if time.Now().After(realDeadline) {
-			break
+		clocktest.WaitIdle(t, settleLimit)
+		if cond() {
+			return simulated
 		}
 		clk.Advance(step)
 	}
 	t.Fatalf("%s: not reached within %s of simulated time", what, limit)
 	return 0
 }
+
+// settleLimit bounds the real time that goroutines may take to park after
+// a step of the fake clock: generous, since a loaded machine is slow, and
+// only ever reached by a bug.
+const settleLimit = 30 * time.Second
 
 func stateOf(ev *Evaluator, region string) RegionState {
 	for _, r := range ev.Snapshot().Regions {

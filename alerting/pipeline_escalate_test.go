@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
 // TestEscalationWhenANotifierKeepsFailing: PagerDuty (here a scripted
@@ -28,7 +29,7 @@ func TestEscalationWhenANotifierKeepsFailing(t *testing.T) {
 		} else {
 			h.clock.Advance(time.Second)
 		}
-		time.Sleep(time.Millisecond)
+		clocktest.WaitIdle(t, settleLimit)
 	}
 	got := chat.delivered()
 	if len(got) != 1 || got[0].Key != page.Key || !strings.HasPrefix(got[0].Summary, "[escalated: pager failing for ") {
@@ -42,7 +43,7 @@ func TestEscalationWhenANotifierKeepsFailing(t *testing.T) {
 		if d, ok := h.clock.Next(); ok {
 			h.clock.Advance(d)
 		}
-		time.Sleep(time.Millisecond)
+		clocktest.WaitIdle(t, settleLimit)
 	}
 	if n := len(chat.delivered()); n != 1 {
 		t.Fatalf("%d escalations of one page, want 1", n)

@@ -1,6 +1,13 @@
 package clocktest
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -31,4 +38,62 @@ func TestFakeFiresOnlyWhenAdvanced(t *testing.T) {
 		t.Errorf("created = %d, want 3", got)
 	}
 	f.WaitTimersCreated(t, 3, time.Second)
+}
+
+// TestWaitIdleWaitsForTheWorkATimerStarted: a timer's goroutine makes a
+// loopback HTTP round trip; WaitIdle returns only once it is done, however
+// long the machine takes, because a goroutine waiting on the network is
+// woken before the dumps agree.
+func TestWaitIdleWaitsForTheWorkATimerStarted(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(srv.Close)
+	f := New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	for i := 0; i < 20; i++ {
+		tm := f.NewTimer(time.Second)
+		var done atomic.Bool
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			<-tm.C()
+			resp, err := http.Get(srv.URL)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			done.Store(true)
+		}()
+		f.Advance(time.Second)
+		WaitIdle(t, 30*time.Second)
+		if !done.Load() {
+			t.Fatalf("round %d: WaitIdle returned while the round trip was under way", i)
+		}
+		<-stopped
+	}
+}
+
+// TestWaitIdleFailsOnAGoroutineThatNeverParks names the busy goroutine.
+func TestWaitIdleFailsOnAGoroutineThatNeverParks(t *testing.T) {
+	var stop atomic.Bool
+	spun := make(chan struct{})
+	go func() {
+		defer close(spun)
+		for !stop.Load() {
+			runtime.Gosched()
+		}
+	}()
+	t.Cleanup(func() { stop.Store(true); <-spun })
+	rec := &recordFatal{}
+	WaitIdle(rec, 50*time.Millisecond)
+	if !strings.Contains(rec.msg, "still busy") || !strings.Contains(rec.msg, "TestWaitIdleFailsOnAGoroutineThatNeverParks") {
+		t.Fatalf("WaitIdle reported %q, want the spinning goroutine named", rec.msg)
+	}
+}
+
+type recordFatal struct{ msg string }
+
+func (r *recordFatal) Helper() {}
+func (r *recordFatal) Fatalf(format string, args ...any) {
+	if r.msg == "" {
+		r.msg = fmt.Sprintf(format, args...)
+	}
 }
