@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -21,7 +22,7 @@ type timingNotifier struct {
 	at []time.Time
 }
 
-func (n *timingNotifier) Notify(context.Context, Notification) (bool, error) {
+func (n *timingNotifier) Notify(context.Context, notify.Notification) (bool, error) {
 	n.mu.Lock()
 	n.at = append(n.at, time.Now())
 	n.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 )
@@ -216,11 +217,11 @@ func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
 	u.paged = len(ids) > 0
 	u.mu.Unlock()
 
-	n := Notification{Kind: KindChecksUnknown, Key: "outpost:checks-unknown", Severity: SeverityCritical, Time: now,
+	n := notify.Notification{Kind: KindChecksUnknown, Key: "outpost:checks-unknown", Severity: notify.SeverityCritical, Time: now,
 		Route: checks.RouteMeta, Details: map[string]string{"route": checks.RouteMeta}}
 	switch {
 	case len(ids) > 0:
-		n.Action, n.Details["action"] = ActionTrigger, ActionTrigger
+		n.Action, n.Details["action"] = notify.ActionTrigger, notify.ActionTrigger
 		shown := ids[:min(len(ids), 20)]
 		n.Summary = fmt.Sprintf("%d check(s) UNKNOWN: too few live regions to decide (%s)", len(ids), strings.Join(shown, ", "))
 		if len(ids) > len(shown) {
@@ -228,7 +229,7 @@ func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
 		}
 		n.Details["example"] = first
 	case wasPaged:
-		n.Action, n.Details["action"] = ActionResolve, ActionResolve
+		n.Action, n.Details["action"] = notify.ActionResolve, notify.ActionResolve
 		n.Summary = "every check has enough live regions again"
 	default:
 		return
@@ -243,7 +244,7 @@ func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[
 		e.unknown.set(c.ID, ev.Summary, ev.Action == EventTrigger)
 		return
 	}
-	n := Notification{
+	n := notify.Notification{
 		Kind:     "check_" + string(ev.Kind),
 		Key:      ev.DedupKey,
 		Action:   string(ev.Action),
@@ -276,7 +277,7 @@ func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[
 }
 
 // send hands a notification to the notifier.
-func (e *Evaluator) send(ctx context.Context, n Notification) {
+func (e *Evaluator) send(ctx context.Context, n notify.Notification) {
 	nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
 	if _, err := e.notifier.Notify(nctx, n); err != nil {
@@ -287,29 +288,29 @@ func (e *Evaluator) send(ctx context.Context, n Notification) {
 func routeSeverity(route string) string {
 	switch route {
 	case checks.RouteCritical, checks.RouteMeta:
-		return SeverityCritical
+		return notify.SeverityCritical
 	case checks.RouteWarning:
-		return SeverityWarning
+		return notify.SeverityWarning
 	}
-	return SeverityInfo
+	return notify.SeverityInfo
 }
 
 // structuredEvidence is one region's evidence for notifiers that carry it
 // as data (PagerDuty's custom_details, webhooks).
-func structuredEvidence(region string, in RegionInput) RegionEvidence {
+func structuredEvidence(region string, in RegionInput) notify.RegionEvidence {
 	state := "OK"
 	switch {
 	case !in.Live:
 		state = "STALE"
 	case in.Last == nil:
-		return RegionEvidence{Region: region, State: "NO DATA"}
+		return notify.RegionEvidence{Region: region, State: "NO DATA"}
 	case in.Failing:
 		state = "FAILING"
 	}
 	if in.Last == nil {
-		return RegionEvidence{Region: region, State: state}
+		return notify.RegionEvidence{Region: region, State: state}
 	}
-	ev := EvidenceFromResult(state, *in.Last)
+	ev := notify.EvidenceFromResult(state, *in.Last)
 	ev.Region = region
 	return ev
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -27,19 +29,19 @@ import (
 type e2eEvaluator struct {
 	ev    *Evaluator
 	url   string
-	notes *captureNotifier
+	notes *notifytest.Recorder
 }
 
 func startEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake) *e2eEvaluator {
 	t.Helper()
-	notes := &captureNotifier{}
+	notes := &notifytest.Recorder{}
 	ev, url := serveEvaluator(t, cfg, clk, notes)
 	return &e2eEvaluator{ev: ev, url: url, notes: notes}
 }
 
 // serveEvaluator runs an evaluator that sends to n, behind a loopback HTTP
 // server, until the test ends.
-func serveEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, n Notifier) (*Evaluator, string) {
+func serveEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, n notify.Notifier) (*Evaluator, string) {
 	t.Helper()
 	ev, err := New(cfg, Options{Clock: clk, Notifier: n, DataDir: t.TempDir()})
 	if err != nil {
@@ -55,9 +57,9 @@ func serveEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, n Not
 }
 
 // pages returns the check notifications on the given route.
-func (e *e2eEvaluator) pages(route string) []Notification {
-	var out []Notification
-	for _, n := range e.notes.all() {
+func (e *e2eEvaluator) pages(route string) []notify.Notification {
+	var out []notify.Notification
+	for _, n := range e.notes.Delivered() {
 		if strings.HasPrefix(n.Kind, "check_") && n.Details["route"] == route {
 			out = append(out, n)
 		}
@@ -327,7 +329,7 @@ func TestRestartKeepsFailingRegions(t *testing.T) {
 `)
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
 	dir := t.TempDir()
-	notes := &captureNotifier{}
+	notes := &notifytest.Recorder{}
 	var seq uint64
 	feed := func(ev *Evaluator, ok bool) {
 		seq++
@@ -372,9 +374,9 @@ func TestRestartKeepsFailingRegions(t *testing.T) {
 	}
 }
 
-func summariesOf(c *captureNotifier) []string {
+func summariesOf(c *notifytest.Recorder) []string {
 	var out []string
-	for _, n := range c.all() {
+	for _, n := range c.Delivered() {
 		if n.Kind == "check_down" {
 			out = append(out, n.Action+" "+n.Summary)
 		}

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
+	"github.com/outposthq/outpost/alerting/notify/receivers"
+	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -20,11 +23,11 @@ const e2eRoutingKey = "e2e0routing0key00000000000000042"
 // notifiers.
 func startPagingEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake) (*Evaluator, string) {
 	t.Helper()
-	ns, err := BuildNotifiers(cfg, nil)
+	ns, err := receivers.Build(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pipe, err := NewPipeline(PipelineOptions{Notifiers: ns, Routes: NotifierRoutes(cfg), CheckNotifiers: CheckNotifiers(cfg),
+	pipe, err := outbox.Open(outbox.Options{Notifiers: ns, Routes: receivers.Routes(cfg), CheckNotifiers: receivers.CheckNotifiers(cfg),
 		Dir: t.TempDir(), Clock: clk, Redact: cfg.Redactor()})
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +47,7 @@ func startPagingEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake)
 // back, carrying every region's evidence; recovery resolves it once from
 // each.
 func TestEndToEndPagerDuty(t *testing.T) {
-	pd := newFakePagerDuty(t)
+	pd := notifytest.NewFakePagerDuty(t)
 	target, down := downTarget(t)
 	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(fmt.Sprintf(`version: 1
@@ -75,23 +78,23 @@ checks:
 	advanceUntil(t, clk, 250*time.Millisecond, time.Minute, "both evaluators hearing every region", func() bool {
 		return allRegionsReported(evA, cfg) && allRegionsReported(evB, cfg)
 	})
-	if n := pd.requestCount(); n != 0 {
+	if n := pd.RequestCount(); n != 0 {
 		t.Fatalf("%d PagerDuty requests while everything passed", n)
 	}
 
-	pd.setAlways(http.StatusInternalServerError) // PagerDuty has its own bad minute
+	pd.SetAlways(http.StatusInternalServerError) // PagerDuty has its own bad minute
 	down.Store(true)
-	advanceUntil(t, clk, 250*time.Millisecond, time.Minute, "attempts refused by PagerDuty", func() bool { return pd.requestCount() >= 2 })
-	advanceUntil(t, clk, time.Second, 2*time.Minute, "a minute of PagerDuty errors", func() bool { return pd.requestCount() >= 4 })
-	if n := len(pd.events()); n != 0 {
+	advanceUntil(t, clk, 250*time.Millisecond, time.Minute, "attempts refused by PagerDuty", func() bool { return pd.RequestCount() >= 2 })
+	advanceUntil(t, clk, time.Second, 2*time.Minute, "a minute of PagerDuty errors", func() bool { return pd.RequestCount() >= 4 })
+	if n := len(pd.Events()); n != 0 {
 		t.Fatalf("%d events accepted while PagerDuty answered 500", n)
 	}
-	pd.setAlways(0)
-	advanceUntil(t, clk, time.Second, 10*time.Minute, "the triggers delivered after PagerDuty recovered", func() bool { return len(pd.events()) >= 2 })
+	pd.SetAlways(0)
+	advanceUntil(t, clk, time.Second, 10*time.Minute, "the triggers delivered after PagerDuty recovered", func() bool { return len(pd.Events()) >= 2 })
 	delivered := clk.Now()
 	advanceUntil(t, clk, time.Second, 2*time.Minute, "a minute more of the outage", func() bool { return clk.Now().Sub(delivered) >= time.Minute })
 
-	evs := pd.events()
+	evs := pd.Events()
 	if len(evs) != 2 {
 		t.Fatalf("%d events, want one trigger from each evaluator: %+v", len(evs), evs)
 	}
@@ -107,13 +110,13 @@ checks:
 			t.Errorf("custom_details lack the regions' evidence: %s", details)
 		}
 	}
-	if bad := pd.invalidReasons(); len(bad) > 0 {
+	if bad := pd.InvalidReasons(); len(bad) > 0 {
 		t.Fatalf("invalid events sent: %v", bad)
 	}
 
 	down.Store(false)
-	advanceUntil(t, clk, 250*time.Millisecond, 2*time.Minute, "a resolve from each evaluator", func() bool { return len(pd.events()) >= 4 })
-	evs = pd.events()
+	advanceUntil(t, clk, 250*time.Millisecond, 2*time.Minute, "a resolve from each evaluator", func() bool { return len(pd.Events()) >= 4 })
+	evs = pd.Events()
 	for _, e := range evs[2:] {
 		if e.EventAction != "resolve" || e.DedupKey != evs[0].DedupKey {
 			t.Errorf("after recovery: %+v, want resolves of %s", e, evs[0].DedupKey)

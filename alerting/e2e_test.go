@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -243,9 +245,9 @@ func TestEndToEndThreeRegions(t *testing.T) {
 	}
 }
 
-func notesOf(c *captureNotifier, kind string) []Notification {
-	var out []Notification
-	for _, n := range c.all() {
+func notesOf(c *notifytest.Recorder, kind string) []notify.Notification {
+	var out []notify.Notification
+	for _, n := range c.Delivered() {
 		if n.Kind == kind {
 			out = append(out, n)
 		}
@@ -298,7 +300,7 @@ func (l *appliedLog) all() []probes.Result {
 func TestEndToEndEvaluatorOutage(t *testing.T) {
 	cfg := e2eConfig(t, startTarget(t))
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	ev, err := New(cfg, Options{Clock: clk, Notifier: &captureNotifier{}})
+	ev, err := New(cfg, Options{Clock: clk, Notifier: &notifytest.Recorder{}})
 	if err != nil {
 		t.Fatal(err)
 	}

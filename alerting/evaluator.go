@@ -17,8 +17,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/ratelog"
 )
 
 // Errors Apply returns, wrapped with the precise reason; the HTTP handler
@@ -57,7 +60,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Notifier receives region liveness notifications; nil means a
 	// ConsoleNotifier on Logger.
-	Notifier Notifier
+	Notifier notify.Notifier
 	// Name is this evaluator's name among cfg.Peers; it watches the
 	// others. Empty watches every peer listed.
 	Name string
@@ -67,13 +70,16 @@ type Options struct {
 // block; loaded configs always have one.
 const defaultStaleAfter = 3 * checks.DefaultHeartbeat
 
+// rejectLogEvery is the most often one kind of refusal is logged per region.
+const rejectLogEvery = 10 * time.Second
+
 // Evaluator ingests result batches and keeps per-(check, region) windows and
 // region liveness. Its methods are safe for concurrent use.
 type Evaluator struct {
 	cfg        *checks.Config
 	clock      probes.Clock
 	log        *slog.Logger
-	notifier   Notifier
+	notifier   notify.Notifier
 	metrics    *metrics
 	store      *seqStore // nil without a DataDir
 	started    time.Time
@@ -86,7 +92,7 @@ type Evaluator struct {
 
 	bodies   sync.Pool // *bytes.Buffer for request bodies
 	decoders sync.Pool // *fastDecoder
-	limiter  *logLimiter
+	limiter  *ratelog.Keyed
 	confirm  *confirmer
 
 	// deciders is built by New and never changes; each guards itself.
@@ -148,7 +154,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Notifier == nil {
-		opts.Notifier = NewConsoleNotifier(opts.Logger)
+		opts.Notifier = console.New(opts.Logger)
 	}
 	regions := cfg.Regions
 	if len(regions) == 0 {
@@ -168,7 +174,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		staleAfter: cfg.Reporting.StaleAfter,
 		regions:    make(map[string]*regionState, len(regions)),
 		checks:     make(map[string]*checks.Check, len(cfg.Checks)),
-		limiter:    newLogLimiter(rejectLogEvery),
+		limiter:    ratelog.NewKeyed(rejectLogEvery),
 		confirm:    newConfirmer(),
 	}
 	if e.staleAfter <= 0 {

@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
 const pingToken = "nightly-backup-token-0123456789"
 
-func heartbeatEvaluator(t *testing.T, spec string) (*Evaluator, *captureNotifier, *clocktest.Fake, string) {
+func heartbeatEvaluator(t *testing.T, spec string) (*Evaluator, *notifytest.Recorder, *clocktest.Fake, string) {
 	t.Helper()
 	env := map[string]string{"PING": pingToken}
 	cfg, err := checks.LoadBytes("hb.yaml", []byte(`checks:
@@ -25,7 +26,7 @@ func heartbeatEvaluator(t *testing.T, spec string) (*Evaluator, *captureNotifier
 		t.Fatal(err)
 	}
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	notes := &captureNotifier{}
+	notes := &notifytest.Recorder{}
 	ev, err := New(cfg, Options{Clock: clk, Notifier: notes})
 	if err != nil {
 		t.Fatal(err)
@@ -52,9 +53,9 @@ func ping(t *testing.T, method, url string) int {
 	return resp.StatusCode
 }
 
-func heartbeatPages(n *captureNotifier) []string {
+func heartbeatPages(n *notifytest.Recorder) []string {
 	var out []string
-	for _, x := range n.all() {
+	for _, x := range n.Delivered() {
 		if x.Kind == "check_down" {
 			out = append(out, x.Details["action"]+": "+x.Summary)
 		}

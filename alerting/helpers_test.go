@@ -2,19 +2,18 @@ package alerting
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -61,25 +60,6 @@ func loadTestConfig(t testing.TB) *checks.Config {
 	return cfg
 }
 
-// captureNotifier records notifications.
-type captureNotifier struct {
-	mu    sync.Mutex
-	notes []Notification
-}
-
-func (c *captureNotifier) Notify(_ context.Context, n Notification) (bool, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.notes = append(c.notes, n)
-	return false, nil
-}
-
-func (c *captureNotifier) all() []Notification {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]Notification(nil), c.notes...)
-}
-
 // fixture is an evaluator behind a real HTTP server on loopback.
 type fixture struct {
 	t     testing.TB
@@ -88,8 +68,8 @@ type fixture struct {
 	reg   *prometheus.Registry
 	ev    *Evaluator
 	srv   *httptest.Server
-	notes *captureNotifier
-	logs  *syncBuffer
+	notes *notifytest.Recorder
+	logs  *notifytest.LogBuffer
 }
 
 type fixtureOption func(*Options)
@@ -98,7 +78,7 @@ func withDataDir(dir string) fixtureOption { return func(o *Options) { o.DataDir
 
 func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	t.Helper()
-	f := &fixture{t: t, cfg: loadTestConfig(t), clock: clocktest.New(t0), reg: prometheus.NewRegistry(), notes: &captureNotifier{}, logs: &syncBuffer{}}
+	f := &fixture{t: t, cfg: loadTestConfig(t), clock: clocktest.New(t0), reg: prometheus.NewRegistry(), notes: &notifytest.Recorder{}, logs: &notifytest.LogBuffer{}}
 	o := Options{Clock: f.clock, Registerer: f.reg, Notifier: f.notes, Logger: slogTo(f.logs)}
 	for _, opt := range opts {
 		opt(&o)
@@ -257,22 +237,10 @@ func gatheredFrom(t testing.TB, reg prometheus.Gatherer, name string, labels map
 	return 0, false
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// waitFor waits for the evaluator's goroutines or peers to bring cond about.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	clocktest.WaitFor(t, 10*time.Second, what, cond)
+}

@@ -244,7 +244,7 @@ func (e *Evaluator) record(label string, err error, now time.Time) outcome {
 	if o == outcomeOK || o == outcomeDuplicate {
 		return o
 	}
-	if ok, suppressed := e.limiter.allow(label+"/"+o.String(), now); ok {
+	if ok, suppressed := e.limiter.Allow(label+"/"+o.String(), now); ok {
 		e.log.Warn("result batch refused", "region", label, "result", o.String(), "err", err, "suppressed", suppressed)
 	}
 	return o

@@ -3,6 +3,8 @@ package alerting
 import (
 	"context"
 	"time"
+
+	"github.com/outposthq/outpost/alerting/notify"
 )
 
 // RegionState is whether a region's agents are reporting.
@@ -122,7 +124,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 // tick steps every region's liveness at now and sends the notifications
 // due, outside every lock.
 func (e *Evaluator) tick(ctx context.Context, now time.Time) {
-	var due []Notification
+	var due []notify.Notification
 	var changed []string
 	for _, r := range e.regionList {
 		r.mu.Lock()
@@ -165,8 +167,8 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 
 // regionNotification turns a liveness event into the notification humans
 // get, if the event deserves one.
-func regionNotification(region string, ev livenessEvent, now time.Time) (Notification, bool) {
-	n := Notification{
+func regionNotification(region string, ev livenessEvent, now time.Time) (notify.Notification, bool) {
+	n := notify.Notification{
 		Key:     "outpost:region:" + region,
 		Region:  region,
 		Time:    now,
@@ -175,7 +177,7 @@ func regionNotification(region string, ev livenessEvent, now time.Time) (Notific
 	since := ev.SilentSince.UTC()
 	switch ev.Kind {
 	case eventStale:
-		n.Kind, n.Severity = KindRegionStale, SeverityWarning
+		n.Kind, n.Severity = notify.KindRegionStale, notify.SeverityWarning
 		if ev.NeverSeen {
 			n.Summary = "agent in " + region + " never heard from since evaluator start at " + since.Format(time.TimeOnly)
 			n.Details["evaluator_started"] = since.Format(time.RFC3339)
@@ -184,7 +186,7 @@ func regionNotification(region string, ev livenessEvent, now time.Time) (Notific
 			n.Details["last_seen"] = since.Format(time.RFC3339)
 		}
 	case eventLive:
-		n.Kind, n.Severity = KindRegionLive, SeverityInfo
+		n.Kind, n.Severity = notify.KindRegionLive, notify.SeverityInfo
 		silent := ev.SilentFor.Round(time.Second).String()
 		if ev.NeverSeen {
 			n.Summary = "agent in " + region + " reporting for the first time, " + silent + " after evaluator start"
@@ -194,7 +196,7 @@ func regionNotification(region string, ev livenessEvent, now time.Time) (Notific
 		n.Details["silent_since"] = since.Format(time.RFC3339)
 		n.Details["silent_for"] = silent
 	default:
-		return Notification{}, false
+		return notify.Notification{}, false
 	}
 	return n, true
 }

@@ -9,6 +9,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/console"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/probes"
 )
 
@@ -71,14 +74,14 @@ func TestRegionNotification(t *testing.T) {
 		severity string
 		summary  string
 	}{
-		{"stale", livenessEvent{Kind: eventStale, SilentSince: silent}, KindRegionStale, SeverityWarning,
+		{"stale", livenessEvent{Kind: eventStale, SilentSince: silent}, notify.KindRegionStale, notify.SeverityWarning,
 			"agent in us-east silent since 11:03:41"},
-		{"never", livenessEvent{Kind: eventStale, SilentSince: t0, NeverSeen: true}, KindRegionStale, SeverityWarning,
+		{"never", livenessEvent{Kind: eventStale, SilentSince: t0, NeverSeen: true}, notify.KindRegionStale, notify.SeverityWarning,
 			"agent in us-east never heard from since evaluator start at 12:00:00"},
 		{"live", livenessEvent{Kind: eventLive, SilentSince: silent, SilentFor: 4*time.Minute + 12*time.Second + 300*time.Millisecond},
-			KindRegionLive, SeverityInfo, "agent in us-east reporting again after 4m12s"},
+			notify.KindRegionLive, notify.SeverityInfo, "agent in us-east reporting again after 4m12s"},
 		{"first", livenessEvent{Kind: eventLive, SilentSince: t0, SilentFor: 90 * time.Second, NeverSeen: true},
-			KindRegionLive, SeverityInfo, "agent in us-east reporting for the first time, 1m30s after evaluator start"},
+			notify.KindRegionLive, notify.SeverityInfo, "agent in us-east reporting for the first time, 1m30s after evaluator start"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,8 +222,8 @@ func TestRunNeverSeen(t *testing.T) {
 	f := newFixture(t)
 	advance := runLoop(t, f)
 	advance(29 * time.Second)
-	if s := f.state("us-east"); s != RegionUnknown || len(f.notes.all()) != 0 {
-		t.Fatalf("before stale_after: %s, %d notifications", s, len(f.notes.all()))
+	if s := f.state("us-east"); s != RegionUnknown || len(f.notes.Delivered()) != 0 {
+		t.Fatalf("before stale_after: %s, %d notifications", s, len(f.notes.Delivered()))
 	}
 	advance(time.Second)
 	for _, r := range f.ev.Snapshot().Regions {
@@ -237,8 +240,8 @@ func TestRunNeverSeen(t *testing.T) {
 	}
 	// Every check is UNKNOWN now, with no region live: one meta page says
 	// so for all of them, not one page per check.
-	var unknown []Notification
-	for _, n := range f.notes.all() {
+	var unknown []notify.Notification
+	for _, n := range f.notes.Delivered() {
 		if n.Kind == KindChecksUnknown {
 			unknown = append(unknown, n)
 		}
@@ -249,9 +252,9 @@ func TestRunNeverSeen(t *testing.T) {
 }
 
 // regionNotes returns the region liveness notifications.
-func regionNotes(c *captureNotifier) []Notification {
-	var out []Notification
-	for _, n := range c.all() {
+func regionNotes(c *notifytest.Recorder) []notify.Notification {
+	var out []notify.Notification
+	for _, n := range c.Delivered() {
 		if strings.HasPrefix(n.Kind, "region_") {
 			out = append(out, n)
 		}
@@ -261,7 +264,7 @@ func regionNotes(c *captureNotifier) []Notification {
 
 type failingNotifier struct{}
 
-func (failingNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
+func (failingNotifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
 	return true, errors.New("pager unreachable")
 }
 
@@ -294,10 +297,10 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 }
 
 func TestConsoleNotifier(t *testing.T) {
-	var buf syncBuffer
-	n := Notification{Kind: KindRegionStale, Key: "outpost:region:us-east", Severity: SeverityWarning, Summary: "agent in us-east silent since 12:03:41",
+	var buf notifytest.LogBuffer
+	n := notify.Notification{Kind: notify.KindRegionStale, Key: "outpost:region:us-east", Severity: notify.SeverityWarning, Summary: "agent in us-east silent since 12:03:41",
 		Region: "us-east", Time: t0, Details: map[string]string{"last_seen": "2030-01-02T12:03:41Z"}}
-	if _, err := NewConsoleNotifier(slogTo(&buf)).Notify(context.Background(), n); err != nil {
+	if _, err := console.New(slogTo(&buf)).Notify(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
 	line := buf.String()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 )
@@ -32,7 +33,7 @@ func EvaluatorsLost(lastReached, now time.Time, lostAfter time.Duration) bool {
 // WatchEvaluators checks the reporter every check interval until ctx ends,
 // and sends one trigger when evaluators are lost and one resolve when one
 // answers again.
-func WatchEvaluators(ctx context.Context, r Reached, n Notifier, clock probes.Clock, log *slog.Logger, region, agent string, lostAfter, every time.Duration) {
+func WatchEvaluators(ctx context.Context, r Reached, n notify.Notifier, clock probes.Clock, log *slog.Logger, region, agent string, lostAfter, every time.Duration) {
 	paged := false
 	for {
 		t := clock.NewTimer(every)
@@ -48,14 +49,14 @@ func WatchEvaluators(ctx context.Context, r Reached, n Notifier, clock probes.Cl
 			continue
 		}
 		paged = lost
-		note := Notification{Kind: "evaluators_unreachable", Key: EvaluatorsLostKey, Route: checks.RouteMeta, Severity: SeverityCritical,
+		note := notify.Notification{Kind: "evaluators_unreachable", Key: EvaluatorsLostKey, Route: checks.RouteMeta, Severity: notify.SeverityCritical,
 			Region: region, Time: now, Details: map[string]string{"route": checks.RouteMeta, "region": region, "agent": agent}}
 		if lost {
-			note.Action, note.Details["action"] = ActionTrigger, ActionTrigger
+			note.Action, note.Details["action"] = notify.ActionTrigger, notify.ActionTrigger
 			note.Summary = fmt.Sprintf("evaluators unreachable from %s (agent %s) since %s: results are spooled, nobody is deciding on them",
 				region, agent, last.UTC().Format(time.TimeOnly))
 		} else {
-			note.Action, note.Details["action"] = ActionResolve, ActionResolve
+			note.Action, note.Details["action"] = notify.ActionResolve, notify.ActionResolve
 			note.Summary = fmt.Sprintf("an evaluator answers %s (agent %s) again", region, agent)
 		}
 		nctx, cancel := context.WithTimeout(ctx, notifyTimeout)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -33,7 +35,7 @@ func TestAgentPagesWhenNoEvaluatorAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notes := &captureNotifier{}
+	notes := &notifytest.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { rep.Run(ctx); done <- struct{}{} }()
@@ -42,9 +44,9 @@ func TestAgentPagesWhenNoEvaluatorAnswers(t *testing.T) {
 		done <- struct{}{}
 	}()
 	t.Cleanup(func() { cancel(); <-done; <-done })
-	lostNotes := func() []Notification {
-		var out []Notification
-		for _, n := range notes.all() {
+	lostNotes := func() []notify.Notification {
+		var out []notify.Notification
+		for _, n := range notes.Delivered() {
 			if n.Key == EvaluatorsLostKey {
 				out = append(out, n)
 			}
@@ -53,7 +55,7 @@ func TestAgentPagesWhenNoEvaluatorAnswers(t *testing.T) {
 	}
 	advanceUntil(t, clk, time.Second, 5*time.Minute, "the direct page", func() bool { return len(lostNotes()) >= 1 })
 	p := lostNotes()[0]
-	if p.Action != ActionTrigger || p.Route != checks.RouteMeta || !strings.HasPrefix(p.Summary, "evaluators unreachable from eu-west (agent a1) since 12:00:00") {
+	if p.Action != notify.ActionTrigger || p.Route != checks.RouteMeta || !strings.HasPrefix(p.Summary, "evaluators unreachable from eu-west (agent a1) since 12:00:00") {
 		t.Fatalf("page = %+v", p)
 	}
 	if since := p.Time.Sub(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)); since < time.Minute || since > time.Minute+10*time.Second {
@@ -78,7 +80,7 @@ func TestAgentPagesWhenNoEvaluatorAnswers(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	advanceUntil(t, clk, time.Second, 10*time.Minute, "the resolve", func() bool { return len(lostNotes()) >= 2 })
-	if r := lostNotes()[1]; r.Action != ActionResolve {
+	if r := lostNotes()[1]; r.Action != notify.ActionResolve {
 		t.Fatalf("second = %+v, want the resolve", r)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 )
 
@@ -65,15 +66,15 @@ func (e *Evaluator) checkPeers(ctx context.Context, now time.Time) {
 		}
 		switch {
 		case down && !wasDown:
-			e.send(ctx, Notification{Kind: "peer_down", Key: PeerKey(w.peer.Name), Action: ActionTrigger, Route: checks.RouteMeta,
-				Severity: SeverityCritical, Time: now,
+			e.send(ctx, notify.Notification{Kind: "peer_down", Key: PeerKey(w.peer.Name), Action: notify.ActionTrigger, Route: checks.RouteMeta,
+				Severity: notify.SeverityCritical, Time: now,
 				Summary: fmt.Sprintf("evaluator %s unreachable since %s (seen from %s): %s", w.peer.Name, lastOK.UTC().Format(time.TimeOnly), e.name, lastErr),
-				Details: map[string]string{"action": ActionTrigger, "route": checks.RouteMeta, "peer": w.peer.Name, "url": w.peer.URL}})
+				Details: map[string]string{"action": notify.ActionTrigger, "route": checks.RouteMeta, "peer": w.peer.Name, "url": w.peer.URL}})
 		case !down && wasDown:
-			e.send(ctx, Notification{Kind: "peer_down", Key: PeerKey(w.peer.Name), Action: ActionResolve, Route: checks.RouteMeta,
-				Severity: SeverityCritical, Time: now,
+			e.send(ctx, notify.Notification{Kind: "peer_down", Key: PeerKey(w.peer.Name), Action: notify.ActionResolve, Route: checks.RouteMeta,
+				Severity: notify.SeverityCritical, Time: now,
 				Summary: fmt.Sprintf("evaluator %s answering again (seen from %s)", w.peer.Name, e.name),
-				Details: map[string]string{"action": ActionResolve, "route": checks.RouteMeta, "peer": w.peer.Name}})
+				Details: map[string]string{"action": notify.ActionResolve, "route": checks.RouteMeta, "peer": w.peer.Name}})
 		}
 	}
 	if now.Sub(e.lastPeerCheck) >= e.peerEvery {

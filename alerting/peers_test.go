@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
@@ -33,7 +35,7 @@ checks:
 		t.Fatal(err)
 	}
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	notes := &captureNotifier{}
+	notes := &notifytest.Recorder{}
 	b, err := New(cfg, Options{Clock: clk, Notifier: notes, Name: "eval-b"})
 	if err != nil {
 		t.Fatal(err)
@@ -45,9 +47,9 @@ checks:
 	done := make(chan struct{})
 	go func() { defer close(done); b.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	peerNotes := func() []Notification {
-		var out []Notification
-		for _, n := range notes.all() {
+	peerNotes := func() []notify.Notification {
+		var out []notify.Notification
+		for _, n := range notes.Delivered() {
 			if n.Kind == "peer_down" {
 				out = append(out, n)
 			}
@@ -62,7 +64,7 @@ checks:
 	a.Close() // eval-a dies
 	advanceUntil(t, clk, 500*time.Millisecond, time.Minute, "the peer page", func() bool { return len(peerNotes()) >= 1 })
 	p := peerNotes()[0]
-	if p.Key != PeerKey("eval-a") || p.Action != ActionTrigger || p.Route != checks.RouteMeta || !strings.HasPrefix(p.Summary, "evaluator eval-a unreachable since ") || !strings.Contains(p.Summary, "seen from eval-b") {
+	if p.Key != PeerKey("eval-a") || p.Action != notify.ActionTrigger || p.Route != checks.RouteMeta || !strings.HasPrefix(p.Summary, "evaluator eval-a unreachable since ") || !strings.Contains(p.Summary, "seen from eval-b") {
 		t.Fatalf("page = %+v", p)
 	}
 	advanceUntil(t, clk, time.Second, time.Minute, "thirty more seconds", func() bool { return clk.Now().Sub(p.Time) >= 30*time.Second })
@@ -79,7 +81,7 @@ checks:
 	back.Start()
 	t.Cleanup(back.Close)
 	advanceUntil(t, clk, 500*time.Millisecond, time.Minute, "the resolve", func() bool { return len(peerNotes()) >= 2 })
-	if r := peerNotes()[1]; r.Action != ActionResolve || r.Key != p.Key {
+	if r := peerNotes()[1]; r.Action != notify.ActionResolve || r.Key != p.Key {
 		t.Fatalf("resolve = %+v", r)
 	}
 }
@@ -104,11 +106,11 @@ checks:
 		return cfg
 	}
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	evA, err := New(load(), Options{Clock: clk, Notifier: &captureNotifier{}, Name: "eval-a"})
+	evA, err := New(load(), Options{Clock: clk, Notifier: &notifytest.Recorder{}, Name: "eval-a"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	evB, err = New(load(), Options{Clock: clk, Notifier: &captureNotifier{}, Name: "eval-b"})
+	evB, err = New(load(), Options{Clock: clk, Notifier: &notifytest.Recorder{}, Name: "eval-b"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
 // The series end-to-end test runs Debian's prometheus against a loopback
@@ -76,7 +78,7 @@ func startPrometheus(t *testing.T, target string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--log.level=warn")
-	logs := &syncBuffer{}
+	logs := &notifytest.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		cancel()
@@ -90,7 +92,7 @@ func startPrometheus(t *testing.T, target string) string {
 		}
 	})
 	base := "http://" + addr
-	pollUntil(t, 30*time.Second, 100*time.Millisecond, "prometheus to be ready", func() bool {
+	clocktest.WaitFor(t, 30*time.Second, "prometheus to be ready", func() bool {
 		resp, err := http.Get(base + "/-/ready")
 		if err != nil {
 			return false
@@ -147,7 +149,7 @@ checks:
 	// Normal traffic: 10 per scrape, about 10/s. An hour of it (on the
 	// fake clock) warms the baseline; each value is a real query.
 	var normal probes.Result
-	pollUntil(t, 30*time.Second, 100*time.Millisecond, "a steady rate from prometheus", func() bool {
+	clocktest.WaitFor(t, 30*time.Second, "a steady rate from prometheus", func() bool {
 		normal = probe()
 		return normal.OK && normal.Observed.Value != nil && *normal.Observed.Value > 5
 	})
@@ -165,7 +167,7 @@ checks:
 	// The spike: 80 per scrape.
 	target.perScrape.Store(80)
 	var spike probes.Result
-	pollUntil(t, 30*time.Second, 100*time.Millisecond, "prometheus to see the spike", func() bool {
+	clocktest.WaitFor(t, 30*time.Second, "prometheus to see the spike", func() bool {
 		spike = probe()
 		return spike.OK && *spike.Observed.Value > 6**normal.Observed.Value
 	})

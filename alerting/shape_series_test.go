@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 )
 
@@ -70,7 +71,7 @@ func TestSeriesDailySpikePagedAndTheNextWarnedAhead(t *testing.T) {
 			t.Errorf("warning should say when: %q", n.Summary)
 		}
 	}
-	if n := s.shapeNotes(IncidentForecast); n[len(n)-1].Action != ActionResolve {
+	if n := s.shapeNotes(IncidentForecast); n[len(n)-1].Action != notify.ActionResolve {
 		t.Errorf("the warning ahead should resolve once the spike's time has passed")
 	}
 }
@@ -158,7 +159,7 @@ func TestShapeIncidentSurvivesRestart(t *testing.T) {
 		t.Fatalf("the restart sent %s: %s", n[0].Action, n[0].Summary)
 	}
 	s2.run("web", s2.clk.Now().Add(30*time.Minute), normalLatency)
-	if n := s2.shapeNotes(IncidentShape); len(n) != 1 || n[0].Action != ActionResolve {
+	if n := s2.shapeNotes(IncidentShape); len(n) != 1 || n[0].Action != notify.ActionResolve {
 		t.Fatalf("after recovery want one resolve, got %+v", n)
 	}
 }

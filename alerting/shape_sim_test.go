@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -33,7 +35,7 @@ type shapeSim struct {
 	cfg   *checks.Config
 	clk   *clocktest.Fake
 	ev    *Evaluator
-	notes *captureNotifier
+	notes *notifytest.Recorder
 	reg   *prometheus.Registry
 	rng   *rand.Rand
 	// firstFailure is when the first failing result was applied.
@@ -59,7 +61,7 @@ func newShapeSim(t *testing.T, yaml, dataDir string, start time.Time) *shapeSim 
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	s := &shapeSim{t: t, cfg: cfg, clk: clocktest.New(start), notes: &captureNotifier{}, reg: prometheus.NewRegistry(), rng: rand.New(rand.NewPCG(7, 11)), probes: map[string]int{}}
+	s := &shapeSim{t: t, cfg: cfg, clk: clocktest.New(start), notes: &notifytest.Recorder{}, reg: prometheus.NewRegistry(), rng: rand.New(rand.NewPCG(7, 11)), probes: map[string]int{}}
 	s.ev, err = New(cfg, Options{Clock: s.clk, Notifier: s.notes, DataDir: dataDir, Registerer: s.reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -102,9 +104,9 @@ func (s *shapeSim) run(check string, end time.Time, gen generator) {
 }
 
 // shapeNotes returns the shape and forecast notifications sent.
-func (s *shapeSim) shapeNotes(kind IncidentKind) []Notification {
-	var out []Notification
-	for _, n := range s.notes.all() {
+func (s *shapeSim) shapeNotes(kind IncidentKind) []notify.Notification {
+	var out []notify.Notification
+	for _, n := range s.notes.Delivered() {
 		if n.Kind == "check_"+string(kind) {
 			out = append(out, n)
 		}
@@ -113,10 +115,10 @@ func (s *shapeSim) shapeNotes(kind IncidentKind) []Notification {
 }
 
 // triggers returns the trigger notifications of kind.
-func (s *shapeSim) triggers(kind IncidentKind) []Notification {
-	var out []Notification
+func (s *shapeSim) triggers(kind IncidentKind) []notify.Notification {
+	var out []notify.Notification
 	for _, n := range s.shapeNotes(kind) {
-		if n.Action == ActionTrigger {
+		if n.Action == notify.ActionTrigger {
 			out = append(out, n)
 		}
 	}
@@ -231,7 +233,7 @@ func TestShapeTailShiftInOneRegionIsThatRegionsPath(t *testing.T) {
 	}
 	// Back to normal: the warning resolves.
 	s.run("web", s.clk.Now().Add(30*time.Minute), normalLatency)
-	if got := len(s.shapeNotes(IncidentShape)); got != 2 || s.shapeNotes(IncidentShape)[1].Action != ActionResolve {
+	if got := len(s.shapeNotes(IncidentShape)); got != 2 || s.shapeNotes(IncidentShape)[1].Action != notify.ActionResolve {
 		t.Errorf("want the trigger then a resolve, got %d notifications", got)
 	}
 }
@@ -270,7 +272,7 @@ func TestShapeSlowRiseSeenBeforeTheFirstFailure(t *testing.T) {
 	}
 	// The rise first shows as a tail shift; the incident's update names the
 	// slow rise.
-	var n Notification
+	var n notify.Notification
 	for _, tr := range s.triggers(IncidentShape) {
 		if strings.Contains(tr.Details["shape.detectors"], DetectorSlowRise) {
 			n = tr
@@ -292,7 +294,7 @@ func TestShapeSlowRiseSeenBeforeTheFirstFailure(t *testing.T) {
 		t.Errorf("the phase that rose is processing; got %q", n.Summary)
 	}
 	// The down page supersedes the warning.
-	if res := s.shapeNotes(IncidentShape); res[len(res)-1].Action != ActionResolve {
+	if res := s.shapeNotes(IncidentShape); res[len(res)-1].Action != notify.ActionResolve {
 		t.Errorf("the shape warning should resolve once the check is DOWN")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/html"
 
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
@@ -64,7 +65,7 @@ func newStatusFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatalf("loading status config: %v", err)
 	}
-	f := &fixture{t: t, cfg: cfg, clock: clocktest.New(t0), reg: prometheus.NewRegistry(), notes: &captureNotifier{}, logs: &syncBuffer{}}
+	f := &fixture{t: t, cfg: cfg, clock: clocktest.New(t0), reg: prometheus.NewRegistry(), notes: &notifytest.Recorder{}, logs: &notifytest.LogBuffer{}}
 	f.ev, err = New(cfg, Options{Clock: f.clock, Registerer: f.reg, Notifier: f.notes, Logger: slogTo(f.logs)})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/alerting"
+	"github.com/outposthq/outpost/alerting/notify/receivers"
+	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
 )
 
@@ -116,16 +118,16 @@ func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeM
 // newPipeline builds the configured notifiers and the durable delivery
 // pipeline in front of them, with its outbox under dataDir. The caller
 // runs it and closes it after the evaluator has stopped.
-func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, log *slog.Logger) (*alerting.Pipeline, error) {
-	ns, err := alerting.BuildNotifiers(cfg, log)
+func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, log *slog.Logger) (*outbox.Outbox, error) {
+	ns, err := receivers.Build(cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("notifiers: %w", err)
 	}
-	pipe, err := alerting.NewPipeline(alerting.PipelineOptions{
+	pipe, err := outbox.Open(outbox.Options{
 		Notifiers:      ns,
-		Routes:         alerting.NotifierRoutes(cfg),
-		CheckNotifiers: alerting.CheckNotifiers(cfg),
-		Escalations:    alerting.NotifierEscalations(cfg),
+		Routes:         receivers.Routes(cfg),
+		CheckNotifiers: receivers.CheckNotifiers(cfg),
+		Escalations:    receivers.Escalations(cfg),
 		Dir:            filepath.Join(dataDir, "outbox"),
 		Registerer:     reg,
 		Logger:         log,

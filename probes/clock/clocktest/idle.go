@@ -116,3 +116,20 @@ func busyGoroutines(dump []byte) [][]byte {
 	}
 	return busy
 }
+
+// WaitFor polls cond until it holds, failing the test after limit of real
+// time. It waits for real peers (goroutines, servers, processes), never
+// through an interval of Outpost's own, which runs on a Fake clock. Polls
+// start a millisecond apart and back off to 100ms, so that a condition met
+// at once costs nothing and a slow peer is not hammered.
+func WaitFor(tb Fataler, limit time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for poll := time.Millisecond; !cond(); poll = min(2*poll, 100*time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting for %s", limit, what)
+			return
+		}
+		time.Sleep(poll)
+	}
+}

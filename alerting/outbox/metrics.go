@@ -1,4 +1,4 @@
-package alerting
+package outbox
 
 import (
 	"fmt"
@@ -22,16 +22,16 @@ const (
 	resultDropped = "dropped"
 )
 
-var pipelineResults = []string{resultDelivered, resultFailed, resultRetried, resultDeduplicated, resultDropped}
+var resultNames = []string{resultDelivered, resultFailed, resultRetried, resultDeduplicated, resultDropped}
 
-// pipelineMetrics are the pipeline's metrics; every label value comes from
+// metrics are the pipeline's metrics; every label value comes from
 // the notifier names of the configuration, created up front.
-type pipelineMetrics struct {
+type metrics struct {
 	results map[string]map[string]prometheus.Counter
 	pending map[string]prometheus.Gauge
 }
 
-func newPipelineMetrics(reg prometheus.Registerer, names []string) (*pipelineMetrics, error) {
+func newMetrics(reg prometheus.Registerer, names []string) (*metrics, error) {
 	results := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_notifications_total",
 		Help: "Notifications by notifier and what became of them: delivered, failed (refused for good and dropped), retried (failed attempts that will be repeated), deduplicated (not sent again), dropped (outbox full).",
@@ -47,10 +47,10 @@ func newPipelineMetrics(reg prometheus.Registerer, names []string) (*pipelineMet
 			}
 		}
 	}
-	m := &pipelineMetrics{results: map[string]map[string]prometheus.Counter{}, pending: map[string]prometheus.Gauge{}}
+	m := &metrics{results: map[string]map[string]prometheus.Counter{}, pending: map[string]prometheus.Gauge{}}
 	for _, name := range names {
 		m.results[name] = map[string]prometheus.Counter{}
-		for _, r := range pipelineResults {
+		for _, r := range resultNames {
 			m.results[name][r] = results.WithLabelValues(name, r)
 		}
 		m.pending[name] = pending.WithLabelValues(name)
@@ -58,6 +58,6 @@ func newPipelineMetrics(reg prometheus.Registerer, names []string) (*pipelineMet
 	return m, nil
 }
 
-func (m *pipelineMetrics) result(notifier, result string) prometheus.Counter {
+func (m *metrics) result(notifier, result string) prometheus.Counter {
 	return m.results[notifier][result]
 }

@@ -1,4 +1,8 @@
-package alerting
+// Package pagerduty is the PagerDuty Events API v2 receiver: one event per
+// notification, the notification's key as dedup_key, through go-pagerduty
+// with an HTTP client of Outpost's own that bounds and classifies every
+// answer. It imports notify, never another receiver.
+package pagerduty
 
 import (
 	"bytes"
@@ -15,14 +19,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/PagerDuty/go-pagerduty"
+	pd "github.com/PagerDuty/go-pagerduty"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 )
 
-// DefaultPagerDutyURL is the Events API base URL used when a notifier sets
+// DefaultURL is the Events API base URL used when a notifier sets
 // none; events go to URL + "/v2/enqueue".
-const DefaultPagerDutyURL = "https://events.pagerduty.com"
+const DefaultURL = "https://events.pagerduty.com"
 
 // pagerDutyClient is PagerDuty's payload.client and the text of the link.
 const pagerDutyClient = "Outpost"
@@ -31,63 +36,67 @@ const pagerDutyClient = "Outpost"
 // limit; bigger custom details lose their per-region observations.
 const maxPDDetailsBytes = 256 << 10
 
-// PagerDutyNotifier sends PagerDuty Events API v2 events through
+// Limits of the Events API v2 that Outpost respects.
+const (
+	maxSummary  = 1024
+	maxDedupKey = 255
+)
+
+// Notifier sends PagerDuty Events API v2 events through
 // go-pagerduty: a trigger with the incident's evidence, or a resolve, both
 // with the notification's key as dedup_key. It never retries by itself.
-type PagerDutyNotifier struct {
-	client     *pagerduty.Client
+type Notifier struct {
+	client     *pd.Client
 	routingKey string
 	timeout    time.Duration
 	redact     func(string) string
 	transport  http.RoundTripper
 }
 
-var _ Notifier = (*PagerDutyNotifier)(nil)
-
-// NewPagerDutyNotifier returns a notifier for cfg. cfg.URL, when set, is
+// New returns a notifier for cfg. cfg.URL, when set, is
 // the Events API base URL (without the trailing "/v2/enqueue").
-func NewPagerDutyNotifier(cfg *checks.PagerDutyNotifier, opts NotifierOptions) (*PagerDutyNotifier, error) {
+func New(cfg *checks.PagerDutyNotifier, opts notify.Options) (*Notifier, error) {
 	if cfg == nil || cfg.RoutingKey.IsZero() {
 		return nil, errors.New("pagerduty: routing_key is required")
 	}
 	base := strings.TrimSuffix(cfg.URL, "/")
 	if base == "" {
-		base = DefaultPagerDutyURL
+		base = DefaultURL
 	}
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	key := cfg.RoutingKey.Value()
-	p := &PagerDutyNotifier{
+	p := &Notifier{
 		routingKey: key,
 		timeout:    opts.Timeout,
-		redact:     opts.redactor(key),
+		redact:     opts.Redactor(key),
 		transport:  opts.Transport,
 	}
-	p.client = pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(base))
-	p.client.HTTPClient = &recordingClient{client: newHTTPClient(opts)}
+	p.client = pd.NewClient("", pd.WithV2EventsAPIEndpoint(base))
+	p.client.HTTPClient = &recordingClient{client: notify.NewHTTPClient(opts)}
 	return p, nil
 }
 
 // CloseIdleConnections closes the notifier's idle connections.
-func (p *PagerDutyNotifier) CloseIdleConnections() { closeIdle(p.transport) }
+func (p *Notifier) CloseIdleConnections() { notify.CloseIdle(p.transport) }
 
-// Notify sends n as one event: a resolve for ActionResolve, a trigger
+// Notify sends n as one event: a resolve for notify.ActionResolve, a trigger
 // otherwise (PagerDuty has no one-shot notices; a notice becomes a trigger
 // under its key).
-func (p *PagerDutyNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
+func (p *Notifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	call := &pdCall{}
 	ctx = context.WithValue(ctx, pdCallKey{}, call)
 	_, err := p.client.ManageEventWithContext(ctx, p.event(n))
 	switch {
-	case call.status/100 == 2:
+	case call.Status/100 == 2:
 		// Accepted. An unreadable body after a 2xx (err != nil) must not
 		// cause a second event.
 		return false, nil
-	case call.status != 0:
-		return statusError("pagerduty", call.answer, pdMessage(call.body), p.redact)
+	case call.Status != 0:
+		return notify.StatusError("pagerduty", call.Answer, pdMessage(call.Body), p.redact)
 	case call.err != nil:
-		return failed("pagerduty", call.err, p.redact)
+		return notify.Failed("pagerduty", call.err, p.redact)
 	case err != nil:
 		// No request was made (the event or the URL is unusable): another
 		// attempt would fail the same way.
@@ -97,10 +106,10 @@ func (p *PagerDutyNotifier) Notify(ctx context.Context, n Notification) (bool, e
 }
 
 // event builds the Events v2 event for n.
-func (p *PagerDutyNotifier) event(n Notification) *pagerduty.V2Event {
-	ev := &pagerduty.V2Event{
+func (p *Notifier) event(n notify.Notification) *pd.V2Event {
+	ev := &pd.V2Event{
 		RoutingKey: p.routingKey,
-		Action:     ActionTrigger,
+		Action:     notify.ActionTrigger,
 		DedupKey:   pdDedupKey(n.Key),
 		Client:     pagerDutyClient,
 		ClientURL:  n.Link,
@@ -108,17 +117,17 @@ func (p *PagerDutyNotifier) event(n Notification) *pagerduty.V2Event {
 	if n.Link != "" {
 		ev.Links = []any{map[string]string{"href": n.Link, "text": pagerDutyClient + " status"}}
 	}
-	if n.Action == ActionResolve {
-		ev.Action = ActionResolve
+	if n.Action == notify.ActionResolve {
+		ev.Action = notify.ActionResolve
 		return ev
 	}
 	source := n.Source
 	if source == "" {
 		source = "outpost"
 	}
-	ev.Payload = &pagerduty.V2Payload{
-		Summary:   truncate(n.Summary, maxPDSummary),
-		Source:    truncate(source, maxFieldBytes),
+	ev.Payload = &pd.V2Payload{
+		Summary:   notify.Truncate(n.Summary, maxSummary),
+		Source:    notify.Truncate(source, notify.MaxFieldBytes),
 		Severity:  pdSeverity(n),
 		Timestamp: n.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Component: cmpOr(n.Component, n.Check),
@@ -142,34 +151,34 @@ func cmpOr(a, b string) string {
 // pdSeverity maps the route to PagerDuty's severity: critical pages at
 // critical, warnings at warning, the monitoring's own trouble at error. A
 // notice marked info stays info.
-func pdSeverity(n Notification) string {
-	if n.Severity == SeverityInfo {
-		return SeverityInfo
+func pdSeverity(n notify.Notification) string {
+	if n.Severity == notify.SeverityInfo {
+		return notify.SeverityInfo
 	}
 	switch n.Route {
-	case RouteCritical:
-		return SeverityCritical
-	case RouteWarning:
-		return SeverityWarning
-	case RouteMeta:
-		return SeverityError
+	case notify.RouteCritical:
+		return notify.SeverityCritical
+	case notify.RouteWarning:
+		return notify.SeverityWarning
+	case notify.RouteMeta:
+		return notify.SeverityError
 	}
 	switch n.Severity {
-	case SeverityCritical, SeverityError, SeverityWarning:
+	case notify.SeverityCritical, notify.SeverityError, notify.SeverityWarning:
 		return n.Severity
 	}
-	return SeverityError
+	return notify.SeverityError
 }
 
 // pdDedupKey returns key if it fits PagerDuty's 255 bytes, else a prefix
 // of it and a hash of the whole, the same on every evaluator.
 func pdDedupKey(key string) string {
-	if len(key) <= maxPDDedupKey {
+	if len(key) <= maxDedupKey {
 		return key
 	}
 	sum := sha256.Sum256([]byte(key))
 	h := hex.EncodeToString(sum[:])
-	prefix := key[:maxPDDedupKey-len(h)-1]
+	prefix := key[:maxDedupKey-len(h)-1]
 	for len(prefix) > 0 && prefix[len(prefix)-1]&0xC0 == 0x80 {
 		prefix = prefix[:len(prefix)-1]
 	}
@@ -178,7 +187,7 @@ func pdDedupKey(key string) string {
 
 // pdDetails is payload.custom_details: the check, kind and details, and
 // per region what it saw.
-func pdDetails(n Notification) map[string]any {
+func pdDetails(n notify.Notification) map[string]any {
 	d := make(map[string]any, len(n.Details)+4)
 	for _, k := range slices.Sorted(maps.Keys(n.Details)) {
 		d[k] = n.Details[k]
@@ -191,7 +200,7 @@ func pdDetails(n Notification) map[string]any {
 		d["region"] = n.Region
 	}
 	if len(n.Evidence) > 0 {
-		regions := make(map[string]RegionEvidence, len(n.Evidence))
+		regions := make(map[string]notify.RegionEvidence, len(n.Evidence))
 		for _, ev := range n.Evidence {
 			ev2 := ev
 			ev2.Region = ""
@@ -201,7 +210,7 @@ func pdDetails(n Notification) map[string]any {
 		if b, err := json.Marshal(d); err != nil || len(b) > maxPDDetailsBytes {
 			short := make(map[string]string, len(n.Evidence))
 			for _, ev := range n.Evidence {
-				short[ev.Region] = truncate(evidenceLine(ev), 512)
+				short[ev.Region] = notify.Truncate(notify.EvidenceLine(ev), 512)
 			}
 			d["regions"] = short
 		}
@@ -212,7 +221,7 @@ func pdDetails(n Notification) map[string]any {
 // pdMessage extracts the text of an Events API error answer
 // ({"status": ..., "message": ..., "errors": [...]}).
 func pdMessage(body []byte) string {
-	var r pagerduty.V2EventResponse
+	var r pd.V2EventResponse
 	if err := json.Unmarshal(body, &r); err != nil || (r.Status == "" && r.Message == "") {
 		return ""
 	}
@@ -229,7 +238,7 @@ func pdMessage(body []byte) string {
 // go-pagerduty, which neither exposes the status of an accepted event nor
 // keeps transport errors as values.
 type pdCall struct {
-	answer
+	notify.Answer
 	err error
 }
 
@@ -248,16 +257,16 @@ func (c *recordingClient) Do(req *http.Request) (*http.Response, error) {
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		call.err = transportError(req.Context(), err)
+		call.err = notify.TransportError(req.Context(), err)
 		return nil, call.err
 	}
-	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, notify.MaxAnswerBytes))
 	_ = resp.Body.Close()
-	call.status = resp.StatusCode
-	call.retryAfter = retryAfter(resp.Header.Get("Retry-After"))
-	call.body = body
+	call.Status = resp.StatusCode
+	call.RetryAfter = notify.RetryAfter(resp.Header.Get("Retry-After"))
+	call.Body = body
 	if rerr != nil && resp.StatusCode/100 != 2 {
-		call.status, call.err = 0, transportError(req.Context(), rerr)
+		call.Status, call.err = 0, notify.TransportError(req.Context(), rerr)
 		return nil, call.err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))

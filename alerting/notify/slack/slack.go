@@ -1,6 +1,10 @@
-package alerting
+// Package slack is the Slack incoming-webhook receiver. The webhook URL is
+// a credential and appears in no error. It imports notify, never another
+// receiver.
+package slack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 )
 
@@ -20,9 +25,9 @@ const (
 	maxSlackRegionLines = 20
 )
 
-// SlackNotifier posts to a Slack incoming webhook. The webhook URL is a
+// Notifier posts to a Slack incoming webhook. The webhook URL is a
 // credential: it appears in no error.
-type SlackNotifier struct {
+type Notifier struct {
 	url       string
 	client    *http.Client
 	timeout   time.Duration
@@ -30,10 +35,8 @@ type SlackNotifier struct {
 	transport http.RoundTripper
 }
 
-var _ Notifier = (*SlackNotifier)(nil)
-
-// NewSlackNotifier returns a notifier for cfg.
-func NewSlackNotifier(cfg *checks.SlackNotifier, opts NotifierOptions) (*SlackNotifier, error) {
+// New returns a notifier for cfg.
+func New(cfg *checks.SlackNotifier, opts notify.Options) (*Notifier, error) {
 	if cfg == nil || cfg.WebhookURL.IsZero() {
 		return nil, errors.New("slack: webhook_url is required")
 	}
@@ -43,48 +46,37 @@ func NewSlackNotifier(cfg *checks.SlackNotifier, opts NotifierOptions) (*SlackNo
 		// The parse error quotes the URL; say nothing of it.
 		return nil, errors.New("slack: webhook_url is not an http(s) URL")
 	}
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	secrets := []string{raw, u.Path, u.RawQuery, u.EscapedPath()}
 	if u.User != nil {
 		secrets = append(secrets, u.User.String())
 	}
-	return &SlackNotifier{
+	return &Notifier{
 		url:       raw,
-		client:    newHTTPClient(opts),
+		client:    notify.NewHTTPClient(opts),
 		timeout:   opts.Timeout,
-		redact:    opts.redactor(nonTrivial(secrets)...),
+		redact:    opts.Redactor(notify.NonTrivial(secrets)...),
 		transport: opts.Transport,
 	}, nil
 }
 
-// nonTrivial drops parts too short or too common to redact ("/", "").
-func nonTrivial(parts []string) []string {
-	var out []string
-	for _, p := range parts {
-		if len(strings.Trim(p, "/")) >= 4 {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // CloseIdleConnections closes the notifier's idle connections.
-func (s *SlackNotifier) CloseIdleConnections() { closeIdle(s.transport) }
+func (s *Notifier) CloseIdleConnections() { notify.CloseIdle(s.transport) }
 
 // Notify posts n as one message.
-func (s *SlackNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
+func (s *Notifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	body, err := json.Marshal(slackMessage(n))
 	if err != nil {
 		return false, fmt.Errorf("slack: encoding message: %w", err)
 	}
-	a, err := post(ctx, s.client, s.url, body, nil)
+	a, err := notify.Post(ctx, s.client, s.url, body, nil)
 	if err != nil {
-		return failed("slack", err, s.redact)
+		return notify.Failed("slack", err, s.redact)
 	}
-	if a.status/100 != 2 {
-		return statusError("slack", a, "", s.redact)
+	if a.Status/100 != 2 {
+		return notify.StatusError("slack", a, "", s.redact)
 	}
 	return false, nil
 }
@@ -108,26 +100,26 @@ type slackText struct {
 
 // slackMessage renders n: a headline (also the notification text), one
 // line per region, and the key and status page link.
-func slackMessage(n Notification) slackPayload {
+func slackMessage(n notify.Notification) slackPayload {
 	var mark, what string
 	switch n.Action {
-	case ActionResolve:
+	case notify.ActionResolve:
 		mark, what = ":large_green_circle:", "RESOLVED"
-	case ActionTrigger:
-		mark, what = ":red_circle:", strings.ToUpper(cmpOr(n.Severity, n.Route))
-		if n.Route != RouteCritical {
+	case notify.ActionTrigger:
+		mark, what = ":red_circle:", strings.ToUpper(cmp.Or(n.Severity, n.Route))
+		if n.Route != notify.RouteCritical {
 			mark = ":large_orange_circle:"
 		}
 	default:
-		mark, what = ":information_source:", strings.ToUpper(cmpOr(n.Severity, "notice"))
+		mark, what = ":information_source:", strings.ToUpper(cmp.Or(n.Severity, "notice"))
 	}
 	summary := n.Summary
 	if summary == "" {
 		summary = n.Key
 	}
 	headline := fmt.Sprintf("%s [%s] %s", mark, what, slackEscape(summary))
-	msg := slackPayload{Text: truncate(headline, maxSlackSectionText)}
-	msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: truncate("*"+strings.TrimSpace(headline)+"*", maxSlackSectionText)}})
+	msg := slackPayload{Text: notify.Truncate(headline, maxSlackSectionText)}
+	msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: notify.Truncate("*"+strings.TrimSpace(headline)+"*", maxSlackSectionText)}})
 	if len(n.Evidence) > 0 {
 		var b strings.Builder
 		for i, ev := range n.Evidence {
@@ -135,9 +127,9 @@ func slackMessage(n Notification) slackPayload {
 				fmt.Fprintf(&b, "… and %d more regions\n", len(n.Evidence)-i)
 				break
 			}
-			fmt.Fprintf(&b, "• *%s*: %s\n", slackEscape(ev.Region), slackEscape(evidenceLine(ev)))
+			fmt.Fprintf(&b, "• *%s*: %s\n", slackEscape(ev.Region), slackEscape(notify.EvidenceLine(ev)))
 		}
-		msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: truncate(b.String(), maxSlackSectionText)}})
+		msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: notify.Truncate(b.String(), maxSlackSectionText)}})
 	}
 	ctx := "key `" + slackEscape(n.Key) + "`"
 	if n.Check != "" {
@@ -146,7 +138,7 @@ func slackMessage(n Notification) slackPayload {
 	if n.Link != "" {
 		ctx += " · <" + slackEscape(n.Link) + "|status page>"
 	}
-	msg.Blocks = append(msg.Blocks, slackBlock{Type: "context", Elements: []*slackText{{Type: "mrkdwn", Text: truncate(ctx, maxSlackSectionText)}}})
+	msg.Blocks = append(msg.Blocks, slackBlock{Type: "context", Elements: []*slackText{{Type: "mrkdwn", Text: notify.Truncate(ctx, maxSlackSectionText)}}})
 	return msg
 }
 

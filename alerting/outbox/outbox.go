@@ -1,4 +1,4 @@
-package alerting
+package outbox
 
 import (
 	"context"
@@ -13,11 +13,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
+	"github.com/outposthq/outpost/probes/ratelog"
 )
 
-// Pipeline defaults.
+// Outbox defaults.
 const (
 	DefaultBackoffMin = time.Second
 	DefaultBackoffMax = 5 * time.Minute
@@ -30,10 +32,10 @@ const retryLogEvery = time.Minute
 // of the pipeline.
 var ErrUnknownNotifier = errors.New("unknown notifier")
 
-// PipelineOptions configure a Pipeline. Notifiers and Dir are required.
-type PipelineOptions struct {
+// Options configure a Outbox. Notifiers and Dir are required.
+type Options struct {
 	// Notifiers are the destinations, by name (checks.Notifier.Name).
-	Notifiers map[string]Notifier
+	Notifiers map[string]notify.Notifier
 	// Routes are the routes each notifier takes; a notifier missing here
 	// takes every route.
 	Routes map[string][]string
@@ -44,7 +46,7 @@ type PipelineOptions struct {
 	Dir string
 	// Clock is the time source of dedup decisions and backoff timers; nil
 	// means the wall clock.
-	Clock probes.Clock
+	Clock clock.Clock
 	// Logger receives the pipeline's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the pipeline's metrics; nil registers nothing.
@@ -60,7 +62,7 @@ type PipelineOptions struct {
 	// attempts (with full jitter); zero means 1s and 5m.
 	BackoffMin, BackoffMax time.Duration
 	// AttemptTimeout bounds one attempt on top of the notifier's own
-	// deadline; zero means DefaultNotifyTimeout.
+	// deadline; zero means notify.DefaultTimeout.
 	AttemptTimeout time.Duration
 	// Redact is applied to every error before it is logged (e.g.
 	// cfg.Redactor()); nil means none beyond the notifiers' own.
@@ -70,25 +72,25 @@ type PipelineOptions struct {
 	Escalations map[string]checks.Escalation
 }
 
-// Pipeline delivers notifications durably, Alertmanager-style, in small
+// Outbox delivers notifications durably, Alertmanager-style, in small
 // stages: routing (Enqueue picks the notifiers whose routes take the
 // notification), dedup (a repeat of what a notifier already has is not
 // queued; see dedup), the outbox (every accepted notification is on disk
 // before Enqueue returns and leaves it only once delivered or refused for
 // good), and one worker per notifier (Run) that delivers its queue in
 // order with exponential backoff. Its methods are safe for concurrent use.
-type Pipeline struct {
-	notifiers map[string]Notifier
+type Outbox struct {
+	notifiers map[string]notify.Notifier
 	names     []string
 	routes    map[string][]string
 	byCheck   map[string][]string
-	box       *outbox
-	clock     probes.Clock
+	box       *store
+	clock     clock.Clock
 	log       *slog.Logger
 	redact    func(string) string
-	metrics   *pipelineMetrics
+	metrics   *metrics
 	wake      map[string]chan struct{}
-	limiter   *logLimiter
+	limiter   *ratelog.Keyed
 
 	backoffMin, backoffMax, attemptTimeout time.Duration
 
@@ -102,13 +104,13 @@ type Pipeline struct {
 	running atomic.Bool
 }
 
-var _ Notifier = (*Pipeline)(nil)
+var _ notify.Notifier = (*Outbox)(nil)
 
-// NewPipeline opens the outbox in opts.Dir, loads what is pending there and
+// Open opens the outbox in opts.Dir, loads what is pending there and
 // returns a pipeline ready for Enqueue; Run delivers. Pending entries for a
 // notifier that is no longer configured are dropped and logged. Call Close
 // after Run has returned.
-func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
+func Open(opts Options) (*Outbox, error) {
 	if len(opts.Notifiers) == 0 {
 		return nil, errors.New("pipeline: no notifiers")
 	}
@@ -133,7 +135,7 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 		}
 	}
 	if opts.Clock == nil {
-		opts.Clock = probes.RealClock{}
+		opts.Clock = clock.Real{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -145,18 +147,18 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 	opts.RepeatInterval = cmpOrDur(opts.RepeatInterval, DefaultRepeatInterval)
 	opts.BackoffMin = cmpOrDur(opts.BackoffMin, DefaultBackoffMin)
 	opts.BackoffMax = max(cmpOrDur(opts.BackoffMax, DefaultBackoffMax), opts.BackoffMin)
-	opts.AttemptTimeout = cmpOrDur(opts.AttemptTimeout, DefaultNotifyTimeout)
+	opts.AttemptTimeout = cmpOrDur(opts.AttemptTimeout, notify.DefaultTimeout)
 
 	names := sortedNames(opts.Notifiers)
-	m, err := newPipelineMetrics(opts.Registerer, names)
+	m, err := newMetrics(opts.Registerer, names)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	box, rep, err := openOutbox(opts.Dir, names, opts.MaxPending, opts.RepeatInterval, opts.Clock.Now())
+	box, rep, err := openStore(opts.Dir, names, opts.MaxPending, opts.RepeatInterval, opts.Clock.Now())
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	p := &Pipeline{
+	p := &Outbox{
 		notifiers:      opts.Notifiers,
 		names:          names,
 		routes:         map[string][]string{},
@@ -167,7 +169,7 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 		redact:         opts.Redact,
 		metrics:        m,
 		wake:           map[string]chan struct{}{},
-		limiter:        newLogLimiter(retryLogEvery),
+		limiter:        ratelog.NewKeyed(retryLogEvery),
 		backoffMin:     opts.BackoffMin,
 		backoffMax:     opts.BackoffMax,
 		attemptTimeout: opts.AttemptTimeout,
@@ -218,12 +220,12 @@ func cmpOrDur(v, def time.Duration) time.Duration {
 // Enqueue routes n to the notifiers named in to whose routes take n's
 // route, runs the dedup stage for each, and writes what passes to the
 // outbox. An empty to means the notifiers of n's check when it names its
-// own (PipelineOptions.CheckNotifiers), else every notifier. Enqueue
+// own (Options.CheckNotifiers), else every notifier. Enqueue
 // returns once the outbox is on disk; an error means nothing was written.
 // Repeats dropped by dedup are not errors.
-func (p *Pipeline) Enqueue(n Notification, to []string) error {
+func (p *Outbox) Enqueue(n notify.Notification, to []string) error {
 	now := p.clock.Now()
-	n, err := normalize(n, now)
+	n, err := notify.Normalize(n, now)
 	if err != nil {
 		return err
 	}
@@ -274,27 +276,27 @@ func (p *Pipeline) Enqueue(n Notification, to []string) error {
 	return nil
 }
 
-// Notify makes the pipeline a Notifier for producers that send one
+// Notify makes the pipeline a notify.Notifier for producers that send one
 // notification at a time: it enqueues n for every notifier whose routes
 // take it. retry is true when the outbox could not record n.
-func (p *Pipeline) Notify(_ context.Context, n Notification) (bool, error) {
+func (p *Outbox) Notify(_ context.Context, n notify.Notification) (bool, error) {
 	err := p.Enqueue(n, nil)
-	return err != nil && !errors.Is(err, ErrInvalidNotification), err
+	return err != nil && !errors.Is(err, notify.ErrInvalidNotification), err
 }
 
 // Pending returns how many notifications wait for notifier.
-func (p *Pipeline) Pending(notifier string) int { return p.box.pending(notifier) }
+func (p *Outbox) Pending(notifier string) int { return p.box.pending(notifier) }
 
 // OpenIncidents returns the keys that notifier has an open trigger for,
 // as far as the pipeline knows (sorted).
-func (p *Pipeline) OpenIncidents(notifier string) []string { return p.box.openIncidents(notifier) }
+func (p *Outbox) OpenIncidents(notifier string) []string { return p.box.openIncidents(notifier) }
 
 // Run delivers pending and new notifications, one worker per notifier,
 // until ctx is done, then returns nil once every worker has stopped. An
 // attempt under way when ctx ends is finished first, within its deadline
 // (AttemptTimeout); what is not delivered stays in the outbox for the next
 // start. Run may be called once.
-func (p *Pipeline) Run(ctx context.Context) error {
+func (p *Outbox) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("pipeline: Run called twice")
 	}
@@ -308,7 +310,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 // Close closes the outbox and the notifiers' idle connections. Call it
 // after Run has returned; Enqueue fails afterwards.
-func (p *Pipeline) Close() error {
+func (p *Outbox) Close() error {
 	for _, n := range p.notifiers {
 		if c, ok := n.(interface{ CloseIdleConnections() }); ok {
 			c.CloseIdleConnections()
@@ -318,7 +320,7 @@ func (p *Pipeline) Close() error {
 }
 
 // work is one notifier's delivery loop.
-func (p *Pipeline) work(ctx context.Context, name string) {
+func (p *Outbox) work(ctx context.Context, name string) {
 	notifier := p.notifiers[name]
 	attempt := 0
 	for ctx.Err() == nil {
@@ -382,7 +384,7 @@ func (p *Pipeline) work(ctx context.Context, name string) {
 // escalate hands entry e of notifier name, failing since it was enqueued,
 // to the notifier's escalation target once it has failed for longer than
 // the escalation allows.
-func (p *Pipeline) escalate(name string, e outboxEntry, cause error) {
+func (p *Outbox) escalate(name string, e outboxEntry, cause error) {
 	esc, ok := p.escalations[name]
 	if !ok || p.escalated[name][e.Seq] || p.clock.Now().Sub(e.Enqueued) < esc.After {
 		return
@@ -404,7 +406,7 @@ func (p *Pipeline) escalate(name string, e outboxEntry, cause error) {
 }
 
 // finish removes a delivered or refused entry.
-func (p *Pipeline) finish(name string, e outboxEntry, refused bool) {
+func (p *Outbox) finish(name string, e outboxEntry, refused bool) {
 	delete(p.escalated[name], e.Seq)
 	if err := p.box.finish(name, e.Seq, refused); err != nil && !errors.Is(err, errOutboxClosed) {
 		p.log.Error("outbox: cannot remove a finished notification; it may be sent again after a restart",
@@ -417,7 +419,7 @@ func (p *Pipeline) finish(name string, e outboxEntry, refused bool) {
 // up to min(BackoffMax, BackoffMin·2^(attempt-1)) ("full jitter"), but no
 // less than what the destination asked for with Retry-After (capped at
 // BackoffMax).
-func (p *Pipeline) backoff(attempt int, err error) time.Duration {
+func (p *Outbox) backoff(attempt int, err error) time.Duration {
 	ceiling := p.backoffMax
 	if attempt < 1 {
 		attempt = 1
@@ -428,7 +430,7 @@ func (p *Pipeline) backoff(attempt int, err error) time.Duration {
 		}
 	}
 	wait := rand.N(ceiling + 1)
-	var de *DeliveryError
+	var de *notify.DeliveryError
 	if errors.As(err, &de) && de.RetryAfter > wait {
 		wait = min(de.RetryAfter, p.backoffMax)
 	}
@@ -437,7 +439,7 @@ func (p *Pipeline) backoff(attempt int, err error) time.Duration {
 
 // sleep waits d on the pipeline's clock; it returns false if ctx ended
 // first.
-func (p *Pipeline) sleep(ctx context.Context, d time.Duration) bool {
+func (p *Outbox) sleep(ctx context.Context, d time.Duration) bool {
 	t := p.clock.NewTimer(d)
 	select {
 	case <-ctx.Done():
@@ -450,8 +452,8 @@ func (p *Pipeline) sleep(ctx context.Context, d time.Duration) bool {
 
 // logLimited logs at most once per retryLogEvery per key, with the number
 // of lines held back since.
-func (p *Pipeline) logLimited(level slog.Level, key, msg string, args ...any) {
-	ok, suppressed := p.limiter.allow(key, p.clock.Now())
+func (p *Outbox) logLimited(level slog.Level, key, msg string, args ...any) {
+	ok, suppressed := p.limiter.Allow(key, p.clock.Now())
 	if !ok {
 		return
 	}

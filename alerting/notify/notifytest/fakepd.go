@@ -1,4 +1,10 @@
-package alerting
+// Package notifytest is the importable test kit of every receiver and of
+// the outbox: a fake PagerDuty Events v2 endpoint that validates each event
+// against the documented schema, a recording HTTP server, a recording and
+// scriptable notifier, the notifications the tests page with, and the
+// retry-classification table every HTTP receiver must pass. It talks only to
+// loopback servers it starts itself.
+package notifytest
 
 import (
 	"bytes"
@@ -13,18 +19,18 @@ import (
 	"time"
 )
 
-// fakePagerDuty is a PagerDuty Events API v2 endpoint on loopback. It
+// FakePagerDuty is a PagerDuty Events API v2 endpoint on loopback. It
 // checks every request against the documented schema
 // (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/),
 // answers 202 {"status":"success","dedup_key":...} to a valid event and 400
 // {"status":"invalid event",...} to an invalid one, and can be told to
 // answer other statuses to the next requests. It records accepted events.
-type fakePagerDuty struct {
+type FakePagerDuty struct {
 	t   testing.TB
 	srv *httptest.Server
 
 	mu       sync.Mutex
-	accepted []pdEvent
+	accepted []Event
 	invalid  []string // why requests were refused as invalid
 	requests int
 	// failures are statuses to answer to the next requests, in order.
@@ -37,19 +43,20 @@ type fakePagerDuty struct {
 	notify chan struct{}
 }
 
-// pdEvent is an Events v2 event, decoded strictly.
-type pdEvent struct {
-	RoutingKey  string     `json:"routing_key"`
-	EventAction string     `json:"event_action"`
-	DedupKey    string     `json:"dedup_key,omitempty"`
-	Payload     *pdPayload `json:"payload,omitempty"`
-	Images      []pdImage  `json:"images,omitempty"`
-	Links       []pdLink   `json:"links,omitempty"`
-	Client      string     `json:"client,omitempty"`
-	ClientURL   string     `json:"client_url,omitempty"`
+// Event is an Events v2 event, decoded strictly.
+type Event struct {
+	RoutingKey  string   `json:"routing_key"`
+	EventAction string   `json:"event_action"`
+	DedupKey    string   `json:"dedup_key,omitempty"`
+	Payload     *Payload `json:"payload,omitempty"`
+	Images      []Image  `json:"images,omitempty"`
+	Links       []Link   `json:"links,omitempty"`
+	Client      string   `json:"client,omitempty"`
+	ClientURL   string   `json:"client_url,omitempty"`
 }
 
-type pdPayload struct {
+// Payload is an event's payload.
+type Payload struct {
 	Summary       string          `json:"summary"`
 	Source        string          `json:"source"`
 	Severity      string          `json:"severity"`
@@ -60,30 +67,33 @@ type pdPayload struct {
 	CustomDetails json.RawMessage `json:"custom_details,omitempty"`
 }
 
-type pdImage struct {
+// Image is one of an event's images.
+type Image struct {
 	Src  string `json:"src"`
 	Href string `json:"href,omitempty"`
 	Alt  string `json:"alt,omitempty"`
 }
 
-type pdLink struct {
+// Link is one of an event's links.
+type Link struct {
 	Href string `json:"href"`
 	Text string `json:"text,omitempty"`
 }
 
-func newFakePagerDuty(t testing.TB) *fakePagerDuty {
+// NewFakePagerDuty starts a fake on loopback, closed when t ends.
+func NewFakePagerDuty(t testing.TB) *FakePagerDuty {
 	t.Helper()
-	f := &fakePagerDuty{t: t, notify: make(chan struct{}, 1000)}
+	f := &FakePagerDuty{t: t, notify: make(chan struct{}, 1000)}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
 // URL is the base URL to configure (events go to URL + "/v2/enqueue").
-func (f *fakePagerDuty) URL() string { return f.srv.URL }
+func (f *FakePagerDuty) URL() string { return f.srv.URL }
 
-// failNext makes the next n requests answer status.
-func (f *fakePagerDuty) failNext(n, status int) {
+// FailNext makes the next n requests answer status.
+func (f *FakePagerDuty) FailNext(n, status int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for range n {
@@ -91,39 +101,42 @@ func (f *fakePagerDuty) failNext(n, status int) {
 	}
 }
 
-// setAlways makes every request answer status (0: behave normally).
-func (f *fakePagerDuty) setAlways(status int) {
+// SetAlways makes every request answer status (0: behave normally).
+func (f *FakePagerDuty) SetAlways(status int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.always = status
 }
 
-// setHang makes the fake hold every request until the client gives up.
-func (f *fakePagerDuty) setHang(hang bool) {
+// SetHang makes the fake hold every request until the client gives up.
+func (f *FakePagerDuty) SetHang(hang bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.hang = hang
 }
 
-func (f *fakePagerDuty) events() []pdEvent {
+// Events returns the events accepted so far, in order.
+func (f *FakePagerDuty) Events() []Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]pdEvent(nil), f.accepted...)
+	return append([]Event(nil), f.accepted...)
 }
 
-func (f *fakePagerDuty) requestCount() int {
+// RequestCount returns how many requests arrived, valid or not.
+func (f *FakePagerDuty) RequestCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.requests
 }
 
-func (f *fakePagerDuty) invalidReasons() []string {
+// InvalidReasons lists why requests were refused as invalid.
+func (f *FakePagerDuty) InvalidReasons() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.invalid...)
 }
 
-func (f *fakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
+func (f *FakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		select {
 		case f.notify <- struct{}{}:
@@ -164,13 +177,13 @@ func (f *fakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
 		f.reject(w, http.StatusBadRequest, "Content-Type "+ct)
 		return
 	}
-	ev, problems := validatePDEvent(body)
+	ev, problems := ValidateEvent(body)
 	if len(problems) > 0 {
 		f.reject(w, http.StatusBadRequest, strings.Join(problems, "; "))
 		return
 	}
 	if ev.DedupKey == "" {
-		ev.DedupKey = fmt.Sprintf("generated-%d", f.requestCount())
+		ev.DedupKey = fmt.Sprintf("generated-%d", f.RequestCount())
 	}
 	f.mu.Lock()
 	f.accepted = append(f.accepted, ev)
@@ -180,7 +193,7 @@ func (f *fakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "success", "message": "Event processed", "dedup_key": ev.DedupKey})
 }
 
-func (f *fakePagerDuty) reject(w http.ResponseWriter, status int, why string) {
+func (f *FakePagerDuty) reject(w http.ResponseWriter, status int, why string) {
 	f.mu.Lock()
 	f.invalid = append(f.invalid, why)
 	f.mu.Unlock()
@@ -189,10 +202,10 @@ func (f *fakePagerDuty) reject(w http.ResponseWriter, status int, why string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": "invalid event", "message": "Event object is invalid", "errors": []string{why}})
 }
 
-// validatePDEvent decodes body as an Events v2 event, refusing unknown
+// ValidateEvent decodes body as an Events v2 event, refusing unknown
 // fields, and lists what breaks the schema.
-func validatePDEvent(body []byte) (pdEvent, []string) {
-	var ev pdEvent
+func ValidateEvent(body []byte) (Event, []string) {
+	var ev Event
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&ev); err != nil {
@@ -263,35 +276,4 @@ func validatePDEvent(body []byte) (pdEvent, []string) {
 		p = append(p, "event larger than 512 KiB")
 	}
 	return ev, p
-}
-
-// TestFakePagerDutyValidates checks the fake itself: a fake that accepts
-// anything would hide real bugs.
-func TestFakePagerDutyValidates(t *testing.T) {
-	long := strings.Repeat("x", 256)
-	cases := []struct {
-		name, body string
-		ok         bool
-	}{
-		{"trigger", `{"routing_key":"k","event_action":"trigger","dedup_key":"d","payload":{"summary":"s","source":"src","severity":"critical"}}`, true},
-		{"resolve", `{"routing_key":"k","event_action":"resolve","dedup_key":"d"}`, true},
-		{"no routing key", `{"event_action":"resolve","dedup_key":"d"}`, false},
-		{"bad action", `{"routing_key":"k","event_action":"fire","dedup_key":"d"}`, false},
-		{"unknown field", `{"routing_key":"k","event_action":"resolve","dedup_key":"d","extra":1}`, false},
-		{"unknown payload field", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","source":"src","severity":"info","x":1}}`, false},
-		{"long dedup key", `{"routing_key":"k","event_action":"resolve","dedup_key":"` + long + `"}`, false},
-		{"trigger without payload", `{"routing_key":"k","event_action":"trigger"}`, false},
-		{"bad severity", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","source":"src","severity":"high"}}`, false},
-		{"no source", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","severity":"info"}}`, false},
-		{"long summary", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"` + strings.Repeat("y", 1025) + `","source":"s","severity":"info"}}`, false},
-		{"link without href", `{"routing_key":"k","event_action":"resolve","dedup_key":"d","links":[{"text":"t"}]}`, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, problems := validatePDEvent([]byte(tc.body))
-			if ok := len(problems) == 0; ok != tc.ok {
-				t.Errorf("valid = %v (%v), want %v", ok, problems, tc.ok)
-			}
-		})
-	}
 }

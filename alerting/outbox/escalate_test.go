@@ -1,10 +1,12 @@
-package alerting
+package outbox
 
 import (
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
@@ -13,27 +15,27 @@ import (
 // notifier) fails for longer than escalate.after, so the page also goes to
 // the escalation notifier, once; PagerDuty still gets it when it recovers.
 func TestEscalationWhenANotifierKeepsFailing(t *testing.T) {
-	pager, chat := &recordNotifier{}, &recordNotifier{}
-	pager.failNext(1000, true) // down for a long while
-	h := startPipe(t, t.TempDir(), map[string]Notifier{"pager": pager, "chat": chat}, func(o *PipelineOptions) {
+	pager, chat := &notifytest.Recorder{}, &notifytest.Recorder{}
+	pager.FailNext(1000, true) // down for a long while
+	h := startPipe(t, t.TempDir(), map[string]notify.Notifier{"pager": pager, "chat": chat}, func(o *Options) {
 		o.Escalations = map[string]checks.Escalation{"pager": {To: "chat", After: 5 * time.Minute}}
 	})
-	page := pageDown("outpost-0123456789abcdef")
+	page := notifytest.PageDown("outpost-0123456789abcdef")
 	h.enqueue(page, "pager")
 
 	// Move time through the pager's backoff until the escalation.
-	for i := 0; i < 400 && len(chat.delivered()) == 0; i++ {
-		waitFor(t, "the pager worker to wait", func() bool { return pager.callCount() > 0 })
+	for i := 0; i < 400 && len(chat.Delivered()) == 0; i++ {
+		waitFor(t, "the pager worker to wait", func() bool { return pager.Calls() > 0 })
 		if d, ok := h.clock.Next(); ok {
 			h.clock.Advance(d)
 		} else {
 			h.clock.Advance(time.Second)
 		}
-		clocktest.WaitIdle(t, settleLimit)
+		clocktest.WaitIdle(t, 30*time.Second)
 	}
-	got := chat.delivered()
+	got := chat.Delivered()
 	if len(got) != 1 || got[0].Key != page.Key || !strings.HasPrefix(got[0].Summary, "[escalated: pager failing for ") {
-		t.Fatalf("escalated = %s", summaries(got))
+		t.Fatalf("escalated = %s", notifytest.Summaries(got))
 	}
 	if since := h.clock.Now().Sub(t0); since < 5*time.Minute {
 		t.Errorf("escalated after %s, want at least escalate.after (5m)", since)
@@ -43,9 +45,9 @@ func TestEscalationWhenANotifierKeepsFailing(t *testing.T) {
 		if d, ok := h.clock.Next(); ok {
 			h.clock.Advance(d)
 		}
-		clocktest.WaitIdle(t, settleLimit)
+		clocktest.WaitIdle(t, 30*time.Second)
 	}
-	if n := len(chat.delivered()); n != 1 {
+	if n := len(chat.Delivered()); n != 1 {
 		t.Fatalf("%d escalations of one page, want 1", n)
 	}
 }

@@ -1,10 +1,9 @@
-package alerting
+package notify
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -150,63 +149,9 @@ func (e *DeliveryError) Error() string {
 // notification it cannot deliver anywhere (no key, unknown action, ...).
 var ErrInvalidNotification = errors.New("invalid notification")
 
-// ConsoleNotifier writes every notification as one structured log line.
-// It is the notifier used when none is configured.
-type ConsoleNotifier struct {
-	log *slog.Logger
-}
-
-var _ Notifier = (*ConsoleNotifier)(nil)
-
-// NewConsoleNotifier returns a notifier that logs to log; nil means
-// slog.Default().
-func NewConsoleNotifier(log *slog.Logger) *ConsoleNotifier {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &ConsoleNotifier{log: log}
-}
-
-// Notify logs n at warning level for critical and warning notifications
-// and at info level otherwise. It never fails.
-func (c *ConsoleNotifier) Notify(ctx context.Context, n Notification) (bool, error) {
-	level := slog.LevelInfo
-	if n.Severity == SeverityCritical || n.Severity == SeverityWarning || n.Severity == SeverityError {
-		level = slog.LevelWarn
-	}
-	attrs := []slog.Attr{
-		slog.String("kind", n.Kind),
-		slog.String("key", n.Key),
-		slog.String("severity", n.Severity),
-		slog.String("region", n.Region),
-		slog.Time("time", n.Time),
-	}
-	for _, a := range []struct{ k, v string }{{"action", n.Action}, {"route", n.Route}, {"check", n.Check}, {"link", n.Link}} {
-		if a.v != "" {
-			attrs = append(attrs, slog.String(a.k, a.v))
-		}
-	}
-	if len(n.Details) > 0 {
-		details := make([]any, 0, len(n.Details))
-		for _, k := range slices.Sorted(maps.Keys(n.Details)) {
-			details = append(details, slog.String(k, n.Details[k]))
-		}
-		attrs = append(attrs, slog.Group("details", details...))
-	}
-	if len(n.Evidence) > 0 {
-		regions := make([]any, 0, len(n.Evidence))
-		for _, ev := range n.Evidence {
-			regions = append(regions, slog.String(ev.Region, evidenceLine(ev)))
-		}
-		attrs = append(attrs, slog.Group("evidence", regions...))
-	}
-	c.log.LogAttrs(ctx, level, n.Summary, attrs...)
-	return false, nil
-}
-
-// evidenceLine renders one region's evidence on one line, for logs and
+// EvidenceLine renders one region's evidence on one line, for logs and
 // chat: "FAILING: status 503, want 200 (status 503, 203.0.113.10:443)".
-func evidenceLine(ev RegionEvidence) string {
+func EvidenceLine(ev RegionEvidence) string {
 	line := ev.State
 	if ev.Reason != "" {
 		line += ": " + ev.Reason
@@ -247,19 +192,19 @@ func joinMax(items []string, most int) string {
 // and a chat message stay small whatever the probes observed.
 const (
 	maxNoticeSummaryBytes = 4096
-	maxFieldBytes         = 1024
-	maxEvidence           = 64
-	maxListItems          = 32
-	maxMapKeys            = 16
-	maxDetails            = 64
-	maxPDSummary          = 1024
-	maxPDDedupKey         = 255
-	truncationMarker      = "…"
+	// MaxFieldBytes bounds each short field (kind, check, region, ...),
+	// detail and piece of evidence.
+	MaxFieldBytes    = 1024
+	maxEvidence      = 64
+	maxListItems     = 32
+	maxMapKeys       = 16
+	maxDetails       = 64
+	truncationMarker = "…"
 )
 
-// truncate shortens s to at most n bytes without splitting a UTF-8
+// Truncate shortens s to at most n bytes without splitting a UTF-8
 // sequence, marking the cut with an ellipsis.
-func truncate(s string, n int) string {
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -276,9 +221,9 @@ func truncate(s string, n int) string {
 // bounded returns a copy of n whose strings, lists and maps respect the
 // bounds above. It never shares maps or slices with n.
 func bounded(n Notification) Notification {
-	n.Summary = truncate(n.Summary, maxNoticeSummaryBytes)
+	n.Summary = Truncate(n.Summary, maxNoticeSummaryBytes)
 	for _, f := range []*string{&n.Kind, &n.Check, &n.Region, &n.Source, &n.Component, &n.Group, &n.Class, &n.Link} {
-		*f = truncate(*f, maxFieldBytes)
+		*f = Truncate(*f, MaxFieldBytes)
 	}
 	if n.Details != nil {
 		d := make(map[string]string, min(len(n.Details), maxDetails))
@@ -286,7 +231,7 @@ func bounded(n Notification) Notification {
 			if len(d) == maxDetails {
 				break
 			}
-			d[truncate(k, maxFieldBytes)] = truncate(n.Details[k], maxFieldBytes)
+			d[Truncate(k, MaxFieldBytes)] = Truncate(n.Details[k], MaxFieldBytes)
 		}
 		n.Details = d
 	}
@@ -301,10 +246,10 @@ func bounded(n Notification) Notification {
 }
 
 func boundedEvidence(e RegionEvidence) RegionEvidence {
-	e.Region = truncate(e.Region, maxFieldBytes)
-	e.State = truncate(e.State, maxFieldBytes)
-	e.Reason = truncate(e.Reason, maxFieldBytes)
-	e.ConnectedAddr = truncate(e.ConnectedAddr, maxFieldBytes)
+	e.Region = Truncate(e.Region, MaxFieldBytes)
+	e.State = Truncate(e.State, MaxFieldBytes)
+	e.Reason = Truncate(e.Reason, MaxFieldBytes)
+	e.ConnectedAddr = Truncate(e.ConnectedAddr, MaxFieldBytes)
 	e.ResolvedIPs = boundedList(e.ResolvedIPs)
 	if e.DNSAnswers != nil {
 		a := make(map[string][]string, min(len(e.DNSAnswers), maxMapKeys))
@@ -312,7 +257,7 @@ func boundedEvidence(e RegionEvidence) RegionEvidence {
 			if len(a) == maxMapKeys {
 				break
 			}
-			a[truncate(k, maxFieldBytes)] = boundedList(e.DNSAnswers[k])
+			a[Truncate(k, MaxFieldBytes)] = boundedList(e.DNSAnswers[k])
 		}
 		e.DNSAnswers = a
 	}
@@ -322,7 +267,7 @@ func boundedEvidence(e RegionEvidence) RegionEvidence {
 			if len(p) == maxMapKeys {
 				break
 			}
-			p[truncate(k, maxFieldBytes)] = e.Phases[k]
+			p[Truncate(k, MaxFieldBytes)] = e.Phases[k]
 		}
 		e.Phases = p
 	}
@@ -335,16 +280,16 @@ func boundedList(l []string) []string {
 	}
 	out := make([]string, 0, min(len(l), maxListItems))
 	for _, s := range l[:min(len(l), maxListItems)] {
-		out = append(out, truncate(s, 256))
+		out = append(out, Truncate(s, 256))
 	}
 	return out
 }
 
-// normalize fills what the pipeline can derive (Action, Route and Check
+// Normalize fills what the pipeline can derive (Action, Route and Check
 // from Details["action"], ["route"] and ["check"] when unset; Action and
 // Route of the region kinds; Route from Severity; Time) and checks what it
 // cannot.
-func normalize(n Notification, now time.Time) (Notification, error) {
+func Normalize(n Notification, now time.Time) (Notification, error) {
 	if n.Key == "" {
 		return n, fmt.Errorf("%w: no key (kind %q)", ErrInvalidNotification, n.Kind)
 	}

@@ -1,4 +1,4 @@
-package alerting
+package outbox
 
 import (
 	"cmp"
@@ -10,10 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
 	bolt "go.etcd.io/bbolt"
 )
 
-// OutboxFileName is the file under PipelineOptions.Dir that holds pending
+// OutboxFileName is the file under Options.Dir that holds pending
 // notifications and the dedup memory.
 const OutboxFileName = "outbox.db"
 
@@ -39,10 +40,10 @@ var errOutboxClosed = errors.New("outbox closed")
 
 // outboxEntry is one notification for one notifier, as stored.
 type outboxEntry struct {
-	Notifier     string       `json:"notifier"`
-	Seq          uint64       `json:"seq"`
-	Enqueued     time.Time    `json:"enqueued"`
-	Notification Notification `json:"notification"`
+	Notifier     string              `json:"notifier"`
+	Seq          uint64              `json:"seq"`
+	Enqueued     time.Time           `json:"enqueued"`
+	Notification notify.Notification `json:"notification"`
 }
 
 // outbox keeps, durably in one bbolt file, every notification not yet
@@ -51,7 +52,7 @@ type outboxEntry struct {
 // through finish or, when a notifier's queue is full, as the victim of a
 // newer one. Entries and dedup states change in one transaction, so a crash
 // leaves them consistent.
-type outbox struct {
+type store struct {
 	db     *bolt.DB
 	max    int
 	repeat time.Duration
@@ -99,7 +100,7 @@ type addResult struct {
 // add runs the dedup stage for n against each target's memory and writes
 // an entry for every target that takes it, all in one transaction that is
 // on disk when add returns. Nothing changes when it fails.
-func (o *outbox) add(n Notification, targets []string, now time.Time) ([]addResult, error) {
+func (o *store) add(n notify.Notification, targets []string, now time.Time) ([]addResult, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -200,14 +201,14 @@ func (o *outbox) add(n Notification, targets []string, now time.Time) ([]addResu
 
 // victims picks n entries of a full queue to drop: the oldest that are not
 // critical, then the oldest, never the one in flight (when another exists).
-func (o *outbox) victims(q *queue, n int) []item {
+func (o *store) victims(q *queue, n int) []item {
 	var out []item
 	pick := func(critical bool) {
 		for _, it := range q.items {
 			if len(out) == n {
 				return
 			}
-			if it.seq == q.inflight || (it.route == RouteCritical) != critical {
+			if it.seq == q.inflight || (it.route == notify.RouteCritical) != critical {
 				continue
 			}
 			if !slices.ContainsFunc(out, func(v item) bool { return v.seq == it.seq }) {
@@ -222,7 +223,7 @@ func (o *outbox) victims(q *queue, n int) []item {
 
 // prune deletes dedup states that cannot change a decision any more and,
 // past maxDedupStates, the oldest others.
-func (o *outbox) prune(states *bolt.Bucket, now time.Time) ([]stateKey, error) {
+func (o *store) prune(states *bolt.Bucket, now time.Time) ([]stateKey, error) {
 	var gone []stateKey
 	keep := make([]stateKey, 0, len(o.states))
 	for k, s := range o.states {
@@ -247,7 +248,7 @@ func (o *outbox) prune(states *bolt.Bucket, now time.Time) ([]stateKey, error) {
 // head returns the oldest pending entry of notifier and marks it in
 // flight. Undecodable entries are dropped on the way and counted in
 // corrupt.
-func (o *outbox) head(notifier string) (e outboxEntry, ok bool, corrupt int, err error) {
+func (o *store) head(notifier string) (e outboxEntry, ok bool, corrupt int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -279,7 +280,7 @@ func (o *outbox) head(notifier string) (e outboxEntry, ok bool, corrupt int, err
 // finish removes an entry after delivery (forget=false) or a permanent
 // failure (forget=true, which also forgets its dedup state if it is the
 // latest, so that the next trigger under its key is sent).
-func (o *outbox) finish(notifier string, seq uint64, forget bool) error {
+func (o *store) finish(notifier string, seq uint64, forget bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -292,7 +293,7 @@ func (o *outbox) finish(notifier string, seq uint64, forget bool) error {
 	return o.remove(notifier, seq, forget)
 }
 
-func (o *outbox) remove(notifier string, seq uint64, forget bool) error {
+func (o *store) remove(notifier string, seq uint64, forget bool) error {
 	q := o.queues[notifier]
 	i := slices.IndexFunc(q.items, func(it item) bool { return it.seq == seq })
 	if i < 0 {
@@ -322,7 +323,7 @@ func (o *outbox) remove(notifier string, seq uint64, forget bool) error {
 }
 
 // pending returns how many entries notifier has.
-func (o *outbox) pending(notifier string) int {
+func (o *store) pending(notifier string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if q := o.queues[notifier]; q != nil {
@@ -332,12 +333,12 @@ func (o *outbox) pending(notifier string) int {
 }
 
 // openIncidents returns the keys notifier has an open trigger for, sorted.
-func (o *outbox) openIncidents(notifier string) []string {
+func (o *store) openIncidents(notifier string) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var keys []string
 	for k, s := range o.states {
-		if k.notifier == notifier && s.Action == ActionTrigger {
+		if k.notifier == notifier && s.Action == notify.ActionTrigger {
 			keys = append(keys, k.key)
 		}
 	}
@@ -346,7 +347,7 @@ func (o *outbox) openIncidents(notifier string) []string {
 }
 
 // close closes the file; every later call fails with errOutboxClosed.
-func (o *outbox) close() error {
+func (o *store) close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {

@@ -1,4 +1,4 @@
-package alerting
+package outbox
 
 import (
 	"encoding/binary"
@@ -24,10 +24,10 @@ type loadReport struct {
 	corrupt int
 }
 
-// openOutbox opens (creating) the outbox in dir for the notifiers named,
+// openStore opens (creating) the outbox in dir for the notifiers named,
 // loading pending entries and dedup states. Entries for other notifiers
 // are dropped and reported.
-func openOutbox(dir string, notifiers []string, maxPending int, repeat time.Duration, now time.Time) (*outbox, loadReport, error) {
+func openStore(dir string, notifiers []string, maxPending int, repeat time.Duration, now time.Time) (*store, loadReport, error) {
 	rep := loadReport{pending: map[string]int{}, orphaned: map[string]int{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, rep, fmt.Errorf("outbox dir: %w", err)
@@ -40,7 +40,7 @@ func openOutbox(dir string, notifiers []string, maxPending int, repeat time.Dura
 	if err != nil {
 		return nil, rep, fmt.Errorf("opening outbox %s: %w", path, err)
 	}
-	o := &outbox{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{}}
+	o := &store{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{}}
 	for _, name := range notifiers {
 		o.queues[name] = &queue{}
 	}
@@ -55,7 +55,7 @@ func openOutbox(dir string, notifiers []string, maxPending int, repeat time.Dura
 	return o, rep, nil
 }
 
-func (o *outbox) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
+func (o *store) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
 		return err

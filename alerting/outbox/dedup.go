@@ -1,9 +1,11 @@
-package alerting
+package outbox
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
 	"time"
+
+	"github.com/outposthq/outpost/alerting/notify"
 )
 
 // DefaultRepeatInterval is how long an identical notification is not sent
@@ -15,7 +17,7 @@ const DefaultRepeatInterval = 4 * time.Hour
 // so it is delivered or being delivered. The zero value means nothing is
 // known. It is persisted with the outbox.
 type dedupState struct {
-	// Action is the accepted notification's action; ActionTrigger means
+	// Action is the accepted notification's action; notify.ActionTrigger means
 	// the incident is open at the notifier.
 	Action string `json:"action"`
 	// Summary is a hash of the accepted notification's summary.
@@ -48,9 +50,9 @@ const (
 // dropped, so an open incident is not paged twice, by a restart or by
 // another evaluator replaying it; a resolve is sent only for an open
 // trigger, so that nothing is resolved that was never raised.
-func dedup(state dedupState, n Notification, now time.Time, repeat time.Duration) (send bool, reason dedupReason) {
-	if n.Action == ActionResolve {
-		if state.Action == ActionTrigger {
+func dedup(state dedupState, n notify.Notification, now time.Time, repeat time.Duration) (send bool, reason dedupReason) {
+	if n.Action == notify.ActionResolve {
+		if state.Action == notify.ActionTrigger {
 			return true, reasonResolves
 		}
 		return false, reasonNotOpen
@@ -68,14 +70,14 @@ func dedup(state dedupState, n Notification, now time.Time, repeat time.Duration
 }
 
 // accepted is the state after n is accepted at now as outbox entry seq.
-func accepted(n Notification, now time.Time, seq uint64) dedupState {
+func accepted(n notify.Notification, now time.Time, seq uint64) dedupState {
 	return dedupState{Action: n.Action, Summary: summaryHash(n.Summary), At: now, Seq: seq}
 }
 
 // obsolete reports whether s can no longer change a decision: only an open
 // trigger matters once the repeat interval has passed.
 func (s dedupState) obsolete(now time.Time, repeat time.Duration) bool {
-	return s.Action != ActionTrigger && now.Sub(s.At) >= repeat
+	return s.Action != notify.ActionTrigger && now.Sub(s.At) >= repeat
 }
 
 func summaryHash(s string) string {

@@ -1,4 +1,4 @@
-package alerting
+package notify
 
 import (
 	"bytes"
@@ -14,40 +14,40 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
-// DefaultNotifyTimeout bounds one delivery attempt of every notifier.
-const DefaultNotifyTimeout = 10 * time.Second
+// DefaultTimeout bounds one delivery attempt of every notifier.
+const DefaultTimeout = 10 * time.Second
 
-// maxAnswerBytes is the most of a destination's answer that is read.
-const maxAnswerBytes = 64 << 10
+// MaxAnswerBytes is the most of a destination's answer that is read.
+const MaxAnswerBytes = 64 << 10
 
 // maxMessageBytes is the most of a destination's answer kept in an error.
 const maxMessageBytes = 300
 
-// NotifierOptions are what the HTTP notifiers need from their environment.
+// Options are what the HTTP notifiers need from their environment.
 // Every field is optional.
-type NotifierOptions struct {
-	// Timeout bounds one delivery attempt; zero means DefaultNotifyTimeout.
+type Options struct {
+	// Timeout bounds one delivery attempt; zero means DefaultTimeout.
 	Timeout time.Duration
 	// Redact is applied to every error message, on top of the notifier's
 	// own secrets; cfg.Redactor() is the usual choice. Nil redacts only the
 	// notifier's secrets.
 	Redact func(string) string
 	// Clock stamps webhook signatures; nil means the wall clock.
-	Clock probes.Clock
+	Clock clock.Clock
 	// Transport carries the requests; nil means a transport of the
 	// notifier's own, with dial and handshake deadlines.
 	Transport http.RoundTripper
 }
 
-func (o NotifierOptions) withDefaults() NotifierOptions {
+func (o Options) WithDefaults() Options {
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultNotifyTimeout
+		o.Timeout = DefaultTimeout
 	}
 	if o.Clock == nil {
-		o.Clock = probes.RealClock{}
+		o.Clock = clock.Real{}
 	}
 	if o.Transport == nil {
 		o.Transport = &http.Transport{
@@ -64,7 +64,7 @@ func (o NotifierOptions) withDefaults() NotifierOptions {
 }
 
 // redactor chains the notifier's own secrets with opts.Redact.
-func (o NotifierOptions) redactor(secrets ...string) func(string) string {
+func (o Options) Redactor(secrets ...string) func(string) string {
 	own := checks.NewRedactor(secrets)
 	if o.Redact == nil {
 		return own
@@ -72,9 +72,9 @@ func (o NotifierOptions) redactor(secrets ...string) func(string) string {
 	return func(s string) string { return o.Redact(own(s)) }
 }
 
-// newHTTPClient returns a client that never follows redirects: a redirected
+// NewHTTPClient returns a client that never follows redirects: a redirected
 // POST turns into a GET without a body, so a 3xx is reported as it is.
-func newHTTPClient(o NotifierOptions) *http.Client {
+func NewHTTPClient(o Options) *http.Client {
 	return &http.Client{
 		Transport:     o.Transport,
 		Timeout:       o.Timeout,
@@ -82,27 +82,27 @@ func newHTTPClient(o NotifierOptions) *http.Client {
 	}
 }
 
-// closeIdle closes the idle connections of t, if it keeps any.
-func closeIdle(t http.RoundTripper) {
+// CloseIdle closes the idle connections of t, if it keeps any.
+func CloseIdle(t http.RoundTripper) {
 	if c, ok := t.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
 }
 
-// answer is what a destination answered.
-type answer struct {
-	status     int
-	retryAfter time.Duration
-	body       []byte
+// Answer is what a destination answered.
+type Answer struct {
+	Status     int
+	RetryAfter time.Duration
+	Body       []byte
 }
 
-// post sends body to target with headers and reads at most maxAnswerBytes
+// Post sends body to target with headers and reads at most MaxAnswerBytes
 // of the answer. A transport error is returned without the URL (which may
 // be a secret) and with a plain "timed out" when the deadline passed.
-func post(ctx context.Context, client *http.Client, target string, body []byte, headers http.Header) (answer, error) {
+func Post(ctx context.Context, client *http.Client, target string, body []byte, headers http.Header) (Answer, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return answer{}, errors.New("cannot build the request (check the URL)")
+		return Answer{}, errors.New("cannot build the request (check the URL)")
 	}
 	for k, v := range headers {
 		req.Header[k] = v
@@ -111,22 +111,22 @@ func post(ctx context.Context, client *http.Client, target string, body []byte, 
 	req.Header.Set("User-Agent", "Outpost")
 	resp, err := client.Do(req)
 	if err != nil {
-		return answer{}, transportError(ctx, err)
+		return Answer{}, TransportError(ctx, err)
 	}
 	defer resp.Body.Close()
-	a := answer{status: resp.StatusCode, retryAfter: retryAfter(resp.Header.Get("Retry-After"))}
-	a.body, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil && a.status/100 != 2 {
-		return a, transportError(ctx, err)
+	a := Answer{Status: resp.StatusCode, RetryAfter: RetryAfter(resp.Header.Get("Retry-After"))}
+	a.Body, err = io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes))
+	if err != nil && a.Status/100 != 2 {
+		return a, TransportError(ctx, err)
 	}
 	// Drain a little more so that the connection can be reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxAnswerBytes))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, MaxAnswerBytes))
 	return a, nil
 }
 
-// transportError strips the URL that net/http puts in its errors and names
+// TransportError strips the URL that net/http puts in its errors and names
 // a deadline plainly.
-func transportError(ctx context.Context, err error) error {
+func TransportError(ctx context.Context, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
@@ -145,9 +145,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// retryAfter parses a Retry-After header in seconds or as an HTTP date; it
+// RetryAfter parses a Retry-After header in seconds or as an HTTP date; it
 // returns 0 when there is none or it makes no sense.
-func retryAfter(v string) time.Duration {
+func RetryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
@@ -165,30 +165,30 @@ func retryAfter(v string) time.Duration {
 	return 0
 }
 
-// retryable classifies an HTTP status: rate limits, request timeouts and
+// Retryable classifies an HTTP status: rate limits, request timeouts and
 // server errors may pass on another attempt; every other refusal is about
 // the notification or the configuration and will not.
-func retryable(status int) bool {
+func Retryable(status int) bool {
 	return status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500
 }
 
-// statusError turns an unsuccessful answer into a DeliveryError with the
+// StatusError turns an unsuccessful answer into a DeliveryError with the
 // answer's text, redacted and shortened, and its retry classification.
-func statusError(kind string, a answer, message string, redact func(string) string) (bool, error) {
+func StatusError(kind string, a Answer, message string, redact func(string) string) (bool, error) {
 	if message == "" {
-		message = strings.Join(strings.Fields(string(a.body)), " ")
+		message = strings.Join(strings.Fields(string(a.Body)), " ")
 	}
-	return retryable(a.status), &DeliveryError{
+	return Retryable(a.Status), &DeliveryError{
 		Notifier:   kind,
-		StatusCode: a.status,
-		RetryAfter: a.retryAfter,
-		Message:    truncate(redact(message), maxMessageBytes),
+		StatusCode: a.Status,
+		RetryAfter: a.RetryAfter,
+		Message:    Truncate(redact(message), maxMessageBytes),
 	}
 }
 
-// failed wraps a transport error of kind's attempt, redacted; transport
+// Failed wraps a transport error of kind's attempt, redacted; transport
 // errors are always worth another attempt.
-func failed(kind string, err error, redact func(string) string) (bool, error) {
+func Failed(kind string, err error, redact func(string) string) (bool, error) {
 	msg := redact(err.Error())
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -208,3 +208,15 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.cause }
+
+// NonTrivial drops the parts of a secret too short or too common to redact
+// on their own ("/", "").
+func NonTrivial(parts []string) []string {
+	var out []string
+	for _, p := range parts {
+		if len(strings.Trim(p, "/")) >= 4 {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,4 +1,4 @@
-package alerting
+package outbox
 
 import (
 	"context"
@@ -15,6 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
+	"github.com/outposthq/outpost/alerting/notify/pagerduty"
+	"github.com/outposthq/outpost/alerting/notify/receivers"
+	"github.com/outposthq/outpost/alerting/notify/slack"
+	"github.com/outposthq/outpost/alerting/notify/webhook"
 	"github.com/outposthq/outpost/checks"
 )
 
@@ -39,7 +45,7 @@ const (
 // leakConfig loads leakYAML with the test secrets and the URLs in env.
 func leakConfig(t testing.TB, urls map[string]string) *checks.Config {
 	t.Helper()
-	env := map[string]string{"PD_KEY": testRoutingKey, "HOOK_SECRET": leakHookSecret, "SLACK_DEAD_URL": "http://" + closedAddr(t) + leakDeadPath}
+	env := map[string]string{"PD_KEY": notifytest.RoutingKey, "HOOK_SECRET": leakHookSecret, "SLACK_DEAD_URL": "http://" + notifytest.ClosedAddr(t) + leakDeadPath}
 	for k, v := range urls {
 		env[k] = v
 	}
@@ -106,24 +112,24 @@ func TestNoSecretLeaks(t *testing.T) {
 	slackURL := slackSrv.URL + leakSlackPath
 	cfg := leakConfig(t, map[string]string{"PD_URL": pdSrv.URL, "SLACK_URL": slackURL, "HOOK_URL": hookSrv.URL + "/hook"})
 	deadURL := cfg.Notifiers[2].Slack.WebhookURL.Value()
-	secrets := []string{testRoutingKey, slackURL, leakSlackPath, "LEAKCANARY", deadURL, leakDeadPath, leakHookSecret}
+	secrets := []string{notifytest.RoutingKey, slackURL, leakSlackPath, "LEAKCANARY", deadURL, leakDeadPath, leakHookSecret}
 
-	var logs syncBuffer
+	var logs notifytest.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	notifiers, err := BuildNotifiers(cfg, logger)
+	notifiers, err := receivers.Build(cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	h := newPipe(t, dir, notifiers, func(o *PipelineOptions) {
+	h := newPipe(t, dir, notifiers, func(o *Options) {
 		o.Logger = logger
-		o.Routes = NotifierRoutes(cfg)
+		o.Routes = receivers.Routes(cfg)
 		o.Redact = cfg.Redactor()
 	})
 	h.run()
-	down := pageDown("outpost:check:web-home")
+	down := notifytest.PageDown("outpost:check:web-home")
 	h.enqueue(down)
-	h.enqueue(resolveOf(down))
+	h.enqueue(notifytest.ResolveOf(down))
 	delivered := func() bool {
 		return h.count("oncall", resultDelivered) == 2 && h.count("chat", resultDelivered) == 2 &&
 			h.count("hook", resultDelivered) == 2 && h.count("log", resultDelivered) == 2 && h.count("chat-dead", resultRetried) >= 3
@@ -170,10 +176,10 @@ func TestNoSecretLeaks(t *testing.T) {
 	var pdBodies []string
 	for _, b := range pdSrv.received() {
 		// The one place the routing key belongs.
-		if n := strings.Count(b, `"routing_key":"`+testRoutingKey+`"`); n != 1 {
+		if n := strings.Count(b, `"routing_key":"`+notifytest.RoutingKey+`"`); n != 1 {
 			t.Errorf("PagerDuty body without its routing_key: %s", b)
 		}
-		pdBodies = append(pdBodies, strings.Replace(b, `"routing_key":"`+testRoutingKey+`"`, "", 1))
+		pdBodies = append(pdBodies, strings.Replace(b, `"routing_key":"`+notifytest.RoutingKey+`"`, "", 1))
 	}
 	places := map[string]string{
 		"logs":             logs.String(),
@@ -204,21 +210,21 @@ func TestNoSecretLeaks(t *testing.T) {
 }
 
 // notifiersFor builds the HTTP notifiers of leakYAML against url.
-func notifiersFor(t testing.TB, cfg *checks.Config, url string) map[string]Notifier {
+func notifiersFor(t testing.TB, cfg *checks.Config, url string) map[string]notify.Notifier {
 	t.Helper()
-	opts := NotifierOptions{Redact: cfg.Redactor(), Timeout: 5 * time.Second}
-	pd, err := NewPagerDutyNotifier(&checks.PagerDutyNotifier{RoutingKey: checks.NewSecret(testRoutingKey), URL: url}, opts)
+	opts := notify.Options{Redact: cfg.Redactor(), Timeout: 5 * time.Second}
+	pd, err := pagerduty.New(&checks.PagerDutyNotifier{RoutingKey: checks.NewSecret(notifytest.RoutingKey), URL: url}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sl, err := NewSlackNotifier(&checks.SlackNotifier{WebhookURL: checks.NewSecret(url + leakSlackPath)}, opts)
+	sl, err := slack.New(&checks.SlackNotifier{WebhookURL: checks.NewSecret(url + leakSlackPath)}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wh, err := NewWebhookNotifier(&checks.WebhookNotifier{URL: url + "/hook", Secret: checks.NewSecret(leakHookSecret)}, opts)
+	wh, err := webhook.New(&checks.WebhookNotifier{URL: url + "/hook", Secret: checks.NewSecret(leakHookSecret)}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pd.CloseIdleConnections(); sl.CloseIdleConnections(); wh.CloseIdleConnections() })
-	return map[string]Notifier{"pagerduty": pd, "slack": sl, "webhook": wh}
+	return map[string]notify.Notifier{"pagerduty": pd, "slack": sl, "webhook": wh}
 }

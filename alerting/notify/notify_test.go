@@ -1,0 +1,73 @@
+package notify_test
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
+	"github.com/outposthq/outpost/probes"
+)
+
+func TestNotificationBounded(t *testing.T) {
+	n := notifytest.PageDown("k")
+	n.Summary = strings.Repeat("s", 10000)
+	n.Evidence[0].DNSAnswers = map[string][]string{}
+	for i := range 100 {
+		n.Evidence[0].DNSAnswers[strings.Repeat("r", i+1)] = make([]string, 1000)
+	}
+	n.Evidence[0].Reason = strings.Repeat("r", 5000)
+	got, err := notify.Normalize(n, notifytest.T0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Summary) > notify.MaxNoticeSummaryBytes || len(got.Evidence[0].Reason) > notify.MaxFieldBytes || len(got.Evidence[0].DNSAnswers) > notify.MaxMapKeys {
+		t.Errorf("not bounded: summary %d, reason %d, answers %d", len(got.Summary), len(got.Evidence[0].Reason), len(got.Evidence[0].DNSAnswers))
+	}
+	for _, v := range got.Evidence[0].DNSAnswers {
+		if len(v) > notify.MaxListItems {
+			t.Errorf("%d answers kept", len(v))
+		}
+	}
+	if len(n.Evidence[0].DNSAnswers) != 100 {
+		t.Error("normalize changed its argument")
+	}
+}
+
+func TestEvidenceFromResult(t *testing.T) {
+	r := probes.Result{Region: "us-east", Reason: "A www = 198.51.100.7, want 203.0.113.10", Duration: 0.25,
+		Phases: probes.Phases{Resolve: 0.01, Connect: 0.02},
+		Observed: probes.Observed{ResolvedIPs: []string{"198.51.100.7"}, ConnectedAddr: "198.51.100.7:443", StatusCode: 200,
+			DNS: []probes.DNSObservation{
+				{Resolver: "system", Server: "127.0.0.53:53", Answers: []string{"198.51.100.7"}},
+				{Resolver: "authoritative", Server: "192.0.2.1:53", Rcode: "SERVFAIL"},
+			}}}
+	ev := notify.EvidenceFromResult("FAILING", r)
+	want := notify.RegionEvidence{Region: "us-east", State: "FAILING", Reason: r.Reason, ResolvedIPs: []string{"198.51.100.7"},
+		ConnectedAddr: "198.51.100.7:443", StatusCode: 200,
+		DNSAnswers: map[string][]string{"system 127.0.0.53:53": {"198.51.100.7"}, "authoritative 192.0.2.1:53": {"(SERVFAIL)"}},
+		Phases:     map[string]float64{"total": 0.25, "resolve": 0.01, "connect": 0.02}}
+	if !reflect.DeepEqual(ev, want) {
+		t.Errorf("evidence\n%+v\nwant\n%+v", ev, want)
+	}
+}
+
+func TestNormalizeTakesFieldsFromDetails(t *testing.T) {
+	n, err := notify.Normalize(notify.Notification{Kind: "check_down", Key: "k", Summary: "s", Severity: notify.SeverityCritical,
+		Details: map[string]string{"action": "resolve", "route": "warning", "check": "web"}}, notifytest.T0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Action != notify.ActionResolve || n.Route != notify.RouteWarning || n.Check != "web" || !n.Time.Equal(notifytest.T0) {
+		t.Errorf("normalized %+v", n)
+	}
+	n, err = notify.Normalize(notify.Notification{Action: notify.ActionTrigger, Key: "k", Summary: "s", Details: map[string]string{"action": "resolve"}}, notifytest.T0)
+	if err != nil || n.Action != notify.ActionTrigger {
+		t.Errorf("the field must win over Details: %+v, %v", n, err)
+	}
+	if _, err := notify.Normalize(notify.Notification{Key: "k", Summary: "s", Details: map[string]string{"action": "explode"}}, notifytest.T0); !errors.Is(err, notify.ErrInvalidNotification) {
+		t.Errorf("bad action from Details: %v", err)
+	}
+}

@@ -1,0 +1,39 @@
+package notifytest
+
+import (
+	"time"
+
+	"github.com/outposthq/outpost/alerting/notify"
+)
+
+// T0 is the time of the test notifications.
+var T0 = time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC)
+
+// RoutingKey looks like a real PagerDuty integration key: 32 characters.
+const RoutingKey = "R0UT1NGKEY0123456789abcdefABCDEF"
+
+// PageDown is a trigger under key with evidence from three regions, two of
+// them failing: what a DOWN page carries.
+func PageDown(key string) notify.Notification {
+	return notify.Notification{
+		Kind: "check_down", Action: notify.ActionTrigger, Key: key, Route: notify.RouteCritical, Severity: notify.SeverityCritical,
+		Summary: "web-home DOWN in 2 of 3 regions: status 503, want 200", Check: "web-home", Source: "evaluator-eu",
+		Group: "web", Class: "http", Link: "https://status.example.com/checks/web-home", Time: T0,
+		Details: map[string]string{"quorum": "2/3"},
+		Evidence: []notify.RegionEvidence{
+			{Region: "us-east", State: "FAILING", Reason: "status 503, want 200", StatusCode: 503,
+				ResolvedIPs: []string{"203.0.113.10"}, ConnectedAddr: "203.0.113.10:443",
+				DNSAnswers: map[string][]string{"system": {"203.0.113.10"}},
+				Phases:     map[string]float64{"resolve": 0.002, "connect": 0.011, "total": 0.120}},
+			{Region: "eu-west", State: "FAILING", Reason: "connect: connection refused",
+				ResolvedIPs: []string{"198.51.100.7"}, Phases: map[string]float64{"resolve": 0.004, "total": 0.015}},
+			{Region: "ap-south", State: "OK", StatusCode: 200, ConnectedAddr: "203.0.113.10:443"},
+		},
+	}
+}
+
+// ResolveOf is the resolve that ends n's incident, ten minutes later.
+func ResolveOf(n notify.Notification) notify.Notification {
+	return notify.Notification{Kind: "check_up", Action: notify.ActionResolve, Key: n.Key, Route: n.Route, Severity: notify.SeverityInfo,
+		Summary: "web-home OK again", Check: n.Check, Source: n.Source, Link: n.Link, Time: T0.Add(10 * time.Minute)}
+}

@@ -1,0 +1,92 @@
+package pagerduty
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
+	"github.com/outposthq/outpost/checks"
+)
+
+func TestPagerDutyClassification(t *testing.T) {
+	notifytest.RetryTests(t, "", func(t *testing.T, url string) notify.Notifier { return newTestPagerDuty(t, url) })
+	t.Run("timeout", func(t *testing.T) {
+		fake := notifytest.NewFakePagerDuty(t)
+		fake.SetHang(true)
+		pd := pdWithTimeout(t, fake.URL(), 100*time.Millisecond)
+		start := time.Now()
+		retry, err := pd.Notify(context.Background(), notifytest.PageDown("k"))
+		if err == nil || !retry || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Notify = (%v, %v), want a retryable deadline error", retry, err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("took %v: the deadline did not hold", took)
+		}
+	})
+	t.Run("2xx with garbage body is delivered", func(t *testing.T) {
+		srv := notifytest.NewStatusServer(t, http.StatusAccepted, `not json`)
+		if retry, err := newTestPagerDuty(t, srv.URL).Notify(context.Background(), notifytest.PageDown("k")); err != nil || retry {
+			t.Errorf("Notify = (%v, %v), want success: the event was accepted", retry, err)
+		}
+	})
+}
+
+func TestPagerDutyEventLimits(t *testing.T) {
+	pd := newTestPagerDuty(t, "http://127.0.0.1:1")
+	n := notifytest.PageDown(strings.Repeat("k", 400))
+	n.Summary = strings.Repeat("é", 800) // 1600 bytes
+	ev := pd.event(n)
+	if got := ev.Payload.Summary; len(got) > 1024 || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
+		t.Errorf("summary of %d bytes, valid UTF-8 %v", len(got), utf8.ValidString(got))
+	}
+	if len(ev.DedupKey) > 255 {
+		t.Errorf("dedup_key of %d bytes", len(ev.DedupKey))
+	}
+	other := pd.event(notifytest.PageDown(strings.Repeat("k", 399) + "j"))
+	if other.DedupKey == ev.DedupKey {
+		t.Error("two long keys map to one dedup_key")
+	}
+	if again := pd.event(n); again.DedupKey != ev.DedupKey {
+		t.Error("dedup_key is not deterministic")
+	}
+	body, _ := json.Marshal(ev)
+	if _, problems := notifytest.ValidateEvent(body); len(problems) > 0 {
+		t.Errorf("event invalid: %v", problems)
+	}
+	for _, tc := range []struct {
+		route, severity, want string
+	}{
+		{notify.RouteCritical, notify.SeverityCritical, "critical"},
+		{notify.RouteWarning, notify.SeverityWarning, "warning"},
+		{notify.RouteMeta, notify.SeverityWarning, "error"},
+		{notify.RouteMeta, notify.SeverityInfo, "info"},
+		{"", notify.SeverityWarning, "warning"},
+		{"", "", "error"},
+	} {
+		if got := pdSeverity(notify.Notification{Route: tc.route, Severity: tc.severity}); got != tc.want {
+			t.Errorf("pdSeverity(%q, %q) = %q, want %q", tc.route, tc.severity, got, tc.want)
+		}
+	}
+}
+
+// pdWithTimeout is a PagerDuty notifier with a short attempt timeout.
+func pdWithTimeout(t testing.TB, url string, timeout time.Duration) *Notifier {
+	t.Helper()
+	pd, err := New(&checks.PagerDutyNotifier{RoutingKey: checks.NewSecret(notifytest.RoutingKey), URL: url}, notify.Options{Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pd.CloseIdleConnections)
+	return pd
+}
+
+func newTestPagerDuty(t testing.TB, url string) *Notifier {
+	return pdWithTimeout(t, url, 5*time.Second)
+}

@@ -1,0 +1,82 @@
+package receivers_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/outposthq/outpost/alerting/notify/console"
+	"github.com/outposthq/outpost/alerting/notify/pagerduty"
+	"github.com/outposthq/outpost/alerting/notify/receivers"
+	"github.com/outposthq/outpost/alerting/notify/slack"
+	"github.com/outposthq/outpost/alerting/notify/webhook"
+	"github.com/outposthq/outpost/checks"
+)
+
+const everyTypeYAML = `version: 1
+notifiers:
+  - {name: oncall, routes: [critical, meta], pagerduty: {routing_key: "${PD_KEY}", url: "http://127.0.0.1:1"}}
+  - {name: chat, slack: {webhook_url: "${SLACK_URL}"}}
+  - {name: hook, webhook: {url: "http://127.0.0.1:1/hook", secret: "${HOOK_SECRET}"}}
+  - {name: log, console: {}}
+checks:
+  - id: web-home
+    http: {url: "http://127.0.0.1:1/"}
+`
+
+func everyType(t testing.TB) *checks.Config {
+	t.Helper()
+	env := map[string]string{"PD_KEY": "R0UT1NGKEY0123456789abcdefABCDEF", "SLACK_URL": "http://127.0.0.1:1/services/T0/B0/XXXXsecretXXXX", "HOOK_SECRET": "whsec-0123456789"}
+	cfg, err := checks.LoadBytes("t.yaml", []byte(everyTypeYAML), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestBuild(t *testing.T) {
+	t.Run("none configured", func(t *testing.T) {
+		cfg, err := checks.LoadBytes("t.yaml", []byte("version: 1\nchecks:\n  - id: web\n    http: {url: \"http://127.0.0.1:1/\"}\n"), func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns, err := receivers.Build(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := ns[receivers.DefaultName].(*console.Notifier); !ok || len(ns) != 1 {
+			t.Errorf("notifiers %v", ns)
+		}
+		if r := receivers.Routes(cfg)[receivers.DefaultName]; len(r) != 3 {
+			t.Errorf("routes %v", r)
+		}
+	})
+	t.Run("every type", func(t *testing.T) {
+		cfg := everyType(t)
+		ns, err := receivers.Build(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			for _, n := range ns {
+				if c, ok := n.(interface{ CloseIdleConnections() }); ok {
+					c.CloseIdleConnections()
+				}
+			}
+		})
+		if _, ok := ns["oncall"].(*pagerduty.Notifier); !ok {
+			t.Errorf("oncall is %T", ns["oncall"])
+		}
+		if _, ok := ns["chat"].(*slack.Notifier); !ok {
+			t.Errorf("chat is %T", ns["chat"])
+		}
+		if _, ok := ns["hook"].(*webhook.Notifier); !ok {
+			t.Errorf("hook is %T", ns["hook"])
+		}
+		if _, ok := ns["log"].(*console.Notifier); !ok {
+			t.Errorf("log is %T", ns["log"])
+		}
+		if r := receivers.Routes(cfg)["oncall"]; strings.Join(r, ",") != "critical,meta" {
+			t.Errorf("oncall routes %v", r)
+		}
+	})
+}
