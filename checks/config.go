@@ -1,6 +1,3 @@
-// Package checks is Outpost's configuration: the YAML schema shared by agents
-// and evaluators, its defaults, and strict loading with FILE:LINE:COL errors
-// and ${ENV} expansion.
 package checks
 
 import (
