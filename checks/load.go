@@ -3,12 +3,14 @@ package checks
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -226,6 +228,71 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 		readCheckFiles(&fc.Checks[i], baseDir, errs)
 	}
 	return fc
+}
+
+func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
+
+// readCheckFiles reads the files a check refers to (request bodies, CA
+// bundles) relative to the config file's directory, so that a missing file
+// is a load error rather than a probe failure.
+func readCheckFiles(c *Check, baseDir string, errs *errorList) {
+	read := func(name string, limit int64, src *Source, key string) []byte {
+		if name == "" {
+			return nil
+		}
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(baseDir, p)
+		}
+		info, err := os.Stat(p)
+		if err != nil {
+			errs.add(src.At(key), c.ID, "%s %q: %v", key, name, unwrapPathError(err))
+			return nil
+		}
+		// A device or FIFO (/dev/zero, /dev/stdin) would never end.
+		if !info.Mode().IsRegular() {
+			errs.add(src.At(key), c.ID, "%s %q is not a regular file", key, name)
+			return nil
+		}
+		tooBig := func() []byte {
+			errs.add(src.At(key), c.ID, "%s %q is larger than %d MiB", key, name, limit>>20)
+			return nil
+		}
+		if info.Size() > limit {
+			return tooBig()
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			errs.add(src.At(key), c.ID, "%s %q: %v", key, name, unwrapPathError(err))
+			return nil
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, limit+1))
+		if err != nil {
+			errs.add(src.At(key), c.ID, "%s %q: %v", key, name, unwrapPathError(err))
+			return nil
+		}
+		if int64(len(b)) > limit {
+			return tooBig() // it grew since Stat
+		}
+		return b
+	}
+	if h := c.HTTP; h != nil {
+		h.BodyBytes = read(h.BodyFile, maxRequestBody, &h.Src, "body_file")
+		if h.TLS != nil {
+			h.TLS.CAPEM = read(h.TLS.CAFile, 1<<20, &h.TLS.Src, "ca_file")
+		}
+		for i := range h.Steps {
+			s := &h.Steps[i]
+			s.BodyBytes = read(s.BodyFile, maxRequestBody, &s.Src, "body_file")
+		}
+	}
+	if t := c.TLS; t != nil {
+		t.CAPEM = read(t.CAFile, 1<<20, &t.Src, "ca_file")
+		if t.CAPEM != nil && !x509.NewCertPool().AppendCertsFromPEM(t.CAPEM) {
+			errs.add(t.Src.At("ca_file"), c.ID, "ca_file %q holds no PEM certificate", t.CAFile)
+		}
+	}
 }
 
 func merge(files []*fileConfig, errs *errorList) *Config {

@@ -81,15 +81,6 @@ func validateShape(c *Check, id string, errs *errorList) {
 	validateLatencyDetectors(s, id, errs)
 }
 
-// adder reports errors at the keys of one block, prefixed with its path.
-type adder func(key, format string, args ...any)
-
-func blockAdder(src *Source, id, prefix string, errs *errorList) adder {
-	return func(key, format string, args ...any) {
-		errs.add(src.At(key), id, prefix+key+": "+format, args...)
-	}
-}
-
 func validateLatencyDetectors(s *ShapeSpec, id string, errs *errorList) {
 	switch t := s.TailShift; {
 	case t == nil:

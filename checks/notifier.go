@@ -1,0 +1,144 @@
+package checks
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Notifier is a named destination for pages and notices. Exactly one of its
+// type blocks is set.
+type Notifier struct {
+	Name string `yaml:"name"`
+	// Routes are the kinds of event the notifier takes: critical (a check
+	// DOWN), warning (DEGRADED, disagreements, shape findings) and meta
+	// (the monitoring itself: stale regions, UNKNOWN checks, dead peers).
+	// Default: all three.
+	Routes []string `yaml:"routes"`
+	// Escalate sends what this notifier has failed to deliver for After to
+	// the notifier To as well: a PagerDuty outage must not swallow pages.
+	Escalate  *Escalation        `yaml:"escalate"`
+	PagerDuty *PagerDutyNotifier `yaml:"pagerduty"`
+	Slack     *SlackNotifier     `yaml:"slack"`
+	Webhook   *WebhookNotifier   `yaml:"webhook"`
+	Console   *ConsoleNotifier   `yaml:"console"`
+	Src       Source
+}
+
+// Escalation names a fallback notifier for one that keeps failing.
+type Escalation struct {
+	To    string        `yaml:"to"`
+	After time.Duration `yaml:"after"`
+	Src   Source
+}
+
+// PagerDutyNotifier sends PagerDuty Events API v2 events.
+type PagerDutyNotifier struct {
+	RoutingKey Secret `yaml:"routing_key"`
+	// URL is the Events API base URL; empty means PagerDuty's own.
+	URL string `yaml:"url"`
+	Src Source
+}
+
+// SlackNotifier posts to a Slack incoming webhook.
+type SlackNotifier struct {
+	WebhookURL Secret `yaml:"webhook_url"`
+	Src        Source
+}
+
+// WebhookNotifier POSTs JSON, signed with HMAC-SHA256 when Secret is set.
+type WebhookNotifier struct {
+	URL    string `yaml:"url"`
+	Secret Secret `yaml:"secret"`
+	Src    Source
+}
+
+// ConsoleNotifier writes notifications to standard output.
+type ConsoleNotifier struct {
+	Src Source
+}
+
+// Notification routes.
+const (
+	RouteCritical = "critical"
+	RouteWarning  = "warning"
+	RouteMeta     = "meta"
+)
+
+// Routes lists every route, the default of a notifier.
+var Routes = []string{RouteCritical, RouteWarning, RouteMeta}
+
+func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) {
+	label := fmt.Sprintf("notifiers[%d]", i)
+	switch {
+	case n.Name == "":
+		errs.add(n.Src.At("name"), "", "%s: name is required", label)
+	case !validName(n.Name):
+		errs.add(n.Src.At("name"), "", "%s: name %q: use letters, digits, '-', '_' and '.'", label, n.Name)
+	default:
+		if first, dup := seen[n.Name]; dup {
+			errs.add(n.Src.At("name"), "", "notifier %q is defined twice (first at %s)", n.Name, first)
+		} else {
+			seen[n.Name] = n.Src.At("name")
+		}
+		label = fmt.Sprintf("notifier %q", n.Name)
+	}
+	validateRoutes(n, label, errs)
+	var types []string
+	if n.PagerDuty != nil {
+		types = append(types, "pagerduty")
+		p := n.PagerDuty
+		if p.RoutingKey.IsZero() {
+			errs.add(p.Src.At("routing_key"), "", "%s: pagerduty.routing_key is required, such as routing_key: ${PAGERDUTY_ROUTING_KEY}", label)
+		}
+		if p.URL != "" {
+			if msg := checkURL(p.URL, p.Src.fromEnv("url")); msg != "" {
+				errs.add(p.Src.At("url"), "", "%s: pagerduty.url %s", label, msg)
+			} else if strings.HasSuffix(p.URL, "/") {
+				errs.add(p.Src.At("url"), "", "%s: pagerduty.url must not end in '/' (events go to URL/v2/enqueue)", label)
+			}
+		}
+	}
+	if n.Slack != nil {
+		types = append(types, "slack")
+		if n.Slack.WebhookURL.IsZero() {
+			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url is required, such as webhook_url: ${SLACK_WEBHOOK_URL}", label)
+		} else if msg := checkURL(n.Slack.WebhookURL.Value(), true); msg != "" {
+			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url %s", label, msg)
+		}
+	}
+	if n.Webhook != nil {
+		types = append(types, "webhook")
+		if n.Webhook.URL == "" {
+			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url is required", label)
+		} else if msg := checkURL(n.Webhook.URL, n.Webhook.Src.fromEnv("url")); msg != "" {
+			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url %s", label, msg)
+		}
+	}
+	if n.Console != nil {
+		types = append(types, "console")
+	}
+	switch len(types) {
+	case 0:
+		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console", label)
+	case 1:
+	default:
+		errs.add(n.Src.At(types[1]), "", "%s: has both %s and %s; a notifier has exactly one type", label, types[0], types[1])
+	}
+}
+
+func validateRoutes(n *Notifier, label string, errs *errorList) {
+	if !n.Src.Has("routes") {
+		n.Routes = slices.Clone(Routes)
+		return
+	}
+	if len(n.Routes) == 0 {
+		errs.add(n.Src.At("routes"), "", "%s: routes is empty; leave it out to take every route", label)
+	}
+	for i, r := range n.Routes {
+		if !slices.Contains(Routes, r) {
+			errs.add(n.Src.At(fmt.Sprintf("routes[%d]", i)), "", "%s: route %q: use critical, warning or meta", label, r)
+		}
+	}
+}
