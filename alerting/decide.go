@@ -276,25 +276,25 @@ func Decide(c *checks.Check, in map[string]RegionInput) Decision {
 	}
 	d.Shape = reportShapes(c, &d, in, false)
 	d.Forecast = reportShapes(c, &d, in, true)
-	d.Summary = clip(summarize(&d, in), maxSummaryBytes)
+	d.Summary = clip(summarize(&d, in, c.Failure != nil && c.Failure.Ratio > 0), maxSummaryBytes)
 	return d
 }
 
 // summarize writes the decision's one-line summary.
-func summarize(d *Decision, in map[string]RegionInput) string {
+func summarize(d *Decision, in map[string]RegionInput, ratio bool) string {
 	var b strings.Builder
 	switch d.State {
 	case StateDown:
 		fmt.Fprintf(&b, "%s DOWN from %d/%d regions: ", d.Check, len(d.Failing), len(d.Live))
-		writeFailing(&b, d, in)
+		writeFailing(&b, d, in, ratio)
 	case StateDegraded:
 		fmt.Fprintf(&b, "%s DEGRADED in %d/%d regions: ", d.Check, len(d.Failing), len(d.Live))
-		writeFailing(&b, d, in)
+		writeFailing(&b, d, in, ratio)
 	case StateUnknown:
 		fmt.Fprintf(&b, "%s UNKNOWN: %d of %d regions live, need %d", d.Check, len(d.Live), d.Regions, d.MinLive)
 		if len(d.Failing) > 0 {
 			b.WriteString("; failing: ")
-			writeFailing(&b, d, in)
+			writeFailing(&b, d, in, ratio)
 		}
 	default:
 		fmt.Fprintf(&b, "%s OK in %d/%d regions", d.Check, len(d.Live), len(d.Live))
@@ -310,15 +310,19 @@ func summarize(d *Decision, in map[string]RegionInput) string {
 
 // writeFailing writes "region reason; region reason" for the failing
 // regions: the latest result's reason when it failed, else the region's
-// why (a ratio rule can hold while the latest probe passed).
-func writeFailing(b *strings.Builder, d *Decision, in map[string]RegionInput) {
+// why (a ratio rule can hold while the latest probe passed). Under a ratio
+// rule the why is always given ("4 of the last 10 probes failed (ratio
+// 0.30): status 500, want 201"): "fails 30% of the time" is the news, and
+// the page must not read differently depending on whether the probe that
+// tipped the decision failed.
+func writeFailing(b *strings.Builder, d *Decision, in map[string]RegionInput, ratio bool) {
 	for i, r := range d.Failing {
 		if i > 0 {
 			b.WriteString("; ")
 		}
 		ri := in[r]
 		reason := ri.Why
-		if ri.Last != nil && !ri.Last.OK && ri.Last.Reason != "" {
+		if !ratio && ri.Last != nil && !ri.Last.OK && ri.Last.Reason != "" {
 			reason = ri.Last.Reason
 		}
 		if reason == "" {

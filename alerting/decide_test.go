@@ -178,6 +178,10 @@ func dcIn(check string, pairs ...string) map[string]RegionInput {
 			r := dcResult(check, region, false, "timed out after 10s")
 			r.Observed = probes.Observed{}
 			in[region] = RegionInput{Live: true, Failing: true, Why: "2 consecutive failures: timed out after 10s", Last: r}
+		case "ratio":
+			in[region] = RegionInput{Live: true, Failing: true, Why: "4 of the last 10 probes failed (ratio 0.30): status 500, want 201", Last: dcResult(check, region, false, "status 500, want 201")}
+		case "ratio-passing":
+			in[region] = RegionInput{Live: true, Failing: true, Why: "3 of the last 10 probes failed (ratio 0.30): status 500, want 201", Last: dcResult(check, region, true, "status 201")}
 		case "stale":
 			in[region] = RegionInput{Live: false, Last: dcResult(check, region, true, "status 200")}
 		case "nodata":
@@ -245,6 +249,9 @@ func TestDecide(t *testing.T) {
 		{"quorum all: every region must be live", "everyone", dcIn("everyone", "us-east=fail", "eu-west=fail", "ap-south=stale"),
 			StateUnknown, 2, 3, "eu-west,us-east", "eu-west,us-east", "ap-south",
 			"everyone UNKNOWN: 2 of 3 regions live, need 3; failing: eu-west status 503, want 200; us-east status 503, want 200 (stale: ap-south)"},
+		{"a ratio rule always says the rule, whether the latest probe failed or passed", "flaky-upload", dcIn("flaky-upload", "us-east=ratio", "eu-west=ratio-passing", "ap-south=pass"),
+			StateDown, 2, 2, "ap-south,eu-west,us-east", "eu-west,us-east", "",
+			"flaky-upload DOWN from 2/3 regions: eu-west 3 of the last 10 probes failed (ratio 0.30): status 500, want 201; us-east 4 of the last 10 probes failed (ratio 0.30): status 500, want 201"},
 		{"quorum all: two of three failing is DEGRADED", "everyone", dcIn("everyone", "us-east=fail", "eu-west=fail", "ap-south=pass"),
 			StateDegraded, 3, 3, "ap-south,eu-west,us-east", "eu-west,us-east", "",
 			"everyone DEGRADED in 2/3 regions: eu-west status 503, want 200; us-east status 503, want 200"},

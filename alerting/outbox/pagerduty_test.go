@@ -111,7 +111,10 @@ func TestPagerDutyPermanentFailureIsNotRetried(t *testing.T) {
 	fake.FailNext(1, http.StatusBadRequest)
 	h := startPipe(t, t.TempDir(), map[string]notify.Notifier{"oncall": newTestPagerDuty(t, fake.URL())})
 	h.enqueue(notifytest.PageDown("k1"), "oncall")
-	waitFor(t, "the refusal to be counted", func() bool { return h.count("oncall", resultFailed) == 1 })
+	// The refusal is counted, then logged: wait for both.
+	waitFor(t, "the refusal to be counted and logged", func() bool {
+		return h.count("oncall", resultFailed) == 1 && strings.Contains(h.logs.String(), "refused for good")
+	})
 	h.clock.Advance(time.Hour)
 	if got := fake.RequestCount(); got != 1 {
 		t.Errorf("%d requests, want 1 (no retry)", got)
