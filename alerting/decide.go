@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 )
@@ -158,8 +159,8 @@ type RegionInput struct {
 	Last *probes.Result
 	// Shape are the region's current shape findings, and Forecast a spike
 	// it expects (see DetectLatency, DetectSeries, ForecastSpike).
-	Shape    []ShapeFinding
-	Forecast *ShapeFinding
+	Shape    []shape.Finding
+	Forecast *shape.Finding
 	// ShapeJudged is whether Shape and Forecast come from a verdict (see
 	// shapeTracker.judged); without one, their absence means nothing.
 	ShapeJudged bool

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 )
@@ -113,7 +114,7 @@ func (cd *checkDecider) pending() bool {
 
 // shapeFindings returns copies of the current shape findings and forecast
 // of check in region, and whether they come from a verdict.
-func (e *Evaluator) shapeFindings(check, region string) ([]ShapeFinding, *ShapeFinding, bool) {
+func (e *Evaluator) shapeFindings(check, region string) ([]shape.Finding, *shape.Finding, bool) {
 	r := e.regions[region]
 	if r == nil {
 		return nil, nil, false
@@ -124,12 +125,7 @@ func (e *Evaluator) shapeFindings(check, region string) ([]ShapeFinding, *ShapeF
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var fc *ShapeFinding
-	if t.forecast != nil {
-		f := *t.forecast
-		fc = &f
-	}
-	return slices.Clone(t.findings), fc, t.judged
+	return t.Findings()
 }
 
 // liveAt reports whether the region counts as live at now: its liveness

@@ -19,6 +19,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
+	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/ratelog"
@@ -129,7 +130,7 @@ type regionState struct {
 	windows map[string]*window
 	// shapes holds a shape tracker per check with shape detection; the
 	// map is never written after New.
-	shapes  map[string]*shapeTracker
+	shapes  map[string]*shape.Tracker
 	metrics *regionMetrics
 
 	// mu guards the windows' contents and every field below.
@@ -187,7 +188,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		r := &regionState{
 			name:    name,
 			windows: map[string]*window{},
-			shapes:  map[string]*shapeTracker{},
+			shapes:  map[string]*shape.Tracker{},
 			metrics: m.regions[name],
 			agents:  map[string]*agentState{},
 			live:    liveness{State: RegionUnknown, Since: e.started},
@@ -216,7 +217,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 				return nil, fmt.Errorf("alerting: check %q: undeclared region %q", c.ID, name)
 			}
 			r.windows[c.ID] = newWindow(c, name)
-			if t := newShapeTracker(c); t != nil {
+			if t := shape.NewTracker(c); t != nil {
 				r.shapes[c.ID] = t
 			}
 		}

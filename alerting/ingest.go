@@ -202,7 +202,7 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins [
 			decide = append(decide, res.Check)
 		}
 		w.add(res, a.name, now)
-		if t := r.shapes[res.Check]; t != nil && shapeInput(res, now) && t.add(res, now) && !slices.Contains(decide, res.Check) {
+		if t := r.shapes[res.Check]; t != nil && shapeInput(res, now) && t.Add(res, now) && !slices.Contains(decide, res.Check) {
 			decide = append(decide, res.Check)
 		}
 	}

@@ -6,53 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 )
-
-// phasedResult is a passing HTTPS probe with every phase.
-func phasedResult(rng *rand.Rand, now time.Time) probes.Result {
-	n := func(v float64) float64 { return v * (0.8 + 0.4*rng.Float64()) }
-	r := probes.Result{V: 1, Check: "c", Region: "r1", Time: now, OK: true,
-		Phases: probes.Phases{Resolve: n(0.002), Connect: n(0.004), TLS: n(0.008), Processing: n(0.025), Transfer: n(0.001)}}
-	for _, v := range r.Phases.Values() {
-		r.Duration += v
-	}
-	return r
-}
-
-func benchCheck(b *testing.B) *checks.Check {
-	b.Helper()
-	cfg, err := checks.LoadBytes("b.yaml", []byte("version: 1\nchecks:\n  - {id: c, interval: 30s, http: {url: \"https://127.0.0.1/\"}}\n"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cfg.Checks[0]
-}
-
-// BenchmarkSketchInsert is one latency value into a DDSketch, the cost at
-// the heart of every result's shape tracking.
-func BenchmarkSketchInsert(b *testing.B) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	vals := make([]float64, 4096)
-	for i := range vals {
-		vals[i] = 0.04 * (0.5 + rng.Float64())
-	}
-	sk := newSketch()
-	b.ResetTimer()
-	for i := range b.N {
-		if i%256 == 0 {
-			sk.Clear() // a bucket's worth, as trackers hold
-		}
-		_ = sk.Add(vals[i%len(vals)])
-	}
-}
 
 // BenchmarkShapeIngest compares adding a result to its window alone with
 // adding it to the window and its shape tracker (six sketch inserts, and
 // a bucket close with detection every ten results), side by side.
 func BenchmarkShapeIngest(b *testing.B) {
-	c := benchCheck(b)
+	c := shapeBenchCheck(b)
 	rng := rand.New(rand.NewPCG(1, 2))
 	results := make([]probes.Result, 1024)
 	for i := range results {
@@ -70,59 +33,13 @@ func BenchmarkShapeIngest(b *testing.B) {
 	})
 	b.Run("window+shape", func(b *testing.B) {
 		w := newWindow(c, "r1")
-		t := newShapeTracker(c)
+		t := shape.NewTracker(c)
 		now := simStart
 		for i := range b.N {
 			r := &results[i%len(results)]
 			w.add(r, "a", now)
-			t.add(r, now)
+			t.Add(r, now)
 			now = now.Add(step)
-		}
-	})
-}
-
-// BenchmarkShapeDetect is the work of one bucket close for one (check,
-// region): merging the window's sketches, the quantiles of the total and
-// of five phases, the detectors and learning, against a warm baseline.
-// DetectLatency alone is the pure detectors.
-func BenchmarkShapeDetect(b *testing.B) {
-	c := benchCheck(b)
-	rng := rand.New(rand.NewPCG(1, 2))
-	t := newShapeTracker(c)
-	now := simStart
-	step := c.Interval
-	for now.Before(simStart.Add(26 * time.Hour)) { // every slot warm
-		r := phasedResult(rng, now)
-		t.add(&r, now)
-		now = now.Add(step)
-	}
-	base := t.latencyBaseline(t.spec.Slot(now), now)
-	win := t.measure()
-	win.Trend, win.Step = []float64{0.04, 0.041, 0.04, 0.042}, t.bucketLen
-	if !base.Warm || win.Samples < t.spec.MinSamples {
-		b.Fatalf("baseline warm %v, window %d samples: the detectors would not run", base.Warm, win.Samples)
-	}
-	// Each close follows a bucket's worth of probes, so that every close
-	// merges full buckets.
-	perBucket := int(t.bucketLen / step)
-	fresh := make([]probes.Result, perBucket)
-	for i := range fresh {
-		fresh[i] = phasedResult(rng, now)
-	}
-	b.Run("bucket-close", func(b *testing.B) {
-		for range b.N {
-			b.StopTimer()
-			for i := range fresh {
-				t.buckets[t.open].add(&fresh[i])
-			}
-			now = now.Add(t.bucketLen)
-			b.StartTimer()
-			t.closeBucket(now)
-		}
-	})
-	b.Run("detectors", func(b *testing.B) {
-		for range b.N {
-			DetectLatency(t.spec, base, win, now)
 		}
 	})
 }
@@ -138,11 +55,12 @@ func BenchmarkShapeMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		ev, _, _ := loadedEvaluator(b, 10_000)
 		rng := rand.New(rand.NewPCG(1, 2))
+		week := weekOfBaseline(ev.cfg.Checks[0], rng)
 		estimate := 0
 		for _, r := range ev.regionList {
 			for _, t := range r.shapes {
-				fillWeek(t, rng)
-				estimate += t.bytes()
+				fillWeek(t, week, rng)
+				estimate += t.Bytes()
 			}
 		}
 		runtime.GC()
@@ -160,25 +78,31 @@ func BenchmarkShapeMemory(b *testing.B) {
 	}
 }
 
-// fillWeek teaches every slot of t a week of values and fills its window.
-func fillWeek(t *shapeTracker, rng *rand.Rand) {
-	stats := make([]float64, numLatencyStats)
-	for slot := range t.base.meta {
-		for day := range 7 {
-			for range 12 {
-				for i := range stats {
-					stats[i] = 0.01 * (1 + rng.Float64())
-				}
-				t.base.learn(slot, simStart.Add(time.Duration(day)*24*time.Hour), stats)
-			}
-		}
+// fillWeek gives t the learned week of week (see weekOfBaseline) and fills
+// its window with ten passing probes per bucket.
+func fillWeek(t *shape.Tracker, week shape.Saved, rng *rand.Rand) {
+	if !t.Restore(week) {
+		panic("fillWeek: a tracker of other dimensions")
 	}
 	now := simStart
+	bucket := 30 * time.Second // the interval: ten probes per 5m bucket
 	for range 10 * (checks.ShapeBuckets + 1) {
 		r := phasedResult(rng, now)
-		t.add(&r, now)
-		now = now.Add(t.bucketLen / 10)
+		t.Add(&r, now)
+		now = now.Add(bucket)
 	}
+}
+
+// weekOfBaseline is the learned state of a tracker for c after a week of
+// steady probes: every slot warm.
+func weekOfBaseline(c *checks.Check, rng *rand.Rand) shape.Saved {
+	t := shape.NewTracker(c)
+	now := simStart
+	for end := simStart.Add(7 * 24 * time.Hour); now.Before(end); now = now.Add(c.Interval) {
+		r := phasedResult(rng, now)
+		t.Add(&r, now)
+	}
+	return t.Save()
 }
 
 // BenchmarkIngestShape is BenchmarkIngest with shape tracking off and on,
@@ -209,4 +133,24 @@ func BenchmarkIngestShape(b *testing.B) {
 			reportResultsPerSecond(b)
 		})
 	}
+}
+
+// phasedResult is a passing HTTPS probe with every phase.
+func phasedResult(rng *rand.Rand, now time.Time) probes.Result {
+	n := func(v float64) float64 { return v * (0.8 + 0.4*rng.Float64()) }
+	r := probes.Result{V: 1, Check: "c", Region: "r1", Time: now, OK: true,
+		Phases: probes.Phases{Resolve: n(0.002), Connect: n(0.004), TLS: n(0.008), Processing: n(0.025), Transfer: n(0.001)}}
+	for _, v := range r.Phases.Values() {
+		r.Duration += v
+	}
+	return r
+}
+
+func shapeBenchCheck(b *testing.B) *checks.Check {
+	b.Helper()
+	cfg, err := checks.LoadBytes("b.yaml", []byte("version: 1\nchecks:\n  - {id: c, interval: 30s, http: {url: \"https://127.0.0.1/\"}}\n"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg.Checks[0]
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
 )
 
@@ -31,7 +32,7 @@ type ShapeReport struct {
 	// Regions are the live regions with a finding, sorted.
 	Regions []string `json:"regions"`
 	// Findings are each region's findings.
-	Findings map[string][]ShapeFinding `json:"findings"`
+	Findings map[string][]shape.Finding `json:"findings"`
 	// Summary is one line of at most 1024 bytes for a page.
 	Summary string `json:"summary"`
 }
@@ -40,14 +41,14 @@ type ShapeReport struct {
 // due) of the live regions of d into a report; nil when there are none.
 // It is a pure function of its arguments.
 func reportShapes(c *checks.Check, d *Decision, in map[string]RegionInput, forecast bool) *ShapeReport {
-	rep := &ShapeReport{Findings: map[string][]ShapeFinding{}}
+	rep := &ShapeReport{Findings: map[string][]shape.Finding{}}
 	for _, region := range d.Live {
 		ri := in[region]
 		fs := ri.Shape
 		if forecast {
 			fs = nil
 			if ri.Forecast != nil {
-				fs = []ShapeFinding{*ri.Forecast}
+				fs = []shape.Finding{*ri.Forecast}
 			}
 		}
 		if len(fs) == 0 {
@@ -87,7 +88,7 @@ func reportShapes(c *checks.Check, d *Decision, in map[string]RegionInput, forec
 			b.WriteString("; ")
 		}
 		for _, region := range rep.Regions {
-			if j := slices.IndexFunc(rep.Findings[region], func(f ShapeFinding) bool { return f.Detector == det }); j >= 0 {
+			if j := slices.IndexFunc(rep.Findings[region], func(f shape.Finding) bool { return f.Detector == det }); j >= 0 {
 				b.WriteString(rep.Findings[region][j].Explanation)
 				if len(rep.Regions) > 1 {
 					fmt.Fprintf(&b, " (%s)", region)

@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -42,15 +43,15 @@ func (c shapeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range c.e.regionList {
 		r.mu.Lock()
 		for id, t := range r.shapes {
-			total += t.bytes()
-			st := t.status(now)
+			total += t.Bytes()
+			st := t.Status(now)
 			for _, f := range st.Findings {
 				ch <- prometheus.MustNewConstMetric(findingDesc, prometheus.GaugeValue, 1, id, r.name, f.Detector)
 			}
 			if st.Forecast != nil {
-				ch <- prometheus.MustNewConstMetric(findingDesc, prometheus.GaugeValue, 1, id, r.name, DetectorRecurring)
+				ch <- prometheus.MustNewConstMetric(findingDesc, prometheus.GaugeValue, 1, id, r.name, shape.DetectorRecurring)
 			}
-			if t.series {
+			if t.Series() {
 				if st.Value != nil {
 					ch <- prometheus.MustNewConstMetric(seriesValueDesc, prometheus.GaugeValue, *st.Value, id, r.name)
 				}

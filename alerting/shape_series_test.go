@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
 )
 
@@ -87,7 +88,7 @@ func TestSeriesDropToNearZero(t *testing.T) {
 	}
 	s.run("rps", s.clk.Now().Add(10*time.Minute), dead)
 	tr := s.triggers(IncidentShape)
-	if len(tr) != 1 || !strings.Contains(tr[0].Details["shape.detectors"], DetectorDrop) || !strings.Contains(tr[0].Summary, "% of the usual") {
+	if len(tr) != 1 || !strings.Contains(tr[0].Details["shape.detectors"], shape.DetectorDrop) || !strings.Contains(tr[0].Summary, "% of the usual") {
 		t.Fatalf("want one drop page; got %+v", tr)
 	}
 }

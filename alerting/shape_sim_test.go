@@ -17,6 +17,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
+	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -28,6 +29,8 @@ import (
 
 // simStart is a Monday, midnight UTC.
 var simStart = time.Date(2030, 1, 7, 0, 0, 0, 0, time.UTC)
+
+const day = 24 * time.Hour
 
 // shapeSim is an evaluator fed by generators.
 type shapeSim struct {
@@ -206,7 +209,7 @@ func TestShapeTailShiftInOneRegionIsThatRegionsPath(t *testing.T) {
 	if n.Details["shape.scope"] != ScopeRegion || !strings.Contains(n.Summary, "eu-west only") || n.Route != checks.RouteWarning {
 		t.Errorf("want a warning scoped to eu-west's path; got route %s, details %v, summary %q", n.Route, n.Details, n.Summary)
 	}
-	if !strings.Contains(n.Details["shape.detectors"], DetectorTailShift) || !strings.Contains(n.Summary, "p50 stayed") {
+	if !strings.Contains(n.Details["shape.detectors"], shape.DetectorTailShift) || !strings.Contains(n.Summary, "p50 stayed") {
 		t.Errorf("want a tail shift with the median stable; got %q", n.Summary)
 	}
 	if !strings.Contains(n.Summary, "TCP connect") {
@@ -219,7 +222,7 @@ func TestShapeTailShiftInOneRegionIsThatRegionsPath(t *testing.T) {
 		name   string
 		labels map[string]string
 	}{
-		{"outpost_shape_finding", map[string]string{"region": "eu-west", "detector": DetectorTailShift}},
+		{"outpost_shape_finding", map[string]string{"region": "eu-west", "detector": shape.DetectorTailShift}},
 		{"outpost_latency_seconds", map[string]string{"region": "eu-west", "q": "0.99"}},
 		{"outpost_latency_usual_seconds", map[string]string{"region": "us-east", "q": "0.5"}},
 		{"outpost_shape_memory_bytes", nil},
@@ -274,7 +277,7 @@ func TestShapeSlowRiseSeenBeforeTheFirstFailure(t *testing.T) {
 	// slow rise.
 	var n notify.Notification
 	for _, tr := range s.triggers(IncidentShape) {
-		if strings.Contains(tr.Details["shape.detectors"], DetectorSlowRise) {
+		if strings.Contains(tr.Details["shape.detectors"], shape.DetectorSlowRise) {
 			n = tr
 			break
 		}

@@ -8,8 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
+
+	"github.com/outposthq/outpost/alerting/shape"
 )
 
 // Learned baselines survive restarts in the data dir: a week of learning
@@ -35,9 +36,9 @@ type savedShape struct {
 	Check, Region string
 	Series        bool
 	Stats         int
-	Meta          []slotMeta
-	Moments       []moment
-	Bumps         []Bump
+	Meta          []shape.SlotMeta
+	Moments       []shape.Moment
+	Bumps         []shape.Bump
 }
 
 // saveShapes writes every tracker's baseline to the data dir. Each region
@@ -57,10 +58,9 @@ func (e *Evaluator) saveShapes() error {
 			var chunk []savedShape
 			r.mu.Lock()
 			for id, t := range r.shapes {
-				chunk = append(chunk, savedShape{
-					Check: id, Region: r.name, Series: t.series, Stats: t.base.stats,
-					Meta: slices.Clone(t.base.meta), Moments: slices.Clone(t.base.moments), Bumps: slices.Clone(t.bumps),
-				})
+				s := t.Save()
+				chunk = append(chunk, savedShape{Check: id, Region: r.name,
+					Series: s.Series, Stats: s.Stats, Meta: s.Meta, Moments: s.Moments, Bumps: s.Bumps})
 			}
 			r.mu.Unlock()
 			if err := enc.Encode(chunk); err != nil {
@@ -132,15 +132,10 @@ func (e *Evaluator) restoreShape(s savedShape) bool {
 		return false
 	}
 	t := r.shapes[s.Check]
-	if t == nil || t.series != s.Series || t.base.stats != s.Stats || len(t.base.meta) != len(s.Meta) || len(t.base.moments) != len(s.Moments) {
+	if t == nil {
 		return false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	copy(t.base.meta, s.Meta)
-	copy(t.base.moments, s.Moments)
-	if t.series && len(s.Bumps) <= maxBumps {
-		t.bumps = slices.Clone(s.Bumps)
-	}
-	return true
+	return t.Restore(shape.Saved{Series: s.Series, Stats: s.Stats, Meta: s.Meta, Moments: s.Moments, Bumps: s.Bumps})
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"slices"
 	"time"
+
+	"github.com/outposthq/outpost/alerting/shape"
 )
 
 // Status is a point-in-time view of the evaluator for /status.json. It
@@ -85,7 +87,7 @@ type CheckRegionStatus struct {
 	Window WindowCounts `json:"window"`
 	// Shape is the latency distribution or series value with what is
 	// usual now and the shape findings; absent without shape detection.
-	Shape *ShapeStatus `json:"shape,omitempty"`
+	Shape *shape.Status `json:"shape,omitempty"`
 }
 
 // LastResult is the gist of the latest result of a (check, region).
@@ -139,7 +141,7 @@ func (e *Evaluator) Snapshot() Status {
 		for id, w := range r.windows {
 			st := w.status()
 			if t := r.shapes[id]; t != nil {
-				st.Shape = t.status(s.Time)
+				st.Shape = t.Status(s.Time)
 			}
 			perCheck[id] = append(perCheck[id], st)
 		}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/outposthq/outpost/alerting/shape"
 )
 
 //go:embed statuspage.html
@@ -259,7 +261,7 @@ func (e *Evaluator) statusPage() statusPage {
 				row.At = stampOf(l.Received, now)
 				if !v.Private {
 					row.Reason = clip(l.Reason, pageReasonBytes)
-					row.Duration = formatSeconds(l.Duration)
+					row.Duration = shape.FormatSeconds(l.Duration)
 				}
 			}
 			v.Rows = append(v.Rows, row)
@@ -389,7 +391,7 @@ func sparkOf(wins []Window, color map[string]int, now time.Time) *sparkline {
 		maxD = 0.001
 	}
 	span := now.Sub(oldest)
-	sp := &sparkline{W: sparkW, H: sparkH, Max: formatSeconds(maxD)}
+	sp := &sparkline{W: sparkW, H: sparkH, Max: shape.FormatSeconds(maxD)}
 	var label []string
 	for _, w := range wins {
 		if len(w.Samples) == 0 {
@@ -421,7 +423,7 @@ func sparkOf(wins []Window, color map[string]int, now time.Time) *sparkline {
 		}
 		l.Points = pts.String()
 		sp.Lines = append(sp.Lines, l)
-		label = append(label, w.Region+" "+formatSeconds(w.Samples[len(w.Samples)-1].Duration))
+		label = append(label, w.Region+" "+shape.FormatSeconds(w.Samples[len(w.Samples)-1].Duration))
 	}
 	sp.Label = "Probe durations, latest per region: " + strings.Join(label, ", ") + "; max " + sp.Max
 	return sp
@@ -454,17 +456,6 @@ func ago(d time.Duration) string {
 		return fmt.Sprintf("%dh%02dm ago", int(d/time.Hour), int(d%time.Hour/time.Minute))
 	default:
 		return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
-	}
-}
-
-func formatSeconds(s float64) string {
-	switch {
-	case s < 0.001:
-		return fmt.Sprintf("%.2f ms", s*1000)
-	case s < 1:
-		return fmt.Sprintf("%.0f ms", s*1000)
-	default:
-		return fmt.Sprintf("%.2f s", s)
 	}
 }
 

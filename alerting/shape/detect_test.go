@@ -1,4 +1,4 @@
-package alerting
+package shape
 
 import (
 	"math"
@@ -133,8 +133,22 @@ func TestKendallTau(t *testing.T) {
 	}
 }
 
+// seriesConfig is a series check with spike, drop and recurring detectors.
+const seriesConfig = `version: 1
+regions: [us-east]
+checks:
+  - id: rps
+    interval: 1m
+    series:
+      prometheus: {url: "http://127.0.0.1:9090", query: "sum(rate(http_requests_total[1m]))"}
+    shape:
+      page: true
+      spike: {max_ratio: 4}
+      recurring: {lead: 15m}
+`
+
 func TestDetectSeries(t *testing.T) {
-	cfg, err := checks.LoadBytes("s.yaml", []byte(seriesSimConfig), nil)
+	cfg, err := checks.LoadBytes("s.yaml", []byte(seriesConfig), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +185,7 @@ func TestForecastSpike(t *testing.T) {
 	r := &checks.RecurringRule{Lead: 15 * time.Minute, Days: 2, Near: 0.75, Tolerance: 10 * time.Minute}
 	at := func(d int, hm string) time.Time {
 		t0, _ := time.Parse("15:04", hm)
-		return simStart.Add(time.Duration(d)*day + time.Duration(t0.Hour())*time.Hour + time.Duration(t0.Minute())*time.Minute)
+		return benchStart.Add(time.Duration(d)*day + time.Duration(t0.Hour())*time.Hour + time.Duration(t0.Minute())*time.Minute)
 	}
 	bumps := []Bump{{at(1, "09:02"), 3.2}, {at(2, "08:58"), 3.4}}
 	for _, tc := range []struct {
@@ -206,7 +220,7 @@ func TestForecastSpike(t *testing.T) {
 
 func TestBaselineLearnsRobustlyAndDecays(t *testing.T) {
 	b := newBaseline(1, 1, 24*time.Hour, 3)
-	now := simStart
+	now := benchStart
 	for range 100 {
 		b.learn(0, now, []float64{0.1})
 		now = now.Add(time.Minute)

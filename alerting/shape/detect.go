@@ -1,4 +1,4 @@
-package alerting
+package shape
 
 import (
 	"fmt"
@@ -22,8 +22,8 @@ const (
 	DetectorRecurring = "recurring"
 )
 
-// ShapeFinding is one detector's verdict on one (check, region).
-type ShapeFinding struct {
+// Finding is one detector's verdict on one (check, region).
+type Finding struct {
 	Detector string `json:"detector"`
 	// Phase is the probe phase that moved most (resolve, connect, tls,
 	// processing, transfer), when one accounts for most of the shift.
@@ -83,11 +83,11 @@ const risingTau = 0.6
 // DetectLatency runs the latency detectors of spec on the recent window
 // against the baseline. It returns nil while the baseline is not warm or
 // the window holds fewer than spec.MinSamples probes.
-func DetectLatency(spec *checks.ShapeSpec, base LatencyBaseline, win LatencyWindow, now time.Time) []ShapeFinding {
+func DetectLatency(spec *checks.ShapeSpec, base LatencyBaseline, win LatencyWindow, now time.Time) []Finding {
 	if spec == nil || !base.Warm || win.Samples < spec.MinSamples || base.P50.Value <= 0 {
 		return nil
 	}
-	var out []ShapeFinding
+	var out []Finding
 	if r := spec.TailShift; r != nil {
 		if f, ok := tailShift(r, base, win); ok {
 			out = append(out, f)
@@ -102,10 +102,10 @@ func DetectLatency(spec *checks.ShapeSpec, base LatencyBaseline, win LatencyWind
 }
 
 // tailShift: p99 or p90 far above usual while p50 is not.
-func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow) (ShapeFinding, bool) {
+func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow) (Finding, bool) {
 	median := win.Total.P50 / base.P50.Value
 	if median >= r.MedianRatio {
-		return ShapeFinding{}, false // the whole distribution moved
+		return Finding{}, false // the whole distribution moved
 	}
 	type cand struct {
 		name      string
@@ -122,12 +122,12 @@ func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow)
 		}
 	}
 	if ratio == 0 {
-		return ShapeFinding{}, false
+		return Finding{}, false
 	}
-	f := ShapeFinding{Detector: DetectorTailShift, Ratio: ratio}
+	f := Finding{Detector: DetectorTailShift, Ratio: ratio}
 	var b strings.Builder
 	fmt.Fprintf(&b, "tail shift: %s %s vs %s usual at %s (%.1f×) while p50 stayed %s (%.1f×)",
-		best.name, formatSeconds(best.got), formatSeconds(best.want), base.Slot, ratio, formatSeconds(win.Total.P50), median)
+		best.name, FormatSeconds(best.got), FormatSeconds(best.want), base.Slot, ratio, FormatSeconds(win.Total.P50), median)
 	f.Phase = attribute(&b, base, win, true, best.got-best.want)
 	f.Explanation = b.String()
 	return f, true
@@ -135,29 +135,29 @@ func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow)
 
 // slowRise: p50 well above usual, and either climbing steadily over the
 // rule's span or high throughout it.
-func slowRise(r *checks.SlowRiseRule, base LatencyBaseline, win LatencyWindow) (ShapeFinding, bool) {
+func slowRise(r *checks.SlowRiseRule, base LatencyBaseline, win LatencyWindow) (Finding, bool) {
 	n := r.Points(win.Step)
 	if n == 0 || len(win.Trend) < n {
-		return ShapeFinding{}, false
+		return Finding{}, false
 	}
 	t := win.Trend[len(win.Trend)-n:]
 	last, usual := t[n-1], base.P50.Value
 	if !base.P50.beyond(last, r.Ratio) || last-usual < r.MinDelta.Seconds() {
-		return ShapeFinding{}, false
+		return Finding{}, false
 	}
 	ratio := last / usual
-	f := ShapeFinding{Detector: DetectorSlowRise, Ratio: ratio}
+	f := Finding{Detector: DetectorSlowRise, Ratio: ratio}
 	var b strings.Builder
 	span := time.Duration(n-1) * win.Step
 	switch {
 	case kendallTau(t) >= risingTau && t[0] < last:
 		fmt.Fprintf(&b, "slow rise: p50 climbed from %s to %s over %s (+%s/min), %.1f× the %s usual at %s",
-			formatSeconds(t[0]), formatSeconds(last), span, formatSeconds((last-t[0])/span.Minutes()), ratio, formatSeconds(usual), base.Slot)
+			FormatSeconds(t[0]), FormatSeconds(last), span, FormatSeconds((last-t[0])/span.Minutes()), ratio, FormatSeconds(usual), base.Slot)
 	case allAbove(t, r.Ratio*usual):
 		fmt.Fprintf(&b, "slow rise: p50 has stayed above %.1f× the %s usual at %s for %s, now %s (%.1f×)",
-			r.Ratio, formatSeconds(usual), base.Slot, span, formatSeconds(last), ratio)
+			r.Ratio, FormatSeconds(usual), base.Slot, span, FormatSeconds(last), ratio)
 	default:
-		return ShapeFinding{}, false
+		return Finding{}, false
 	}
 	f.Phase = attribute(&b, base, win, false, last-usual)
 	f.Explanation = b.String()
@@ -187,7 +187,7 @@ func attribute(b *strings.Builder, base LatencyBaseline, win LatencyWindow, tail
 		}
 		return ""
 	}
-	fmt.Fprintf(b, "; mostly %s (+%s)", phaseTitles[bestI], formatSeconds(bestD))
+	fmt.Fprintf(b, "; mostly %s (+%s)", phaseTitles[bestI], FormatSeconds(bestD))
 	return probes.PhaseNames[bestI]
 }
 
@@ -232,19 +232,19 @@ type SeriesWindow struct {
 
 // DetectSeries runs the spike and drop detectors of spec on the latest
 // values against the baseline.
-func DetectSeries(spec *checks.ShapeSpec, w SeriesWindow, now time.Time) []ShapeFinding {
+func DetectSeries(spec *checks.ShapeSpec, w SeriesWindow, now time.Time) []Finding {
 	if spec == nil || !w.Warm || w.Usual.Value <= 0 || len(w.Values) == 0 {
 		return nil
 	}
-	var out []ShapeFinding
+	var out []Finding
 	last := w.Values[len(w.Values)-1]
 	ratio := last / w.Usual.Value
 	if r := spec.Spike; r != nil && latest(w.Values, r.Points, func(v float64) bool { return w.Usual.beyond(v, r.MaxRatio) }) {
-		out = append(out, ShapeFinding{Detector: DetectorSpike, Ratio: ratio, Explanation: fmt.Sprintf(
+		out = append(out, Finding{Detector: DetectorSpike, Ratio: ratio, Explanation: fmt.Sprintf(
 			"spike: %s is %.1f× the usual %s at %s (threshold %g×)", formatValue(last), ratio, formatValue(w.Usual.Value), w.Slot, r.MaxRatio)})
 	}
 	if r := spec.Drop; r != nil && latest(w.Values, r.Points, func(v float64) bool { return w.Usual.below(v, r.MinRatio) }) {
-		out = append(out, ShapeFinding{Detector: DetectorDrop, Ratio: ratio, Explanation: fmt.Sprintf(
+		out = append(out, Finding{Detector: DetectorDrop, Ratio: ratio, Explanation: fmt.Sprintf(
 			"drop: %s is %.0f%% of the usual %s at %s (threshold %g%%)", formatValue(last), 100*ratio, formatValue(w.Usual.Value), w.Slot, 100*r.MinRatio)})
 	}
 	return out
@@ -277,9 +277,9 @@ const day = 24 * time.Hour
 // days before now's next occurrence of it, the latest of them peaked at r.Near
 // of the threshold or more, and that time of day is at most r.Lead away
 // (or passed less than r.Tolerance ago). bumps are oldest first.
-func ForecastSpike(r *checks.RecurringRule, threshold float64, bumps []Bump, now time.Time) (ShapeFinding, bool) {
+func ForecastSpike(r *checks.RecurringRule, threshold float64, bumps []Bump, now time.Time) (Finding, bool) {
 	if r == nil || threshold <= 0 {
-		return ShapeFinding{}, false
+		return Finding{}, false
 	}
 	for i := len(bumps) - 1; i >= 0; i-- {
 		b := bumps[i]
@@ -303,7 +303,7 @@ func ForecastSpike(r *checks.RecurringRule, threshold float64, bumps []Bump, now
 		if seen < r.Days {
 			continue
 		}
-		f := ShapeFinding{Detector: DetectorRecurring, Ratio: b.Ratio, Due: due}
+		f := Finding{Detector: DetectorRecurring, Ratio: b.Ratio, Due: due}
 		when := "in " + due.Sub(now).Round(time.Minute).String()
 		if !due.After(now) {
 			when = "now"
@@ -312,7 +312,7 @@ func ForecastSpike(r *checks.RecurringRule, threshold float64, bumps []Bump, now
 			b.Peak.UTC().Format("15:04 UTC"), seen, b.Ratio, 100*b.Ratio/threshold, threshold, due.UTC().Format("15:04 UTC"), when)
 		return f, true
 	}
-	return ShapeFinding{}, false
+	return Finding{}, false
 }
 
 // bumpNear reports whether some bump peaked within tol of t.

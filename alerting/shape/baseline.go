@@ -1,4 +1,4 @@
-package alerting
+package shape
 
 import (
 	"math"
@@ -35,13 +35,14 @@ const (
 	minLogValue = 1e-9
 )
 
-// moment is one statistic of one slot, in log space.
-type moment struct {
+// Moment is one statistic of one slot, in log space: the learned state
+// that Saved carries.
+type Moment struct {
 	Mean, Dev float32
 }
 
-// slotMeta is the bookkeeping of one slot.
-type slotMeta struct {
+// SlotMeta is the bookkeeping of one slot, as Saved carries it.
+type SlotMeta struct {
 	// Weight is the decayed number of values learned.
 	Weight float32
 	// N is how many values were learned, undecayed, for the warm-up rule.
@@ -53,8 +54,8 @@ type slotMeta struct {
 // baseline holds slots × stats moments.
 type baseline struct {
 	stats    int
-	meta     []slotMeta
-	moments  []moment
+	meta     []SlotMeta
+	moments  []Moment
 	halfLife time.Duration
 	// warmN is how many values a slot needs before it gives verdicts.
 	warmN uint32
@@ -63,8 +64,8 @@ type baseline struct {
 func newBaseline(slots, stats int, halfLife time.Duration, warmN int) *baseline {
 	return &baseline{
 		stats:    stats,
-		meta:     make([]slotMeta, slots),
-		moments:  make([]moment, slots*stats),
+		meta:     make([]SlotMeta, slots),
+		moments:  make([]Moment, slots*stats),
 		halfLife: halfLife,
 		warmN:    uint32(max(warmN, 3)),
 	}

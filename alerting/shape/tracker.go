@@ -1,9 +1,8 @@
-package alerting
+package shape
 
 import (
 	"math"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -40,9 +39,6 @@ var sketchMapping = func() mapping.IndexMapping {
 func newSketch() *ddsketch.DDSketch {
 	return ddsketch.NewDDSketch(sketchMapping, newBinStore(), newBinStore())
 }
-
-// scratch sketches merge a window's buckets.
-var scratch = sync.Pool{New: func() any { return newSketch() }}
 
 // Latency baseline statistics: the window's p50, p90 and p99, then each
 // phase's p50 and p99.
@@ -99,10 +95,10 @@ func clampLatency(v float64) float64 {
 	return min(max(v, minLatency), maxLatency)
 }
 
-// shapeTracker is one (check, region)'s shape state: latency sketches
+// Tracker is one (check, region)'s shape state: latency sketches
 // for http, tcp, tls and dns checks, recent values for series checks,
 // both with their baseline and current findings.
-type shapeTracker struct {
+type Tracker struct {
 	spec   *checks.ShapeSpec
 	base   *baseline
 	series bool
@@ -121,8 +117,8 @@ type shapeTracker struct {
 	bump   Bump // the bump in progress; zero Peak when none
 	bumps  []Bump
 
-	findings []ShapeFinding
-	forecast *ShapeFinding
+	findings []Finding
+	forecast *Finding
 	// judged is whether the latest findings come from a verdict: a warm
 	// baseline slot and, for latency, a window with min_samples probes.
 	// A tracker that has not judged (after a start, a gap, or while the
@@ -146,12 +142,12 @@ func seriesKeep(s *checks.ShapeSpec) int {
 	return n
 }
 
-func newShapeTracker(c *checks.Check) *shapeTracker {
+func NewTracker(c *checks.Check) *Tracker {
 	s := c.Shape
 	if s == nil {
 		return nil
 	}
-	t := &shapeTracker{spec: s, series: c.Series != nil}
+	t := &Tracker{spec: s, series: c.Series != nil}
 	if t.series {
 		t.base = newBaseline(s.Slots(), 1, s.HalfLife, warmValues(s.Warmup, c.Interval))
 		t.values = make([]float64, 0, seriesKeep(s))
@@ -165,7 +161,7 @@ func newShapeTracker(c *checks.Check) *shapeTracker {
 
 // add feeds one result received at now. It reports whether the tracker's
 // findings changed, so that the check is decided again.
-func (t *shapeTracker) add(r *probes.Result, now time.Time) bool {
+func (t *Tracker) Add(r *probes.Result, now time.Time) bool {
 	if t.series {
 		return t.addValue(r, now)
 	}
@@ -185,7 +181,7 @@ func (t *shapeTracker) add(r *probes.Result, now time.Time) bool {
 }
 
 // reset empties the window and starts a bucket at now.
-func (t *shapeTracker) reset(now time.Time) {
+func (t *Tracker) reset(now time.Time) {
 	for i := range t.buckets {
 		t.buckets[i].clear()
 	}
@@ -196,7 +192,7 @@ func (t *shapeTracker) reset(now time.Time) {
 
 // closeBucket closes the open bucket at end: the window of the closed
 // buckets is measured, judged against the baseline, then learned.
-func (t *shapeTracker) closeBucket(end time.Time) bool {
+func (t *Tracker) closeBucket(end time.Time) bool {
 	t.open = (t.open + 1) % len(t.buckets)
 	t.buckets[t.open].clear()
 	t.closed = min(t.closed+1, checks.ShapeBuckets)
@@ -224,10 +220,11 @@ func (t *shapeTracker) closeBucket(end time.Time) bool {
 }
 
 // measure merges the closed buckets into the window's quantiles.
-func (t *shapeTracker) measure() LatencyWindow {
+func (t *Tracker) measure() LatencyWindow {
 	var w LatencyWindow
-	sk := scratch.Get().(*ddsketch.DDSketch)
-	defer scratch.Put(sk)
+	// A bucket closes every window/3 (5 minutes by default): a fresh
+	// sketch to merge into costs less than sharing one across trackers.
+	sk := newSketch()
 	merge := func(pick func(*latencyBucket) *ddsketch.DDSketch) int {
 		sk.Clear()
 		for i := 1; i <= t.closed; i++ {
@@ -272,7 +269,7 @@ func (w LatencyWindow) stats() []float64 {
 	return v
 }
 
-func (t *shapeTracker) latencyBaseline(slot int, now time.Time) LatencyBaseline {
+func (t *Tracker) latencyBaseline(slot int, now time.Time) LatencyBaseline {
 	u, warm := t.base.usual(slot)
 	b := LatencyBaseline{Warm: warm, Slot: slotName(t.spec, now), P50: u[statP50], P90: u[statP90], P99: u[statP99]}
 	for i := range b.Phases {
@@ -283,7 +280,7 @@ func (t *shapeTracker) latencyBaseline(slot int, now time.Time) LatencyBaseline 
 
 // addValue feeds a series result: judged against the baseline of its
 // slot, then learned; and checked for a spike due.
-func (t *shapeTracker) addValue(r *probes.Result, now time.Time) bool {
+func (t *Tracker) addValue(r *probes.Result, now time.Time) bool {
 	if !r.OK || r.Observed.Value == nil || math.IsNaN(*r.Observed.Value) || math.IsInf(*r.Observed.Value, 0) {
 		return t.setForecast(now)
 	}
@@ -305,7 +302,7 @@ func (t *shapeTracker) addValue(r *probes.Result, now time.Time) bool {
 }
 
 // trackBump records stretches above half the spike threshold.
-func (t *shapeTracker) trackBump(ratio float64, now time.Time) {
+func (t *Tracker) trackBump(ratio float64, now time.Time) {
 	if t.spec.Spike == nil {
 		return
 	}
@@ -327,8 +324,8 @@ func (t *shapeTracker) trackBump(ratio float64, now time.Time) {
 	}
 }
 
-func (t *shapeTracker) setForecast(now time.Time) bool {
-	var next *ShapeFinding
+func (t *Tracker) setForecast(now time.Time) bool {
+	var next *Finding
 	if t.spec.Recurring != nil && t.spec.Spike != nil {
 		if f, ok := ForecastSpike(t.spec.Recurring, t.spec.Spike.MaxRatio, t.bumps, now); ok {
 			next = &f
@@ -341,7 +338,7 @@ func (t *shapeTracker) setForecast(now time.Time) bool {
 
 // setFindings replaces the findings and reports whether the set of
 // detectors (and phases) found changed; new numbers alone are no change.
-func (t *shapeTracker) setFindings(found []ShapeFinding) bool {
+func (t *Tracker) setFindings(found []Finding) bool {
 	same := len(found) == len(t.findings)
 	for i := 0; same && i < len(found); i++ {
 		same = found[i].Detector == t.findings[i].Detector && found[i].Phase == t.findings[i].Phase
@@ -350,9 +347,9 @@ func (t *shapeTracker) setFindings(found []ShapeFinding) bool {
 	return !same
 }
 
-// bytes estimates the tracker's memory: fixed parts, the baseline, and
+// Bytes estimates the tracker's memory: fixed parts, the baseline, and
 // per sketch its structure and bins.
-func (t *shapeTracker) bytes() int {
+func (t *Tracker) Bytes() int {
 	// A sketch: the DDSketch (56 bytes), two binStores (32 each) and the
 	// positive store's bins, 8 bytes each.
 	const sketchOverhead = 128
@@ -363,4 +360,50 @@ func (t *shapeTracker) bytes() int {
 		})
 	}
 	return n
+}
+
+// Findings returns copies of the current findings and forecast, and
+// whether the findings come from a verdict (see Tracker.judged).
+func (t *Tracker) Findings() (found []Finding, forecast *Finding, judged bool) {
+	if t.forecast != nil {
+		f := *t.forecast
+		forecast = &f
+	}
+	return slices.Clone(t.findings), forecast, t.judged
+}
+
+// Series reports whether the tracker follows a series value rather than
+// latencies.
+func (t *Tracker) Series() bool { return t.series }
+
+// Saved is a tracker's learned state, what survives a restart: the
+// baseline of every slot and, for a series, the recent spikes. It holds
+// no window: a restarted tracker measures afresh.
+type Saved struct {
+	Series  bool
+	Stats   int
+	Meta    []SlotMeta
+	Moments []Moment
+	Bumps   []Bump
+}
+
+// Save returns a copy of the tracker's learned state.
+func (t *Tracker) Save() Saved {
+	return Saved{Series: t.series, Stats: t.base.stats, Meta: slices.Clone(t.base.meta),
+		Moments: slices.Clone(t.base.moments), Bumps: slices.Clone(t.bumps)}
+}
+
+// Restore copies s into the tracker and reports whether it could: a state
+// of other dimensions (another seasonality, another check type) is not
+// restored.
+func (t *Tracker) Restore(s Saved) bool {
+	if t.series != s.Series || t.base.stats != s.Stats || len(t.base.meta) != len(s.Meta) || len(t.base.moments) != len(s.Moments) {
+		return false
+	}
+	copy(t.base.meta, s.Meta)
+	copy(t.base.moments, s.Moments)
+	if t.series && len(s.Bumps) <= maxBumps {
+		t.bumps = slices.Clone(s.Bumps)
+	}
+	return true
 }

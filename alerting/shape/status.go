@@ -1,4 +1,4 @@
-package alerting
+package shape
 
 import (
 	"slices"
@@ -7,8 +7,8 @@ import (
 	"github.com/outposthq/outpost/probes"
 )
 
-// ShapeStatus is one (check, region)'s shape for /status.json.
-type ShapeStatus struct {
+// Status is one (check, region)'s shape for /status.json.
+type Status struct {
 	// Latency is the distribution of passing probes over the shape window
 	// as of the latest bucket close; latency checks only.
 	Latency *LatencyStatus `json:"latency,omitempty"`
@@ -21,15 +21,15 @@ type ShapeStatus struct {
 	Warm bool   `json:"warm"`
 	Slot string `json:"slot"`
 	// Findings are the current findings; Forecast a spike due.
-	Findings []ShapeFinding `json:"findings,omitempty"`
-	Forecast *ShapeFinding  `json:"forecast,omitempty"`
+	Findings []Finding `json:"findings,omitempty"`
+	Forecast *Finding  `json:"forecast,omitempty"`
 	// MemoryBytes estimates what the tracker holds in memory.
 	MemoryBytes int `json:"memory_bytes"`
 }
 
 // LatencyStatus is a latency window with its baseline.
 type LatencyStatus struct {
-	WindowSeconds Seconds   `json:"window_seconds"`
+	WindowSeconds float64   `json:"window_seconds"`
 	Samples       int       `json:"samples"`
 	Quantiles     Quantiles `json:"quantiles_seconds"`
 	// Phases are each phase's p50 and p99, for the phases seen.
@@ -38,11 +38,11 @@ type LatencyStatus struct {
 	Usual Quantiles `json:"usual_seconds"`
 }
 
-// status reports the tracker at now. Its region's mutex is held.
-func (t *shapeTracker) status(now time.Time) *ShapeStatus {
+// Status reports the tracker at now, for /status.json and the metrics.
+func (t *Tracker) Status(now time.Time) *Status {
 	slot := t.spec.Slot(now)
 	u, warm := t.base.usual(slot)
-	st := &ShapeStatus{Usual: u[0], Warm: warm, Slot: slotName(t.spec, now), Findings: slices.Clone(t.findings), MemoryBytes: t.bytes()}
+	st := &Status{Usual: u[0], Warm: warm, Slot: slotName(t.spec, now), Findings: slices.Clone(t.findings), MemoryBytes: t.Bytes()}
 	if t.forecast != nil {
 		f := *t.forecast
 		st.Forecast = &f
@@ -55,7 +55,7 @@ func (t *shapeTracker) status(now time.Time) *ShapeStatus {
 		return st
 	}
 	l := &LatencyStatus{
-		WindowSeconds: Seconds(t.spec.Window.Seconds()),
+		WindowSeconds: t.spec.Window.Seconds(),
 		Samples:       t.win.Samples,
 		Quantiles:     t.win.Total,
 		Usual:         Quantiles{P50: u[statP50].Value, P90: u[statP90].Value, P99: u[statP99].Value},

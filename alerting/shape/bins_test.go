@@ -1,4 +1,4 @@
-package alerting
+package shape
 
 import (
 	"math/rand/v2"

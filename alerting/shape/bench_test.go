@@ -1,0 +1,97 @@
+package shape
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
+)
+
+// benchStart is a Monday, midnight UTC.
+var benchStart = time.Date(2030, 1, 7, 0, 0, 0, 0, time.UTC)
+
+// phasedResult is a passing HTTPS probe with every phase.
+func phasedResult(rng *rand.Rand, now time.Time) probes.Result {
+	n := func(v float64) float64 { return v * (0.8 + 0.4*rng.Float64()) }
+	r := probes.Result{V: 1, Check: "c", Region: "r1", Time: now, OK: true,
+		Phases: probes.Phases{Resolve: n(0.002), Connect: n(0.004), TLS: n(0.008), Processing: n(0.025), Transfer: n(0.001)}}
+	for _, v := range r.Phases.Values() {
+		r.Duration += v
+	}
+	return r
+}
+
+func benchCheck(b *testing.B) *checks.Check {
+	b.Helper()
+	cfg, err := checks.LoadBytes("b.yaml", []byte("version: 1\nchecks:\n  - {id: c, interval: 30s, http: {url: \"https://127.0.0.1/\"}}\n"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg.Checks[0]
+}
+
+// BenchmarkSketchInsert is one latency value into a DDSketch, the cost at
+// the heart of every result's shape tracking.
+func BenchmarkSketchInsert(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := make([]float64, 4096)
+	for i := range vals {
+		vals[i] = 0.04 * (0.5 + rng.Float64())
+	}
+	sk := newSketch()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%256 == 0 {
+			sk.Clear() // a bucket's worth, as trackers hold
+		}
+		_ = sk.Add(vals[i%len(vals)])
+	}
+}
+
+// BenchmarkShapeDetect is the work of one bucket close for one (check,
+// region): merging the window's sketches, the quantiles of the total and
+// of five phases, the detectors and learning, against a warm baseline.
+// DetectLatency alone is the pure detectors.
+func BenchmarkShapeDetect(b *testing.B) {
+	c := benchCheck(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	t := NewTracker(c)
+	now := benchStart
+	step := c.Interval
+	for now.Before(benchStart.Add(26 * time.Hour)) { // every slot warm
+		r := phasedResult(rng, now)
+		t.Add(&r, now)
+		now = now.Add(step)
+	}
+	base := t.latencyBaseline(t.spec.Slot(now), now)
+	win := t.measure()
+	win.Trend, win.Step = []float64{0.04, 0.041, 0.04, 0.042}, t.bucketLen
+	if !base.Warm || win.Samples < t.spec.MinSamples {
+		b.Fatalf("baseline warm %v, window %d samples: the detectors would not run", base.Warm, win.Samples)
+	}
+	// Each close follows a bucket's worth of probes, so that every close
+	// merges full buckets.
+	perBucket := int(t.bucketLen / step)
+	fresh := make([]probes.Result, perBucket)
+	for i := range fresh {
+		fresh[i] = phasedResult(rng, now)
+	}
+	b.Run("bucket-close", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			for i := range fresh {
+				t.buckets[t.open].add(&fresh[i])
+			}
+			now = now.Add(t.bucketLen)
+			b.StartTimer()
+			t.closeBucket(now)
+		}
+	})
+	b.Run("detectors", func(b *testing.B) {
+		for range b.N {
+			DetectLatency(t.spec, base, win, now)
+		}
+	})
+}
