@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
@@ -40,8 +41,8 @@ type checkDecider struct {
 	mu      sync.Mutex
 	c       *checks.Check
 	failing map[string]bool // per region, for RegionHealth's hysteresis
-	state   IncidentState
-	last    Decision
+	state   decide.IncidentState
+	last    decide.Decision
 	warmUp  time.Time // no UNKNOWN verdict acts before this
 }
 
@@ -70,28 +71,28 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 		e.evaluateHeartbeat(ctx, cd, now)
 		return
 	}
-	in := make(map[string]RegionInput, len(cd.c.Regions))
+	in := make(map[string]decide.RegionInput, len(cd.c.Regions))
 	failingBefore := maps.Clone(cd.failing)
 	for _, region := range cd.c.Regions {
 		r := e.regions[region]
 		w, ok := e.Window(id, region)
-		input := RegionInput{Live: r != nil && r.liveAt(now, e.staleAfter)}
+		input := decide.RegionInput{Live: r != nil && r.liveAt(now, e.staleAfter)}
 		// The failure hysteresis moves only on results: a region with none
 		// since a restart keeps the failing state it had before.
 		if ok && w.Last != nil {
-			input.Failing, input.Why = RegionHealth(w, cd.c.Failure, cd.c.Recovery, cd.failing[region])
+			input.Failing, input.Why = decide.RegionHealth(w, cd.c.Failure, cd.c.Recovery, cd.failing[region])
 			input.Last = w.Last
 			cd.failing[region] = input.Failing
 		}
 		input.Shape, input.Forecast, input.ShapeJudged = e.shapeFindings(id, region)
 		in[region] = input
 	}
-	d := Decide(cd.c, in)
+	d := decide.Decide(cd.c, in)
 	cd.last = d
-	if d.State == StateUnknown && now.Before(cd.warmUp) {
+	if d.State == decide.StateUnknown && now.Before(cd.warmUp) {
 		return
 	}
-	next, events := Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
+	next, events := decide.Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
 	// The state is saved after the events are handed over: if the process
 	// dies in between, the restarted evaluator decides the same events
 	// again and the delivery pipeline's dedup drops the repeats; the other
@@ -109,7 +110,7 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 func (cd *checkDecider) pending() bool {
 	cd.mu.Lock()
 	defer cd.mu.Unlock()
-	return cd.last.State != StateOK || cd.last.Shape != nil || cd.last.Forecast != nil || cd.state.anyOpen()
+	return cd.last.State != decide.StateOK || cd.last.Shape != nil || cd.last.Forecast != nil || cd.state.AnyOpen()
 }
 
 // shapeFindings returns copies of the current shape findings and forecast
@@ -235,9 +236,9 @@ func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
 
 // emit turns an incident event into a notification for the notifiers of
 // its route. UNKNOWN incidents are aggregated by flushUnknown instead.
-func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[string]RegionInput) {
-	if ev.Kind == IncidentUnknown {
-		e.unknown.set(c.ID, ev.Summary, ev.Action == EventTrigger)
+func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev decide.Event, in map[string]decide.RegionInput) {
+	if ev.Kind == decide.IncidentUnknown {
+		e.unknown.set(c.ID, ev.Summary, ev.Action == decide.EventTrigger)
 		return
 	}
 	n := notify.Notification{
@@ -267,7 +268,7 @@ func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev Event, in map[
 		n.Details["disagreement"] = ev.Finding.Summary
 	}
 	if ev.Shape != nil {
-		shapeDetails(ev.Shape, n.Details)
+		decide.ShapeDetails(ev.Shape, n.Details)
 	}
 	e.send(ctx, n)
 }
@@ -293,7 +294,7 @@ func routeSeverity(route string) string {
 
 // structuredEvidence is one region's evidence for notifiers that carry it
 // as data (PagerDuty's custom_details, webhooks).
-func structuredEvidence(region string, in RegionInput) notify.RegionEvidence {
+func structuredEvidence(region string, in decide.RegionInput) notify.RegionEvidence {
 	state := "OK"
 	switch {
 	case !in.Live:
@@ -312,7 +313,7 @@ func structuredEvidence(region string, in RegionInput) notify.RegionEvidence {
 }
 
 // regionEvidence is one region's line of a page: what it saw last.
-func regionEvidence(in RegionInput) string {
+func regionEvidence(in decide.RegionInput) string {
 	if !in.Live {
 		return "STALE"
 	}
@@ -356,20 +357,20 @@ type incidentFile struct {
 // result after a restart would be judged without the failure history
 // behind it, and an open incident could resolve and page again.
 type savedDecider struct {
-	State   IncidentState   `json:"state"`
-	Failing map[string]bool `json:"failing,omitempty"`
+	State   decide.IncidentState `json:"state"`
+	Failing map[string]bool      `json:"failing,omitempty"`
 }
 
 // saveIncident records id's decision state and writes every check's state
 // that is not at rest to the data dir.
-func (e *Evaluator) saveIncident(id string, st IncidentState, failing map[string]bool) {
+func (e *Evaluator) saveIncident(id string, st decide.IncidentState, failing map[string]bool) {
 	e.saveMu.Lock()
 	defer e.saveMu.Unlock()
 	anyFailing := false
 	for _, f := range failing {
 		anyFailing = anyFailing || f
 	}
-	if st.anyOpen() || !st.DownSince.IsZero() || !st.ShapeSince.IsZero() || anyFailing {
+	if st.AnyOpen() || !st.DownSince.IsZero() || !st.ShapeSince.IsZero() || anyFailing {
 		e.persisted[id] = savedDecider{State: st, Failing: maps.Clone(failing)}
 	} else {
 		delete(e.persisted, id)

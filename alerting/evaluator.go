@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/shape"
@@ -281,14 +282,14 @@ func (e *Evaluator) restoreSeqs(recs []seqRecord) {
 
 // Window returns a copy of the recent results of check from region, and
 // false if check does not run in region.
-func (e *Evaluator) Window(check, region string) (Window, bool) {
+func (e *Evaluator) Window(check, region string) (decide.Window, bool) {
 	r, ok := e.regions[region]
 	if !ok {
-		return Window{}, false
+		return decide.Window{}, false
 	}
 	w, ok := r.windows[check]
 	if !ok {
-		return Window{}, false
+		return decide.Window{}, false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

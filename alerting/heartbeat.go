@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/checks"
 )
 
@@ -71,16 +72,16 @@ func (h *heartbeats) lookup(token string) (string, bool) {
 // state (OK or DOWN) and why. started is when the evaluator started; a
 // check never pinged since is judged from then, so a restart does not make
 // every heartbeat late at once.
-func HeartbeatVerdict(h *checks.HeartbeatSpec, st pingState, started, now time.Time) (CheckState, string) {
+func HeartbeatVerdict(h *checks.HeartbeatSpec, st pingState, started, now time.Time) (decide.CheckState, string) {
 	if !st.LastFail.IsZero() && st.LastFail.After(st.LastSuccess) {
 		msg := "the job reported a failure"
 		if st.Message != "" {
 			msg += ": " + st.Message
 		}
-		return StateDown, msg
+		return decide.StateDown, msg
 	}
 	if h.MaxRuntime > 0 && st.LastStart.After(st.LastSuccess) && now.Sub(st.LastStart) > h.MaxRuntime {
-		return StateDown, fmt.Sprintf("running for %s since its start ping, max_runtime %s", now.Sub(st.LastStart).Round(time.Second), h.MaxRuntime)
+		return decide.StateDown, fmt.Sprintf("running for %s since its start ping, max_runtime %s", now.Sub(st.LastStart).Round(time.Second), h.MaxRuntime)
 	}
 	base := st.LastSuccess
 	if base.IsZero() {
@@ -88,15 +89,15 @@ func HeartbeatVerdict(h *checks.HeartbeatSpec, st pingState, started, now time.T
 	}
 	due, ok := h.Due(base)
 	if !ok {
-		return StateOK, ""
+		return decide.StateOK, ""
 	}
 	if now.After(due.Add(h.Grace)) {
 		if st.LastSuccess.IsZero() {
-			return StateDown, fmt.Sprintf("no ping since the evaluator started at %s; one was due by %s (grace %s)", started.UTC().Format(time.DateTime), due.UTC().Format(time.DateTime), h.Grace)
+			return decide.StateDown, fmt.Sprintf("no ping since the evaluator started at %s; one was due by %s (grace %s)", started.UTC().Format(time.DateTime), due.UTC().Format(time.DateTime), h.Grace)
 		}
-		return StateDown, fmt.Sprintf("last ping at %s; the next was due by %s (grace %s)", st.LastSuccess.UTC().Format(time.DateTime), due.UTC().Format(time.DateTime), h.Grace)
+		return decide.StateDown, fmt.Sprintf("last ping at %s; the next was due by %s (grace %s)", st.LastSuccess.UTC().Format(time.DateTime), due.UTC().Format(time.DateTime), h.Grace)
 	}
-	return StateOK, ""
+	return decide.StateOK, ""
 }
 
 // evaluateHeartbeat decides about heartbeat check cd at now.
@@ -105,7 +106,7 @@ func (e *Evaluator) evaluateHeartbeat(ctx context.Context, cd *checkDecider, now
 	st := *e.beats.states[cd.c.ID]
 	e.beats.mu.Unlock()
 	state, why := HeartbeatVerdict(cd.c.Heartbeat, st, e.started, now)
-	d := Decision{Check: cd.c.ID, State: state, Summary: fmt.Sprintf("%s %s", cd.c.ID, state)}
+	d := decide.Decision{Check: cd.c.ID, State: state, Summary: fmt.Sprintf("%s %s", cd.c.ID, state)}
 	if why != "" {
 		d.Summary += ": " + why
 	} else if !st.LastSuccess.IsZero() {
@@ -115,7 +116,7 @@ func (e *Evaluator) evaluateHeartbeat(ctx context.Context, cd *checkDecider, now
 		}
 	}
 	cd.last = d
-	next, events := Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
+	next, events := decide.Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
 	for _, ev := range events {
 		e.emit(ctx, cd.c, ev, nil)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
@@ -160,7 +161,7 @@ checks:
 		}
 		apply(r)
 	}
-	if n := s.shapeNotes(IncidentShape); len(n) > 0 {
+	if n := s.shapeNotes(decide.IncidentShape); len(n) > 0 {
 		t.Fatalf("normal traffic raised: %s", n[0].Summary)
 	}
 
@@ -173,7 +174,7 @@ checks:
 	})
 	apply(spike)
 	apply(probe())
-	tr := s.triggers(IncidentShape)
+	tr := s.triggers(decide.IncidentShape)
 	if len(tr) != 1 || tr[0].Route != checks.RouteCritical || !strings.Contains(tr[0].Summary, "spike:") {
 		t.Fatalf("want one spike page; got %+v", tr)
 	}

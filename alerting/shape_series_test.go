@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
@@ -46,7 +47,7 @@ func TestSeriesDailySpikePagedAndTheNextWarnedAhead(t *testing.T) {
 	// day; the spike grows from 3.3× (under the 4× threshold) to 6×.
 	s.run("rps", simStart.Add(8*day), trafficOn(map[int]float64{4: 3.3, 5: 3.3, 6: 6, 7: 6}))
 
-	spikes := s.triggers(IncidentShape)
+	spikes := s.triggers(decide.IncidentShape)
 	if len(spikes) != 2 {
 		t.Fatalf("got %d spike pages, want 2 (days 7 and 8): %+v", len(spikes), spikes)
 	}
@@ -59,7 +60,7 @@ func TestSeriesDailySpikePagedAndTheNextWarnedAhead(t *testing.T) {
 			t.Errorf("spike page should explain itself: %q", n.Summary)
 		}
 	}
-	ahead := s.triggers(IncidentForecast)
+	ahead := s.triggers(decide.IncidentForecast)
 	if len(ahead) != 2 {
 		t.Fatalf("got %d spike warnings ahead, want 2 (days 7 and 8): %+v", len(ahead), ahead)
 	}
@@ -72,7 +73,7 @@ func TestSeriesDailySpikePagedAndTheNextWarnedAhead(t *testing.T) {
 			t.Errorf("warning should say when: %q", n.Summary)
 		}
 	}
-	if n := s.shapeNotes(IncidentForecast); n[len(n)-1].Action != notify.ActionResolve {
+	if n := s.shapeNotes(decide.IncidentForecast); n[len(n)-1].Action != notify.ActionResolve {
 		t.Errorf("the warning ahead should resolve once the spike's time has passed")
 	}
 }
@@ -80,14 +81,14 @@ func TestSeriesDailySpikePagedAndTheNextWarnedAhead(t *testing.T) {
 func TestSeriesDropToNearZero(t *testing.T) {
 	s := newShapeSim(t, seriesSimConfig, "", simStart)
 	s.run("rps", simStart.Add(2*day+14*time.Hour), trafficOn(nil))
-	if n := s.shapeNotes(IncidentShape); len(n) > 0 {
+	if n := s.shapeNotes(decide.IncidentShape); len(n) > 0 {
 		t.Fatalf("normal traffic raised: %s", n[0].Summary)
 	}
 	dead := func(s *shapeSim, region string, now time.Time) sample {
 		return sample{ok: true, value: 0.5 * s.noise(0.1)}
 	}
 	s.run("rps", s.clk.Now().Add(10*time.Minute), dead)
-	tr := s.triggers(IncidentShape)
+	tr := s.triggers(decide.IncidentShape)
 	if len(tr) != 1 || !strings.Contains(tr[0].Details["shape.detectors"], shape.DetectorDrop) || !strings.Contains(tr[0].Summary, "% of the usual") {
 		t.Fatalf("want one drop page; got %+v", tr)
 	}
@@ -115,7 +116,7 @@ func TestShapeBaselineSurvivesRestart(t *testing.T) {
 	// No warm-up after the restart: a tail shift is found within the
 	// window and the settling bucket.
 	s2.run("web", restart.Add(40*time.Minute), tailIn(restart, "eu-west"))
-	if tr := s2.triggers(IncidentShape); len(tr) != 1 || !strings.Contains(tr[0].Summary, "eu-west only") {
+	if tr := s2.triggers(decide.IncidentShape); len(tr) != 1 || !strings.Contains(tr[0].Summary, "eu-west only") {
 		t.Fatalf("after a restart, want the tail shift found at once; got %+v", tr)
 	}
 }
@@ -147,7 +148,7 @@ func TestShapeIncidentSurvivesRestart(t *testing.T) {
 	s.ev.dataDir = dir // from here on, incidents are saved (see above)
 	start := s.clk.Now()
 	s.run("web", start.Add(30*time.Minute), tailIn(start, "eu-west"))
-	if tr := s.triggers(IncidentShape); len(tr) != 1 {
+	if tr := s.triggers(decide.IncidentShape); len(tr) != 1 {
 		t.Fatalf("before the restart: %d triggers, want 1", len(tr))
 	}
 	if err := s.ev.saveShapes(); err != nil {
@@ -156,11 +157,11 @@ func TestShapeIncidentSurvivesRestart(t *testing.T) {
 
 	s2 := newShapeSim(t, shapeSimConfig, dir, s.clk.Now())
 	s2.run("web", s2.clk.Now().Add(30*time.Minute), tailIn(start, "eu-west"))
-	if n := s2.shapeNotes(IncidentShape); len(n) != 0 {
+	if n := s2.shapeNotes(decide.IncidentShape); len(n) != 0 {
 		t.Fatalf("the restart sent %s: %s", n[0].Action, n[0].Summary)
 	}
 	s2.run("web", s2.clk.Now().Add(30*time.Minute), normalLatency)
-	if n := s2.shapeNotes(IncidentShape); len(n) != 1 || n[0].Action != notify.ActionResolve {
+	if n := s2.shapeNotes(decide.IncidentShape); len(n) != 1 || n[0].Action != notify.ActionResolve {
 		t.Fatalf("after recovery want one resolve, got %+v", n)
 	}
 }

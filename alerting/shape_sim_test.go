@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/alerting/shape"
@@ -107,7 +108,7 @@ func (s *shapeSim) run(check string, end time.Time, gen generator) {
 }
 
 // shapeNotes returns the shape and forecast notifications sent.
-func (s *shapeSim) shapeNotes(kind IncidentKind) []notify.Notification {
+func (s *shapeSim) shapeNotes(kind decide.IncidentKind) []notify.Notification {
 	var out []notify.Notification
 	for _, n := range s.notes.Delivered() {
 		if n.Kind == "check_"+string(kind) {
@@ -118,7 +119,7 @@ func (s *shapeSim) shapeNotes(kind IncidentKind) []notify.Notification {
 }
 
 // triggers returns the trigger notifications of kind.
-func (s *shapeSim) triggers(kind IncidentKind) []notify.Notification {
+func (s *shapeSim) triggers(kind decide.IncidentKind) []notify.Notification {
 	var out []notify.Notification
 	for _, n := range s.shapeNotes(kind) {
 		if n.Action == notify.ActionTrigger {
@@ -165,7 +166,7 @@ checks:
 // warmWeek is two days of normal latency: every slot of the day warm.
 func warmDays(s *shapeSim, days int) {
 	s.run("web", s.clk.Now().Add(time.Duration(days)*day), normalLatency)
-	if n := s.shapeNotes(IncidentShape); len(n) > 0 {
+	if n := s.shapeNotes(decide.IncidentShape); len(n) > 0 {
 		s.t.Fatalf("normal data raised %d shape notifications; first: %s", len(n), n[0].Summary)
 	}
 }
@@ -201,12 +202,12 @@ func TestShapeTailShiftInOneRegionIsThatRegionsPath(t *testing.T) {
 	warmDays(s, 2)
 	start := s.clk.Now()
 	s.run("web", start.Add(40*time.Minute), tailIn(start, "eu-west"))
-	tr := s.triggers(IncidentShape)
+	tr := s.triggers(decide.IncidentShape)
 	if len(tr) != 1 {
 		t.Fatalf("got %d shape triggers, want 1: %+v", len(tr), tr)
 	}
 	n := tr[0]
-	if n.Details["shape.scope"] != ScopeRegion || !strings.Contains(n.Summary, "eu-west only") || n.Route != checks.RouteWarning {
+	if n.Details["shape.scope"] != decide.ScopeRegion || !strings.Contains(n.Summary, "eu-west only") || n.Route != checks.RouteWarning {
 		t.Errorf("want a warning scoped to eu-west's path; got route %s, details %v, summary %q", n.Route, n.Details, n.Summary)
 	}
 	if !strings.Contains(n.Details["shape.detectors"], shape.DetectorTailShift) || !strings.Contains(n.Summary, "p50 stayed") {
@@ -236,7 +237,7 @@ func TestShapeTailShiftInOneRegionIsThatRegionsPath(t *testing.T) {
 	}
 	// Back to normal: the warning resolves.
 	s.run("web", s.clk.Now().Add(30*time.Minute), normalLatency)
-	if got := len(s.shapeNotes(IncidentShape)); got != 2 || s.shapeNotes(IncidentShape)[1].Action != notify.ActionResolve {
+	if got := len(s.shapeNotes(decide.IncidentShape)); got != 2 || s.shapeNotes(decide.IncidentShape)[1].Action != notify.ActionResolve {
 		t.Errorf("want the trigger then a resolve, got %d notifications", got)
 	}
 }
@@ -246,11 +247,11 @@ func TestShapeTailShiftInEveryRegionIsTheService(t *testing.T) {
 	warmDays(s, 2)
 	start := s.clk.Now()
 	s.run("web", start.Add(40*time.Minute), tailIn(start, "us-east", "eu-west", "ap-south"))
-	tr := s.triggers(IncidentShape)
+	tr := s.triggers(decide.IncidentShape)
 	if len(tr) != 1 {
 		t.Fatalf("got %d shape triggers, want 1", len(tr))
 	}
-	if tr[0].Details["shape.scope"] != ScopeService || !strings.Contains(tr[0].Summary, "the service itself") {
+	if tr[0].Details["shape.scope"] != decide.ScopeService || !strings.Contains(tr[0].Summary, "the service itself") {
 		t.Errorf("want scope service; got %v / %q", tr[0].Details, tr[0].Summary)
 	}
 }
@@ -276,28 +277,28 @@ func TestShapeSlowRiseSeenBeforeTheFirstFailure(t *testing.T) {
 	// The rise first shows as a tail shift; the incident's update names the
 	// slow rise.
 	var n notify.Notification
-	for _, tr := range s.triggers(IncidentShape) {
+	for _, tr := range s.triggers(decide.IncidentShape) {
 		if strings.Contains(tr.Details["shape.detectors"], shape.DetectorSlowRise) {
 			n = tr
 			break
 		}
 	}
 	if n.Summary == "" {
-		t.Fatalf("no slow_rise finding for a 47-minute rise; triggers: %+v", s.triggers(IncidentShape))
+		t.Fatalf("no slow_rise finding for a 47-minute rise; triggers: %+v", s.triggers(decide.IncidentShape))
 	}
 	lead := s.firstFailure.Sub(n.Time)
 	t.Logf("slow rise found %s after it began, %s before the first failure: %s", n.Time.Sub(start), lead, n.Summary)
 	if lead < 15*time.Minute {
 		t.Errorf("found the rise only %s before the first failure, want at least 15m", lead)
 	}
-	if n.Details["shape.scope"] != ScopeService || n.Key != DedupKey("web", IncidentShape) {
+	if n.Details["shape.scope"] != decide.ScopeService || n.Key != decide.DedupKey("web", decide.IncidentShape) {
 		t.Errorf("want slow_rise scoped to the service, under the shape incident's key; got %v", n.Details)
 	}
 	if !strings.Contains(n.Summary, "server processing") {
 		t.Errorf("the phase that rose is processing; got %q", n.Summary)
 	}
 	// The down page supersedes the warning.
-	if res := s.shapeNotes(IncidentShape); res[len(res)-1].Action != notify.ActionResolve {
+	if res := s.shapeNotes(decide.IncidentShape); res[len(res)-1].Action != notify.ActionResolve {
 		t.Errorf("the shape warning should resolve once the check is DOWN")
 	}
 }
@@ -316,12 +317,12 @@ func TestShapeDNSSlowdownAttributedToDNS(t *testing.T) {
 		return smp
 	}
 	s.run("web", start.Add(45*time.Minute), dns)
-	tr := s.triggers(IncidentShape)
+	tr := s.triggers(decide.IncidentShape)
 	if len(tr) != 1 {
 		t.Fatalf("got %d shape triggers, want 1", len(tr))
 	}
 	n := tr[0]
-	if !strings.Contains(n.Details["shape.ap-south"], "mostly DNS lookup") || n.Details["shape.scope"] != ScopeRegion {
+	if !strings.Contains(n.Details["shape.ap-south"], "mostly DNS lookup") || n.Details["shape.scope"] != decide.ScopeRegion {
 		t.Errorf("want the DNS phase named, in ap-south only; got %v", n.Details)
 	}
 }
@@ -330,7 +331,7 @@ func TestShapeNoVerdictBeforeWarmUp(t *testing.T) {
 	s := newShapeSim(t, shapeSimConfig, "", simStart)
 	// A tail from the first minute: nothing is known yet to compare with.
 	s.run("web", simStart.Add(3*time.Hour), tailIn(simStart, "us-east", "eu-west", "ap-south"))
-	if n := s.shapeNotes(IncidentShape); len(n) > 0 {
+	if n := s.shapeNotes(decide.IncidentShape); len(n) > 0 {
 		t.Fatalf("a finding before any slot was warm: %s", n[0].Summary)
 	}
 	if sh := s.ev.Snapshot().Checks[0].Regions[0].Shape; sh.Findings != nil {
@@ -343,7 +344,7 @@ func TestShapeDetectorSwitchedOff(t *testing.T) {
 	warmDays(s, 2)
 	start := s.clk.Now()
 	s.run("web", start.Add(40*time.Minute), tailIn(start, "us-east", "eu-west", "ap-south"))
-	if n := s.triggers(IncidentShape); len(n) > 0 {
+	if n := s.triggers(decide.IncidentShape); len(n) > 0 {
 		t.Fatalf("tail_shift is off, yet: %s", n[0].Summary)
 	}
 }

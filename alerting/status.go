@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/shape"
 )
 
@@ -59,7 +60,7 @@ type CheckStatus struct {
 	Type string `json:"type"`
 	// State is the latest verdict: OK, DEGRADED, DOWN or UNKNOWN; empty
 	// before the first.
-	State CheckState `json:"state,omitempty"`
+	State decide.CheckState `json:"state,omitempty"`
 	// Summary explains State in one line.
 	Summary string `json:"summary,omitempty"`
 	// Incidents are the open incidents of the check.
@@ -71,11 +72,11 @@ type CheckStatus struct {
 
 // IncidentStatus is one open incident of a check.
 type IncidentStatus struct {
-	Kind     IncidentKind `json:"kind"`
-	OpenedAt time.Time    `json:"opened_at"`
-	Paged    bool         `json:"paged"`
-	Flapping bool         `json:"flapping,omitempty"`
-	DedupKey string       `json:"dedup_key"`
+	Kind     decide.IncidentKind `json:"kind"`
+	OpenedAt time.Time           `json:"opened_at"`
+	Paged    bool                `json:"paged"`
+	Flapping bool                `json:"flapping,omitempty"`
+	DedupKey string              `json:"dedup_key"`
 }
 
 // CheckRegionStatus is one check's recent results from one region.
@@ -156,9 +157,9 @@ func (e *Evaluator) Snapshot() Status {
 		if cd := e.deciders[c.ID]; cd != nil {
 			cd.mu.Lock()
 			cs.State, cs.Summary = cd.last.State, cd.last.Summary
-			for _, k := range incidentKinds {
+			for _, k := range decide.IncidentKinds() {
 				if inc, ok := cd.state.Incident(k); ok && inc.Open {
-					cs.Incidents = append(cs.Incidents, IncidentStatus{Kind: k, OpenedAt: inc.OpenedAt, Paged: inc.Paged, Flapping: inc.Flapping, DedupKey: DedupKey(c.ID, k)})
+					cs.Incidents = append(cs.Incidents, IncidentStatus{Kind: k, OpenedAt: inc.OpenedAt, Paged: inc.Paged, Flapping: inc.Flapping, DedupKey: decide.DedupKey(c.ID, k)})
 				}
 			}
 			cd.mu.Unlock()

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/decide"
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/shape"
 )
 
@@ -244,7 +246,7 @@ func (e *Evaluator) statusPage() statusPage {
 			}
 			p.Maintenance[i].Checks = append(p.Maintenance[i].Checks, cs.ID)
 		}
-		var wins []Window
+		var wins []decide.Window
 		for _, cr := range cs.Regions {
 			row := checkRegionRow{
 				Region: cr.Region, Color: color[cr.Region], Result: "NO DATA", Class: "unknown",
@@ -260,7 +262,7 @@ func (e *Evaluator) statusPage() statusPage {
 				}
 				row.At = stampOf(l.Received, now)
 				if !v.Private {
-					row.Reason = clip(l.Reason, pageReasonBytes)
+					row.Reason = notify.Truncate(l.Reason, pageReasonBytes)
 					row.Duration = shape.FormatSeconds(l.Duration)
 				}
 			}
@@ -290,13 +292,13 @@ func bannerOf(s Status) banner {
 	var down, degraded, unknown, pending, ok int
 	for _, c := range s.Checks {
 		switch c.State {
-		case StateDown:
+		case decide.StateDown:
 			down++
-		case StateDegraded:
+		case decide.StateDegraded:
 			degraded++
-		case StateUnknown:
+		case decide.StateUnknown:
 			unknown++
-		case StateOK:
+		case decide.StateOK:
 			ok++
 		default:
 			pending++
@@ -368,7 +370,7 @@ func bannerOf(s Status) banner {
 // sparkOf draws the latest durations of wins, placed by receipt time on
 // the evaluator's clock so that a region that went silent stops short of
 // the right edge; nil when there is nothing to draw.
-func sparkOf(wins []Window, color map[string]int, now time.Time) *sparkline {
+func sparkOf(wins []decide.Window, color map[string]int, now time.Time) *sparkline {
 	const pad = 3.0
 	var oldest time.Time
 	maxD := 0.0
@@ -486,7 +488,7 @@ func regionsText(names []string) string {
 	return "regions " + strings.Join(names, ", ")
 }
 
-func checkStateText(s CheckState) string {
+func checkStateText(s decide.CheckState) string {
 	if s == "" {
 		return "PENDING"
 	}
@@ -495,13 +497,13 @@ func checkStateText(s CheckState) string {
 
 // checkClass maps a state to its CSS class; every unknown is grey, never
 // green.
-func checkClass(s CheckState) string {
+func checkClass(s decide.CheckState) string {
 	switch s {
-	case StateOK:
+	case decide.StateOK:
 		return "ok"
-	case StateDegraded:
+	case decide.StateDegraded:
 		return "degraded"
-	case StateDown:
+	case decide.StateDown:
 		return "down"
 	default:
 		return "unknown"
@@ -519,11 +521,11 @@ func regionClass(s RegionState) string {
 	}
 }
 
-func incidentClass(k IncidentKind) string {
+func incidentClass(k decide.IncidentKind) string {
 	switch k {
-	case IncidentDown:
+	case decide.IncidentDown:
 		return "down"
-	case IncidentDegraded, IncidentDisagreement, IncidentShape, IncidentForecast:
+	case decide.IncidentDegraded, decide.IncidentDisagreement, decide.IncidentShape, decide.IncidentForecast:
 		return "degraded"
 	default:
 		return "unknown"

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/html"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -409,7 +410,7 @@ func TestStatusPageBanner(t *testing.T) {
 	live := RegionStatus{Name: "us-east", State: RegionLive, ConfigDigestMatch: true}
 	stale := RegionStatus{Name: "eu-west", State: RegionStale, ConfigDigestMatch: true}
 	unseen := RegionStatus{Name: "ap-south", State: RegionUnknown, ConfigDigestMatch: true}
-	ok := CheckStatus{ID: "a", State: StateOK}
+	ok := CheckStatus{ID: "a", State: decide.StateOK}
 	tests := []struct {
 		name     string
 		s        Status
@@ -423,11 +424,11 @@ func TestStatusPageBanner(t *testing.T) {
 			"unknown", "region ap-south not heard from yet · 1 OK"},
 		{"no verdict yet", Status{Regions: []RegionStatus{live}, Checks: []CheckStatus{{ID: "a"}}},
 			"unknown", "1 check without a verdict yet"},
-		{"unknown", Status{Regions: []RegionStatus{live}, Checks: []CheckStatus{{State: StateUnknown}, ok}},
+		{"unknown", Status{Regions: []RegionStatus{live}, Checks: []CheckStatus{{State: decide.StateUnknown}, ok}},
 			"unknown", "1 check UNKNOWN · 1 OK"},
-		{"degraded", Status{Regions: []RegionStatus{live}, Checks: []CheckStatus{{State: StateDegraded}, ok}},
+		{"degraded", Status{Regions: []RegionStatus{live}, Checks: []CheckStatus{{State: decide.StateDegraded}, ok}},
 			"degraded", "1 check DEGRADED · 1 OK"},
-		{"down wins", Status{Regions: []RegionStatus{live}, Checks: []CheckStatus{{State: StateDegraded}, {State: StateDown}, {State: StateDown}}},
+		{"down wins", Status{Regions: []RegionStatus{live}, Checks: []CheckStatus{{State: decide.StateDegraded}, {State: decide.StateDown}, {State: decide.StateDown}}},
 			"down", "2 checks DOWN · 1 check DEGRADED"},
 		{"mismatch", Status{Regions: []RegionStatus{{Name: "us-east", State: RegionLive}}, Checks: []CheckStatus{ok}},
 			"unknown", "configuration mismatch in us-east · 1 OK"},
@@ -454,7 +455,7 @@ func TestPublicStatusHidesPrivateEvidence(t *testing.T) {
 	for _, cs := range f.ev.PublicStatus().Checks {
 		switch cs.ID {
 		case "vault":
-			if cs.State != StateDown || cs.Summary != "" || cs.Type != "" || len(cs.Incidents) != 1 {
+			if cs.State != decide.StateDown || cs.Summary != "" || cs.Type != "" || len(cs.Incidents) != 1 {
 				t.Errorf("vault = %+v, want DOWN with one incident and no type or summary", cs)
 			}
 			for _, r := range cs.Regions {

@@ -1,4 +1,4 @@
-package alerting
+package decide
 
 import (
 	"crypto/sha256"
@@ -40,6 +40,9 @@ const (
 // incidentKinds lists the kinds in the order Step handles them and emits
 // their events.
 var incidentKinds = [...]IncidentKind{IncidentDown, IncidentDegraded, IncidentUnknown, IncidentDisagreement, IncidentShape, IncidentForecast}
+
+// IncidentKinds returns every incident kind, in the order Step handles them.
+func IncidentKinds() []IncidentKind { return slices.Clone(incidentKinds[:]) }
 
 // EventAction is what an Event asks a notifier to do, in PagerDuty Events
 // v2 terms.
@@ -145,8 +148,8 @@ type IncidentState struct {
 	ShapeSince time.Time `json:"shape_since,omitzero"`
 }
 
-// anyOpen reports whether some incident is open.
-func (s IncidentState) anyOpen() bool {
+// AnyOpen reports whether some incident is open.
+func (s IncidentState) AnyOpen() bool {
 	for _, k := range incidentKinds {
 		if s.incident(k).Open {
 			return true

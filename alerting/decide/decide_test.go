@@ -1,4 +1,4 @@
-package alerting
+package decide
 
 import (
 	"slices"

@@ -6,6 +6,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 )
@@ -23,41 +24,6 @@ const (
 	maxReasonBytes = 512
 )
 
-// Sample is one probe result as a window keeps it.
-type Sample struct {
-	// Time is when the probe started, as the agent reported it.
-	Time time.Time `json:"time"`
-	// Received is when the evaluator accepted the result's batch, on the
-	// evaluator's clock.
-	Received time.Time `json:"received"`
-	Agent    string    `json:"agent"`
-	OK       bool      `json:"ok"`
-	// Reason is the result's reason, cut to 512 bytes.
-	Reason   string  `json:"reason"`
-	Duration float64 `json:"duration_seconds"`
-}
-
-// Window is a copy of the recent results of one check from one region.
-type Window struct {
-	Check  string
-	Region string
-	// Samples are the kept results, oldest first: at most
-	// max(failure window or consecutive count, 10), capped at 1000.
-	Samples []Sample
-	// Last is the latest result whole, with its observations; nil before
-	// the first.
-	Last *probes.Result
-	// Size is how many of the latest samples the failure rule looks at:
-	// the rule's window for a ratio rule, all kept samples otherwise.
-	Size int
-	// Failures and Passes count the failed and passed results among the
-	// latest Size samples (fewer while the window fills).
-	Failures, Passes int
-	// Consecutive is the number of failed results in a row at the end of
-	// the window; 0 when the latest result passed.
-	Consecutive int
-}
-
 // window holds the recent results of one (check, region). Its memory is
 // fixed at creation except for the last result's observations, which are
 // bounded by the batch size. It is guarded by its region's mutex.
@@ -67,7 +33,7 @@ type window struct {
 	region string
 	// ruleSize is Window.Size: the samples the failure rule considers.
 	ruleSize int
-	ring     []Sample
+	ring     []decide.Sample
 	next     int // where the next sample goes
 	n        int // samples held
 	last     probes.Result
@@ -91,13 +57,13 @@ func newWindow(c *checks.Check, region string) *window {
 	if f.Window > 0 {
 		rule = min(f.Window, size)
 	}
-	return &window{check: c.ID, typ: c.Type(), region: region, ruleSize: rule, ring: make([]Sample, size)}
+	return &window{check: c.ID, typ: c.Type(), region: region, ruleSize: rule, ring: make([]decide.Sample, size)}
 }
 
 // add appends r, overwriting the oldest sample when the ring is full. It
 // allocates only to cut an overlong reason.
 func (w *window) add(r *probes.Result, agent string, received time.Time) {
-	w.ring[w.next] = Sample{
+	w.ring[w.next] = decide.Sample{
 		Time:     r.Time,
 		Received: received,
 		Agent:    agent,
@@ -122,7 +88,7 @@ func (w *window) recentFailure(n int) bool {
 }
 
 // at returns the i-th sample held, oldest first.
-func (w *window) at(i int) *Sample {
+func (w *window) at(i int) *decide.Sample {
 	return &w.ring[(w.next-w.n+i+len(w.ring))%len(w.ring)]
 }
 
@@ -143,8 +109,8 @@ func (w *window) counts() (failures, passes, consecutive int) {
 }
 
 // view copies the window out.
-func (w *window) view() Window {
-	v := Window{Check: w.check, Region: w.region, Size: w.ruleSize, Samples: make([]Sample, w.n)}
+func (w *window) view() decide.Window {
+	v := decide.Window{Check: w.check, Region: w.region, Size: w.ruleSize, Samples: make([]decide.Sample, w.n)}
 	for i := range w.n {
 		v.Samples[i] = *w.at(i)
 	}

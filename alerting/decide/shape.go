@@ -1,4 +1,4 @@
-package alerting
+package decide
 
 import (
 	"fmt"
@@ -101,8 +101,8 @@ func reportShapes(c *checks.Check, d *Decision, in map[string]RegionInput, forec
 	return rep
 }
 
-// shapeDetails are a report's lines for a page's details.
-func shapeDetails(rep *ShapeReport, details map[string]string) {
+// ShapeDetails adds a report's lines for a page's details.
+func ShapeDetails(rep *ShapeReport, details map[string]string) {
 	details["shape.detectors"] = strings.Join(rep.Detectors, ",")
 	if rep.Scope != "" {
 		details["shape.scope"] = rep.Scope
