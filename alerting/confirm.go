@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/probes"
 )
 
@@ -106,7 +107,7 @@ func (e *Evaluator) noteFirstFailures(region string, firsts []string, now time.T
 func (r *regionState) isLive() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.live.State == RegionLive
+	return r.live.State == decide.RegionLive
 }
 
 // WaitConfirmations returns the checks the evaluator wants region to run

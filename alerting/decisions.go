@@ -135,7 +135,7 @@ func (e *Evaluator) shapeFindings(check, region string) ([]shape.Finding, *shape
 func (r *regionState) liveAt(now time.Time, staleAfter time.Duration) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.live.State == RegionLive || (!r.lastSeen.IsZero() && now.Sub(r.lastSeen) <= staleAfter)
+	return r.live.State == decide.RegionLive || (!r.lastSeen.IsZero() && now.Sub(r.lastSeen) <= staleAfter)
 }
 
 // evaluateAfterIngest decides about the checks a batch may have changed:

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
@@ -157,7 +158,7 @@ func advanceUntil(t *testing.T, clk *clocktest.Fake, step, limit time.Duration, 
 // only ever reached by a bug.
 const settleLimit = 30 * time.Second
 
-func stateOf(ev *Evaluator, region string) RegionState {
+func stateOf(ev *Evaluator, region string) decide.RegionState {
 	for _, r := range ev.Snapshot().Regions {
 		if r.Name == region {
 			return r.State
@@ -205,7 +206,7 @@ func TestEndToEndThreeRegions(t *testing.T) {
 		return allRegionsReported(ev, cfg)
 	})
 	advanceUntil(t, clk, 100*time.Millisecond, 10*time.Second, "all regions live", func() bool {
-		return stateOf(ev, "us-east") == RegionLive && stateOf(ev, "eu-west") == RegionLive && stateOf(ev, "ap-south") == RegionLive
+		return stateOf(ev, "us-east") == decide.RegionLive && stateOf(ev, "eu-west") == decide.RegionLive && stateOf(ev, "ap-south") == decide.RegionLive
 	})
 	for _, c := range cfg.Checks {
 		for _, r := range cfg.Regions {
@@ -217,14 +218,14 @@ func TestEndToEndThreeRegions(t *testing.T) {
 
 	agents["ap-south"].stop()
 	took := advanceUntil(t, clk, 100*time.Millisecond, 20*time.Second, "ap-south stale", func() bool {
-		return stateOf(ev, "ap-south") == RegionStale
+		return stateOf(ev, "ap-south") == decide.RegionStale
 	})
 	// The bound: stale_after, plus up to one heartbeat the agent had just
 	// sent, plus the one-second liveness tick.
 	if bound := cfg.Reporting.StaleAfter + cfg.Reporting.Heartbeat + time.Second; took > bound {
 		t.Errorf("ap-south went stale %s after its agent stopped, want within %s", took, bound)
 	}
-	if stateOf(ev, "us-east") != RegionLive || stateOf(ev, "eu-west") != RegionLive {
+	if stateOf(ev, "us-east") != decide.RegionLive || stateOf(ev, "eu-west") != decide.RegionLive {
 		t.Error("a live region was marked stale")
 	}
 	stale := notesOf(notes, "region_stale")
@@ -234,7 +235,7 @@ func TestEndToEndThreeRegions(t *testing.T) {
 
 	agents["ap-south"] = startAgent(t, cfg, clk, "ap-south", e.url, spools["ap-south"])
 	advanceUntil(t, clk, 100*time.Millisecond, 10*time.Second, "ap-south live again", func() bool {
-		return stateOf(ev, "ap-south") == RegionLive
+		return stateOf(ev, "ap-south") == decide.RegionLive
 	})
 	back := notesOf(notes, "region_live")
 	if len(back) == 0 || back[len(back)-1].Region != "ap-south" || !strings.Contains(back[len(back)-1].Summary, "reporting again") {
@@ -380,7 +381,7 @@ func TestEndToEndConfirmationShortensTimeToQuorum(t *testing.T) {
 		startAgent(t, cfg, clk, region, e.url, t.TempDir())
 	}
 	advanceUntil(t, clk, 250*time.Millisecond, 2*time.Minute, "every region passing", func() bool {
-		return allRegionsReported(ev, cfg) && stateOf(ev, "ap-south") == RegionLive
+		return allRegionsReported(ev, cfg) && stateOf(ev, "ap-south") == decide.RegionLive
 	})
 
 	down.Store(true)

@@ -138,7 +138,7 @@ type regionState struct {
 	mu       sync.Mutex
 	agents   map[string]*agentState
 	lastSeen time.Time // receipt of the latest accepted batch since start
-	live     liveness
+	live     decide.Liveness
 	mismatch bool // some agent's latest batch had another config digest
 }
 
@@ -192,7 +192,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 			shapes:  map[string]*shape.Tracker{},
 			metrics: m.regions[name],
 			agents:  map[string]*agentState{},
-			live:    liveness{State: RegionUnknown, Since: e.started},
+			live:    decide.Liveness{State: decide.RegionUnknown, Since: e.started},
 		}
 		e.regions[name] = r
 		e.regionList = append(e.regionList, r)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/probes"
 )
 
@@ -184,7 +185,7 @@ func TestIngestAppliesValidBatch(t *testing.T) {
 	if l := web.Regions[0].Last; l == nil || l.OK || l.Reason != "status 503, want 200" || l.Agent != "a1" {
 		t.Errorf("last = %+v", l)
 	}
-	if c := web.Regions[0].Window; c != (WindowCounts{Samples: 2, Size: 10, Failures: 1, Passes: 1, Consecutive: 1}) {
+	if c := web.Regions[0].Window; c != (status.WindowCounts{Samples: 2, Size: 10, Failures: 1, Passes: 1, Consecutive: 1}) {
 		t.Errorf("window counts = %+v", c)
 	}
 	if web.Regions[1].Last != nil {

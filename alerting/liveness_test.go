@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
@@ -20,43 +21,43 @@ func TestStepLiveness(t *testing.T) {
 	start := t0
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	never := time.Time{}
-	unknown := liveness{State: RegionUnknown, Since: start}
-	live := liveness{State: RegionLive, Since: at(5 * time.Second)}
-	staleSeen := liveness{State: RegionStale, Since: at(70 * time.Second), SilentSince: at(40 * time.Second)}
-	staleNever := liveness{State: RegionStale, Since: at(30 * time.Second), SilentSince: start, NeverSeen: true}
+	unknown := decide.Liveness{State: decide.RegionUnknown, Since: start}
+	live := decide.Liveness{State: decide.RegionLive, Since: at(5 * time.Second)}
+	staleSeen := decide.Liveness{State: decide.RegionStale, Since: at(70 * time.Second), SilentSince: at(40 * time.Second)}
+	staleNever := decide.Liveness{State: decide.RegionStale, Since: at(30 * time.Second), SilentSince: start, NeverSeen: true}
 
 	tests := []struct {
 		name     string
-		cur      liveness
+		cur      decide.Liveness
 		lastSeen time.Time
 		now      time.Time
-		want     liveness
-		event    livenessEvent
+		want     decide.Liveness
+		event    decide.LivenessEvent
 	}{
-		{"never seen, just started", unknown, never, at(time.Second), unknown, livenessEvent{}},
-		{"never seen, just under stale_after", unknown, never, at(stale - time.Nanosecond), unknown, livenessEvent{}},
+		{"never seen, just started", unknown, never, at(time.Second), unknown, decide.LivenessEvent{}},
+		{"never seen, just under stale_after", unknown, never, at(stale - time.Nanosecond), unknown, decide.LivenessEvent{}},
 		{"never seen for stale_after", unknown, never, at(stale),
-			staleNever, livenessEvent{Kind: eventStale, SilentSince: start, NeverSeen: true}},
+			staleNever, decide.LivenessEvent{Kind: decide.LivenessStale, SilentSince: start, NeverSeen: true}},
 		{"first batch", unknown, at(2 * time.Second), at(3 * time.Second),
-			liveness{State: RegionLive, Since: at(3 * time.Second)}, livenessEvent{Kind: eventFirstSeen}},
-		{"reporting", live, at(20 * time.Second), at(49 * time.Second), live, livenessEvent{}},
+			decide.Liveness{State: decide.RegionLive, Since: at(3 * time.Second)}, decide.LivenessEvent{Kind: decide.LivenessFirstSeen}},
+		{"reporting", live, at(20 * time.Second), at(49 * time.Second), live, decide.LivenessEvent{}},
 		{"silent for stale_after", live, at(40 * time.Second), at(70 * time.Second),
-			staleSeen, livenessEvent{Kind: eventStale, SilentSince: at(40 * time.Second)}},
-		{"still silent", staleSeen, at(40 * time.Second), at(300 * time.Second), staleSeen, livenessEvent{}},
+			staleSeen, decide.LivenessEvent{Kind: decide.LivenessStale, SilentSince: at(40 * time.Second)}},
+		{"still silent", staleSeen, at(40 * time.Second), at(300 * time.Second), staleSeen, decide.LivenessEvent{}},
 		{"reporting again", staleSeen, at(292 * time.Second), at(293 * time.Second),
-			liveness{State: RegionLive, Since: at(293 * time.Second)},
-			livenessEvent{Kind: eventLive, SilentSince: at(40 * time.Second), SilentFor: 252 * time.Second}},
+			decide.Liveness{State: decide.RegionLive, Since: at(293 * time.Second)},
+			decide.LivenessEvent{Kind: decide.LivenessBack, SilentSince: at(40 * time.Second), SilentFor: 252 * time.Second}},
 		{"first batch after never", staleNever, at(90 * time.Second), at(91 * time.Second),
-			liveness{State: RegionLive, Since: at(91 * time.Second)},
-			livenessEvent{Kind: eventLive, SilentSince: start, SilentFor: 90 * time.Second, NeverSeen: true}},
+			decide.Liveness{State: decide.RegionLive, Since: at(91 * time.Second)},
+			decide.LivenessEvent{Kind: decide.LivenessBack, SilentSince: start, SilentFor: 90 * time.Second, NeverSeen: true}},
 		{"seen once, then silent before any step", unknown, at(time.Second), at(40 * time.Second),
-			liveness{State: RegionStale, Since: at(40 * time.Second), SilentSince: at(time.Second)},
-			livenessEvent{Kind: eventStale, SilentSince: at(time.Second)}},
-		{"agent clock ahead is still fresh", live, at(60 * time.Second), at(50 * time.Second), live, livenessEvent{}},
+			decide.Liveness{State: decide.RegionStale, Since: at(40 * time.Second), SilentSince: at(time.Second)},
+			decide.LivenessEvent{Kind: decide.LivenessStale, SilentSince: at(time.Second)}},
+		{"agent clock ahead is still fresh", live, at(60 * time.Second), at(50 * time.Second), live, decide.LivenessEvent{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ev := stepLiveness(tc.cur, tc.lastSeen, start, tc.now, stale)
+			got, ev := decide.StepLiveness(tc.cur, tc.lastSeen, start, tc.now, stale)
 			if got != tc.want || ev != tc.event {
 				t.Fatalf("stepLiveness = %+v, %+v\nwant %+v, %+v", got, ev, tc.want, tc.event)
 			}
@@ -69,18 +70,18 @@ func TestRegionNotification(t *testing.T) {
 	silent := time.Date(2030, 1, 2, 12, 3, 41, 0, time.FixedZone("CET", 3600)) // 11:03:41 UTC
 	tests := []struct {
 		name     string
-		ev       livenessEvent
+		ev       decide.LivenessEvent
 		kind     string
 		severity string
 		summary  string
 	}{
-		{"stale", livenessEvent{Kind: eventStale, SilentSince: silent}, notify.KindRegionStale, notify.SeverityWarning,
+		{"stale", decide.LivenessEvent{Kind: decide.LivenessStale, SilentSince: silent}, notify.KindRegionStale, notify.SeverityWarning,
 			"agent in us-east silent since 11:03:41"},
-		{"never", livenessEvent{Kind: eventStale, SilentSince: t0, NeverSeen: true}, notify.KindRegionStale, notify.SeverityWarning,
+		{"never", decide.LivenessEvent{Kind: decide.LivenessStale, SilentSince: t0, NeverSeen: true}, notify.KindRegionStale, notify.SeverityWarning,
 			"agent in us-east never heard from since evaluator start at 12:00:00"},
-		{"live", livenessEvent{Kind: eventLive, SilentSince: silent, SilentFor: 4*time.Minute + 12*time.Second + 300*time.Millisecond},
+		{"live", decide.LivenessEvent{Kind: decide.LivenessBack, SilentSince: silent, SilentFor: 4*time.Minute + 12*time.Second + 300*time.Millisecond},
 			notify.KindRegionLive, notify.SeverityInfo, "agent in us-east reporting again after 4m12s"},
-		{"first", livenessEvent{Kind: eventLive, SilentSince: t0, SilentFor: 90 * time.Second, NeverSeen: true},
+		{"first", decide.LivenessEvent{Kind: decide.LivenessBack, SilentSince: t0, SilentFor: 90 * time.Second, NeverSeen: true},
 			notify.KindRegionLive, notify.SeverityInfo, "agent in us-east reporting for the first time, 1m30s after evaluator start"},
 	}
 	for _, tc := range tests {
@@ -92,8 +93,8 @@ func TestRegionNotification(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []eventKind{eventNone, eventFirstSeen} {
-		if n, ok := regionNotification("us-east", livenessEvent{Kind: k}, now); ok {
+	for _, k := range []decide.LivenessChange{decide.LivenessSame, decide.LivenessFirstSeen} {
+		if n, ok := regionNotification("us-east", decide.LivenessEvent{Kind: k}, now); ok {
 			t.Errorf("event %d notified: %+v", k, n)
 		}
 	}
@@ -124,7 +125,7 @@ func runLoop(t *testing.T, f *fixture) (advance func(time.Duration)) {
 	}
 }
 
-func (f *fixture) state(region string) RegionState {
+func (f *fixture) state(region string) decide.RegionState {
 	for _, r := range f.ev.Snapshot().Regions {
 		if r.Name == region {
 			return r.State
@@ -161,13 +162,13 @@ func TestRunLiveness(t *testing.T) {
 		return out
 	}
 
-	if s := f.state("us-east"); s != RegionUnknown {
+	if s := f.state("us-east"); s != decide.RegionUnknown {
 		t.Fatalf("before any batch: %s, want UNKNOWN", s)
 	}
 	report("us-east")
 	report("eu-west")
 	advance(time.Second)
-	if f.state("us-east") != RegionLive || f.state("eu-west") != RegionLive || f.state("ap-south") != RegionUnknown {
+	if f.state("us-east") != decide.RegionLive || f.state("eu-west") != decide.RegionLive || f.state("ap-south") != decide.RegionUnknown {
 		t.Fatalf("after the first batches: %+v", f.ev.Snapshot().Regions)
 	}
 	if f.live("us-east") != 1 || f.live("ap-south") != 0 {
@@ -184,7 +185,7 @@ func TestRunLiveness(t *testing.T) {
 		}
 	}
 	advanceReporting(time.Minute)
-	if f.state("eu-west") != RegionStale || f.state("us-east") != RegionLive || f.state("ap-south") != RegionStale {
+	if f.state("eu-west") != decide.RegionStale || f.state("us-east") != decide.RegionLive || f.state("ap-south") != decide.RegionStale {
 		t.Fatalf("after a minute: %+v", f.ev.Snapshot().Regions)
 	}
 	if f.live("eu-west") != 0 || f.live("us-east") != 1 {
@@ -202,7 +203,7 @@ func TestRunLiveness(t *testing.T) {
 	advanceReporting(4*time.Minute + 12*time.Second - f.clock.Now().Sub(t0))
 	report("eu-west")
 	advance(time.Second)
-	if f.state("eu-west") != RegionLive || f.live("eu-west") != 1 {
+	if f.state("eu-west") != decide.RegionLive || f.live("eu-west") != 1 {
 		t.Fatalf("after eu-west reported again: %+v", f.ev.Snapshot().Regions)
 	}
 	want = append(want, "region_live: agent in eu-west reporting again after 4m12s")
@@ -222,12 +223,12 @@ func TestRunNeverSeen(t *testing.T) {
 	f := newFixture(t)
 	advance := runLoop(t, f)
 	advance(29 * time.Second)
-	if s := f.state("us-east"); s != RegionUnknown || len(f.notes.Delivered()) != 0 {
+	if s := f.state("us-east"); s != decide.RegionUnknown || len(f.notes.Delivered()) != 0 {
 		t.Fatalf("before stale_after: %s, %d notifications", s, len(f.notes.Delivered()))
 	}
 	advance(time.Second)
 	for _, r := range f.ev.Snapshot().Regions {
-		if r.State != RegionStale {
+		if r.State != decide.RegionStale {
 			t.Errorf("%s: %s, want STALE", r.Name, r.State)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
@@ -48,7 +49,7 @@ func TestSeqMemorySurvivesRestart(t *testing.T) {
 	}
 	s := after.ev.Snapshot()
 	us := s.Regions[0]
-	if us.State != RegionUnknown || !us.LastSeen.IsZero() {
+	if us.State != decide.RegionUnknown || !us.LastSeen.IsZero() {
 		t.Errorf("a restart must not make a region live: %+v", us)
 	}
 	if len(us.Agents) != 1 || us.Agents[0].LastSeq != 102 || !us.Agents[0].LastSeen.Equal(t0) {

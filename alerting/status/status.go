@@ -1,8 +1,9 @@
-package alerting
+// Package status is what the evaluator shows of itself: the types of
+// /status.json and the self-contained HTML status page, built from a
+// Source. It never imports the alerting root; the evaluator is a Source.
+package status
 
 import (
-	"cmp"
-	"slices"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
@@ -30,7 +31,7 @@ type RegionStatus struct {
 	Name string `json:"name"`
 	// State is LIVE, STALE or UNKNOWN (never seen, for less than
 	// stale_after since start), as of the last liveness evaluation.
-	State RegionState `json:"state"`
+	State decide.RegionState `json:"state"`
 	// Since is when State was entered.
 	Since time.Time `json:"since"`
 	// LastSeen is the receipt time of the region's latest accepted batch
@@ -108,80 +109,4 @@ type WindowCounts struct {
 	Failures    int `json:"failures"`
 	Passes      int `json:"passes"`
 	Consecutive int `json:"consecutive_failures"`
-}
-
-// Snapshot returns the evaluator's current state. Each region is copied
-// under its own lock, so a region's checks and liveness are consistent
-// with each other.
-func (e *Evaluator) Snapshot() Status {
-	s := Status{
-		Time:         e.clock.Now(),
-		Started:      e.started,
-		ConfigDigest: e.cfg.Digest,
-		StaleAfter:   Seconds(e.staleAfter.Seconds()),
-		Regions:      make([]RegionStatus, 0, len(e.regionList)),
-		Checks:       make([]CheckStatus, 0, len(e.cfg.Checks)),
-	}
-	perCheck := map[string][]CheckRegionStatus{}
-	for _, r := range e.regionList {
-		r.mu.Lock()
-		rs := RegionStatus{
-			Name:              r.name,
-			State:             r.live.State,
-			Since:             r.live.Since,
-			LastSeen:          r.lastSeen,
-			ConfigDigestMatch: !r.mismatch,
-			Agents:            make([]AgentStatus, 0, len(r.agents)),
-		}
-		for _, a := range r.agents {
-			rs.Agents = append(rs.Agents, AgentStatus{
-				Name: a.name, LastSeen: a.lastSeen, LastSeq: a.lastSeq,
-				ConfigDigest: a.digest, ConfigDigestMatch: a.digest == "" || !a.digestBad,
-			})
-		}
-		for id, w := range r.windows {
-			st := w.status()
-			if t := r.shapes[id]; t != nil {
-				st.Shape = t.Status(s.Time)
-			}
-			perCheck[id] = append(perCheck[id], st)
-		}
-		r.mu.Unlock()
-		slices.SortFunc(rs.Agents, func(a, b AgentStatus) int { return cmp.Compare(a.Name, b.Name) })
-		s.Regions = append(s.Regions, rs)
-	}
-	for _, c := range e.cfg.Checks {
-		// perCheck holds the check's regions in e.regionList order, which
-		// is the declared order.
-		cs := CheckStatus{ID: c.ID, Type: c.Type(), Regions: perCheck[c.ID]}
-		if cd := e.deciders[c.ID]; cd != nil {
-			cd.mu.Lock()
-			cs.State, cs.Summary = cd.last.State, cd.last.Summary
-			for _, k := range decide.IncidentKinds() {
-				if inc, ok := cd.state.Incident(k); ok && inc.Open {
-					cs.Incidents = append(cs.Incidents, IncidentStatus{Kind: k, OpenedAt: inc.OpenedAt, Paged: inc.Paged, Flapping: inc.Flapping, DedupKey: decide.DedupKey(c.ID, k)})
-				}
-			}
-			cd.mu.Unlock()
-		}
-		for _, m := range e.cfg.Maintenance {
-			if m.Active(c.ID, "", s.Time) {
-				cs.Maintenance = append(cs.Maintenance, m.Name)
-			}
-		}
-		s.Checks = append(s.Checks, cs)
-	}
-	return s
-}
-
-// status summarises w. Its region's mutex is held.
-func (w *window) status() CheckRegionStatus {
-	st := CheckRegionStatus{Region: w.region}
-	f, p, c := w.counts()
-	st.Window = WindowCounts{Samples: w.n, Size: w.ruleSize, Failures: f, Passes: p, Consecutive: c}
-	if w.hasLast {
-		l := w.at(w.n - 1)
-		st.Last = &LastResult{OK: l.OK, Reason: w.last.Reason, Time: l.Time, Received: l.Received, Agent: l.Agent, Duration: l.Duration}
-	}
-	return st
 }

@@ -1,10 +1,11 @@
-package alerting
+package status
 
 import (
 	"bytes"
 	_ "embed"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 	"github.com/outposthq/outpost/alerting/shape"
 )
 
-//go:embed statuspage.html
+//go:embed page.html
 var statusPageHTML string
 
 // Headers of every status page answer. The page has no script, loads
@@ -45,19 +46,31 @@ const (
 	pageIncidents = 20
 )
 
-// StatusPage serves the evaluator's state as one self-contained HTML page
+// Source is what the status page is built from: the evaluator.
+type Source interface {
+	// PublicStatus is the current state, without the evidence of private
+	// checks.
+	PublicStatus() Status
+	// Window returns the recent results of check from region.
+	Window(check, region string) (decide.Window, bool)
+	// Private reports whether check is private: its page row shows states
+	// only.
+	Private(check string) bool
+}
+
+// Handler serves the evaluator's state as one self-contained HTML page
 // for humans: an overall banner, region liveness, open incidents, active
 // maintenance, and per check its state in each region with the latest
 // reason and a sparkline of probe durations. It answers GET and HEAD.
 //
-// The page is built from PublicStatus, so a private check shows its id
+// The page is built from src.PublicStatus, so a private check shows its id
 // and states only. It never shows a check's configuration (URLs, names,
 // addresses), has no script, refreshes itself every 30 seconds, and is
 // sent with a Content-Security-Policy that forbids everything but inline
 // style. Silence is never shown as health: a region that stopped reporting
 // is STALE and a check with too few live regions is UNKNOWN, both in the
 // banner.
-func (e *Evaluator) StatusPage() http.Handler {
+func Handler(src Source, log *slog.Logger) http.Handler {
 	tmpl := template.Must(template.New("status").Parse(statusPageHTML))
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := w.Header()
@@ -72,8 +85,8 @@ func (e *Evaluator) StatusPage() http.Handler {
 			return
 		}
 		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, e.statusPage()); err != nil {
-			e.log.Error("status page not rendered", "err", err)
+		if err := tmpl.Execute(&buf, build(src)); err != nil {
+			log.Error("status page not rendered", "err", err)
 			http.Error(w, "status page unavailable", http.StatusInternalServerError)
 			return
 		}
@@ -84,29 +97,6 @@ func (e *Evaluator) StatusPage() http.Handler {
 		}
 		_, _ = w.Write(buf.Bytes())
 	})
-}
-
-// PublicStatus is Snapshot without the evidence of private checks: their
-// type, summary, and the reason, duration and agent of each latest result
-// are cleared; their states, incidents and window counts remain. It is
-// what may be shown to people who must not learn a private target.
-func (e *Evaluator) PublicStatus() Status {
-	s := e.Snapshot()
-	for i := range s.Checks {
-		cs := &s.Checks[i]
-		if c := e.checks[cs.ID]; c == nil || !c.Private {
-			continue
-		}
-		cs.Type, cs.Summary = "", ""
-		for j := range cs.Regions {
-			if l := cs.Regions[j].Last; l != nil {
-				// Snapshot made l for this Status alone.
-				l.Reason, l.Duration, l.Agent = "", 0, ""
-			}
-			cs.Regions[j].Shape = nil // timings are evidence too
-		}
-	}
-	return s
 }
 
 // statusPage is what the template renders; every string is plain text.
@@ -196,9 +186,9 @@ type sparkLine struct {
 
 type sparkPoint struct{ X, Y string }
 
-// statusPage gathers the page's content at the evaluator's now.
-func (e *Evaluator) statusPage() statusPage {
-	s := e.PublicStatus()
+// build gathers the page's content at the evaluator's now.
+func build(src Source) statusPage {
+	s := src.PublicStatus()
 	now := s.Time
 	p := statusPage{
 		Refresh:    statusPageRefresh,
@@ -209,7 +199,7 @@ func (e *Evaluator) statusPage() statusPage {
 		Banner:     bannerOf(s),
 	}
 	color := map[string]int{}
-	live := map[string]RegionState{}
+	live := map[string]decide.RegionState{}
 	for i, r := range s.Regions {
 		color[r.Name] = i % sparkColors
 		live[r.Name] = r.State
@@ -229,9 +219,7 @@ func (e *Evaluator) statusPage() statusPage {
 			ID: cs.ID, Type: cs.Type, State: checkStateText(cs.State), Class: checkClass(cs.State),
 			Summary: cs.Summary, Maintenance: cs.Maintenance,
 		}
-		if c := e.checks[cs.ID]; c != nil && c.Private {
-			v.Private = true
-		}
+		v.Private = src.Private(cs.ID)
 		for _, in := range cs.Incidents {
 			row := incidentRow{Check: cs.ID, Kind: string(in.Kind), Class: incidentClass(in.Kind), Opened: stampOf(in.OpenedAt, now), Paged: in.Paged, Flapping: in.Flapping, opened: in.OpenedAt}
 			v.Incidents = append(v.Incidents, row)
@@ -252,7 +240,7 @@ func (e *Evaluator) statusPage() statusPage {
 				Region: cr.Region, Color: color[cr.Region], Result: "NO DATA", Class: "unknown",
 				Window: windowText(cr.Window),
 			}
-			if st := live[cr.Region]; st != RegionLive {
+			if st := live[cr.Region]; st != decide.RegionLive {
 				row.RegionState = string(st)
 			}
 			if l := cr.Last; l != nil {
@@ -268,7 +256,7 @@ func (e *Evaluator) statusPage() statusPage {
 			}
 			v.Rows = append(v.Rows, row)
 			if !v.Private {
-				if w, ok := e.Window(cs.ID, cr.Region); ok {
+				if w, ok := src.Window(cs.ID, cr.Region); ok {
 					wins = append(wins, w)
 				}
 			}
@@ -307,8 +295,8 @@ func bannerOf(s Status) banner {
 	var stale, never, mismatch []string
 	for _, r := range s.Regions {
 		switch r.State {
-		case RegionLive:
-		case RegionStale:
+		case decide.RegionLive:
+		case decide.RegionStale:
 			stale = append(stale, r.Name)
 		default:
 			never = append(never, r.Name)
@@ -510,11 +498,11 @@ func checkClass(s decide.CheckState) string {
 	}
 }
 
-func regionClass(s RegionState) string {
+func regionClass(s decide.RegionState) string {
 	switch s {
-	case RegionLive:
+	case decide.RegionLive:
 		return "ok"
-	case RegionStale:
+	case decide.RegionStale:
 		return "degraded"
 	default:
 		return "unknown"

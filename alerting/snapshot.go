@@ -1,0 +1,119 @@
+package alerting
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+
+	"github.com/outposthq/outpost/alerting/decide"
+	"github.com/outposthq/outpost/alerting/status"
+)
+
+// Snapshot returns the evaluator's current state. Each region is copied
+// under its own lock, so a region's checks and liveness are consistent
+// with each other.
+func (e *Evaluator) Snapshot() status.Status {
+	s := status.Status{
+		Time:         e.clock.Now(),
+		Started:      e.started,
+		ConfigDigest: e.cfg.Digest,
+		StaleAfter:   status.Seconds(e.staleAfter.Seconds()),
+		Regions:      make([]status.RegionStatus, 0, len(e.regionList)),
+		Checks:       make([]status.CheckStatus, 0, len(e.cfg.Checks)),
+	}
+	perCheck := map[string][]status.CheckRegionStatus{}
+	for _, r := range e.regionList {
+		r.mu.Lock()
+		rs := status.RegionStatus{
+			Name:              r.name,
+			State:             r.live.State,
+			Since:             r.live.Since,
+			LastSeen:          r.lastSeen,
+			ConfigDigestMatch: !r.mismatch,
+			Agents:            make([]status.AgentStatus, 0, len(r.agents)),
+		}
+		for _, a := range r.agents {
+			rs.Agents = append(rs.Agents, status.AgentStatus{
+				Name: a.name, LastSeen: a.lastSeen, LastSeq: a.lastSeq,
+				ConfigDigest: a.digest, ConfigDigestMatch: a.digest == "" || !a.digestBad,
+			})
+		}
+		for id, w := range r.windows {
+			st := w.status()
+			if t := r.shapes[id]; t != nil {
+				st.Shape = t.Status(s.Time)
+			}
+			perCheck[id] = append(perCheck[id], st)
+		}
+		r.mu.Unlock()
+		slices.SortFunc(rs.Agents, func(a, b status.AgentStatus) int { return cmp.Compare(a.Name, b.Name) })
+		s.Regions = append(s.Regions, rs)
+	}
+	for _, c := range e.cfg.Checks {
+		// perCheck holds the check's regions in e.regionList order, which
+		// is the declared order.
+		cs := status.CheckStatus{ID: c.ID, Type: c.Type(), Regions: perCheck[c.ID]}
+		if cd := e.deciders[c.ID]; cd != nil {
+			cd.mu.Lock()
+			cs.State, cs.Summary = cd.last.State, cd.last.Summary
+			for _, k := range decide.IncidentKinds() {
+				if inc, ok := cd.state.Incident(k); ok && inc.Open {
+					cs.Incidents = append(cs.Incidents, status.IncidentStatus{Kind: k, OpenedAt: inc.OpenedAt, Paged: inc.Paged, Flapping: inc.Flapping, DedupKey: decide.DedupKey(c.ID, k)})
+				}
+			}
+			cd.mu.Unlock()
+		}
+		for _, m := range e.cfg.Maintenance {
+			if m.Active(c.ID, "", s.Time) {
+				cs.Maintenance = append(cs.Maintenance, m.Name)
+			}
+		}
+		s.Checks = append(s.Checks, cs)
+	}
+	return s
+}
+
+// status summarises w. Its region's mutex is held.
+func (w *window) status() status.CheckRegionStatus {
+	st := status.CheckRegionStatus{Region: w.region}
+	f, p, c := w.counts()
+	st.Window = status.WindowCounts{Samples: w.n, Size: w.ruleSize, Failures: f, Passes: p, Consecutive: c}
+	if w.hasLast {
+		l := w.at(w.n - 1)
+		st.Last = &status.LastResult{OK: l.OK, Reason: w.last.Reason, Time: l.Time, Received: l.Received, Agent: l.Agent, Duration: l.Duration}
+	}
+	return st
+}
+
+// PublicStatus is Snapshot without the evidence of private checks: their
+// type, summary, and the reason, duration and agent of each latest result
+// are cleared; their states, incidents and window counts remain. It is
+// what may be shown to people who must not learn a private target.
+func (e *Evaluator) PublicStatus() status.Status {
+	s := e.Snapshot()
+	for i := range s.Checks {
+		cs := &s.Checks[i]
+		if c := e.checks[cs.ID]; c == nil || !c.Private {
+			continue
+		}
+		cs.Type, cs.Summary = "", ""
+		for j := range cs.Regions {
+			if l := cs.Regions[j].Last; l != nil {
+				// Snapshot made l for this Status alone.
+				l.Reason, l.Duration, l.Agent = "", 0, ""
+			}
+			cs.Regions[j].Shape = nil // timings are evidence too
+		}
+	}
+	return s
+}
+
+// Private reports whether check is private (checks.Check.Private): the
+// status page shows its states only.
+func (e *Evaluator) Private(check string) bool {
+	c := e.checks[check]
+	return c != nil && c.Private
+}
+
+// StatusPage serves the status page of the evaluator; see status.Handler.
+func (e *Evaluator) StatusPage() http.Handler { return status.Handler(e, e.log) }
