@@ -37,6 +37,13 @@ const (
 // checkDecider is the decision state of one check. Its mutex serialises
 // decisions about the check, which ingests of several regions may trigger
 // at once.
+//
+// No I/O happens under mu. A decision queues its notifications and the
+// state to save in outgoing and save; whichever goroutine finds nobody
+// delivering becomes the deliverer and hands them over outside the lock
+// (deliver). So a notifier or a disk that hangs holds up only the
+// deliverer, never a decision, an ingest or a status page, and a check's
+// notifications still leave in the order they were decided.
 type checkDecider struct {
 	mu      sync.Mutex
 	c       *checks.Check
@@ -44,6 +51,56 @@ type checkDecider struct {
 	state   decide.IncidentState
 	last    decide.Decision
 	warmUp  time.Time // no UNKNOWN verdict acts before this
+
+	outgoing []notify.Notification // decided, not yet handed over, in order
+	save     *savedDecider         // the state to save after outgoing, if any
+	sending  bool                  // a goroutine is in deliver
+}
+
+// queue adds n to the notifications to hand over. A notification
+// supersedes a queued one with the same key and action, so that a stuck
+// notifier holds at most a trigger and a resolve per incident, whatever
+// the flapping meanwhile, and the last one queued is the state the
+// destination ends in. Its mutex is held.
+func (cd *checkDecider) queue(n notify.Notification) {
+	cd.outgoing = slices.DeleteFunc(cd.outgoing, func(o notify.Notification) bool { return o.Key == n.Key && o.Action == n.Action })
+	cd.outgoing = append(cd.outgoing, n)
+}
+
+// claim reports whether the caller must deliver: something is queued and
+// nobody is delivering. Its mutex is held.
+func (cd *checkDecider) claim() bool {
+	if cd.sending || (len(cd.outgoing) == 0 && cd.save == nil) {
+		return false
+	}
+	cd.sending = true
+	return true
+}
+
+// deliver hands the queued notifications to the notifier, then saves the
+// state they came with, until nothing is queued. Called after claim, with
+// no lock held. The state is saved after the events are handed over: if
+// the process dies in between, the restarted evaluator decides the same
+// events again and the delivery pipeline's dedup drops the repeats; the
+// other order could lose a page.
+func (e *Evaluator) deliver(ctx context.Context, cd *checkDecider) {
+	for {
+		cd.mu.Lock()
+		out, save := cd.outgoing, cd.save
+		cd.outgoing, cd.save = nil, nil
+		if len(out) == 0 && save == nil {
+			cd.sending = false
+			cd.mu.Unlock()
+			return
+		}
+		cd.mu.Unlock()
+		for _, n := range out {
+			e.send(ctx, n)
+		}
+		if save != nil {
+			e.saveIncident(cd.c.ID, *save)
+		}
+	}
 }
 
 func (e *Evaluator) newDeciders() {
@@ -66,11 +123,23 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 		return
 	}
 	cd.mu.Lock()
-	defer cd.mu.Unlock()
 	if cd.c.Heartbeat != nil {
-		e.evaluateHeartbeat(ctx, cd, now)
-		return
+		e.evaluateHeartbeat(cd, now)
+	} else {
+		e.evaluateProbes(cd, now)
 	}
+	deliver := cd.claim()
+	cd.mu.Unlock()
+	if deliver {
+		e.deliver(ctx, cd)
+	}
+}
+
+// evaluateProbes decides about probe check cd at now from its regions'
+// windows and shapes, and queues what the decision changes. Its mutex is
+// held.
+func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
+	id := cd.c.ID
 	in := make(map[string]decide.RegionInput, len(cd.c.Regions))
 	failingBefore := maps.Clone(cd.failing)
 	for _, region := range cd.c.Regions {
@@ -93,16 +162,12 @@ func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
 		return
 	}
 	next, events := decide.Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
-	// The state is saved after the events are handed over: if the process
-	// dies in between, the restarted evaluator decides the same events
-	// again and the delivery pipeline's dedup drops the repeats; the other
-	// order could lose a page.
 	for _, ev := range events {
-		e.emit(ctx, cd.c, ev, in)
+		e.emit(cd, ev, in)
 	}
 	if !reflect.DeepEqual(next, cd.state) || !maps.Equal(failingBefore, cd.failing) {
 		cd.state = next
-		e.saveIncident(id, next, cd.failing)
+		cd.save = &savedDecider{State: next, Failing: maps.Clone(cd.failing)}
 	}
 }
 
@@ -235,8 +300,10 @@ func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
 }
 
 // emit turns an incident event into a notification for the notifiers of
-// its route. UNKNOWN incidents are aggregated by flushUnknown instead.
-func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev decide.Event, in map[string]decide.RegionInput) {
+// its route and queues it on cd. UNKNOWN incidents are aggregated by
+// flushUnknown instead. cd's mutex is held.
+func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide.RegionInput) {
+	c := cd.c
 	if ev.Kind == decide.IncidentUnknown {
 		e.unknown.set(c.ID, ev.Summary, ev.Action == decide.EventTrigger)
 		return
@@ -270,7 +337,7 @@ func (e *Evaluator) emit(ctx context.Context, c *checks.Check, ev decide.Event, 
 	if ev.Shape != nil {
 		decide.ShapeDetails(ev.Shape, n.Details)
 	}
-	e.send(ctx, n)
+	cd.queue(n)
 }
 
 // send hands a notification to the notifier.
@@ -361,30 +428,44 @@ type savedDecider struct {
 	Failing map[string]bool      `json:"failing,omitempty"`
 }
 
-// saveIncident records id's decision state and writes every check's state
-// that is not at rest to the data dir.
-func (e *Evaluator) saveIncident(id string, st decide.IncidentState, failing map[string]bool) {
+// saveIncident records id's decision state and has every check's state
+// that is not at rest written to the data dir. Writes are combined: the
+// caller that finds no write under way writes, again while states changed
+// meanwhile, and the others return at once; the file is written with no
+// lock held.
+func (e *Evaluator) saveIncident(id string, saved savedDecider) {
 	e.saveMu.Lock()
-	defer e.saveMu.Unlock()
 	anyFailing := false
-	for _, f := range failing {
+	for _, f := range saved.Failing {
 		anyFailing = anyFailing || f
 	}
+	st := saved.State
 	if st.AnyOpen() || !st.DownSince.IsZero() || !st.ShapeSince.IsZero() || anyFailing {
-		e.persisted[id] = savedDecider{State: st, Failing: maps.Clone(failing)}
+		e.persisted[id] = saved
 	} else {
 		delete(e.persisted, id)
 	}
-	if e.dataDir == "" {
+	if e.dataDir == "" || e.saving {
+		e.saveDirty = e.dataDir != ""
+		e.saveMu.Unlock()
 		return
 	}
-	data, err := json.Marshal(incidentFile{Version: 1, Checks: e.persisted})
-	if err == nil {
-		err = writeFileAtomic(filepath.Join(e.dataDir, incidentsFile), data)
+	e.saving, e.saveDirty = true, true
+	for e.saveDirty {
+		e.saveDirty = false
+		snapshot := maps.Clone(e.persisted)
+		e.saveMu.Unlock()
+		data, err := json.Marshal(incidentFile{Version: 1, Checks: snapshot})
+		if err == nil {
+			err = writeFileAtomic(filepath.Join(e.dataDir, incidentsFile), data)
+		}
+		if err != nil {
+			e.log.Error("incident state not saved; a restart may re-page or miss a resolve", "err", err)
+		}
+		e.saveMu.Lock()
 	}
-	if err != nil {
-		e.log.Error("incident state not saved; a restart may re-page or miss a resolve", "err", err)
-	}
+	e.saving = false
+	e.saveMu.Unlock()
 }
 
 // loadIncidents restores persisted decision state: open incidents stay

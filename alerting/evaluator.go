@@ -103,8 +103,12 @@ type Evaluator struct {
 	dataDir   string
 	saveMu    sync.Mutex
 	persisted map[string]savedDecider // guarded by saveMu
-	unknown   unknownChecks
-	beats     *heartbeats
+	// saving is whether a goroutine is writing incidents.json, and
+	// saveDirty whether persisted changed since it took its copy; both
+	// guarded by saveMu.
+	saving, saveDirty bool
+	unknown           unknownChecks
+	beats             *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
 	// lastShapeSave is used by the liveness loop only.
 	shapeSaveMu   sync.Mutex

@@ -100,8 +100,9 @@ func HeartbeatVerdict(h *checks.HeartbeatSpec, st pingState, started, now time.T
 	return decide.StateOK, ""
 }
 
-// evaluateHeartbeat decides about heartbeat check cd at now.
-func (e *Evaluator) evaluateHeartbeat(ctx context.Context, cd *checkDecider, now time.Time) {
+// evaluateHeartbeat decides about heartbeat check cd at now and queues
+// what the decision changes. Its mutex is held.
+func (e *Evaluator) evaluateHeartbeat(cd *checkDecider, now time.Time) {
 	e.beats.mu.Lock()
 	st := *e.beats.states[cd.c.ID]
 	e.beats.mu.Unlock()
@@ -118,11 +119,11 @@ func (e *Evaluator) evaluateHeartbeat(ctx context.Context, cd *checkDecider, now
 	cd.last = d
 	next, events := decide.Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
 	for _, ev := range events {
-		e.emit(ctx, cd.c, ev, nil)
+		e.emit(cd, ev, nil)
 	}
 	if !reflect.DeepEqual(next, cd.state) {
 		cd.state = next
-		e.saveIncident(cd.c.ID, next, nil)
+		cd.save = &savedDecider{State: next}
 	}
 }
 
@@ -168,11 +169,9 @@ func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
 		st.Message = msg
 	}
 	e.beats.mu.Unlock()
-	if cd := e.deciders[id]; cd != nil {
-		cd.mu.Lock()
-		e.evaluateHeartbeat(req.Context(), cd, now)
-		cd.mu.Unlock()
-	}
+	// Not the request's context: a ping that hangs up must not cut short
+	// the delivery of what it decided, nor of what others queued.
+	e.evaluate(context.Background(), id, now)
 	if req.Header.Get(headerForwarded) == "" {
 		e.forwardPing(req.PathValue("token"), req.PathValue("event"), msg)
 	}

@@ -162,28 +162,45 @@ func (e *Evaluator) ingest(r *regionState, b *probes.Batch, now time.Time, d *fa
 	}
 	defer r.release(a)
 
+	// The agent's lock serialises its batches through the sequence check,
+	// the durable sequence record and the windows; the decisions the batch
+	// calls for are taken after it is released.
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	toDecide, err := e.applyInOrder(r, a, b, wins, now)
+	a.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(toDecide) > 0 {
+		e.evaluateAfterIngest(toDecide, now)
+	}
+	return nil
+}
+
+// applyInOrder checks b's sequence number against agent a's, records the
+// new sequence memory durably and applies b, returning the checks to decide
+// about. a's mutex is held.
+func (e *Evaluator) applyInOrder(r *regionState, a *agentState, b *probes.Batch, wins []*window, now time.Time) ([]string, error) {
 	switch a.seqs.classify(b.Seq) {
 	case seqDuplicate:
-		return fmt.Errorf("%w: seq %d", ErrDuplicate, b.Seq)
+		return nil, fmt.Errorf("%w: seq %d", ErrDuplicate, b.Seq)
 	case seqReplay:
-		return fmt.Errorf("%w: seq %d is below the highest accepted, %d", ErrReplay, b.Seq, a.seqs.highest)
+		return nil, fmt.Errorf("%w: seq %d is below the highest accepted, %d", ErrReplay, b.Seq, a.seqs.highest)
 	}
 	next := a.seqs.with(b.Seq)
 	if e.store != nil {
 		rec := seqRecord{Region: r.name, Agent: b.Agent, Highest: next.highest, Recent: next.recentList(), Seen: now}
 		if err := e.store.commit(rec); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	a.seqs = next
-	e.apply(r, a, b, wins, now)
-	return nil
+	return e.apply(r, a, b, wins, now), nil
 }
 
-// apply adds b's results to their windows and records the delivery.
-func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins []*window, now time.Time) {
+// apply adds b's results to their windows and records the delivery. It
+// returns the checks whose verdict the batch may have changed.
+func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins []*window, now time.Time) []string {
 	digest := b.ConfigDigest
 	if len(digest) > maxDigestBytes {
 		digest = strings.Clone(digest[:maxDigestBytes])
@@ -219,9 +236,7 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins [
 	if len(firsts) > 0 {
 		e.noteFirstFailures(r.name, firsts, now)
 	}
-	if len(decide) > 0 {
-		e.evaluateAfterIngest(decide, now)
-	}
+	return decide
 }
 
 // shapeMaxLag is how long after a probe its result may arrive and still
