@@ -230,11 +230,6 @@ func (e *Evaluator) evaluateTick(ctx context.Context, now time.Time, regionsChan
 	e.flushUnknown(ctx, now)
 }
 
-// KindChecksUnknown is the one meta notification for every check that is
-// UNKNOWN: too few live regions to decide. Stale regions make many checks
-// UNKNOWN at once; one page names them all instead of one page each.
-const KindChecksUnknown = "checks_unknown"
-
 // unknownChecks tracks which checks have an open UNKNOWN incident, for the
 // aggregated meta page sent at the end of each tick.
 type unknownChecks struct {
@@ -279,7 +274,7 @@ func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
 	u.paged = len(ids) > 0
 	u.mu.Unlock()
 
-	n := notify.Notification{Kind: KindChecksUnknown, Key: "outpost:checks-unknown", Severity: notify.SeverityCritical, Time: now,
+	n := notify.Notification{Kind: notify.KindChecksUnknown, Key: "outpost:checks-unknown", Severity: notify.SeverityCritical, Time: now,
 		Route: checks.RouteMeta, Details: map[string]string{"route": checks.RouteMeta}}
 	switch {
 	case len(ids) > 0:
@@ -309,7 +304,7 @@ func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide
 		return
 	}
 	n := notify.Notification{
-		Kind:     "check_" + string(ev.Kind),
+		Kind:     notify.CheckKind(string(ev.Kind)),
 		Key:      ev.DedupKey,
 		Action:   string(ev.Action),
 		Route:    ev.Route,

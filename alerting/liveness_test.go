@@ -243,7 +243,7 @@ func TestRunNeverSeen(t *testing.T) {
 	// so for all of them, not one page per check.
 	var unknown []notify.Notification
 	for _, n := range f.notes.Delivered() {
-		if n.Kind == KindChecksUnknown {
+		if n.Kind == notify.KindChecksUnknown {
 			unknown = append(unknown, n)
 		}
 	}

@@ -49,7 +49,7 @@ func WatchEvaluators(ctx context.Context, r Reached, n notify.Notifier, clock pr
 			continue
 		}
 		paged = lost
-		note := notify.Notification{Kind: "evaluators_unreachable", Key: EvaluatorsLostKey, Route: checks.RouteMeta, Severity: notify.SeverityCritical,
+		note := notify.Notification{Kind: notify.KindEvaluatorsUnreachable, Key: EvaluatorsLostKey, Route: checks.RouteMeta, Severity: notify.SeverityCritical,
 			Region: region, Time: now, Details: map[string]string{"route": checks.RouteMeta, "region": region, "agent": agent}}
 		if lost {
 			note.Action, note.Details["action"] = notify.ActionTrigger, notify.ActionTrigger

@@ -66,12 +66,12 @@ func (e *Evaluator) checkPeers(ctx context.Context, now time.Time) {
 		}
 		switch {
 		case down && !wasDown:
-			e.send(ctx, notify.Notification{Kind: "peer_down", Key: PeerKey(w.peer.Name), Action: notify.ActionTrigger, Route: checks.RouteMeta,
+			e.send(ctx, notify.Notification{Kind: notify.KindPeerDown, Key: PeerKey(w.peer.Name), Action: notify.ActionTrigger, Route: checks.RouteMeta,
 				Severity: notify.SeverityCritical, Time: now,
 				Summary: fmt.Sprintf("evaluator %s unreachable since %s (seen from %s): %s", w.peer.Name, lastOK.UTC().Format(time.TimeOnly), e.name, lastErr),
 				Details: map[string]string{"action": notify.ActionTrigger, "route": checks.RouteMeta, "peer": w.peer.Name, "url": w.peer.URL}})
 		case !down && wasDown:
-			e.send(ctx, notify.Notification{Kind: "peer_down", Key: PeerKey(w.peer.Name), Action: notify.ActionResolve, Route: checks.RouteMeta,
+			e.send(ctx, notify.Notification{Kind: notify.KindPeerDown, Key: PeerKey(w.peer.Name), Action: notify.ActionResolve, Route: checks.RouteMeta,
 				Severity: notify.SeverityCritical, Time: now,
 				Summary: fmt.Sprintf("evaluator %s answering again (seen from %s)", w.peer.Name, e.name),
 				Details: map[string]string{"action": notify.ActionResolve, "route": checks.RouteMeta, "peer": w.peer.Name}})

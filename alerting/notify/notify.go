@@ -12,14 +12,32 @@ import (
 	"github.com/outposthq/outpost/checks"
 )
 
-// Notification kinds.
+// Notification kinds: every kind Outpost sends, in one place.
 const (
 	// KindRegionStale: a region's agents went silent, or never reported
 	// since the evaluator started; the region has left every quorum.
 	KindRegionStale = "region_stale"
 	// KindRegionLive: a stale region reports again.
 	KindRegionLive = "region_live"
+	// KindChecksUnknown: the one meta notification for every check that is
+	// UNKNOWN, too few live regions to decide. Stale regions make many
+	// checks UNKNOWN at once; one page names them all instead of one each.
+	KindChecksUnknown = "checks_unknown"
+	// KindPeerDown: another evaluator of the peers: list stopped answering
+	// (a trigger), or answers again (a resolve).
+	KindPeerDown = "peer_down"
+	// KindEvaluatorsUnreachable: an agent reached no evaluator for
+	// reporting.lost_after and pages through its own notifiers.
+	KindEvaluatorsUnreachable = "evaluators_unreachable"
+	// KindCheckPrefix starts the kinds of a check's incidents: "check_"
+	// and the incident kind (check_down, check_degraded, check_unknown,
+	// check_disagreement, check_shape, check_forecast); see CheckKind.
+	KindCheckPrefix = "check_"
 )
+
+// CheckKind is the notification kind of a check's incident of kind
+// incident ("down", "degraded", ...).
+func CheckKind(incident string) string { return KindCheckPrefix + incident }
 
 // Notification severities, in PagerDuty Events v2 terms.
 const (

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -143,11 +144,12 @@ func Open(opts Options) (*Outbox, error) {
 	if opts.Redact == nil {
 		opts.Redact = func(s string) string { return s }
 	}
-	opts.MaxPending = cmpOrInt(opts.MaxPending, DefaultMaxPending)
-	opts.RepeatInterval = cmpOrDur(opts.RepeatInterval, DefaultRepeatInterval)
-	opts.BackoffMin = cmpOrDur(opts.BackoffMin, DefaultBackoffMin)
-	opts.BackoffMax = max(cmpOrDur(opts.BackoffMax, DefaultBackoffMax), opts.BackoffMin)
-	opts.AttemptTimeout = cmpOrDur(opts.AttemptTimeout, notify.DefaultTimeout)
+	// Zero or less means the default.
+	opts.MaxPending = cmp.Or(max(opts.MaxPending, 0), DefaultMaxPending)
+	opts.RepeatInterval = cmp.Or(max(opts.RepeatInterval, 0), DefaultRepeatInterval)
+	opts.BackoffMin = cmp.Or(max(opts.BackoffMin, 0), DefaultBackoffMin)
+	opts.BackoffMax = max(cmp.Or(max(opts.BackoffMax, 0), DefaultBackoffMax), opts.BackoffMin)
+	opts.AttemptTimeout = cmp.Or(max(opts.AttemptTimeout, 0), notify.DefaultTimeout)
 
 	names := sortedNames(opts.Notifiers)
 	m, err := newMetrics(opts.Registerer, names)
@@ -201,20 +203,6 @@ func Open(opts Options) (*Outbox, error) {
 		p.log.Error("outbox: dropped undecodable entries", "dropped", rep.corrupt)
 	}
 	return p, nil
-}
-
-func cmpOrInt(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
-}
-
-func cmpOrDur(v, def time.Duration) time.Duration {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // Enqueue routes n to the notifiers named in to whose routes take n's

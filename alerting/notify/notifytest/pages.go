@@ -16,7 +16,7 @@ const RoutingKey = "R0UT1NGKEY0123456789abcdefABCDEF"
 // them failing: what a DOWN page carries.
 func PageDown(key string) notify.Notification {
 	return notify.Notification{
-		Kind: "check_down", Action: notify.ActionTrigger, Key: key, Route: notify.RouteCritical, Severity: notify.SeverityCritical,
+		Kind: notify.CheckKind("down"), Action: notify.ActionTrigger, Key: key, Route: notify.RouteCritical, Severity: notify.SeverityCritical,
 		Summary: "web-home DOWN in 2 of 3 regions: status 503, want 200", Check: "web-home", Source: "evaluator-eu",
 		Group: "web", Class: "http", Link: "https://status.example.com/checks/web-home", Time: T0,
 		Details: map[string]string{"quorum": "2/3"},
@@ -34,6 +34,6 @@ func PageDown(key string) notify.Notification {
 
 // ResolveOf is the resolve that ends n's incident, ten minutes later.
 func ResolveOf(n notify.Notification) notify.Notification {
-	return notify.Notification{Kind: "check_up", Action: notify.ActionResolve, Key: n.Key, Route: n.Route, Severity: notify.SeverityInfo,
+	return notify.Notification{Kind: n.Kind, Action: notify.ActionResolve, Key: n.Key, Route: n.Route, Severity: notify.SeverityInfo,
 		Summary: "web-home OK again", Check: n.Check, Source: n.Source, Link: n.Link, Time: T0.Add(10 * time.Minute)}
 }

@@ -6,6 +6,7 @@ package pagerduty
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -130,22 +131,15 @@ func (p *Notifier) event(n notify.Notification) *pd.V2Event {
 		Source:    notify.Truncate(source, notify.MaxFieldBytes),
 		Severity:  pdSeverity(n),
 		Timestamp: n.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-		Component: cmpOr(n.Component, n.Check),
+		Component: cmp.Or(n.Component, n.Check),
 		Group:     n.Group,
-		Class:     cmpOr(n.Class, n.Kind),
+		Class:     cmp.Or(n.Class, n.Kind),
 		Details:   pdDetails(n),
 	}
 	if n.Time.IsZero() {
 		ev.Payload.Timestamp = ""
 	}
 	return ev
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // pdSeverity maps the route to PagerDuty's severity: critical pages at
