@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/outposthq/outpost/alerting/decide"
+	"github.com/outposthq/outpost/probes/atomicfile"
 )
 
 // incidentFile is the persisted form of the checks' decision state.
@@ -55,7 +56,7 @@ func (e *Evaluator) saveIncident(id string, saved savedDecider) {
 		e.saveMu.Unlock()
 		data, err := json.Marshal(incidentFile{Version: 1, Checks: snapshot})
 		if err == nil {
-			err = writeFileAtomic(filepath.Join(e.dataDir, incidentsFile), data)
+			err = atomicfile.WriteFile(filepath.Join(e.dataDir, incidentsFile), data)
 		}
 		if err != nil {
 			e.log.Error("incident state not saved; a restart may re-page or miss a resolve", "err", err)

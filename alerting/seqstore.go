@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/atomicfile"
 )
 
 // seqFileName is the file under Options.DataDir holding every agent's
@@ -162,7 +163,7 @@ func (s *seqStore) write(table map[agentKey]seqRecord) error {
 	if err != nil {
 		return fmt.Errorf("encoding sequence memory: %w", err)
 	}
-	if err := writeFileAtomic(s.path, data); err != nil {
+	if err := atomicfile.WriteFile(s.path, data); err != nil {
 		return fmt.Errorf("writing sequence memory: %w", err)
 	}
 	return nil

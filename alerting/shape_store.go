@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/shape"
+	"github.com/outposthq/outpost/probes/atomicfile"
 )
 
 // Learned baselines survive restarts in the data dir: a week of learning
@@ -49,7 +50,7 @@ func (e *Evaluator) saveShapes() error {
 	}
 	e.shapeSaveMu.Lock()
 	defer e.shapeSaveMu.Unlock()
-	return writeAtomic(filepath.Join(e.dataDir, shapesFile), func(w io.Writer) error {
+	return atomicfile.Write(filepath.Join(e.dataDir, shapesFile), func(w io.Writer) error {
 		enc := gob.NewEncoder(w)
 		if err := enc.Encode(shapeHeader{Version: shapesVersion}); err != nil {
 			return err
