@@ -1,3 +1,5 @@
+// Package probes turns checks into results: one prober per check type, built
+// once from a validated check and run many times.
 package probes
 
 import (
