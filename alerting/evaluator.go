@@ -35,7 +35,7 @@ var (
 	// ErrDuplicate: the batch was accepted before and was not applied
 	// again. Callers treat it as success (200 "duplicate").
 	ErrDuplicate = errors.New("duplicate batch")
-	// ErrTooLarge: the body exceeds probes.MaxBatchBytes (413).
+	// ErrTooLarge: the body exceeds wire.MaxBatchBytes (413).
 	ErrTooLarge = errors.New("batch too large")
 	// ErrUnavailable: the batch could not be recorded durably; nothing of
 	// it was applied and the sender should retry (503).

@@ -3,7 +3,7 @@ package alerting
 import (
 	"unicode/utf8"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Decoding a 500-result batch with encoding/json costs about 20
@@ -28,7 +28,7 @@ type fastDecoder struct {
 
 	scratch []byte            // unescaped string bytes
 	intern  map[string]string // short strings seen recently; bounded
-	results []probes.Result   // reused across batches (see decode)
+	results []wire.Result     // reused across batches (see decode)
 	wins    []*window         // reused across batches, for validate
 }
 
@@ -45,21 +45,21 @@ func newFastDecoder() *fastDecoder {
 // decode decodes data into a batch whose Results live in d's reusable
 // array: they are valid until the next decode with d. It reports false if
 // data is not on the fast path.
-func (d *fastDecoder) decode(data []byte) (probes.Batch, bool) {
+func (d *fastDecoder) decode(data []byte) (wire.Batch, bool) {
 	d.data, d.pos, d.fail = data, 0, false
 	d.objects, d.tooMany, d.tooComplex = 0, false, false
 	clear(d.results) // drop references from the previous batch
 	d.results = d.results[:0]
-	var b probes.Batch
+	var b wire.Batch
 	d.batch(&b)
 	d.ws()
 	if d.fail || d.pos != len(d.data) {
-		return probes.Batch{}, false
+		return wire.Batch{}, false
 	}
 	return b, true
 }
 
-func (d *fastDecoder) batch(b *probes.Batch) {
+func (d *fastDecoder) batch(b *wire.Batch) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -84,16 +84,16 @@ func (d *fastDecoder) batch(b *probes.Batch) {
 		case "results":
 			d.once(&seen, 6)
 			d.array(func() {
-				if len(d.results) == probes.MaxBatchResults {
+				if len(d.results) == wire.MaxBatchResults {
 					d.tooMany, d.fail = true, true
 					return
 				}
-				d.results = append(d.results, probes.Result{})
+				d.results = append(d.results, wire.Result{})
 				d.result(&d.results[len(d.results)-1])
 			})
 			b.Results = d.results
 			if b.Results == nil {
-				b.Results = []probes.Result{}
+				b.Results = []wire.Result{}
 			}
 		default:
 			d.fail = true
@@ -101,7 +101,7 @@ func (d *fastDecoder) batch(b *probes.Batch) {
 	})
 }
 
-func (d *fastDecoder) result(r *probes.Result) {
+func (d *fastDecoder) result(r *wire.Result) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -150,7 +150,7 @@ func (d *fastDecoder) result(r *probes.Result) {
 	})
 }
 
-func (d *fastDecoder) phases(p *probes.Phases) {
+func (d *fastDecoder) phases(p *wire.Phases) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {

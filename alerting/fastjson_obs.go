@@ -4,10 +4,10 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
-func (d *fastDecoder) observed(o *probes.Observed) {
+func (d *fastDecoder) observed(o *wire.Observed) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -37,9 +37,9 @@ func (d *fastDecoder) observed(o *probes.Observed) {
 			o.TLS = d.tls()
 		case "steps":
 			d.once(&seen, 8)
-			o.Steps = []probes.StepObservation{}
+			o.Steps = []wire.StepObservation{}
 			d.array(func() {
-				o.Steps = append(o.Steps, probes.StepObservation{})
+				o.Steps = append(o.Steps, wire.StepObservation{})
 				d.step(&o.Steps[len(o.Steps)-1])
 			})
 		case "line":
@@ -47,9 +47,9 @@ func (d *fastDecoder) observed(o *probes.Observed) {
 			o.Line = d.str()
 		case "dns":
 			d.once(&seen, 10)
-			o.DNS = []probes.DNSObservation{}
+			o.DNS = []wire.DNSObservation{}
 			d.array(func() {
-				o.DNS = append(o.DNS, probes.DNSObservation{})
+				o.DNS = append(o.DNS, wire.DNSObservation{})
 				d.dns(&o.DNS[len(o.DNS)-1])
 			})
 		case "value":
@@ -63,8 +63,8 @@ func (d *fastDecoder) observed(o *probes.Observed) {
 	})
 }
 
-func (d *fastDecoder) tls() *probes.TLSObservation {
-	t := &probes.TLSObservation{}
+func (d *fastDecoder) tls() *wire.TLSObservation {
+	t := &wire.TLSObservation{}
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -90,7 +90,7 @@ func (d *fastDecoder) tls() *probes.TLSObservation {
 	return t
 }
 
-func (d *fastDecoder) step(s *probes.StepObservation) {
+func (d *fastDecoder) step(s *wire.StepObservation) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -115,7 +115,7 @@ func (d *fastDecoder) step(s *probes.StepObservation) {
 	})
 }
 
-func (d *fastDecoder) dns(o *probes.DNSObservation) {
+func (d *fastDecoder) dns(o *wire.DNSObservation) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // fill sets every field reachable from v to a non-zero value, two
@@ -58,13 +58,13 @@ func fill(v reflect.Value, n *int) {
 }
 
 func TestFastDecoderCoversWireTypes(t *testing.T) {
-	var b probes.Batch
+	var b wire.Batch
 	n := 0
 	fill(reflect.ValueOf(&b).Elem(), &n)
 	body := mustJSON(t, b)
 	got, ok := newFastDecoder().decode(body)
 	if !ok {
-		t.Fatalf("the fast decoder gave up on a batch with every field set; a field was probably added to probes.Batch or Result: teach fastjson.go\n%s", body)
+		t.Fatalf("the fast decoder gave up on a batch with every field set; a field was probably added to wire.Batch or Result: teach fastjson.go\n%s", body)
 	}
 	want, err := decodeStrict(body)
 	if err != nil {
@@ -80,18 +80,18 @@ func TestFastDecoderCoversWireTypes(t *testing.T) {
 func TestDecodeBatchFallsBack(t *testing.T) {
 	tests := []struct {
 		name, body string
-		check      func(probes.Batch) bool
+		check      func(wire.Batch) bool
 	}{
 		{"key in another case", `{"V":1,"results":[{"Check":"web","OK":true}]}`,
-			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Check == "web" && b.Results[0].OK }},
+			func(b wire.Batch) bool { return b.V == 1 && b.Results[0].Check == "web" && b.Results[0].OK }},
 		{"null", `{"v":1,"agent":null,"results":[{"observed":{"tls":null}}]}`,
-			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Observed.TLS == nil }},
+			func(b wire.Batch) bool { return b.V == 1 && b.Results[0].Observed.TLS == nil }},
 		{"null series value", `{"v":1,"results":[{"observed":{"value":null}}]}`,
-			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Observed.Value == nil }},
+			func(b wire.Batch) bool { return b.V == 1 && b.Results[0].Observed.Value == nil }},
 		{"series value out of range", `{"results":[{"observed":{"value":1e400}}]}`, nil},
-		{"duplicate key", `{"v":2,"v":1}`, func(b probes.Batch) bool { return b.V == 1 }},
-		{"lone surrogate", `{"agent":"a\ud800b"}`, func(b probes.Batch) bool { return b.Agent == "a\uFFFDb" }},
-		{"invalid UTF-8", "{\"agent\":\"a\xffb\"}", func(b probes.Batch) bool { return b.Agent == "a\uFFFDb" }},
+		{"duplicate key", `{"v":2,"v":1}`, func(b wire.Batch) bool { return b.V == 1 }},
+		{"lone surrogate", `{"agent":"a\ud800b"}`, func(b wire.Batch) bool { return b.Agent == "a\uFFFDb" }},
+		{"invalid UTF-8", "{\"agent\":\"a\xffb\"}", func(b wire.Batch) bool { return b.Agent == "a\uFFFDb" }},
 		{"integer with exponent", `{"v":1e0}`, nil}, // encoding/json refuses it too
 	}
 	for _, tc := range tests {
@@ -129,7 +129,7 @@ func TestDecodeBatchBoundsMemory(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if len(tc.body) > probes.MaxBatchBytes {
+			if len(tc.body) > wire.MaxBatchBytes {
 				t.Fatalf("body of %d bytes would not get this far", len(tc.body))
 			}
 			_, err := decodeBatch(tc.body, newFastDecoder())
@@ -156,12 +156,12 @@ func TestFastDecoderInterns(t *testing.T) {
 // FuzzFastDecoder checks that the fast decoder never accepts what
 // encoding/json refuses, nor decodes anything differently.
 func FuzzFastDecoder(f *testing.F) {
-	var full probes.Batch
+	var full wire.Batch
 	n := 0
 	fill(reflect.ValueOf(&full).Elem(), &n)
 	seeds := []string{
 		string(mustJSON(f, full)),
-		string(mustJSON(f, probes.Batch{V: 1, Agent: "a", Region: "r", Seq: 1, Results: benchResults("us-east", "a")[:3]})),
+		string(mustJSON(f, wire.Batch{V: 1, Agent: "a", Region: "r", Seq: 1, Results: benchResults("us-east", "a")[:3]})),
 		`{}`, `{"results":[]}`, `{"results":null}`, `{"v":-0}`, `{"v":01}`, `{"v":1.0}`, `{"v":1e3}`,
 		`{"seq":18446744073709551615}`, `{"seq":18446744073709551616}`, `{"seq":-1}`,
 		`{"agent":"\u00e9\ud83d\ude00\n\"\\\/"}`, `{"agent":"\ud83d"}`, `{"agent":"\ud83d\u0041"}`,

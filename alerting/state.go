@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Window bounds.
@@ -46,7 +46,7 @@ type Window struct {
 	Samples []Sample
 	// Last is the latest result whole, with its observations; nil before
 	// the first.
-	Last *probes.Result
+	Last *wire.Result
 	// Size is how many of the latest samples the failure rule looks at:
 	// the rule's window for a ratio rule, all kept samples otherwise.
 	Size int
@@ -70,7 +70,7 @@ type window struct {
 	ring     []Sample
 	next     int // where the next sample goes
 	n        int // samples held
-	last     probes.Result
+	last     wire.Result
 	hasLast  bool
 }
 
@@ -96,7 +96,7 @@ func newWindow(c *checks.Check, region string) *window {
 
 // add appends r, overwriting the oldest sample when the ring is full. It
 // allocates only to cut an overlong reason.
-func (w *window) add(r *probes.Result, agent string, received time.Time) {
+func (w *window) add(r *wire.Result, agent string, received time.Time) {
 	w.ring[w.next] = Sample{
 		Time:     r.Time,
 		Received: received,
@@ -171,7 +171,7 @@ func clipReason(s string) string {
 
 // cloneResult copies r deeply enough that the copy shares no slice or map
 // with the evaluator's state.
-func cloneResult(r probes.Result) probes.Result {
+func cloneResult(r wire.Result) wire.Result {
 	o := &r.Observed
 	o.ResolvedIPs = slices.Clone(o.ResolvedIPs)
 	o.Headers = maps.Clone(o.Headers)

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Batch validation bounds.
@@ -31,15 +31,15 @@ const (
 // more memory decoded than as text are errors wrapping ErrInvalidBatch.
 // It tries d's fast path first; a batch decoded there has its Results in
 // d, valid until d's next use.
-func decodeBatch(body []byte, d *fastDecoder) (probes.Batch, error) {
+func decodeBatch(body []byte, d *fastDecoder) (wire.Batch, error) {
 	b, ok := d.decode(body)
 	switch {
 	case ok:
 		return b, nil
 	case d.tooMany:
-		return probes.Batch{}, fmt.Errorf("%w: more than %d results", ErrInvalidBatch, probes.MaxBatchResults)
+		return wire.Batch{}, fmt.Errorf("%w: more than %d results", ErrInvalidBatch, wire.MaxBatchResults)
 	case d.tooComplex, countObjects(body) > maxBatchObjects:
-		return probes.Batch{}, fmt.Errorf("%w: more than %d JSON objects and nulls", ErrInvalidBatch, maxBatchObjects)
+		return wire.Batch{}, fmt.Errorf("%w: more than %d JSON objects and nulls", ErrInvalidBatch, maxBatchObjects)
 	}
 	return decodeStrict(body)
 }
@@ -63,15 +63,15 @@ func countObjects(body []byte) int {
 }
 
 // decodeStrict is decodeBatch with encoding/json alone.
-func decodeStrict(body []byte) (probes.Batch, error) {
-	var b probes.Batch
+func decodeStrict(body []byte) (wire.Batch, error) {
+	var b wire.Batch
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		return probes.Batch{}, fmt.Errorf("%w: %s", ErrInvalidBatch, describeJSONError(err))
+		return wire.Batch{}, fmt.Errorf("%w: %s", ErrInvalidBatch, describeJSONError(err))
 	}
 	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
-		return probes.Batch{}, fmt.Errorf("%w: malformed JSON: data after the batch object at byte %d", ErrInvalidBatch, dec.InputOffset())
+		return wire.Batch{}, fmt.Errorf("%w: malformed JSON: data after the batch object at byte %d", ErrInvalidBatch, dec.InputOffset())
 	}
 	return b, nil
 }
@@ -127,10 +127,10 @@ func (p *problems) err() error {
 // validate checks everything about b that does not depend on what was
 // accepted before, for region r, and fills wins[i] with the window of
 // b.Results[i]. It reads only what New built, so it needs no lock.
-func (e *Evaluator) validate(r *regionState, b *probes.Batch, wins []*window) error {
+func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window) error {
 	var p problems
-	if b.V != probes.WireVersion {
-		p.add("v must be %d, got %d", probes.WireVersion, b.V)
+	if b.V != wire.WireVersion {
+		p.add("v must be %d, got %d", wire.WireVersion, b.V)
 	}
 	switch {
 	case b.Agent == "":
@@ -139,13 +139,13 @@ func (e *Evaluator) validate(r *regionState, b *probes.Batch, wins []*window) er
 		p.add("agent: name longer than %d bytes", maxAgentNameBytes)
 	}
 	if b.Region != r.name { // only over HTTP: Apply picks r by b.Region
-		p.add("region %s does not match the %s header %s", quote(b.Region), probes.HeaderRegion, quote(r.name))
+		p.add("region %s does not match the %s header %s", quote(b.Region), wire.HeaderRegion, quote(r.name))
 	}
 	if b.Seq == 0 {
 		p.add("seq is required and must be positive")
 	}
-	if len(b.Results) > probes.MaxBatchResults {
-		p.add("more than %d results (%d)", probes.MaxBatchResults, len(b.Results))
+	if len(b.Results) > wire.MaxBatchResults {
+		p.add("more than %d results (%d)", wire.MaxBatchResults, len(b.Results))
 		return p.err()
 	}
 	for i := range b.Results {
@@ -161,8 +161,8 @@ func (e *Evaluator) validate(r *regionState, b *probes.Batch, wins []*window) er
 			p.add("results[%d].type %s does not match check %s of type %s", i, quote(res.Type), quote(w.check), quote(w.typ))
 		}
 		wins[i] = w
-		if res.V != probes.WireVersion {
-			p.add("results[%d].v must be %d, got %d", i, probes.WireVersion, res.V)
+		if res.V != wire.WireVersion {
+			p.add("results[%d].v must be %d, got %d", i, wire.WireVersion, res.V)
 		}
 		if res.Region != b.Region {
 			p.add("results[%d].region %s does not match the batch region %s", i, quote(res.Region), quote(b.Region))
