@@ -294,6 +294,15 @@ func (e *Evaluator) getBuffer(n int64) *bytes.Buffer {
 	return buf
 }
 
+// fastDecoder is what e.decoders pools: a wire decoder and the windows
+// validate fills for the batch it decoded, both reused across batches.
+type fastDecoder struct {
+	*wire.Decoder
+	wins []*window
+}
+
+func newFastDecoder() *fastDecoder { return &fastDecoder{Decoder: wire.NewDecoder()} }
+
 // decoder returns a fast decoder from the pool.
 func (e *Evaluator) decoder() *fastDecoder {
 	if d, ok := e.decoders.Get().(*fastDecoder); ok {
