@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // benchBatchSize is the agents' default batch size.
@@ -19,22 +19,22 @@ const benchBatchSize = 500
 // benchResults are realistic results of an HTTP check: phases, resolved
 // addresses, the connected address and a TLS observation, about 600 bytes
 // of JSON each.
-func benchResults(region, agent string) []probes.Result {
-	rs := make([]probes.Result, benchBatchSize)
+func benchResults(region, agent string) []wire.Result {
+	rs := make([]wire.Result, benchBatchSize)
 	for i := range rs {
 		ok := i%10 != 0
-		r := probes.Result{
+		r := wire.Result{
 			V: 1, Check: "web", Type: "http", Region: region, Agent: agent, Seq: uint64(i + 1),
 			Time: t0.Add(time.Duration(i) * time.Second), OK: ok, Duration: 0.183,
-			Phases: probes.Phases{Resolve: 0.004, Connect: 0.021, TLS: 0.043, Processing: 0.101, Transfer: 0.014},
-			Observed: probes.Observed{
+			Phases: wire.Phases{Resolve: 0.004, Connect: 0.021, TLS: 0.043, Processing: 0.101, Transfer: 0.014},
+			Observed: wire.Observed{
 				ResolvedIPs:   []string{"203.0.113.10", "203.0.113.11"},
 				ConnectedAddr: "203.0.113.10:443",
 				StatusCode:    200,
 				HTTPVersion:   "HTTP/2.0",
 				BodyBytes:     18234,
 				Headers:       map[string]string{"X-Served-By": "web-3"},
-				TLS:           &probes.TLSObservation{Version: "TLS 1.3", ServerName: "www.example.com", NotAfter: t0.Add(60 * 24 * time.Hour), Subject: "CN=www.example.com", Issuer: "CN=R11,O=Let's Encrypt,C=US"},
+				TLS:           &wire.TLSObservation{Version: "TLS 1.3", ServerName: "www.example.com", NotAfter: t0.Add(60 * 24 * time.Hour), Subject: "CN=www.example.com", Issuer: "CN=R11,O=Let's Encrypt,C=US"},
 			},
 		}
 		if !ok {
@@ -67,7 +67,7 @@ type batchTemplate struct {
 // seqBase has 19 digits, as has every seqBase+n below 9e18.
 const seqBase = 1_000_000_000_000_000_000
 
-func (f *fixture) template(b testing.TB, agent string, results []probes.Result) *batchTemplate {
+func (f *fixture) template(b testing.TB, agent string, results []wire.Result) *batchTemplate {
 	batch := f.batch("us-east", seqBase, results...)
 	batch.Agent = agent
 	body := mustJSON(b, batch)
@@ -82,16 +82,16 @@ func (f *fixture) template(b testing.TB, agent string, results []probes.Result) 
 func (t *batchTemplate) next(n uint64) signedBatch {
 	body := bytes.Clone(t.body)
 	strconv.AppendUint(body[:t.at], seqBase+n, 10)
-	ts, sig := probes.Sign(keyUS, t.f.clock.Now(), body)
+	ts, sig := wire.Sign(keyUS, t.f.clock.Now(), body)
 	return signedBatch{body: body, ts: ts, sig: sig, region: "us-east", agent: t.agent}
 }
 
 func serve(b *testing.B, h http.Handler, s signedBatch) {
-	req := httptest.NewRequest(http.MethodPost, probes.ResultsPath, bytes.NewReader(s.body))
-	req.Header.Set(probes.HeaderRegion, s.region)
-	req.Header.Set(probes.HeaderAgent, s.agent)
-	req.Header.Set(probes.HeaderTimestamp, s.ts)
-	req.Header.Set(probes.HeaderSignature, s.sig)
+	req := httptest.NewRequest(http.MethodPost, wire.ResultsPath, bytes.NewReader(s.body))
+	req.Header.Set(wire.HeaderRegion, s.region)
+	req.Header.Set(wire.HeaderAgent, s.agent)
+	req.Header.Set(wire.HeaderTimestamp, s.ts)
+	req.Header.Set(wire.HeaderSignature, s.sig)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK || rec.Body.String() != "ok" {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // On-demand confirmation (a second opinion): when a region first fails a
@@ -137,13 +137,13 @@ func (e *Evaluator) WaitConfirmations(ctx context.Context, region string, wait t
 // holds too many polls.
 func (e *Evaluator) serveConfirm(w http.ResponseWriter, req *http.Request) {
 	now := e.clock.Now()
-	region, agent := req.Header.Get(probes.HeaderRegion), req.Header.Get(probes.HeaderAgent)
+	region, agent := req.Header.Get(wire.HeaderRegion), req.Header.Get(wire.HeaderAgent)
 	r := e.regions[region]
 	if r == nil || len(r.keys) == 0 {
 		http.Error(w, "unknown region or no agent key for it", http.StatusUnauthorized)
 		return
 	}
-	if err := probes.Verify(r.keys, req.Header.Get(probes.HeaderTimestamp), req.Header.Get(probes.HeaderSignature), probes.ConfirmPayload(region, agent), now); err != nil {
+	if err := wire.Verify(r.keys, req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature), wire.ConfirmPayload(region, agent), now); err != nil {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
@@ -166,5 +166,5 @@ func (e *Evaluator) serveConfirm(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(probes.ConfirmRequest{Checks: checks})
+	json.NewEncoder(w).Encode(wire.ConfirmRequest{Checks: checks})
 }

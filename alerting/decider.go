@@ -14,7 +14,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // The evaluator decides about a check whenever its inputs may have changed:
@@ -398,7 +398,7 @@ func regionEvidence(in decide.RegionInput) string {
 	return b.String()
 }
 
-func dnsServerName(o probes.DNSObservation) string {
+func dnsServerName(o wire.DNSObservation) string {
 	if o.NS != "" {
 		return o.NS
 	}

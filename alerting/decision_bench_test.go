@@ -12,8 +12,8 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // timingNotifier records when each notification reached it.
@@ -62,9 +62,9 @@ func loadedEvaluator(b *testing.B, nChecks int) (*Evaluator, *timingNotifier, *c
 	}
 	// Every check passing in every region, past the warm-up.
 	for _, region := range benchRegions {
-		for start := 0; start < nChecks; start += probes.MaxBatchResults {
-			var res []probes.Result
-			for i := start; i < min(start+probes.MaxBatchResults, nChecks); i++ {
+		for start := 0; start < nChecks; start += wire.MaxBatchResults {
+			var res []wire.Result
+			for i := start; i < min(start+wire.MaxBatchResults, nChecks); i++ {
 				res = append(res, benchResult(fmt.Sprintf("c%05d", i), region, true, clk.Now()))
 			}
 			applyBatch(b, ev, region, res, clk)
@@ -79,16 +79,16 @@ func loadedEvaluator(b *testing.B, nChecks int) (*Evaluator, *timingNotifier, *c
 
 var benchSeq uint64
 
-func applyBatch(b *testing.B, ev *Evaluator, region string, res []probes.Result, clk *clocktest.Fake) {
+func applyBatch(b *testing.B, ev *Evaluator, region string, res []wire.Result, clk *clocktest.Fake) {
 	benchSeq++
-	if err := ev.Apply(probes.Batch{V: 1, Agent: "a-" + region, Region: region, Seq: benchSeq, Created: clk.Now(), Results: res}); err != nil {
+	if err := ev.Apply(wire.Batch{V: 1, Agent: "a-" + region, Region: region, Seq: benchSeq, Created: clk.Now(), Results: res}); err != nil {
 		b.Fatal(err)
 	}
 }
 
-func benchResult(check, region string, ok bool, now time.Time) probes.Result {
-	r := probes.Result{V: 1, Check: check, Type: "http", Region: region, Time: now, OK: ok, Duration: 0.05,
-		Observed: probes.Observed{StatusCode: 200, ConnectedAddr: "203.0.113.10:443", ResolvedIPs: []string{"203.0.113.10"}}}
+func benchResult(check, region string, ok bool, now time.Time) wire.Result {
+	r := wire.Result{V: 1, Check: check, Type: "http", Region: region, Time: now, OK: ok, Duration: 0.05,
+		Observed: wire.Observed{StatusCode: 200, ConnectedAddr: "203.0.113.10:443", ResolvedIPs: []string{"203.0.113.10"}}}
 	if !ok {
 		r.Reason, r.Observed.StatusCode = "status 503, want 200", 503
 	}
@@ -114,18 +114,18 @@ func BenchmarkDecisionLatency(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		check := fmt.Sprintf("c%05d", i%nChecks)
 		clk.Advance(time.Second)
-		applyBatch(b, ev, "r1", []probes.Result{benchResult(check, "r1", false, clk.Now())}, clk)
-		applyBatch(b, ev, "r2", []probes.Result{benchResult(check, "r2", false, clk.Now())}, clk)
+		applyBatch(b, ev, "r1", []wire.Result{benchResult(check, "r1", false, clk.Now())}, clk)
+		applyBatch(b, ev, "r2", []wire.Result{benchResult(check, "r2", false, clk.Now())}, clk)
 		before := notes.count() // r1 and r2 make it DEGRADED: a warning
 		start := time.Now()
-		applyBatch(b, ev, "r3", []probes.Result{benchResult(check, "r3", false, clk.Now())}, clk)
+		applyBatch(b, ev, "r3", []wire.Result{benchResult(check, "r3", false, clk.Now())}, clk)
 		if notes.count() <= before {
 			b.Fatalf("iteration %d: no page after the quorum-completing result", i)
 		}
 		lat = append(lat, notes.last().Sub(start))
 		b.StopTimer()
 		for _, r := range []string{"r1", "r2", "r3"} { // recover for the next round
-			applyBatch(b, ev, r, []probes.Result{benchResult(check, r, true, clk.Now())}, clk)
+			applyBatch(b, ev, r, []wire.Result{benchResult(check, r, true, clk.Now())}, clk)
 		}
 		applyBatch(b, ev, "r4", nil, clk) // heartbeats keep every region live
 		applyBatch(b, ev, "r5", nil, clk)

@@ -9,8 +9,8 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
-	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // stuckNotifier blocks every notification about one check until released,
@@ -68,18 +68,18 @@ func TestNoLockHeldWhileNotifying(t *testing.T) {
 		}
 	})
 	seq := uint64(0)
-	apply := func(region string, results ...probes.Result) error {
+	apply := func(region string, results ...wire.Result) error {
 		seq++
 		return f.ev.Apply(f.batch(region, seq, results...))
 	}
-	failures := func(check string, n int) []probes.Result {
-		rs := make([]probes.Result, n)
+	failures := func(check string, n int) []wire.Result {
+		rs := make([]wire.Result, n)
 		for i := range rs {
 			rs[i] = result(check, "", false)
 		}
 		return rs
 	}
-	withRegion := func(region string, rs []probes.Result) []probes.Result {
+	withRegion := func(region string, rs []wire.Result) []wire.Result {
 		for i := range rs {
 			rs[i].Region = region
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // e2eEvaluator is one evaluator behind a loopback HTTP server, with the
@@ -334,11 +335,11 @@ func TestRestartKeepsFailingRegions(t *testing.T) {
 	feed := func(ev *Evaluator, ok bool) {
 		seq++
 		for _, region := range cfg.Regions {
-			r := probes.Result{V: 1, Check: "web", Type: "http", Region: region, Time: clk.Now(), OK: ok}
+			r := wire.Result{V: 1, Check: "web", Type: "http", Region: region, Time: clk.Now(), OK: ok}
 			if !ok {
 				r.Reason = "status 503, want 2xx"
 			}
-			if err := ev.Apply(probes.Batch{V: 1, Agent: "a-" + region, Region: region, Seq: seq, Created: clk.Now(), Results: []probes.Result{r}}); err != nil {
+			if err := ev.Apply(wire.Batch{V: 1, Agent: "a-" + region, Region: region, Seq: seq, Created: clk.Now(), Results: []wire.Result{r}}); err != nil {
 				t.Fatal(err)
 			}
 		}

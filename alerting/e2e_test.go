@@ -25,6 +25,7 @@ import (
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // These tests run real agents (scheduler, probers, reporter with its
@@ -71,7 +72,7 @@ type e2eAgent struct {
 	done   sync.WaitGroup
 	// submitted records every result handed to the reporter, in order.
 	mu        sync.Mutex
-	submitted []probes.Result
+	submitted []wire.Result
 }
 
 func startAgent(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region, evaluatorURL, spoolDir string) *e2eAgent {
@@ -95,7 +96,7 @@ func startAgentWith(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, regio
 		t.Fatal(err)
 	}
 	opts.Now = clk.Now
-	jobs, err := probes.Jobs(cfg, region, opts, func(r probes.Result) {
+	jobs, err := probes.Jobs(cfg, region, opts, func(r wire.Result) {
 		a.mu.Lock()
 		a.submitted = append(a.submitted, r)
 		a.mu.Unlock()
@@ -129,7 +130,7 @@ func startAgentWith(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, regio
 
 func (a *e2eAgent) stop() { a.cancel(); a.done.Wait() }
 
-func (a *e2eAgent) results() []probes.Result {
+func (a *e2eAgent) results() []wire.Result {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return slices.Clone(a.submitted)
@@ -260,7 +261,7 @@ func notesOf(c *notifytest.Recorder, kind string) []notify.Notification {
 // the order it applied them.
 type appliedLog struct {
 	mu      sync.Mutex
-	results []probes.Result
+	results []wire.Result
 }
 
 func (l *appliedLog) wrap(next http.Handler) http.Handler {
@@ -274,7 +275,7 @@ func (l *appliedLog) wrap(next http.Handler) http.Handler {
 		rec := httptest.NewRecorder()
 		next.ServeHTTP(rec, r)
 		if rec.Code == http.StatusOK && strings.TrimSpace(rec.Body.String()) == "ok" {
-			var b probes.Batch
+			var b wire.Batch
 			if json.Unmarshal(body, &b) == nil {
 				l.mu.Lock()
 				l.results = append(l.results, b.Results...)
@@ -289,7 +290,7 @@ func (l *appliedLog) wrap(next http.Handler) http.Handler {
 	})
 }
 
-func (l *appliedLog) all() []probes.Result {
+func (l *appliedLog) all() []wire.Result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.results)

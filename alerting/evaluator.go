@@ -4,7 +4,7 @@
 //
 // Everything the evaluator keeps in memory is keyed by the configuration
 // (its checks and regions) or bounded (agent names per region), so input
-// cannot grow it. Time comes from an injected probes.Clock.
+// cannot grow it. Time comes from an injected clock.Clock.
 package alerting
 
 import (
@@ -22,7 +22,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/ratelog"
 )
 
@@ -40,7 +40,7 @@ var (
 	// ErrDuplicate: the batch was accepted before and was not applied
 	// again. Callers treat it as success (200 "duplicate").
 	ErrDuplicate = errors.New("duplicate batch")
-	// ErrTooLarge: the body exceeds probes.MaxBatchBytes (413).
+	// ErrTooLarge: the body exceeds wire.MaxBatchBytes (413).
 	ErrTooLarge = errors.New("batch too large")
 	// ErrUnavailable: the batch could not be recorded durably; nothing of
 	// it was applied and the sender should retry (503).
@@ -51,7 +51,7 @@ var (
 // optional.
 type Options struct {
 	// Clock is the time source of every decision; nil means RealClock.
-	Clock probes.Clock
+	Clock clock.Clock
 	// DataDir, when set, is where the evaluator keeps what must survive a
 	// restart: the sequence numbers accepted from each agent, so that a
 	// replay is refused after a restart too.
@@ -79,7 +79,7 @@ const rejectLogEvery = 10 * time.Second
 // region liveness. Its methods are safe for concurrent use.
 type Evaluator struct {
 	cfg        *checks.Config
-	clock      probes.Clock
+	clock      clock.Clock
 	log        *slog.Logger
 	notifier   notify.Notifier
 	metrics    *metrics
@@ -154,7 +154,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		return nil, errors.New("alerting: no configuration")
 	}
 	if opts.Clock == nil {
-		opts.Clock = probes.RealClock{}
+		opts.Clock = clock.Real{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -15,8 +15,8 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Test keys; ap-south deliberately has none.
@@ -94,8 +94,8 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 }
 
 // result is a valid result of check from region.
-func result(check, region string, ok bool) probes.Result {
-	r := probes.Result{V: 1, Check: check, Region: region, Time: t0, OK: ok, Duration: 0.05}
+func result(check, region string, ok bool) wire.Result {
+	r := wire.Result{V: 1, Check: check, Region: region, Time: t0, OK: ok, Duration: 0.05}
 	if !ok {
 		r.Reason = "status 503, want 200"
 	}
@@ -103,8 +103,8 @@ func result(check, region string, ok bool) probes.Result {
 }
 
 // batch is a valid batch from agent a1 of region.
-func (f *fixture) batch(region string, seq uint64, results ...probes.Result) probes.Batch {
-	return probes.Batch{V: 1, Agent: "a1", Region: region, Seq: seq, ConfigDigest: f.cfg.Digest, Created: t0, Results: results}
+func (f *fixture) batch(region string, seq uint64, results ...wire.Result) wire.Batch {
+	return wire.Batch{V: 1, Agent: "a1", Region: region, Seq: seq, ConfigDigest: f.cfg.Digest, Created: t0, Results: results}
 }
 
 func mustJSON(t testing.TB, v any) []byte {
@@ -136,7 +136,7 @@ func (f *fixture) send(region string, key []byte, body []byte) (int, string) {
 }
 
 // sendBatch signs b with the key of its region and posts it.
-func (f *fixture) sendBatch(b probes.Batch) (int, string) {
+func (f *fixture) sendBatch(b wire.Batch) (int, string) {
 	f.t.Helper()
 	key := map[string][]byte{"us-east": keyUS, "eu-west": keyEU}[b.Region]
 	return f.send(b.Region, key, mustJSON(f.t, b))
@@ -148,24 +148,24 @@ func (f *fixture) do(r request) (int, string) {
 	if r.hideLength {
 		body = io.MultiReader(body)
 	}
-	req, err := http.NewRequest(http.MethodPost, f.srv.URL+probes.ResultsPath, body)
+	req, err := http.NewRequest(http.MethodPost, f.srv.URL+wire.ResultsPath, body)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if r.region != "" {
-		req.Header.Set(probes.HeaderRegion, r.region)
+		req.Header.Set(wire.HeaderRegion, r.region)
 	}
 	if r.agent != "" {
-		req.Header.Set(probes.HeaderAgent, r.agent)
+		req.Header.Set(wire.HeaderAgent, r.agent)
 	}
 	if r.key != nil {
-		ts, sig := probes.Sign(r.key, r.signAt, r.body)
-		req.Header.Set(probes.HeaderTimestamp, ts)
-		req.Header.Set(probes.HeaderSignature, sig)
+		ts, sig := wire.Sign(r.key, r.signAt, r.body)
+		req.Header.Set(wire.HeaderTimestamp, ts)
+		req.Header.Set(wire.HeaderSignature, sig)
 	}
 	if r.sig != "" {
-		req.Header.Set(probes.HeaderSignature, r.sig)
+		req.Header.Set(wire.HeaderSignature, r.sig)
 	}
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {

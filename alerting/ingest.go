@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // maxPooledBody is the largest request buffer kept for reuse; a batch of
@@ -19,26 +19,26 @@ const maxPooledBody = 1 << 20
 // maxDigestBytes bounds the config digest remembered per agent.
 const maxDigestBytes = 64
 
-// Handler serves POST /v1/results (probes.ResultsPath): authenticated,
+// Handler serves POST /v1/results (wire.ResultsPath): authenticated,
 // size-limited, strictly validated, idempotent ingest of agent batches.
 //
 // Answers: 200 "ok" (applied), 200 "duplicate" (accepted before, not
 // applied again), 400 (malformed or inconsistent batch; nothing applied),
 // 401 (unknown region, bad signature, clock skew, replay), 413 (body over
-// probes.MaxBatchBytes), 503 (could not be recorded; retry). Error bodies
+// wire.MaxBatchBytes), 503 (could not be recorded; retry). Error bodies
 // are one line of plain text and never contain a key.
 //
 // An agent must send its batches to one evaluator one at a time, in
 // sequence order: a batch below the highest accepted that is not one of
 // the last 16 accepted is refused as a replay, and one ahead of the
-// evaluator's clock in Unix nanoseconds (plus probes.MaxClockSkew) as
+// evaluator's clock in Unix nanoseconds (plus wire.MaxClockSkew) as
 // invalid, since agents start their sequence from their clock. Only
 // applied batches count as signs of life for region liveness; a duplicate
 // may be a replay.
 func (e *Evaluator) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+probes.ResultsPath, e.serveResults)
-	mux.HandleFunc("GET "+probes.ConfirmPath, e.serveConfirm)
+	mux.HandleFunc("POST "+wire.ResultsPath, e.serveResults)
+	mux.HandleFunc("GET "+wire.ConfirmPath, e.serveConfirm)
 	mux.HandleFunc("/ping/{token}", e.servePing)
 	mux.HandleFunc("/ping/{token}/{event}", e.servePing)
 	return mux
@@ -46,7 +46,7 @@ func (e *Evaluator) Handler() http.Handler {
 
 func (e *Evaluator) serveResults(w http.ResponseWriter, req *http.Request) {
 	now := e.clock.Now()
-	name := req.Header.Get(probes.HeaderRegion)
+	name := req.Header.Get(wire.HeaderRegion)
 	r := e.regions[name]
 	err := e.receive(w, req, r, name, now)
 	label := unknownRegionLabel
@@ -69,32 +69,32 @@ func (e *Evaluator) serveResults(w http.ResponseWriter, req *http.Request) {
 // receive authenticates, reads, decodes and ingests one request. r is the
 // region named by the header (nil if undeclared).
 func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionState, name string, now time.Time) error {
-	if req.ContentLength > probes.MaxBatchBytes {
-		return fmt.Errorf("%w: body of %d bytes is over the limit of %d", ErrTooLarge, req.ContentLength, probes.MaxBatchBytes)
+	if req.ContentLength > wire.MaxBatchBytes {
+		return fmt.Errorf("%w: body of %d bytes is over the limit of %d", ErrTooLarge, req.ContentLength, wire.MaxBatchBytes)
 	}
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: missing %s header", ErrUnauthorized, probes.HeaderRegion)
+		return fmt.Errorf("%w: missing %s header", ErrUnauthorized, wire.HeaderRegion)
 	case r == nil:
 		return fmt.Errorf("%w: unknown region %s", ErrUnauthorized, quote(name))
 	case len(r.keys) == 0:
 		return fmt.Errorf("%w: no agent key is configured for region %s", ErrUnauthorized, quote(name))
 	}
-	ts, sig := req.Header.Get(probes.HeaderTimestamp), req.Header.Get(probes.HeaderSignature)
+	ts, sig := req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature)
 	if ts == "" || sig == "" {
-		return fmt.Errorf("%w: missing %s or %s header", ErrUnauthorized, probes.HeaderTimestamp, probes.HeaderSignature)
+		return fmt.Errorf("%w: missing %s or %s header", ErrUnauthorized, wire.HeaderTimestamp, wire.HeaderSignature)
 	}
 
 	buf := e.getBuffer(req.ContentLength)
 	defer e.putBuffer(buf)
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, probes.MaxBatchBytes)); err != nil {
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, wire.MaxBatchBytes)); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return fmt.Errorf("%w: body is over the limit of %d bytes", ErrTooLarge, int64(probes.MaxBatchBytes))
+			return fmt.Errorf("%w: body is over the limit of %d bytes", ErrTooLarge, int64(wire.MaxBatchBytes))
 		}
 		return fmt.Errorf("%w: reading body: %w", ErrInvalidBatch, err)
 	}
 	body := buf.Bytes()
-	if err := probes.Verify(r.keys, ts, sig, body, now); err != nil {
+	if err := wire.Verify(r.keys, ts, sig, body, now); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	// Decoded strings are copies, so buf may be reused once this returns.
@@ -104,8 +104,8 @@ func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionS
 	if err != nil {
 		return err
 	}
-	if agent := req.Header.Get(probes.HeaderAgent); agent != "" && agent != b.Agent {
-		return fmt.Errorf("%w: agent %s does not match the %s header %s", ErrInvalidBatch, quote(b.Agent), probes.HeaderAgent, quote(agent))
+	if agent := req.Header.Get(wire.HeaderAgent); agent != "" && agent != b.Agent {
+		return fmt.Errorf("%w: agent %s does not match the %s header %s", ErrInvalidBatch, quote(b.Agent), wire.HeaderAgent, quote(agent))
 	}
 	return e.ingest(r, &b, now, d)
 }
@@ -117,7 +117,7 @@ func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionS
 // and otherwise an error wrapping ErrInvalidBatch, ErrReplay,
 // ErrUnauthorized or ErrUnavailable, having applied nothing. The evaluator
 // keeps b's results: the caller must not modify them afterwards.
-func (e *Evaluator) Apply(b probes.Batch) error {
+func (e *Evaluator) Apply(b wire.Batch) error {
 	now := e.clock.Now()
 	r := e.regions[b.Region]
 	var err error
@@ -139,7 +139,7 @@ func (e *Evaluator) Apply(b probes.Batch) error {
 // serialised; batches of different agents proceed in parallel up to the
 // region lock, which is taken once per batch. d, if not nil, lends its
 // scratch space.
-func (e *Evaluator) ingest(r *regionState, b *probes.Batch, now time.Time, d *fastDecoder) error {
+func (e *Evaluator) ingest(r *regionState, b *wire.Batch, now time.Time, d *fastDecoder) error {
 	var wins []*window
 	if d != nil {
 		wins = slices.Grow(d.wins[:0], len(b.Results))[:len(b.Results)]
@@ -153,7 +153,7 @@ func (e *Evaluator) ingest(r *regionState, b *probes.Batch, now time.Time, d *fa
 	// Sequence numbers start from the agent's clock in nanoseconds, and
 	// that clock is within MaxClockSkew of ours. One far ahead would, once
 	// accepted (and persisted), lock the agent's name out for good.
-	if limit := now.Add(probes.MaxClockSkew).UnixNano(); limit > 0 && b.Seq > uint64(limit) {
+	if limit := now.Add(wire.MaxClockSkew).UnixNano(); limit > 0 && b.Seq > uint64(limit) {
 		return fmt.Errorf("%w: seq %d is ahead of this evaluator's clock (%d ns since 1970)", ErrInvalidBatch, b.Seq, now.UnixNano())
 	}
 	a := r.agent(b.Agent, now)
@@ -180,7 +180,7 @@ func (e *Evaluator) ingest(r *regionState, b *probes.Batch, now time.Time, d *fa
 // applyInOrder checks b's sequence number against agent a's, records the
 // new sequence memory durably and applies b, returning the checks to decide
 // about. a's mutex is held.
-func (e *Evaluator) applyInOrder(r *regionState, a *agentState, b *probes.Batch, wins []*window, now time.Time) ([]string, error) {
+func (e *Evaluator) applyInOrder(r *regionState, a *agentState, b *wire.Batch, wins []*window, now time.Time) ([]string, error) {
 	switch a.seqs.classify(b.Seq) {
 	case seqDuplicate:
 		return nil, fmt.Errorf("%w: seq %d", ErrDuplicate, b.Seq)
@@ -200,7 +200,7 @@ func (e *Evaluator) applyInOrder(r *regionState, a *agentState, b *probes.Batch,
 
 // apply adds b's results to their windows and records the delivery. It
 // returns the checks whose verdict the batch may have changed.
-func (e *Evaluator) apply(r *regionState, a *agentState, b *probes.Batch, wins []*window, now time.Time) []string {
+func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*window, now time.Time) []string {
 	digest := b.ConfigDigest
 	if len(digest) > maxDigestBytes {
 		digest = strings.Clone(digest[:maxDigestBytes])
@@ -247,7 +247,7 @@ const shapeMaxLag = 2 * time.Minute
 // shapeInput reports whether r feeds shape detection: a scheduled probe
 // that arrived promptly. Confirmation runs are out of schedule and would
 // weigh their moment twice.
-func shapeInput(r *probes.Result, now time.Time) bool {
+func shapeInput(r *wire.Result, now time.Time) bool {
 	return !r.Confirm && now.Sub(r.Time) <= shapeMaxLag
 }
 
@@ -308,6 +308,15 @@ func (e *Evaluator) getBuffer(n int64) *bytes.Buffer {
 	}
 	return buf
 }
+
+// fastDecoder is what e.decoders pools: a wire decoder and the windows
+// validate fills for the batch it decoded, both reused across batches.
+type fastDecoder struct {
+	*wire.Decoder
+	wins []*window
+}
+
+func newFastDecoder() *fastDecoder { return &fastDecoder{Decoder: wire.NewDecoder()} }
 
 // decoder returns a fast decoder from the pool.
 func (e *Evaluator) decoder() *fastDecoder {

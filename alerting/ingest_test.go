@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/status"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // goodBody is a valid us-east batch of agent a1.
@@ -25,8 +25,8 @@ func TestIngestRefusals(t *testing.T) {
 		t.Fatalf("seed batch: %d %q", code, body)
 	}
 
-	withResults := func(n int, last func(*probes.Result)) []byte {
-		rs := make([]probes.Result, n)
+	withResults := func(n int, last func(*wire.Result)) []byte {
+		rs := make([]wire.Result, n)
 		for i := range rs {
 			rs[i] = result("web", "us-east", true)
 		}
@@ -99,18 +99,18 @@ func TestIngestRefusals(t *testing.T) {
 			400, `results[0].region "eu-west" does not match the batch region "us-east"`, "us-east", "bad_request"},
 		{"result agent differs", edit(`"region":"us-east","seq":0`, `"region":"us-east","agent":"a9","seq":0`),
 			400, `results[0].agent "a9" does not match the batch agent "a1"`, "us-east", "bad_request"},
-		{"unknown check last", signed(withResults(4, func(r *probes.Result) { r.Check = "foo" })),
+		{"unknown check last", signed(withResults(4, func(r *wire.Result) { r.Check = "foo" })),
 			400, `results[3].check: unknown check "foo"`, "us-east", "bad_request"},
 		{"check not run in region", request{region: "eu-west", key: keyEU, signAt: f.clock.Now(),
 			body: mustJSON(t, f.batch("eu-west", 50, result("web", "eu-west", true), result("api", "eu-west", true)))},
 			400, `results[1].check: check "api" does not run in region "eu-west"`, "eu-west", "bad_request"},
-		{"type differs from check", signed(withResults(2, func(r *probes.Result) { r.Type = "dns" })),
+		{"type differs from check", signed(withResults(2, func(r *wire.Result) { r.Type = "dns" })),
 			400, `results[1].type "dns" does not match check "web" of type "http"`, "us-east", "bad_request"},
-		{"only the last of 500 has no time", signed(withResults(500, func(r *probes.Result) { r.Time = time.Time{} })),
+		{"only the last of 500 has no time", signed(withResults(500, func(r *wire.Result) { r.Time = time.Time{} })),
 			400, "results[499].time is required", "us-east", "bad_request"},
-		{"negative duration last", signed(withResults(3, func(r *probes.Result) { r.Duration = -1 })),
+		{"negative duration last", signed(withResults(3, func(r *wire.Result) { r.Duration = -1 })),
 			400, "results[2].duration_seconds must not be negative", "us-east", "bad_request"},
-		{"more than 1000 results", signed(withResults(probes.MaxBatchResults+1, nil)),
+		{"more than 1000 results", signed(withResults(wire.MaxBatchResults+1, nil)),
 			400, "more than 1000 results", "us-east", "bad_request"},
 	}
 	for _, tc := range tests {
@@ -320,7 +320,7 @@ func TestIngestAgentsPerRegionBounded(t *testing.T) {
 
 func TestIngestMethodNotAllowed(t *testing.T) {
 	f := newFixture(t)
-	resp, err := f.srv.Client().Get(f.srv.URL + probes.ResultsPath)
+	resp, err := f.srv.Client().Get(f.srv.URL + wire.ResultsPath)
 	if err != nil {
 		t.Fatal(err)
 	}

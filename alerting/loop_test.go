@@ -13,7 +13,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 func TestStepLiveness(t *testing.T) {
@@ -279,7 +279,7 @@ func TestRunLogsNotifierFailure(t *testing.T) {
 
 func TestRunStopsWhenCancelled(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	ev, err := New(loadTestConfig(t), Options{Clock: probes.RealClock{}})
+	ev, err := New(loadTestConfig(t), Options{Clock: clock.Real{}})
 	if err != nil {
 		t.Fatal(err)
 	}

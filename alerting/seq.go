@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Sequence memory bounds.
@@ -20,7 +20,7 @@ const (
 	// agentForgetAfter is how long an agent must have been silent before
 	// its memory may be dropped to make room for a new name: longer than
 	// any request signed while it was last seen stays acceptable.
-	agentForgetAfter = 2 * probes.MaxClockSkew
+	agentForgetAfter = 2 * wire.MaxClockSkew
 )
 
 // seqVerdict is what a batch's sequence number means for its agent.

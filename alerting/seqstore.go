@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/atomicfile"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // seqFileName is the file under Options.DataDir holding every agent's
@@ -89,7 +89,7 @@ func openSeqStore(dir string) (*seqStore, []seqRecord, error) {
 	}
 	var f seqFile
 	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, nil, fmt.Errorf("sequence memory %s is corrupt (%w); move it away to start without it, accepting replays of batches signed in the last %s", s.path, err, probes.MaxClockSkew)
+		return nil, nil, fmt.Errorf("sequence memory %s is corrupt (%w); move it away to start without it, accepting replays of batches signed in the last %s", s.path, err, wire.MaxClockSkew)
 	}
 	if f.Version != seqFileVersion {
 		return nil, nil, fmt.Errorf("sequence memory %s: version %d, want %d", s.path, f.Version, seqFileVersion)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // BenchmarkShapeIngest compares adding a result to its window alone with
@@ -17,7 +17,7 @@ import (
 func BenchmarkShapeIngest(b *testing.B) {
 	c := shapeBenchCheck(b)
 	rng := rand.New(rand.NewPCG(1, 2))
-	results := make([]probes.Result, 1024)
+	results := make([]wire.Result, 1024)
 	for i := range results {
 		results[i] = phasedResult(rng, simStart)
 	}
@@ -136,10 +136,10 @@ func BenchmarkIngestShape(b *testing.B) {
 }
 
 // phasedResult is a passing HTTPS probe with every phase.
-func phasedResult(rng *rand.Rand, now time.Time) probes.Result {
+func phasedResult(rng *rand.Rand, now time.Time) wire.Result {
 	n := func(v float64) float64 { return v * (0.8 + 0.4*rng.Float64()) }
-	r := probes.Result{V: 1, Check: "c", Region: "r1", Time: now, OK: true,
-		Phases: probes.Phases{Resolve: n(0.002), Connect: n(0.004), TLS: n(0.008), Processing: n(0.025), Transfer: n(0.001)}}
+	r := wire.Result{V: 1, Check: "c", Region: "r1", Time: now, OK: true,
+		Phases: wire.Phases{Resolve: n(0.002), Connect: n(0.004), TLS: n(0.008), Processing: n(0.025), Transfer: n(0.001)}}
 	for _, v := range r.Phases.Values() {
 		r.Duration += v
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // The series end-to-end test runs Debian's prometheus against a loopback
@@ -133,14 +134,14 @@ checks:
 	}
 	// probe reads the real server now and applies the result at the fake
 	// clock's now.
-	probe := func() probes.Result {
+	probe := func() wire.Result {
 		r := prober.Probe(context.Background())
 		r.Time, r.Seq = s.clk.Now(), uint64(s.clk.Now().UnixNano())
 		return r
 	}
-	apply := func(r probes.Result) {
+	apply := func(r wire.Result) {
 		t.Helper()
-		b := probes.Batch{V: 1, Agent: "a", Region: "us-east", Seq: r.Seq, Created: r.Time, ConfigDigest: s.cfg.Digest, Results: []probes.Result{r}}
+		b := wire.Batch{V: 1, Agent: "a", Region: "us-east", Seq: r.Seq, Created: r.Time, ConfigDigest: s.cfg.Digest, Results: []wire.Result{r}}
 		if err := s.ev.Apply(b); err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +150,7 @@ checks:
 
 	// Normal traffic: 10 per scrape, about 10/s. An hour of it (on the
 	// fake clock) warms the baseline; each value is a real query.
-	var normal probes.Result
+	var normal wire.Result
 	clocktest.WaitFor(t, 30*time.Second, "a steady rate from prometheus", func() bool {
 		normal = probe()
 		return normal.OK && normal.Observed.Value != nil && *normal.Observed.Value > 5
@@ -167,7 +168,7 @@ checks:
 
 	// The spike: 80 per scrape.
 	target.perScrape.Store(80)
-	var spike probes.Result
+	var spike wire.Result
 	clocktest.WaitFor(t, 30*time.Second, "prometheus to see the spike", func() bool {
 		spike = probe()
 		return spike.OK && *spike.Observed.Value > 6**normal.Observed.Value

@@ -20,8 +20,8 @@ import (
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // The shape tests drive an evaluator in process with deterministic
@@ -52,7 +52,7 @@ type shapeSim struct {
 // sample is one probe's outcome as a generator makes it.
 type sample struct {
 	ok     bool
-	phases probes.Phases
+	phases wire.Phases
 	value  float64 // series checks
 }
 
@@ -82,7 +82,7 @@ func (s *shapeSim) run(check string, end time.Time, gen generator) {
 		for _, region := range c.Regions {
 			s.probes[region]++
 			smp := gen(s, region, now)
-			r := probes.Result{V: 1, Check: check, Type: c.Type(), Region: region, Time: now, OK: smp.ok, Phases: smp.phases}
+			r := wire.Result{V: 1, Check: check, Type: c.Type(), Region: region, Time: now, OK: smp.ok, Phases: smp.phases}
 			v := smp.phases.Values()
 			for _, x := range v {
 				r.Duration += x
@@ -97,7 +97,7 @@ func (s *shapeSim) run(check string, end time.Time, gen generator) {
 					s.firstFailure = now
 				}
 			}
-			b := probes.Batch{V: 1, Agent: "sim", Region: region, Seq: uint64(now.UnixNano()), Created: now, ConfigDigest: s.cfg.Digest, Results: []probes.Result{r}}
+			b := wire.Batch{V: 1, Agent: "sim", Region: region, Seq: uint64(now.UnixNano()), Created: now, ConfigDigest: s.cfg.Digest, Results: []wire.Result{r}}
 			if err := s.ev.Apply(b); err != nil {
 				s.t.Fatalf("Apply at %s: %v", now, err)
 			}
@@ -142,7 +142,7 @@ func seasonal(now time.Time, amp float64) float64 {
 // the day, log-normal noise, and one probe in 200 three times slower.
 func normalLatency(s *shapeSim, _ string, now time.Time) sample {
 	f := seasonal(now, 0.3)
-	p := probes.Phases{
+	p := wire.Phases{
 		Resolve:    0.002 * s.noise(0.2),
 		Connect:    0.004 * f * s.noise(0.2),
 		TLS:        0.008 * f * s.noise(0.15),

@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 func httpCheck(rule *checks.FailureRule) *checks.Check {
@@ -42,7 +42,7 @@ func TestWindowKeepsTheLatest(t *testing.T) {
 	w := newWindow(httpCheck(&checks.FailureRule{Ratio: 0.5, Window: 4}), "us-east")
 	// 25 results: passing except every fifth, and the last three.
 	for i := range 25 {
-		r := probes.Result{V: 1, Check: "web", Time: t0.Add(time.Duration(i) * time.Second), OK: i%5 != 0 && i < 22}
+		r := wire.Result{V: 1, Check: "web", Time: t0.Add(time.Duration(i) * time.Second), OK: i%5 != 0 && i < 22}
 		r.Reason = strings.Repeat("x", i)
 		w.add(&r, "a1", t0.Add(time.Duration(i)*time.Second))
 	}
@@ -83,8 +83,8 @@ func TestWindowViewIsACopy(t *testing.T) {
 	r := result("web", "us-east", true)
 	r.Observed.ResolvedIPs = []string{"203.0.113.10"}
 	r.Observed.Headers = map[string]string{"X-Served-By": "web-1"}
-	r.Observed.DNS = []probes.DNSObservation{{Answers: []string{"203.0.113.10"}}}
-	r.Observed.TLS = &probes.TLSObservation{Version: "TLS 1.3"}
+	r.Observed.DNS = []wire.DNSObservation{{Answers: []string{"203.0.113.10"}}}
+	r.Observed.TLS = &wire.TLSObservation{Version: "TLS 1.3"}
 	w.add(&r, "a1", t0)
 
 	v := w.view()

@@ -1,15 +1,11 @@
 package alerting
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Batch validation bounds.
@@ -20,82 +16,17 @@ const (
 	maxProblems = 5
 	// maxQuoted bounds an input string quoted back in an error message.
 	maxQuoted = 64
-	// maxBatchObjects bounds the JSON objects (and nulls) in a batch, and
-	// so the memory decoding it takes: 1000 results with three objects
-	// each, and DNS observations or steps, stay far below it.
-	maxBatchObjects = 1 << 16
 )
 
-// decodeBatch decodes body strictly: unknown fields, wrong types, trailing
-// data, a body that is not one JSON object and one that would take far
-// more memory decoded than as text are errors wrapping ErrInvalidBatch.
-// It tries d's fast path first; a batch decoded there has its Results in
-// d, valid until d's next use.
-func decodeBatch(body []byte, d *fastDecoder) (probes.Batch, error) {
-	b, ok := d.decode(body)
-	switch {
-	case ok:
-		return b, nil
-	case d.tooMany:
-		return probes.Batch{}, fmt.Errorf("%w: more than %d results", ErrInvalidBatch, probes.MaxBatchResults)
-	case d.tooComplex, countObjects(body) > maxBatchObjects:
-		return probes.Batch{}, fmt.Errorf("%w: more than %d JSON objects and nulls", ErrInvalidBatch, maxBatchObjects)
-	}
-	return decodeStrict(body)
-}
-
-// countObjects counts the objects and nulls of a JSON text, which bound
-// the structs encoding/json would allocate for it: "[{},{},...]" costs
-// about 3 bytes of body per 300-byte Result.
-func countObjects(body []byte) int {
-	n, inString := 0, false
-	for i := 0; i < len(body); i++ {
-		switch c := body[i]; {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case !inString && (c == '{' || c == 'n'):
-			n++
-		}
-	}
-	return n
-}
-
-// decodeStrict is decodeBatch with encoding/json alone.
-func decodeStrict(body []byte) (probes.Batch, error) {
-	var b probes.Batch
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		return probes.Batch{}, fmt.Errorf("%w: %s", ErrInvalidBatch, describeJSONError(err))
-	}
-	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
-		return probes.Batch{}, fmt.Errorf("%w: malformed JSON: data after the batch object at byte %d", ErrInvalidBatch, dec.InputOffset())
+// decodeBatch decodes body with d (see wire.Decoder.Decode); every error
+// wraps ErrInvalidBatch. A batch decoded on the fast path has its Results
+// in d, valid until d's next use.
+func decodeBatch(body []byte, d *fastDecoder) (wire.Batch, error) {
+	b, err := d.Decode(body)
+	if err != nil {
+		return wire.Batch{}, fmt.Errorf("%w: %w", ErrInvalidBatch, err)
 	}
 	return b, nil
-}
-
-// describeJSONError turns a decoding error into a message that names the
-// field or the byte at fault.
-func describeJSONError(err error) string {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.Is(err, io.EOF):
-		return "empty body; want a JSON batch object"
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "malformed JSON: the body ends inside the batch"
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("malformed JSON at byte %d: %s", syntax.Offset, syntax.Error())
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "batch"
-		}
-		return fmt.Sprintf("%s: got JSON %s, want %s (byte %d)", field, typ.Value, typ.Type, typ.Offset)
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // problems collects schema violations, keeping the first maxProblems.
@@ -127,10 +58,10 @@ func (p *problems) err() error {
 // validate checks everything about b that does not depend on what was
 // accepted before, for region r, and fills wins[i] with the window of
 // b.Results[i]. It reads only what New built, so it needs no lock.
-func (e *Evaluator) validate(r *regionState, b *probes.Batch, wins []*window) error {
+func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window) error {
 	var p problems
-	if b.V != probes.WireVersion {
-		p.add("v must be %d, got %d", probes.WireVersion, b.V)
+	if b.V != wire.WireVersion {
+		p.add("v must be %d, got %d", wire.WireVersion, b.V)
 	}
 	switch {
 	case b.Agent == "":
@@ -139,13 +70,13 @@ func (e *Evaluator) validate(r *regionState, b *probes.Batch, wins []*window) er
 		p.add("agent: name longer than %d bytes", maxAgentNameBytes)
 	}
 	if b.Region != r.name { // only over HTTP: Apply picks r by b.Region
-		p.add("region %s does not match the %s header %s", quote(b.Region), probes.HeaderRegion, quote(r.name))
+		p.add("region %s does not match the %s header %s", quote(b.Region), wire.HeaderRegion, quote(r.name))
 	}
 	if b.Seq == 0 {
 		p.add("seq is required and must be positive")
 	}
-	if len(b.Results) > probes.MaxBatchResults {
-		p.add("more than %d results (%d)", probes.MaxBatchResults, len(b.Results))
+	if len(b.Results) > wire.MaxBatchResults {
+		p.add("more than %d results (%d)", wire.MaxBatchResults, len(b.Results))
 		return p.err()
 	}
 	for i := range b.Results {
@@ -161,8 +92,8 @@ func (e *Evaluator) validate(r *regionState, b *probes.Batch, wins []*window) er
 			p.add("results[%d].type %s does not match check %s of type %s", i, quote(res.Type), quote(w.check), quote(w.typ))
 		}
 		wins[i] = w
-		if res.V != probes.WireVersion {
-			p.add("results[%d].v must be %d, got %d", i, probes.WireVersion, res.V)
+		if res.V != wire.WireVersion {
+			p.add("results[%d].v must be %d, got %d", i, wire.WireVersion, res.V)
 		}
 		if res.Region != b.Region {
 			p.add("results[%d].region %s does not match the batch region %s", i, quote(res.Region), quote(b.Region))

@@ -8,7 +8,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Window bounds.
@@ -36,7 +36,7 @@ type window struct {
 	ring     []decide.Sample
 	next     int // where the next sample goes
 	n        int // samples held
-	last     probes.Result
+	last     wire.Result
 	hasLast  bool
 }
 
@@ -62,7 +62,7 @@ func newWindow(c *checks.Check, region string) *window {
 
 // add appends r, overwriting the oldest sample when the ring is full. It
 // allocates only to cut an overlong reason.
-func (w *window) add(r *probes.Result, agent string, received time.Time) {
+func (w *window) add(r *wire.Result, agent string, received time.Time) {
 	w.ring[w.next] = decide.Sample{
 		Time:     r.Time,
 		Received: received,
@@ -137,7 +137,7 @@ func clipReason(s string) string {
 
 // cloneResult copies r deeply enough that the copy shares no slice or map
 // with the evaluator's state.
-func cloneResult(r probes.Result) probes.Result {
+func cloneResult(r wire.Result) wire.Result {
 	o := &r.Observed
 	o.ResolvedIPs = slices.Clone(o.ResolvedIPs)
 	o.Headers = maps.Clone(o.Headers)

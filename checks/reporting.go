@@ -34,7 +34,7 @@ const (
 	DefaultBatchSize  = 500
 	DefaultBatchDelay = time.Second
 	DefaultSpoolSize  = 256 << 20
-	maxBatchSize      = 1000 // probes.MaxBatchResults
+	maxBatchSize      = 1000 // wire.MaxBatchResults
 )
 
 func validateReporting(r *Reporting, errs *errorList) {

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // ConfirmPoller holds a long-poll open to every evaluator and runs the
@@ -92,15 +94,15 @@ func (p *ConfirmPoller) poll(ctx context.Context, base string) {
 
 // once makes one long-poll and returns the checks to run.
 func (p *ConfirmPoller) once(ctx context.Context, base string) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+ConfirmPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+wire.ConfirmPath, nil)
 	if err != nil {
 		return nil, err
 	}
-	ts, sig := Sign(p.Key, p.Clock.Now(), ConfirmPayload(p.Region, p.Agent))
-	req.Header.Set(HeaderRegion, p.Region)
-	req.Header.Set(HeaderAgent, p.Agent)
-	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, sig)
+	ts, sig := wire.Sign(p.Key, p.Clock.Now(), wire.ConfirmPayload(p.Region, p.Agent))
+	req.Header.Set(wire.HeaderRegion, p.Region)
+	req.Header.Set(wire.HeaderAgent, p.Agent)
+	req.Header.Set(wire.HeaderTimestamp, ts)
+	req.Header.Set(wire.HeaderSignature, sig)
 	resp, err := p.HTTPClient.Do(req)
 	if err != nil {
 		return nil, err
@@ -114,7 +116,7 @@ func (p *ConfirmPoller) once(ctx context.Context, base string) ([]string, error)
 	case http.StatusNoContent:
 		return nil, nil
 	case http.StatusOK:
-		var cr ConfirmRequest
+		var cr wire.ConfirmRequest
 		if err := json.Unmarshal(body, &cr); err != nil {
 			return nil, fmt.Errorf("confirmation request: %w", err)
 		}

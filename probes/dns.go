@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // dnsProbe runs a dns check: the same question to every configured server,
@@ -54,13 +55,13 @@ func newDNS(c *checks.Check, opts Options) (Prober, error) {
 }
 
 // Probe asks every server and judges the answers.
-func (p *dnsProbe) Probe(ctx context.Context) Result {
+func (p *dnsProbe) Probe(ctx context.Context) wire.Result {
 	r, began := p.start()
 	ctx, cancel := context.WithTimeout(ctx, p.check.Timeout)
 	defer cancel()
 
 	servers, setupErrs := p.servers(ctx)
-	obs := make([]DNSObservation, len(servers))
+	obs := make([]wire.DNSObservation, len(servers))
 	if len(servers) == 1 {
 		// The common case: no goroutine hand-off, which costs more CPU
 		// than the query itself.
@@ -94,9 +95,9 @@ func (p *dnsProbe) Probe(ctx context.Context) Result {
 
 // servers lists who to ask. Servers that cannot be asked at all come back
 // as observations carrying the error.
-func (p *dnsProbe) servers(ctx context.Context) ([]dnsServer, []DNSObservation) {
+func (p *dnsProbe) servers(ctx context.Context) ([]dnsServer, []wire.DNSObservation) {
 	var out []dnsServer
-	var failed []DNSObservation
+	var failed []wire.DNSObservation
 	var walkVia *dnsServer
 	for _, entry := range p.spec.Resolvers {
 		var srv dnsServer
@@ -110,7 +111,7 @@ func (p *dnsProbe) servers(ctx context.Context) ([]dnsServer, []DNSObservation) 
 			srv, err = p.explicitServer(ctx, entry)
 		}
 		if err != nil {
-			failed = append(failed, DNSObservation{Resolver: entry, Error: err.Error()})
+			failed = append(failed, wire.DNSObservation{Resolver: entry, Error: err.Error()})
 			continue
 		}
 		out = append(out, srv)
@@ -124,14 +125,14 @@ func (p *dnsProbe) servers(ctx context.Context) ([]dnsServer, []DNSObservation) 
 			// system resolver.
 			srv, err := p.systemServer()
 			if err != nil {
-				failed = append(failed, DNSObservation{Resolver: checks.ResolverAuthoritative, Error: err.Error()})
+				failed = append(failed, wire.DNSObservation{Resolver: checks.ResolverAuthoritative, Error: err.Error()})
 				return out, failed
 			}
 			walkVia = &srv
 		}
 		auth, err := p.authoritativeServers(ctx, *walkVia)
 		if err != nil {
-			failed = append(failed, DNSObservation{Resolver: checks.ResolverAuthoritative, Error: err.Error()})
+			failed = append(failed, wire.DNSObservation{Resolver: checks.ResolverAuthoritative, Error: err.Error()})
 		}
 		out = append(out, auth...)
 	}
@@ -139,8 +140,8 @@ func (p *dnsProbe) servers(ctx context.Context) ([]dnsServer, []DNSObservation) 
 }
 
 // ask queries one server and records what it answered.
-func (p *dnsProbe) ask(ctx context.Context, srv dnsServer) DNSObservation {
-	o := DNSObservation{Resolver: srv.resolver, Server: srv.addr, NS: trimDot(srv.ns), Answers: []string{}}
+func (p *dnsProbe) ask(ctx context.Context, srv dnsServer) wire.DNSObservation {
+	o := wire.DNSObservation{Resolver: srv.resolver, Server: srv.addr, NS: trimDot(srv.ns), Answers: []string{}}
 	if srv.err != "" {
 		o.Error = srv.err
 		return o
@@ -165,12 +166,12 @@ func (p *dnsProbe) ask(ctx context.Context, srv dnsServer) DNSObservation {
 }
 
 // serverOf rebuilds the server of an observation, for its display name.
-func serverOf(o *DNSObservation) dnsServer {
+func serverOf(o *wire.DNSObservation) dnsServer {
 	return dnsServer{resolver: o.Resolver, addr: o.Server, ns: o.NS}
 }
 
 // judge returns every expectation one server's answer fails.
-func (p *dnsProbe) judge(o *DNSObservation) []string {
+func (p *dnsProbe) judge(o *wire.DNSObservation) []string {
 	e := p.expect
 	who := fmt.Sprintf("%s %s @%s", p.typ, trimDot(p.qname), serverOf(o).display())
 	if o.Server == "" {
@@ -238,7 +239,7 @@ func (p *dnsProbe) judge(o *DNSObservation) []string {
 }
 
 // disagreement reports servers that answered successfully but differently.
-func disagreement(obs []DNSObservation) string {
+func disagreement(obs []wire.DNSObservation) string {
 	groups := map[string][]string{}
 	var order []string
 	for i := range obs {
@@ -265,7 +266,7 @@ func disagreement(obs []DNSObservation) string {
 	return "resolvers disagree: " + strings.Join(parts, " ")
 }
 
-func (p *dnsProbe) summary(obs []DNSObservation) string {
+func (p *dnsProbe) summary(obs []wire.DNSObservation) string {
 	if len(obs) == 0 {
 		return ""
 	}

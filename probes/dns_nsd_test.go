@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // TestDNSAgainstNSD runs dns checks against a real authoritative server,
@@ -35,12 +36,12 @@ func TestDNSAgainstNSD(t *testing.T) {
 		name   string
 		body   string
 		reason string // "" to pass
-		check  func(t *testing.T, r Result)
+		check  func(t *testing.T, r wire.Result)
 	}{
 		{
 			name: "www is the web tier, authoritatively",
 			body: "name: www.outpost.test\nexpect: {answers: [" + webLB + "], authoritative: true, forbid: [" + apiLB + "]}",
-			check: func(t *testing.T, r Result) {
+			check: func(t *testing.T, r wire.Result) {
 				o := r.Observed.DNS[0]
 				if o.Rcode != "NOERROR" || !o.Authoritative || o.Transport != "udp" || o.MinTTL != 300 || len(o.CNAMEs) != 0 {
 					t.Errorf("observation = %+v", o)
@@ -69,7 +70,7 @@ func TestDNSAgainstNSD(t *testing.T) {
 		{
 			name: "cname chain",
 			body: "name: Shop.Outpost.Test.\nexpect: {answers: [" + webLB + "], cname: www.outpost.test}",
-			check: func(t *testing.T, r Result) {
+			check: func(t *testing.T, r wire.Result) {
 				o := r.Observed.DNS[0]
 				if got := strings.Join(o.CNAMEs, " -> "); got != "shop-edge.outpost.test -> www.outpost.test" {
 					t.Errorf("CNAME chain = %q", got)
@@ -92,7 +93,7 @@ func TestDNSAgainstNSD(t *testing.T) {
 		{
 			name: "mx normalised",
 			body: "name: outpost.test\ntype: MX\nexpect: {answers: ['20 MX2.outpost.test', '10 mail.outpost.test.']}",
-			check: func(t *testing.T, r Result) {
+			check: func(t *testing.T, r wire.Result) {
 				if got := strings.Join(r.Observed.DNS[0].Answers, ", "); got != "10 mail.outpost.test, 20 mx2.outpost.test" {
 					t.Errorf("MX answers = %q", got)
 				}
@@ -122,7 +123,7 @@ func TestDNSAgainstNSD(t *testing.T) {
 		{
 			name: "txt too big for udp comes over tcp",
 			body: "name: big.outpost.test\ntype: TXT\nexpect: {contains: [30-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]}",
-			check: func(t *testing.T, r Result) {
+			check: func(t *testing.T, r wire.Result) {
 				if o := r.Observed.DNS[0]; o.Transport != "tcp" || len(o.Answers) != 30 {
 					t.Errorf("transport %q with %d answers, want tcp with 30", o.Transport, len(o.Answers))
 				}
@@ -131,7 +132,7 @@ func TestDNSAgainstNSD(t *testing.T) {
 		{
 			name: "tcp transport",
 			body: "name: www.outpost.test\ntransport: tcp\nexpect: {answers: [" + webLB + "]}",
-			check: func(t *testing.T, r Result) {
+			check: func(t *testing.T, r wire.Result) {
 				if o := r.Observed.DNS[0]; o.Transport != "tcp" {
 					t.Errorf("transport = %q, want tcp", o.Transport)
 				}

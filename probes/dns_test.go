@@ -11,11 +11,12 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/outposthq/outpost/probes/wire"
 	"go.uber.org/goleak"
 )
 
 // dnsCheck runs a dns check written as the body of "dns:" once.
-func dnsCheck(t *testing.T, body string, opts Options) Result {
+func dnsCheck(t *testing.T, body string, opts Options) wire.Result {
 	t.Helper()
 	return probeOnce(t, "- id: d\n  interval: 30s\n  timeout: 8s\n  dns:\n"+indent(body, "    "), nil, opts)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // UserAgent is sent by HTTP probes unless a check sets its own.
@@ -223,7 +224,7 @@ func (tr *httpTrace) clientTrace() *httptrace.ClientTrace {
 }
 
 // Probe runs the check once.
-func (p *httpProbe) Probe(ctx context.Context) Result {
+func (p *httpProbe) Probe(ctx context.Context) wire.Result {
 	r, began := p.start()
 	ctx, cancel := context.WithTimeout(ctx, p.check.Timeout)
 	defer cancel()
@@ -255,7 +256,7 @@ func (p *httpProbe) Probe(ctx context.Context) Result {
 			r.Observed.Headers = out.headers
 		}
 		if p.multi {
-			r.Observed.Steps = append(r.Observed.Steps, StepObservation{
+			r.Observed.Steps = append(r.Observed.Steps, wire.StepObservation{
 				Name: st.name, OK: len(out.failures) == 0, StatusCode: out.status,
 				Duration: out.duration.Seconds(), Reason: p.opts.Redact(joinIf(out.failures)),
 			})
@@ -295,14 +296,14 @@ func mergeCookies(have, got []*http.Cookie) []*http.Cookie {
 // stepOutcome is what one request of a probe did.
 type stepOutcome struct {
 	failures  []string
-	phases    Phases
+	phases    wire.Phases
 	resolved  []string
 	connected string
 	status    int
 	proto     string
 	redirects int
 	bodyBytes int64
-	tls       *TLSObservation
+	tls       *wire.TLSObservation
 	headers   map[string]string
 	cookies   []*http.Cookie
 	duration  time.Duration

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // httpStep is one request, compiled from the check at construction.
@@ -84,7 +85,7 @@ type evaluation struct {
 	truncated bool
 	limit     int64
 	connected string
-	tls       *TLSObservation
+	tls       *wire.TLSObservation
 	now       time.Time
 	// headers collects the asserted headers' values as evidence.
 	headers map[string]string

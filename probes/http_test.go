@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // mapEnv is a LookupEnv over a fixed map, so tests never touch os.Environ.
@@ -37,7 +38,7 @@ func loadOne(t testing.TB, check string, env map[string]string) (*checks.Config,
 }
 
 // probeOnce builds the prober for a one-check config and runs it once.
-func probeOnce(t *testing.T, check string, env map[string]string, opts Options) Result {
+func probeOnce(t *testing.T, check string, env map[string]string, opts Options) wire.Result {
 	t.Helper()
 	cfg, c := loadOne(t, check, env)
 	opts.Redact = cfg.Redactor()
@@ -48,7 +49,7 @@ func probeOnce(t *testing.T, check string, env map[string]string, opts Options) 
 	return p.Probe(context.Background())
 }
 
-func wantFail(t *testing.T, r Result, reason string) {
+func wantFail(t *testing.T, r wire.Result, reason string) {
 	t.Helper()
 	if r.OK {
 		t.Fatalf("probe passed (%q), want failure containing %q", r.Reason, reason)
@@ -58,7 +59,7 @@ func wantFail(t *testing.T, r Result, reason string) {
 	}
 }
 
-func wantOK(t *testing.T, r Result) {
+func wantOK(t *testing.T, r wire.Result) {
 	t.Helper()
 	if !r.OK {
 		t.Fatalf("probe failed: %s", r.Reason)
@@ -118,7 +119,7 @@ func TestHTTPExpectations(t *testing.T) {
 			if r.Observed.StatusCode == 0 || r.Observed.ConnectedAddr == "" {
 				t.Errorf("observed = %+v, want status and connected address", r.Observed)
 			}
-			if r.Check != "t" || r.Region != "test" || r.V != WireVersion || r.Type != "http" {
+			if r.Check != "t" || r.Region != "test" || r.V != wire.WireVersion || r.Type != "http" {
 				t.Errorf("identity fields = %q %q %d %q", r.Check, r.Region, r.V, r.Type)
 			}
 		})

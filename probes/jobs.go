@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Jobs builds one scheduler job per check of cfg that runs in region
 // (heartbeat checks are the evaluator's, and have none). Each
 // run probes the check and hands the result to deliver, which must not block
 // for long: it runs on the scheduler's worker.
-func Jobs(cfg *checks.Config, region string, opts Options, deliver func(Result)) ([]Job, error) {
+func Jobs(cfg *checks.Config, region string, opts Options, deliver func(wire.Result)) ([]Job, error) {
 	opts.Region = region
 	opts.httpClients = newHTTPClients()
 	if opts.Redact == nil {

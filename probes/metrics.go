@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/outposthq/outpost/probes/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -39,7 +40,7 @@ type series struct {
 	status, dnsLookup     float64
 	certExpiry            float64
 	value                 float64
-	phases                [len(PhaseNames)]float64
+	phases                [len(wire.PhaseNames)]float64
 	successRuns, failRuns float64
 }
 
@@ -77,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // Observe records r. The label set of every series comes from the config,
 // so cardinality is bounded by checks × regions.
-func (m *Metrics) Observe(r *Result) {
+func (m *Metrics) Observe(r *wire.Result) {
 	key := seriesKey{r.Check, r.Region}
 	m.mu.Lock()
 	s := m.series[key]
@@ -140,7 +141,7 @@ func (c *checkCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.http {
 			gauge(descHTTPStatus, s.status, k.check, k.region)
 			for i, v := range s.phases {
-				gauge(descHTTPPhase, v, k.check, k.region, PhaseNames[i])
+				gauge(descHTTPPhase, v, k.check, k.region, wire.PhaseNames[i])
 			}
 		}
 		if s.hasCert {
@@ -152,7 +153,7 @@ func (c *checkCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (m *Metrics) observeDNS(check, region string, o *DNSObservation) {
+func (m *Metrics) observeDNS(check, region string, o *wire.DNSObservation) {
 	resolver := o.Resolver
 	if o.NS != "" {
 		resolver = o.NS
@@ -173,7 +174,7 @@ func (m *Metrics) observeDNS(check, region string, o *DNSObservation) {
 // AnswersHash is a short stable digest of what a DNS server answered: its
 // rcode (or error) and sorted answers. Equal answers hash equal across
 // servers, regions and restarts.
-func AnswersHash(o *DNSObservation) string {
+func AnswersHash(o *wire.DNSObservation) string {
 	h := sha256.New()
 	state := o.Rcode
 	if o.Error != "" {

@@ -8,23 +8,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/probes/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 )
 
-func sampleResults() []Result {
-	return []Result{
+func sampleResults() []wire.Result {
+	return []wire.Result{
 		{V: 1, Check: "web-home", Type: "http", Region: "us-east", OK: true, Duration: 0.25,
-			Phases:   Phases{Resolve: 0.01, Connect: 0.02, TLS: 0.05, Processing: 0.1, Transfer: 0.07},
-			Observed: Observed{StatusCode: 200, TLS: &TLSObservation{Version: "1.3", NotAfter: time.Unix(1_900_000_000, 0)}}},
+			Phases:   wire.Phases{Resolve: 0.01, Connect: 0.02, TLS: 0.05, Processing: 0.1, Transfer: 0.07},
+			Observed: wire.Observed{StatusCode: 200, TLS: &wire.TLSObservation{Version: "1.3", NotAfter: time.Unix(1_900_000_000, 0)}}},
 		{V: 1, Check: "web-home", Type: "http", Region: "eu-west", OK: false, Duration: 10,
-			Reason: "timed out", Phases: Phases{Resolve: 0.5}},
+			Reason: "timed out", Phases: wire.Phases{Resolve: 0.5}},
 		{V: 1, Check: "redis", Type: "tcp", Region: "us-east", OK: true, Duration: 0.001},
-		{V: 1, Check: "www-a", Type: "dns", Region: "us-east", OK: false, Duration: 0.002, Phases: Phases{Resolve: 0.002},
-			Observed: Observed{DNS: []DNSObservation{{Resolver: "system", Rcode: "NOERROR", Answers: []string{"198.51.100.7"}}}}},
+		{V: 1, Check: "www-a", Type: "dns", Region: "us-east", OK: false, Duration: 0.002, Phases: wire.Phases{Resolve: 0.002},
+			Observed: wire.Observed{DNS: []wire.DNSObservation{{Resolver: "system", Rcode: "NOERROR", Answers: []string{"198.51.100.7"}}}}},
 		{V: 1, Check: "rps", Type: "series", Region: "us-east", OK: true, Duration: 0.01, Reason: "value 1234.5",
-			Observed: Observed{StatusCode: 200, Value: new(1234.5)}},
+			Observed: wire.Observed{StatusCode: 200, Value: new(1234.5)}},
 		{V: 1, Check: "rps", Type: "series", Region: "eu-west", OK: false, Duration: 0.01, Reason: "query returned no series"},
 	}
 }
@@ -177,14 +178,14 @@ func TestMetricsDNSAnswerInfoFollowsChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := func(answers ...string) *Result {
-		return &Result{Check: "www-a", Type: "dns", Region: "us-east", OK: true, Observed: Observed{DNS: []DNSObservation{
+	res := func(answers ...string) *wire.Result {
+		return &wire.Result{Check: "www-a", Type: "dns", Region: "us-east", OK: true, Observed: wire.Observed{DNS: []wire.DNSObservation{
 			{Resolver: "system", Server: "127.0.0.53:53", Rcode: "NOERROR", Answers: answers},
 			{Resolver: "authoritative", NS: "ns1.example.com", Rcode: "NOERROR", Answers: []string{"203.0.113.10"}},
 		}}}
 	}
 	m.Observe(res("203.0.113.10"))
-	first := AnswersHash(&DNSObservation{Rcode: "NOERROR", Answers: []string{"203.0.113.10"}})
+	first := AnswersHash(&wire.DNSObservation{Rcode: "NOERROR", Answers: []string{"203.0.113.10"}})
 	if got := testutil.ToFloat64(m.dnsInfo.WithLabelValues("www-a", "us-east", "system", first)); got != 1 {
 		t.Fatalf("info for the first answer set = %v", got)
 	}
@@ -224,13 +225,13 @@ func TestMetricsSeriesValueOnlyWhileRead(t *testing.T) {
 		{"read again", true, new(12.5), 12.5, true},
 	}
 	for _, st := range steps {
-		m.Observe(&Result{Check: "rps", Type: "series", Region: "us-east", OK: st.ok, Observed: Observed{Value: st.value}})
+		m.Observe(&wire.Result{Check: "rps", Type: "series", Region: "us-east", OK: st.ok, Observed: wire.Observed{Value: st.value}})
 		got, ok := gathered(t, reg, "probe_series_value", labels)
 		if ok != st.present || got != st.want {
 			t.Errorf("after %s: probe_series_value = %v (present %v), want %v (present %v)", st.name, got, ok, st.want, st.present)
 		}
 	}
-	m.Observe(&Result{Check: "web", Type: "http", Region: "us-east", OK: true, Observed: Observed{Value: new(1.0)}})
+	m.Observe(&wire.Result{Check: "web", Type: "http", Region: "us-east", OK: true, Observed: wire.Observed{Value: new(1.0)}})
 	if n := seriesCount(t, reg, "probe_series_value"); n != 1 {
 		t.Errorf("probe_series_value has %d series, want 1: only series checks have one", n)
 	}

@@ -1,3 +1,5 @@
+// Package probes turns checks into results: one prober per check type, built
+// once from a validated check and run many times.
 package probes
 
 import (
@@ -6,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Prober runs one check. It is built once by New, with everything that can
@@ -17,7 +20,7 @@ type Prober interface {
 	// Reason, never a panic or a bare error. Check, Type, Region, Time, OK,
 	// Reason, Duration, Phases and Observed are filled in; Agent and Seq
 	// are left for the caller.
-	Probe(ctx context.Context) Result
+	Probe(ctx context.Context) wire.Result
 }
 
 // Options are what a prober needs from its environment.
@@ -87,10 +90,10 @@ type base struct {
 	opts  Options
 }
 
-func (b *base) start() (Result, time.Time) {
+func (b *base) start() (wire.Result, time.Time) {
 	now := b.opts.Now()
-	return Result{
-		V:      WireVersion,
+	return wire.Result{
+		V:      wire.WireVersion,
 		Check:  b.check.ID,
 		Type:   b.check.Type(),
 		Region: b.opts.Region,
@@ -100,7 +103,7 @@ func (b *base) start() (Result, time.Time) {
 
 // finish sets the outcome of r. An empty failure list means success, with
 // okReason as the summary.
-func (b *base) finish(r *Result, began time.Time, failures []string, okReason string) Result {
+func (b *base) finish(r *wire.Result, began time.Time, failures []string, okReason string) wire.Result {
 	r.Duration = time.Since(began).Seconds()
 	if len(failures) == 0 {
 		r.OK = true
@@ -122,7 +125,7 @@ func (b *base) finish(r *Result, began time.Time, failures []string, okReason st
 
 // redactObserved removes secrets from the evidence a probe kept: a server
 // may reflect a credential in a header or a line.
-func (b *base) redactObserved(o *Observed) {
+func (b *base) redactObserved(o *wire.Observed) {
 	for k, v := range o.Headers {
 		o.Headers[k] = b.opts.Redact(v)
 	}

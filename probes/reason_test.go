@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // A secret that a long reason would cut in two must still be redacted:
@@ -16,7 +17,7 @@ func TestFinishRedactsBeforeCutting(t *testing.T) {
 	b.opts.fill()
 	// The secret straddles byte maxReasonLen-3 of the joined reason.
 	first := strings.Repeat("x", maxReasonLen-20)
-	var r Result
+	var r wire.Result
 	got := b.finish(&r, r.Time, []string{first, "echo " + secret}, "")
 	if strings.Contains(got.Reason, secret[:6]) {
 		t.Fatalf("part of the secret survived in %q", got.Reason[len(got.Reason)-40:])

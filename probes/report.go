@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Delivery timings.
@@ -94,7 +95,7 @@ type Reporter struct {
 	client                 *http.Client
 	log                    *slog.Logger
 	metrics                reporterMetrics
-	queue                  chan Result
+	queue                  chan wire.Result
 	evals                  []*evaluator
 	queueLog               LogLimiter
 	running                atomic.Bool
@@ -210,7 +211,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		key:        bytes.Clone(opts.Key),
 		agent:      opts.Agent,
 		region:     opts.Region,
-		batchSize:  min(rep.BatchSize, MaxBatchResults),
+		batchSize:  min(rep.BatchSize, wire.MaxBatchResults),
 		batchDelay: min(rep.BatchDelay, rep.Heartbeat),
 		heartbeat:  rep.Heartbeat,
 		spoolSize:  int64(rep.SpoolSize),
@@ -220,7 +221,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		metrics:    newReporterMetrics(),
 		queueLog:   LogLimiter{Every: logEvery},
 	}
-	r.queue = make(chan Result, max(4*r.batchSize, minQueue))
+	r.queue = make(chan wire.Result, max(4*r.batchSize, minQueue))
 	r.SetConfigDigest(opts.ConfigDigest)
 	if r.clock == nil {
 		r.clock = RealClock{}
@@ -262,7 +263,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 }
 
 func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
-	u, err := url.Parse(strings.TrimSuffix(strings.TrimRight(raw, "/"), ResultsPath))
+	u, err := url.Parse(strings.TrimSuffix(strings.TrimRight(raw, "/"), wire.ResultsPath))
 	if err != nil {
 		return nil, fmt.Errorf("bad URL: %w", err)
 	}
@@ -276,7 +277,7 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 	sum := sha256.Sum256([]byte(anon.String()))
 	e := &evaluator{
 		label:     u.Redacted(),
-		endpoint:  base + ResultsPath,
+		endpoint:  base + wire.ResultsPath,
 		wake:      make(chan struct{}, 1),
 		diskLog:   LogLimiter{Every: logEvery},
 		failLog:   LogLimiter{Every: logEvery},
@@ -349,7 +350,7 @@ func (r *Reporter) SetConfigDigest(digest string) { r.digest.Store(&digest) }
 // counted in
 // outpost_reporter_dropped_total{reason="queue_full"}. Results still queued
 // when Run returns are delivered only if Run is called again.
-func (r *Reporter) Submit(res Result) {
+func (r *Reporter) Submit(res wire.Result) {
 	select {
 	case r.queue <- res:
 	default:
@@ -384,7 +385,7 @@ func (r *Reporter) Run(ctx context.Context) error {
 // when the oldest pending result has waited BatchDelay, and, with nothing
 // pending, when nothing was sealed for Heartbeat.
 func (r *Reporter) batch(ctx context.Context) {
-	var pending []Result
+	var pending []wire.Result
 	now := r.clock.Now()
 	deadline := now.Add(r.heartbeat)
 	timer := r.clock.NewTimer(r.heartbeat)
@@ -434,7 +435,7 @@ func (r *Reporter) batch(ctx context.Context) {
 }
 
 // stamp gives a result this agent's name and the next result sequence number.
-func (r *Reporter) stamp(res Result) Result {
+func (r *Reporter) stamp(res wire.Result) wire.Result {
 	r.lastResultSeq = nextSeq(r.lastResultSeq, r.clock.Now())
 	res.Seq = r.lastResultSeq
 	res.Agent = r.agent
@@ -442,7 +443,7 @@ func (r *Reporter) stamp(res Result) Result {
 		res.Region = r.region
 	}
 	if res.V == 0 {
-		res.V = WireVersion
+		res.V = wire.WireVersion
 	}
 	return res
 }
@@ -459,21 +460,21 @@ func nextSeq(last uint64, now time.Time) uint64 {
 // seal encodes results as one batch and spools it for every evaluator. A
 // batch that would exceed MaxBatchBytes is split in halves, so that an
 // evaluator never refuses it for its size.
-func (r *Reporter) seal(results []Result, now time.Time) {
+func (r *Reporter) seal(results []wire.Result, now time.Time) {
 	seq := nextSeq(r.lastSeq, now)
-	b := Batch{V: WireVersion, Agent: r.agent, Region: r.region, Seq: seq,
+	b := wire.Batch{V: wire.WireVersion, Agent: r.agent, Region: r.region, Seq: seq,
 		ConfigDigest: *r.digest.Load(), Created: now, Results: results}
 	if b.Results == nil {
-		b.Results = []Result{}
+		b.Results = []wire.Result{}
 	}
 	body, err := json.Marshal(b)
-	if (err != nil || len(body) > MaxBatchBytes) && len(results) > 1 {
+	if (err != nil || len(body) > wire.MaxBatchBytes) && len(results) > 1 {
 		half := len(results) / 2
 		r.seal(results[:half], now)
 		r.seal(results[half:], now)
 		return
 	}
-	if err != nil || len(body) > MaxBatchBytes {
+	if err != nil || len(body) > wire.MaxBatchBytes {
 		reason := "too_large"
 		if err != nil {
 			reason = "unencodable"

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // send is e's sender loop: it delivers the oldest spooled batch until it is
@@ -112,13 +114,13 @@ func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status 
 	if err != nil {
 		return 0, "", fmt.Errorf("evaluator %s: %w", e.label, err)
 	}
-	ts, sig := Sign(r.key, r.clock.Now(), body)
+	ts, sig := wire.Sign(r.key, r.clock.Now(), body)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "outpost-agent")
-	req.Header.Set(HeaderRegion, r.region)
-	req.Header.Set(HeaderAgent, r.agent)
-	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, sig)
+	req.Header.Set(wire.HeaderRegion, r.region)
+	req.Header.Set(wire.HeaderAgent, r.agent)
+	req.Header.Set(wire.HeaderTimestamp, ts)
+	req.Header.Set(wire.HeaderSignature, sig)
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return 0, "", err

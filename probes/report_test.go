@@ -24,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 var repEpoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -43,20 +44,20 @@ type repServer struct {
 	key   []byte
 	srv   *httptest.Server
 	url   string
-	got   chan Batch // every accepted batch
+	got   chan wire.Batch // every accepted batch
 
 	mu       sync.Mutex
 	respond  func(n int) int // nil: 200
 	requests int
 	seen     map[uint64]bool
 	dups     int
-	accepted []Batch
+	accepted []wire.Batch
 	bodies   [][]byte
 	headers  []http.Header
 }
 
 func newRepServer(t *testing.T, clock Clock, key []byte) *repServer {
-	s := &repServer{t: t, clock: clock, key: key, got: make(chan Batch, 1000)}
+	s := &repServer{t: t, clock: clock, key: key, got: make(chan wire.Batch, 1000)}
 	s.srv = httptest.NewServer(s)
 	s.url = s.srv.URL
 	t.Cleanup(s.srv.Close)
@@ -72,25 +73,25 @@ func (s *repServer) setRespond(f func(n int) int) {
 
 func (s *repServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	t := s.t
-	body, err := io.ReadAll(io.LimitReader(req.Body, MaxBatchBytes+1))
+	body, err := io.ReadAll(io.LimitReader(req.Body, wire.MaxBatchBytes+1))
 	if err != nil {
 		return // the agent gave up on this request
 	}
-	if req.Method != http.MethodPost || req.URL.Path != ResultsPath {
-		t.Errorf("%s %s, want POST %s", req.Method, req.URL.Path, ResultsPath)
+	if req.Method != http.MethodPost || req.URL.Path != wire.ResultsPath {
+		t.Errorf("%s %s, want POST %s", req.Method, req.URL.Path, wire.ResultsPath)
 	}
 	if ct := req.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
-	if len(body) > MaxBatchBytes {
+	if len(body) > wire.MaxBatchBytes {
 		t.Errorf("body of %d bytes exceeds MaxBatchBytes", len(body))
 	}
-	if err := Verify([][]byte{s.key}, req.Header.Get(HeaderTimestamp), req.Header.Get(HeaderSignature), body, s.clock.Now()); err != nil {
+	if err := wire.Verify([][]byte{s.key}, req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature), body, s.clock.Now()); err != nil {
 		t.Errorf("signature: %v", err)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	var b Batch
+	var b wire.Batch
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
@@ -98,7 +99,7 @@ func (s *repServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if b.V != 1 || b.Agent != req.Header.Get(HeaderAgent) || b.Region != req.Header.Get(HeaderRegion) || b.Results == nil {
+	if b.V != 1 || b.Agent != req.Header.Get(wire.HeaderAgent) || b.Region != req.Header.Get(wire.HeaderRegion) || b.Results == nil {
 		t.Errorf("batch v=%d agent=%q region=%q results=%v does not match headers %v", b.V, b.Agent, b.Region, b.Results, req.Header)
 	}
 	s.mu.Lock()
@@ -129,9 +130,9 @@ func (s *repServer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // wait returns the next n accepted batches.
-func (s *repServer) wait(n int) []Batch {
+func (s *repServer) wait(n int) []wire.Batch {
 	s.t.Helper()
-	var out []Batch
+	var out []wire.Batch
 	for len(out) < n {
 		select {
 		case b := <-s.got:
@@ -167,7 +168,7 @@ func (s *repServer) duplicates() int {
 	return s.dups
 }
 
-func (s *repServer) snapshot() (accepted []Batch, requests int) {
+func (s *repServer) snapshot() (accepted []wire.Batch, requests int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.accepted), s.requests
@@ -243,7 +244,7 @@ func (h *repHarness) stop() {
 
 func (h *repHarness) submit(from, to int) {
 	for i := from; i < to; i++ {
-		h.r.Submit(Result{Check: fmt.Sprintf("check-%03d", i), Type: "http", OK: true, Reason: "status 200", Time: repEpoch})
+		h.r.Submit(wire.Result{Check: fmt.Sprintf("check-%03d", i), Type: "http", OK: true, Reason: "status 200", Time: repEpoch})
 	}
 }
 
@@ -294,7 +295,7 @@ func value(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 // checkOrder checks that batches have strictly increasing sequence numbers
 // and that their results, in order, are check-from ... check-(to-1) with
 // strictly increasing result sequence numbers.
-func checkOrder(t *testing.T, batches []Batch, from, to int) {
+func checkOrder(t *testing.T, batches []wire.Batch, from, to int) {
 	t.Helper()
 	var last, lastResult uint64
 	i := from
@@ -307,7 +308,7 @@ func checkOrder(t *testing.T, batches []Batch, from, to int) {
 			if want := fmt.Sprintf("check-%03d", i); r.Check != want {
 				t.Fatalf("result %q, want %q", r.Check, want)
 			}
-			if r.Seq <= lastResult || r.Agent != "agent-1" || r.Region != "us-east" || r.V != WireVersion {
+			if r.Seq <= lastResult || r.Agent != "agent-1" || r.Region != "us-east" || r.V != wire.WireVersion {
 				t.Fatalf("result %s: seq %d (after %d), agent %q, region %q, v %d", r.Check, r.Seq, lastResult, r.Agent, r.Region, r.V)
 			}
 			lastResult = r.Seq
@@ -430,7 +431,7 @@ func TestReporterSignsAtSendTime(t *testing.T) {
 	h.eventually("first attempt failed", func() bool { return value(h.eval(0).failures) == 1 })
 	// Long past the skew window of the sealing time: the retry must be
 	// signed with the time it is sent.
-	clock.Advance(MaxClockSkew + time.Minute)
+	clock.Advance(wire.MaxClockSkew + time.Minute)
 	h.pump(func() bool { a, _ := srv.snapshot(); return len(a) == 1 })
 	b := srv.wait(1)[0]
 	if !b.Created.Equal(repEpoch) {
@@ -439,20 +440,20 @@ func TestReporterSignsAtSendTime(t *testing.T) {
 	body, hdr := srv.request(0)
 	now := clock.Now()
 	for name, want := range map[string]string{
-		"Content-Type":  "application/json",
-		"User-Agent":    "outpost-agent",
-		HeaderRegion:    "us-east",
-		HeaderAgent:     "agent-1",
-		HeaderTimestamp: strconv.FormatInt(now.Unix(), 10),
+		"Content-Type":       "application/json",
+		"User-Agent":         "outpost-agent",
+		wire.HeaderRegion:    "us-east",
+		wire.HeaderAgent:     "agent-1",
+		wire.HeaderTimestamp: strconv.FormatInt(now.Unix(), 10),
 	} {
 		if got := hdr.Get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
-	if err := Verify([][]byte{repKey}, hdr.Get(HeaderTimestamp), hdr.Get(HeaderSignature), body, now); err != nil {
+	if err := wire.Verify([][]byte{repKey}, hdr.Get(wire.HeaderTimestamp), hdr.Get(wire.HeaderSignature), body, now); err != nil {
 		t.Errorf("Verify: %v", err)
 	}
-	if err := Verify([][]byte{[]byte("another key")}, hdr.Get(HeaderTimestamp), hdr.Get(HeaderSignature), body, now); err == nil {
+	if err := wire.Verify([][]byte{[]byte("another key")}, hdr.Get(wire.HeaderTimestamp), hdr.Get(wire.HeaderSignature), body, now); err == nil {
 		t.Error("the signature verifies with another key")
 	}
 }
@@ -544,7 +545,7 @@ func TestReporterEvaluatorDownThenBack(t *testing.T) {
 	clock.Advance(10 * time.Minute) // beyond the skew window of the sealing time
 
 	// Back on the same address.
-	srv := &repServer{t: t, clock: clock, key: repKey, got: make(chan Batch, 100)}
+	srv := &repServer{t: t, clock: clock, key: repKey, got: make(chan wire.Batch, 100)}
 	var ln2 net.Listener
 	h.eventually("listening again on "+addr, func() bool {
 		var err error
@@ -724,14 +725,14 @@ func TestReporterStopSealsWhatIsQueued(t *testing.T) {
 	if err := h.r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var batches []Batch
+	var batches []wire.Batch
 	s := h.eval(0).spool
 	for {
 		seq, data, ok := s.Oldest()
 		if !ok {
 			break
 		}
-		var b Batch
+		var b wire.Batch
 		if err := json.Unmarshal(data, &b); err != nil {
 			t.Fatal(err)
 		}
@@ -812,14 +813,14 @@ func TestReporterSplitsOversizedBatches(t *testing.T) {
 	h := newRepHarness(t, clock, t.TempDir(), repReporting(4), srv.url)
 	h.start()
 	// Four results that together exceed the limit go as two batches.
-	big := strings.Repeat("x", MaxBatchBytes/4)
+	big := strings.Repeat("x", wire.MaxBatchBytes/4)
 	for i := range 4 {
-		h.r.Submit(Result{Check: fmt.Sprintf("check-%03d", i), Reason: big})
+		h.r.Submit(wire.Result{Check: fmt.Sprintf("check-%03d", i), Reason: big})
 	}
 	checkOrder(t, srv.wait(2), 0, 4)
 
 	// One result over the limit on its own is dropped; its neighbours go.
-	h.r.Submit(Result{Check: "huge", Reason: strings.Repeat("x", MaxBatchBytes)})
+	h.r.Submit(wire.Result{Check: "huge", Reason: strings.Repeat("x", wire.MaxBatchBytes)})
 	h.submit(4, 7)
 	checkOrder(t, srv.wait(2), 4, 7)
 	if got := value(h.r.metrics.dropped.WithLabelValues("too_large")); got != 1 {
@@ -875,7 +876,7 @@ func TestNewReporterOptions(t *testing.T) {
 		if cap(r.queue) != max(4*checks.DefaultBatchSize, minQueue) {
 			t.Errorf("queue capacity %d", cap(r.queue))
 		}
-		if r.evals[0].endpoint != "http://user:secret@127.0.0.1:9797"+ResultsPath {
+		if r.evals[0].endpoint != "http://user:secret@127.0.0.1:9797"+wire.ResultsPath {
 			t.Errorf("endpoint %q", r.evals[0].endpoint)
 		}
 		problems, err := testutil.GatherAndLint(reg)

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // maxSeriesBody bounds the response a series check reads: one number never
@@ -89,7 +90,7 @@ func newSeries(c *checks.Check, opts Options) (Prober, error) {
 }
 
 // Probe reads the number once; see Prober.
-func (p *seriesProber) Probe(ctx context.Context) Result {
+func (p *seriesProber) Probe(ctx context.Context) wire.Result {
 	r, began := p.start()
 	ctx, cancel, limit := probeContext(ctx, p.timeout)
 	defer cancel()
@@ -109,7 +110,7 @@ func (p *seriesProber) Probe(ctx context.Context) Result {
 }
 
 // record copies what the request did into r.
-func (x *seriesExchange) record(r *Result) {
+func (x *seriesExchange) record(r *wire.Result) {
 	d := x.trace.read()
 	r.Phases.Resolve = d.dial.resolve.Seconds()
 	r.Phases.Connect = d.dial.connect.Seconds()

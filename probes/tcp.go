@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 const (
@@ -47,7 +48,7 @@ func newTCP(c *checks.Check, opts Options) (Prober, error) {
 }
 
 // Probe connects, converses and checks what it saw; see Prober.
-func (p *tcpProber) Probe(ctx context.Context) Result {
+func (p *tcpProber) Probe(ctx context.Context) wire.Result {
 	r, began := p.start()
 	ctx, cancel, limit := probeContext(ctx, p.timeout)
 	defer cancel()
@@ -79,7 +80,7 @@ func (p *tcpProber) Probe(ctx context.Context) Result {
 
 // converse writes spec.Send and reads the line expect.Line must match. It
 // returns a failure reason, or "" when all went as expected.
-func (p *tcpProber) converse(ctx context.Context, conn net.Conn, r *Result, limit time.Duration) string {
+func (p *tcpProber) converse(ctx context.Context, conn net.Conn, r *wire.Result, limit time.Duration) string {
 	if p.spec.Send == "" && p.expect.Line == nil {
 		return ""
 	}
@@ -186,7 +187,7 @@ func probeContext(parent context.Context, timeout time.Duration) (context.Contex
 
 // recordDial copies what the dial did into r, whether or not it succeeded,
 // so that a failed probe still shows what the name resolved to.
-func recordDial(r *Result, tr *dialTrace) {
+func recordDial(r *wire.Result, tr *dialTrace) {
 	r.Phases.Resolve = tr.resolve.Seconds()
 	r.Phases.Connect = tr.connect.Seconds()
 	r.Observed.ResolvedIPs = tr.resolvedStrings()

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // startNetServer serves handle on every connection to a listener on
@@ -101,7 +102,7 @@ func loadNetCheck(t *testing.T, yaml string) *checks.Check {
 	return cfg.Checks[0]
 }
 
-func runNetProbe(t *testing.T, ctx context.Context, yaml string, opts Options) Result {
+func runNetProbe(t *testing.T, ctx context.Context, yaml string, opts Options) wire.Result {
 	t.Helper()
 	p, err := New(loadNetCheck(t, yaml), opts)
 	if err != nil {
@@ -216,7 +217,7 @@ func TestTCPProbe(t *testing.T) {
 			if r.Observed.Line != tc.wantLine {
 				t.Errorf("Observed.Line = %q, want %q", r.Observed.Line, tc.wantLine)
 			}
-			if r.Check != "tcp-test" || r.Type != "tcp" || r.Region != "lab" || r.V != WireVersion {
+			if r.Check != "tcp-test" || r.Type != "tcp" || r.Region != "lab" || r.V != wire.WireVersion {
 				t.Errorf("result header = %+v", r)
 			}
 			if tc.name == "connection refused" || strings.HasPrefix(tc.name, "host name not") {
@@ -250,7 +251,7 @@ func TestTCPProbeCanceled(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan Result, 1)
+	done := make(chan wire.Result, 1)
 	go func() { done <- p.Probe(ctx) }()
 	<-received // the probe has sent and is waiting for the reply
 	cancel()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // tlsProber connects to a TLS service and completes a handshake with chain
@@ -57,7 +58,7 @@ func newTLS(c *checks.Check, opts Options) (Prober, error) {
 }
 
 // Probe connects, shakes hands and checks the certificate; see Prober.
-func (p *tlsProber) Probe(ctx context.Context) Result {
+func (p *tlsProber) Probe(ctx context.Context) wire.Result {
 	r, began := p.start()
 	ctx, cancel, limit := probeContext(ctx, p.timeout)
 	defer cancel()
@@ -124,7 +125,7 @@ func (p *tlsProber) handshakeReason(ctx context.Context, err error, limit time.D
 
 // okReason summarises a passing probe: the version and how long the
 // certificate has left, which is what on-call most often asks next.
-func (p *tlsProber) okReason(obs *TLSObservation, now time.Time) string {
+func (p *tlsProber) okReason(obs *wire.TLSObservation, now time.Time) string {
 	s := "TLS " + obs.Version
 	switch left := obs.NotAfter.Sub(now); {
 	case obs.NotAfter.IsZero():

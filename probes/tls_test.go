@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/probes/wire"
 	"go.uber.org/goleak"
 )
 
@@ -165,7 +166,7 @@ func TestTLSProbeConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := make([]Result, 8)
+	results := make([]wire.Result, 8)
 	var wg sync.WaitGroup
 	for i := range results {
 		wg.Go(func() { results[i] = p.Probe(context.Background()) })

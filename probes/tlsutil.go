@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // tlsSettings are the TLS client options shared by HTTP and TLS checks.
@@ -49,11 +50,11 @@ func (s tlsSettings) clientConfig() (*tls.Config, error) {
 }
 
 // observeTLS describes a finished handshake.
-func observeTLS(st *tls.ConnectionState) *TLSObservation {
+func observeTLS(st *tls.ConnectionState) *wire.TLSObservation {
 	if st == nil {
 		return nil
 	}
-	o := &TLSObservation{Version: strings.TrimPrefix(tls.VersionName(st.Version), "TLS "), ServerName: st.ServerName}
+	o := &wire.TLSObservation{Version: strings.TrimPrefix(tls.VersionName(st.Version), "TLS "), ServerName: st.ServerName}
 	for i, c := range st.PeerCertificates {
 		if i == 0 {
 			o.Subject = c.Subject.CommonName
@@ -68,7 +69,7 @@ func observeTLS(st *tls.ConnectionState) *TLSObservation {
 }
 
 // certDaysReason checks the earliest certificate expiry against minDays.
-func certDaysReason(o *TLSObservation, minDays int, now time.Time) (string, bool) {
+func certDaysReason(o *wire.TLSObservation, minDays int, now time.Time) (string, bool) {
 	if minDays <= 0 || o == nil || o.NotAfter.IsZero() {
 		return "", true
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Finding is something the regions' results show together that no single
@@ -61,7 +61,7 @@ func disagreementRoute(c *checks.Check) (route string, ok bool) {
 //
 // It returns nil when the answers agree, when c is not a dns check, and
 // when c.OnDisagreement is ignore. It is a pure function of its arguments.
-func CompareDNS(c *checks.Check, last map[string]*probes.Result) *Finding {
+func CompareDNS(c *checks.Check, last map[string]*wire.Result) *Finding {
 	if c == nil || c.DNS == nil {
 		return nil
 	}
@@ -174,11 +174,11 @@ func CompareDNS(c *checks.Check, last map[string]*probes.Result) *Finding {
 }
 
 // usable reports whether a server gave an answer to compare.
-func usable(o *probes.DNSObservation) bool { return o.Error == "" && o.Rcode != "" }
+func usable(o *wire.DNSObservation) bool { return o.Error == "" && o.Rcode != "" }
 
 // answerKey renders an answer set the way the probe's own disagreement
 // report does: "[a b]" for NOERROR, "NXDOMAIN" or "SERVFAIL [a]" otherwise.
-func answerKey(o *probes.DNSObservation) string {
+func answerKey(o *wire.DNSObservation) string {
 	set := "[" + strings.Join(o.Answers, " ") + "]"
 	switch {
 	case o.Rcode == "NOERROR":
@@ -210,10 +210,10 @@ func (g *dnsGroups) add(key string, answers []string, label, region string) {
 	}
 }
 
-func groupDNS(entry string, regions []string, last map[string]*probes.Result) *dnsGroups {
+func groupDNS(entry string, regions []string, last map[string]*wire.Result) *dnsGroups {
 	g := &dnsGroups{labels: map[string][]string{}, regions: map[string][]string{}, answers: map[string][]string{}, evidence: map[string][]string{}}
 	for _, r := range regions {
-		var obs []*probes.DNSObservation
+		var obs []*wire.DNSObservation
 		keys := map[string]bool{}
 		for i := range last[r].Observed.DNS {
 			o := &last[r].Observed.DNS[i]
@@ -237,7 +237,7 @@ func groupDNS(entry string, regions []string, last map[string]*probes.Result) *d
 }
 
 // serverName names the server of an observation in evidence.
-func serverName(o *probes.DNSObservation) string {
+func serverName(o *wire.DNSObservation) string {
 	switch {
 	case o.NS != "":
 		return o.Resolver + "(" + o.NS + ")"
@@ -332,7 +332,7 @@ func (g *dnsGroups) format(ref string) string {
 // fails everywhere is DOWN, not a disagreement), when every address is
 // expected, when the check has no expect.addresses, and when
 // c.OnDisagreement is ignore. It is a pure function of its arguments.
-func CompareAddresses(c *checks.Check, last map[string]*probes.Result) *Finding {
+func CompareAddresses(c *checks.Check, last map[string]*wire.Result) *Finding {
 	if c == nil {
 		return nil
 	}
@@ -428,7 +428,7 @@ func connectedIP(s string) (netip.Addr, bool) {
 }
 
 // presentRegions returns the regions of last with a result, sorted.
-func presentRegions(last map[string]*probes.Result) []string {
+func presentRegions(last map[string]*wire.Result) []string {
 	var out []string
 	for r, res := range last {
 		if res != nil {

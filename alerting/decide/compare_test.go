@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 const cmpYAML = `version: 1
@@ -56,10 +56,10 @@ type cmpAnswer = string
 // answered auth1 and auth2 ("-" leaves authoritative out). The reason is
 // what the probe writes against expect answers [203.0.113.10] and forbid
 // [203.0.113.20].
-func cmpDNS(check, region string, sys, auth1, auth2 cmpAnswer) *probes.Result {
-	r := &probes.Result{V: probes.WireVersion, Check: check, Type: "dns", Region: region, Agent: region + "-1", Time: dcT0, Duration: 0.04}
+func cmpDNS(check, region string, sys, auth1, auth2 cmpAnswer) *wire.Result {
+	r := &wire.Result{V: wire.WireVersion, Check: check, Type: "dns", Region: region, Agent: region + "-1", Time: dcT0, Duration: 0.04}
 	add := func(resolver, server, ns string, ans cmpAnswer) {
-		o := probes.DNSObservation{Resolver: resolver, Server: server, NS: ns, Transport: "udp", Answers: []string{}, RTT: 0.01}
+		o := wire.DNSObservation{Resolver: resolver, Server: server, NS: ns, Transport: "udp", Answers: []string{}, RTT: 0.01}
 		switch ans {
 		case "":
 			o.Error = "timed out"
@@ -110,7 +110,7 @@ const (
 
 func TestCompareDNS(t *testing.T) {
 	_, cs := dcLoad(t, cmpYAML)
-	type regional = map[string]*probes.Result
+	type regional = map[string]*wire.Result
 	tests := []struct {
 		name     string
 		check    string
@@ -215,7 +215,7 @@ func cmpCheckFinding(t *testing.T, f *Finding, route, summary, regions string, e
 
 // cmpHTTP is an HTTP result from region that connected to addr and was
 // answered by the tier servedBy.
-func cmpHTTP(check, region, addr, servedBy string) *probes.Result {
+func cmpHTTP(check, region, addr, servedBy string) *wire.Result {
 	ok := strings.HasPrefix(servedBy, "web-")
 	r := dcResult(check, region, ok, "status 200")
 	if !ok {
@@ -231,7 +231,7 @@ func cmpHTTP(check, region, addr, servedBy string) *probes.Result {
 
 func TestCompareAddresses(t *testing.T) {
 	_, cs := dcLoad(t, cmpYAML)
-	type regional = map[string]*probes.Result
+	type regional = map[string]*wire.Result
 	tests := []struct {
 		name     string
 		check    string

@@ -9,7 +9,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // CheckState is a check's verdict across its regions.
@@ -156,7 +156,7 @@ type RegionInput struct {
 	// Last is the region's latest result for the check (Window.Last). A
 	// live region without one has not judged the check yet and does not
 	// count either: a region reporting nothing for a check is not healthy.
-	Last *probes.Result
+	Last *wire.Result
 	// Shape are the region's current shape findings, and Forecast a spike
 	// it expects (see DetectLatency, DetectSeries, ForecastSpike).
 	Shape    []shape.Finding
@@ -231,7 +231,7 @@ func Decide(c *checks.Check, in map[string]RegionInput) Decision {
 		regions = slices.Sorted(maps.Keys(in))
 	}
 	d := Decision{Check: c.ID, Regions: len(regions), Live: []string{}, Failing: []string{}, Stale: []string{}, NoData: []string{}}
-	last := map[string]*probes.Result{}
+	last := map[string]*wire.Result{}
 	for _, r := range regions {
 		ri, ok := in[r]
 		switch {

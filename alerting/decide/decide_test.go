@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // dcT0 is where the decision tests' time starts.
@@ -152,8 +152,8 @@ func TestRegionHealthSequence(t *testing.T) {
 }
 
 // dcResult is a realistic HTTP result.
-func dcResult(check, region string, ok bool, reason string) *probes.Result {
-	r := &probes.Result{V: probes.WireVersion, Check: check, Type: "http", Region: region, Agent: region + "-1", Seq: 7, Time: dcT0, OK: ok, Reason: reason, Duration: 0.12}
+func dcResult(check, region string, ok bool, reason string) *wire.Result {
+	r := &wire.Result{V: wire.WireVersion, Check: check, Type: "http", Region: region, Agent: region + "-1", Seq: 7, Time: dcT0, OK: ok, Reason: reason, Duration: 0.12}
 	r.Observed.StatusCode = 200
 	r.Observed.ConnectedAddr = "203.0.113.10:443"
 	if !ok {
@@ -176,7 +176,7 @@ func dcIn(check string, pairs ...string) map[string]RegionInput {
 			in[region] = RegionInput{Live: true, Failing: true, Why: "2 consecutive failures: status 503, want 200", Last: dcResult(check, region, false, "status 503, want 200")}
 		case "timeout":
 			r := dcResult(check, region, false, "timed out after 10s")
-			r.Observed = probes.Observed{}
+			r.Observed = wire.Observed{}
 			in[region] = RegionInput{Live: true, Failing: true, Why: "2 consecutive failures: timed out after 10s", Last: r}
 		case "ratio":
 			in[region] = RegionInput{Live: true, Failing: true, Why: "4 of the last 10 probes failed (ratio 0.30): status 500, want 201", Last: dcResult(check, region, false, "status 500, want 201")}

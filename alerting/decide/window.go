@@ -3,7 +3,7 @@ package decide
 import (
 	"time"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Sample is one probe result as a window keeps it.
@@ -29,7 +29,7 @@ type Window struct {
 	Samples []Sample
 	// Last is the latest result whole, with its observations; nil before
 	// the first.
-	Last *probes.Result
+	Last *wire.Result
 	// Size is how many of the latest samples the failure rule looks at:
 	// the rule's window for a ratio rule, all kept samples otherwise.
 	Size int

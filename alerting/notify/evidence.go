@@ -3,18 +3,18 @@ package notify
 import (
 	"strings"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // PhaseTotal is the key of RegionEvidence.Phases holding the whole probe's
-// duration; the other keys are probes.PhaseNames.
+// duration; the other keys are wire.PhaseNames.
 const PhaseTotal = "total"
 
 // EvidenceFromResult turns one region's latest result into the evidence a
 // page shows, with state as the region's verdict ("FAILING", "OK", ...).
 // DNS answers are keyed by resolver and server ("system 127.0.0.53:53");
 // a server without answers shows its rcode or error instead.
-func EvidenceFromResult(state string, r probes.Result) RegionEvidence {
+func EvidenceFromResult(state string, r wire.Result) RegionEvidence {
 	ev := RegionEvidence{
 		Region:        r.Region,
 		State:         state,
@@ -26,7 +26,7 @@ func EvidenceFromResult(state string, r probes.Result) RegionEvidence {
 	}
 	for i, v := range r.Phases.Values() {
 		if v > 0 {
-			ev.Phases[probes.PhaseNames[i]] = v
+			ev.Phases[wire.PhaseNames[i]] = v
 		}
 	}
 	for _, d := range r.Observed.DNS {

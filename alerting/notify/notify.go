@@ -127,7 +127,7 @@ type RegionEvidence struct {
 	StatusCode    int      `json:"status_code,omitempty"`
 	// DNSAnswers are the answers seen, by resolver.
 	DNSAnswers map[string][]string `json:"dns_answers,omitempty"`
-	// Phases are timings in seconds by phase (probes.PhaseNames) and of
+	// Phases are timings in seconds by phase (wire.PhaseNames) and of
 	// the whole probe (PhaseTotal).
 	Phases map[string]float64 `json:"phases_seconds,omitempty"`
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 func TestNotificationBounded(t *testing.T) {
@@ -37,10 +37,10 @@ func TestNotificationBounded(t *testing.T) {
 }
 
 func TestEvidenceFromResult(t *testing.T) {
-	r := probes.Result{Region: "us-east", Reason: "A www = 198.51.100.7, want 203.0.113.10", Duration: 0.25,
-		Phases: probes.Phases{Resolve: 0.01, Connect: 0.02},
-		Observed: probes.Observed{ResolvedIPs: []string{"198.51.100.7"}, ConnectedAddr: "198.51.100.7:443", StatusCode: 200,
-			DNS: []probes.DNSObservation{
+	r := wire.Result{Region: "us-east", Reason: "A www = 198.51.100.7, want 203.0.113.10", Duration: 0.25,
+		Phases: wire.Phases{Resolve: 0.01, Connect: 0.02},
+		Observed: wire.Observed{ResolvedIPs: []string{"198.51.100.7"}, ConnectedAddr: "198.51.100.7:443", StatusCode: 200,
+			DNS: []wire.DNSObservation{
 				{Resolver: "system", Server: "127.0.0.53:53", Answers: []string{"198.51.100.7"}},
 				{Resolver: "authoritative", Server: "192.0.2.1:53", Rcode: "SERVFAIL"},
 			}}}

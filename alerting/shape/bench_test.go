@@ -6,17 +6,17 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // benchStart is a Monday, midnight UTC.
 var benchStart = time.Date(2030, 1, 7, 0, 0, 0, 0, time.UTC)
 
 // phasedResult is a passing HTTPS probe with every phase.
-func phasedResult(rng *rand.Rand, now time.Time) probes.Result {
+func phasedResult(rng *rand.Rand, now time.Time) wire.Result {
 	n := func(v float64) float64 { return v * (0.8 + 0.4*rng.Float64()) }
-	r := probes.Result{V: 1, Check: "c", Region: "r1", Time: now, OK: true,
-		Phases: probes.Phases{Resolve: n(0.002), Connect: n(0.004), TLS: n(0.008), Processing: n(0.025), Transfer: n(0.001)}}
+	r := wire.Result{V: 1, Check: "c", Region: "r1", Time: now, OK: true,
+		Phases: wire.Phases{Resolve: n(0.002), Connect: n(0.004), TLS: n(0.008), Processing: n(0.025), Transfer: n(0.001)}}
 	for _, v := range r.Phases.Values() {
 		r.Duration += v
 	}
@@ -74,7 +74,7 @@ func BenchmarkShapeDetect(b *testing.B) {
 	// Each close follows a bucket's worth of probes, so that every close
 	// merges full buckets.
 	perBucket := int(t.bucketLen / step)
-	fresh := make([]probes.Result, perBucket)
+	fresh := make([]wire.Result, perBucket)
 	for i := range fresh {
 		fresh[i] = phasedResult(rng, now)
 	}

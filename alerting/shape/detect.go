@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Shape detectors. Each is a pure function of a baseline, a recent window
@@ -54,9 +54,9 @@ type PhaseWindow struct {
 // probes over the shape window, by phase, and the window's p50 at each of
 // the latest bucket closes.
 type LatencyWindow struct {
-	Samples int                                 `json:"samples"`
-	Total   Quantiles                           `json:"total"`
-	Phases  [len(probes.PhaseNames)]PhaseWindow `json:"-"`
+	Samples int                               `json:"samples"`
+	Total   Quantiles                         `json:"total"`
+	Phases  [len(wire.PhaseNames)]PhaseWindow `json:"-"`
 	// Trend is the window's p50 at the latest bucket closes, oldest first,
 	// one every Step.
 	Trend []float64     `json:"-"`
@@ -70,11 +70,11 @@ type LatencyBaseline struct {
 	// Slot names the slot, such as "14:00 UTC".
 	Slot          string `json:"slot"`
 	P50, P90, P99 Usual
-	Phases        [len(probes.PhaseNames)]struct{ P50, P99 Usual }
+	Phases        [len(wire.PhaseNames)]struct{ P50, P99 Usual }
 }
 
 // phaseTitles name the phases for humans.
-var phaseTitles = [len(probes.PhaseNames)]string{"DNS lookup", "TCP connect", "TLS handshake", "server processing (to first byte)", "transfer"}
+var phaseTitles = [len(wire.PhaseNames)]string{"DNS lookup", "TCP connect", "TLS handshake", "server processing (to first byte)", "transfer"}
 
 // risingTau is the share of pairs of trend points that must rise, net of
 // those that fall, for a climb to count as steady (Kendall's tau).
@@ -188,7 +188,7 @@ func attribute(b *strings.Builder, base LatencyBaseline, win LatencyWindow, tail
 		return ""
 	}
 	fmt.Fprintf(b, "; mostly %s (+%s)", phaseTitles[bestI], FormatSeconds(bestD))
-	return probes.PhaseNames[bestI]
+	return wire.PhaseNames[bestI]
 }
 
 // kendallTau is Kendall's rank correlation of xs with time: +1 when every

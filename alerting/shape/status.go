@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Status is one (check, region)'s shape for /status.json.
@@ -65,7 +65,7 @@ func (t *Tracker) Status(now time.Time) *Status {
 			if l.Phases == nil {
 				l.Phases = map[string]PhaseWindow{}
 			}
-			l.Phases[probes.PhaseNames[i]] = p
+			l.Phases[wire.PhaseNames[i]] = p
 		}
 	}
 	st.Latency = l

@@ -9,7 +9,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Shape tracking: what the evaluator keeps per (check, region) to see a
@@ -47,7 +47,7 @@ const (
 	statP90
 	statP99
 	statPhases
-	numLatencyStats = statPhases + 2*len(probes.PhaseNames)
+	numLatencyStats = statPhases + 2*len(wire.PhaseNames)
 )
 
 // latencyBucket is one bucket of a latency window: a sketch of the
@@ -55,10 +55,10 @@ const (
 // first seen.
 type latencyBucket struct {
 	total  *ddsketch.DDSketch
-	phases [len(probes.PhaseNames)]*ddsketch.DDSketch
+	phases [len(wire.PhaseNames)]*ddsketch.DDSketch
 }
 
-func (b *latencyBucket) add(r *probes.Result) {
+func (b *latencyBucket) add(r *wire.Result) {
 	if b.total == nil {
 		b.total = newSketch()
 	}
@@ -161,7 +161,7 @@ func NewTracker(c *checks.Check) *Tracker {
 
 // add feeds one result received at now. It reports whether the tracker's
 // findings changed, so that the check is decided again.
-func (t *Tracker) Add(r *probes.Result, now time.Time) bool {
+func (t *Tracker) Add(r *wire.Result, now time.Time) bool {
 	if t.series {
 		return t.addValue(r, now)
 	}
@@ -280,7 +280,7 @@ func (t *Tracker) latencyBaseline(slot int, now time.Time) LatencyBaseline {
 
 // addValue feeds a series result: judged against the baseline of its
 // slot, then learned; and checked for a spike due.
-func (t *Tracker) addValue(r *probes.Result, now time.Time) bool {
+func (t *Tracker) addValue(r *wire.Result, now time.Time) bool {
 	if !r.OK || r.Observed.Value == nil || math.IsNaN(*r.Observed.Value) || math.IsInf(*r.Observed.Value, 0) {
 		return t.setForecast(now)
 	}

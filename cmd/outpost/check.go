@@ -17,6 +17,7 @@ import (
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 const checkUsage = `Usage: outpost check -c FILE [--only ID] [--region NAME] [--format table|json|prometheus]
@@ -142,8 +143,8 @@ func selectChecks(cfg *checks.Config, only []string, region string) ([]*checks.C
 
 // runAll probes every prober once, at most parallel at a time, and returns
 // results in the order of probers.
-func runAll(ctx context.Context, probers []probes.Prober, parallel int) []probes.Result {
-	results := make([]probes.Result, len(probers))
+func runAll(ctx context.Context, probers []probes.Prober, parallel int) []wire.Result {
+	results := make([]wire.Result, len(probers))
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for i, p := range probers {
@@ -159,7 +160,7 @@ func runAll(ctx context.Context, probers []probes.Prober, parallel int) []probes
 	return results
 }
 
-func writeJSON(w io.Writer, results []probes.Result) error {
+func writeJSON(w io.Writer, results []wire.Result) error {
 	enc := json.NewEncoder(w)
 	for i := range results {
 		if err := enc.Encode(&results[i]); err != nil {
@@ -169,7 +170,7 @@ func writeJSON(w io.Writer, results []probes.Result) error {
 	return nil
 }
 
-func writeTable(w io.Writer, results []probes.Result, failed int) error {
+func writeTable(w io.Writer, results []wire.Result, failed int) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tREGION\tRESULT\tLATENCY\tREASON")
 	for _, r := range results {
@@ -202,7 +203,7 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-func writeMetrics(w io.Writer, results []probes.Result) error {
+func writeMetrics(w io.Writer, results []wire.Result) error {
 	reg := prometheus.NewRegistry()
 	m, err := probes.NewMetrics(reg)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // TestEvaluatorMuxRoutes checks that every evaluator route is reachable
@@ -79,12 +79,12 @@ checks:
 		t.Fatal(err)
 	}
 	now := time.Now()
-	res := []probes.Result{
+	res := []wire.Result{
 		{V: 1, Check: "web", Type: "http", Region: "us-east", Time: now, OK: false, Reason: "status 503, want 200"},
 		{V: 1, Check: "secret-db", Type: "tcp", Region: "us-east", Time: now, OK: false, Reason: "connect 10.1.2.3:5432: connection refused",
-			Observed: probes.Observed{ConnectedAddr: "10.1.2.3:5432"}},
+			Observed: wire.Observed{ConnectedAddr: "10.1.2.3:5432"}},
 	}
-	if err := ev.Apply(probes.Batch{V: 1, Agent: "a", Region: "us-east", Seq: 1, Created: now, Results: res}); err != nil {
+	if err := ev.Apply(wire.Batch{V: 1, Agent: "a", Region: "us-east", Seq: 1, Created: now, Results: res}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(evaluatorMux(newRegistry(), ev))

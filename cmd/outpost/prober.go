@@ -11,6 +11,8 @@ import (
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // prober runs a region's checks on schedule and hands every result to
@@ -21,16 +23,16 @@ type prober struct {
 	sched   *probes.Scheduler
 	metrics *probes.Metrics
 	console *transitionLog
-	deliver func(probes.Result)
+	deliver func(wire.Result)
 	log     *slog.Logger
 }
 
-func newProber(reg prometheus.Registerer, region string, workers int, log *slog.Logger, deliver func(probes.Result)) (*prober, error) {
+func newProber(reg prometheus.Registerer, region string, workers int, log *slog.Logger, deliver func(wire.Result)) (*prober, error) {
 	metrics, err := probes.NewMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	sched, err := probes.NewScheduler(probes.RealClock{}, workers, reg)
+	sched, err := probes.NewScheduler(clock.Real{}, workers, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -43,7 +45,7 @@ func (p *prober) apply(cfg *checks.Config) (int, error) {
 	if !slices.Contains(cfg.Regions, p.region) {
 		return 0, fmt.Errorf("region %q is not declared in the configuration (regions: %v)", p.region, cfg.Regions)
 	}
-	jobs, err := probes.Jobs(cfg, p.region, probes.Options{}, func(r probes.Result) {
+	jobs, err := probes.Jobs(cfg, p.region, probes.Options{}, func(r wire.Result) {
 		p.metrics.Observe(&r)
 		p.console.observe(r)
 		p.deliver(r)
@@ -99,7 +101,7 @@ func newTransitionLog(log *slog.Logger) *transitionLog {
 	return &transitionLog{log: log, last: map[string]bool{}}
 }
 
-func (t *transitionLog) observe(r probes.Result) {
+func (t *transitionLog) observe(r wire.Result) {
 	key := probes.JobKey(r.Check, r.Region)
 	t.mu.Lock()
 	prev, seen := t.last[key]

@@ -12,7 +12,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 const runUsage = `Usage: outpost run -c FILE [--listen ADDR] [--region NAME] [--data-dir DIR]
@@ -133,7 +133,7 @@ type localAgent struct {
 	reporting            checks.Reporting
 	log                  *slog.Logger
 
-	in chan probes.Result
+	in chan wire.Result
 
 	seq uint64
 
@@ -145,12 +145,12 @@ type localAgent struct {
 
 func newLocalAgent(ev *alerting.Evaluator, cfg *checks.Config, region string, log *slog.Logger) *localAgent {
 	return &localAgent{ev: ev, region: region, name: "local", digest: cfg.Digest, reporting: cfg.Reporting, log: log,
-		in: make(chan probes.Result, 4*cfg.Reporting.BatchSize)}
+		in: make(chan wire.Result, 4*cfg.Reporting.BatchSize)}
 }
 
 // submit queues a result; when the queue is full the result is dropped
 // and counted rather than stalling the probe that made it.
-func (l *localAgent) submit(r probes.Result) {
+func (l *localAgent) submit(r wire.Result) {
 	select {
 	case l.in <- r:
 	default:
@@ -160,7 +160,7 @@ func (l *localAgent) submit(r probes.Result) {
 
 // run batches until ctx ends, then applies what it holds.
 func (l *localAgent) run(ctx context.Context) {
-	var pending []probes.Result
+	var pending []wire.Result
 	delay := time.NewTimer(l.reporting.BatchDelay)
 	heartbeat := time.NewTicker(l.reporting.Heartbeat)
 	defer delay.Stop()
@@ -206,13 +206,13 @@ func (l *localAgent) run(ctx context.Context) {
 	}
 }
 
-func (l *localAgent) apply(results []probes.Result) {
+func (l *localAgent) apply(results []wire.Result) {
 	now := time.Now()
 	l.seq = max(l.seq+1, uint64(now.UnixNano()))
 	for i := range results {
 		results[i].Agent = l.name
 	}
-	err := l.ev.Apply(probes.Batch{V: probes.WireVersion, Agent: l.name, Region: l.region, Seq: l.seq,
+	err := l.ev.Apply(wire.Batch{V: wire.WireVersion, Agent: l.name, Region: l.region, Seq: l.seq,
 		ConfigDigest: l.digest, Created: now, Results: results})
 	if err != nil {
 		l.refuse(now, len(results), err)

@@ -1,22 +1,25 @@
-package alerting
+package wire
 
 import (
 	"unicode/utf8"
-
-	"github.com/outposthq/outpost/probes"
 )
 
+// Decoder decodes batches as an evaluator receives them: strictly, within
+// the wire limits, and fast. A Decoder is meant to be pooled and reused;
+// it is not safe for concurrent use.
+//
 // Decoding a 500-result batch with encoding/json costs about 20
-// allocations and 8µs per result, most of the evaluator's CPU. fastDecoder
-// decodes the common shape of a batch, as encoding/json.Marshal writes it,
-// several times faster and with the strings of a batch interned. It is
-// deliberately partial: on anything it does not handle (null, duplicate or
-// unknown keys, keys in another case, lone surrogates, invalid UTF-8,
-// integers written as 1e3, fields added to the wire types since) it gives
-// up, and decodeBatch decodes the body again with encoding/json, whose
-// verdict and message stand. So it never changes what is accepted: when it
-// succeeds it yields what encoding/json would (FuzzFastDecoder checks it).
-type fastDecoder struct {
+// allocations and 8µs per result, most of the evaluator's CPU. Decode
+// first tries a fast path that decodes the common shape of a batch, as
+// encoding/json.Marshal writes it, several times faster and with the
+// strings of a batch interned. The fast path is deliberately partial: on
+// anything it does not handle (null, duplicate or unknown keys, keys in
+// another case, lone surrogates, invalid UTF-8, integers written as 1e3,
+// fields added to the wire types since) it gives up, and Decode decodes the
+// body again with encoding/json, whose verdict and message stand. So it
+// never changes what is accepted: when it succeeds it yields what
+// encoding/json would (FuzzFastDecoder checks it).
+type Decoder struct {
 	data []byte
 	pos  int
 	fail bool
@@ -28,8 +31,7 @@ type fastDecoder struct {
 
 	scratch []byte            // unescaped string bytes
 	intern  map[string]string // short strings seen recently; bounded
-	results []probes.Result   // reused across batches (see decode)
-	wins    []*window         // reused across batches, for validate
+	results []Result          // reused across batches (see decode)
 }
 
 // Interning bounds.
@@ -38,28 +40,29 @@ const (
 	maxInternEntries = 4096
 )
 
-func newFastDecoder() *fastDecoder {
-	return &fastDecoder{intern: make(map[string]string, 256)}
+// NewDecoder returns a Decoder with an empty intern table.
+func NewDecoder() *Decoder {
+	return &Decoder{intern: make(map[string]string, 256)}
 }
 
 // decode decodes data into a batch whose Results live in d's reusable
 // array: they are valid until the next decode with d. It reports false if
 // data is not on the fast path.
-func (d *fastDecoder) decode(data []byte) (probes.Batch, bool) {
+func (d *Decoder) decode(data []byte) (Batch, bool) {
 	d.data, d.pos, d.fail = data, 0, false
 	d.objects, d.tooMany, d.tooComplex = 0, false, false
 	clear(d.results) // drop references from the previous batch
 	d.results = d.results[:0]
-	var b probes.Batch
+	var b Batch
 	d.batch(&b)
 	d.ws()
 	if d.fail || d.pos != len(d.data) {
-		return probes.Batch{}, false
+		return Batch{}, false
 	}
 	return b, true
 }
 
-func (d *fastDecoder) batch(b *probes.Batch) {
+func (d *Decoder) batch(b *Batch) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -84,16 +87,16 @@ func (d *fastDecoder) batch(b *probes.Batch) {
 		case "results":
 			d.once(&seen, 6)
 			d.array(func() {
-				if len(d.results) == probes.MaxBatchResults {
+				if len(d.results) == MaxBatchResults {
 					d.tooMany, d.fail = true, true
 					return
 				}
-				d.results = append(d.results, probes.Result{})
+				d.results = append(d.results, Result{})
 				d.result(&d.results[len(d.results)-1])
 			})
 			b.Results = d.results
 			if b.Results == nil {
-				b.Results = []probes.Result{}
+				b.Results = []Result{}
 			}
 		default:
 			d.fail = true
@@ -101,7 +104,7 @@ func (d *fastDecoder) batch(b *probes.Batch) {
 	})
 }
 
-func (d *fastDecoder) result(r *probes.Result) {
+func (d *Decoder) result(r *Result) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -150,7 +153,7 @@ func (d *fastDecoder) result(r *probes.Result) {
 	})
 }
 
-func (d *fastDecoder) phases(p *probes.Phases) {
+func (d *Decoder) phases(p *Phases) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -178,7 +181,7 @@ func (d *fastDecoder) phases(p *probes.Phases) {
 // once fails the decode when the field numbered bit was seen before in
 // this object: encoding/json merges duplicates, which is not worth
 // copying.
-func (d *fastDecoder) once(seen *uint64, bit uint) {
+func (d *Decoder) once(seen *uint64, bit uint) {
 	if *seen&(1<<bit) != 0 {
 		d.fail = true
 	}
@@ -186,7 +189,7 @@ func (d *fastDecoder) once(seen *uint64, bit uint) {
 }
 
 // ws skips white space.
-func (d *fastDecoder) ws() {
+func (d *Decoder) ws() {
 	for d.pos < len(d.data) {
 		switch d.data[d.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -198,7 +201,7 @@ func (d *fastDecoder) ws() {
 }
 
 // consume skips white space and then c, or fails.
-func (d *fastDecoder) consume(c byte) bool {
+func (d *Decoder) consume(c byte) bool {
 	d.ws()
 	if d.pos < len(d.data) && d.data[d.pos] == c {
 		d.pos++
@@ -209,14 +212,14 @@ func (d *fastDecoder) consume(c byte) bool {
 }
 
 // peek skips white space and reports whether the next byte is c.
-func (d *fastDecoder) peek(c byte) bool {
+func (d *Decoder) peek(c byte) bool {
 	d.ws()
 	return d.pos < len(d.data) && d.data[d.pos] == c
 }
 
 // object decodes an object, calling field with each key positioned at its
 // value, which field must consume.
-func (d *fastDecoder) object(field func(key []byte)) {
+func (d *Decoder) object(field func(key []byte)) {
 	if !d.consume('{') || !d.count() {
 		return
 	}
@@ -245,7 +248,7 @@ func (d *fastDecoder) object(field func(key []byte)) {
 }
 
 // count counts an object against maxBatchObjects.
-func (d *fastDecoder) count() bool {
+func (d *Decoder) count() bool {
 	d.objects++
 	if d.objects > maxBatchObjects {
 		d.tooComplex, d.fail = true, true
@@ -255,7 +258,7 @@ func (d *fastDecoder) count() bool {
 }
 
 // array decodes an array, calling elem for each element.
-func (d *fastDecoder) array(elem func()) {
+func (d *Decoder) array(elem func()) {
 	if !d.consume('[') {
 		return
 	}
@@ -279,7 +282,7 @@ func (d *fastDecoder) array(elem func()) {
 
 // rawString returns the bytes of a string without escapes or non-ASCII
 // bytes, which alias d.data.
-func (d *fastDecoder) rawString() ([]byte, bool) {
+func (d *Decoder) rawString() ([]byte, bool) {
 	if !d.consume('"') {
 		return nil, false
 	}

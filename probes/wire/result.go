@@ -1,6 +1,11 @@
-// Package probes turns checks into results: one prober per check type, built
-// once from a validated check and run many times.
-package probes
+// Package wire is the contract between agents and evaluators: the Result of
+// a probe, the Batch an agent posts, the limits both sides respect, the
+// headers and HMAC signature that authenticate a batch, and the strict,
+// fast Decoder an evaluator reads batches with.
+//
+// Both sides import it (the agent under probes/, the evaluator under
+// alerting/), so it imports nothing of Outpost's: the standard library only.
+package wire
 
 import (
 	"time"

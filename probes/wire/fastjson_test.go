@@ -1,16 +1,53 @@
-package alerting
+package wire
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
-
-	"github.com/outposthq/outpost/probes"
 )
+
+var t0 = time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC)
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// httpResults are n realistic results of an HTTP check, one in ten failing.
+func httpResults(n int) []Result {
+	rs := make([]Result, n)
+	for i := range rs {
+		ok := i%10 != 0
+		r := Result{
+			V: 1, Check: "web", Type: "http", Region: "us-east", Agent: "a", Seq: uint64(i + 1),
+			Time: t0.Add(time.Duration(i) * time.Second), OK: ok, Duration: 0.183,
+			Phases: Phases{Resolve: 0.004, Connect: 0.021, TLS: 0.043, Processing: 0.101, Transfer: 0.014},
+			Observed: Observed{
+				ResolvedIPs:   []string{"203.0.113.10", "203.0.113.11"},
+				ConnectedAddr: "203.0.113.10:443",
+				StatusCode:    200,
+				HTTPVersion:   "HTTP/2.0",
+				BodyBytes:     18234,
+				Headers:       map[string]string{"X-Served-By": "web-3"},
+				TLS:           &TLSObservation{Version: "TLS 1.3", ServerName: "www.example.com", NotAfter: t0.Add(60 * 24 * time.Hour), Subject: "CN=www.example.com", Issuer: "CN=R11,O=Let's Encrypt,C=US"},
+			},
+		}
+		if !ok {
+			r.Reason = "status 503, want 200"
+			r.Observed.StatusCode = 503
+		}
+		rs[i] = r
+	}
+	return rs
+}
 
 // fill sets every field reachable from v to a non-zero value, two
 // elements per slice and map, so that a field added to the wire types is
@@ -58,13 +95,13 @@ func fill(v reflect.Value, n *int) {
 }
 
 func TestFastDecoderCoversWireTypes(t *testing.T) {
-	var b probes.Batch
+	var b Batch
 	n := 0
 	fill(reflect.ValueOf(&b).Elem(), &n)
 	body := mustJSON(t, b)
-	got, ok := newFastDecoder().decode(body)
+	got, ok := NewDecoder().decode(body)
 	if !ok {
-		t.Fatalf("the fast decoder gave up on a batch with every field set; a field was probably added to probes.Batch or Result: teach fastjson.go\n%s", body)
+		t.Fatalf("the fast decoder gave up on a batch with every field set; a field was probably added to Batch or Result: teach fastjson.go\n%s", body)
 	}
 	want, err := decodeStrict(body)
 	if err != nil {
@@ -80,27 +117,27 @@ func TestFastDecoderCoversWireTypes(t *testing.T) {
 func TestDecodeBatchFallsBack(t *testing.T) {
 	tests := []struct {
 		name, body string
-		check      func(probes.Batch) bool
+		check      func(Batch) bool
 	}{
 		{"key in another case", `{"V":1,"results":[{"Check":"web","OK":true}]}`,
-			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Check == "web" && b.Results[0].OK }},
+			func(b Batch) bool { return b.V == 1 && b.Results[0].Check == "web" && b.Results[0].OK }},
 		{"null", `{"v":1,"agent":null,"results":[{"observed":{"tls":null}}]}`,
-			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Observed.TLS == nil }},
+			func(b Batch) bool { return b.V == 1 && b.Results[0].Observed.TLS == nil }},
 		{"null series value", `{"v":1,"results":[{"observed":{"value":null}}]}`,
-			func(b probes.Batch) bool { return b.V == 1 && b.Results[0].Observed.Value == nil }},
+			func(b Batch) bool { return b.V == 1 && b.Results[0].Observed.Value == nil }},
 		{"series value out of range", `{"results":[{"observed":{"value":1e400}}]}`, nil},
-		{"duplicate key", `{"v":2,"v":1}`, func(b probes.Batch) bool { return b.V == 1 }},
-		{"lone surrogate", `{"agent":"a\ud800b"}`, func(b probes.Batch) bool { return b.Agent == "a\uFFFDb" }},
-		{"invalid UTF-8", "{\"agent\":\"a\xffb\"}", func(b probes.Batch) bool { return b.Agent == "a\uFFFDb" }},
+		{"duplicate key", `{"v":2,"v":1}`, func(b Batch) bool { return b.V == 1 }},
+		{"lone surrogate", `{"agent":"a\ud800b"}`, func(b Batch) bool { return b.Agent == "a\uFFFDb" }},
+		{"invalid UTF-8", "{\"agent\":\"a\xffb\"}", func(b Batch) bool { return b.Agent == "a\uFFFDb" }},
 		{"integer with exponent", `{"v":1e0}`, nil}, // encoding/json refuses it too
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newFastDecoder()
+			d := NewDecoder()
 			if _, ok := d.decode([]byte(tc.body)); ok {
 				t.Fatal("on the fast path; the test needs another input")
 			}
-			b, err := decodeBatch([]byte(tc.body), d)
+			b, err := d.Decode([]byte(tc.body))
 			if tc.check == nil {
 				if err == nil {
 					t.Fatalf("accepted: %+v", b)
@@ -108,7 +145,7 @@ func TestDecodeBatchFallsBack(t *testing.T) {
 				return
 			}
 			if err != nil || !tc.check(b) {
-				t.Fatalf("decodeBatch = %+v, %v", b, err)
+				t.Fatalf("Decode = %+v, %v", b, err)
 			}
 		})
 	}
@@ -129,11 +166,11 @@ func TestDecodeBatchBoundsMemory(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if len(tc.body) > probes.MaxBatchBytes {
+			if len(tc.body) > MaxBatchBytes {
 				t.Fatalf("body of %d bytes would not get this far", len(tc.body))
 			}
-			_, err := decodeBatch(tc.body, newFastDecoder())
-			if !errors.Is(err, ErrInvalidBatch) || !strings.Contains(err.Error(), tc.want) {
+			_, err := NewDecoder().Decode(tc.body)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
@@ -141,9 +178,9 @@ func TestDecodeBatchBoundsMemory(t *testing.T) {
 }
 
 func TestFastDecoderInterns(t *testing.T) {
-	f := &fixture{t: t, cfg: loadTestConfig(t)}
-	body := mustJSON(t, f.batch("us-east", 1, result("web", "us-east", false), result("web", "us-east", false)))
-	b, ok := newFastDecoder().decode(body)
+	failed := Result{V: 1, Check: "web", Region: "us-east", Time: t0, Reason: "status 503, want 200", Duration: 0.05}
+	body := mustJSON(t, Batch{V: 1, Agent: "a1", Region: "us-east", Seq: 1, Created: t0, Results: []Result{failed, failed}})
+	b, ok := NewDecoder().decode(body)
 	if !ok {
 		t.Fatal("not on the fast path")
 	}
@@ -156,12 +193,12 @@ func TestFastDecoderInterns(t *testing.T) {
 // FuzzFastDecoder checks that the fast decoder never accepts what
 // encoding/json refuses, nor decodes anything differently.
 func FuzzFastDecoder(f *testing.F) {
-	var full probes.Batch
+	var full Batch
 	n := 0
 	fill(reflect.ValueOf(&full).Elem(), &n)
 	seeds := []string{
 		string(mustJSON(f, full)),
-		string(mustJSON(f, probes.Batch{V: 1, Agent: "a", Region: "r", Seq: 1, Results: benchResults("us-east", "a")[:3]})),
+		string(mustJSON(f, Batch{V: 1, Agent: "a", Region: "r", Seq: 1, Results: httpResults(3)})),
 		`{}`, `{"results":[]}`, `{"results":null}`, `{"v":-0}`, `{"v":01}`, `{"v":1.0}`, `{"v":1e3}`,
 		`{"seq":18446744073709551615}`, `{"seq":18446744073709551616}`, `{"seq":-1}`,
 		`{"agent":"\u00e9\ud83d\ude00\n\"\\\/"}`, `{"agent":"\ud83d"}`, `{"agent":"\ud83d\u0041"}`,
@@ -176,7 +213,7 @@ func FuzzFastDecoder(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, ok := newFastDecoder().decode(data)
+		got, ok := NewDecoder().decode(data)
 		if !ok {
 			return
 		}

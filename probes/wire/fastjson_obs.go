@@ -1,13 +1,11 @@
-package alerting
+package wire
 
 import (
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/outposthq/outpost/probes"
 )
 
-func (d *fastDecoder) observed(o *probes.Observed) {
+func (d *Decoder) observed(o *Observed) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -37,9 +35,9 @@ func (d *fastDecoder) observed(o *probes.Observed) {
 			o.TLS = d.tls()
 		case "steps":
 			d.once(&seen, 8)
-			o.Steps = []probes.StepObservation{}
+			o.Steps = []StepObservation{}
 			d.array(func() {
-				o.Steps = append(o.Steps, probes.StepObservation{})
+				o.Steps = append(o.Steps, StepObservation{})
 				d.step(&o.Steps[len(o.Steps)-1])
 			})
 		case "line":
@@ -47,9 +45,9 @@ func (d *fastDecoder) observed(o *probes.Observed) {
 			o.Line = d.str()
 		case "dns":
 			d.once(&seen, 10)
-			o.DNS = []probes.DNSObservation{}
+			o.DNS = []DNSObservation{}
 			d.array(func() {
-				o.DNS = append(o.DNS, probes.DNSObservation{})
+				o.DNS = append(o.DNS, DNSObservation{})
 				d.dns(&o.DNS[len(o.DNS)-1])
 			})
 		case "value":
@@ -63,8 +61,8 @@ func (d *fastDecoder) observed(o *probes.Observed) {
 	})
 }
 
-func (d *fastDecoder) tls() *probes.TLSObservation {
-	t := &probes.TLSObservation{}
+func (d *Decoder) tls() *TLSObservation {
+	t := &TLSObservation{}
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -90,7 +88,7 @@ func (d *fastDecoder) tls() *probes.TLSObservation {
 	return t
 }
 
-func (d *fastDecoder) step(s *probes.StepObservation) {
+func (d *Decoder) step(s *StepObservation) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -115,7 +113,7 @@ func (d *fastDecoder) step(s *probes.StepObservation) {
 	})
 }
 
-func (d *fastDecoder) dns(o *probes.DNSObservation) {
+func (d *Decoder) dns(o *DNSObservation) {
 	var seen uint64
 	d.object(func(key []byte) {
 		switch string(key) {
@@ -160,14 +158,14 @@ func (d *fastDecoder) dns(o *probes.DNSObservation) {
 
 // strs decodes an array of strings; [] is an empty, non-nil slice, as
 // encoding/json makes it.
-func (d *fastDecoder) strs() []string {
+func (d *Decoder) strs() []string {
 	out := []string{}
 	d.array(func() { out = append(out, d.str()) })
 	return out
 }
 
 // headers decodes an object of strings into a new map.
-func (d *fastDecoder) headers() map[string]string {
+func (d *Decoder) headers() map[string]string {
 	m := map[string]string{}
 	if !d.consume('{') || !d.count() {
 		return nil
@@ -198,7 +196,7 @@ func (d *fastDecoder) headers() map[string]string {
 }
 
 // str decodes a string, interning it if it is short.
-func (d *fastDecoder) str() string {
+func (d *Decoder) str() string {
 	if !d.consume('"') {
 		return ""
 	}
@@ -229,7 +227,7 @@ func (d *fastDecoder) str() string {
 // unescape decodes the contents of a string with escapes or non-ASCII
 // bytes. Invalid UTF-8 and unpaired surrogates, which encoding/json
 // replaces with U+FFFD, are left to it.
-func (d *fastDecoder) unescape(raw []byte) string {
+func (d *Decoder) unescape(raw []byte) string {
 	if !utf8.Valid(raw) {
 		d.fail = true
 		return ""
@@ -314,7 +312,7 @@ func hex4(b []byte) (rune, bool) {
 // internBytes returns b as a string, the same string for the same bytes
 // while the table holds it, so that a batch's repeated check names,
 // regions, addresses and reasons cost one allocation each.
-func (d *fastDecoder) internBytes(b []byte) string {
+func (d *Decoder) internBytes(b []byte) string {
 	if len(b) > maxInternLen {
 		return string(b)
 	}

@@ -1,4 +1,4 @@
-package alerting
+package wire
 
 import (
 	"strconv"
@@ -7,7 +7,7 @@ import (
 
 // time decodes a string with time.Time's own UnmarshalJSON, as
 // encoding/json does.
-func (d *fastDecoder) time() time.Time {
+func (d *Decoder) time() time.Time {
 	start := d.pos
 	if _, ok := d.rawString(); !ok {
 		return time.Time{}
@@ -19,7 +19,7 @@ func (d *fastDecoder) time() time.Time {
 	return t
 }
 
-func (d *fastDecoder) bool() bool {
+func (d *Decoder) bool() bool {
 	switch {
 	case d.literal("true"):
 		return true
@@ -30,7 +30,7 @@ func (d *fastDecoder) bool() bool {
 	return false
 }
 
-func (d *fastDecoder) literal(lit string) bool {
+func (d *Decoder) literal(lit string) bool {
 	if len(d.data)-d.pos >= len(lit) && string(d.data[d.pos:d.pos+len(lit)]) == lit {
 		d.pos += len(lit)
 		return true
@@ -40,7 +40,7 @@ func (d *fastDecoder) literal(lit string) bool {
 
 // number returns the bytes of a number literal, checked against the JSON
 // grammar, and whether it is an integer (no fraction, no exponent).
-func (d *fastDecoder) number() (lit []byte, integer bool) {
+func (d *Decoder) number() (lit []byte, integer bool) {
 	start, p := d.pos, d.pos
 	digits := func() int {
 		n := 0
@@ -82,7 +82,7 @@ func (d *fastDecoder) number() (lit []byte, integer bool) {
 	return d.data[start:p], integer
 }
 
-func (d *fastDecoder) float() float64 {
+func (d *Decoder) float() float64 {
 	lit, _ := d.number()
 	if d.fail {
 		return 0
@@ -95,7 +95,7 @@ func (d *fastDecoder) float() float64 {
 }
 
 // int decodes an integer that fits in an int64.
-func (d *fastDecoder) int() int64 {
+func (d *Decoder) int() int64 {
 	lit, integer := d.number()
 	if d.fail || !integer {
 		d.fail = true
@@ -109,7 +109,7 @@ func (d *fastDecoder) int() int64 {
 }
 
 // uint decodes an unsigned integer of the given size in bits.
-func (d *fastDecoder) uint(bits int) uint64 {
+func (d *Decoder) uint(bits int) uint64 {
 	lit, integer := d.number()
 	if d.fail || !integer {
 		d.fail = true
