@@ -1,10 +1,18 @@
-// Package alerting is Outpost's evaluator: it ingests the result batches
-// agents send, keeps a bounded window of recent results per (check,
-// region), and tracks which regions are reporting at all.
+// Package alerting is Outpost's evaluator, the shell around the pure parts
+// below it: it ingests the result batches agents send (authenticated,
+// bounded, idempotent by agent and sequence), keeps a bounded window of
+// recent results and a shape tracker per (check, region), tracks which
+// regions are reporting at all, serves heartbeat pings and the status page,
+// watches its peers, and hands what decide concludes to a notify.Notifier
+// (in production the outbox). It holds no lock while it calls the notifier
+// or writes a file.
 //
 // Everything the evaluator keeps in memory is keyed by the configuration
 // (its checks and regions) or bounded (agent names per region), so input
 // cannot grow it. Time comes from an injected clock.Clock.
+//
+// It takes from probes only the L0 packages (wire, clock, ratelog,
+// atomicfile), never a prober or the agent; see docs/code-map.md.
 package alerting
 
 import (
