@@ -68,11 +68,11 @@ func (h *heartbeats) lookup(token string) (string, bool) {
 	return found, found != ""
 }
 
-// HeartbeatVerdict is the pure verdict on a heartbeat check at now: its
+// heartbeatVerdict is the pure verdict on a heartbeat check at now: its
 // state (OK or DOWN) and why. started is when the evaluator started; a
 // check never pinged since is judged from then, so a restart does not make
 // every heartbeat late at once.
-func HeartbeatVerdict(h *checks.HeartbeatSpec, st pingState, started, now time.Time) (decide.CheckState, string) {
+func heartbeatVerdict(h *checks.HeartbeatSpec, st pingState, started, now time.Time) (decide.CheckState, string) {
 	if !st.LastFail.IsZero() && st.LastFail.After(st.LastSuccess) {
 		msg := "the job reported a failure"
 		if st.Message != "" {
@@ -106,7 +106,7 @@ func (e *Evaluator) evaluateHeartbeat(cd *checkDecider, now time.Time) {
 	e.beats.mu.Lock()
 	st := *e.beats.states[cd.c.ID]
 	e.beats.mu.Unlock()
-	state, why := HeartbeatVerdict(cd.c.Heartbeat, st, e.started, now)
+	state, why := heartbeatVerdict(cd.c.Heartbeat, st, e.started, now)
 	d := decide.Decision{Check: cd.c.ID, State: state, Summary: fmt.Sprintf("%s %s", cd.c.ID, state)}
 	if why != "" {
 		d.Summary += ": " + why

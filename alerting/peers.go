@@ -42,8 +42,8 @@ func newPeerWatches(cfg *checks.Config, self string, started time.Time) []*peerW
 	return out
 }
 
-// PeerKey is the dedup key of the "evaluator unreachable" page for peer.
-func PeerKey(peer string) string { return "outpost:peer:" + peer }
+// peerKey is the dedup key of the "evaluator unreachable" page for peer.
+func peerKey(peer string) string { return "outpost:peer:" + peer }
 
 // checkPeers starts a /healthz request to every peer not already being
 // checked, and sends the pages their states call for. It runs from the
@@ -66,12 +66,12 @@ func (e *Evaluator) checkPeers(ctx context.Context, now time.Time) {
 		}
 		switch {
 		case down && !wasDown:
-			e.send(ctx, notify.Notification{Kind: notify.KindPeerDown, Key: PeerKey(w.peer.Name), Action: notify.ActionTrigger, Route: checks.RouteMeta,
+			e.send(ctx, notify.Notification{Kind: notify.KindPeerDown, Key: peerKey(w.peer.Name), Action: notify.ActionTrigger, Route: checks.RouteMeta,
 				Severity: notify.SeverityCritical, Time: now,
 				Summary: fmt.Sprintf("evaluator %s unreachable since %s (seen from %s): %s", w.peer.Name, lastOK.UTC().Format(time.TimeOnly), e.name, lastErr),
 				Details: map[string]string{"action": notify.ActionTrigger, "route": checks.RouteMeta, "peer": w.peer.Name, "url": w.peer.URL}})
 		case !down && wasDown:
-			e.send(ctx, notify.Notification{Kind: notify.KindPeerDown, Key: PeerKey(w.peer.Name), Action: notify.ActionResolve, Route: checks.RouteMeta,
+			e.send(ctx, notify.Notification{Kind: notify.KindPeerDown, Key: peerKey(w.peer.Name), Action: notify.ActionResolve, Route: checks.RouteMeta,
 				Severity: notify.SeverityCritical, Time: now,
 				Summary: fmt.Sprintf("evaluator %s answering again (seen from %s)", w.peer.Name, e.name),
 				Details: map[string]string{"action": notify.ActionResolve, "route": checks.RouteMeta, "peer": w.peer.Name}})

@@ -64,7 +64,7 @@ checks:
 	a.Close() // eval-a dies
 	advanceUntil(t, clk, 500*time.Millisecond, time.Minute, "the peer page", func() bool { return len(peerNotes()) >= 1 })
 	p := peerNotes()[0]
-	if p.Key != PeerKey("eval-a") || p.Action != notify.ActionTrigger || p.Route != checks.RouteMeta || !strings.HasPrefix(p.Summary, "evaluator eval-a unreachable since ") || !strings.Contains(p.Summary, "seen from eval-b") {
+	if p.Key != peerKey("eval-a") || p.Action != notify.ActionTrigger || p.Route != checks.RouteMeta || !strings.HasPrefix(p.Summary, "evaluator eval-a unreachable since ") || !strings.Contains(p.Summary, "seen from eval-b") {
 		t.Fatalf("page = %+v", p)
 	}
 	advanceUntil(t, clk, time.Second, time.Minute, "thirty more seconds", func() bool { return clk.Now().Sub(p.Time) >= 30*time.Second })
