@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Bounds that keep a hostile or broken server from costing unbounded work.
@@ -295,14 +296,8 @@ func normalizeRR(typ string, rr dns.RR) string {
 	return clipAnswer(n)
 }
 
-// clipAnswer bounds one answer to maxAnswerText bytes, cut between
-// characters.
-func clipAnswer(n string) string {
-	if len(n) > maxAnswerText {
-		return truncateUTF8(n, maxAnswerText) + "..."
-	}
-	return n
-}
+// clipAnswer bounds one answer to maxAnswerText bytes (wire.Clip).
+func clipAnswer(n string) string { return wire.Clip(n, maxAnswerText) }
 
 func clipAnswers(list []string) []string {
 	out := make([]string, len(list))
@@ -315,11 +310,7 @@ func clipAnswers(list []string) []string {
 // sanitize keeps hostile bytes out of reasons.
 func sanitize(s string) string {
 	q := strconv.Quote(s)
-	q = q[1 : len(q)-1]
-	if len(q) > maxAnswerText {
-		q = truncateUTF8(q, maxAnswerText) + "..."
-	}
-	return q
+	return wire.Clip(q[1:len(q)-1], maxAnswerText)
 }
 
 func trimDot(s string) string { return strings.TrimSuffix(s, ".") }

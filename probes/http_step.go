@@ -149,7 +149,7 @@ func (x httpExpect) check(ev *evaluation) []string {
 	for _, a := range e.JSON {
 		doc, err := ev.decodeJSON()
 		if err != nil {
-			f = append(f, fmt.Sprintf("body is not JSON: %s", shorten(err.Error(), 120)))
+			f = append(f, fmt.Sprintf("body is not JSON: %s", wire.Clip(err.Error(), 120)))
 			break
 		}
 		got, err := a.Path.Eval(doc)
@@ -169,7 +169,7 @@ func (x httpExpect) check(ev *evaluation) []string {
 			f = append(f, fmt.Sprintf("header %s missing, want match %s", name, re))
 			continue
 		}
-		v := shorten(strings.Join(vals, ", "), 200)
+		v := wire.Clip(strings.Join(vals, ", "), 200)
 		ev.headers[http.CanonicalHeaderKey(name)] = v
 		if !re.MatchString(v) {
 			f = append(f, fmt.Sprintf("header %s = %q, want match %s", name, v, re))
@@ -200,7 +200,7 @@ func (st *httpStep) capture(ev *evaluation, vars map[string]string) string {
 		case !c.spec.JSON.IsZero():
 			doc, err := ev.decodeJSON()
 			if err != nil {
-				return fmt.Sprintf("capture %s: body is not JSON: %s", c.name, shorten(err.Error(), 120))
+				return fmt.Sprintf("capture %s: body is not JSON: %s", c.name, wire.Clip(err.Error(), 120))
 			}
 			v, err := c.spec.JSON.Eval(doc)
 			if err != nil {
@@ -248,7 +248,7 @@ func freshness(f *checks.Freshness, ev *evaluation) string {
 		what = f.JSON.String()
 		doc, err := ev.decodeJSON()
 		if err != nil {
-			return fmt.Sprintf("fresh: body is not JSON: %s", shorten(err.Error(), 120))
+			return fmt.Sprintf("fresh: body is not JSON: %s", wire.Clip(err.Error(), 120))
 		}
 		v, err := f.JSON.Eval(doc)
 		if err != nil {
@@ -273,7 +273,7 @@ func freshness(f *checks.Freshness, ev *evaluation) string {
 		var err error
 		if t, err = http.ParseTime(v); err != nil {
 			if t, err = time.Parse(time.RFC3339Nano, v); err != nil {
-				return fmt.Sprintf("fresh: %s = %q is not a time", what, shorten(v, 80))
+				return fmt.Sprintf("fresh: %s = %q is not a time", what, wire.Clip(v, 80))
 			}
 		}
 	}
@@ -282,11 +282,4 @@ func freshness(f *checks.Freshness, ev *evaluation) string {
 		return ""
 	}
 	return fmt.Sprintf("stale: %s = %s, %s old, want at most %s", what, t.UTC().Format(time.RFC3339), roundDuration(age).Round(time.Second), f.MaxAge)
-}
-
-func shorten(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

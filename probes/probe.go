@@ -112,7 +112,7 @@ func (b *base) finish(r *wire.Result, began time.Time, failures []string, okReas
 		return *r
 	}
 	r.OK = false
-	// Redact before joining: the join cuts at maxReasonLen, and a secret
+	// Redact before joining: the join cuts at wire.MaxReasonBytes, and a secret
 	// cut in two would no longer be recognised.
 	redacted := make([]string, len(failures))
 	for i, f := range failures {
@@ -135,16 +135,12 @@ func (b *base) redactObserved(o *wire.Observed) {
 	o.Line = b.opts.Redact(o.Line)
 }
 
-// maxReasonLen bounds a reason, which travels in every result and page.
-const maxReasonLen = 1024
-
+// joinReasons joins failures into one reason, clipped to
+// wire.MaxReasonBytes.
 func joinReasons(failures []string) string {
 	s := failures[0]
 	for _, f := range failures[1:] {
 		s += "; " + f
 	}
-	if len(s) > maxReasonLen {
-		s = s[:maxReasonLen-3] + "..."
-	}
-	return s
+	return wire.Clip(s, wire.MaxReasonBytes)
 }

@@ -267,11 +267,7 @@ func promErrorReason(e *v1.Error, status int, redact func(string) string) string
 // before it is cut, so that no part of one survives, and white space
 // collapsed.
 func detail(s string, redact func(string) string) string {
-	s = strings.Join(strings.Fields(redact(s)), " ")
-	if t := truncateUTF8(s, maxDetail); t != s {
-		return t + "..."
-	}
-	return s
+	return wire.Clip(strings.Join(strings.Fields(redact(s)), " "), maxDetail)
 }
 
 // promNumber takes the one number out of a query result.
@@ -353,7 +349,7 @@ func newJSONSource(s *checks.HTTPSeries, next http.RoundTripper) (seriesReader, 
 func jsonNumber(body []byte, path checks.JSONPath) (float64, string) {
 	var doc any
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return 0, "body is not JSON: " + shorten(err.Error(), 120)
+		return 0, "body is not JSON: " + wire.Clip(err.Error(), 120)
 	}
 	got, err := path.Eval(doc)
 	if err != nil {

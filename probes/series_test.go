@@ -218,8 +218,8 @@ func TestSeriesDetailRedactsBeforeCutting(t *testing.T) {
 	if strings.Contains(got, seriesToken[:4]) {
 		t.Fatalf("detail = %q, leaks a prefix of the token", got)
 	}
-	if !strings.HasSuffix(got, "...") || len(got) > maxDetail+3 {
-		t.Fatalf("detail = %q (%d bytes), want at most %d bytes and a trailing ...", got, len(got), maxDetail)
+	if !strings.HasSuffix(got, "…") || len(got) > maxDetail {
+		t.Fatalf("detail = %q (%d bytes), want at most %d bytes and a trailing …", got, len(got), maxDetail)
 	}
 }
 

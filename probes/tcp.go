@@ -9,7 +9,6 @@ import (
 	"net"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/wire"
@@ -105,7 +104,7 @@ func (p *tcpProber) converse(ctx context.Context, conn net.Conn, r *wire.Result,
 	start := time.Now()
 	line, err := readLine(conn, maxLineBytes)
 	r.Phases.Processing = time.Since(start).Seconds()
-	r.Observed.Line = truncateUTF8(p.opts.Redact(line), maxObservedLine)
+	r.Observed.Line = wire.Clip(p.opts.Redact(line), maxObservedLine)
 	switch {
 	case errors.Is(err, errLineTooLong):
 		return fmt.Sprintf("no line ending within the first %d KiB the server sent", maxLineBytes>>10)
@@ -145,21 +144,6 @@ func readLine(conn net.Conn, max int) (string, error) {
 		}
 		return "", err
 	}
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 {
-		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
-			break
-		}
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // checkTimeout is the check's timeout, defaulted for checks that did not

@@ -290,23 +290,3 @@ func TestReadLine(t *testing.T) {
 		})
 	}
 }
-
-func TestTruncateUTF8(t *testing.T) {
-	tests := []struct {
-		name, in string
-		n        int
-		want     string
-	}{
-		{name: "short", in: "abc", n: 5, want: "abc"},
-		{name: "ascii", in: "abcdef", n: 3, want: "abc"},
-		{name: "inside a rune", in: "aé", n: 2, want: "a"},
-		{name: "rune boundary", in: "aéb", n: 3, want: "aé"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := truncateUTF8(tc.in, tc.n); got != tc.want {
-				t.Fatalf("truncateUTF8(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-			}
-		})
-	}
-}

@@ -1,7 +1,8 @@
 // Package wire is the contract between agents and evaluators: the Result of
 // a probe, the Batch an agent posts, the limits both sides respect, the
-// headers and HMAC signature that authenticate a batch, and the strict,
-// fast Decoder an evaluator reads batches with.
+// headers and HMAC signature that authenticate a batch, the strict, fast
+// Decoder an evaluator reads batches with, and Clip with MaxReasonBytes,
+// the one way text that travels in results is shortened.
 //
 // Both sides import it (the agent under probes/, the evaluator under
 // alerting/), so it imports nothing of Outpost's: the standard library only.
