@@ -114,8 +114,5 @@ func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window) erro
 // quote quotes s for an error message, cut to maxQuoted bytes so that an
 // answer never grows with the input.
 func quote(s string) string {
-	if len(s) > maxQuoted {
-		return strconv.Quote(s[:maxQuoted]) + "…"
-	}
-	return strconv.Quote(s)
+	return strconv.Quote(wire.Clip(s, maxQuoted))
 }

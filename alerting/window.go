@@ -4,7 +4,6 @@ import (
 	"maps"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/checks"
@@ -19,9 +18,6 @@ const (
 	// maxWindow caps the results kept per (check, region); the loader
 	// refuses larger failure windows.
 	maxWindow = 1000
-	// maxReasonBytes caps a reason kept in a window. The last result of a
-	// (check, region) keeps its reason whole.
-	maxReasonBytes = 512
 )
 
 // window holds the recent results of one (check, region). Its memory is
@@ -68,7 +64,7 @@ func (w *window) add(r *wire.Result, agent string, received time.Time) {
 		Received: received,
 		Agent:    agent,
 		OK:       r.OK,
-		Reason:   clipReason(r.Reason),
+		Reason:   wire.Clip(r.Reason, wire.MaxReasonBytes),
 		Duration: r.Duration,
 	}
 	w.next = (w.next + 1) % len(w.ring)
@@ -120,19 +116,6 @@ func (w *window) view() decide.Window {
 		v.Last = &last
 	}
 	return v
-}
-
-// clipReason cuts s to maxReasonBytes on a rune boundary. The cut copy
-// lets the decoded original be collected.
-func clipReason(s string) string {
-	if len(s) <= maxReasonBytes {
-		return s
-	}
-	cut := maxReasonBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…" // a new string: the long one can be collected
 }
 
 // cloneResult copies r deeply enough that the copy shares no slice or map

@@ -163,12 +163,12 @@ func CompareDNS(c *checks.Check, last map[string]*wire.Result) *Finding {
 	f := &Finding{
 		Kind:     IncidentDisagreement,
 		Route:    route,
-		Summary:  clip(strings.Join(lines, "; "), maxSummaryBytes),
+		Summary:  wire.Clip(strings.Join(lines, "; "), maxSummaryBytes),
 		Evidence: make(map[string]string, len(evidence)),
 		Regions:  slices.Sorted(maps.Keys(odd)),
 	}
 	for r, e := range evidence {
-		f.Evidence[r] = clip(strings.Join(e, "; "), maxSummaryBytes)
+		f.Evidence[r] = wire.Clip(strings.Join(e, "; "), maxSummaryBytes)
 	}
 	return f
 }
@@ -365,7 +365,7 @@ func CompareAddresses(c *checks.Check, last map[string]*wire.Result) *Finding {
 		for _, h := range slices.Sorted(maps.Keys(o.Headers)) {
 			e += ", " + h + ": " + o.Headers[h]
 		}
-		evidence[r] = clip(e, maxSummaryBytes)
+		evidence[r] = wire.Clip(e, maxSummaryBytes)
 	}
 	if len(groups) < 2 || len(outside) == 0 {
 		return nil
@@ -388,7 +388,7 @@ func CompareAddresses(c *checks.Check, last map[string]*wire.Result) *Finding {
 	return &Finding{
 		Kind:     IncidentDisagreement,
 		Route:    route,
-		Summary:  clip(summary, maxSummaryBytes),
+		Summary:  wire.Clip(summary, maxSummaryBytes),
 		Evidence: evidence,
 		Regions:  outside,
 	}

@@ -5,7 +5,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
@@ -277,7 +276,7 @@ func Decide(c *checks.Check, in map[string]RegionInput) Decision {
 	}
 	d.Shape = reportShapes(c, &d, in, false)
 	d.Forecast = reportShapes(c, &d, in, true)
-	d.Summary = clip(summarize(&d, in, c.Failure != nil && c.Failure.Ratio > 0), maxSummaryBytes)
+	d.Summary = wire.Clip(summarize(&d, in, c.Failure != nil && c.Failure.Ratio > 0), maxSummaryBytes)
 	return d
 }
 
@@ -331,17 +330,4 @@ func writeFailing(b *strings.Builder, d *Decision, in map[string]RegionInput, ra
 		}
 		b.WriteString(r + " " + reason)
 	}
-}
-
-// clip cuts s to at most n bytes on a rune boundary, marking the cut.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
 }

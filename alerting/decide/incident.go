@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // IncidentKind is what an incident of a check is about. Each kind of a
@@ -419,7 +420,7 @@ func (in *Incident) reconcile(k IncidentKind, holds, suppressed bool, route, top
 		if in.Flapping {
 			ev.Summary += " [flapping]"
 		}
-		ev.Summary = clip(ev.Summary, maxSummaryBytes)
+		ev.Summary = wire.Clip(ev.Summary, maxSummaryBytes)
 		return ev, true
 	case in.Open && !in.Paged && !suppressed:
 		// Opened unseen under maintenance and over by its end.
@@ -427,7 +428,7 @@ func (in *Incident) reconcile(k IncidentKind, holds, suppressed bool, route, top
 	case !in.Open && in.Paged:
 		in.Paged, in.Topic = false, ""
 		ev.Action, ev.Route = EventResolve, in.Route
-		ev.Summary = clip(fmt.Sprintf("%s %s resolved after %s: %s", d.Check, k, now.Sub(in.OpenedAt).Round(time.Second), d.Summary), maxSummaryBytes)
+		ev.Summary = wire.Clip(fmt.Sprintf("%s %s resolved after %s: %s", d.Check, k, now.Sub(in.OpenedAt).Round(time.Second), d.Summary), maxSummaryBytes)
 		return ev, true
 	}
 	return Event{}, false

@@ -8,6 +8,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Shape scopes: where a latency shape change lies.
@@ -97,7 +98,7 @@ func reportShapes(c *checks.Check, d *Decision, in map[string]RegionInput, forec
 			}
 		}
 	}
-	rep.Summary = clip(b.String(), maxSummaryBytes)
+	rep.Summary = wire.Clip(b.String(), maxSummaryBytes)
 	return rep
 }
 
@@ -112,6 +113,6 @@ func ShapeDetails(rep *ShapeReport, details map[string]string) {
 		for _, f := range rep.Findings[region] {
 			lines = append(lines, f.Explanation)
 		}
-		details["shape."+region] = clip(strings.Join(lines, "; "), maxSummaryBytes)
+		details["shape."+region] = wire.Clip(strings.Join(lines, "; "), maxSummaryBytes)
 	}
 }

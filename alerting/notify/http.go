@@ -15,6 +15,7 @@ import (
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // DefaultTimeout bounds one delivery attempt of every notifier.
@@ -182,7 +183,7 @@ func StatusError(kind string, a Answer, message string, redact func(string) stri
 		Notifier:   kind,
 		StatusCode: a.Status,
 		RetryAfter: a.RetryAfter,
-		Message:    Truncate(redact(message), maxMessageBytes),
+		Message:    wire.Clip(redact(message), maxMessageBytes),
 	}
 }
 

@@ -7,9 +7,9 @@ import (
 	"maps"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Notification kinds: every kind Outpost sends, in one place.
@@ -212,36 +212,19 @@ const (
 	maxNoticeSummaryBytes = 4096
 	// MaxFieldBytes bounds each short field (kind, check, region, ...),
 	// detail and piece of evidence.
-	MaxFieldBytes    = 1024
-	maxEvidence      = 64
-	maxListItems     = 32
-	maxMapKeys       = 16
-	maxDetails       = 64
-	truncationMarker = "…"
+	MaxFieldBytes = 1024
+	maxEvidence   = 64
+	maxListItems  = 32
+	maxMapKeys    = 16
+	maxDetails    = 64
 )
-
-// Truncate shortens s to at most n bytes without splitting a UTF-8
-// sequence, marking the cut with an ellipsis.
-func Truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len(truncationMarker)
-	if cut < 0 {
-		cut = 0
-	}
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + truncationMarker
-}
 
 // bounded returns a copy of n whose strings, lists and maps respect the
 // bounds above. It never shares maps or slices with n.
 func bounded(n Notification) Notification {
-	n.Summary = Truncate(n.Summary, maxNoticeSummaryBytes)
+	n.Summary = wire.Clip(n.Summary, maxNoticeSummaryBytes)
 	for _, f := range []*string{&n.Kind, &n.Check, &n.Region, &n.Source, &n.Component, &n.Group, &n.Class, &n.Link} {
-		*f = Truncate(*f, MaxFieldBytes)
+		*f = wire.Clip(*f, MaxFieldBytes)
 	}
 	if n.Details != nil {
 		d := make(map[string]string, min(len(n.Details), maxDetails))
@@ -249,7 +232,7 @@ func bounded(n Notification) Notification {
 			if len(d) == maxDetails {
 				break
 			}
-			d[Truncate(k, MaxFieldBytes)] = Truncate(n.Details[k], MaxFieldBytes)
+			d[wire.Clip(k, MaxFieldBytes)] = wire.Clip(n.Details[k], MaxFieldBytes)
 		}
 		n.Details = d
 	}
@@ -264,10 +247,10 @@ func bounded(n Notification) Notification {
 }
 
 func boundedEvidence(e RegionEvidence) RegionEvidence {
-	e.Region = Truncate(e.Region, MaxFieldBytes)
-	e.State = Truncate(e.State, MaxFieldBytes)
-	e.Reason = Truncate(e.Reason, MaxFieldBytes)
-	e.ConnectedAddr = Truncate(e.ConnectedAddr, MaxFieldBytes)
+	e.Region = wire.Clip(e.Region, MaxFieldBytes)
+	e.State = wire.Clip(e.State, MaxFieldBytes)
+	e.Reason = wire.Clip(e.Reason, MaxFieldBytes)
+	e.ConnectedAddr = wire.Clip(e.ConnectedAddr, MaxFieldBytes)
 	e.ResolvedIPs = boundedList(e.ResolvedIPs)
 	if e.DNSAnswers != nil {
 		a := make(map[string][]string, min(len(e.DNSAnswers), maxMapKeys))
@@ -275,7 +258,7 @@ func boundedEvidence(e RegionEvidence) RegionEvidence {
 			if len(a) == maxMapKeys {
 				break
 			}
-			a[Truncate(k, MaxFieldBytes)] = boundedList(e.DNSAnswers[k])
+			a[wire.Clip(k, MaxFieldBytes)] = boundedList(e.DNSAnswers[k])
 		}
 		e.DNSAnswers = a
 	}
@@ -285,7 +268,7 @@ func boundedEvidence(e RegionEvidence) RegionEvidence {
 			if len(p) == maxMapKeys {
 				break
 			}
-			p[Truncate(k, MaxFieldBytes)] = e.Phases[k]
+			p[wire.Clip(k, MaxFieldBytes)] = e.Phases[k]
 		}
 		e.Phases = p
 	}
@@ -298,7 +281,7 @@ func boundedList(l []string) []string {
 	}
 	out := make([]string, 0, min(len(l), maxListItems))
 	for _, s := range l[:min(len(l), maxListItems)] {
-		out = append(out, Truncate(s, 256))
+		out = append(out, wire.Clip(s, 256))
 	}
 	return out
 }

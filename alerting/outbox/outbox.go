@@ -18,6 +18,7 @@ import (
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/ratelog"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Outbox defaults.
@@ -25,6 +26,10 @@ const (
 	DefaultBackoffMin = time.Second
 	DefaultBackoffMax = 5 * time.Minute
 )
+
+// maxEscalatedSummary bounds an escalated notification's summary: what
+// PagerDuty's summary holds.
+const maxEscalatedSummary = 1024
 
 // retryLogEvery is the most often a notifier's failing attempts are logged.
 const retryLogEvery = time.Minute
@@ -383,9 +388,7 @@ func (p *Outbox) escalate(name string, e outboxEntry, cause error) {
 	p.escalated[name][e.Seq] = true
 	n := e.Notification
 	n.Summary = fmt.Sprintf("[escalated: %s failing for %s] %s", name, p.clock.Now().Sub(e.Enqueued).Round(time.Second), n.Summary)
-	if len(n.Summary) > 1024 {
-		n.Summary = n.Summary[:1021] + "..."
-	}
+	n.Summary = wire.Clip(n.Summary, maxEscalatedSummary)
 	if err := p.Enqueue(n, []string{esc.To}); err != nil {
 		p.log.Error("cannot escalate a notification", "from", name, "to", esc.To, "key", n.Key, "err", err)
 		return

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
-	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/shape"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 //go:embed page.html
@@ -250,7 +250,7 @@ func build(src Source) statusPage {
 				}
 				row.At = stampOf(l.Received, now)
 				if !v.Private {
-					row.Reason = notify.Truncate(l.Reason, pageReasonBytes)
+					row.Reason = wire.Clip(l.Reason, pageReasonBytes)
 					row.Duration = shape.FormatSeconds(l.Duration)
 				}
 			}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // DefaultURL is the Events API base URL used when a notifier sets
@@ -127,8 +128,8 @@ func (p *Notifier) event(n notify.Notification) *pd.V2Event {
 		source = "outpost"
 	}
 	ev.Payload = &pd.V2Payload{
-		Summary:   notify.Truncate(n.Summary, maxSummary),
-		Source:    notify.Truncate(source, notify.MaxFieldBytes),
+		Summary:   wire.Clip(n.Summary, maxSummary),
+		Source:    wire.Clip(source, notify.MaxFieldBytes),
 		Severity:  pdSeverity(n),
 		Timestamp: n.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Component: cmp.Or(n.Component, n.Check),
@@ -204,7 +205,7 @@ func pdDetails(n notify.Notification) map[string]any {
 		if b, err := json.Marshal(d); err != nil || len(b) > maxPDDetailsBytes {
 			short := make(map[string]string, len(n.Evidence))
 			for _, ev := range n.Evidence {
-				short[ev.Region] = notify.Truncate(notify.EvidenceLine(ev), 512)
+				short[ev.Region] = wire.Clip(notify.EvidenceLine(ev), 512)
 			}
 			d["regions"] = short
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Slack's limits on a message: the text of a section block and the
@@ -118,8 +119,8 @@ func slackMessage(n notify.Notification) slackPayload {
 		summary = n.Key
 	}
 	headline := fmt.Sprintf("%s [%s] %s", mark, what, slackEscape(summary))
-	msg := slackPayload{Text: notify.Truncate(headline, maxSlackSectionText)}
-	msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: notify.Truncate("*"+strings.TrimSpace(headline)+"*", maxSlackSectionText)}})
+	msg := slackPayload{Text: wire.Clip(headline, maxSlackSectionText)}
+	msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: wire.Clip("*"+strings.TrimSpace(headline)+"*", maxSlackSectionText)}})
 	if len(n.Evidence) > 0 {
 		var b strings.Builder
 		for i, ev := range n.Evidence {
@@ -129,7 +130,7 @@ func slackMessage(n notify.Notification) slackPayload {
 			}
 			fmt.Fprintf(&b, "• *%s*: %s\n", slackEscape(ev.Region), slackEscape(notify.EvidenceLine(ev)))
 		}
-		msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: notify.Truncate(b.String(), maxSlackSectionText)}})
+		msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: wire.Clip(b.String(), maxSlackSectionText)}})
 	}
 	ctx := "key `" + slackEscape(n.Key) + "`"
 	if n.Check != "" {
@@ -138,7 +139,7 @@ func slackMessage(n notify.Notification) slackPayload {
 	if n.Link != "" {
 		ctx += " · <" + slackEscape(n.Link) + "|status page>"
 	}
-	msg.Blocks = append(msg.Blocks, slackBlock{Type: "context", Elements: []*slackText{{Type: "mrkdwn", Text: notify.Truncate(ctx, maxSlackSectionText)}}})
+	msg.Blocks = append(msg.Blocks, slackBlock{Type: "context", Elements: []*slackText{{Type: "mrkdwn", Text: wire.Clip(ctx, maxSlackSectionText)}}})
 	return msg
 }
 

@@ -101,15 +101,19 @@ func TestWindowViewIsACopy(t *testing.T) {
 	}
 }
 
-func TestClipReason(t *testing.T) {
-	short := "status 503, want 200"
-	if got := clipReason(short); got != short {
-		t.Errorf("clipReason(%q) = %q", short, got)
+// TestWindowClipsLongReasons: a sample keeps at most wire.MaxReasonBytes
+// of a reason, cut between characters; the last result keeps it whole.
+func TestWindowClipsLongReasons(t *testing.T) {
+	w := newWindow(httpCheck(&checks.FailureRule{Consecutive: 2}), "us-east")
+	long := strings.Repeat("é", wire.MaxReasonBytes) // two bytes each
+	r := wire.Result{Check: "web", Region: "us-east", Time: t0, Reason: long}
+	w.add(&r, "a1", t0)
+	got := w.view()
+	if s := got.Samples[0].Reason; len(s) > wire.MaxReasonBytes || !utf8.ValidString(s) || !strings.HasSuffix(s, "…") {
+		t.Errorf("sample reason of %d bytes, valid %v", len(s), utf8.ValidString(s))
 	}
-	long := strings.Repeat("é", maxReasonBytes) // two bytes each
-	got := clipReason(long)
-	if !utf8.ValidString(got) || len(got) > maxReasonBytes+len("…") || !strings.HasSuffix(got, "…") {
-		t.Errorf("clipReason of %d bytes = %d bytes, valid %v", len(long), len(got), utf8.ValidString(got))
+	if got.Last.Reason != long {
+		t.Error("the last result lost part of its reason")
 	}
 }
 
