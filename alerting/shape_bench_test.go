@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
@@ -15,12 +14,8 @@ import (
 // adding it to the window and its shape tracker (six sketch inserts, and
 // a bucket close with detection every ten results), side by side.
 func BenchmarkShapeIngest(b *testing.B) {
-	c := shapeBenchCheck(b)
-	rng := rand.New(rand.NewPCG(1, 2))
-	results := make([]wire.Result, 1024)
-	for i := range results {
-		results[i] = phasedResult(rng, simStart)
-	}
+	c := loadTestConfig(b).Checks[0]
+	results := passingResults()
 	step := c.Shape.Bucket() / 10
 	b.Run("window", func(b *testing.B) {
 		w := newWindow(c, "r1")
@@ -54,12 +49,12 @@ func BenchmarkShapeMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		ev, _, _ := loadedEvaluator(b, 10_000)
-		rng := rand.New(rand.NewPCG(1, 2))
-		week := weekOfBaseline(ev.cfg.Checks[0], rng)
+		results := passingResults()
+		week := weekOfBaseline(ev.cfg.Checks[0], results)
 		estimate := 0
 		for _, r := range ev.regionList {
 			for _, t := range r.shapes {
-				fillWeek(t, week, rng)
+				fillWeek(t, week, results)
 				estimate += t.Bytes()
 			}
 		}
@@ -79,15 +74,15 @@ func BenchmarkShapeMemory(b *testing.B) {
 }
 
 // fillWeek gives t the learned week of week (see weekOfBaseline) and fills
-// its window with ten passing probes per bucket.
-func fillWeek(t *shape.Tracker, week shape.Saved, rng *rand.Rand) {
+// its window with ten of results per bucket.
+func fillWeek(t *shape.Tracker, week shape.Saved, results []wire.Result) {
 	if !t.Restore(week) {
 		panic("fillWeek: a tracker of other dimensions")
 	}
 	now := simStart
 	bucket := 30 * time.Second // the interval: ten probes per 5m bucket
-	for range 10 * (checks.ShapeBuckets + 1) {
-		r := phasedResult(rng, now)
+	for i := range 10 * (checks.ShapeBuckets + 1) {
+		r := results[i%len(results)]
 		t.Add(&r, now)
 		now = now.Add(bucket)
 	}
@@ -95,12 +90,13 @@ func fillWeek(t *shape.Tracker, week shape.Saved, rng *rand.Rand) {
 
 // weekOfBaseline is the learned state of a tracker for c after a week of
 // steady probes: every slot warm.
-func weekOfBaseline(c *checks.Check, rng *rand.Rand) shape.Saved {
+func weekOfBaseline(c *checks.Check, results []wire.Result) shape.Saved {
 	t := shape.NewTracker(c)
 	now := simStart
-	for end := simStart.Add(7 * 24 * time.Hour); now.Before(end); now = now.Add(c.Interval) {
-		r := phasedResult(rng, now)
+	for i := 0; now.Before(simStart.Add(7 * 24 * time.Hour)); i++ {
+		r := results[i%len(results)]
 		t.Add(&r, now)
+		now = now.Add(c.Interval)
 	}
 	return t.Save()
 }
@@ -135,22 +131,13 @@ func BenchmarkIngestShape(b *testing.B) {
 	}
 }
 
-// phasedResult is a passing HTTPS probe with every phase.
-func phasedResult(rng *rand.Rand, now time.Time) wire.Result {
-	n := func(v float64) float64 { return v * (0.8 + 0.4*rng.Float64()) }
-	r := wire.Result{V: 1, Check: "c", Region: "r1", Time: now, OK: true,
-		Phases: wire.Phases{Resolve: n(0.002), Connect: n(0.004), TLS: n(0.008), Processing: n(0.025), Transfer: n(0.001)}}
-	for _, v := range r.Phases.Values() {
-		r.Duration += v
+// passingResults are benchResults' passing HTTPS results, five phases each.
+func passingResults() []wire.Result {
+	var out []wire.Result
+	for _, r := range benchResults("r1", "a1") {
+		if r.OK {
+			out = append(out, r)
+		}
 	}
-	return r
-}
-
-func shapeBenchCheck(b *testing.B) *checks.Check {
-	b.Helper()
-	cfg, err := checks.LoadBytes("b.yaml", []byte("version: 1\nchecks:\n  - {id: c, interval: 30s, http: {url: \"https://127.0.0.1/\"}}\n"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return cfg.Checks[0]
+	return out
 }
