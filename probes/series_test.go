@@ -96,8 +96,15 @@ func promServer(t *testing.T) *httptest.Server {
 // seriesEnv is the environment the series checks load their token from.
 var seriesEnv = map[string]string{"SERIES_TOKEN": seriesToken}
 
+// promCheck is a series check of query at url. Its timeout is long, so
+// that a loaded machine never turns an expected answer into a timeout; the
+// query "slow", whose server never answers, gets 200ms.
 func promCheck(url, query string) string {
-	return fmt.Sprintf("- id: rps\n  timeout: 200ms\n  series:\n    prometheus:\n      url: %s\n      query: %q\n      bearer_token: ${SERIES_TOKEN}\n", url, query)
+	timeout := "10s"
+	if query == "slow" {
+		timeout = "200ms"
+	}
+	return fmt.Sprintf("- id: rps\n  timeout: %s\n  series:\n    prometheus:\n      url: %s\n      query: %q\n      bearer_token: ${SERIES_TOKEN}\n", timeout, url, query)
 }
 
 func TestSeriesPrometheus(t *testing.T) {
@@ -195,7 +202,7 @@ func TestSeriesHonoursCallerContext(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	t.Cleanup(srv.Close)
-	check := strings.Replace(promCheck(srv.URL, "up"), "200ms", "1m", 1) + "  interval: 2m\n"
+	check := strings.Replace(promCheck(srv.URL, "up"), "10s", "1m", 1) + "  interval: 2m\n"
 	cfg, c := loadOne(t, check, seriesEnv)
 	p, err := New(c, Options{Redact: cfg.Redactor()})
 	if err != nil {
@@ -223,8 +230,10 @@ func TestSeriesDetailRedactsBeforeCutting(t *testing.T) {
 	}
 }
 
+// jsonCheck is a series check reading path from the JSON at url, with a
+// timeout long enough for a loaded machine.
 func jsonCheck(url, path string) string {
-	return fmt.Sprintf("- id: stats\n  timeout: 200ms\n  series:\n    http:\n      url: %s\n      json: %q\n      headers: {X-Tenant: blue}\n      bearer_token: ${SERIES_TOKEN}\n", url, path)
+	return fmt.Sprintf("- id: stats\n  timeout: 10s\n  series:\n    http:\n      url: %s\n      json: %q\n      headers: {X-Tenant: blue}\n      bearer_token: ${SERIES_TOKEN}\n", url, path)
 }
 
 func TestSeriesHTTPJSON(t *testing.T) {
