@@ -4,7 +4,7 @@
 //
 // Everything the evaluator keeps in memory is keyed by the configuration
 // (its checks and regions) or bounded (agent names per region), so input
-// cannot grow it. Time comes from an injected probes.Clock.
+// cannot grow it. Time comes from an injected clock.Clock.
 package alerting
 
 import (
@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 // Errors Apply returns, wrapped with the precise reason; the HTTP handler
@@ -46,7 +46,7 @@ var (
 // optional.
 type Options struct {
 	// Clock is the time source of every decision; nil means RealClock.
-	Clock probes.Clock
+	Clock clock.Clock
 	// DataDir, when set, is where the evaluator keeps what must survive a
 	// restart: the sequence numbers accepted from each agent, so that a
 	// replay is refused after a restart too.
@@ -71,7 +71,7 @@ const defaultStaleAfter = 3 * checks.DefaultHeartbeat
 // region liveness. Its methods are safe for concurrent use.
 type Evaluator struct {
 	cfg        *checks.Config
-	clock      probes.Clock
+	clock      clock.Clock
 	log        *slog.Logger
 	notifier   Notifier
 	metrics    *metrics
@@ -142,7 +142,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		return nil, errors.New("alerting: no configuration")
 	}
 	if opts.Clock == nil {
-		opts.Clock = probes.RealClock{}
+		opts.Clock = clock.Real{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 func TestStepLiveness(t *testing.T) {
@@ -275,7 +275,7 @@ func TestRunLogsNotifierFailure(t *testing.T) {
 
 func TestRunStopsWhenCancelled(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	ev, err := New(loadTestConfig(t), Options{Clock: probes.RealClock{}})
+	ev, err := New(loadTestConfig(t), Options{Clock: clock.Real{}})
 	if err != nil {
 		t.Fatal(err)
 	}

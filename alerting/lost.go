@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 // An agent that cannot reach any evaluator cannot have its silence noticed
@@ -32,7 +32,7 @@ func EvaluatorsLost(lastReached, now time.Time, lostAfter time.Duration) bool {
 // WatchEvaluators checks the reporter every check interval until ctx ends,
 // and sends one trigger when evaluators are lost and one resolve when one
 // answers again.
-func WatchEvaluators(ctx context.Context, r Reached, n Notifier, clock probes.Clock, log *slog.Logger, region, agent string, lostAfter, every time.Duration) {
+func WatchEvaluators(ctx context.Context, r Reached, n Notifier, clock clock.Clock, log *slog.Logger, region, agent string, lostAfter, every time.Duration) {
 	paged := false
 	for {
 		t := clock.NewTimer(every)

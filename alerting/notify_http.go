@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 // DefaultNotifyTimeout bounds one delivery attempt of every notifier.
@@ -36,7 +36,7 @@ type NotifierOptions struct {
 	// notifier's secrets.
 	Redact func(string) string
 	// Clock stamps webhook signatures; nil means the wall clock.
-	Clock probes.Clock
+	Clock clock.Clock
 	// Transport carries the requests; nil means a transport of the
 	// notifier's own, with dial and handshake deadlines.
 	Transport http.RoundTripper
@@ -47,7 +47,7 @@ func (o NotifierOptions) withDefaults() NotifierOptions {
 		o.Timeout = DefaultNotifyTimeout
 	}
 	if o.Clock == nil {
-		o.Clock = probes.RealClock{}
+		o.Clock = clock.Real{}
 	}
 	if o.Transport == nil {
 		o.Transport = &http.Transport{

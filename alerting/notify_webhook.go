@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 // Headers of a webhook delivery.
@@ -33,7 +33,7 @@ type WebhookNotifier struct {
 	url       string
 	secret    []byte
 	client    *http.Client
-	clock     probes.Clock
+	clock     clock.Clock
 	timeout   time.Duration
 	redact    func(string) string
 	transport http.RoundTripper

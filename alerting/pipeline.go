@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 // Pipeline defaults.
@@ -44,7 +44,7 @@ type PipelineOptions struct {
 	Dir string
 	// Clock is the time source of dedup decisions and backoff timers; nil
 	// means the wall clock.
-	Clock probes.Clock
+	Clock clock.Clock
 	// Logger receives the pipeline's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the pipeline's metrics; nil registers nothing.
@@ -83,7 +83,7 @@ type Pipeline struct {
 	routes    map[string][]string
 	byCheck   map[string][]string
 	box       *outbox
-	clock     probes.Clock
+	clock     clock.Clock
 	log       *slog.Logger
 	redact    func(string) string
 	metrics   *pipelineMetrics
@@ -133,7 +133,7 @@ func NewPipeline(opts PipelineOptions) (*Pipeline, error) {
 		}
 	}
 	if opts.Clock == nil {
-		opts.Clock = probes.RealClock{}
+		opts.Clock = clock.Real{}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -63,8 +64,8 @@ type ReporterOptions struct {
 	// directory.
 	SpoolDir string
 	// Clock drives batching, heartbeats, backoff and signing times; nil
-	// means RealClock.
-	Clock Clock
+	// means clock.Real.
+	Clock clock.Clock
 	// HTTPClient sends the batches; nil means a client with a 10s overall
 	// timeout that does not follow redirects (a signed batch goes only
 	// where it was configured to go). Requests carry a 10s deadline either
@@ -91,7 +92,7 @@ type Reporter struct {
 	batchSize              int
 	batchDelay, heartbeat  time.Duration
 	spoolSize              int64
-	clock                  Clock
+	clock                  clock.Clock
 	client                 *http.Client
 	log                    *slog.Logger
 	metrics                reporterMetrics
@@ -224,7 +225,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	r.queue = make(chan wire.Result, max(4*r.batchSize, minQueue))
 	r.SetConfigDigest(opts.ConfigDigest)
 	if r.clock == nil {
-		r.clock = RealClock{}
+		r.clock = clock.Real{}
 	}
 	if r.client == nil {
 		r.client = newReporterClient()

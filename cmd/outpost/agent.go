@@ -13,6 +13,7 @@ import (
 	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 const agentUsage = `Usage: outpost agent -c FILE --region NAME --evaluator URL[,URL...] [--listen ADDR] [--spool-dir DIR]
@@ -148,7 +149,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		alerting.WatchEvaluators(probeCtx, reporter, pipe, probes.RealClock{}, log, o.region, o.name, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
+		alerting.WatchEvaluators(probeCtx, reporter, pipe, clock.Real{}, log, o.region, o.name, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
 	}()
 	poller := &probes.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
 	wg.Add(1)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -31,7 +32,7 @@ func newProber(reg prometheus.Registerer, region string, workers int, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	sched, err := probes.NewScheduler(probes.RealClock{}, workers, reg)
+	sched, err := probes.NewScheduler(clock.Real{}, workers, reg)
 	if err != nil {
 		return nil, err
 	}
