@@ -4,23 +4,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/agent"
 )
 
 // rejectLogEvery is the most often one kind of refusal is logged per region.
 const rejectLogEvery = 10 * time.Second
 
-// logLimiter is a probes.LogLimiter per key, for lines that repeat per
+// logLimiter is an agent.LogLimiter per key, for lines that repeat per
 // region, outcome or notifier. Keys must come from a bounded set.
 type logLimiter struct {
 	every time.Duration
 
 	mu   sync.Mutex
-	keys map[string]*probes.LogLimiter
+	keys map[string]*agent.LogLimiter
 }
 
 func newLogLimiter(every time.Duration) *logLimiter {
-	return &logLimiter{every: every, keys: map[string]*probes.LogLimiter{}}
+	return &logLimiter{every: every, keys: map[string]*agent.LogLimiter{}}
 }
 
 // allow reports whether a line for key may be logged at now and, if so,
@@ -29,7 +29,7 @@ func (l *logLimiter) allow(key string, now time.Time) (ok bool, suppressed int) 
 	l.mu.Lock()
 	lim := l.keys[key]
 	if lim == nil {
-		lim = &probes.LogLimiter{Every: l.every}
+		lim = &agent.LogLimiter{Every: l.every}
 		l.keys[key] = lim
 	}
 	l.mu.Unlock()

@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"bytes"
@@ -45,10 +45,10 @@ const (
 // ReporterOptions configure a Reporter.
 type ReporterOptions struct {
 	// Evaluators are the evaluators' base URLs, such as
-	// http://127.0.0.1:9797; batches are POSTed to URL+ResultsPath. Every
+	// http://127.0.0.1:9797; batches are POSTed to URL+wire.ResultsPath. Every
 	// evaluator receives every batch. At least one is required.
 	Evaluators []string
-	// Key signs every request (HMAC-SHA256, see Sign). Required.
+	// Key signs every request (HMAC-SHA256, see wire.Sign). Required.
 	Key []byte
 	// Region and Agent name this agent in batches and headers. Required.
 	Region string
@@ -459,7 +459,7 @@ func nextSeq(last uint64, now time.Time) uint64 {
 }
 
 // seal encodes results as one batch and spools it for every evaluator. A
-// batch that would exceed MaxBatchBytes is split in halves, so that an
+// batch that would exceed wire.MaxBatchBytes is split in halves, so that an
 // evaluator never refuses it for its size.
 func (r *Reporter) seal(results []wire.Result, now time.Time) {
 	seq := nextSeq(r.lastSeq, now)
