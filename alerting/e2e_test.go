@@ -24,6 +24,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/agent"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
 	"github.com/outposthq/outpost/probes/wire"
 )
@@ -84,19 +85,19 @@ func startAgent(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region, e
 func startAgentWith(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, region string, evaluatorURLs []string, spoolDir string, opts probes.Options) *e2eAgent {
 	t.Helper()
 	a := &e2eAgent{region: region}
-	rep, err := probes.NewReporter(probes.ReporterOptions{
+	rep, err := agent.NewReporter(agent.ReporterOptions{
 		Evaluators: evaluatorURLs, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region,
 		ConfigDigest: cfg.Digest, Reporting: cfg.Reporting, SpoolDir: spoolDir, Clock: clk,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched, err := probes.NewScheduler(clk, 8, prometheus.NewRegistry())
+	sched, err := agent.NewScheduler(clk, 8, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.Now = clk.Now
-	jobs, err := probes.Jobs(cfg, region, opts, func(r wire.Result) {
+	jobs, err := agent.Jobs(cfg, region, opts, func(r wire.Result) {
 		a.mu.Lock()
 		a.submitted = append(a.submitted, r)
 		a.mu.Unlock()
@@ -106,10 +107,10 @@ func startAgentWith(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, regio
 		t.Fatal(err)
 	}
 	sched.Set(jobs)
-	poller := &probes.ConfirmPoller{Evaluators: evaluatorURLs, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region, Clock: clk,
+	poller := &agent.ConfirmPoller{Evaluators: evaluatorURLs, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region, Clock: clk,
 		RunNow: func(ids []string) {
 			for _, id := range ids {
-				sched.RunNow(probes.JobKey(id, region))
+				sched.RunNow(agent.JobKey(id, region))
 			}
 		}}
 	probeCtx, stopProbes := context.WithCancel(context.Background())

@@ -14,7 +14,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/agent"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
@@ -29,7 +29,7 @@ func TestAgentPagesWhenNoEvaluatorAnswers(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // no evaluator there yet
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	rep, err := probes.NewReporter(probes.ReporterOptions{Evaluators: []string{"http://" + addr}, Key: []byte("k"), Region: "eu-west", Agent: "a1",
+	rep, err := agent.NewReporter(agent.ReporterOptions{Evaluators: []string{"http://" + addr}, Key: []byte("k"), Region: "eu-west", Agent: "a1",
 		Reporting: checks.Reporting{Heartbeat: time.Second, BatchDelay: 200 * time.Millisecond, BatchSize: 10, SpoolSize: 1 << 20},
 		SpoolDir:  t.TempDir(), Clock: clk})
 	if err != nil {

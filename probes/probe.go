@@ -41,8 +41,17 @@ type Options struct {
 	ResolvConf string
 
 	// httpClients, when set, is shared by the HTTP probers built with
-	// these options (Jobs sets it); otherwise each prober has its own.
+	// these options (see SharingHTTP); otherwise each prober has its own.
 	httpClients *httpClients
+}
+
+// SharingHTTP returns a copy of o with which the HTTP and series probers
+// built share one pool of HTTP clients, one per TLS configuration, instead
+// of each making its own: how an agent running thousands of checks keeps
+// one client per TLS setting.
+func (o Options) SharingHTTP() Options {
+	o.httpClients = newHTTPClients()
+	return o
 }
 
 func (o *Options) fill() {

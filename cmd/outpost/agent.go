@@ -12,7 +12,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/agent"
 	"github.com/outposthq/outpost/probes/clock"
 )
 
@@ -101,7 +101,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 		return fmt.Errorf("no key for region %q under agents: in the configuration", o.region)
 	}
 	reg := newRegistry()
-	reporter, err := probes.NewReporter(probes.ReporterOptions{
+	reporter, err := agent.NewReporter(agent.ReporterOptions{
 		Evaluators:   o.evaluators,
 		Key:          []byte(key.Value()),
 		Region:       o.region,
@@ -151,7 +151,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 		defer wg.Done()
 		alerting.WatchEvaluators(probeCtx, reporter, pipe, clock.Real{}, log, o.region, o.name, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
 	}()
-	poller := &probes.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
+	poller := &agent.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
 	wg.Add(1)
 	go func() { defer wg.Done(); poller.Run(probeCtx) }()
 

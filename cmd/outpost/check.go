@@ -17,6 +17,7 @@ import (
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/agent"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -205,7 +206,7 @@ func oneLine(s string) string {
 
 func writeMetrics(w io.Writer, results []wire.Result) error {
 	reg := prometheus.NewRegistry()
-	m, err := probes.NewMetrics(reg)
+	m, err := agent.NewMetrics(reg)
 	if err != nil {
 		return err
 	}

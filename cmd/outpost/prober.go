@@ -11,6 +11,7 @@ import (
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
+	"github.com/outposthq/outpost/probes/agent"
 	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/wire"
 )
@@ -20,19 +21,19 @@ import (
 // probing half of "outpost agent" and "outpost run".
 type prober struct {
 	region  string
-	sched   *probes.Scheduler
-	metrics *probes.Metrics
+	sched   *agent.Scheduler
+	metrics *agent.Metrics
 	console *transitionLog
 	deliver func(wire.Result)
 	log     *slog.Logger
 }
 
 func newProber(reg prometheus.Registerer, region string, workers int, log *slog.Logger, deliver func(wire.Result)) (*prober, error) {
-	metrics, err := probes.NewMetrics(reg)
+	metrics, err := agent.NewMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	sched, err := probes.NewScheduler(clock.Real{}, workers, reg)
+	sched, err := agent.NewScheduler(clock.Real{}, workers, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +46,7 @@ func (p *prober) apply(cfg *checks.Config) (int, error) {
 	if !slices.Contains(cfg.Regions, p.region) {
 		return 0, fmt.Errorf("region %q is not declared in the configuration (regions: %v)", p.region, cfg.Regions)
 	}
-	jobs, err := probes.Jobs(cfg, p.region, probes.Options{}, func(r wire.Result) {
+	jobs, err := agent.Jobs(cfg, p.region, probes.Options{}, func(r wire.Result) {
 		p.metrics.Observe(&r)
 		p.console.observe(r)
 		p.deliver(r)
@@ -61,7 +62,7 @@ func (p *prober) apply(cfg *checks.Config) (int, error) {
 // evaluator that wants a second opinion.
 func (p *prober) runNow(ids []string) {
 	for _, id := range ids {
-		p.sched.RunNow(probes.JobKey(id, p.region))
+		p.sched.RunNow(agent.JobKey(id, p.region))
 	}
 }
 
@@ -102,7 +103,7 @@ func newTransitionLog(log *slog.Logger) *transitionLog {
 }
 
 func (t *transitionLog) observe(r wire.Result) {
-	key := probes.JobKey(r.Check, r.Region)
+	key := agent.JobKey(r.Check, r.Region)
 	t.mu.Lock()
 	prev, seen := t.last[key]
 	t.last[key] = r.OK

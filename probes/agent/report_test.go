@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"bytes"
@@ -24,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -40,7 +41,7 @@ const repWait = 15 * time.Second
 // answered 200 again and counted as a duplicate.
 type repServer struct {
 	t     *testing.T
-	clock Clock
+	clock clock.Clock
 	key   []byte
 	srv   *httptest.Server
 	url   string
@@ -56,7 +57,7 @@ type repServer struct {
 	headers  []http.Header
 }
 
-func newRepServer(t *testing.T, clock Clock, key []byte) *repServer {
+func newRepServer(t *testing.T, clock clock.Clock, key []byte) *repServer {
 	s := &repServer{t: t, clock: clock, key: key, got: make(chan wire.Batch, 1000)}
 	s.srv = httptest.NewServer(s)
 	s.url = s.srv.URL

@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -44,10 +45,10 @@ const (
 // ReporterOptions configure a Reporter.
 type ReporterOptions struct {
 	// Evaluators are the evaluators' base URLs, such as
-	// http://127.0.0.1:9797; batches are POSTed to URL+ResultsPath. Every
+	// http://127.0.0.1:9797; batches are POSTed to URL+wire.ResultsPath. Every
 	// evaluator receives every batch. At least one is required.
 	Evaluators []string
-	// Key signs every request (HMAC-SHA256, see Sign). Required.
+	// Key signs every request (HMAC-SHA256, see wire.Sign). Required.
 	Key []byte
 	// Region and Agent name this agent in batches and headers. Required.
 	Region string
@@ -63,8 +64,8 @@ type ReporterOptions struct {
 	// directory.
 	SpoolDir string
 	// Clock drives batching, heartbeats, backoff and signing times; nil
-	// means RealClock.
-	Clock Clock
+	// means clock.Real.
+	Clock clock.Clock
 	// HTTPClient sends the batches; nil means a client with a 10s overall
 	// timeout that does not follow redirects (a signed batch goes only
 	// where it was configured to go). Requests carry a 10s deadline either
@@ -91,7 +92,7 @@ type Reporter struct {
 	batchSize              int
 	batchDelay, heartbeat  time.Duration
 	spoolSize              int64
-	clock                  Clock
+	clock                  clock.Clock
 	client                 *http.Client
 	log                    *slog.Logger
 	metrics                reporterMetrics
@@ -224,7 +225,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	r.queue = make(chan wire.Result, max(4*r.batchSize, minQueue))
 	r.SetConfigDigest(opts.ConfigDigest)
 	if r.clock == nil {
-		r.clock = RealClock{}
+		r.clock = clock.Real{}
 	}
 	if r.client == nil {
 		r.client = newReporterClient()
@@ -458,7 +459,7 @@ func nextSeq(last uint64, now time.Time) uint64 {
 }
 
 // seal encodes results as one batch and spools it for every evaluator. A
-// batch that would exceed MaxBatchBytes is split in halves, so that an
+// batch that would exceed wire.MaxBatchBytes is split in halves, so that an
 // evaluator never refuses it for its size.
 func (r *Reporter) seal(results []wire.Result, now time.Time) {
 	seq := nextSeq(r.lastSeq, now)

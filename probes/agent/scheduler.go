@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"container/heap"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 // Job is one check in one region, run every Interval.
@@ -27,7 +29,7 @@ type Job struct {
 // worker is busy, a due run is skipped and counted rather than queued, so a
 // slow target cannot make every other check drift late.
 type Scheduler struct {
-	clock   Clock
+	clock   clock.Clock
 	sem     chan struct{}
 	wake    chan struct{}
 	metrics schedulerMetrics
@@ -56,7 +58,7 @@ type schedulerMetrics struct {
 
 // NewScheduler returns a scheduler running at most workers jobs at once,
 // with its metrics registered in reg.
-func NewScheduler(clock Clock, workers int, reg prometheus.Registerer) (*Scheduler, error) {
+func NewScheduler(clock clock.Clock, workers int, reg prometheus.Registerer) (*Scheduler, error) {
 	s := &Scheduler{
 		clock: clock,
 		sem:   make(chan struct{}, max(workers, 1)),

@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"crypto/sha256"

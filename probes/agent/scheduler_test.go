@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
 var epoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -47,10 +49,14 @@ func (h *schedHarness) park() {
 }
 
 // advance moves time and, if that woke the loop, waits until it has
-// dispatched and parked again.
+// dispatched and parked again, and until the runs it dispatched have
+// finished or blocked: otherwise, on a loaded machine, a run still under
+// way when the fake clock reaches the job's next start is counted as an
+// overlap, and the test waits forever for a run that was skipped.
 func (h *schedHarness) advance(d time.Duration) {
 	if h.clock.Advance(d) > 0 {
 		h.park()
+		clocktest.WaitIdle(h.t, 30*time.Second)
 	}
 }
 

@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -28,8 +29,8 @@ type ConfirmPoller struct {
 	// RunNow runs the named checks of this region now (Scheduler.RunNow
 	// with JobKey).
 	RunNow func(checks []string)
-	// Clock drives signing times and backoff; nil means RealClock.
-	Clock Clock
+	// Clock drives signing times and backoff; nil means clock.Real.
+	Clock clock.Clock
 	// HTTPClient makes the polls; nil means one whose timeout covers the
 	// evaluator's 20s hold.
 	HTTPClient *http.Client
@@ -39,7 +40,7 @@ type ConfirmPoller struct {
 // Run polls every evaluator until ctx ends.
 func (p *ConfirmPoller) Run(ctx context.Context) {
 	if p.Clock == nil {
-		p.Clock = RealClock{}
+		p.Clock = clock.Real{}
 	}
 	if p.HTTPClient == nil {
 		p.HTTPClient = &http.Client{Timeout: 45 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -1,4 +1,4 @@
-package probes
+package agent
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -13,9 +14,9 @@ import (
 // (heartbeat checks are the evaluator's, and have none). Each
 // run probes the check and hands the result to deliver, which must not block
 // for long: it runs on the scheduler's worker.
-func Jobs(cfg *checks.Config, region string, opts Options, deliver func(wire.Result)) ([]Job, error) {
+func Jobs(cfg *checks.Config, region string, opts probes.Options, deliver func(wire.Result)) ([]Job, error) {
 	opts.Region = region
-	opts.httpClients = newHTTPClients()
+	opts = opts.SharingHTTP()
 	if opts.Redact == nil {
 		opts.Redact = cfg.Redactor()
 	}
@@ -26,7 +27,7 @@ func Jobs(cfg *checks.Config, region string, opts Options, deliver func(wire.Res
 		if c.Heartbeat != nil || !slices.Contains(c.Regions, region) {
 			continue
 		}
-		p, err := New(c, opts)
+		p, err := probes.New(c, opts)
 		if err != nil {
 			return nil, err
 		}
