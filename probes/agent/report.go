@@ -23,6 +23,7 @@ import (
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock"
+	"github.com/outposthq/outpost/probes/ratelog"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -98,7 +99,7 @@ type Reporter struct {
 	metrics                reporterMetrics
 	queue                  chan wire.Result
 	evals                  []*evaluator
-	queueLog               LogLimiter
+	queueLog               ratelog.Limiter
 	running                atomic.Bool
 	lastSeq, lastResultSeq uint64 // owned by the batcher
 	// lastReached is when an evaluator last answered a batch at all (any
@@ -123,7 +124,7 @@ type evaluator struct {
 	sent, failures, spoolDropped, spoolErrors prometheus.Counter
 	rejected                                  *prometheus.CounterVec // by status
 
-	diskLog, failLog, rejectLog LogLimiter
+	diskLog, failLog, rejectLog ratelog.Limiter
 	// overflowing, owned by the batcher, is set when the spool first drops
 	// batches and cleared once the sender has caught up: one log per
 	// overflow episode.
@@ -220,7 +221,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		client:     opts.HTTPClient,
 		log:        opts.Logger,
 		metrics:    newReporterMetrics(),
-		queueLog:   LogLimiter{Every: logEvery},
+		queueLog:   ratelog.Limiter{Every: logEvery},
 	}
 	r.queue = make(chan wire.Result, max(4*r.batchSize, minQueue))
 	r.SetConfigDigest(opts.ConfigDigest)
@@ -280,9 +281,9 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 		label:     u.Redacted(),
 		endpoint:  base + wire.ResultsPath,
 		wake:      make(chan struct{}, 1),
-		diskLog:   LogLimiter{Every: logEvery},
-		failLog:   LogLimiter{Every: logEvery},
-		rejectLog: LogLimiter{Every: logEvery},
+		diskLog:   ratelog.Limiter{Every: logEvery},
+		failLog:   ratelog.Limiter{Every: logEvery},
+		rejectLog: ratelog.Limiter{Every: logEvery},
 	}
 	e.log = r.log.With("evaluator", e.label)
 	m := r.metrics
