@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/outposthq/outpost/probes/atomicfile"
 )
 
 // Spool file names: a batch is "%020d.json" by its sequence number, so that
@@ -65,7 +67,9 @@ func openSpool(dir string, log *slog.Logger, observe func(bytes int64, batches i
 	ignored := 0
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasSuffix(name, spoolTmpExt) {
+		// What a crash left between a temporary file and its rename;
+		// spoolTmpExt is the name of earlier versions' temporaries.
+		if atomicfile.IsTemp(name) || strings.HasSuffix(name, spoolTmpExt) {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				log.Warn("spool: cannot remove a leftover temporary file", "file", name, "err", err)
 			}
@@ -108,25 +112,10 @@ func (s *spool) path(seq uint64) string { return filepath.Join(s.dir, spoolName(
 
 // Put stores data as the batch seq, replacing any batch of that number.
 func (s *spool) Put(seq uint64, data []byte) error {
-	f, err := os.CreateTemp(s.dir, "put-*"+spoolTmpExt)
-	if err != nil {
-		return fmt.Errorf("spool put %d: %w", seq, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		// Without the sync, a power cut after the rename can leave an
-		// empty or partial file under the final name on some filesystems.
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.path(seq))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	// Through the one atomic writer: synced, renamed, and the directory
+	// synced, so that a batch acknowledged to the scheduler survives a
+	// power cut whole or not at all.
+	if err := atomicfile.WriteFile(s.path(seq), data); err != nil {
 		return fmt.Errorf("spool put %d: %w", seq, err)
 	}
 	s.mu.Lock()

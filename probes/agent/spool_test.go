@@ -158,8 +158,11 @@ func TestSpoolRestartPicksUpAndCleans(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// What a crash in the middle of Put leaves, and files that are not ours.
+	// What a crash in the middle of Put leaves (today's temporary and an
+	// earlier version's), and files that are not ours.
+	leftover := "." + spoolName(4) + ".atomic-123456"
 	for name, data := range map[string]string{
+		leftover:         `{"seq":`,
 		"put-123456.tmp": `{"seq":`,
 		"README":         "hello",
 		"7.json":         "{}",
@@ -177,8 +180,10 @@ func TestSpoolRestartPicksUpAndCleans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "put-123456.tmp")); !os.IsNotExist(err) {
-		t.Errorf("temporary file left behind: %v", err)
+	for _, name := range []string{leftover, "put-123456.tmp"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("temporary file %s left behind: %v", name, err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "README")); err != nil {
 		t.Errorf("a foreign file was touched: %v", err)
