@@ -18,8 +18,11 @@ package alerting
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -30,6 +33,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/atomicfile"
 	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/ratelog"
 )
@@ -255,6 +259,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	e.peerClient = &http.Client{Timeout: peerCheckTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	e.lastSweep = e.started
 	if opts.DataDir != "" {
+		removeTemporaries(opts.DataDir, e.log)
 		store, recs, err := openSeqStore(opts.DataDir)
 		if err != nil {
 			return nil, fmt.Errorf("alerting: %w", err)
@@ -269,6 +274,24 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	e.lastShapeSave = e.started
 	return e, nil
+}
+
+// removeTemporaries removes what a crash left in dir between an atomic
+// write's temporary file and its rename. What cannot be read or removed is
+// logged and left: it costs disk, not state.
+func removeTemporaries(dir string, log *slog.Logger) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return // reported by the first state file that cannot be opened
+	}
+	for _, de := range des {
+		if !atomicfile.IsTemp(de.Name()) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, de.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			log.Warn("data dir: cannot remove a temporary file a crash left", "file", de.Name(), "err", err)
+		}
+	}
 }
 
 // restoreSeqs loads persisted sequence memory into the agents of declared

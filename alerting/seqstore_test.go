@@ -174,3 +174,26 @@ func TestSeqMemoryRestore(t *testing.T) {
 		t.Fatalf("recent = %v", got)
 	}
 }
+
+// TestStartRemovesWhatACrashLeft: a temporary file of an atomic write that
+// a crash interrupted is removed at start; the state files are not.
+func TestStartRemovesWhatACrashLeft(t *testing.T) {
+	dir := t.TempDir()
+	first := newFixture(t, withDataDir(dir))
+	if code, body := first.send("us-east", keyUS, goodBody(first, 100)); code != 200 || body != "ok" {
+		t.Fatalf("%d %q", code, body)
+	}
+	first.srv.Close()
+	leftover := filepath.Join(dir, ".incidents.json.atomic-42")
+	if err := os.WriteFile(leftover, []byte(`{"version":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newFixture(t, withDataDir(dir))
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("the crash's temporary file is still there: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) == 0 {
+		t.Error("the state files went too")
+	}
+}
