@@ -12,6 +12,7 @@ import (
 	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/agent"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 const runUsage = `Usage: outpost run -c FILE [--listen ADDR] [--region NAME] [--data-dir DIR]
@@ -75,7 +76,7 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return err
 	}
-	local := agent.NewLocal(ev, cfg, region, log)
+	local := agent.NewLocal(ev, cfg, region, log, clock.Real{})
 	p, err := newProber(reg, region, workers, log, local.Submit)
 	if err != nil {
 		return err

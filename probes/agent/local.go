@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -27,6 +28,7 @@ type Local struct {
 	region, name, digest string
 	reporting            checks.Reporting
 	log                  *slog.Logger
+	clock                clock.Clock
 
 	in chan wire.Result
 
@@ -39,10 +41,25 @@ type Local struct {
 }
 
 // NewLocal returns the in-process reporter of region for cfg, which
-// applies its batches to ev as agent "local".
-func NewLocal(ev Applier, cfg *checks.Config, region string, log *slog.Logger) *Local {
-	return &Local{ev: ev, region: region, name: "local", digest: cfg.Digest, reporting: cfg.Reporting, log: log,
-		in: make(chan wire.Result, 4*cfg.Reporting.BatchSize)}
+// applies its batches to ev as agent "local". Zero fields of
+// cfg.Reporting take the checks package's defaults, as for a Reporter.
+// clk drives batching, heartbeats and batch times; nil means clock.Real.
+func NewLocal(ev Applier, cfg *checks.Config, region string, log *slog.Logger, clk clock.Clock) *Local {
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	rep := cfg.Reporting
+	if rep.Heartbeat <= 0 {
+		rep.Heartbeat = checks.DefaultHeartbeat
+	}
+	if rep.BatchSize <= 0 {
+		rep.BatchSize = checks.DefaultBatchSize
+	}
+	if rep.BatchDelay <= 0 {
+		rep.BatchDelay = checks.DefaultBatchDelay
+	}
+	return &Local{ev: ev, region: region, name: "local", digest: cfg.Digest, reporting: rep, log: log, clock: clk,
+		in: make(chan wire.Result, 4*rep.BatchSize)}
 }
 
 // Submit queues a result; when the queue is full the result is dropped
@@ -51,19 +68,38 @@ func (l *Local) Submit(r wire.Result) {
 	select {
 	case l.in <- r:
 	default:
-		l.refuse(time.Now(), 1, errors.New("local result queue full"))
+		l.refuse(l.clock.Now(), 1, errors.New("local result queue full"))
 	}
 }
 
 // Run batches until ctx ends, then applies what it holds.
 func (l *Local) Run(ctx context.Context) {
 	var pending []wire.Result
-	delay := time.NewTimer(l.reporting.BatchDelay)
-	heartbeat := time.NewTicker(l.reporting.Heartbeat)
-	defer delay.Stop()
-	defer heartbeat.Stop()
+	// delay runs while results are pending: it fires batch_delay after the
+	// first of them arrived. nil when nothing is pending.
+	var delay clock.Timer
+	stopDelay := func() {
+		if delay != nil {
+			delay.Stop()
+			delay = nil
+		}
+	}
+	defer stopDelay()
+	delayC := func() <-chan time.Time {
+		if delay == nil {
+			return nil
+		}
+		return delay.C()
+	}
+	// The heartbeat ticks on a fixed grid from the start, as a ticker
+	// would, skipping ticks it was too busy to take.
+	every := l.reporting.Heartbeat
+	nextBeat := l.clock.Now().Add(every)
+	heartbeat := l.clock.NewTimer(every)
+	defer func() { heartbeat.Stop() }()
 	sent := false
 	flush := func() {
+		stopDelay()
 		l.apply(pending)
 		pending, sent = nil, true
 	}
@@ -84,27 +120,34 @@ func (l *Local) Run(ctx context.Context) {
 			}
 		case r := <-l.in:
 			if len(pending) == 0 {
-				delay.Reset(l.reporting.BatchDelay)
+				stopDelay()
+				delay = l.clock.NewTimer(l.reporting.BatchDelay)
 			}
 			pending = append(pending, r)
 			if len(pending) >= l.reporting.BatchSize {
 				flush()
 			}
-		case <-delay.C:
+		case <-delayC():
+			delay = nil
 			if len(pending) > 0 {
 				flush()
 			}
-		case <-heartbeat.C:
+		case <-heartbeat.C():
 			if !sent {
 				flush()
 			}
 			sent = false
+			now := l.clock.Now()
+			for !nextBeat.After(now) {
+				nextBeat = nextBeat.Add(every)
+			}
+			heartbeat = l.clock.NewTimer(nextBeat.Sub(now))
 		}
 	}
 }
 
 func (l *Local) apply(results []wire.Result) {
-	now := time.Now()
+	now := l.clock.Now()
 	l.seq = max(l.seq+1, uint64(now.UnixNano()))
 	for i := range results {
 		results[i].Agent = l.name
