@@ -1,5 +1,12 @@
 // Package probes turns checks into results: one prober per check type, built
-// once from a validated check and run many times.
+// once from a validated check by New and run many times. It holds the
+// probers only, one file per protocol (http, tcp, tls, dns, series) over
+// the dialing in dial.go; running them on a schedule and shipping their
+// results is probes/agent's work.
+//
+// Of Outpost's packages it imports only checks, probes/wire and
+// probes/clock. It never imports alerting (the evaluator) nor probes/agent,
+// which builds on it.
 package probes
 
 import (
