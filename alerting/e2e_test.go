@@ -96,7 +96,7 @@ func startAgentWith(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, regio
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Now = clk.Now
+	opts.Clock = clk
 	jobs, err := agent.Jobs(cfg, region, opts, func(r wire.Result) {
 		a.mu.Lock()
 		a.submitted = append(a.submitted, r)

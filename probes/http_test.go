@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock/clocktest"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -401,7 +402,7 @@ func TestHTTPFreshness(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	opts := Options{Now: func() time.Time { return now }}
+	opts := Options{Clock: clocktest.New(now)}
 	tests := []struct {
 		name, path, fresh, reason string
 	}{

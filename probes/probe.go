@@ -1,5 +1,12 @@
 // Package probes turns checks into results: one prober per check type, built
-// once from a validated check and run many times.
+// once from a validated check by New and run many times. It holds the
+// probers only, one file per protocol (http, tcp, tls, dns, series) over
+// the dialing in dial.go; running them on a schedule and shipping their
+// results is probes/agent's work.
+//
+// Of Outpost's packages it imports only checks, probes/wire and
+// probes/clock. It never imports alerting (the evaluator) nor probes/agent,
+// which builds on it.
 package probes
 
 import (
@@ -8,6 +15,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -27,9 +35,10 @@ type Prober interface {
 type Options struct {
 	// Region is the region the probe runs from, copied into results.
 	Region string
-	// Now returns the current time; nil means time.Now. Durations are
-	// measured with the monotonic clock regardless.
-	Now func() time.Time
+	// Clock tells the time results are stamped with and certificate
+	// expiry and freshness are judged at; nil means clock.Real. Durations
+	// are measured with the monotonic clock regardless.
+	Clock clock.Clock
 	// Redact removes secrets from reasons; nil means no redaction.
 	// Use (*checks.Config).Redactor.
 	Redact func(string) string
@@ -55,8 +64,8 @@ func (o Options) SharingHTTP() Options {
 }
 
 func (o *Options) fill() {
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
 	}
 	if o.Redact == nil {
 		o.Redact = func(s string) string { return s }
@@ -100,7 +109,7 @@ type base struct {
 }
 
 func (b *base) start() (wire.Result, time.Time) {
-	now := b.opts.Now()
+	now := b.opts.Clock.Now()
 	return wire.Result{
 		V:      wire.WireVersion,
 		Check:  b.check.ID,

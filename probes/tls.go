@@ -98,7 +98,7 @@ func (p *tlsProber) Probe(ctx context.Context) wire.Result {
 	r.Observed.TLS = obs
 
 	var failures []string
-	now := p.opts.Now()
+	now := p.opts.Clock.Now()
 	if reason, ok := certDaysReason(obs, p.expect.CertMinDays, now); !ok {
 		failures = append(failures, reason)
 	}

@@ -1,6 +1,10 @@
 // Command outpost is Outpost's one binary: it validates configurations, runs
-// checks once from the command line, and (in later versions) runs agents and
-// evaluators.
+// checks once from the command line, and runs agents, evaluators, or both
+// in one process ("outpost run").
+//
+// It holds flags and wiring only: it may import every package of Outpost's,
+// and is the one place where the agent side (probes/...) and the evaluator
+// (alerting) meet. Nothing imports it.
 package main
 
 import (

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,7 +11,8 @@ import (
 
 	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
-	"github.com/outposthq/outpost/probes/wire"
+	"github.com/outposthq/outpost/probes/agent"
+	"github.com/outposthq/outpost/probes/clock"
 )
 
 const runUsage = `Usage: outpost run -c FILE [--listen ADDR] [--region NAME] [--data-dir DIR]
@@ -76,8 +76,8 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return err
 	}
-	local := newLocalAgent(ev, cfg, region, log)
-	p, err := newProber(reg, region, workers, log, local.submit)
+	local := agent.NewLocal(ev, cfg, region, log, clock.Real{})
+	p, err := newProber(reg, region, workers, log, local.Submit)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); ev.Run(evalCtx) }()
-	go func() { defer wg.Done(); local.run(evalCtx) }()
+	go func() { defer wg.Done(); local.Run(evalCtx) }()
 	var probing sync.WaitGroup
 	p.run(probeCtx, &probing)
 	probing.Add(1)
@@ -121,111 +121,4 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	stopPipe()
 	<-pipeDone
 	return result
-}
-
-// localAgent hands the in-process agent's results to the evaluator in
-// batches, exactly as a remote agent's would arrive (every batch_delay or
-// batch_size results, and an empty batch every heartbeat), without
-// signatures or HTTP.
-type localAgent struct {
-	ev                   *alerting.Evaluator
-	region, name, digest string
-	reporting            checks.Reporting
-	log                  *slog.Logger
-
-	in chan wire.Result
-
-	seq uint64
-
-	// mu guards the refusal count, logged at most once a minute.
-	mu         sync.Mutex
-	refused    int
-	lastLogged time.Time
-}
-
-func newLocalAgent(ev *alerting.Evaluator, cfg *checks.Config, region string, log *slog.Logger) *localAgent {
-	return &localAgent{ev: ev, region: region, name: "local", digest: cfg.Digest, reporting: cfg.Reporting, log: log,
-		in: make(chan wire.Result, 4*cfg.Reporting.BatchSize)}
-}
-
-// submit queues a result; when the queue is full the result is dropped
-// and counted rather than stalling the probe that made it.
-func (l *localAgent) submit(r wire.Result) {
-	select {
-	case l.in <- r:
-	default:
-		l.refuse(time.Now(), 1, errors.New("local result queue full"))
-	}
-}
-
-// run batches until ctx ends, then applies what it holds.
-func (l *localAgent) run(ctx context.Context) {
-	var pending []wire.Result
-	delay := time.NewTimer(l.reporting.BatchDelay)
-	heartbeat := time.NewTicker(l.reporting.Heartbeat)
-	defer delay.Stop()
-	defer heartbeat.Stop()
-	sent := false
-	flush := func() {
-		l.apply(pending)
-		pending, sent = nil, true
-	}
-	flush() // announce the region at once
-	for {
-		select {
-		case <-ctx.Done():
-			for {
-				select {
-				case r := <-l.in:
-					pending = append(pending, r)
-				default:
-					if len(pending) > 0 {
-						flush()
-					}
-					return
-				}
-			}
-		case r := <-l.in:
-			if len(pending) == 0 {
-				delay.Reset(l.reporting.BatchDelay)
-			}
-			pending = append(pending, r)
-			if len(pending) >= l.reporting.BatchSize {
-				flush()
-			}
-		case <-delay.C:
-			if len(pending) > 0 {
-				flush()
-			}
-		case <-heartbeat.C:
-			if !sent {
-				flush()
-			}
-			sent = false
-		}
-	}
-}
-
-func (l *localAgent) apply(results []wire.Result) {
-	now := time.Now()
-	l.seq = max(l.seq+1, uint64(now.UnixNano()))
-	for i := range results {
-		results[i].Agent = l.name
-	}
-	err := l.ev.Apply(wire.Batch{V: wire.WireVersion, Agent: l.name, Region: l.region, Seq: l.seq,
-		ConfigDigest: l.digest, Created: now, Results: results})
-	if err != nil {
-		l.refuse(now, len(results), err)
-	}
-}
-
-// refuse logs refused results at most once a minute, with a count.
-func (l *localAgent) refuse(now time.Time, n int, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.refused += n
-	if now.Sub(l.lastLogged) >= time.Minute {
-		l.log.Error("local results not recorded", "err", err, "results_since_last_log", l.refused)
-		l.lastLogged, l.refused = now, 0
-	}
 }

@@ -3,10 +3,12 @@
 // turns a configuration into scheduler jobs, the Reporter that seals
 // results into signed batches, spools them on disk and delivers them to
 // every evaluator, the ConfirmPoller that runs at once the checks an
-// evaluator asks about, and the agent's Prometheus Metrics.
+// evaluator asks about, the agent's Prometheus Metrics, and Local, the
+// in-process reporter of "outpost run".
 //
 // It builds on the probers (probes), the wire contract (probes/wire), the
 // clock (probes/clock) and the configuration (checks). It never imports
-// alerting: evaluators are reached over HTTP. Nor may alerting import it;
-// only cmd/outpost wires the two together.
+// alerting: evaluators are reached over HTTP, or in process through the
+// Applier interface. Nor may alerting import it; only cmd/outpost wires
+// the two together.
 package agent

@@ -36,7 +36,7 @@ func Jobs(cfg *checks.Config, region string, opts probes.Options, deliver func(w
 			Interval: c.Interval,
 			Run: func(ctx context.Context, _ time.Time) {
 				r := p.Probe(ctx)
-				r.Confirm = IsConfirmation(ctx)
+				r.Confirm = isConfirmation(ctx)
 				deliver(r)
 			},
 		})

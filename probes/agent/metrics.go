@@ -159,7 +159,7 @@ func (m *Metrics) observeDNS(check, region string, o *wire.DNSObservation) {
 		resolver = o.NS
 	}
 	m.dnsAnswers.WithLabelValues(check, region, resolver).Set(float64(len(o.Answers)))
-	hash := AnswersHash(o)
+	hash := answersHash(o)
 	key := [3]string{check, region, resolver}
 	m.mu.Lock()
 	old, seen := m.answerHash[key]
@@ -171,10 +171,10 @@ func (m *Metrics) observeDNS(check, region string, o *wire.DNSObservation) {
 	m.dnsInfo.WithLabelValues(check, region, resolver, hash).Set(1)
 }
 
-// AnswersHash is a short stable digest of what a DNS server answered: its
+// answersHash is a short stable digest of what a DNS server answered: its
 // rcode (or error) and sorted answers. Equal answers hash equal across
 // servers, regions and restarts.
-func AnswersHash(o *wire.DNSObservation) string {
+func answersHash(o *wire.DNSObservation) string {
 	h := sha256.New()
 	state := o.Rcode
 	if o.Error != "" {
@@ -184,9 +184,9 @@ func AnswersHash(o *wire.DNSObservation) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-// Forget deletes every series of a check in a region, for a check removed
+// forget deletes every series of a check in a region, for a check removed
 // from the config.
-func (m *Metrics) Forget(check, region string) {
+func (m *Metrics) forget(check, region string) {
 	l := prometheus.Labels{"check": check, "region": region}
 	m.dnsAnswers.DeletePartialMatch(l)
 	m.dnsInfo.DeletePartialMatch(l)

@@ -128,7 +128,7 @@ func TestMetricsValues(t *testing.T) {
 	if n := seriesCount(t, reg, "probe_series_value"); n != 1 {
 		t.Errorf("probe_series_value has %d series, want 1 (only the series check that read a value)", n)
 	}
-	m.Forget("web-home", "eu-west")
+	m.forget("web-home", "eu-west")
 	if n := seriesCount(t, reg, "probe_success"); n != len(sampleResults())-1 {
 		t.Errorf("after Forget probe_success has %d series, want %d", n, len(sampleResults())-1)
 	}
@@ -185,7 +185,7 @@ func TestMetricsDNSAnswerInfoFollowsChanges(t *testing.T) {
 		}}}
 	}
 	m.Observe(res("203.0.113.10"))
-	first := AnswersHash(&wire.DNSObservation{Rcode: "NOERROR", Answers: []string{"203.0.113.10"}})
+	first := answersHash(&wire.DNSObservation{Rcode: "NOERROR", Answers: []string{"203.0.113.10"}})
 	if got := testutil.ToFloat64(m.dnsInfo.WithLabelValues("www-a", "us-east", "system", first)); got != 1 {
 		t.Fatalf("info for the first answer set = %v", got)
 	}

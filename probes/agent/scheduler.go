@@ -89,18 +89,17 @@ func NewScheduler(clock clock.Clock, workers int, reg prometheus.Registerer) (*S
 	return s, nil
 }
 
-// Phase returns the offset within interval at which key runs.
-func Phase(key string, interval time.Duration) time.Duration {
+// startOffset returns the offset within interval at which key runs.
+func startOffset(key string, interval time.Duration) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(key))
 	return time.Duration(h.Sum64() % uint64(interval))
 }
 
-// nextRun returns the first time at or after now that sits at key's phase
-// on the interval grid counted from the Unix epoch.
+// nextRun returns the first time at or after now that sits at key's start
+// offset on the interval grid counted from the Unix epoch.
 func nextRun(key string, interval time.Duration, now time.Time) time.Time {
-	phase := Phase(key, interval)
-	base := now.Truncate(interval).Add(phase)
+	base := now.Truncate(interval).Add(startOffset(key, interval))
 	if base.Before(now) {
 		base = base.Add(interval)
 	}
@@ -229,8 +228,9 @@ func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time), p
 
 // RunNow starts the job with key at once, outside its schedule, if it
 // exists, is not already running and a worker is free; it reports whether
-// it started. The run's context carries IsConfirmation, so its result can
-// be marked as a confirmation. The job's regular schedule is unchanged.
+// it started. The run's context is marked as a confirmation, so a job
+// built by Jobs marks its result (wire.Result.Confirm). The job's regular
+// schedule is unchanged.
 func (s *Scheduler) RunNow(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -256,8 +256,8 @@ func (s *Scheduler) RunNow(key string) bool {
 
 type confirmationKey struct{}
 
-// IsConfirmation reports whether ctx belongs to a run started by RunNow.
-func IsConfirmation(ctx context.Context) bool {
+// isConfirmation reports whether ctx belongs to a run started by RunNow.
+func isConfirmation(ctx context.Context) bool {
 	v, _ := ctx.Value(confirmationKey{}).(bool)
 	return v
 }

@@ -69,13 +69,13 @@ func skipped(s *Scheduler, reason string) float64 {
 	return testutil.ToFloat64(s.metrics.skipped.WithLabelValues(reason))
 }
 
-func TestPhaseSpreadIsDeterministicAndEven(t *testing.T) {
+func TestStartOffsetsAreDeterministicAndEven(t *testing.T) {
 	const n, interval = 10000, 10 * time.Second
 	buckets := make([]int, 10) // one per second of the interval
 	for i := 0; i < n; i++ {
 		key := fmt.Sprintf("check-%d/us-east", i)
-		p := Phase(key, interval)
-		if p != Phase(key, interval) {
+		p := startOffset(key, interval)
+		if p != startOffset(key, interval) {
 			t.Fatal("phase is not deterministic")
 		}
 		if p < 0 || p >= interval {
@@ -88,7 +88,7 @@ func TestPhaseSpreadIsDeterministicAndEven(t *testing.T) {
 			t.Errorf("second %d has %d starts, want about %d: %v", sec, c, n/10, buckets)
 		}
 	}
-	if Phase("web/us-east", interval) == Phase("web/eu-west", interval) {
+	if startOffset("web/us-east", interval) == startOffset("web/eu-west", interval) {
 		t.Error("regions of one check share a phase")
 	}
 }
@@ -123,8 +123,8 @@ func TestSchedulerRunsEachJobOncePerInterval(t *testing.T) {
 		}
 		iv := map[string]time.Duration{"a": 10 * time.Second, "b": 10 * time.Second, "c": 30 * time.Second}[key]
 		for i, p := range runs[key] {
-			if off := p.Sub(p.Truncate(iv)); off != Phase(key, iv) {
-				t.Errorf("%s run %d planned at offset %v, want its phase %v", key, i, off, Phase(key, iv))
+			if off := p.Sub(p.Truncate(iv)); off != startOffset(key, iv) {
+				t.Errorf("%s run %d planned at offset %v, want its phase %v", key, i, off, startOffset(key, iv))
 			}
 			if i > 0 && p.Sub(runs[key][i-1]) != iv {
 				t.Errorf("%s runs %v apart, want %v", key, p.Sub(runs[key][i-1]), iv)

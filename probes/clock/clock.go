@@ -1,6 +1,9 @@
 // Package clock is the time source of Outpost's scheduling and decisions.
 // Production code uses Real; tests use clocktest.Fake, which moves only when
 // the test says so, so that no test sleeps through a real interval.
+//
+// It imports nothing of Outpost's (the standard library only), so that
+// every layer, the evaluator's included, may take a clock from it.
 package clock
 
 import "time"

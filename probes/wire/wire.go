@@ -73,8 +73,8 @@ func mac(key []byte, timestamp string, body []byte) []byte {
 
 // Errors Verify returns; evaluators answer all of them with 401.
 var (
-	ErrBadSignature = errors.New("signature does not match")
-	ErrClockSkew    = errors.New("timestamp outside the allowed clock skew")
+	errBadSignature = errors.New("signature does not match")
+	errClockSkew    = errors.New("timestamp outside the allowed clock skew")
 )
 
 // Verify checks a signature made by Sign with any of keys, and that the
@@ -82,21 +82,21 @@ var (
 func Verify(keys [][]byte, timestamp, signature string, body []byte, now time.Time) error {
 	secs, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
-		return fmt.Errorf("%w: %s is not a Unix time", ErrBadSignature, HeaderTimestamp)
+		return fmt.Errorf("%w: %s is not a Unix time", errBadSignature, HeaderTimestamp)
 	}
 	if skew := now.Sub(time.Unix(secs, 0)); skew > MaxClockSkew || skew < -MaxClockSkew {
-		return fmt.Errorf("%w: %s off", ErrClockSkew, skew.Round(time.Second))
+		return fmt.Errorf("%w: %s off", errClockSkew, skew.Round(time.Second))
 	}
 	got, err := hex.DecodeString(strings.TrimPrefix(signature, signaturePrefix))
 	if err != nil || !strings.HasPrefix(signature, signaturePrefix) {
-		return fmt.Errorf("%w: malformed %s", ErrBadSignature, HeaderSignature)
+		return fmt.Errorf("%w: malformed %s", errBadSignature, HeaderSignature)
 	}
 	for _, k := range keys {
 		if hmac.Equal(got, mac(k, timestamp, body)) {
 			return nil
 		}
 	}
-	return ErrBadSignature
+	return errBadSignature
 }
 
 // ConfirmPath is where agents long-poll an evaluator for confirmation

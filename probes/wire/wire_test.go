@@ -23,14 +23,14 @@ func TestSignVerify(t *testing.T) {
 	}{
 		{"valid", [][]byte{key}, ts, sig, body, now, nil},
 		{"second of two keys", [][]byte{other, key}, ts, sig, body, now, nil},
-		{"wrong key", [][]byte{other}, ts, sig, body, now, ErrBadSignature},
-		{"body changed", [][]byte{key}, ts, sig, []byte(`{"v":2}`), now, ErrBadSignature},
-		{"timestamp changed", [][]byte{key}, "1800000001", sig, body, now, ErrBadSignature},
-		{"no prefix", [][]byte{key}, ts, sig[3:], body, now, ErrBadSignature},
-		{"garbage timestamp", [][]byte{key}, "soon", sig, body, now, ErrBadSignature},
-		{"too old", [][]byte{key}, ts, sig, body, now.Add(MaxClockSkew + time.Second), ErrClockSkew},
-		{"from the future", [][]byte{key}, ts, sig, body, now.Add(-MaxClockSkew - time.Second), ErrClockSkew},
-		{"no keys", nil, ts, sig, body, now, ErrBadSignature},
+		{"wrong key", [][]byte{other}, ts, sig, body, now, errBadSignature},
+		{"body changed", [][]byte{key}, ts, sig, []byte(`{"v":2}`), now, errBadSignature},
+		{"timestamp changed", [][]byte{key}, "1800000001", sig, body, now, errBadSignature},
+		{"no prefix", [][]byte{key}, ts, sig[3:], body, now, errBadSignature},
+		{"garbage timestamp", [][]byte{key}, "soon", sig, body, now, errBadSignature},
+		{"too old", [][]byte{key}, ts, sig, body, now.Add(MaxClockSkew + time.Second), errClockSkew},
+		{"from the future", [][]byte{key}, ts, sig, body, now.Add(-MaxClockSkew - time.Second), errClockSkew},
+		{"no keys", nil, ts, sig, body, now, errBadSignature},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

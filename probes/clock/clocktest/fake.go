@@ -1,5 +1,7 @@
 // Package clocktest provides a clock for tests that moves only when the test
-// advances it.
+// advances it, and WaitIdle, to let the goroutines a step woke finish.
+//
+// It imports only probes/clock of Outpost's, and only tests import it.
 package clocktest
 
 import (
