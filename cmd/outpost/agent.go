@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/outposthq/outpost/alerting"
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/agent"
 	"github.com/outposthq/outpost/probes/clock"
@@ -149,7 +149,8 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		alerting.WatchEvaluators(probeCtx, reporter, pipe, clock.Real{}, log, o.region, o.name, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
+		pager := notify.AgentPager{Notifier: pipe, Region: o.region, Agent: o.name, Log: log}
+		agent.WatchEvaluators(probeCtx, reporter, pager, clock.Real{}, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
 	}()
 	poller := &agent.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
 	wg.Add(1)

@@ -3,7 +3,6 @@ package alerting
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -40,14 +39,14 @@ func TestAgentPagesWhenNoEvaluatorAnswers(t *testing.T) {
 	done := make(chan struct{}, 2)
 	go func() { rep.Run(ctx); done <- struct{}{} }()
 	go func() {
-		WatchEvaluators(ctx, rep, notes, clk, slog.New(slog.DiscardHandler), "eu-west", "a1", time.Minute, 5*time.Second)
+		agent.WatchEvaluators(ctx, rep, notify.AgentPager{Notifier: notes, Region: "eu-west", Agent: "a1"}, clk, time.Minute, 5*time.Second)
 		done <- struct{}{}
 	}()
 	t.Cleanup(func() { cancel(); <-done; <-done })
 	lostNotes := func() []notify.Notification {
 		var out []notify.Notification
 		for _, n := range notes.Delivered() {
-			if n.Key == EvaluatorsLostKey {
+			if n.Key == notify.EvaluatorsLostKey {
 				out = append(out, n)
 			}
 		}

@@ -1,0 +1,47 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+)
+
+// EvaluatorsLostKey is the dedup key of the agents' direct page when no
+// evaluator answers: the same from every agent, so one incident however
+// many are cut off.
+const EvaluatorsLostKey = "outpost:evaluators-unreachable"
+
+// pageTimeout bounds one direct page from an agent.
+const pageTimeout = 10 * time.Second
+
+// AgentPager pages, through the agent's own notifiers, that the agent's
+// region reaches no evaluator (see probes/agent.WatchEvaluators, whose
+// Pager it is).
+type AgentPager struct {
+	Notifier      Notifier
+	Region, Agent string
+	Log           *slog.Logger
+}
+
+// PageEvaluators sends the trigger (lost, evaluators silent since since)
+// or the resolve, and logs a failure.
+func (p AgentPager) PageEvaluators(ctx context.Context, lost bool, since, now time.Time) {
+	n := Notification{Kind: KindEvaluatorsUnreachable, Key: EvaluatorsLostKey, Route: checks.RouteMeta, Severity: SeverityCritical,
+		Region: p.Region, Time: now, Details: map[string]string{"route": checks.RouteMeta, "region": p.Region, "agent": p.Agent}}
+	if lost {
+		n.Action, n.Details["action"] = ActionTrigger, ActionTrigger
+		n.Summary = fmt.Sprintf("evaluators unreachable from %s (agent %s) since %s: results are spooled, nobody is deciding on them",
+			p.Region, p.Agent, since.UTC().Format(time.TimeOnly))
+	} else {
+		n.Action, n.Details["action"] = ActionResolve, ActionResolve
+		n.Summary = fmt.Sprintf("an evaluator answers %s (agent %s) again", p.Region, p.Agent)
+	}
+	ctx, cancel := context.WithTimeout(ctx, pageTimeout)
+	defer cancel()
+	if _, err := p.Notifier.Notify(ctx, n); err != nil && p.Log != nil {
+		p.Log.Error("cannot page that the evaluators are unreachable", "err", err)
+	}
+}
