@@ -203,7 +203,8 @@ func (e *Evaluator) applyInOrder(r *regionState, a *agentState, b *wire.Batch, w
 func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*window, now time.Time) []string {
 	digest := b.ConfigDigest
 	if len(digest) > maxDigestBytes {
-		digest = strings.Clone(digest[:maxDigestBytes])
+		// A copy: the batch's long digest can then be collected.
+		digest = strings.Clone(wire.Clip(digest, maxDigestBytes))
 	}
 	var firsts, decide []string
 	r.mu.Lock()

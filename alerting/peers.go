@@ -11,6 +11,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Monitors watching monitors: every evaluator checks the other evaluators'
@@ -122,8 +123,5 @@ func shortErr(err error) string {
 	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "dial tcp") {
 		msg = msg[i+2:]
 	}
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
-	return msg
+	return wire.Clip(msg, 200)
 }
