@@ -3,8 +3,9 @@
 // turns a configuration into scheduler jobs, the Reporter that seals
 // results into signed batches, spools them on disk and delivers them to
 // every evaluator, the ConfirmPoller that runs at once the checks an
-// evaluator asks about, the agent's Prometheus Metrics, and Local, the
-// in-process reporter of "outpost run".
+// evaluator asks about, the agent's Prometheus Metrics, Local, the
+// in-process reporter of "outpost run", and WatchEvaluators, which pages
+// through a Pager when no evaluator answers.
 //
 // It builds on the probers (probes), the wire contract (probes/wire), the
 // clock (probes/clock) and the configuration (checks). It never imports
