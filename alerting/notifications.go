@@ -1,0 +1,194 @@
+package alerting
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/outposthq/outpost/alerting/decide"
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
+)
+
+// unknownChecks tracks which checks have an open UNKNOWN incident, for the
+// aggregated meta page sent at the end of each tick.
+type unknownChecks struct {
+	mu    sync.Mutex
+	open  map[string]string // check -> its summary
+	dirty bool
+	paged bool
+}
+
+func (u *unknownChecks) set(check, summary string, open bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.open == nil {
+		u.open = map[string]string{}
+	}
+	_, was := u.open[check]
+	if open {
+		u.open[check] = summary
+	} else {
+		delete(u.open, check)
+	}
+	u.dirty = u.dirty || was != open
+}
+
+// flushUnknown sends the aggregated UNKNOWN page when the set of UNKNOWN
+// checks changed: a trigger (which updates the open incident's summary
+// under the same key) while any remain, a resolve when none do.
+func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
+	u := &e.unknown
+	u.mu.Lock()
+	if !u.dirty {
+		u.mu.Unlock()
+		return
+	}
+	u.dirty = false
+	ids := slices.Sorted(maps.Keys(u.open))
+	first := ""
+	if len(ids) > 0 {
+		first = u.open[ids[0]]
+	}
+	wasPaged := u.paged
+	u.paged = len(ids) > 0
+	u.mu.Unlock()
+
+	n := notify.Notification{Kind: notify.KindChecksUnknown, Key: "outpost:checks-unknown", Severity: notify.SeverityCritical, Time: now,
+		Route: checks.RouteMeta, Details: map[string]string{"route": checks.RouteMeta}}
+	switch {
+	case len(ids) > 0:
+		n.Action, n.Details["action"] = notify.ActionTrigger, notify.ActionTrigger
+		shown := ids[:min(len(ids), 20)]
+		n.Summary = fmt.Sprintf("%d check(s) UNKNOWN: too few live regions to decide (%s)", len(ids), strings.Join(shown, ", "))
+		if len(ids) > len(shown) {
+			n.Summary += fmt.Sprintf(" and %d more", len(ids)-len(shown))
+		}
+		n.Details["example"] = first
+	case wasPaged:
+		n.Action, n.Details["action"] = notify.ActionResolve, notify.ActionResolve
+		n.Summary = "every check has enough live regions again"
+	default:
+		return
+	}
+	e.send(ctx, n)
+}
+
+// emit turns an incident event into a notification for the notifiers of
+// its route and queues it on cd. UNKNOWN incidents are aggregated by
+// flushUnknown instead. cd's mutex is held.
+func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide.RegionInput) {
+	c := cd.c
+	if ev.Kind == decide.IncidentUnknown {
+		e.unknown.set(c.ID, ev.Summary, ev.Action == decide.EventTrigger)
+		return
+	}
+	n := notify.Notification{
+		Kind:     notify.CheckKind(string(ev.Kind)),
+		Key:      ev.DedupKey,
+		Action:   string(ev.Action),
+		Route:    ev.Route,
+		Check:    ev.Check,
+		Severity: routeSeverity(ev.Route),
+		Summary:  ev.Summary,
+		Time:     ev.Time,
+		Details: map[string]string{
+			"action": string(ev.Action),
+			"route":  ev.Route,
+			"check":  ev.Check,
+			"state":  string(ev.Decision.State),
+		},
+	}
+	if ev.Flapping {
+		n.Details["flapping"] = "true"
+	}
+	for _, region := range slices.Sorted(maps.Keys(in)) {
+		n.Details["region."+region] = regionEvidence(in[region])
+		n.Evidence = append(n.Evidence, structuredEvidence(region, in[region]))
+	}
+	if ev.Finding != nil {
+		n.Details["disagreement"] = ev.Finding.Summary
+	}
+	if ev.Shape != nil {
+		decide.ShapeDetails(ev.Shape, n.Details)
+	}
+	cd.queue(n)
+}
+
+// send hands a notification to the notifier.
+func (e *Evaluator) send(ctx context.Context, n notify.Notification) {
+	nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	defer cancel()
+	if _, err := e.notifier.Notify(nctx, n); err != nil {
+		e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err)
+	}
+}
+
+func routeSeverity(route string) string {
+	switch route {
+	case checks.RouteCritical, checks.RouteMeta:
+		return notify.SeverityCritical
+	case checks.RouteWarning:
+		return notify.SeverityWarning
+	}
+	return notify.SeverityInfo
+}
+
+// structuredEvidence is one region's evidence for notifiers that carry it
+// as data (PagerDuty's custom_details, webhooks).
+func structuredEvidence(region string, in decide.RegionInput) notify.RegionEvidence {
+	state := "OK"
+	switch {
+	case !in.Live:
+		state = "STALE"
+	case in.Last == nil:
+		return notify.RegionEvidence{Region: region, State: "NO DATA"}
+	case in.Failing:
+		state = "FAILING"
+	}
+	if in.Last == nil {
+		return notify.RegionEvidence{Region: region, State: state}
+	}
+	ev := notify.EvidenceFromResult(state, *in.Last)
+	ev.Region = region
+	return ev
+}
+
+// regionEvidence is one region's line of a page: what it saw last.
+func regionEvidence(in decide.RegionInput) string {
+	if !in.Live {
+		return "STALE"
+	}
+	if in.Last == nil {
+		return "no result yet"
+	}
+	r := in.Last
+	state := "ok"
+	if in.Failing {
+		state = "FAILING"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", state, r.Reason)
+	if len(r.Observed.ResolvedIPs) > 0 {
+		fmt.Fprintf(&b, "; resolved %s", strings.Join(r.Observed.ResolvedIPs, " "))
+	}
+	if r.Observed.ConnectedAddr != "" {
+		fmt.Fprintf(&b, "; connected %s", r.Observed.ConnectedAddr)
+	}
+	for _, o := range r.Observed.DNS {
+		fmt.Fprintf(&b, "; %s=[%s]", dnsServerName(o), strings.Join(o.Answers, " "))
+	}
+	return b.String()
+}
+
+func dnsServerName(o wire.DNSObservation) string {
+	if o.NS != "" {
+		return o.NS
+	}
+	return o.Resolver
+}
