@@ -48,16 +48,7 @@ func NewLocal(ev Applier, cfg *checks.Config, region string, log *slog.Logger, c
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	rep := cfg.Reporting
-	if rep.Heartbeat <= 0 {
-		rep.Heartbeat = checks.DefaultHeartbeat
-	}
-	if rep.BatchSize <= 0 {
-		rep.BatchSize = checks.DefaultBatchSize
-	}
-	if rep.BatchDelay <= 0 {
-		rep.BatchDelay = checks.DefaultBatchDelay
-	}
+	rep := withBatchDefaults(cfg.Reporting)
 	return &Local{ev: ev, region: region, name: "local", digest: cfg.Digest, reporting: rep, log: log, clock: clk,
 		in: make(chan wire.Result, 4*rep.BatchSize)}
 }

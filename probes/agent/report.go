@@ -196,16 +196,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("reporter: %w", err)
 	}
-	rep := opts.Reporting
-	if rep.Heartbeat <= 0 {
-		rep.Heartbeat = checks.DefaultHeartbeat
-	}
-	if rep.BatchSize <= 0 {
-		rep.BatchSize = checks.DefaultBatchSize
-	}
-	if rep.BatchDelay <= 0 {
-		rep.BatchDelay = checks.DefaultBatchDelay
-	}
+	rep := withBatchDefaults(opts.Reporting)
 	if rep.SpoolSize <= 0 {
 		rep.SpoolSize = checks.DefaultSpoolSize
 	}
@@ -517,4 +508,19 @@ func (r *Reporter) spoolBatch(e *evaluator, seq uint64, body []byte, now time.Ti
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// withBatchDefaults gives the batching settings of r that are unset (zero
+// or less) the checks package's defaults.
+func withBatchDefaults(r checks.Reporting) checks.Reporting {
+	if r.Heartbeat <= 0 {
+		r.Heartbeat = checks.DefaultHeartbeat
+	}
+	if r.BatchSize <= 0 {
+		r.BatchSize = checks.DefaultBatchSize
+	}
+	if r.BatchDelay <= 0 {
+		r.BatchDelay = checks.DefaultBatchDelay
+	}
+	return r
 }
