@@ -48,7 +48,7 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 	name := fs.String("name", host, "this agent's `name` in batches and on the status page")
 	listen := fs.String("listen", "127.0.0.1:9798", "`address` to serve /metrics and /healthz on")
 	spoolDir := fs.String("spool-dir", "", "`directory` for batches not yet delivered, one per agent (default: $STATE_DIRECTORY/agent-REGION-NAME or ~/.local/state/outpost/agent-REGION-NAME)")
-	workers := fs.Int("workers", 256, "most probes in flight at once; runs due while all are busy are skipped and counted")
+	workers := fs.Int("workers", agent.AutoWorkers, "most probes in flight at once; runs due while all are busy are skipped and counted. 0 sizes it from the checks: twice the sum of timeout/interval, at least 16, so that hanging targets never hold up other checks")
 	if code, done := cmd.parse(args); done {
 		return code
 	}

@@ -37,7 +37,7 @@ func cmdRun(ctx context.Context, args []string, e env) int {
 	listen := fs.String("listen", "127.0.0.1:9797", "`address` to serve on")
 	region := fs.String("region", "", "`region` the local agent probes from (default: the first declared region)")
 	dataDir := fs.String("data-dir", "", "`directory` for state that must survive a restart (default: $STATE_DIRECTORY/run or ~/.local/state/outpost/run)")
-	workers := fs.Int("workers", 256, "most probes in flight at once; runs due while all are busy are skipped and counted")
+	workers := fs.Int("workers", agent.AutoWorkers, "most probes in flight at once; runs due while all are busy are skipped and counted. 0 sizes it from the checks: twice the sum of timeout/interval, at least 16, so that hanging targets never hold up other checks")
 	if code, done := cmd.parse(args); done {
 		return code
 	}

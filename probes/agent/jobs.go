@@ -34,6 +34,7 @@ func Jobs(cfg *checks.Config, region string, opts probes.Options, deliver func(w
 		jobs = append(jobs, Job{
 			Key:      JobKey(c.ID, region),
 			Interval: c.Interval,
+			Timeout:  c.Timeout,
 			Run: func(ctx context.Context, _ time.Time) {
 				r := p.Probe(ctx)
 				r.Confirm = isConfirmation(ctx)

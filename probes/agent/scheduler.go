@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"hash/fnv"
+	"math"
 	"sync"
 	"time"
 
@@ -18,6 +19,10 @@ type Job struct {
 	// key and interval always run at the same offset within the interval.
 	Key      string
 	Interval time.Duration
+	// Timeout is the longest a run takes (the check's timeout); with
+	// Interval it says how many workers the job needs at most (see
+	// AutoWorkers). Zero counts as the whole interval.
+	Timeout time.Duration
 	// Run does the work. It gets a context that ends when the scheduler
 	// stops or the job is removed, and must return by then.
 	Run func(ctx context.Context, planned time.Time)
@@ -28,16 +33,49 @@ type Job struct {
 // do not fire in the same second. A job never overlaps itself. When every
 // worker is busy, a due run is skipped and counted rather than queued, so a
 // slow target cannot make every other check drift late.
+//
+// With AutoWorkers the limit follows the jobs: enough workers for every job
+// to run its whole timeout on every run, twice over, so that targets that
+// hang delay only their own checks and no run is skipped for want of a
+// worker.
 type Scheduler struct {
 	clock   clock.Clock
-	sem     chan struct{}
 	wake    chan struct{}
 	metrics schedulerMetrics
+	auto    bool // the limit follows the jobs (AutoWorkers)
 
-	mu   sync.Mutex
-	jobs map[string]*jobState
-	due  jobHeap
-	wg   sync.WaitGroup
+	mu       sync.Mutex
+	jobs     map[string]*jobState
+	due      jobHeap
+	limit    int // most runs at once
+	inFlight int
+	wg       sync.WaitGroup
+}
+
+// AutoWorkers, as NewScheduler's workers, sizes the in-flight limit from
+// the jobs (NeededWorkers) and resizes it at every Set.
+const AutoWorkers = 0
+
+// minWorkers is the smallest automatic limit: room for confirmation runs
+// and a reload's new jobs before the next Set.
+const minWorkers = 16
+
+// NeededWorkers is the automatic in-flight limit for jobs: twice the sum
+// over jobs of timeout/interval (the workers they keep busy if every run
+// lasts its whole timeout), rounded up, and at least minWorkers.
+func NeededWorkers(jobs []Job) int {
+	need := 0.0
+	for _, j := range jobs {
+		if j.Interval <= 0 {
+			continue
+		}
+		run := j.Timeout
+		if run <= 0 || run > j.Interval {
+			run = j.Interval
+		}
+		need += float64(run) / float64(j.Interval)
+	}
+	return max(minWorkers, int(math.Ceil(2*need)))
 }
 
 type jobState struct {
@@ -54,14 +92,17 @@ type schedulerMetrics struct {
 	lateness prometheus.Histogram
 	running  prometheus.Gauge
 	jobs     prometheus.Gauge
+	workers  prometheus.Gauge
 }
 
-// NewScheduler returns a scheduler running at most workers jobs at once,
-// with its metrics registered in reg.
+// NewScheduler returns a scheduler running at most workers jobs at once
+// (AutoWorkers: as many as the jobs need), with its metrics registered in
+// reg.
 func NewScheduler(clock clock.Clock, workers int, reg prometheus.Registerer) (*Scheduler, error) {
 	s := &Scheduler{
 		clock: clock,
-		sem:   make(chan struct{}, max(workers, 1)),
+		auto:  workers <= AutoWorkers,
+		limit: max(workers, 1),
 		wake:  make(chan struct{}, 1),
 		jobs:  map[string]*jobState{},
 		metrics: schedulerMetrics{
@@ -70,15 +111,21 @@ func NewScheduler(clock clock.Clock, workers int, reg prometheus.Registerer) (*S
 				Help: "Runs skipped: overlap (the previous run of the job was still going), saturated (every worker busy) or behind (the scheduler fell a whole interval behind).",
 			}, []string{"reason"}),
 			lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
-				Name:    "outpost_scheduler_lateness_seconds",
-				Help:    "Actual minus planned start time of job runs.",
-				Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5},
+				Name: "outpost_scheduler_lateness_seconds",
+				Help: "Actual minus planned start time of job runs. A skipped run counts as late by its whole interval, so skips show here too.",
+				Buckets: []float64{.0005, .001, .0025, .005, .01, .02, .05, .1, .25, .5, 1, 2.5,
+					10, 30, 60, 300},
 			}),
 			running: prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_scheduler_running", Help: "Job runs in progress."}),
 			jobs:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_scheduler_jobs", Help: "Jobs scheduled."}),
+			workers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "outpost_scheduler_workers", Help: "Most job runs in progress at once: the in-flight limit."}),
 		},
 	}
-	for _, c := range []prometheus.Collector{s.metrics.skipped, s.metrics.lateness, s.metrics.running, s.metrics.jobs} {
+	if s.auto {
+		s.limit = minWorkers
+	}
+	s.metrics.workers.Set(float64(s.limit))
+	for _, c := range []prometheus.Collector{s.metrics.skipped, s.metrics.lateness, s.metrics.running, s.metrics.jobs, s.metrics.workers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -115,7 +162,7 @@ func (s *Scheduler) Set(jobs []Job) {
 	for _, j := range jobs {
 		keep[j.Key] = true
 		if st, ok := s.jobs[j.Key]; ok {
-			st.job.Run = j.Run
+			st.job.Run, st.job.Timeout = j.Run, j.Timeout
 			if st.job.Interval == j.Interval {
 				continue
 			}
@@ -137,6 +184,14 @@ func (s *Scheduler) Set(jobs []Job) {
 		}
 	}
 	s.metrics.jobs.Set(float64(len(s.jobs)))
+	if s.auto {
+		all := make([]Job, 0, len(s.jobs))
+		for _, st := range s.jobs {
+			all = append(all, st.job)
+		}
+		s.limit = NeededWorkers(all)
+		s.metrics.workers.Set(float64(s.limit))
+	}
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -193,21 +248,20 @@ func (s *Scheduler) dispatchDue() {
 			// A whole interval or more behind (a suspended host, a clock
 			// jump): count the missed runs once and rejoin the grid.
 			missed := now.Sub(planned) / st.job.Interval
-			s.metrics.skipped.WithLabelValues("behind").Add(float64(missed))
+			s.skip("behind", int(missed), st.job.Interval)
 			planned = planned.Add(missed * st.job.Interval)
 			st.next = planned.Add(st.job.Interval)
 		}
 		heap.Fix(&s.due, 0)
 		if st.running {
-			s.metrics.skipped.WithLabelValues("overlap").Inc()
+			s.skip("overlap", 1, st.job.Interval)
 			continue
 		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
-			s.metrics.skipped.WithLabelValues("saturated").Inc()
+		if s.inFlight >= s.limit {
+			s.skip("saturated", 1, st.job.Interval)
 			continue
 		}
+		s.inFlight++
 		st.running = true
 		s.metrics.running.Inc()
 		s.metrics.lateness.Observe(now.Sub(planned).Seconds())
@@ -216,12 +270,26 @@ func (s *Scheduler) dispatchDue() {
 	}
 }
 
+// skip counts n runs skipped for reason, each late by a whole interval in
+// the lateness histogram: a skipped run is the latest run of all. s.mu is
+// held.
+func (s *Scheduler) skip(reason string, n int, interval time.Duration) {
+	s.metrics.skipped.WithLabelValues(reason).Add(float64(n))
+	for range min(n, maxSkipsObserved) {
+		s.metrics.lateness.Observe(interval.Seconds())
+	}
+}
+
+// maxSkipsObserved bounds the lateness observations of one catch-up after
+// a clock jump: the counter has the full count.
+const maxSkipsObserved = 10
+
 func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time), planned time.Time) {
 	defer s.wg.Done()
 	run(st.ctx, planned)
-	<-s.sem
 	s.metrics.running.Dec()
 	s.mu.Lock()
+	s.inFlight--
 	st.running = false
 	s.mu.Unlock()
 }
@@ -238,12 +306,11 @@ func (s *Scheduler) RunNow(key string) bool {
 	if !ok || st.running {
 		return false
 	}
-	select {
-	case s.sem <- struct{}{}:
-	default:
+	if s.inFlight >= s.limit {
 		s.metrics.skipped.WithLabelValues("saturated").Inc()
 		return false
 	}
+	s.inFlight++
 	st.running = true
 	s.metrics.running.Inc()
 	s.wg.Add(1)
