@@ -51,7 +51,10 @@ func (p *Outbox) work(ctx context.Context, name string) {
 		case err == nil:
 			p.finish(name, e, false)
 			p.metrics.result(name, resultDelivered).Inc()
-			p.log.Info("notification delivered", "notifier", name, "key", e.Notification.Key, "action", e.Notification.Action, "attempts", attempt)
+			// One line per notifier and minute at most: in a storm the
+			// metric counts every delivery, the log says it happens.
+			p.logLimited(slog.LevelInfo, name+"/delivered", "notification delivered",
+				"notifier", name, "key", e.Notification.Key, "action", e.Notification.Action, "attempts", attempt)
 			attempt = 0
 		case !retry:
 			p.finish(name, e, true)
