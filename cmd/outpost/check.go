@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -179,24 +178,13 @@ func writeTable(w io.Writer, results []wire.Result, failed int) error {
 		if !r.OK {
 			outcome = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Check, r.Region, outcome, formatLatency(r.Duration), oneLine(r.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Check, r.Region, outcome, agent.FormatLatency(r.Duration), oneLine(r.Reason))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "\n%d check(s): %d ok, %d failed\n", len(results), len(results)-failed, failed)
 	return err
-}
-
-func formatLatency(sec float64) string {
-	d := time.Duration(sec * float64(time.Second))
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond).String()
-	case d >= time.Millisecond:
-		return d.Round(100 * time.Microsecond).String()
-	}
-	return d.Round(time.Microsecond).String()
 }
 
 // oneLine keeps a reason from breaking the table.

@@ -23,7 +23,7 @@ type prober struct {
 	region  string
 	sched   *agent.Scheduler
 	metrics *agent.Metrics
-	console *transitionLog
+	console *agent.TransitionLog
 	deliver func(wire.Result)
 	log     *slog.Logger
 }
@@ -37,7 +37,7 @@ func newProber(reg prometheus.Registerer, region string, workers int, log *slog.
 	if err != nil {
 		return nil, err
 	}
-	return &prober{region: region, sched: sched, metrics: metrics, console: newTransitionLog(log), deliver: deliver, log: log}, nil
+	return &prober{region: region, sched: sched, metrics: metrics, console: agent.NewTransitionLog(log, clock.Real{}), deliver: deliver, log: log}, nil
 }
 
 // apply schedules cfg's checks for the prober's region; checks that keep
@@ -48,13 +48,18 @@ func (p *prober) apply(cfg *checks.Config) (int, error) {
 	}
 	jobs, err := agent.Jobs(cfg, p.region, probes.Options{}, func(r wire.Result) {
 		p.metrics.Observe(&r)
-		p.console.observe(r)
+		p.console.Observe(r)
 		p.deliver(r)
 	})
 	if err != nil {
 		return 0, err
 	}
 	p.sched.Set(jobs)
+	keep := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		keep[j.Key] = true
+	}
+	p.console.Forget(keep)
 	return len(jobs), nil
 }
 
@@ -68,8 +73,9 @@ func (p *prober) runNow(ids []string) {
 
 // run schedules until ctx ends, then waits for probes in flight.
 func (p *prober) run(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); p.sched.Run(ctx) }()
+	go func() { defer wg.Done(); p.console.Run(ctx) }()
 }
 
 // reloader returns the SIGHUP handler: load, apply, or keep what runs.
@@ -86,38 +92,5 @@ func reloader(files []string, e env, log *slog.Logger, apply func(*checks.Config
 			return
 		}
 		log.Info("configuration reloaded", "checks", n, "digest", cfg.Digest)
-	}
-}
-
-// transitionLog reports the first result of each check and every change
-// between passing and failing. It logs state changes, not every result, so
-// a failure storm writes one line per check, not one per probe.
-type transitionLog struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	last map[string]bool
-}
-
-func newTransitionLog(log *slog.Logger) *transitionLog {
-	return &transitionLog{log: log, last: map[string]bool{}}
-}
-
-func (t *transitionLog) observe(r wire.Result) {
-	key := agent.JobKey(r.Check, r.Region)
-	t.mu.Lock()
-	prev, seen := t.last[key]
-	t.last[key] = r.OK
-	t.mu.Unlock()
-	if seen && prev == r.OK {
-		return
-	}
-	attrs := []any{"check", r.Check, "region", r.Region, "latency", formatLatency(r.Duration), "reason", r.Reason}
-	switch {
-	case r.OK && !seen:
-		t.log.Info("check passing", attrs...)
-	case r.OK:
-		t.log.Info("check recovered", attrs...)
-	default:
-		t.log.Warn("check failing", attrs...)
 	}
 }
