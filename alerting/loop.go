@@ -63,12 +63,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 		}
 	}
 	for _, n := range due {
-		nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
-		_, err := e.notifier.Notify(nctx, n)
-		cancel()
-		if err != nil {
-			e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err)
-		}
+		e.send(ctx, n)
 	}
 	e.evaluateTick(ctx, now, changed)
 	e.checkPeers(ctx, now)

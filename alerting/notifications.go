@@ -120,12 +120,17 @@ func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide
 	cd.queue(n)
 }
 
-// send hands a notification to the notifier.
+// send hands a notification to the notifier. A failure is logged at most
+// once per rejectLogEvery per kind, with the count held back: a notifier
+// that fails (a full disk under the outbox) must not turn a storm of
+// decisions into a storm of log lines.
 func (e *Evaluator) send(ctx context.Context, n notify.Notification) {
 	nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
 	defer cancel()
 	if _, err := e.notifier.Notify(nctx, n); err != nil {
-		e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err)
+		if ok, suppressed := e.limiter.Allow("notify/"+n.Kind, e.clock.Now()); ok {
+			e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err, "suppressed", suppressed)
+		}
 	}
 }
 
