@@ -6,5 +6,7 @@
 //
 // The receivers live in packages of their own below it (pagerduty, slack,
 // webhook, console), which never import each other; receivers is the one
-// package that knows them all.
+// package that knows them all. notify itself imports only checks,
+// probes/wire and probes/clock of Outpost's, never a receiver or the
+// evaluator.
 package notify

@@ -4,5 +4,6 @@
 // until it is delivered or refused for good, and one worker per notifier
 // with backoff and escalation. Open, Enqueue, Run, Close.
 //
-// It knows only notify.Notifier, never a receiver.
+// It knows only notify.Notifier, never a receiver, and never imports the
+// evaluator.
 package outbox

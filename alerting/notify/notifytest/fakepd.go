@@ -3,7 +3,8 @@
 // against the documented schema, a recording HTTP server, a recording and
 // scriptable notifier, the notifications the tests page with, and the
 // retry-classification table every HTTP receiver must pass. It talks only to
-// loopback servers it starts itself.
+// loopback servers it starts itself. Only tests import it; it imports only
+// notify of Outpost's.
 package notifytest
 
 import (
