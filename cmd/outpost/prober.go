@@ -60,6 +60,7 @@ func (p *prober) apply(cfg *checks.Config) (int, error) {
 		keep[j.Key] = true
 	}
 	p.console.Forget(keep)
+	p.metrics.Keep(keep)
 	return len(jobs), nil
 }
 

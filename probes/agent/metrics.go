@@ -184,6 +184,23 @@ func answersHash(o *wire.DNSObservation) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+// Keep deletes the series of every (check, region) whose job key is not in
+// keep: after a reload, a check that was removed, or no longer runs in this
+// region, leaves no stale probe_success behind.
+func (m *Metrics) Keep(keep map[string]bool) {
+	m.mu.Lock()
+	var gone []seriesKey
+	for k := range m.series {
+		if !keep[JobKey(k.check, k.region)] {
+			gone = append(gone, k)
+		}
+	}
+	m.mu.Unlock()
+	for _, k := range gone {
+		m.forget(k.check, k.region)
+	}
+}
+
 // forget deletes every series of a check in a region, for a check removed
 // from the config.
 func (m *Metrics) forget(check, region string) {
