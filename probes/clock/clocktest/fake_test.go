@@ -5,9 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/signal"
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -95,5 +98,19 @@ func (r *recordFatal) Helper() {}
 func (r *recordFatal) Fatalf(format string, args ...any) {
 	if r.msg == "" {
 		r.msg = fmt.Sprintf(format, args...)
+	}
+}
+
+// TestWaitIdleWithSignalsWatched: os/signal's receiver, which a binary
+// that watches signals always has, is "in a syscall" while it waits; it
+// must not count as busy.
+func TestWaitIdleWithSignalsWatched(t *testing.T) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGUSR1)
+	t.Cleanup(func() { signal.Stop(c) })
+	rec := &recordFatal{}
+	WaitIdle(rec, 10*time.Second)
+	if rec.msg != "" {
+		t.Fatalf("WaitIdle failed: %s", rec.msg)
 	}
 }

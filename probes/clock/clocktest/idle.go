@@ -3,6 +3,7 @@ package clocktest
 import (
 	"bytes"
 	"runtime"
+	"slices"
 	"time"
 )
 
@@ -102,11 +103,19 @@ var busyStates = [][]byte{
 	[]byte("[copystack"), []byte("[GC assist"),
 }
 
+// alwaysWaiting are frames of goroutines that show a busy state while they
+// wait: os/signal's receiver sits "in a syscall" for as long as no signal
+// comes.
+var alwaysWaiting = [][]byte{[]byte("os/signal.signal_recv(")}
+
 // busyGoroutines returns the stacks in dump whose state is busy.
 func busyGoroutines(dump []byte) [][]byte {
 	var busy [][]byte
 	for _, g := range bytes.Split(dump, []byte("\n\n")) {
 		header, _, _ := bytes.Cut(g, []byte("\n"))
+		if slices.ContainsFunc(alwaysWaiting, func(frame []byte) bool { return bytes.Contains(g, frame) }) {
+			continue
+		}
 		for _, s := range busyStates {
 			if bytes.Contains(header, s) {
 				busy = append(busy, g)
