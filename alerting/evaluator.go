@@ -119,8 +119,10 @@ type Evaluator struct {
 	// saveDirty whether persisted changed since it took its copy; both
 	// guarded by saveMu.
 	saving, saveDirty bool
-	unknown           unknownChecks
-	beats             *heartbeats
+	// statusBuilds shares one /status.json among concurrent readers.
+	statusBuilds sharedBuild
+	unknown      unknownChecks
+	beats        *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
 	// lastShapeSave is used by the liveness loop only.
 	shapeSaveMu   sync.Mutex

@@ -111,7 +111,7 @@ func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeM
 	// The status page and its JSON leave out what private checks would
 	// reveal: they are meant to be shown to people outside the team.
 	mux.Handle("GET /status", ev.StatusPage())
-	mux.HandleFunc("GET /status.json", func(w http.ResponseWriter, _ *http.Request) { serveJSON(w, ev.PublicStatus()) })
+	mux.Handle("GET /status.json", ev.StatusJSON())
 	return mux
 }
 
