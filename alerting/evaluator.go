@@ -32,6 +32,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/shape"
+	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/atomicfile"
 	"github.com/outposthq/outpost/probes/clock"
@@ -120,7 +121,7 @@ type Evaluator struct {
 	// guarded by saveMu.
 	saving, saveDirty bool
 	// statusBuilds shares one /status.json among concurrent readers.
-	statusBuilds sharedBuild
+	statusBuilds status.Shared
 	unknown      unknownChecks
 	beats        *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"sync"
 
 	"github.com/outposthq/outpost/alerting/status"
 )
@@ -34,7 +33,8 @@ func (e *Evaluator) StatusJSON() http.Handler {
 			writeJSON(w, encodeStatus(s))
 			return
 		}
-		writeJSON(w, e.statusBuilds.get(func() []byte { return encodeStatus(e.PublicStatus()) }))
+		body, _ := e.statusBuilds.Get(func() ([]byte, error) { return encodeStatus(e.PublicStatus()), nil })
+		writeJSON(w, body)
 	})
 }
 
@@ -51,38 +51,4 @@ func encodeStatus(s status.Status) []byte {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(s) // a Status always encodes
 	return buf.Bytes()
-}
-
-// sharedBuild hands one result to every caller that asks while it is
-// being made: the first caller builds, the others wait for it. A caller
-// that comes after the build finished starts a new one, so an answer is
-// never older than the request that asked for it was long.
-type sharedBuild struct {
-	mu  sync.Mutex
-	cur *build // the build under way, if any
-}
-
-type build struct {
-	done chan struct{}
-	body []byte
-}
-
-func (s *sharedBuild) get(produce func() []byte) []byte {
-	s.mu.Lock()
-	if b := s.cur; b != nil {
-		s.mu.Unlock()
-		<-b.done
-		return b.body
-	}
-	b := &build{done: make(chan struct{})}
-	s.cur = b
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.cur = nil
-		s.mu.Unlock()
-		close(b.done)
-	}()
-	b.body = produce()
-	return b.body
 }

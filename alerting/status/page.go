@@ -72,6 +72,7 @@ type Source interface {
 // banner.
 func Handler(src Source, log *slog.Logger) http.Handler {
 	tmpl := template.Must(template.New("status").Parse(statusPageHTML))
+	var pages Shared // readers at the same time share one rendering
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", statusPageCSP)
@@ -84,18 +85,22 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		var buf bytes.Buffer
-		if err := tmpl.Execute(&buf, build(src)); err != nil {
+		page, err := pages.Get(func() ([]byte, error) {
+			var buf bytes.Buffer
+			err := tmpl.Execute(&buf, build(src))
+			return buf.Bytes(), err
+		})
+		if err != nil {
 			log.Error("status page not rendered", "err", err)
 			http.Error(w, "status page unavailable", http.StatusInternalServerError)
 			return
 		}
 		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Length", strconv.Itoa(buf.Len()))
+		h.Set("Content-Length", strconv.Itoa(len(page)))
 		if req.Method == http.MethodHead {
 			return
 		}
-		_, _ = w.Write(buf.Bytes())
+		_, _ = w.Write(page)
 	})
 }
 
