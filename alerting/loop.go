@@ -11,9 +11,6 @@ import (
 // tickInterval is how often Run re-evaluates liveness.
 const tickInterval = time.Second
 
-// notifyTimeout bounds one notification.
-const notifyTimeout = 10 * time.Second
-
 // Run evaluates region liveness every second on the evaluator's clock
 // until ctx is done, sending a notification on every LIVE to STALE and
 // STALE to LIVE transition and keeping outpost_region_live current. With

@@ -125,7 +125,7 @@ func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide
 // that fails (a full disk under the outbox) must not turn a storm of
 // decisions into a storm of log lines.
 func (e *Evaluator) send(ctx context.Context, n notify.Notification) {
-	nctx, cancel := context.WithTimeout(ctx, notifyTimeout)
+	nctx, cancel := context.WithTimeout(ctx, notify.DefaultTimeout)
 	defer cancel()
 	if _, err := e.notifier.Notify(nctx, n); err != nil {
 		if ok, suppressed := e.limiter.Allow("notify/"+n.Kind, e.clock.Now()); ok {

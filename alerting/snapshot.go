@@ -93,7 +93,7 @@ func (e *Evaluator) PublicStatus() status.Status {
 	s := e.Snapshot()
 	for i := range s.Checks {
 		cs := &s.Checks[i]
-		if c := e.checks[cs.ID]; c == nil || !c.Private {
+		if !e.Private(cs.ID) {
 			continue
 		}
 		cs.Type, cs.Summary = "", ""

@@ -14,9 +14,6 @@ import (
 // many are cut off.
 const EvaluatorsLostKey = "outpost:evaluators-unreachable"
 
-// pageTimeout bounds one direct page from an agent.
-const pageTimeout = 10 * time.Second
-
 // AgentPager pages, through the agent's own notifiers, that the agent's
 // region reaches no evaluator (see probes/agent.WatchEvaluators, whose
 // Pager it is).
@@ -39,7 +36,7 @@ func (p AgentPager) PageEvaluators(ctx context.Context, lost bool, since, now ti
 		n.Action, n.Details["action"] = ActionResolve, ActionResolve
 		n.Summary = fmt.Sprintf("an evaluator answers %s (agent %s) again", p.Region, p.Agent)
 	}
-	ctx, cancel := context.WithTimeout(ctx, pageTimeout)
+	ctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
 	defer cancel()
 	if _, err := p.Notifier.Notify(ctx, n); err != nil && p.Log != nil {
 		p.Log.Error("cannot page that the evaluators are unreachable", "err", err)

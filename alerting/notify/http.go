@@ -18,7 +18,8 @@ import (
 	"github.com/outposthq/outpost/probes/wire"
 )
 
-// DefaultTimeout bounds one delivery attempt of every notifier.
+// DefaultTimeout bounds one delivery attempt of every notifier, and one
+// hand-over of a notification to a Notifier by the evaluator or an agent.
 const DefaultTimeout = 10 * time.Second
 
 // MaxAnswerBytes is the most of a destination's answer that is read.
