@@ -53,17 +53,17 @@ type Scheduler struct {
 }
 
 // AutoWorkers, as NewScheduler's workers, sizes the in-flight limit from
-// the jobs (NeededWorkers) and resizes it at every Set.
+// the jobs (neededWorkers) and resizes it at every Set.
 const AutoWorkers = 0
 
 // minWorkers is the smallest automatic limit: room for confirmation runs
 // and a reload's new jobs before the next Set.
 const minWorkers = 16
 
-// NeededWorkers is the automatic in-flight limit for jobs: twice the sum
+// neededWorkers is the automatic in-flight limit for jobs: twice the sum
 // over jobs of timeout/interval (the workers they keep busy if every run
 // lasts its whole timeout), rounded up, and at least minWorkers.
-func NeededWorkers(jobs []Job) int {
+func neededWorkers(jobs []Job) int {
 	need := 0.0
 	for _, j := range jobs {
 		if j.Interval <= 0 {
@@ -189,7 +189,7 @@ func (s *Scheduler) Set(jobs []Job) {
 		for _, st := range s.jobs {
 			all = append(all, st.job)
 		}
-		s.limit = NeededWorkers(all)
+		s.limit = neededWorkers(all)
 		s.metrics.workers.Set(float64(s.limit))
 	}
 	s.mu.Unlock()

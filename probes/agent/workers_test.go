@@ -36,8 +36,8 @@ func TestNeededWorkers(t *testing.T) {
 		{"mixed", append(many(100, job(time.Minute, 10*time.Second)), many(30, job(10*time.Second, 9*time.Second))...), 88},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := NeededWorkers(tc.jobs); got != tc.want {
-				t.Errorf("NeededWorkers = %d, want %d", got, tc.want)
+			if got := neededWorkers(tc.jobs); got != tc.want {
+				t.Errorf("neededWorkers = %d, want %d", got, tc.want)
 			}
 		})
 	}
