@@ -64,6 +64,9 @@ type Defaults struct {
 	Recovery *RecoveryRule `yaml:"recovery"`
 	For      time.Duration `yaml:"for"`
 	Flap     *FlapRule     `yaml:"flap"`
+	// Grouping and Storm are the notifiers' defaults (see Notifier).
+	Grouping *Grouping   `yaml:"grouping"`
+	Storm    *StormGuard `yaml:"storm"`
 	Src      Source
 }
 

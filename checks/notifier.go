@@ -18,7 +18,14 @@ type Notifier struct {
 	Routes []string `yaml:"routes"`
 	// Escalate sends what this notifier has failed to deliver for After to
 	// the notifier To as well: a PagerDuty outage must not swallow pages.
-	Escalate  *Escalation        `yaml:"escalate"`
+	Escalate *Escalation `yaml:"escalate"`
+	// Grouping folds several checks' incidents into one notification;
+	// nil after Load means every incident is notified on its own. When
+	// unset it is defaults.grouping.
+	Grouping *Grouping `yaml:"grouping"`
+	// Storm folds a burst of incidents into one; after Load it is set
+	// (from defaults.storm or the built-in defaults) unless disabled.
+	Storm     *StormGuard        `yaml:"storm"`
 	PagerDuty *PagerDutyNotifier `yaml:"pagerduty"`
 	Slack     *SlackNotifier     `yaml:"slack"`
 	Webhook   *WebhookNotifier   `yaml:"webhook"`
@@ -38,8 +45,19 @@ type PagerDutyNotifier struct {
 	RoutingKey Secret `yaml:"routing_key"`
 	// URL is the Events API base URL; empty means PagerDuty's own.
 	URL string `yaml:"url"`
-	Src Source
+	// MaxEventsPerMinute is Outpost's own budget of events for the
+	// routing key, below what PagerDuty accepts from one integration, so
+	// that a storm is paced by Outpost, new triggers first, instead of
+	// being refused by PagerDuty. Notifiers that share a routing key share
+	// the budget. Default DefaultPagerDutyEventsPerMinute.
+	MaxEventsPerMinute int `yaml:"max_events_per_minute"`
+	Src                Source
 }
+
+// DefaultPagerDutyEventsPerMinute is the default events budget of a
+// PagerDuty routing key: PagerDuty throttles an integration at about 120
+// events a minute, and Outpost keeps a margin below that.
+const DefaultPagerDutyEventsPerMinute = 100
 
 // SlackNotifier posts to a Slack incoming webhook.
 type SlackNotifier struct {
@@ -85,12 +103,23 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		label = fmt.Sprintf("notifier %q", n.Name)
 	}
 	validateRoutes(n, label, errs)
+	if n.Grouping != nil {
+		validateGrouping(n.Grouping, label+": grouping", errs)
+	}
+	if n.Storm != nil {
+		validateStorm(n.Storm, label+": storm", errs)
+	}
 	var types []string
 	if n.PagerDuty != nil {
 		types = append(types, "pagerduty")
 		p := n.PagerDuty
 		if p.RoutingKey.IsZero() {
 			errs.add(p.Src.At("routing_key"), "", "%s: pagerduty.routing_key is required, such as routing_key: ${PAGERDUTY_ROUTING_KEY}", label)
+		}
+		if !p.Src.Has("max_events_per_minute") {
+			p.MaxEventsPerMinute = DefaultPagerDutyEventsPerMinute
+		} else if p.MaxEventsPerMinute < 1 || p.MaxEventsPerMinute > 10000 {
+			errs.add(p.Src.At("max_events_per_minute"), "", "%s: pagerduty.max_events_per_minute %d must be between 1 and 10000", label, p.MaxEventsPerMinute)
 		}
 		if p.URL != "" {
 			if msg := checkURL(p.URL, p.Src.fromEnv("url")); msg != "" {

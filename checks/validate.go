@@ -82,9 +82,29 @@ func validate(cfg *Config, errs *errorList) {
 		}
 	}
 
+	if d.Grouping != nil {
+		validateGrouping(d.Grouping, "defaults.grouping", errs)
+	}
+	if d.Storm == nil {
+		d.Storm = &StormGuard{Threshold: DefaultStormThreshold, Window: DefaultStormWindow}
+	} else {
+		validateStorm(d.Storm, "defaults.storm", errs)
+	}
 	notifiers := map[string]Pos{}
 	for i := range cfg.Notifiers {
-		validateNotifier(&cfg.Notifiers[i], i, notifiers, errs)
+		n := &cfg.Notifiers[i]
+		validateNotifier(n, i, notifiers, errs)
+		if n.Grouping == nil && d.Grouping != nil {
+			g := *d.Grouping
+			n.Grouping = &g
+		}
+		if n.Storm == nil {
+			s := *d.Storm
+			n.Storm = &s
+		}
+		if n.Storm.Disabled {
+			n.Storm = nil
+		}
 	}
 	for i := range cfg.Notifiers {
 		n := &cfg.Notifiers[i]
