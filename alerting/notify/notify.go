@@ -29,6 +29,12 @@ const (
 	// KindEvaluatorsUnreachable: an agent reached no evaluator for
 	// reporting.lost_after and pages through its own notifiers.
 	KindEvaluatorsUnreachable = "evaluators_unreachable"
+	// KindGroup: the incidents of several checks folded into one
+	// notification by a notifier's grouping (see Members).
+	KindGroup = "group"
+	// KindStorm: a burst of incidents on one route folded into one by the
+	// storm guard (see Members).
+	KindStorm = "storm"
 	// KindCheckPrefix starts the kinds of a check's incidents: "check_"
 	// and the incident kind (check_down, check_degraded, check_unknown,
 	// check_disagreement, check_shape, check_forecast); see CheckKind.
@@ -111,7 +117,30 @@ type Notification struct {
 	Details map[string]string `json:"details,omitempty"`
 	// Evidence is what each region saw, in region order.
 	Evidence []RegionEvidence `json:"evidence,omitempty"`
+	// Members are the check incidents a group or storm notification
+	// stands for (KindGroup, KindStorm), firing ones first.
+	Members []Member `json:"members,omitempty"`
 }
+
+// Member is one check incident of a group or storm notification, with the
+// evidence its own page would have carried.
+type Member struct {
+	// Key is the incident's own key (its dedup key when paged alone).
+	Key   string `json:"key"`
+	Check string `json:"check"`
+	// Kind is the incident's notification kind (CheckKind).
+	Kind string `json:"kind"`
+	// State is "firing" or "resolved".
+	State    string           `json:"state"`
+	Summary  string           `json:"summary"`
+	Evidence []RegionEvidence `json:"evidence,omitempty"`
+}
+
+// Member states.
+const (
+	MemberFiring   = "firing"
+	MemberResolved = "resolved"
+)
 
 // RegionEvidence is what one region saw of a check: the facts an on-call
 // engineer needs in the page itself. EvidenceFromResult builds it from a
@@ -217,6 +246,9 @@ const (
 	maxListItems  = 32
 	maxMapKeys    = 16
 	maxDetails    = 64
+	// MaxMembers bounds the members a group notification carries; the
+	// summary and details still count every one.
+	MaxMembers = 5000
 )
 
 // bounded returns a copy of n whose strings, lists and maps respect the
@@ -242,6 +274,23 @@ func bounded(n Notification) Notification {
 			ev = append(ev, boundedEvidence(e))
 		}
 		n.Evidence = ev
+	}
+	if n.Members != nil {
+		ms := make([]Member, 0, min(len(n.Members), MaxMembers))
+		for _, m := range n.Members[:min(len(n.Members), MaxMembers)] {
+			m.Key = wire.Clip(m.Key, MaxFieldBytes)
+			m.Check = wire.Clip(m.Check, MaxFieldBytes)
+			m.Kind = wire.Clip(m.Kind, MaxFieldBytes)
+			m.State = wire.Clip(m.State, MaxFieldBytes)
+			m.Summary = wire.Clip(m.Summary, maxNoticeSummaryBytes)
+			ev := make([]RegionEvidence, 0, min(len(m.Evidence), maxEvidence))
+			for _, e := range m.Evidence[:min(len(m.Evidence), maxEvidence)] {
+				ev = append(ev, boundedEvidence(e))
+			}
+			m.Evidence = ev
+			ms = append(ms, m)
+		}
+		n.Members = ms
 	}
 	return n
 }

@@ -9,6 +9,7 @@ package notifytest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +41,8 @@ type FakePagerDuty struct {
 	always int
 	// hang, when set, delays answers until the request's context ends.
 	hang bool
+	// retryAfter is the Retry-After of a 429 answer ("1" when empty).
+	retryAfter string
 	// notify receives a value after every request (buffered, lossy).
 	notify chan struct{}
 }
@@ -81,6 +84,9 @@ type Link struct {
 	Text string `json:"text,omitempty"`
 }
 
+// maxEventBytes is the Events API's limit on one event.
+const maxEventBytes = 512 << 10
+
 // NewFakePagerDuty starts a fake on loopback, closed when t ends.
 func NewFakePagerDuty(t testing.TB) *FakePagerDuty {
 	t.Helper()
@@ -107,6 +113,14 @@ func (f *FakePagerDuty) SetAlways(status int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.always = status
+}
+
+// SetRetryAfter sets the Retry-After header of 429 answers (seconds or an
+// HTTP date; the default is "1").
+func (f *FakePagerDuty) SetRetryAfter(v string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.retryAfter = v
 }
 
 // SetHang makes the fake hold every request until the client gives up.
@@ -151,7 +165,7 @@ func (f *FakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
 	if status == 0 && len(f.failures) > 0 {
 		status, f.failures = f.failures[0], f.failures[1:]
 	}
-	hang := f.hang
+	hang, retryAfter := f.hang, cmp.Or(f.retryAfter, "1")
 	f.mu.Unlock()
 	if hang {
 		<-r.Context().Done()
@@ -164,7 +178,7 @@ func (f *FakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
 	if status != 0 {
 		w.Header().Set("Content-Type", "application/json")
 		if status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Retry-After", retryAfter)
 		}
 		w.WriteHeader(status)
 		fmt.Fprintf(w, `{"status":"unavailable","message":"fake answered %d"}`, status)
@@ -176,6 +190,10 @@ func (f *FakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		f.reject(w, http.StatusBadRequest, "Content-Type "+ct)
+		return
+	}
+	if len(body) > maxEventBytes {
+		f.reject(w, http.StatusBadRequest, fmt.Sprintf("event of %d bytes, larger than 512 KB", len(body)))
 		return
 	}
 	ev, problems := ValidateEvent(body)

@@ -34,9 +34,10 @@ const DefaultURL = "https://events.pagerduty.com"
 // pagerDutyClient is PagerDuty's payload.client and the text of the link.
 const pagerDutyClient = "Outpost"
 
-// maxPDDetailsBytes keeps an event well below the Events API's 512 KiB
-// limit; bigger custom details lose their per-region observations.
-const maxPDDetailsBytes = 256 << 10
+// maxPDDetailsBytes keeps an event below the Events API's 512 KiB limit,
+// with room for the rest of the event; bigger custom details lose their
+// per-region observations first, then checks of a group.
+const maxPDDetailsBytes = 400 << 10
 
 // Limits of the Events API v2 that Outpost respects.
 const (
@@ -202,7 +203,7 @@ func pdDetails(n notify.Notification) map[string]any {
 			regions[ev.Region] = ev2
 		}
 		d["regions"] = regions
-		if b, err := json.Marshal(d); err != nil || len(b) > maxPDDetailsBytes {
+		if b, err := json.Marshal(d); err != nil || len(b) > maxPDDetailsBytes/4 {
 			short := make(map[string]string, len(n.Evidence))
 			for _, ev := range n.Evidence {
 				short[ev.Region] = wire.Clip(notify.EvidenceLine(ev), 512)
@@ -210,7 +211,64 @@ func pdDetails(n notify.Notification) map[string]any {
 			d["regions"] = short
 		}
 	}
+	if len(n.Members) > 0 {
+		pdMembers(d, n.Members)
+	}
 	return d
+}
+
+// pdMember is one check of a group or storm event in custom_details.
+type pdMember struct {
+	Check   string `json:"check"`
+	Kind    string `json:"kind"`
+	State   string `json:"state"`
+	Summary string `json:"summary"`
+	// Regions is what each region saw: full evidence while it fits,
+	// one line per region when it does not.
+	Regions any `json:"regions,omitempty"`
+}
+
+// pdMembers puts every member of a group into d["checks"], each with its
+// evidence, within maxPDDetailsBytes: full evidence while it fits, then
+// one line per region, then as many checks as fit, with the number left
+// out in d["checks_omitted"].
+func pdMembers(d map[string]any, members []notify.Member) {
+	full := make([]pdMember, len(members))
+	lines := make([]pdMember, len(members))
+	for i, m := range members {
+		full[i] = pdMember{Check: m.Check, Kind: m.Kind, State: m.State, Summary: wire.Clip(m.Summary, maxSummary)}
+		lines[i] = full[i]
+		regions := make(map[string]notify.RegionEvidence, len(m.Evidence))
+		short := make(map[string]string, len(m.Evidence))
+		for _, ev := range m.Evidence {
+			r := ev.Region
+			ev.Region = ""
+			regions[r] = ev
+			short[r] = wire.Clip(notify.EvidenceLine(ev), 256)
+		}
+		if len(regions) > 0 {
+			full[i].Regions, lines[i].Regions = regions, short
+		}
+	}
+	base, _ := json.Marshal(d)
+	room := maxPDDetailsBytes - len(base) - 64
+	for _, list := range [][]pdMember{full, lines} {
+		if b, err := json.Marshal(list); err == nil && len(b) <= room {
+			d["checks"] = list
+			return
+		}
+	}
+	used, kept := 2, 0
+	for _, m := range lines {
+		b, _ := json.Marshal(m)
+		if used+len(b)+1 > room {
+			break
+		}
+		used += len(b) + 1
+		kept++
+	}
+	d["checks"] = lines[:kept]
+	d["checks_omitted"] = len(lines) - kept
 }
 
 // pdMessage extracts the text of an Events API error answer
