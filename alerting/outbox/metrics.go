@@ -20,9 +20,22 @@ const (
 	resultDeduplicated = "deduplicated"
 	// resultDropped: pushed out of a full outbox queue.
 	resultDropped = "dropped"
+	// resultGrouped: a check incident's notification held by the grouping
+	// stage; it goes out as part of its group's notification.
+	resultGrouped = "grouped"
+	// resultFolded: a check incident that opened in a storm and joined the
+	// route's storm notification (also counted as grouped).
+	resultFolded = "folded"
+	// resultSuperseded: a queued update of an open incident replaced by a
+	// newer one before it was sent.
+	resultSuperseded = "superseded"
+	// resultHeld: a delivery waited for the notifier's events budget
+	// (counted per wait).
+	resultHeld = "held"
 )
 
-var resultNames = []string{resultDelivered, resultFailed, resultRetried, resultDeduplicated, resultDropped}
+var resultNames = []string{resultDelivered, resultFailed, resultRetried, resultDeduplicated, resultDropped,
+	resultGrouped, resultFolded, resultSuperseded, resultHeld}
 
 // metrics are the pipeline's metrics; every label value comes from
 // the notifier names of the configuration, created up front.
@@ -34,7 +47,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, names []string) (*metrics, error) {
 	results := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_notifications_total",
-		Help: "Notifications by notifier and what became of them: delivered, failed (refused for good and dropped), retried (failed attempts that will be repeated), deduplicated (not sent again), dropped (outbox full).",
+		Help: "Notifications by notifier and what became of them: delivered, failed (refused for good and dropped), retried (failed attempts that will be repeated), deduplicated (not sent again), dropped (outbox full), grouped (held for a group's notification), folded (joined a storm notification), superseded (a queued update replaced by a newer one), held (a delivery waited for the events budget).",
 	}, []string{"notifier", "result"})
 	pending := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "outpost_outbox_pending",

@@ -74,6 +74,15 @@ type Options struct {
 	// Escalations name, per notifier, a fallback notifier that also gets
 	// what the first has failed to deliver for a while (NotifierEscalations).
 	Escalations map[string]checks.Escalation
+	// Groups are the notifiers' grouping stages (see GroupPolicy and
+	// Policies); a notifier missing here has DefaultGroup.
+	Groups       map[string]GroupPolicy
+	DefaultGroup GroupPolicy
+	// Facts looks up the grouping facts of checks (CheckFacts).
+	Facts Facts
+	// Budgets are the notifiers' event budgets (Budgets); a notifier
+	// missing here has none.
+	Budgets map[string]Budget
 }
 
 // Outbox delivers notifications durably, Alertmanager-style, in small
@@ -104,6 +113,11 @@ type Outbox struct {
 	// entry. After a restart an entry may be escalated again, and the
 	// escalation target's dedup stage drops the repeat.
 	escalated map[string]map[uint64]bool
+
+	groups  map[string]GroupPolicy
+	facts   Facts
+	kick    map[string]chan struct{}
+	budgets map[string]*bucket
 
 	running atomic.Bool
 }
@@ -180,6 +194,10 @@ func Open(opts Options) (*Outbox, error) {
 		attemptTimeout: opts.AttemptTimeout,
 		escalations:    map[string]checks.Escalation{},
 		escalated:      map[string]map[uint64]bool{},
+		groups:         map[string]GroupPolicy{},
+		facts:          opts.Facts,
+		kick:           map[string]chan struct{}{},
+		budgets:        newBuckets(opts.Budgets, opts.Clock.Now()),
 	}
 	for name, esc := range opts.Escalations {
 		if _, ok := opts.Notifiers[esc.To]; !ok {
@@ -194,6 +212,15 @@ func Open(opts Options) (*Outbox, error) {
 			p.routes[name] = checks.Routes
 		}
 		p.wake[name] = make(chan struct{}, 1)
+		p.kick[name] = make(chan struct{}, 1)
+		pol, ok := opts.Groups[name]
+		if !ok {
+			pol = opts.DefaultGroup
+		}
+		p.groups[name] = pol
+		if rep.groups[name] > 0 {
+			p.log.Info("outbox: notification groups open from before the restart", "notifier", name, "groups", rep.groups[name])
+		}
 		m.pending[name].Set(float64(rep.pending[name]))
 		if rep.pending[name] > 0 {
 			p.log.Info("outbox: notifications pending from before the restart", "notifier", name, "pending", rep.pending[name])
@@ -211,9 +238,11 @@ func Open(opts Options) (*Outbox, error) {
 // Enqueue routes n to the notifiers named in to whose routes take n's
 // route, runs the dedup stage for each, and writes what passes to the
 // outbox. An empty to means the notifiers of n's check when it names its
-// own (Options.CheckNotifiers), else every notifier. Enqueue
-// returns once the outbox is on disk; an error means nothing was written.
-// Repeats dropped by dedup are not errors.
+// own (Options.CheckNotifiers), else every notifier. A notifier whose
+// grouping stage takes n holds it in a group instead (see GroupPolicy).
+// Enqueue returns once the outbox and the groups are on disk; an error
+// means nothing was written for the notifier that failed, nor for those
+// after it. Repeats dropped by dedup are not errors.
 func (p *Outbox) Enqueue(n notify.Notification, to []string) error {
 	now := p.clock.Now()
 	n, err := notify.Normalize(n, now)
@@ -227,29 +256,61 @@ func (p *Outbox) Enqueue(n notify.Notification, to []string) error {
 	if len(candidates) == 0 {
 		candidates = p.names
 	}
-	var targets []string
+	var routed []string
 	for _, name := range candidates {
 		if _, ok := p.notifiers[name]; !ok {
 			return fmt.Errorf("notification %q: %w %q", n.Key, ErrUnknownNotifier, name)
 		}
-		if slices.Contains(p.routes[name], n.Route) && !slices.Contains(targets, name) {
+		if slices.Contains(p.routes[name], n.Route) && !slices.Contains(routed, name) {
+			routed = append(routed, name)
+		}
+	}
+	if len(routed) == 0 {
+		p.log.Debug("no notifier takes the route", "key", n.Key, "route", n.Route)
+		return nil
+	}
+	var targets []string
+	for _, name := range routed {
+		held, err := p.box.join(name, p.groups[name], n, p.facts, now)
+		if err != nil {
+			return fmt.Errorf("notification %q not recorded: %w", n.Key, err)
+		}
+		if !held.held {
 			targets = append(targets, name)
+			continue
+		}
+		p.metrics.result(name, resultGrouped).Inc()
+		if held.folded {
+			p.metrics.result(name, resultFolded).Inc()
+		}
+		select {
+		case p.kick[name] <- struct{}{}:
+		default:
 		}
 	}
 	if len(targets) == 0 {
-		p.log.Debug("no notifier takes the route", "key", n.Key, "route", n.Route)
 		return nil
 	}
 	results, err := p.box.add(n, targets, now)
 	if err != nil {
 		return fmt.Errorf("notification %q not recorded: %w", n.Key, err)
 	}
+	p.queued(results)
+	return nil
+}
+
+// queued counts what the dedup stage did with a notification for each of
+// its notifiers and wakes the workers of those that queued it.
+func (p *Outbox) queued(results []addResult) {
 	for _, r := range results {
 		m := p.metrics
 		if !r.sent {
 			m.result(r.notifier, resultDeduplicated).Inc()
-			p.log.Debug("notification not sent again", "notifier", r.notifier, "key", n.Key, "action", n.Action, "reason", string(r.reason))
+			p.log.Debug("notification not sent again", "notifier", r.notifier, "reason", string(r.reason))
 			continue
+		}
+		if r.superseded {
+			m.result(r.notifier, resultSuperseded).Inc()
 		}
 		if len(r.dropped) > 0 {
 			m.result(r.notifier, resultDropped).Add(float64(len(r.dropped)))
@@ -264,7 +325,6 @@ func (p *Outbox) Enqueue(n notify.Notification, to []string) error {
 		default:
 		}
 	}
-	return nil
 }
 
 // Notify makes the pipeline a notify.Notifier for producers that send one
@@ -294,6 +354,9 @@ func (p *Outbox) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, name := range p.names {
 		wg.Go(func() { p.work(ctx, name) })
+		if pol := p.groups[name]; pol.Grouping != nil || pol.Storm != nil {
+			wg.Go(func() { p.flushGroups(ctx, name) })
+		}
 	}
 	wg.Wait()
 	return nil

@@ -43,6 +43,7 @@ type outboxEntry struct {
 	Notifier     string              `json:"notifier"`
 	Seq          uint64              `json:"seq"`
 	Enqueued     time.Time           `json:"enqueued"`
+	Class        class               `json:"class,omitempty"`
 	Notification notify.Notification `json:"notification"`
 }
 
@@ -62,6 +63,11 @@ type store struct {
 	queues  map[string]*queue
 	states  map[stateKey]dedupState
 	pruneAt int
+
+	// The grouping stage's state, per notifier (grouper.go).
+	groups  map[string]map[string]*groupState  // group id → group
+	members map[string]map[string]*memberState // incident key → member
+	opens   map[string]map[string][]time.Time  // route → recent opens
 }
 
 // queue mirrors one notifier's entries, oldest first.
@@ -78,6 +84,7 @@ type item struct {
 	seq   uint64
 	route string
 	key   string
+	class class
 }
 
 type stateKey struct{ notifier, key string }
@@ -95,6 +102,9 @@ type addResult struct {
 	// set when this drop starts an overflow (log it).
 	dropped  []item
 	overflow bool
+	// superseded is set when an update still queued for the same
+	// incident was replaced by this one.
+	superseded bool
 }
 
 // add runs the dedup stage for n against each target's memory and writes
@@ -106,87 +116,112 @@ func (o *store) add(n notify.Notification, targets []string, now time.Time) ([]a
 	if o.closed {
 		return nil, errOutboxClosed
 	}
-	results := make([]addResult, 0, len(targets))
+	var results []addResult
 	var apply []func()
 	err := o.db.Update(func(tx *bolt.Tx) error {
-		apply = apply[:0]
-		results = results[:0]
-		entries, states := tx.Bucket(bucketEntries), tx.Bucket(bucketDedup)
-		for _, name := range targets {
-			q := o.queues[name]
-			sk := stateKey{name, n.Key}
-			send, reason := dedup(o.states[sk], n, now, o.repeat)
-			res := addResult{notifier: name, sent: send, reason: reason}
-			if !send {
-				results = append(results, res)
-				continue
-			}
-			seq, err := entries.NextSequence()
-			if err != nil {
-				return err
-			}
-			data, err := json.Marshal(outboxEntry{Notifier: name, Seq: seq, Enqueued: now, Notification: n})
-			if err != nil {
-				return err
-			}
-			if err := entries.Put(seqKey(seq), data); err != nil {
-				return err
-			}
-			st := accepted(n, now, seq)
-			sb, _ := json.Marshal(st)
-			if err := states.Put(sk.bytes(), sb); err != nil {
-				return err
-			}
-			var victims []item
-			if over := len(q.items) + 1 - o.max; over > 0 {
-				victims = o.victims(q, over)
-				for _, v := range victims {
-					if err := entries.Delete(seqKey(v.seq)); err != nil {
-						return err
-					}
-					vk := stateKey{name, v.key}
-					if o.states[vk].Seq == v.seq && v.key != n.Key {
-						if err := states.Delete(vk.bytes()); err != nil {
-							return err
-						}
-					}
-				}
-				res.dropped = victims
-			}
-			it := item{seq: seq, route: n.Route, key: n.Key}
-			apply = append(apply, func() {
-				if len(victims) > 0 {
-					q.items = slices.DeleteFunc(q.items, func(i item) bool {
-						return slices.ContainsFunc(victims, func(v item) bool { return v.seq == i.seq })
-					})
-					for _, v := range victims {
-						if vk := (stateKey{name, v.key}); o.states[vk].Seq == v.seq {
-							delete(o.states, vk)
-						}
-					}
-				}
-				q.items = append(q.items, it)
-				o.states[sk] = st
-			})
-			results = append(results, res)
-		}
-		if len(o.states)+len(targets) > o.pruneAt {
-			pruned, err := o.prune(states, now)
-			if err != nil {
-				return err
-			}
-			apply = append(apply, func() {
-				for _, k := range pruned {
-					delete(o.states, k)
-				}
-				o.pruneAt = max(2*len(o.states), 1024)
-			})
-		}
-		return nil
+		var err error
+		results, apply, err = o.addTx(tx, n, targets, now)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	o.applyAdded(results, apply)
+	return results, nil
+}
+
+// addTx is add's work inside transaction tx. It changes nothing in memory:
+// the functions it returns do, once tx has committed (applyAdded).
+func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now time.Time) ([]addResult, []func(), error) {
+	results := make([]addResult, 0, len(targets))
+	var apply []func()
+	entries, states := tx.Bucket(bucketEntries), tx.Bucket(bucketDedup)
+	for _, name := range targets {
+		q := o.queues[name]
+		sk := stateKey{name, n.Key}
+		send, reason := dedup(o.states[sk], n, now, o.repeat)
+		res := addResult{notifier: name, sent: send, reason: reason}
+		if !send {
+			results = append(results, res)
+			continue
+		}
+		seq, err := entries.NextSequence()
+		if err != nil {
+			return nil, nil, err
+		}
+		cl := classOf(n, reason)
+		data, err := json.Marshal(outboxEntry{Notifier: name, Seq: seq, Enqueued: now, Class: cl, Notification: n})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := entries.Put(seqKey(seq), data); err != nil {
+			return nil, nil, err
+		}
+		st := accepted(n, now, seq)
+		sb, _ := json.Marshal(st)
+		if err := states.Put(sk.bytes(), sb); err != nil {
+			return nil, nil, err
+		}
+		var victims []item
+		if i := q.supersedes(n); i >= 0 {
+			old := q.items[i]
+			if err := entries.Delete(seqKey(old.seq)); err != nil {
+				return nil, nil, err
+			}
+			res.superseded = true
+			apply = append(apply, func() {
+				q.items = slices.DeleteFunc(q.items, func(it item) bool { return it.seq == old.seq })
+			})
+		}
+		if over := len(q.items) + 1 - o.max; over > 0 && !res.superseded {
+			victims = o.victims(q, over)
+			for _, v := range victims {
+				if err := entries.Delete(seqKey(v.seq)); err != nil {
+					return nil, nil, err
+				}
+				vk := stateKey{name, v.key}
+				if o.states[vk].Seq == v.seq && v.key != n.Key {
+					if err := states.Delete(vk.bytes()); err != nil {
+						return nil, nil, err
+					}
+				}
+			}
+			res.dropped = victims
+		}
+		it := item{seq: seq, route: n.Route, key: n.Key, class: cl}
+		apply = append(apply, func() {
+			if len(victims) > 0 {
+				q.items = slices.DeleteFunc(q.items, func(i item) bool {
+					return slices.ContainsFunc(victims, func(v item) bool { return v.seq == i.seq })
+				})
+				for _, v := range victims {
+					if vk := (stateKey{name, v.key}); o.states[vk].Seq == v.seq {
+						delete(o.states, vk)
+					}
+				}
+			}
+			q.items = append(q.items, it)
+			o.states[sk] = st
+		})
+		results = append(results, res)
+	}
+	if len(o.states)+len(targets) > o.pruneAt {
+		pruned, err := o.prune(states, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		apply = append(apply, func() {
+			for _, k := range pruned {
+				delete(o.states, k)
+			}
+			o.pruneAt = max(2*len(o.states), 1024)
+		})
+	}
+	return results, apply, nil
+}
+
+// applyAdded applies what addTx prepared, after its transaction committed.
+func (o *store) applyAdded(results []addResult, apply []func()) {
 	for _, f := range apply {
 		f()
 	}
@@ -196,7 +231,6 @@ func (o *store) add(n notify.Notification, targets []string, now time.Time) ([]a
 			q.overflowing, results[i].overflow = true, true
 		}
 	}
-	return results, nil
 }
 
 // victims picks n entries of a full queue to drop: the oldest that are not
@@ -256,7 +290,7 @@ func (o *store) head(notifier string) (e outboxEntry, ok bool, corrupt int, err 
 	}
 	q := o.queues[notifier]
 	for len(q.items) > 0 {
-		seq := q.items[0].seq
+		seq := q.items[q.next()].seq
 		var data []byte
 		err = o.db.View(func(tx *bolt.Tx) error {
 			data = slices.Clone(tx.Bucket(bucketEntries).Get(seqKey(seq)))
@@ -275,6 +309,16 @@ func (o *store) head(notifier string) (e outboxEntry, ok bool, corrupt int, err 
 		}
 	}
 	return e, false, corrupt, nil
+}
+
+// release clears notifier's entry in flight, so that the next head picks
+// afresh.
+func (o *store) release(notifier string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if q := o.queues[notifier]; q != nil {
+		q.inflight = 0
+	}
 }
 
 // finish removes an entry after delivery (forget=false) or a permanent

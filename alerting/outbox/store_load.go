@@ -22,13 +22,17 @@ type loadReport struct {
 	orphaned map[string]int
 	// corrupt counts entries that could not be decoded, dropped.
 	corrupt int
+	// groups counts the groups loaded per notifier; orphanedGroups the
+	// group and member records of notifiers no longer configured, dropped.
+	groups         map[string]int
+	orphanedGroups int
 }
 
 // openStore opens (creating) the outbox in dir for the notifiers named,
 // loading pending entries and dedup states. Entries for other notifiers
 // are dropped and reported.
 func openStore(dir string, notifiers []string, maxPending int, repeat time.Duration, now time.Time) (*store, loadReport, error) {
-	rep := loadReport{pending: map[string]int{}, orphaned: map[string]int{}}
+	rep := loadReport{pending: map[string]int{}, orphaned: map[string]int{}, groups: map[string]int{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, rep, fmt.Errorf("outbox dir: %w", err)
 	}
@@ -40,9 +44,11 @@ func openStore(dir string, notifiers []string, maxPending int, repeat time.Durat
 	if err != nil {
 		return nil, rep, fmt.Errorf("opening outbox %s: %w", path, err)
 	}
-	o := &store{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{}}
+	o := &store{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{},
+		groups: map[string]map[string]*groupState{}, members: map[string]map[string]*memberState{}, opens: map[string]map[string][]time.Time{}}
 	for _, name := range notifiers {
 		o.queues[name] = &queue{}
+		o.opens[name] = map[string][]time.Time{}
 	}
 	if err := db.Update(func(tx *bolt.Tx) error { return o.load(tx, now, &rep) }); err != nil {
 		_ = db.Close()
@@ -75,6 +81,9 @@ func (o *store) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
 	if err != nil {
 		return err
 	}
+	if err := o.loadAllGroups(tx, rep); err != nil {
+		return err
+	}
 	var drop [][]byte
 	err = entries.ForEach(func(k, v []byte) error {
 		var e outboxEntry
@@ -89,7 +98,7 @@ func (o *store) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
 			drop = append(drop, slices.Clone(k))
 			return nil
 		}
-		q.items = append(q.items, item{seq: e.Seq, route: e.Notification.Route, key: e.Notification.Key})
+		q.items = append(q.items, item{seq: e.Seq, route: e.Notification.Route, key: e.Notification.Key, class: e.Class})
 		return nil
 	})
 	if err != nil {
@@ -118,6 +127,41 @@ func (o *store) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
 		if err := states.Delete(k); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// loadAllGroups loads the grouping stage of every configured notifier and
+// drops the groups of notifiers no longer configured.
+func (o *store) loadAllGroups(tx *bolt.Tx, rep *loadReport) error {
+	for _, name := range [][]byte{bucketGroups, bucketMembers} {
+		b, err := tx.CreateBucketIfNotExists(name)
+		if err != nil {
+			return err
+		}
+		var drop [][]byte
+		err = b.ForEach(func(k, _ []byte) error {
+			notifier, _, ok := strings.Cut(string(k), "\x00")
+			if !ok || o.queues[notifier] == nil {
+				drop = append(drop, slices.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		rep.orphanedGroups += len(drop)
+	}
+	for name := range o.queues {
+		if err := o.loadGroups(tx, name); err != nil {
+			return err
+		}
+		rep.groups[name] = len(o.groups[name])
 	}
 	return nil
 }

@@ -41,6 +41,20 @@ func (p *Outbox) work(ctx context.Context, name string) {
 			}
 			continue
 		}
+		if b := p.budgets[name]; b != nil {
+			if wait := b.take(p.clock.Now()); wait > 0 {
+				// Let the entry compete again when the budget has a token:
+				// a new incident that arrives meanwhile goes first.
+				p.box.release(name)
+				p.metrics.result(name, resultHeld).Inc()
+				p.logLimited(slog.LevelWarn, name+"/budget", "events budget spent: notifications held back, new incidents first",
+					"notifier", name, "pending", p.box.pending(name), "next_in", wait.Round(time.Millisecond))
+				if !p.sleep(ctx, wait) {
+					return
+				}
+				continue
+			}
+		}
 		attempt++
 		// An attempt under way when ctx ends is finished (within its
 		// deadline), so that a clean stop does not send it twice.

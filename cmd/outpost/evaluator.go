@@ -123,8 +123,13 @@ func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, l
 	if err != nil {
 		return nil, fmt.Errorf("notifiers: %w", err)
 	}
+	groups, defaultGroup := outbox.Policies(cfg)
 	pipe, err := outbox.Open(outbox.Options{
 		Notifiers:      ns,
+		Groups:         groups,
+		DefaultGroup:   defaultGroup,
+		Facts:          outbox.CheckFacts(cfg),
+		Budgets:        outbox.Budgets(cfg),
 		Routes:         receivers.Routes(cfg),
 		CheckNotifiers: receivers.CheckNotifiers(cfg),
 		Escalations:    receivers.Escalations(cfg),
