@@ -27,7 +27,9 @@ func startPagingEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake)
 	if err != nil {
 		t.Fatal(err)
 	}
+	groups, defaultGroup := outbox.Policies(cfg)
 	pipe, err := outbox.Open(outbox.Options{Notifiers: ns, Routes: receivers.Routes(cfg), CheckNotifiers: receivers.CheckNotifiers(cfg),
+		Groups: groups, DefaultGroup: defaultGroup, Facts: outbox.CheckFacts(cfg), Budgets: outbox.Budgets(cfg),
 		Dir: t.TempDir(), Clock: clk, Redact: cfg.Redactor()})
 	if err != nil {
 		t.Fatal(err)

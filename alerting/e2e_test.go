@@ -92,7 +92,7 @@ func startAgentWith(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, regio
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched, err := agent.NewScheduler(clk, 8, prometheus.NewRegistry())
+	sched, err := agent.NewScheduler(clk, agent.AutoWorkers, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

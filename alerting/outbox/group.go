@@ -207,26 +207,35 @@ func member(m *memberState) notify.Member {
 const maxListedChecks = 8
 
 // groupSummary is "37 checks DOWN from 3/3 regions: web-home, api-login,
-// … (+29)" for the firing members, with the number recovered.
+// … (+29)" for the firing members, with the number recovered. When the
+// members disagree on how many regions fail, it gives the range ("from 2
+// to 3 of 3 regions").
 func groupSummary(firing []*memberState, resolved int) string {
-	state, regions := "", ""
+	state := ""
+	lo, hi, of := -1, -1, -1
 	for i, m := range firing {
-		s, r := m.Last.Details["state"], regionShare(m.Last.Evidence)
+		s := m.Last.Details["state"]
+		f, n := regionShare(m.Last.Evidence)
 		if i == 0 {
-			state, regions = s, r
+			state, lo, hi, of = s, f, f, n
 			continue
 		}
 		if s != state {
 			state = ""
 		}
-		if r != regions {
-			regions = ""
+		if n != of {
+			of = -1
 		}
+		lo, hi = min(lo, f), max(hi, f)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d checks %s", len(firing), cmp.Or(state, "failing"))
-	if regions != "" {
-		fmt.Fprintf(&b, " from %s regions", regions)
+	switch {
+	case of <= 0:
+	case lo == hi:
+		fmt.Fprintf(&b, " from %d/%d regions", lo, of)
+	default:
+		fmt.Fprintf(&b, " from %d to %d of %d regions", lo, hi, of)
 	}
 	b.WriteString(": ")
 	seen := map[string]bool{}
@@ -253,18 +262,15 @@ func groupSummary(firing []*memberState, resolved int) string {
 	return b.String()
 }
 
-// regionShare is "failing/regions" from a member's evidence, or "".
-func regionShare(ev []notify.RegionEvidence) string {
-	if len(ev) == 0 {
-		return ""
-	}
-	failing := 0
+// regionShare is how many regions of a member's evidence fail, of how
+// many.
+func regionShare(ev []notify.RegionEvidence) (failing, of int) {
 	for _, e := range ev {
 		if e.State == "FAILING" {
 			failing++
 		}
 	}
-	return fmt.Sprintf("%d/%d", failing, len(ev))
+	return failing, len(ev)
 }
 
 func severityRank(s string) int {
