@@ -31,8 +31,11 @@ type Job struct {
 // Scheduler runs jobs on time with bounded concurrency. Start times are
 // spread over each interval by a hash of the job key, so ten thousand checks
 // do not fire in the same second. A job never overlaps itself. When every
-// worker is busy, a due run is skipped and counted rather than queued, so a
-// slow target cannot make every other check drift late.
+// worker is busy, a due run waits, in the order runs fell due, for the
+// next free worker; a job holds at most one waiting run, and a run that
+// waits until its job is due again is skipped and counted. So a burst of
+// due runs delays some of them a little instead of dropping the same
+// ones every interval.
 //
 // With AutoWorkers the limit follows the jobs: enough workers for every job
 // to run its whole timeout on every run, twice over, so that targets that
@@ -49,6 +52,7 @@ type Scheduler struct {
 	due      jobHeap
 	limit    int // most runs at once
 	inFlight int
+	waiting  []*jobState // runs due while every worker was busy, oldest first
 	wg       sync.WaitGroup
 }
 
@@ -83,8 +87,12 @@ type jobState struct {
 	next    time.Time
 	index   int // in the heap; -1 when removed
 	running bool
-	ctx     context.Context
-	cancel  context.CancelFunc
+	// waiting: a run fell due while every worker was busy; it starts at
+	// the next free worker, late from waitPlanned.
+	waiting     bool
+	waitPlanned time.Time
+	ctx         context.Context
+	cancel      context.CancelFunc
 }
 
 type schedulerMetrics struct {
@@ -258,15 +266,41 @@ func (s *Scheduler) dispatchDue() {
 			continue
 		}
 		if s.inFlight >= s.limit {
-			s.skip("saturated", 1, st.job.Interval)
+			if st.waiting {
+				// Its earlier run waited a whole interval: that one is lost.
+				s.skip("saturated", 1, st.job.Interval)
+			} else {
+				st.waiting = true
+				s.waiting = append(s.waiting, st)
+			}
+			st.waitPlanned = planned
 			continue
 		}
-		s.inFlight++
-		st.running = true
-		s.metrics.running.Inc()
-		s.metrics.lateness.Observe(now.Sub(planned).Seconds())
-		s.wg.Add(1)
-		go s.runJob(st, st.job.Run, planned)
+		s.start(st, planned, now)
+	}
+}
+
+// start runs st's run planned for planned, at now. s.mu is held.
+func (s *Scheduler) start(st *jobState, planned, now time.Time) {
+	s.inFlight++
+	st.running = true
+	s.metrics.running.Inc()
+	s.metrics.lateness.Observe(now.Sub(planned).Seconds())
+	s.wg.Add(1)
+	go s.runJob(st, st.job.Run, planned)
+}
+
+// startWaiting starts waiting runs while workers are free. s.mu is held.
+func (s *Scheduler) startWaiting() {
+	for s.inFlight < s.limit && len(s.waiting) > 0 {
+		st := s.waiting[0]
+		s.waiting[0] = nil
+		s.waiting = s.waiting[1:]
+		st.waiting = false
+		if s.jobs[st.job.Key] != st || st.running || st.ctx.Err() != nil {
+			continue // removed, or started by RunNow meanwhile
+		}
+		s.start(st, st.waitPlanned, s.clock.Now())
 	}
 }
 
@@ -291,6 +325,7 @@ func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time), p
 	s.mu.Lock()
 	s.inFlight--
 	st.running = false
+	s.startWaiting()
 	s.mu.Unlock()
 }
 

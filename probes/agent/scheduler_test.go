@@ -178,14 +178,76 @@ func TestSchedulerSkipsWhenSaturated(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		h.advance(time.Second)
 	}
-	// Two workers: two jobs run, the other three are skipped, not queued.
-	if got := skipped(h.s, "saturated"); got != 3 {
-		t.Errorf("saturated skips = %v, want 3", got)
+	// Two workers: two jobs run, the other three wait for a worker.
+	if got := skipped(h.s, "saturated"); got != 0 {
+		t.Errorf("saturated skips = %v, want 0 while the runs wait", got)
 	}
 	if got := testutil.ToFloat64(h.s.metrics.running); got != 2 {
 		t.Errorf("running = %v, want 2", got)
 	}
+	// A whole interval later the waiting runs are due again: their first
+	// runs are lost, counted once each, and one run per job still waits.
+	for i := 0; i < 10; i++ {
+		h.advance(time.Second)
+	}
+	if got := skipped(h.s, "saturated"); got != 3 {
+		t.Errorf("saturated skips = %v, want 3", got)
+	}
+	h.s.mu.Lock()
+	waiting := len(h.s.waiting)
+	h.s.mu.Unlock()
+	if waiting != 3 {
+		t.Errorf("%d runs waiting, want 3", waiting)
+	}
 	close(release)
+}
+
+// TestSchedulerDelaysRatherThanDropsABurst: more runs fall due at one
+// instant than there are workers, every interval. Each still runs once per
+// interval: the ones beyond the limit wait for a worker, and not the same
+// ones are dropped every time.
+func TestSchedulerDelaysRatherThanDropsABurst(t *testing.T) {
+	gate := make(chan struct{})
+	var mu sync.Mutex
+	ran := map[string]int{}
+	var jobs []Job
+	for i := range 6 {
+		key := fmt.Sprintf("burst-%d", i)
+		jobs = append(jobs, Job{Key: key, Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return
+			}
+			mu.Lock()
+			ran[key]++
+			mu.Unlock()
+		}})
+	}
+	h := startScheduler(t, 2, jobs)
+	for range 3 {
+		h.advance(10 * time.Second) // every job due at once
+		for {
+			clocktest.WaitIdle(t, 30*time.Second)
+			h.s.mu.Lock()
+			busy := h.s.inFlight > 0 || len(h.s.waiting) > 0
+			h.s.mu.Unlock()
+			if !busy {
+				break
+			}
+			gate <- struct{}{}
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, j := range jobs {
+		if ran[j.Key] != 3 {
+			t.Errorf("%s ran %d times in 3 intervals, want 3 (runs: %v)", j.Key, ran[j.Key], ran)
+		}
+	}
+	if got := skipped(h.s, "saturated"); got != 0 {
+		t.Errorf("saturated skips = %v, want 0", got)
+	}
 }
 
 func TestSchedulerReloadKeepsPhasesAndStopsRemovedJobs(t *testing.T) {
