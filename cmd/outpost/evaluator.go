@@ -102,7 +102,7 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 
 // evaluatorMux serves an evaluator's endpoints.
 func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeMux {
-	mux := baseMux(reg)
+	mux := baseMux(reg, nil)
 	// The evaluator's own routes: result ingest, confirmation polls and
 	// heartbeat pings.
 	h := ev.Handler()

@@ -95,3 +95,12 @@ func reloader(files []string, e env, log *slog.Logger, apply func(*checks.Config
 		log.Info("configuration reloaded", "checks", n, "digest", cfg.Digest)
 	}
 }
+
+// health reports runs the scheduler skipped lately, or "".
+func (p *prober) health() string {
+	n, reason := p.sched.Health()
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d check runs skipped in the last minute or two (latest: %s); see outpost_scheduler_skipped_total", n, reason)
+}

@@ -66,12 +66,22 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// baseMux serves /metrics and /healthz, which every process has.
-func baseMux(reg *prometheus.Registry) *http.ServeMux {
+// baseMux serves /metrics and /healthz, which every process has. /healthz
+// answers 200 while the process serves; its body is "ok", or "degraded: "
+// and what health (nil: none) reports wrong, such as runs being skipped.
+// It stays 200 when degraded: restarting a process that is overloaded by
+// its targets would not help it.
+func baseMux(reg *prometheus.Registry, health func() string) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, Timeout: 10 * time.Second}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if health != nil {
+			if problem := health(); problem != "" {
+				fmt.Fprintln(w, "degraded: "+problem)
+				return
+			}
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	return mux

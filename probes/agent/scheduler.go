@@ -54,6 +54,36 @@ type Scheduler struct {
 	inFlight int
 	waiting  []*jobState // runs due while every worker was busy, oldest first
 	wg       sync.WaitGroup
+
+	// Skips of the current and the previous healthWindow, for Health.
+	skipWindow     time.Time
+	skipsNow       int
+	skipsPrevious  int
+	lastSkipReason string
+}
+
+// healthWindow is the span Health reports skipped runs over.
+const healthWindow = time.Minute
+
+// Health says whether runs were skipped lately: how many in the last one
+// to two minutes, and the reason of the latest. A scheduler that skips
+// runs is not keeping its checks' schedule, however fast the runs it does
+// start.
+func (s *Scheduler) Health() (skipped int, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rollSkips(s.clock.Now())
+	return s.skipsNow + s.skipsPrevious, s.lastSkipReason
+}
+
+// rollSkips moves the skip windows on to now. s.mu is held.
+func (s *Scheduler) rollSkips(now time.Time) {
+	switch {
+	case now.Sub(s.skipWindow) >= 2*healthWindow:
+		s.skipWindow, s.skipsNow, s.skipsPrevious = now, 0, 0
+	case now.Sub(s.skipWindow) >= healthWindow:
+		s.skipWindow, s.skipsNow, s.skipsPrevious = now, 0, s.skipsNow
+	}
 }
 
 // AutoWorkers, as NewScheduler's workers, sizes the in-flight limit from
@@ -309,6 +339,9 @@ func (s *Scheduler) startWaiting() {
 // held.
 func (s *Scheduler) skip(reason string, n int, interval time.Duration) {
 	s.metrics.skipped.WithLabelValues(reason).Add(float64(n))
+	s.rollSkips(s.clock.Now())
+	s.skipsNow += n
+	s.lastSkipReason = reason
 	for range min(n, maxSkipsObserved) {
 		s.metrics.lateness.Observe(interval.Seconds())
 	}

@@ -199,7 +199,19 @@ func TestSchedulerSkipsWhenSaturated(t *testing.T) {
 	if waiting != 3 {
 		t.Errorf("%d runs waiting, want 3", waiting)
 	}
+	// Health counts every skip: the three lost waiting runs and the two
+	// running jobs' overlaps.
+	if n, _ := h.s.Health(); n != 5 {
+		t.Errorf("Health = %d skipped, want 5", n)
+	}
 	close(release)
+	// Two quiet minutes later the agent is healthy again.
+	for range 13 {
+		h.advance(10 * time.Second)
+	}
+	if n, _ := h.s.Health(); n != 0 {
+		t.Errorf("Health = %d skipped after two quiet minutes", n)
+	}
 }
 
 // TestSchedulerDelaysRatherThanDropsABurst: more runs fall due at one
