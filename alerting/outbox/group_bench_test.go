@@ -1,0 +1,50 @@
+package outbox
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
+)
+
+// BenchmarkStormEnqueue: 1,000 checks' DOWN triggers and their resolves
+// enqueued as fast as the evaluator decides them, per notification, with
+// each notifier stage: every incident on its own (the storm guard off),
+// the default storm guard, and grouping by service. Every accepted
+// notification is on disk (fsync) before Enqueue returns, in every mode;
+// nothing is delivered (the pipeline does not run).
+func BenchmarkStormEnqueue(b *testing.B) {
+	modes := []struct {
+		name string
+		pol  GroupPolicy
+	}{
+		{"single", GroupPolicy{}},
+		{"storm-guard", GroupPolicy{Storm: storm(20)}},
+		{"grouped", GroupPolicy{Grouping: byService(10*time.Second, time.Minute), Storm: storm(20)}},
+	}
+	downs := make([]notify.Notification, 1000)
+	for i := range downs {
+		downs[i] = down(fmt.Sprintf("svc%d-%03d", i%10, i))
+	}
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				h := newPipe(b, b.TempDir(), map[string]notify.Notifier{"oncall": &notifytest.Recorder{}}, withGroups(m.pol))
+				b.StartTimer()
+				for _, n := range downs {
+					h.enqueue(n)
+				}
+				for _, n := range downs {
+					h.enqueue(notifytest.ResolveOf(n))
+				}
+				b.StopTimer()
+				h.stop()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*2*len(downs))/1e3, "µs/notification")
+		})
+	}
+}
