@@ -71,29 +71,45 @@ func (cd *checkDecider) claim() bool {
 	return true
 }
 
-// deliver hands the queued notifications to the notifier, then saves the
-// state they came with, until nothing is queued. Called after claim, with
-// no lock held. The state is saved after the events are handed over: if
-// the process dies in between, the restarted evaluator decides the same
-// events again and the delivery pipeline's dedup drops the repeats; the
-// other order could lose a page.
-func (e *Evaluator) deliver(ctx context.Context, cd *checkDecider) {
-	for {
-		cd.mu.Lock()
-		out, save := cd.outgoing, cd.save
-		cd.outgoing, cd.save = nil, nil
-		if len(out) == 0 && save == nil {
-			cd.sending = false
+// deliver hands the queued notifications of the claimed deciders cds to
+// the notifier, then saves the state they came with, until nothing is
+// queued. Called after claim, with no lock held. The notifications of all
+// of them go in one hand-over (sendAll), so that a batch of results that
+// changes hundreds of checks costs one write of the outbox, not hundreds;
+// each check's own notifications keep their order. The state is saved
+// after the events are handed over: if the process dies in between, the
+// restarted evaluator decides the same events again and the delivery
+// pipeline's dedup drops the repeats; the other order could lose a page.
+func (e *Evaluator) deliver(ctx context.Context, cds ...*checkDecider) {
+	type saving struct {
+		id    string
+		state savedDecider
+	}
+	for len(cds) > 0 {
+		var out []notify.Notification
+		var saves []saving
+		busy := cds[:0]
+		for _, cd := range cds {
+			cd.mu.Lock()
+			o, save := cd.outgoing, cd.save
+			cd.outgoing, cd.save = nil, nil
+			if len(o) == 0 && save == nil {
+				cd.sending = false
+				cd.mu.Unlock()
+				continue
+			}
 			cd.mu.Unlock()
-			return
+			out = append(out, o...)
+			if save != nil {
+				saves = append(saves, saving{cd.c.ID, *save})
+			}
+			busy = append(busy, cd)
 		}
-		cd.mu.Unlock()
-		for _, n := range out {
-			e.send(ctx, n)
+		e.sendAll(ctx, out)
+		for _, s := range saves {
+			e.saveIncident(s.id, s.state)
 		}
-		if save != nil {
-			e.saveIncident(cd.c.ID, *save)
-		}
+		cds = busy
 	}
 }
 
@@ -109,23 +125,28 @@ func (e *Evaluator) newDeciders() {
 	}
 }
 
-// evaluate decides about check id at now and sends what the decision
-// changes.
-func (e *Evaluator) evaluate(ctx context.Context, id string, now time.Time) {
-	cd := e.deciders[id]
-	if cd == nil {
-		return
+// evaluate decides about the checks ids at now and sends what the
+// decisions change, all together.
+func (e *Evaluator) evaluate(ctx context.Context, now time.Time, ids ...string) {
+	var claimed []*checkDecider
+	for _, id := range ids {
+		cd := e.deciders[id]
+		if cd == nil {
+			continue
+		}
+		cd.mu.Lock()
+		if cd.c.Heartbeat != nil {
+			e.evaluateHeartbeat(cd, now)
+		} else {
+			e.evaluateProbes(cd, now)
+		}
+		if cd.claim() {
+			claimed = append(claimed, cd)
+		}
+		cd.mu.Unlock()
 	}
-	cd.mu.Lock()
-	if cd.c.Heartbeat != nil {
-		e.evaluateHeartbeat(cd, now)
-	} else {
-		e.evaluateProbes(cd, now)
-	}
-	deliver := cd.claim()
-	cd.mu.Unlock()
-	if deliver {
-		e.deliver(ctx, cd)
+	if len(claimed) > 0 {
+		e.deliver(ctx, claimed...)
 	}
 }
 
@@ -202,9 +223,7 @@ func (r *regionState) liveAt(now time.Time, staleAfter time.Duration) bool {
 // failed. A batch of passes for healthy checks decides nothing, so ingest
 // stays cheap.
 func (e *Evaluator) evaluateAfterIngest(changed []string, now time.Time) {
-	for _, id := range changed {
-		e.evaluate(context.Background(), id, now)
-	}
+	e.evaluate(context.Background(), now, changed...)
 }
 
 // evaluateTick runs from the liveness loop: checks with something pending,
@@ -215,12 +234,14 @@ func (e *Evaluator) evaluateTick(ctx context.Context, now time.Time, regionsChan
 	if full {
 		e.lastSweep = now
 	}
+	var due []string
 	for _, c := range e.cfg.Checks {
 		cd := e.deciders[c.ID]
 		if full || c.Heartbeat != nil || cd.pending() || slices.ContainsFunc(regionsChanged, func(r string) bool { return slices.Contains(c.Regions, r) }) {
-			e.evaluate(ctx, c.ID, now)
+			due = append(due, c.ID)
 		}
 	}
+	e.evaluate(ctx, now, due...)
 	e.flushUnknown(ctx, now)
 }
 

@@ -171,7 +171,7 @@ func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
 	e.beats.mu.Unlock()
 	// Not the request's context: a ping that hangs up must not cut short
 	// the delivery of what it decided, nor of what others queued.
-	e.evaluate(context.Background(), id, now)
+	e.evaluate(context.Background(), now, id)
 	if req.Header.Get(headerForwarded) == "" {
 		e.forwardPing(req.PathValue("token"), req.PathValue("event"), msg)
 	}

@@ -134,6 +134,32 @@ func (e *Evaluator) send(ctx context.Context, n notify.Notification) {
 	}
 }
 
+// batchNotifier is a notifier that takes several notifications in one
+// hand-over (the outbox: one write to disk for all).
+type batchNotifier interface {
+	EnqueueAll(ns []notify.Notification) error
+}
+
+// sendAll hands ns to the notifier, in order: in one hand-over when it
+// takes batches, one by one otherwise.
+func (e *Evaluator) sendAll(ctx context.Context, ns []notify.Notification) {
+	if len(ns) == 0 {
+		return
+	}
+	b, ok := e.notifier.(batchNotifier)
+	if !ok || len(ns) == 1 {
+		for _, n := range ns {
+			e.send(ctx, n)
+		}
+		return
+	}
+	if err := b.EnqueueAll(ns); err != nil {
+		if ok, suppressed := e.limiter.Allow("notify/batch", e.clock.Now()); ok {
+			e.log.Error("notifications not delivered", "count", len(ns), "err", err, "suppressed", suppressed)
+		}
+	}
+}
+
 func routeSeverity(route string) string {
 	switch route {
 	case checks.RouteCritical, checks.RouteMeta:

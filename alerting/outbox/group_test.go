@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -317,5 +318,32 @@ func TestGroupResolvedWithinItsWaitSendsNothing(t *testing.T) {
 	}
 	if g, m := h.p.box.groupsPending("oncall"); g != 0 || m != 0 {
 		t.Errorf("%d groups, %d members left", g, m)
+	}
+}
+
+func TestEnqueueAllKeepsOrderWithinOneWrite(t *testing.T) {
+	rec := &notifytest.Recorder{}
+	h := newPipe(t, t.TempDir(), map[string]notify.Notifier{"oncall": rec},
+		withGroups(GroupPolicy{Grouping: byService(10*time.Second, time.Minute), Storm: storm(20)}))
+	a := down("solo-a")
+	a.Kind = "region_stale" // not a check incident: never grouped
+	a.Check = ""
+	batch := []notify.Notification{a, notifytest.ResolveOf(a), {Key: ""}}
+	for i := range 50 {
+		batch = append(batch, down(fmt.Sprintf("web-%d", i)))
+	}
+	err := h.p.EnqueueAll(batch)
+	if !errors.Is(err, notify.ErrInvalidNotification) {
+		t.Errorf("EnqueueAll = %v, want the invalid notification's error", err)
+	}
+	h.run()
+	waitFor(t, "the trigger and its resolve", func() bool { return rec.Calls() == 2 })
+	if got := rec.Delivered(); got[0].Action != notify.ActionTrigger || got[1].Action != notify.ActionResolve {
+		t.Errorf("order: %s", notifytest.Summaries(got))
+	}
+	h.advance(10 * time.Second)
+	waitFor(t, "the group", func() bool { return rec.Calls() == 3 })
+	if n := rec.Delivered()[2]; len(n.Members) != 50 {
+		t.Errorf("group of %d members, want 50", len(n.Members))
 	}
 }

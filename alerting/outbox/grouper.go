@@ -29,16 +29,14 @@ type joinResult struct {
 	folded bool
 }
 
-// join runs n through notifier name's grouping stage, durably: when it
-// returns held, the membership is on disk. A notification the stage does
-// not take (not a check incident, an incident open on its own, a resolve
-// of an incident that is in no group) is not held and goes to the queue.
-func (o *store) join(name string, pol GroupPolicy, n notify.Notification, facts Facts, now time.Time) (joinResult, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return joinResult{}, errOutboxClosed
-	}
+// joinTx runs n through notifier name's grouping stage in transaction tx:
+// when it returns held, n is a member of a group, written in tx. A
+// notification the stage does not take (not a check incident, an incident
+// open on its own, a resolve of an incident that is in no group) is not
+// held and goes to the queue. It changes memory at once, so that what
+// follows in tx sees it; if tx fails, the caller reloads the store from
+// the file (reloadLocked).
+func (o *store) joinTx(tx *bolt.Tx, name string, pol GroupPolicy, n notify.Notification, facts Facts, now time.Time) (joinResult, error) {
 	if (pol.Grouping == nil && pol.Storm == nil) || !groupable(n) {
 		return joinResult{}, nil
 	}
@@ -79,18 +77,13 @@ func (o *store) join(name string, pol GroupPolicy, n notify.Notification, facts 
 		nm.Last = m.Last
 		nm.Last.Time = n.Time
 	}
-	ng := *g
-	ng.Dirty = true
-	err := o.db.Update(func(tx *bolt.Tx) error {
-		if err := putJSON(tx.Bucket(bucketMembers), groupKey(name, n.Key), nm); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket(bucketGroups), groupKey(name, gid), &ng)
-	})
-	if err != nil {
+	g.Dirty = true
+	if err := putJSON(tx.Bucket(bucketMembers), groupKey(name, n.Key), nm); err != nil {
 		return joinResult{}, err
 	}
-	g.Dirty = true
+	if err := putJSON(tx.Bucket(bucketGroups), groupKey(name, gid), g); err != nil {
+		return joinResult{}, err
+	}
 	g.members[n.Key] = nm
 	groups[gid] = g
 	o.members[name][n.Key] = nm
@@ -232,9 +225,7 @@ func (o *store) flush(name string, pol GroupPolicy, now time.Time) (time.Time, f
 	})
 	if err != nil {
 		// Memory may be ahead of the file: the file is the truth.
-		if rerr := o.db.View(func(tx *bolt.Tx) error { return o.loadGroups(tx, name) }); rerr != nil {
-			o.groups[name], o.members[name] = map[string]*groupState{}, map[string]*memberState{}
-		}
+		o.reloadLocked(now)
 		return now.Add(time.Second), flushResult{}, err
 	}
 	o.applyAdded(res.added, apply)

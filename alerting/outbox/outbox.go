@@ -241,14 +241,14 @@ func Open(opts Options) (*Outbox, error) {
 // own (Options.CheckNotifiers), else every notifier. A notifier whose
 // grouping stage takes n holds it in a group instead (see GroupPolicy).
 // Enqueue returns once the outbox and the groups are on disk; an error
-// means nothing was written for the notifier that failed, nor for those
-// after it. Repeats dropped by dedup are not errors.
+// means nothing was written. Repeats dropped by dedup are not errors.
 func (p *Outbox) Enqueue(n notify.Notification, to []string) error {
-	now := p.clock.Now()
-	n, err := notify.Normalize(n, now)
-	if err != nil {
-		return err
-	}
+	return p.enqueue([]notify.Notification{n}, to)
+}
+
+// route returns the notifiers that take n: those named in to, else
+// those of n's check, else every notifier, whose routes take n's route.
+func (p *Outbox) route(n notify.Notification, to []string) ([]string, error) {
 	candidates := to
 	if len(candidates) == 0 {
 		candidates = p.byCheck[n.Check]
@@ -259,7 +259,7 @@ func (p *Outbox) Enqueue(n notify.Notification, to []string) error {
 	var routed []string
 	for _, name := range candidates {
 		if _, ok := p.notifiers[name]; !ok {
-			return fmt.Errorf("notification %q: %w %q", n.Key, ErrUnknownNotifier, name)
+			return nil, fmt.Errorf("notification %q: %w %q", n.Key, ErrUnknownNotifier, name)
 		}
 		if slices.Contains(p.routes[name], n.Route) && !slices.Contains(routed, name) {
 			routed = append(routed, name)
@@ -267,36 +267,21 @@ func (p *Outbox) Enqueue(n notify.Notification, to []string) error {
 	}
 	if len(routed) == 0 {
 		p.log.Debug("no notifier takes the route", "key", n.Key, "route", n.Route)
-		return nil
 	}
-	var targets []string
-	for _, name := range routed {
-		held, err := p.box.join(name, p.groups[name], n, p.facts, now)
-		if err != nil {
-			return fmt.Errorf("notification %q not recorded: %w", n.Key, err)
-		}
-		if !held.held {
-			targets = append(targets, name)
-			continue
-		}
-		p.metrics.result(name, resultGrouped).Inc()
-		if held.folded {
-			p.metrics.result(name, resultFolded).Inc()
-		}
-		select {
-		case p.kick[name] <- struct{}{}:
-		default:
-		}
+	return routed, nil
+}
+
+// held counts a notification the grouping stage of notifier name took and
+// wakes its flush loop.
+func (p *Outbox) held(name string, res joinResult) {
+	p.metrics.result(name, resultGrouped).Inc()
+	if res.folded {
+		p.metrics.result(name, resultFolded).Inc()
 	}
-	if len(targets) == 0 {
-		return nil
+	select {
+	case p.kick[name] <- struct{}{}:
+	default:
 	}
-	results, err := p.box.add(n, targets, now)
-	if err != nil {
-		return fmt.Errorf("notification %q not recorded: %w", n.Key, err)
-	}
-	p.queued(results)
-	return nil
 }
 
 // queued counts what the dedup stage did with a notification for each of

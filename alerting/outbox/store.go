@@ -107,31 +107,9 @@ type addResult struct {
 	superseded bool
 }
 
-// add runs the dedup stage for n against each target's memory and writes
-// an entry for every target that takes it, all in one transaction that is
-// on disk when add returns. Nothing changes when it fails.
-func (o *store) add(n notify.Notification, targets []string, now time.Time) ([]addResult, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return nil, errOutboxClosed
-	}
-	var results []addResult
-	var apply []func()
-	err := o.db.Update(func(tx *bolt.Tx) error {
-		var err error
-		results, apply, err = o.addTx(tx, n, targets, now)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	o.applyAdded(results, apply)
-	return results, nil
-}
-
-// addTx is add's work inside transaction tx. It changes nothing in memory:
-// the functions it returns do, once tx has committed (applyAdded).
+// addTx runs the dedup stage for n against each target's memory and writes
+// an entry for every target that takes it, in transaction tx. It changes
+// nothing in memory: the functions it returns do (applyAdded).
 func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now time.Time) ([]addResult, []func(), error) {
 	results := make([]addResult, 0, len(targets))
 	var apply []func()
