@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -89,4 +90,61 @@ func pdWithTimeout(t testing.TB, url string, timeout time.Duration) *Notifier {
 
 func newTestPagerDuty(t testing.TB, url string) *Notifier {
 	return pdWithTimeout(t, url, 5*time.Second)
+}
+
+// TestPagerDutyGroupFitsOneEvent: a storm's page with thousands of checks,
+// each with long evidence, stays one valid event under 512 KB: evidence
+// shrinks to one line per region, then checks are left out and counted.
+func TestPagerDutyGroupFitsOneEvent(t *testing.T) {
+	pd := newTestPagerDuty(t, "http://127.0.0.1:1")
+	for _, tc := range []struct {
+		members     int
+		wantFull    bool
+		wantOmitted bool
+		reasonBytes int
+	}{
+		{members: 10, wantFull: true, reasonBytes: 100},
+		{members: 300, reasonBytes: 900},
+		{members: notify.MaxMembers, wantOmitted: true, reasonBytes: 1000},
+	} {
+		n := notify.Notification{Kind: notify.KindStorm, Key: "outpost:storm:critical", Action: notify.ActionTrigger,
+			Route: notify.RouteCritical, Summary: "storm", Time: notifytest.T0}
+		base := notifytest.PageDown("k").Evidence
+		for i := range tc.members {
+			ev := append([]notify.RegionEvidence(nil), base...)
+			for j := range ev {
+				ev[j].Reason = strings.Repeat("r", tc.reasonBytes)
+			}
+			n.Members = append(n.Members, notify.Member{Key: fmt.Sprint("k", i), Check: fmt.Sprint("check-", i),
+				Kind: "check_down", State: notify.MemberFiring, Summary: "down", Evidence: ev})
+		}
+		body, err := json.Marshal(pd.event(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(body) > 512<<10 {
+			t.Errorf("%d members: event of %d bytes", tc.members, len(body))
+		}
+		if _, problems := notifytest.ValidateEvent(body); len(problems) > 0 {
+			t.Errorf("%d members: invalid event: %v", tc.members, problems)
+		}
+		var ev struct {
+			Payload struct {
+				CustomDetails struct {
+					Checks []struct {
+						Regions json.RawMessage `json:"regions"`
+					} `json:"checks"`
+					Omitted int `json:"checks_omitted"`
+				} `json:"custom_details"`
+			} `json:"payload"`
+		}
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Fatal(err)
+		}
+		d := ev.Payload.CustomDetails
+		full := len(d.Checks) > 0 && strings.Contains(string(d.Checks[0].Regions), `"phases_seconds"`)
+		if full != tc.wantFull || (d.Omitted > 0) != tc.wantOmitted || len(d.Checks)+d.Omitted != tc.members {
+			t.Errorf("%d members: full evidence %v, %d listed, %d omitted", tc.members, full, len(d.Checks), d.Omitted)
+		}
+	}
 }
