@@ -40,7 +40,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 	var changed []string
 	for _, r := range e.regionList {
 		r.mu.Lock()
-		next, ev := decide.StepLiveness(r.live, r.lastSeen, e.started, now, e.staleAfter)
+		next, ev := decide.StepLiveness(r.live, decide.LivenessInput{LastSeen: r.lastSeen, Started: e.started, StaleAfter: e.staleAfter}, now)
 		if next.State != r.live.State {
 			changed = append(changed, r.name)
 		}

@@ -57,7 +57,7 @@ func TestStepLiveness(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ev := decide.StepLiveness(tc.cur, tc.lastSeen, start, tc.now, stale)
+			got, ev := decide.StepLiveness(tc.cur, decide.LivenessInput{LastSeen: tc.lastSeen, Started: start, StaleAfter: stale}, tc.now)
 			if got != tc.want || ev != tc.event {
 				t.Fatalf("stepLiveness = %+v, %+v\nwant %+v, %+v", got, ev, tc.want, tc.event)
 			}
