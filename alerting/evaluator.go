@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,6 +114,10 @@ type Evaluator struct {
 	// deciders is built by New and never changes; each guards itself.
 	deciders  map[string]*checkDecider
 	lastSweep time.Time // used by the liveness loop only
+	// ingesting is the batches in ingest; pace, used by the liveness
+	// loop only, is whether the evaluator keeps up (see pace.go).
+	ingesting inflight
+	pace      pace
 	dataDir   string
 	saveMu    sync.Mutex
 	persisted map[string]savedDecider // guarded by saveMu
@@ -156,9 +161,13 @@ type regionState struct {
 	// mu guards the windows' contents and every field below.
 	mu       sync.Mutex
 	agents   map[string]*agentState
-	lastSeen time.Time // receipt of the latest accepted batch since start
+	lastSeen time.Time // arrival of the latest applied batch since start
 	live     decide.Liveness
+	held     bool // the last liveness step held a STALE transition
 	mismatch bool // some agent's latest batch had another config digest
+
+	// pending counts the region's batches in ingest.
+	pending atomic.Int32
 }
 
 // New builds an evaluator for cfg, which must come from checks.Load (or be
@@ -261,6 +270,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	e.peerClient = &http.Client{Timeout: peerCheckTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	e.lastSweep = e.started
+	e.pace = newPace(cfg, e.started, e.staleAfter)
 	if opts.DataDir != "" {
 		removeTemporaries(opts.DataDir, e.log)
 		store, recs, err := openSeqStore(opts.DataDir)

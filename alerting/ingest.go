@@ -33,8 +33,8 @@ const maxDigestBytes = 64
 // the last 16 accepted is refused as a replay, and one ahead of the
 // evaluator's clock in Unix nanoseconds (plus wire.MaxClockSkew) as
 // invalid, since agents start their sequence from their clock. Only
-// applied batches count as signs of life for region liveness; a duplicate
-// may be a replay.
+// applied batches count as signs of life for region liveness, as of the
+// moment their request arrived; a duplicate may be a replay.
 func (e *Evaluator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+wire.ResultsPath, e.serveResults)
@@ -147,6 +147,7 @@ func (e *Evaluator) ingest(r *regionState, b *wire.Batch, now time.Time, d *fast
 	} else {
 		wins = make([]*window, len(b.Results))
 	}
+	defer e.ingesting.add(r, now)()
 	if err := e.validate(r, b, wins); err != nil {
 		return err
 	}

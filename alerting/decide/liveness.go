@@ -106,17 +106,22 @@ type LivenessInput struct {
 	// still being ingested: a sign of life whose sequence number is not yet
 	// checked.
 	Pending bool
-	// LaggingSince is when the evaluator found itself behind, zero while
+	// LagFrom is the last moment the evaluator kept up before its latest
+	// lag (its last step on time, or the arrival of the oldest batch then
+	// waiting in ingest); zero if it never lagged. Only a region that was
+	// fresh at LagFrom is held for the lag: one already silent before it
+	// was watched being silent.
+	LagFrom time.Time
+	// LaggingSince is when the evaluator found itself behind; zero while
 	// it keeps up.
 	LaggingSince time.Time
-	// KeptUpSince is the start of the evaluator's current stretch of
-	// keeping up (Started, if it never lagged). Silence is counted only
-	// from here: what the evaluator did not watch it cannot vouch for.
+	// KeptUpSince is, after a lag, when the evaluator caught up. Silence
+	// is counted only from here: what it did not watch it cannot vouch for.
 	KeptUpSince time.Time
-	// MaxHold bounds every hold: a region silent for StaleAfter + MaxHold
-	// is STALE whatever the evaluator's state, and a lag longer than
-	// MaxHold holds nothing, so that an evaluator that never catches up
-	// still reports silence rather than showing it as health.
+	// MaxHold bounds every hold: a region with a batch in ingest is STALE
+	// once silent for StaleAfter + MaxHold, and a lag longer than MaxHold
+	// holds nothing, so that an evaluator that never catches up still
+	// reports silence rather than showing it as health.
 	MaxHold time.Duration
 }
 
@@ -166,18 +171,18 @@ func hold(in LivenessInput, now time.Time) Hold {
 	if base.IsZero() {
 		base = in.Started
 	}
-	if now.Sub(base) >= in.StaleAfter+in.MaxHold {
-		return HoldNone
+	if in.Pending && now.Sub(base) < in.StaleAfter+in.MaxHold {
+		return HoldPending
+	}
+	if in.LagFrom.IsZero() || in.LastSeen.IsZero() || in.LagFrom.Sub(in.LastSeen) >= in.StaleAfter {
+		return HoldNone // silent before the lag, or never heard from
 	}
 	switch {
-	case in.Pending:
-		return HoldPending
 	case !in.LaggingSince.IsZero():
 		if now.Sub(in.LaggingSince) < in.MaxHold {
 			return HoldLagging
 		}
-		return HoldNone
-	case in.KeptUpSince.After(base) && now.Sub(in.KeptUpSince) < in.StaleAfter:
+	case now.Sub(in.KeptUpSince) < in.StaleAfter:
 		return HoldCatchingUp
 	}
 	return HoldNone

@@ -15,8 +15,14 @@ func TestStepLivenessHolds(t *testing.T) {
 	at := func(d time.Duration) time.Time { return start.Add(d) }
 	live := decide.Liveness{State: decide.RegionLive, Since: at(5 * time.Second)}
 	unknown := decide.Liveness{State: decide.RegionUnknown, Since: start}
-	base := decide.LivenessInput{LastSeen: at(40 * time.Second), Started: start, StaleAfter: stale, KeptUpSince: start, MaxHold: maxHold}
+	base := decide.LivenessInput{LastSeen: at(40 * time.Second), Started: start, StaleAfter: stale, MaxHold: maxHold}
 	with := func(f func(*decide.LivenessInput)) decide.LivenessInput { in := base; f(&in); return in }
+	lagging := func(from, since time.Time) decide.LivenessInput {
+		return with(func(in *decide.LivenessInput) { in.LagFrom, in.LaggingSince = from, since })
+	}
+	caughtUp := func(from, until time.Time) decide.LivenessInput {
+		return with(func(in *decide.LivenessInput) { in.LagFrom, in.KeptUpSince = from, until })
+	}
 	stale70 := decide.Liveness{State: decide.RegionStale, Since: at(70 * time.Second), SilentSince: at(40 * time.Second)}
 
 	tests := []struct {
@@ -31,14 +37,20 @@ func TestStepLivenessHolds(t *testing.T) {
 		{"batch in ingest", live, with(func(in *decide.LivenessInput) { in.Pending = true }), at(70 * time.Second), live, decide.HoldPending},
 		{"batch in ingest past the bound", live, with(func(in *decide.LivenessInput) { in.Pending = true }), at(40*time.Second + stale + maxHold),
 			decide.Liveness{State: decide.RegionStale, Since: at(40*time.Second + stale + maxHold), SilentSince: at(40 * time.Second)}, decide.HoldNone},
-		{"evaluator lagging", live, with(func(in *decide.LivenessInput) { in.LaggingSince = at(60 * time.Second) }), at(70 * time.Second), live, decide.HoldLagging},
-		{"evaluator lagging longer than the bound", live, with(func(in *decide.LivenessInput) { in.LaggingSince = at(60 * time.Second) }), at(60*time.Second + maxHold),
+		{"evaluator lagging", live, lagging(at(50*time.Second), at(60*time.Second)), at(70 * time.Second), live, decide.HoldLagging},
+		{"evaluator lagging longer than the bound", live, lagging(at(50*time.Second), at(60*time.Second)), at(60*time.Second + maxHold),
 			decide.Liveness{State: decide.RegionStale, Since: at(60*time.Second + maxHold), SilentSince: at(40 * time.Second)}, decide.HoldNone},
-		{"caught up, watched less than stale_after", live, with(func(in *decide.LivenessInput) { in.KeptUpSince = at(65 * time.Second) }), at(90 * time.Second), live, decide.HoldCatchingUp},
-		{"caught up, watched stale_after of silence", live, with(func(in *decide.LivenessInput) { in.KeptUpSince = at(65 * time.Second) }), at(95 * time.Second),
+		{"clock jumped an hour", live, lagging(at(50*time.Second), at(time.Hour)), at(time.Hour), live, decide.HoldLagging},
+		{"caught up, watched less than stale_after", live, caughtUp(at(50*time.Second), at(65*time.Second)), at(90 * time.Second), live, decide.HoldCatchingUp},
+		{"caught up, watched stale_after of silence", live, caughtUp(at(50*time.Second), at(65*time.Second)), at(95 * time.Second),
 			decide.Liveness{State: decide.RegionStale, Since: at(95 * time.Second), SilentSince: at(40 * time.Second)}, decide.HoldNone},
-		{"kept up since before the last batch", live, with(func(in *decide.LivenessInput) { in.KeptUpSince = at(20 * time.Second) }), at(70 * time.Second), stale70, decide.HoldNone},
-		{"never seen, evaluator lagging", unknown, with(func(in *decide.LivenessInput) { in.LastSeen = time.Time{}; in.LaggingSince = at(25 * time.Second) }), at(31 * time.Second), unknown, decide.HoldLagging},
+		{"silent before the lag began", live, lagging(at(70*time.Second), at(75*time.Second)), at(76 * time.Second),
+			decide.Liveness{State: decide.RegionStale, Since: at(76 * time.Second), SilentSince: at(40 * time.Second)}, decide.HoldNone},
+		{"never seen, evaluator lagging", unknown, with(func(in *decide.LivenessInput) {
+			in.LastSeen = time.Time{}
+			in.LagFrom, in.LaggingSince = at(20*time.Second), at(25*time.Second)
+		}), at(31 * time.Second),
+			decide.Liveness{State: decide.RegionStale, Since: at(31 * time.Second), SilentSince: start, NeverSeen: true}, decide.HoldNone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
