@@ -189,3 +189,28 @@ func TestClockJumpPagesNothing(t *testing.T) {
 		t.Fatalf("us-east reporting: pages %v", got)
 	}
 }
+
+// TestAnswersSayEvaluator: every answer to a batch, a refusal or a 503
+// included, says that an evaluator gave it, so agents do not count a busy
+// evaluator as an unreachable one.
+func TestAnswersSayEvaluator(t *testing.T) {
+	f := newFixture(t)
+	for _, r := range []request{
+		{region: "us-east", key: keyUS, signAt: f.clock.Now(), body: mustJSON(t, f.batch("us-east", 1))},
+		{region: "us-east", key: keyOther, signAt: f.clock.Now(), body: mustJSON(t, f.batch("us-east", 2))},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+wire.ResultsPath, bytes.NewReader(r.body))
+		req.Header.Set(wire.HeaderRegion, r.region)
+		ts, sig := wire.Sign(r.key, r.signAt, r.body)
+		req.Header.Set(wire.HeaderTimestamp, ts)
+		req.Header.Set(wire.HeaderSignature, sig)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get(wire.HeaderEvaluator) == "" {
+			t.Errorf("answer %d lacks %s", resp.StatusCode, wire.HeaderEvaluator)
+		}
+	}
+}
