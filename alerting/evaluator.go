@@ -126,7 +126,10 @@ type Evaluator struct {
 	// guarded by saveMu.
 	saving, saveDirty bool
 	// statusBuilds shares one /status.json among concurrent readers.
+	// checkBuilds counts the checks whose status was built with their
+	// regions.
 	statusBuilds status.Shared
+	checkBuilds  atomic.Int64
 	unknown      unknownChecks
 	beats        *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
