@@ -125,13 +125,15 @@ type Evaluator struct {
 	// saveDirty whether persisted changed since it took its copy; both
 	// guarded by saveMu.
 	saving, saveDirty bool
-	// statusBuilds shares one /status.json among concurrent readers.
-	// checkBuilds counts the checks whose status was built with their
-	// regions.
-	statusBuilds status.Shared
-	checkBuilds  atomic.Int64
-	unknown      unknownChecks
-	beats        *heartbeats
+	// statusBuilds shares one full /status.json among concurrent
+	// readers; statusSummary the default answer of a large configuration,
+	// for a second. checkBuilds counts the checks whose status was built
+	// with their regions.
+	statusBuilds  status.Shared
+	statusSummary status.Recent
+	checkBuilds   atomic.Int64
+	unknown       unknownChecks
+	beats         *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
 	// lastShapeSave is used by the liveness loop only.
 	shapeSaveMu   sync.Mutex
