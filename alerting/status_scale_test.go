@@ -39,7 +39,9 @@ func get(tb testing.TB, h http.Handler, target string) (int, []byte) {
 // most; the default answer is built once a second for every reader, and
 // ?check= builds that one check only.
 func TestStatusBoundedAtScale(t *testing.T) {
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
+		// Nothing here runs concurrently that other tests do not cover
+		// under -race; loading 50,000 windows with it costs a minute.
 		t.Skip("loads 50,000 windows")
 	}
 	ev := statusAtScale(t)
