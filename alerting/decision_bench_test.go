@@ -43,7 +43,7 @@ func (n *timingNotifier) last() time.Time {
 
 var benchRegions = []string{"r1", "r2", "r3", "r4", "r5"}
 
-func loadedEvaluator(b *testing.B, nChecks int) (*Evaluator, *timingNotifier, *clocktest.Fake) {
+func loadedEvaluator(b testing.TB, nChecks int) (*Evaluator, *timingNotifier, *clocktest.Fake) {
 	b.Helper()
 	var y strings.Builder
 	fmt.Fprintf(&y, "regions: [%s]\ndefaults: {interval: 30s, failure: {consecutive: 1}, recovery: {consecutive: 1}}\nchecks:\n", strings.Join(benchRegions, ", "))
@@ -79,7 +79,7 @@ func loadedEvaluator(b *testing.B, nChecks int) (*Evaluator, *timingNotifier, *c
 
 var benchSeq uint64
 
-func applyBatch(b *testing.B, ev *Evaluator, region string, res []wire.Result, clk *clocktest.Fake) {
+func applyBatch(b testing.TB, ev *Evaluator, region string, res []wire.Result, clk *clocktest.Fake) {
 	benchSeq++
 	if err := ev.Apply(wire.Batch{V: 1, Agent: "a-" + region, Region: region, Seq: benchSeq, Created: clk.Now(), Results: res}); err != nil {
 		b.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,6 +114,10 @@ type Evaluator struct {
 	// deciders is built by New and never changes; each guards itself.
 	deciders  map[string]*checkDecider
 	lastSweep time.Time // used by the liveness loop only
+	// ingesting is the batches in ingest; pace, used by the liveness
+	// loop only, is whether the evaluator keeps up (see pace.go).
+	ingesting inflight
+	pace      pace
 	dataDir   string
 	saveMu    sync.Mutex
 	persisted map[string]savedDecider // guarded by saveMu
@@ -120,10 +125,15 @@ type Evaluator struct {
 	// saveDirty whether persisted changed since it took its copy; both
 	// guarded by saveMu.
 	saving, saveDirty bool
-	// statusBuilds shares one /status.json among concurrent readers.
-	statusBuilds status.Shared
-	unknown      unknownChecks
-	beats        *heartbeats
+	// statusBuilds shares one full /status.json among concurrent
+	// readers; statusSummary the default answer of a large configuration,
+	// for a second. checkBuilds counts the checks whose status was built
+	// with their regions.
+	statusBuilds  status.Shared
+	statusSummary status.Recent
+	checkBuilds   atomic.Int64
+	unknown       unknownChecks
+	beats         *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
 	// lastShapeSave is used by the liveness loop only.
 	shapeSaveMu   sync.Mutex
@@ -156,9 +166,13 @@ type regionState struct {
 	// mu guards the windows' contents and every field below.
 	mu       sync.Mutex
 	agents   map[string]*agentState
-	lastSeen time.Time // receipt of the latest accepted batch since start
+	lastSeen time.Time // arrival of the latest applied batch since start
 	live     decide.Liveness
+	held     bool // the last liveness step held a STALE transition
 	mismatch bool // some agent's latest batch had another config digest
+
+	// pending counts the region's batches in ingest.
+	pending atomic.Int32
 }
 
 // New builds an evaluator for cfg, which must come from checks.Load (or be
@@ -261,6 +275,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	e.peerClient = &http.Client{Timeout: peerCheckTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	e.lastSweep = e.started
+	e.pace = newPace(cfg, e.started, e.staleAfter)
 	if opts.DataDir != "" {
 		removeTemporaries(opts.DataDir, e.log)
 		store, recs, err := openSeqStore(opts.DataDir)

@@ -26,15 +26,17 @@ const maxDigestBytes = 64
 // applied again), 400 (malformed or inconsistent batch; nothing applied),
 // 401 (unknown region, bad signature, clock skew, replay), 413 (body over
 // wire.MaxBatchBytes), 503 (could not be recorded; retry). Error bodies
-// are one line of plain text and never contain a key.
+// are one line of plain text and never contain a key. Every answer carries
+// wire.HeaderEvaluator, so that an agent counts even a 503 as an evaluator
+// that answered.
 //
 // An agent must send its batches to one evaluator one at a time, in
 // sequence order: a batch below the highest accepted that is not one of
 // the last 16 accepted is refused as a replay, and one ahead of the
 // evaluator's clock in Unix nanoseconds (plus wire.MaxClockSkew) as
 // invalid, since agents start their sequence from their clock. Only
-// applied batches count as signs of life for region liveness; a duplicate
-// may be a replay.
+// applied batches count as signs of life for region liveness, as of the
+// moment their request arrived; a duplicate may be a replay.
 func (e *Evaluator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+wire.ResultsPath, e.serveResults)
@@ -46,6 +48,7 @@ func (e *Evaluator) Handler() http.Handler {
 
 func (e *Evaluator) serveResults(w http.ResponseWriter, req *http.Request) {
 	now := e.clock.Now()
+	w.Header().Set(wire.HeaderEvaluator, "1")
 	name := req.Header.Get(wire.HeaderRegion)
 	r := e.regions[name]
 	err := e.receive(w, req, r, name, now)
@@ -147,6 +150,7 @@ func (e *Evaluator) ingest(r *regionState, b *wire.Batch, now time.Time, d *fast
 	} else {
 		wins = make([]*window, len(b.Results))
 	}
+	defer e.ingesting.add(r, now)()
 	if err := e.validate(r, b, wins); err != nil {
 		return err
 	}

@@ -38,15 +38,22 @@ func (e *Evaluator) Run(ctx context.Context) error {
 func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 	var due []notify.Notification
 	var changed []string
+	e.stepPace(now)
 	for _, r := range e.regionList {
 		r.mu.Lock()
-		next, ev := decide.StepLiveness(r.live, r.lastSeen, e.started, now, e.staleAfter)
+		next, ev := decide.StepLiveness(r.live, e.pace.input(r, e.started, e.staleAfter), now)
 		if next.State != r.live.State {
 			changed = append(changed, r.name)
 		}
 		r.live = next
+		wasHeld := r.held
+		r.held = ev.Kind == decide.LivenessHeld
 		change := r.updateMismatch(now, e.staleAfter)
 		r.mu.Unlock()
+		if r.held && !wasHeld {
+			e.log.Warn("region silent for stale_after but not declared STALE: this evaluator cannot vouch for the silence",
+				"region", r.name, "why", ev.Held.String(), "last_seen", r.lastSeenAt())
+		}
 		e.reportMismatch(r, change, "", "")
 		if next.State == decide.RegionLive {
 			r.metrics.live.Set(1)
@@ -70,6 +77,26 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 			e.log.Error("shape baselines not saved; a restart would forget what was learned since the last save", "err", err)
 		}
 	}
+}
+
+// stepPace notes whether the evaluator keeps up at now, logging and
+// exporting each change.
+func (e *Evaluator) stepPace(now time.Time) {
+	switch change, d := e.pace.step(now, e.ingesting.oldest()); change {
+	case lagStarted:
+		e.metrics.lagging.Set(1)
+		e.log.Warn("evaluator lagging: STALE verdicts held until it catches up", "behind", d.Round(time.Millisecond))
+	case lagEnded:
+		e.metrics.lagging.Set(0)
+		e.log.Info("evaluator caught up: a region is STALE again once silent for stale_after from now", "lagged_for", d.Round(time.Millisecond))
+	}
+}
+
+// lastSeenAt returns the arrival of r's latest applied batch.
+func (r *regionState) lastSeenAt() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastSeen
 }
 
 // regionNotification turns a liveness event into the notification humans

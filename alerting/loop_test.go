@@ -57,7 +57,7 @@ func TestStepLiveness(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, ev := decide.StepLiveness(tc.cur, tc.lastSeen, start, tc.now, stale)
+			got, ev := decide.StepLiveness(tc.cur, decide.LivenessInput{LastSeen: tc.lastSeen, Started: start, StaleAfter: stale}, tc.now)
 			if got != tc.want || ev != tc.event {
 				t.Fatalf("stepLiveness = %+v, %+v\nwant %+v, %+v", got, ev, tc.want, tc.event)
 			}
@@ -104,6 +104,13 @@ func TestRegionNotification(t *testing.T) {
 // clock one second at a time, waiting each time until the loop has ticked
 // and parked again.
 func runLoop(t *testing.T, f *fixture) (advance func(time.Duration)) {
+	advance, _ = runLoopJumps(t, f)
+	return advance
+}
+
+// runLoopJumps is runLoop that also returns jump, which moves the fake
+// clock by d in one step (one late tick) and waits for that tick.
+func runLoopJumps(t *testing.T, f *fixture) (advance, jump func(time.Duration)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -116,13 +123,17 @@ func runLoop(t *testing.T, f *fixture) (advance func(time.Duration)) {
 		}
 	})
 	f.clock.WaitTimersCreated(t, timers, 10*time.Second)
-	return func(d time.Duration) {
+	jump = func(d time.Duration) {
+		f.clock.Advance(d)
+		timers++
+		f.clock.WaitTimersCreated(t, timers, 10*time.Second)
+	}
+	advance = func(d time.Duration) {
 		for range int(d / tickInterval) {
-			f.clock.Advance(tickInterval)
-			timers++
-			f.clock.WaitTimersCreated(t, timers, 10*time.Second)
+			jump(tickInterval)
 		}
 	}
+	return advance, jump
 }
 
 func (f *fixture) state(region string) decide.RegionState {

@@ -36,6 +36,8 @@ const unknownRegionLabel = "(unknown)"
 type metrics struct {
 	regions map[string]*regionMetrics
 	unknown *regionMetrics
+	// lagging is 1 while the evaluator is behind and holds STALE verdicts.
+	lagging prometheus.Gauge
 }
 
 // regionMetrics are one region's children.
@@ -63,8 +65,12 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 		Name: "outpost_config_mismatch",
 		Help: "1 while an agent of the region reports a configuration digest other than the evaluator's.",
 	}, []string{"region"})
+	lagging := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "outpost_evaluator_lagging",
+		Help: "1 while this evaluator is behind (liveness steps late, or batches waiting in ingest) and holds back STALE verdicts, else 0.",
+	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{batches, results, live, mismatch} {
+		for _, c := range []prometheus.Collector{batches, results, live, mismatch, lagging} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering metrics: %w", err)
 			}
@@ -77,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 		}
 		return rm
 	}
-	m := &metrics{regions: make(map[string]*regionMetrics, len(regions)), unknown: children(unknownRegionLabel)}
+	m := &metrics{regions: make(map[string]*regionMetrics, len(regions)), unknown: children(unknownRegionLabel), lagging: lagging}
 	for _, r := range regions {
 		rm := children(r)
 		rm.results = results.WithLabelValues(r)

@@ -4,40 +4,22 @@ import (
 	"cmp"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/status"
+	"github.com/outposthq/outpost/checks"
 )
 
 // Snapshot returns the evaluator's current state. Each region is copied
 // under its own lock, so a region's checks and liveness are consistent
 // with each other.
 func (e *Evaluator) Snapshot() status.Status {
-	s := status.Status{
-		Time:         e.clock.Now(),
-		Started:      e.started,
-		ConfigDigest: e.cfg.Digest,
-		StaleAfter:   status.Seconds(e.staleAfter.Seconds()),
-		Regions:      make([]status.RegionStatus, 0, len(e.regionList)),
-		Checks:       make([]status.CheckStatus, 0, len(e.cfg.Checks)),
-	}
+	s := e.statusHead()
 	perCheck := map[string][]status.CheckRegionStatus{}
-	for _, r := range e.regionList {
+	for i, r := range e.regionList {
 		r.mu.Lock()
-		rs := status.RegionStatus{
-			Name:              r.name,
-			State:             r.live.State,
-			Since:             r.live.Since,
-			LastSeen:          r.lastSeen,
-			ConfigDigestMatch: !r.mismatch,
-			Agents:            make([]status.AgentStatus, 0, len(r.agents)),
-		}
-		for _, a := range r.agents {
-			rs.Agents = append(rs.Agents, status.AgentStatus{
-				Name: a.name, LastSeen: a.lastSeen, LastSeq: a.lastSeq,
-				ConfigDigest: a.digest, ConfigDigestMatch: a.digest == "" || !a.digestBad,
-			})
-		}
+		s.Regions[i] = r.statusLocked()
 		for id, w := range r.windows {
 			st := w.status()
 			if t := r.shapes[id]; t != nil {
@@ -46,31 +28,120 @@ func (e *Evaluator) Snapshot() status.Status {
 			perCheck[id] = append(perCheck[id], st)
 		}
 		r.mu.Unlock()
-		slices.SortFunc(rs.Agents, func(a, b status.AgentStatus) int { return cmp.Compare(a.Name, b.Name) })
-		s.Regions = append(s.Regions, rs)
 	}
+	s.Checks = make([]status.CheckStatus, 0, len(e.cfg.Checks))
 	for _, c := range e.cfg.Checks {
 		// perCheck holds the check's regions in e.regionList order, which
 		// is the declared order.
-		cs := status.CheckStatus{ID: c.ID, Type: c.Type(), Regions: perCheck[c.ID]}
-		if cd := e.deciders[c.ID]; cd != nil {
-			cd.mu.Lock()
-			cs.State, cs.Summary = cd.last.State, cd.last.Summary
-			for _, k := range decide.IncidentKinds() {
-				if inc, ok := cd.state.Incident(k); ok && inc.Open {
-					cs.Incidents = append(cs.Incidents, status.IncidentStatus{Kind: k, OpenedAt: inc.OpenedAt, Paged: inc.Paged, Flapping: inc.Flapping, DedupKey: decide.DedupKey(c.ID, k)})
-				}
+		cs := e.checkHead(c, s.Time)
+		cs.Regions = perCheck[c.ID]
+		s.Checks = append(s.Checks, cs)
+	}
+	e.checkBuilds.Add(int64(len(s.Checks)))
+	return s
+}
+
+// statusHead is a Status with every region's liveness and no checks.
+func (e *Evaluator) statusHead() status.Status {
+	s := status.Status{
+		Time:         e.clock.Now(),
+		Started:      e.started,
+		ConfigDigest: e.cfg.Digest,
+		StaleAfter:   status.Seconds(e.staleAfter.Seconds()),
+		Regions:      make([]status.RegionStatus, len(e.regionList)),
+	}
+	for i, r := range e.regionList {
+		r.mu.Lock()
+		s.Regions[i] = r.statusLocked()
+		r.mu.Unlock()
+	}
+	return s
+}
+
+// statusLocked is r's liveness and agents. r.mu is held.
+func (r *regionState) statusLocked() status.RegionStatus {
+	rs := status.RegionStatus{
+		Name:              r.name,
+		State:             r.live.State,
+		Since:             r.live.Since,
+		LastSeen:          r.lastSeen,
+		ConfigDigestMatch: !r.mismatch,
+		Agents:            make([]status.AgentStatus, 0, len(r.agents)),
+	}
+	for _, a := range r.agents {
+		rs.Agents = append(rs.Agents, status.AgentStatus{
+			Name: a.name, LastSeen: a.lastSeen, LastSeq: a.lastSeq,
+			ConfigDigest: a.digest, ConfigDigestMatch: a.digest == "" || !a.digestBad,
+		})
+	}
+	slices.SortFunc(rs.Agents, func(a, b status.AgentStatus) int { return cmp.Compare(a.Name, b.Name) })
+	return rs
+}
+
+// checkHead is c's verdict, open incidents and maintenance at now, without
+// its regions.
+func (e *Evaluator) checkHead(c *checks.Check, now time.Time) status.CheckStatus {
+	cs := status.CheckStatus{ID: c.ID, Type: c.Type()}
+	if cd := e.deciders[c.ID]; cd != nil {
+		cd.mu.Lock()
+		cs.State, cs.Summary = cd.last.State, cd.last.Summary
+		for _, k := range decide.IncidentKinds() {
+			if inc, ok := cd.state.Incident(k); ok && inc.Open {
+				cs.Incidents = append(cs.Incidents, status.IncidentStatus{Kind: k, OpenedAt: inc.OpenedAt, Paged: inc.Paged, Flapping: inc.Flapping, DedupKey: decide.DedupKey(c.ID, k)})
 			}
-			cd.mu.Unlock()
 		}
-		for _, m := range e.cfg.Maintenance {
-			if m.Active(c.ID, "", s.Time) {
-				cs.Maintenance = append(cs.Maintenance, m.Name)
-			}
+		cd.mu.Unlock()
+	}
+	for _, m := range e.cfg.Maintenance {
+		if m.Active(c.ID, "", now) {
+			cs.Maintenance = append(cs.Maintenance, m.Name)
 		}
+	}
+	return cs
+}
+
+// Overview is PublicStatus without the checks' regions (see
+// status.Source): what a summary or a page of checks is chosen from.
+func (e *Evaluator) Overview() status.Status {
+	s := e.statusHead()
+	s.Checks = make([]status.CheckStatus, 0, len(e.cfg.Checks))
+	for _, c := range e.cfg.Checks {
+		cs := e.checkHead(c, s.Time)
+		e.hidePrivate(&cs)
 		s.Checks = append(s.Checks, cs)
 	}
 	return s
+}
+
+// PublicChecks is the public status of the checks named by ids as of now,
+// with their regions, in the order of ids; unknown ids are left out. It
+// reads only those checks' windows (see status.Source).
+func (e *Evaluator) PublicChecks(ids []string, now time.Time) []status.CheckStatus {
+	out := make([]status.CheckStatus, 0, len(ids))
+	for _, id := range ids {
+		c := e.checks[id]
+		if c == nil {
+			continue
+		}
+		cs := e.checkHead(c, now)
+		for _, r := range e.regionList {
+			w := r.windows[id]
+			if w == nil {
+				continue
+			}
+			r.mu.Lock()
+			st := w.status()
+			if t := r.shapes[id]; t != nil {
+				st.Shape = t.Status(now)
+			}
+			r.mu.Unlock()
+			cs.Regions = append(cs.Regions, st)
+		}
+		e.hidePrivate(&cs)
+		out = append(out, cs)
+	}
+	e.checkBuilds.Add(int64(len(out)))
+	return out
 }
 
 // status summarises w. Its region's mutex is held.
@@ -92,20 +163,24 @@ func (w *window) status() status.CheckRegionStatus {
 func (e *Evaluator) PublicStatus() status.Status {
 	s := e.Snapshot()
 	for i := range s.Checks {
-		cs := &s.Checks[i]
-		if !e.Private(cs.ID) {
-			continue
-		}
-		cs.Type, cs.Summary = "", ""
-		for j := range cs.Regions {
-			if l := cs.Regions[j].Last; l != nil {
-				// Snapshot made l for this Status alone.
-				l.Reason, l.Duration, l.Agent = "", 0, ""
-			}
-			cs.Regions[j].Shape = nil // timings are evidence too
-		}
+		e.hidePrivate(&s.Checks[i])
 	}
 	return s
+}
+
+// hidePrivate clears the evidence of cs if its check is private; cs and
+// its latest results were made for one Status alone.
+func (e *Evaluator) hidePrivate(cs *status.CheckStatus) {
+	if !e.Private(cs.ID) {
+		return
+	}
+	cs.Type, cs.Summary = "", ""
+	for j := range cs.Regions {
+		if l := cs.Regions[j].Last; l != nil {
+			l.Reason, l.Duration, l.Agent = "", 0, ""
+		}
+		cs.Regions[j].Shape = nil // timings are evidence too
+	}
 }
 
 // Private reports whether check is private (checks.Check.Private): the

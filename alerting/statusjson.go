@@ -5,36 +5,53 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/outposthq/outpost/alerting/status"
 )
 
-// StatusJSON serves GET /status.json: PublicStatus as JSON. Readers that
-// arrive while an answer is being built wait for it and share it, so a
-// crowd of readers in a storm costs one build, not one each, and one
-// body's memory. ?check=ID narrows the answer to one check (every region's
-// liveness stays); an unknown ID is a 404.
+// StatusJSON serves GET /status.json: the evaluator's public state as
+// JSON, bounded whatever the size of the configuration.
+//
+// With at most status.FullMaxChecks checks and no query, the answer is
+// the whole of PublicStatus, as it has always been; readers that arrive
+// while it is being built wait for it and share it. A larger configuration
+// answers with every region, a summary (checks by state, open incidents)
+// and one page of checks, those not OK first; that answer is built at most
+// once a second and shared by every reader. ?page= and ?per_page= (at most
+// status.MaxPerPage) choose a page, ?state= keeps the checks in one state
+// (OK, DEGRADED, DOWN, UNKNOWN, PENDING), for a configuration of any size.
+// ?check=ID answers one check in full (every region's liveness stays),
+// built for that check alone; an unknown ID is a 404, a malformed query a
+// 400.
 func (e *Evaluator) StatusJSON() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
-		if id := req.URL.Query().Get("check"); id != "" {
-			if e.checks[id] == nil {
-				http.Error(w, "no check "+strconv.Quote(id), http.StatusNotFound)
-				return
-			}
-			s := e.PublicStatus()
-			for _, c := range s.Checks {
-				if c.ID == id {
-					s.Checks = []status.CheckStatus{c}
-					break
-				}
-			}
-			writeJSON(w, encodeStatus(s))
+		q, err := status.ParseQuery(req.URL.Query())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		body, _ := e.statusBuilds.Get(func() ([]byte, error) { return encodeStatus(e.PublicStatus()), nil })
-		writeJSON(w, body)
+		switch {
+		case q.Check != "":
+			s, ok := status.One(e, q.Check)
+			if !ok {
+				http.Error(w, "no check "+strconv.Quote(q.Check), http.StatusNotFound)
+				return
+			}
+			writeJSON(w, encodeStatus(s))
+		case q.Paged():
+			writeJSON(w, encodeStatus(status.Paged(e, q)))
+		case len(e.cfg.Checks) <= status.FullMaxChecks:
+			body, _ := e.statusBuilds.Get(func() ([]byte, error) { return encodeStatus(e.PublicStatus()), nil })
+			writeJSON(w, body)
+		default:
+			body, _ := e.statusSummary.Get(e.clock.Now(), time.Second, func() ([]byte, error) {
+				return encodeStatus(status.Paged(e, q)), nil
+			})
+			writeJSON(w, body)
+		}
 	})
 }
 

@@ -24,7 +24,7 @@ type Liveness struct {
 	State RegionState
 	// Since is when State was entered.
 	Since time.Time
-	// SilentSince is, while stale, the receipt time of the last batch
+	// SilentSince is, while stale, the arrival time of the last batch
 	// before the silence, or the evaluator's start if there was none.
 	SilentSince time.Time
 	// NeverSeen is, while stale, whether the region was never heard from
@@ -43,7 +43,40 @@ const (
 	LivenessStale
 	// LivenessBack: STALE to LIVE.
 	LivenessBack
+	// LivenessHeld: the region's silence alone would have made it STALE,
+	// but the evaluator cannot vouch for that silence (see Hold); the state
+	// did not change.
+	LivenessHeld
 )
+
+// Hold is why a STALE transition was held back.
+type Hold int
+
+const (
+	HoldNone Hold = iota
+	// HoldPending: a signed batch from the region has arrived and is still
+	// being ingested.
+	HoldPending
+	// HoldLagging: the evaluator is behind (late liveness steps or an
+	// ingest backlog), so it may not have got round to what was sent.
+	HoldLagging
+	// HoldCatchingUp: the evaluator caught up less than stale_after ago and
+	// has not yet watched a whole stale_after of silence.
+	HoldCatchingUp
+)
+
+// String names h for logs and metrics.
+func (h Hold) String() string {
+	switch h {
+	case HoldPending:
+		return "batch_in_ingest"
+	case HoldLagging:
+		return "evaluator_lagging"
+	case HoldCatchingUp:
+		return "evaluator_catching_up"
+	}
+	return "none"
+}
 
 // LivenessEvent describes a transition for notification.
 type LivenessEvent struct {
@@ -54,14 +87,54 @@ type LivenessEvent struct {
 	// last batch before it to the first after.
 	SilentFor time.Duration
 	NeverSeen bool
+	// Held is, on LivenessHeld, why.
+	Held Hold
+}
+
+// LivenessInput is what a liveness step judges a region by: what its agents
+// sent, and whether the evaluator was in a state to notice.
+type LivenessInput struct {
+	// LastSeen is the arrival time of the region's latest applied batch
+	// (when the signed request reached the evaluator, not when ingest
+	// finished); zero if none since start.
+	LastSeen time.Time
+	// Started is the evaluator's start.
+	Started time.Time
+	// StaleAfter is reporting.stale_after.
+	StaleAfter time.Duration
+	// Pending is whether a signed batch from the region has arrived and is
+	// still being ingested: a sign of life whose sequence number is not yet
+	// checked.
+	Pending bool
+	// LagFrom is the last moment the evaluator kept up before its latest
+	// lag (its last step on time, or the arrival of the oldest batch then
+	// waiting in ingest); zero if it never lagged. Only a region that was
+	// fresh at LagFrom is held for the lag: one already silent before it
+	// was watched being silent.
+	LagFrom time.Time
+	// LaggingSince is when the evaluator found itself behind; zero while
+	// it keeps up.
+	LaggingSince time.Time
+	// KeptUpSince is, after a lag, when the evaluator caught up. Silence
+	// is counted only from here: what it did not watch it cannot vouch for.
+	KeptUpSince time.Time
+	// MaxHold bounds every hold: a region with a batch in ingest is STALE
+	// once silent for StaleAfter + MaxHold, and a lag longer than MaxHold
+	// holds nothing, so that an evaluator that never catches up still
+	// reports silence rather than showing it as health.
+	MaxHold time.Duration
 }
 
 // StepLiveness is the Liveness transition: a pure function of the current
-// Liveness, the receipt time of the region's latest batch (zero if none
-// since start), the evaluator's start, now and reporting.stale_after. A
-// region is fresh while now - lastSeen < staleAfter; a region never seen is
-// UNKNOWN while now - started < staleAfter and STALE after.
-func StepLiveness(cur Liveness, lastSeen, started, now time.Time, staleAfter time.Duration) (Liveness, LivenessEvent) {
+// Liveness, in and now. A region is fresh while now - in.LastSeen <
+// in.StaleAfter; a region never seen is UNKNOWN while now - in.Started <
+// in.StaleAfter. Otherwise it is STALE, unless the transition is held: while
+// a batch of the region is in ingest, while the evaluator lags (for at most
+// in.MaxHold), and until the evaluator has watched in.StaleAfter of silence
+// since it caught up (in.KeptUpSince). A held step returns cur and a
+// LivenessHeld event saying why.
+func StepLiveness(cur Liveness, in LivenessInput, now time.Time) (Liveness, LivenessEvent) {
+	lastSeen, started, staleAfter := in.LastSeen, in.Started, in.StaleAfter
 	fresh := !lastSeen.IsZero() && now.Sub(lastSeen) < staleAfter
 	switch {
 	case fresh && cur.State == RegionLive:
@@ -79,6 +152,9 @@ func StepLiveness(cur Liveness, lastSeen, started, now time.Time, staleAfter tim
 		}
 		return Liveness{State: RegionUnknown, Since: now}, LivenessEvent{}
 	}
+	if h := hold(in, now); h != HoldNone {
+		return cur, LivenessEvent{Kind: LivenessHeld, Held: h}
+	}
 	// Silent too long: LIVE whose agents stopped, or UNKNOWN that never
 	// started (or that was heard from only between two steps).
 	next := Liveness{State: RegionStale, Since: now, SilentSince: lastSeen, NeverSeen: lastSeen.IsZero()}
@@ -86,4 +162,28 @@ func StepLiveness(cur Liveness, lastSeen, started, now time.Time, staleAfter tim
 		next.SilentSince = started
 	}
 	return next, LivenessEvent{Kind: LivenessStale, SilentSince: next.SilentSince, NeverSeen: next.NeverSeen}
+}
+
+// hold says why a region silent for in.StaleAfter is not STALE yet, or
+// HoldNone.
+func hold(in LivenessInput, now time.Time) Hold {
+	base := in.LastSeen
+	if base.IsZero() {
+		base = in.Started
+	}
+	if in.Pending && now.Sub(base) < in.StaleAfter+in.MaxHold {
+		return HoldPending
+	}
+	if in.LagFrom.IsZero() || in.LastSeen.IsZero() || in.LagFrom.Sub(in.LastSeen) >= in.StaleAfter {
+		return HoldNone // silent before the lag, or never heard from
+	}
+	switch {
+	case !in.LaggingSince.IsZero():
+		if now.Sub(in.LaggingSince) < in.MaxHold {
+			return HoldLagging
+		}
+	case now.Sub(in.KeptUpSince) < in.StaleAfter:
+		return HoldCatchingUp
+	}
+	return HoldNone
 }

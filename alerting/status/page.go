@@ -3,13 +3,12 @@ package status
 import (
 	"bytes"
 	_ "embed"
-	"fmt"
+	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
@@ -44,6 +43,8 @@ const (
 	pageReasonBytes = 300
 	// pageIncidents caps the timeline of open incidents.
 	pageIncidents = 20
+	// pageMaintenanceChecks caps the checks listed per maintenance window.
+	pageMaintenanceChecks = 50
 )
 
 // Source is what the status page is built from: the evaluator.
@@ -51,6 +52,14 @@ type Source interface {
 	// PublicStatus is the current state, without the evidence of private
 	// checks.
 	PublicStatus() Status
+	// Overview is PublicStatus without the checks' regions: every check's
+	// id, type, state, summary, incidents and maintenance, cheap enough
+	// for tens of thousands of checks.
+	Overview() Status
+	// PublicChecks is the public status of the checks named by ids, with
+	// their regions, as of now, in the order of ids; unknown ids are left
+	// out. Its cost grows with len(ids), not with the configuration.
+	PublicChecks(ids []string, now time.Time) []CheckStatus
 	// Window returns the recent results of check from region.
 	Window(check, region string) (decide.Window, bool)
 	// Private reports whether check is private: its page row shows states
@@ -72,7 +81,8 @@ type Source interface {
 // banner.
 func Handler(src Source, log *slog.Logger) http.Handler {
 	tmpl := template.Must(template.New("status").Parse(statusPageHTML))
-	var pages Shared // readers at the same time share one rendering
+	var pages Shared   // readers at the same time share one rendering
+	var summary Recent // the default page of a large configuration
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", statusPageCSP)
@@ -85,11 +95,31 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		page, err := pages.Get(func() ([]byte, error) {
+		q, err := ParseQuery(req.URL.Query())
+		if err != nil || q.Check != "" {
+			if err == nil {
+				err = errors.New("check=: the page shows checks by page; ask /status.json?check= for one")
+			}
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		render := func(p statusPage) ([]byte, error) {
 			var buf bytes.Buffer
-			err := tmpl.Execute(&buf, build(src))
+			err := tmpl.Execute(&buf, p)
 			return buf.Bytes(), err
-		})
+		}
+		var page []byte
+		switch ov := src.Overview(); {
+		case !q.Paged() && len(ov.Checks) <= FullMaxChecks:
+			page, err = pages.Get(func() ([]byte, error) {
+				s := src.PublicStatus()
+				return render(build(src, s, s.Checks))
+			})
+		case !q.Paged():
+			page, err = summary.Get(ov.Time, time.Second, func() ([]byte, error) { return render(buildPaged(src, ov, q)) })
+		default:
+			page, err = render(buildPaged(src, ov, q))
+		}
 		if err != nil {
 			log.Error("status page not rendered", "err", err)
 			http.Error(w, "status page unavailable", http.StatusInternalServerError)
@@ -102,6 +132,20 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 		}
 		_, _ = w.Write(page)
 	})
+}
+
+// buildPaged is the page of a large configuration: the banner, regions,
+// incidents and maintenance of every check from ov, and the checks of one
+// page (not OK first) in full.
+func buildPaged(src Source, ov Status, q Query) statusPage {
+	idx, _, pg := Select(ov, q)
+	ids := make([]string, len(idx))
+	for i, j := range idx {
+		ids[i] = ov.Checks[j].ID
+	}
+	p := build(src, ov, src.PublicChecks(ids, ov.Time))
+	p.Page = &pg
+	return p
 }
 
 // statusPage is what the template renders; every string is plain text.
@@ -118,6 +162,8 @@ type statusPage struct {
 	More        int // open incidents left off the timeline
 	Maintenance []maintenanceRow
 	Checks      []checkView
+	// Page is set when Checks is one page of the checks.
+	Page *PageInfo
 }
 
 // stamp is a time as the page shows it, in UTC; the zero stamp is no
@@ -152,6 +198,7 @@ type incidentRow struct {
 type maintenanceRow struct {
 	Name   string
 	Checks []string
+	More   int // checks left off Checks
 }
 
 type checkView struct {
@@ -191,9 +238,10 @@ type sparkLine struct {
 
 type sparkPoint struct{ X, Y string }
 
-// build gathers the page's content at the evaluator's now.
-func build(src Source) statusPage {
-	s := src.PublicStatus()
+// build gathers the page's content at the evaluator's now: the banner,
+// incidents and maintenance of every check of s, and a section for each
+// check of shown (with its regions).
+func build(src Source, s Status, shown []CheckStatus) statusPage {
 	now := s.Time
 	p := statusPage{
 		Refresh:    statusPageRefresh,
@@ -220,15 +268,8 @@ func build(src Source) statusPage {
 	}
 	maint := map[string]int{}
 	for _, cs := range s.Checks {
-		v := checkView{
-			ID: cs.ID, Type: cs.Type, State: checkStateText(cs.State), Class: checkClass(cs.State),
-			Summary: cs.Summary, Maintenance: cs.Maintenance,
-		}
-		v.Private = src.Private(cs.ID)
 		for _, in := range cs.Incidents {
-			row := incidentRow{Check: cs.ID, Kind: string(in.Kind), Class: incidentClass(in.Kind), Opened: stampOf(in.OpenedAt, now), Paged: in.Paged, Flapping: in.Flapping, opened: in.OpenedAt}
-			v.Incidents = append(v.Incidents, row)
-			p.Incidents = append(p.Incidents, row)
+			p.Incidents = append(p.Incidents, incidentRow{Check: cs.ID, Kind: string(in.Kind), Class: incidentClass(in.Kind), Opened: stampOf(in.OpenedAt, now), Paged: in.Paged, Flapping: in.Flapping, opened: in.OpenedAt})
 		}
 		for _, name := range cs.Maintenance {
 			i, ok := maint[name]
@@ -237,7 +278,21 @@ func build(src Source) statusPage {
 				maint[name] = i
 				p.Maintenance = append(p.Maintenance, maintenanceRow{Name: name})
 			}
-			p.Maintenance[i].Checks = append(p.Maintenance[i].Checks, cs.ID)
+			if m := &p.Maintenance[i]; len(m.Checks) < pageMaintenanceChecks {
+				m.Checks = append(m.Checks, cs.ID)
+			} else {
+				m.More++
+			}
+		}
+	}
+	for _, cs := range shown {
+		v := checkView{
+			ID: cs.ID, Type: cs.Type, State: checkStateText(cs.State), Class: checkClass(cs.State),
+			Summary: cs.Summary, Maintenance: cs.Maintenance,
+		}
+		v.Private = src.Private(cs.ID)
+		for _, in := range cs.Incidents {
+			v.Incidents = append(v.Incidents, incidentRow{Check: cs.ID, Kind: string(in.Kind), Class: incidentClass(in.Kind), Opened: stampOf(in.OpenedAt, now), Paged: in.Paged, Flapping: in.Flapping, opened: in.OpenedAt})
 		}
 		var wins []decide.Window
 		for _, cr := range cs.Regions {
@@ -277,85 +332,4 @@ func build(src Source) statusPage {
 		p.Incidents = p.Incidents[:pageIncidents]
 	}
 	return p
-}
-
-// bannerOf sums s up in one line: green only when every check is OK and
-// every region is LIVE on this evaluator's configuration.
-func bannerOf(s Status) banner {
-	var down, degraded, unknown, pending, ok int
-	for _, c := range s.Checks {
-		switch c.State {
-		case decide.StateDown:
-			down++
-		case decide.StateDegraded:
-			degraded++
-		case decide.StateUnknown:
-			unknown++
-		case decide.StateOK:
-			ok++
-		default:
-			pending++
-		}
-	}
-	var stale, never, mismatch []string
-	for _, r := range s.Regions {
-		switch r.State {
-		case decide.RegionLive:
-		case decide.RegionStale:
-			stale = append(stale, r.Name)
-		default:
-			never = append(never, r.Name)
-		}
-		if !r.ConfigDigestMatch {
-			mismatch = append(mismatch, r.Name)
-		}
-	}
-	var b banner
-	var parts []string
-	if down > 0 {
-		parts = append(parts, plural(down, "check")+" DOWN")
-	}
-	if degraded > 0 {
-		parts = append(parts, plural(degraded, "check")+" DEGRADED")
-	}
-	if unknown > 0 {
-		parts = append(parts, plural(unknown, "check")+" UNKNOWN")
-	}
-	if pending > 0 {
-		parts = append(parts, plural(pending, "check")+" without a verdict yet")
-	}
-	if len(stale) > 0 {
-		parts = append(parts, regionsText(stale)+" STALE")
-		b.Notes = append(b.Notes, "A STALE region has sent nothing for "+s.StaleAfter.duration().String()+
-			" or more; it is left out of every verdict until it reports again.")
-	}
-	if len(never) > 0 {
-		parts = append(parts, regionsText(never)+" not heard from yet")
-	}
-	if len(mismatch) > 0 {
-		parts = append(parts, "configuration mismatch in "+strings.Join(mismatch, ", "))
-	}
-	switch {
-	case len(s.Checks) == 0:
-		b.Class, b.Headline = "unknown", "No checks configured"
-		if len(parts) > 0 {
-			b.Headline += " · " + strings.Join(parts, " · ")
-		}
-		return b
-	case down > 0:
-		b.Class = "down"
-	case degraded > 0:
-		b.Class = "degraded"
-	case len(parts) > 0:
-		b.Class = "unknown"
-	default:
-		b.Class = "ok"
-		b.Headline = fmt.Sprintf("All %s OK · %s LIVE", plural(ok, "check"), plural(len(s.Regions), "region"))
-		return b
-	}
-	if ok > 0 {
-		parts = append(parts, fmt.Sprintf("%d OK", ok))
-	}
-	b.Headline = strings.Join(parts, " · ")
-	return b
 }

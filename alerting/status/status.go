@@ -21,6 +21,11 @@ type Status struct {
 	StaleAfter   Seconds        `json:"stale_after_seconds"`
 	Regions      []RegionStatus `json:"regions"`
 	Checks       []CheckStatus  `json:"checks"`
+	// Summary and Page are set when Checks holds one page of the checks
+	// rather than all of them (see FullMaxChecks and Query); a full
+	// document has neither.
+	Summary *Summary  `json:"summary,omitempty"`
+	Page    *PageInfo `json:"page,omitempty"`
 }
 
 // Seconds is a duration that marshals as a number of seconds.

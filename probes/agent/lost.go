@@ -16,7 +16,13 @@ import (
 // off.
 
 // Reached is the part of the agent's reporter the watcher needs.
-type Reached interface{ LastReached() time.Time }
+type Reached interface {
+	// LastReached is when an evaluator last answered a batch.
+	LastReached() time.Time
+	// AnswerDue is the latest deadline of a batch sent and still awaiting
+	// its answer, zero if none is.
+	AnswerDue() time.Time
+}
 
 // Pager is how the watcher pages. PageEvaluators is called once when no
 // evaluator has answered for lost_after (lost, since the last answer) and
@@ -27,9 +33,18 @@ type Pager interface {
 }
 
 // EvaluatorsLost is the pure verdict: whether evaluators count as lost at
-// now, given when one last answered.
-func EvaluatorsLost(lastReached, now time.Time, lostAfter time.Duration) bool {
-	return now.Sub(lastReached) > lostAfter
+// now, given when one last answered and when the answer to a batch still
+// in flight is due (zero if none). A slow evaluator is not a lost one:
+// while an answer may still come, the verdict waits for it, at most one
+// send timeout past lostAfter, so that an evaluator that never answers
+// (a black hole) is still found lost.
+func EvaluatorsLost(lastReached, answerDue, now time.Time, lostAfter time.Duration) bool {
+	silent := now.Sub(lastReached)
+	if silent <= lostAfter {
+		return false
+	}
+	awaiting := !answerDue.IsZero() && now.Before(answerDue)
+	return !awaiting || silent > lostAfter+sendTimeout
 }
 
 // WatchEvaluators checks r every interval until ctx ends and pages p once
@@ -45,7 +60,7 @@ func WatchEvaluators(ctx context.Context, r Reached, p Pager, clk clock.Clock, l
 		case <-t.C():
 		}
 		now, last := clk.Now(), r.LastReached()
-		lost := EvaluatorsLost(last, now, lostAfter)
+		lost := EvaluatorsLost(last, r.AnswerDue(), now, lostAfter)
 		if lost == paged {
 			continue
 		}

@@ -16,6 +16,7 @@ type reachedAt struct {
 }
 
 func (r *reachedAt) LastReached() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.at }
+func (r *reachedAt) AnswerDue() time.Time   { return time.Time{} }
 func (r *reachedAt) set(t time.Time)        { r.mu.Lock(); r.at = t; r.mu.Unlock() }
 
 // pages records what the watcher pages.

@@ -103,14 +103,30 @@ type Reporter struct {
 	running                atomic.Bool
 	lastSeq, lastResultSeq uint64 // owned by the batcher
 	// lastReached is when an evaluator last answered a batch at all (any
-	// status below 500), in Unix nanoseconds of the reporter's clock.
+	// status below 500, or any answer the evaluator itself gave), in Unix
+	// nanoseconds of the reporter's clock.
 	lastReached atomic.Int64
 }
 
 // LastReached returns when some evaluator last answered a batch (any
-// status below 500: it was there to answer), or when the reporter was made
-// if none has yet.
+// status below 500, or any status with wire.HeaderEvaluator, such as a
+// busy evaluator's 503: it was there to answer), or when the reporter was
+// made if none has yet.
 func (r *Reporter) LastReached() time.Time { return time.Unix(0, r.lastReached.Load()) }
+
+// AnswerDue returns the latest deadline of a batch that is being sent and
+// awaits its answer, zero if none is: until then a slow evaluator may yet
+// answer.
+func (r *Reporter) AnswerDue() time.Time {
+	var due int64
+	for _, e := range r.evals {
+		due = max(due, e.answerDue.Load())
+	}
+	if due == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, due)
+}
 
 // evaluator is one destination: its spool, its sender's wake-up signal and
 // its metrics and log limiters.
@@ -120,6 +136,9 @@ type evaluator struct {
 	spool    *spool
 	wake     chan struct{} // capacity 1: a batch was spooled
 	log      *slog.Logger
+	// answerDue is, while a batch is being sent, its deadline in Unix
+	// nanoseconds of the reporter's clock; 0 otherwise.
+	answerDue atomic.Int64
 
 	sent, failures, spoolDropped, spoolErrors prometheus.Counter
 	rejected                                  *prometheus.CounterVec // by status

@@ -29,12 +29,14 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 				continue
 			}
 		}
-		status, detail, err := r.post(ctx, e, body)
+		e.answerDue.Store(r.clock.Now().Add(sendTimeout).UnixNano())
+		status, answered, detail, err := r.post(ctx, e, body)
+		e.answerDue.Store(0)
 		if err != nil && ctx.Err() != nil {
 			return // the batch stays spooled for the next run
 		}
 		now := r.clock.Now()
-		if err == nil && status < 500 {
+		if err == nil && (status < 500 || answered) {
 			r.lastReached.Store(now.UnixNano())
 		}
 		switch {
@@ -105,14 +107,15 @@ func backoff(attempt int) time.Duration {
 	return rand.N(ceiling)
 }
 
-// post sends one batch, signed now, and returns the status and, for an
+// post sends one batch, signed now, and returns the status, whether the
+// evaluator itself answered (wire.HeaderEvaluator) and, for an
 // unsuccessful answer, the start of the response body.
-func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status int, detail string, err error) {
+func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status int, answered bool, detail string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return 0, "", fmt.Errorf("evaluator %s: %w", e.label, err)
+		return 0, false, "", fmt.Errorf("evaluator %s: %w", e.label, err)
 	}
 	ts, sig := wire.Sign(r.key, r.clock.Now(), body)
 	req.Header.Set("Content-Type", "application/json")
@@ -123,7 +126,7 @@ func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status 
 	req.Header.Set(wire.HeaderSignature, sig)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, "", err
+		return 0, false, "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
@@ -132,5 +135,5 @@ func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status 
 	}
 	// Read a bounded rest so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, detail, nil
+	return resp.StatusCode, resp.Header.Get(wire.HeaderEvaluator) != "", detail, nil
 }

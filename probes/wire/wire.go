@@ -47,6 +47,10 @@ const (
 	HeaderAgent     = "X-Outpost-Agent"
 	HeaderTimestamp = "X-Outpost-Timestamp"
 	HeaderSignature = "X-Outpost-Signature"
+	// HeaderEvaluator is set on every answer an evaluator itself gives to
+	// a batch, so that an agent can tell an evaluator that is there but
+	// busy (503) from a proxy or load balancer that found none.
+	HeaderEvaluator = "X-Outpost-Evaluator"
 	// signaturePrefix versions the signature scheme.
 	signaturePrefix = "v1="
 	// ResultsPath is where evaluators accept batches.
