@@ -1,0 +1,342 @@
+// Package state keeps small keyed records durably in one bbolt file: named
+// buckets of key → value, where a change costs what it changed, never a
+// rewrite of everything.
+//
+// Put and Delete only queue a change, coalesced by key (the last value
+// wins), and return at once: they do no I/O and wait on no disk. One writer
+// goroutine commits what is queued in one bbolt transaction, one fsync;
+// while it commits, new changes gather for the next commit, so writers that
+// arrive together share an fsync (group commit). A caller that must not
+// acknowledge anything before its change is on disk calls Sync, which
+// returns once everything queued before the call is durable.
+//
+// A file bbolt cannot read (truncated, damaged) is moved aside at Open with
+// an ERROR log, and the store starts empty: a damaged file never keeps its
+// owner from starting. The package imports only the standard library and
+// bbolt.
+package state
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Defaults of Options.
+const (
+	DefaultLockTimeout  = time.Second
+	DefaultCloseTimeout = 3 * time.Second
+	DefaultRetryEvery   = time.Second
+)
+
+// Errors callers branch on.
+var (
+	// ErrClosed: the store is closed; the change was not queued.
+	ErrClosed = errors.New("state store closed")
+	// ErrNoBucket: the bucket was not named in Options.Buckets.
+	ErrNoBucket = errors.New("no such bucket")
+	// ErrBadRecord: an empty or oversized key, or an oversized value,
+	// which bbolt would refuse; refused at once, so that one bad record
+	// cannot fail the commits of every other.
+	ErrBadRecord = errors.New("bad record")
+)
+
+// Options configure a Store. Every field but Buckets is optional.
+type Options struct {
+	// Buckets are the buckets the store holds, created at Open if missing.
+	Buckets []string
+	// What the file holds, in words, for the log line when it must be set
+	// aside: "incident state and heartbeat pings".
+	What string
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+	// LockTimeout bounds the wait for another process that holds the
+	// file; DefaultLockTimeout when zero.
+	LockTimeout time.Duration
+	// CloseTimeout bounds how long Close waits for queued changes to
+	// reach the disk; DefaultCloseTimeout when zero.
+	CloseTimeout time.Duration
+	// RetryEvery is how long after a failed commit the writer tries
+	// again; DefaultRetryEvery when zero.
+	RetryEvery time.Duration
+	// OnCommit, when set, is called by the writer after every commit
+	// with what it wrote. It must not call the store.
+	OnCommit func(Commit)
+}
+
+// Commit describes one commit: one bbolt transaction, one fsync.
+type Commit struct {
+	// Records is the number of puts and deletes written.
+	Records int
+	// Bytes is the sum of their keys' and values' lengths.
+	Bytes int
+	// Pages is the number of pages bbolt wrote, meta page included.
+	Pages int64
+	// Err is why the commit failed, nil when it is durable.
+	Err error
+}
+
+// Store is a set of buckets of records in one bbolt file. Its methods are
+// safe for concurrent use.
+type Store struct {
+	db       *bolt.DB
+	path     string
+	opts     Options
+	buckets  map[string]bool
+	setAside string
+
+	mu      sync.Mutex
+	pending map[recordKey]change // queued, not yet being written
+	// gathering is the commit pending's changes go out in, writing the
+	// one under way, if any.
+	gathering, writing *group
+	closed             bool
+
+	wake   chan struct{} // capacity 1: something was queued
+	quit   chan struct{} // closed by Close
+	exited chan struct{} // closed when the writer returns
+
+	// beforeWrite, set by tests, runs in the writer before each
+	// transaction; an error fails the commit.
+	beforeWrite func() error
+}
+
+type recordKey struct{ bucket, key string }
+
+// change is a queued put, or a delete when del is set.
+type change struct {
+	value []byte
+	del   bool
+}
+
+// group is the fate of the changes committed together: done is closed
+// once err says how it went.
+type group struct {
+	done chan struct{}
+	err  error
+}
+
+func newGroup() *group { return &group{done: make(chan struct{})} }
+
+// Path returns the file's path.
+func (s *Store) Path() string { return s.path }
+
+// SetAside returns where Open moved a file it could not read, or "".
+func (s *Store) SetAside() string { return s.setAside }
+
+// ForEach calls fn for every record of bucket, in key order, until fn
+// returns an error, which ForEach returns. value is valid only during the
+// call. Changes queued and not yet committed are not seen.
+func (s *Store) ForEach(bucket string, fn func(key string, value []byte) error) error {
+	if !s.buckets[bucket] {
+		return fmt.Errorf("state: %w: %q", ErrNoBucket, bucket)
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte(bucket)).ForEach(func(k, v []byte) error {
+			if v == nil {
+				return nil // a nested bucket: not a record
+			}
+			return fn(string(k), v)
+		})
+	})
+}
+
+// Put queues value as key's record in bucket. It does no I/O; the store
+// keeps value, which the caller must not change afterwards.
+func (s *Store) Put(bucket, key string, value []byte) error {
+	return s.queue(recordKey{bucket, key}, change{value: value})
+}
+
+// Delete queues the removal of key's record from bucket. It does no I/O.
+func (s *Store) Delete(bucket, key string) error {
+	return s.queue(recordKey{bucket, key}, change{del: true})
+}
+
+func (s *Store) queue(k recordKey, c change) error {
+	if !s.buckets[k.bucket] {
+		return fmt.Errorf("state: %w: %q", ErrNoBucket, k.bucket)
+	}
+	if len(k.key) == 0 || len(k.key) > bolt.MaxKeySize || len(c.value) > bolt.MaxValueSize {
+		return fmt.Errorf("state: %w: key of %d bytes, value of %d", ErrBadRecord, len(k.key), len(c.value))
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.pending[k] = c
+	s.mu.Unlock()
+	s.kick()
+	return nil
+}
+
+func (s *Store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Sync returns nil once every change queued before the call is durable,
+// the error of the commit that failed to write them, or ctx's error. Calls
+// at the same time share commits.
+func (s *Store) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	var g *group
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return ErrClosed
+	case len(s.pending) > 0:
+		g = s.gathering
+	case s.writing != nil:
+		g = s.writing
+	default:
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	s.kick()
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close writes what is queued and closes the file. It waits at most
+// Options.CloseTimeout: past that it returns an error saying how many
+// changes may be lost and leaves the file to the process's exit. Changes
+// queued after Close are refused with ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.quit)
+	t := time.NewTimer(s.opts.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-s.exited:
+	case <-t.C:
+		s.mu.Lock()
+		n := len(s.pending)
+		if s.writing != nil {
+			n++
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("state %s: a commit still under way after %s; up to %d queued changes may be lost", s.path, s.opts.CloseTimeout, n)
+	}
+	s.mu.Lock()
+	n := len(s.pending)
+	s.mu.Unlock()
+	err := s.db.Close()
+	if n > 0 {
+		err = errors.Join(fmt.Errorf("state %s: %d changes not written: the last commit failed", s.path, n), err)
+	}
+	return err
+}
+
+// run is the writer: it commits what is queued whenever something is,
+// until Close, and then once more.
+func (s *Store) run() {
+	defer close(s.exited)
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-s.wake:
+		case <-retry:
+		case <-s.quit:
+		}
+		s.mu.Lock()
+		closed := s.closed
+		if len(s.pending) == 0 {
+			s.mu.Unlock()
+			if closed {
+				return
+			}
+			continue
+		}
+		batch, g := s.pending, s.gathering
+		s.pending, s.gathering, s.writing = make(map[recordKey]change, len(batch)), newGroup(), g
+		s.mu.Unlock()
+
+		c := s.commit(batch)
+		if s.opts.OnCommit != nil {
+			s.opts.OnCommit(c)
+		}
+
+		s.mu.Lock()
+		if c.Err != nil {
+			// Back in the queue, behind anything newer for the same key.
+			for k, ch := range batch {
+				if _, newer := s.pending[k]; !newer {
+					s.pending[k] = ch
+				}
+			}
+		}
+		s.writing = nil
+		g.err = c.Err
+		close(g.done)
+		s.mu.Unlock()
+		if c.Err != nil {
+			s.opts.Logger.Error("state not written; retrying", "path", s.path, "changes", len(batch), "err", c.Err)
+			if closed {
+				return
+			}
+			retry = time.After(s.opts.RetryEvery)
+		} else {
+			retry = nil
+		}
+	}
+}
+
+// commit writes batch in one transaction, in key order.
+func (s *Store) commit(batch map[recordKey]change) Commit {
+	if s.beforeWrite != nil {
+		if err := s.beforeWrite(); err != nil {
+			return Commit{Err: fmt.Errorf("state %s: %w", s.path, err)}
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(batch), func(a, b recordKey) int { return cmp.Or(cmp.Compare(a.bucket, b.bucket), cmp.Compare(a.key, b.key)) })
+	var c Commit
+	st := s.db.Stats()
+	before := st.TxStats.GetWrite()
+	c.Err = s.db.Update(func(tx *bolt.Tx) error {
+		c.Records, c.Bytes = 0, 0
+		for _, k := range keys {
+			b := tx.Bucket([]byte(k.bucket))
+			ch := batch[k]
+			var err error
+			if ch.del {
+				err = b.Delete([]byte(k.key))
+			} else {
+				err = b.Put([]byte(k.key), ch.value)
+			}
+			if err != nil {
+				return fmt.Errorf("%s %q: %w", k.bucket, k.key, err)
+			}
+			c.Records++
+			c.Bytes += len(k.key) + len(ch.value)
+		}
+		return nil
+	})
+	if c.Err != nil {
+		c.Err = fmt.Errorf("state %s: %w", s.path, c.Err)
+	}
+	st = s.db.Stats()
+	c.Pages = st.TxStats.GetWrite() - before
+	return c
+}
