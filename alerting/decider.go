@@ -24,8 +24,6 @@ import (
 const (
 	// sweepEvery is the full re-evaluation period.
 	sweepEvery = 30 * time.Second
-	// incidentsFile keeps open incidents across restarts.
-	incidentsFile = "incidents.json"
 )
 
 // checkDecider is the decision state of one check. Its mutex serialises
@@ -99,7 +97,6 @@ func (e *Evaluator) deliver(ctx context.Context, cd *checkDecider) {
 
 func (e *Evaluator) newDeciders() {
 	e.deciders = make(map[string]*checkDecider, len(e.cfg.Checks))
-	e.persisted = map[string]savedDecider{}
 	for _, c := range e.cfg.Checks {
 		// Silence right after a start is not yet meaningful: every region
 		// gets stale_after to report, and each check two intervals and a

@@ -32,6 +32,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/shape"
+	"github.com/outposthq/outpost/alerting/state"
 	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/atomicfile"
@@ -67,7 +68,9 @@ type Options struct {
 	Clock clock.Clock
 	// DataDir, when set, is where the evaluator keeps what must survive a
 	// restart: the sequence numbers accepted from each agent, so that a
-	// replay is refused after a restart too.
+	// replay is refused after a restart too, and in the state store each
+	// check's incident state and heartbeat pings. Close the evaluator to
+	// close them.
 	DataDir string
 	// Registerer receives the evaluator's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -114,12 +117,9 @@ type Evaluator struct {
 	deciders  map[string]*checkDecider
 	lastSweep time.Time // used by the liveness loop only
 	dataDir   string
-	saveMu    sync.Mutex
-	persisted map[string]savedDecider // guarded by saveMu
-	// saving is whether a goroutine is writing incidents.json, and
-	// saveDirty whether persisted changed since it took its copy; both
-	// guarded by saveMu.
-	saving, saveDirty bool
+	// state keeps incident state and heartbeat pings per check; nil
+	// without a DataDir.
+	state *state.Store
 	// statusBuilds shares one /status.json among concurrent readers.
 	statusBuilds status.Shared
 	unknown      unknownChecks
@@ -163,7 +163,8 @@ type regionState struct {
 
 // New builds an evaluator for cfg, which must come from checks.Load (or be
 // shaped like it) and must not change afterwards. With a DataDir it reads
-// the sequence memory kept there; a corrupt memory is an error.
+// the sequence memory kept there; a corrupt memory is an error. A state
+// store it cannot read is moved aside and the evaluator starts without it.
 func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	if cfg == nil {
 		return nil, errors.New("alerting: no configuration")
@@ -270,7 +271,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		e.store = store
 		e.restoreSeqs(recs)
 		e.dataDir = opts.DataDir
-		if err := e.loadIncidents(); err != nil {
+		if err := e.openState(opts.DataDir); err != nil {
 			return nil, fmt.Errorf("alerting: %w", err)
 		}
 		e.loadShapes()

@@ -23,6 +23,7 @@ func TestSeqMemorySurvivesRestart(t *testing.T) {
 		}
 	}
 	before.srv.Close()
+	before.ev.Close()
 
 	after := newFixture(t, withDataDir(dir))
 	after.clock.Advance(time.Minute)
@@ -184,6 +185,7 @@ func TestStartRemovesWhatACrashLeft(t *testing.T) {
 		t.Fatalf("%d %q", code, body)
 	}
 	first.srv.Close()
+	first.ev.Close()
 	leftover := filepath.Join(dir, ".incidents.json.atomic-42")
 	if err := os.WriteFile(leftover, []byte(`{"version":`), 0o600); err != nil {
 		t.Fatal(err)
