@@ -62,6 +62,7 @@ func Open(path string, opts Options) (*Store, error) {
 		path:      path,
 		opts:      opts,
 		buckets:   map[string]bool{},
+		noRetry:   map[string]bool{},
 		setAside:  setAside,
 		pending:   map[recordKey]change{},
 		gathering: newGroup(),
@@ -71,6 +72,9 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	for _, b := range opts.Buckets {
 		s.buckets[b] = true
+	}
+	for _, b := range opts.NoRetry {
+		s.noRetry[b] = true
 	}
 	go s.run()
 	return s, nil

@@ -70,6 +70,15 @@ type Options struct {
 	// OnCommit, when set, is called by the writer after every commit
 	// with what it wrote. It must not call the store.
 	OnCommit func(Commit)
+	// BeforeCommit, when set, runs in the writer before every commit; an
+	// error fails the commit as a disk's would. It is for fault
+	// injection in tests.
+	BeforeCommit func() error
+	// NoRetry names buckets whose changes a failed commit drops instead
+	// of queueing again: records whose writers Sync and, when that fails,
+	// act as if the change never happened (a refused request), so that
+	// it must not reach the disk later.
+	NoRetry []string
 }
 
 // Commit describes one commit: one bbolt transaction, one fsync.
@@ -91,6 +100,7 @@ type Store struct {
 	path     string
 	opts     Options
 	buckets  map[string]bool
+	noRetry  map[string]bool
 	setAside string
 
 	mu      sync.Mutex
@@ -282,7 +292,7 @@ func (s *Store) run() {
 		if c.Err != nil {
 			// Back in the queue, behind anything newer for the same key.
 			for k, ch := range batch {
-				if _, newer := s.pending[k]; !newer {
+				if _, newer := s.pending[k]; !newer && !s.noRetry[k.bucket] {
 					s.pending[k] = ch
 				}
 			}
@@ -305,8 +315,11 @@ func (s *Store) run() {
 
 // commit writes batch in one transaction, in key order.
 func (s *Store) commit(batch map[recordKey]change) Commit {
-	if s.beforeWrite != nil {
-		if err := s.beforeWrite(); err != nil {
+	for _, hook := range []func() error{s.beforeWrite, s.opts.BeforeCommit} {
+		if hook == nil {
+			continue
+		}
+		if err := hook(); err != nil {
 			return Commit{Err: fmt.Errorf("state %s: %w", s.path, err)}
 		}
 	}

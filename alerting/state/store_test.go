@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,4 +304,32 @@ func TestCloseIsBounded(t *testing.T) {
 	close(g.release) // the writer finishes and returns: nothing leaks
 	<-s.exited
 	s.db.Close()
+}
+
+// A NoRetry bucket's change that failed to commit is dropped: its writer
+// was told and acted as if it never happened.
+func TestNoRetryBucketDropsFailedChanges(t *testing.T) {
+	var fail atomic.Bool
+	fail.Store(true)
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"), Options{
+		Buckets:      []string{"a", "b"},
+		NoRetry:      []string{"b"},
+		BeforeCommit: func() error { return map[bool]error{true: errors.New("disk full")}[fail.Load()] },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Put("a", "k", []byte("kept"))
+	s.Put("b", "k", []byte("dropped"))
+	if err := s.Sync(context.Background()); err == nil {
+		t.Fatal("Sync = nil after a failed commit")
+	}
+	fail.Store(false)
+	if err := s.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := records(t, s, "a"), records(t, s, "b"); a["k"] != "kept" || len(b) != 0 {
+		t.Fatalf("a = %v, b = %v", a, b)
+	}
 }
