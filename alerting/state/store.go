@@ -170,22 +170,47 @@ func (s *Store) Delete(bucket, key string) error {
 	return s.queue(recordKey{bucket, key}, change{del: true})
 }
 
+// PutSync puts value as key's record in bucket and returns once it is
+// durable, or the error of the commit that failed to write it, or ctx's
+// error. Unlike Put then Sync, it learns of a failed commit even in a
+// NoRetry bucket, whose failed changes are dropped: Sync, finding nothing
+// queued, would not wait for them.
+func (s *Store) PutSync(ctx context.Context, bucket, key string, value []byte) error {
+	g, err := s.queueIn(recordKey{bucket, key}, change{value: value})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (s *Store) queue(k recordKey, c change) error {
+	_, err := s.queueIn(k, c)
+	return err
+}
+
+// queueIn queues c and returns the group that will commit it.
+func (s *Store) queueIn(k recordKey, c change) (*group, error) {
 	if !s.buckets[k.bucket] {
-		return fmt.Errorf("state: %w: %q", ErrNoBucket, k.bucket)
+		return nil, fmt.Errorf("state: %w: %q", ErrNoBucket, k.bucket)
 	}
 	if len(k.key) == 0 || len(k.key) > bolt.MaxKeySize || len(c.value) > bolt.MaxValueSize {
-		return fmt.Errorf("state: %w: key of %d bytes, value of %d", ErrBadRecord, len(k.key), len(c.value))
+		return nil, fmt.Errorf("state: %w: key of %d bytes, value of %d", ErrBadRecord, len(k.key), len(c.value))
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	s.pending[k] = c
+	g := s.gathering
 	s.mu.Unlock()
 	s.kick()
-	return nil
+	return g, nil
 }
 
 func (s *Store) kick() {
@@ -197,7 +222,9 @@ func (s *Store) kick() {
 
 // Sync returns nil once every change queued before the call is durable,
 // the error of the commit that failed to write them, or ctx's error. Calls
-// at the same time share commits.
+// at the same time share commits. The changes of a NoRetry bucket that a
+// failed commit dropped before the call are not waited for: their writers
+// learn of the failure through PutSync.
 func (s *Store) Sync(ctx context.Context) error {
 	s.mu.Lock()
 	var g *group

@@ -333,3 +333,28 @@ func TestNoRetryBucketDropsFailedChanges(t *testing.T) {
 		t.Fatalf("a = %v, b = %v", a, b)
 	}
 }
+
+// PutSync learns of the commit that failed to write its change, even in
+// a NoRetry bucket, where the change is dropped at once.
+func TestPutSyncReportsItsCommit(t *testing.T) {
+	var fail atomic.Bool
+	s, err := Open(filepath.Join(t.TempDir(), "state.db"), Options{
+		Buckets:      []string{"b"},
+		NoRetry:      []string{"b"},
+		BeforeCommit: func() error { return map[bool]error{true: errors.New("disk full")}[fail.Load()] },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 20 {
+		fail.Store(i%2 == 0)
+		err := s.PutSync(context.Background(), "b", "k", []byte(fmt.Sprint(i)))
+		if (err != nil) != fail.Load() {
+			t.Fatalf("PutSync %d = %v, commit failing %v", i, err, fail.Load())
+		}
+	}
+	if r := records(t, s, "b"); r["k"] != "19" {
+		t.Fatalf("records = %v", r)
+	}
+}
