@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,7 +100,7 @@ type Evaluator struct {
 	log        *slog.Logger
 	notifier   notify.Notifier
 	metrics    *metrics
-	store      *seqStore // nil without a DataDir
+	store      *seqStore // in state; nil without a DataDir
 	started    time.Time
 	staleAfter time.Duration
 
@@ -117,9 +118,11 @@ type Evaluator struct {
 	deciders  map[string]*checkDecider
 	lastSweep time.Time // used by the liveness loop only
 	dataDir   string
-	// state keeps incident state and heartbeat pings per check; nil
-	// without a DataDir.
+	// state keeps incident state and heartbeat pings per check and the
+	// sequence memory per agent; nil without a DataDir.
 	state *state.Store
+	// stateFault, set by tests, fails the state store's commits.
+	stateFault atomic.Pointer[error]
 	// statusBuilds shares one /status.json among concurrent readers.
 	statusBuilds status.Shared
 	unknown      unknownChecks
@@ -159,6 +162,9 @@ type regionState struct {
 	lastSeen time.Time // receipt of the latest accepted batch since start
 	live     decide.Liveness
 	mismatch bool // some agent's latest batch had another config digest
+	// forget, when set, is told of an agent forgotten to make room, so
+	// that its persisted sequence memory goes too. It does no I/O.
+	forget func(agent string)
 }
 
 // New builds an evaluator for cfg, which must come from checks.Load (or be
@@ -264,12 +270,9 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	e.lastSweep = e.started
 	if opts.DataDir != "" {
 		removeTemporaries(opts.DataDir, e.log)
-		store, recs, err := openSeqStore(opts.DataDir)
-		if err != nil {
-			return nil, fmt.Errorf("alerting: %w", err)
+		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("alerting: data dir: %w", err)
 		}
-		e.store = store
-		e.restoreSeqs(recs)
 		e.dataDir = opts.DataDir
 		if err := e.openState(opts.DataDir); err != nil {
 			return nil, fmt.Errorf("alerting: %w", err)

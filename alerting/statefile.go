@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/state"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // The evaluator keeps what its decisions need across a restart in one
-// state store under the data dir, one record per check in each bucket:
-// incident state and failing regions (incidents), and the last pings of
-// heartbeat checks (pings). A change writes its own record, batched with
+// state store under the data dir, one record per check or agent in each
+// bucket: incident state and failing regions (incidents), the last pings
+// of heartbeat checks (pings), and the sequence memory of agents (seqs,
+// see seqstore.go). A change writes its own record, batched with
 // whatever else changed, by the store's one writer; nothing is re-encoded
 // and no lock an ingest waits on is held while it is written.
 
@@ -36,21 +38,32 @@ const (
 	stateLoadTimeout = 30 * time.Second
 )
 
-// stateWhat says in the log what a state file set aside took with it.
-const stateWhat = "open incidents, failing regions and heartbeat pings: open incidents may page again as new, and heartbeat checks are judged from this start"
-
 // openState opens the state store in dir and restores what it holds,
-// importing incidents.json the first time.
+// importing incidents.json and ingest-seq.json the first time.
 func (e *Evaluator) openState(dir string) error {
 	st, err := state.Open(filepath.Join(dir, stateFile), state.Options{
-		Buckets: []string{bucketIncidents, bucketPings},
-		What:    stateWhat,
-		Logger:  e.log,
+		Buckets: []string{bucketIncidents, bucketPings, bucketSeqs},
+		// A batch whose sequence number could not be written was refused:
+		// its number must not reach the disk later (see seqStore.commit).
+		NoRetry: []string{bucketSeqs},
+		What: "open incidents, failing regions, heartbeat pings and agents' sequence memory: open incidents may page again as new, " +
+			"heartbeat checks are judged from this start, and replays of batches signed in the last " + wire.MaxClockSkew.String() + " are accepted",
+		Logger: e.log,
+		BeforeCommit: func() error {
+			if err := e.stateFault.Load(); err != nil {
+				return *err
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return err
 	}
 	e.state = st
+	e.store = &seqStore{st: st}
+	for _, r := range e.regionList {
+		r.forget = func(agent string) { e.store.forget(r.name, agent) }
+	}
 	n, err := e.loadIncidents()
 	if err == nil {
 		err = e.migrateIncidents(dir, n > 0)
@@ -58,9 +71,16 @@ func (e *Evaluator) openState(dir string) error {
 	if err == nil {
 		err = e.loadPings()
 	}
+	var seqs []seqRecord
+	if err == nil {
+		seqs, err = e.loadSeqs(dir)
+	}
+	if err == nil {
+		e.restoreSeqs(seqs)
+	}
 	if err != nil {
 		st.Close()
-		e.state = nil
+		e.state, e.store = nil, nil
 		return err
 	}
 	return nil
