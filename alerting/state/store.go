@@ -93,6 +93,19 @@ type Commit struct {
 	Err error
 }
 
+// Stats are a store's totals since Open.
+type Stats struct {
+	// Commits counts transactions (fsyncs), failed ones included.
+	Commits int64
+	// Failed counts the commits that failed.
+	Failed int64
+	// Records and Bytes sum the Commit fields of the commits that
+	// succeeded.
+	Records, Bytes int64
+	// Queued is the number of changes waiting for a commit now.
+	Queued int
+}
+
 // Store is a set of buckets of records in one bbolt file. Its methods are
 // safe for concurrent use.
 type Store struct {
@@ -109,6 +122,7 @@ type Store struct {
 	// one under way, if any.
 	gathering, writing *group
 	closed             bool
+	stats              Stats // totals; Queued is filled in by Stats
 
 	wake   chan struct{} // capacity 1: something was queued
 	quit   chan struct{} // closed by Close
@@ -141,6 +155,15 @@ func (s *Store) Path() string { return s.path }
 
 // SetAside returns where Open moved a file it could not read, or "".
 func (s *Store) SetAside() string { return s.setAside }
+
+// Stats returns the store's totals.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Queued = len(s.pending)
+	return st
+}
 
 // ForEach calls fn for every record of bucket, in key order, until fn
 // returns an error, which ForEach returns. value is valid only during the
@@ -316,6 +339,13 @@ func (s *Store) run() {
 		}
 
 		s.mu.Lock()
+		s.stats.Commits++
+		if c.Err != nil {
+			s.stats.Failed++
+		} else {
+			s.stats.Records += int64(c.Records)
+			s.stats.Bytes += int64(c.Bytes)
+		}
 		if c.Err != nil {
 			// Back in the queue, behind anything newer for the same key.
 			for k, ch := range batch {

@@ -148,6 +148,9 @@ func TestGroupCommitSharesOneFsync(t *testing.T) {
 	if len(got) != 2 || got[0].Records != 1 || got[1].Records != writers {
 		t.Fatalf("commits = %+v, want 2: the held one, then all %d writers together", got, writers)
 	}
+	if st := s.Stats(); st.Commits != 2 || st.Records != writers+1 || st.Failed != 0 || st.Queued != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
 }
 
 // Changes to one key while a commit runs coalesce: the last value wins
