@@ -33,9 +33,11 @@ const (
 // No I/O happens under mu. A decision queues its notifications and the
 // state to save in outgoing and save; whichever goroutine finds nobody
 // delivering becomes the deliverer and hands them over outside the lock
-// (deliver). So a notifier or a disk that hangs holds up only the
-// deliverer, never a decision, an ingest or a status page, and a check's
-// notifications still leave in the order they were decided.
+// (deliver). So a notifier that hangs holds up only the deliverer, never
+// a decision, an ingest or a status page, and a check's notifications
+// still leave in the order they were decided. Saving only queues the
+// check's record for the state store's writer: a disk that hangs holds up
+// nobody here.
 type checkDecider struct {
 	mu      sync.Mutex
 	c       *checks.Check
@@ -70,11 +72,12 @@ func (cd *checkDecider) claim() bool {
 }
 
 // deliver hands the queued notifications to the notifier, then saves the
-// state they came with, until nothing is queued. Called after claim, with
-// no lock held. The state is saved after the events are handed over: if
-// the process dies in between, the restarted evaluator decides the same
-// events again and the delivery pipeline's dedup drops the repeats; the
-// other order could lose a page.
+// state they came with (queues its record in the state store), until
+// nothing is queued. Called after claim, with no lock held. The state is
+// saved after the events are handed over: if the process dies before the
+// record is on disk, the restarted evaluator decides the same events again
+// and the delivery pipeline's dedup drops the repeats; the other order
+// could lose a page.
 func (e *Evaluator) deliver(ctx context.Context, cd *checkDecider) {
 	for {
 		cd.mu.Lock()
