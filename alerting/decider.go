@@ -24,8 +24,6 @@ import (
 const (
 	// sweepEvery is the full re-evaluation period.
 	sweepEvery = 30 * time.Second
-	// incidentsFile keeps open incidents across restarts.
-	incidentsFile = "incidents.json"
 )
 
 // checkDecider is the decision state of one check. Its mutex serialises
@@ -35,9 +33,11 @@ const (
 // No I/O happens under mu. A decision queues its notifications and the
 // state to save in outgoing and save; whichever goroutine finds nobody
 // delivering becomes the deliverer and hands them over outside the lock
-// (deliver). So a notifier or a disk that hangs holds up only the
-// deliverer, never a decision, an ingest or a status page, and a check's
-// notifications still leave in the order they were decided.
+// (deliver). So a notifier that hangs holds up only the deliverer, never
+// a decision, an ingest or a status page, and a check's notifications
+// still leave in the order they were decided. Saving only queues the
+// check's record for the state store's writer: a disk that hangs holds up
+// nobody here.
 type checkDecider struct {
 	mu      sync.Mutex
 	c       *checks.Check
@@ -77,9 +77,10 @@ func (cd *checkDecider) claim() bool {
 // of them go in one hand-over (sendAll), so that a batch of results that
 // changes hundreds of checks costs one write of the outbox, not hundreds;
 // each check's own notifications keep their order. The state is saved
-// after the events are handed over: if the process dies in between, the
-// restarted evaluator decides the same events again and the delivery
-// pipeline's dedup drops the repeats; the other order could lose a page.
+// (its record queued in the state store) after the events are handed
+// over: if the process dies before the record is on disk, the restarted
+// evaluator decides the same events again and the delivery pipeline's
+// dedup drops the repeats; the other order could lose a page.
 func (e *Evaluator) deliver(ctx context.Context, cds ...*checkDecider) {
 	type saving struct {
 		id    string
@@ -115,7 +116,6 @@ func (e *Evaluator) deliver(ctx context.Context, cds ...*checkDecider) {
 
 func (e *Evaluator) newDeciders() {
 	e.deciders = make(map[string]*checkDecider, len(e.cfg.Checks))
-	e.persisted = map[string]savedDecider{}
 	for _, c := range e.cfg.Checks {
 		// Silence right after a start is not yet meaningful: every region
 		// gets stale_after to report, and each check two intervals and a

@@ -48,6 +48,7 @@ func serveEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, n not
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ev.Close() })
 	srv := httptest.NewServer(ev.Handler())
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -355,11 +356,15 @@ func TestRestartKeepsFailingRegions(t *testing.T) {
 	if got := summariesOf(notes); len(got) != 1 || !strings.HasPrefix(got[0], "trigger") {
 		t.Fatalf("before the restart: %v", got)
 	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	second, err := New(cfg, Options{Clock: clk, Notifier: notes, DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { second.Close() })
 	for i := 0; i < 5; i++ { // ticks with no results yet
 		clk.Advance(time.Second)
 		second.tick(context.Background(), clk.Now())

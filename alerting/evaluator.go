@@ -33,6 +33,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/shape"
+	"github.com/outposthq/outpost/alerting/state"
 	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/atomicfile"
@@ -68,7 +69,9 @@ type Options struct {
 	Clock clock.Clock
 	// DataDir, when set, is where the evaluator keeps what must survive a
 	// restart: the sequence numbers accepted from each agent, so that a
-	// replay is refused after a restart too.
+	// replay is refused after a restart too, and in the state store each
+	// check's incident state and heartbeat pings. Close the evaluator to
+	// close them.
 	DataDir string
 	// Registerer receives the evaluator's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -97,7 +100,7 @@ type Evaluator struct {
 	log        *slog.Logger
 	notifier   notify.Notifier
 	metrics    *metrics
-	store      *seqStore // nil without a DataDir
+	store      *seqStore // in state; nil without a DataDir
 	started    time.Time
 	staleAfter time.Duration
 
@@ -119,12 +122,11 @@ type Evaluator struct {
 	ingesting inflight
 	pace      pace
 	dataDir   string
-	saveMu    sync.Mutex
-	persisted map[string]savedDecider // guarded by saveMu
-	// saving is whether a goroutine is writing incidents.json, and
-	// saveDirty whether persisted changed since it took its copy; both
-	// guarded by saveMu.
-	saving, saveDirty bool
+	// state keeps incident state and heartbeat pings per check and the
+	// sequence memory per agent; nil without a DataDir.
+	state *state.Store
+	// stateFault, set by tests, fails the state store's commits.
+	stateFault atomic.Pointer[error]
 	// statusBuilds shares one full /status.json among concurrent
 	// readers; statusSummary the default answer of a large configuration,
 	// for a second. checkBuilds counts the checks whose status was built
@@ -173,11 +175,15 @@ type regionState struct {
 
 	// pending counts the region's batches in ingest.
 	pending atomic.Int32
+	// forget, when set, is told of an agent forgotten to make room, so
+	// that its persisted sequence memory goes too. It does no I/O.
+	forget func(agent string)
 }
 
 // New builds an evaluator for cfg, which must come from checks.Load (or be
 // shaped like it) and must not change afterwards. With a DataDir it reads
-// the sequence memory kept there; a corrupt memory is an error.
+// the sequence memory kept there; a corrupt memory is an error. A state
+// store it cannot read is moved aside and the evaluator starts without it.
 func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	if cfg == nil {
 		return nil, errors.New("alerting: no configuration")
@@ -278,14 +284,11 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	e.pace = newPace(cfg, e.started, e.staleAfter)
 	if opts.DataDir != "" {
 		removeTemporaries(opts.DataDir, e.log)
-		store, recs, err := openSeqStore(opts.DataDir)
-		if err != nil {
-			return nil, fmt.Errorf("alerting: %w", err)
+		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("alerting: data dir: %w", err)
 		}
-		e.store = store
-		e.restoreSeqs(recs)
 		e.dataDir = opts.DataDir
-		if err := e.loadIncidents(); err != nil {
+		if err := e.openState(opts.DataDir); err != nil {
 			return nil, fmt.Errorf("alerting: %w", err)
 		}
 		e.loadShapes()

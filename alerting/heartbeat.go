@@ -168,12 +168,22 @@ func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
 	if msg != "" {
 		st.Message = msg
 	}
+	e.savePing(id, st)
 	e.beats.mu.Unlock()
 	// Not the request's context: a ping that hangs up must not cut short
 	// the delivery of what it decided, nor of what others queued.
 	e.evaluate(context.Background(), now, id)
 	if req.Header.Get(headerForwarded) == "" {
 		e.forwardPing(req.PathValue("token"), req.PathValue("event"), msg)
+	}
+	// "ok" means the ping is on disk: a restart right after it still
+	// knows the job ran. The wait shares its fsync with every other change.
+	if e.state != nil {
+		if err := e.state.Sync(req.Context()); err != nil {
+			e.logStateError("heartbeat ping not saved; answered 503", id, err)
+			http.Error(w, "ping recorded but not saved to disk; retry", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "ok\n")

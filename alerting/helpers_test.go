@@ -88,6 +88,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		t.Fatalf("New: %v", err)
 	}
 	f.ev = ev
+	t.Cleanup(func() { ev.Close() })
 	f.srv = httptest.NewServer(ev.Handler())
 	t.Cleanup(f.srv.Close)
 	return f

@@ -2,21 +2,10 @@ package alerting
 
 import (
 	"encoding/json"
-	"fmt"
-	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/outposthq/outpost/alerting/decide"
-	"github.com/outposthq/outpost/probes/atomicfile"
 )
-
-// incidentFile is the persisted form of the checks' decision state.
-type incidentFile struct {
-	Version int                     `json:"version"`
-	Checks  map[string]savedDecider `json:"checks"`
-}
 
 // savedDecider is what a check's decision needs to survive a restart: its
 // incidents, and which regions were failing. Without the second, the first
@@ -27,71 +16,80 @@ type savedDecider struct {
 	Failing map[string]bool      `json:"failing,omitempty"`
 }
 
-// saveIncident records id's decision state and has every check's state
-// that is not at rest written to the data dir. Writes are combined: the
-// caller that finds no write under way writes, again while states changed
-// meanwhile, and the others return at once; the file is written with no
-// lock held.
-func (e *Evaluator) saveIncident(id string, saved savedDecider) {
-	e.saveMu.Lock()
-	anyFailing := false
+// atRest reports whether saved is what a check starts with: nothing open,
+// nothing pending, no region failing. Such a check needs no record.
+func (saved savedDecider) atRest() bool {
 	for _, f := range saved.Failing {
-		anyFailing = anyFailing || f
+		if f {
+			return false
+		}
 	}
 	st := saved.State
-	if st.AnyOpen() || !st.DownSince.IsZero() || !st.ShapeSince.IsZero() || anyFailing {
-		e.persisted[id] = saved
-	} else {
-		delete(e.persisted, id)
-	}
-	if e.dataDir == "" || e.saving {
-		e.saveDirty = e.dataDir != ""
-		e.saveMu.Unlock()
-		return
-	}
-	e.saving, e.saveDirty = true, true
-	for e.saveDirty {
-		e.saveDirty = false
-		snapshot := maps.Clone(e.persisted)
-		e.saveMu.Unlock()
-		data, err := json.Marshal(incidentFile{Version: 1, Checks: snapshot})
-		if err == nil {
-			err = atomicfile.WriteFile(filepath.Join(e.dataDir, incidentsFile), data)
-		}
-		if err != nil {
-			e.log.Error("incident state not saved; a restart may re-page or miss a resolve", "err", err)
-		}
-		e.saveMu.Lock()
-	}
-	e.saving = false
-	e.saveMu.Unlock()
+	return !st.AnyOpen() && st.DownSince.IsZero() && st.ShapeSince.IsZero()
 }
 
-// loadIncidents restores persisted decision state: open incidents stay
-// open, so they are neither paged again as new nor forgotten, and failing
-// regions stay failing until they recover.
-func (e *Evaluator) loadIncidents() error {
-	data, err := os.ReadFile(filepath.Join(e.dataDir, incidentsFile))
-	if os.IsNotExist(err) {
-		return nil
+// saveIncident queues check id's decision state for the state store: its
+// record, or the record's removal when the check is at rest. It costs one
+// record's encoding and does no I/O; the store's writer commits it with
+// whatever else changed meanwhile.
+func (e *Evaluator) saveIncident(id string, saved savedDecider) {
+	if e.state == nil {
+		return
 	}
-	if err != nil {
-		return err
-	}
-	var f incidentFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return fmt.Errorf("%s: %w", incidentsFile, err)
-	}
-	for id, saved := range f.Checks {
-		if cd := e.deciders[id]; cd != nil {
-			cd.state = saved.State
-			for region, failing := range saved.Failing {
-				if slices.Contains(cd.c.Regions, region) {
-					cd.failing[region] = failing
-				}
-			}
-			e.persisted[id] = saved
+	var err error
+	if saved.atRest() {
+		err = e.state.Delete(bucketIncidents, id)
+	} else {
+		var data []byte
+		if data, err = json.Marshal(saved); err == nil {
+			err = e.state.Put(bucketIncidents, id, data)
 		}
 	}
-	return nil
+	if err != nil {
+		e.logStateError("incident state not saved; a restart may re-page or miss a resolve", id, err)
+	}
+}
+
+// restoreDecider gives check id the state saved for it, and reports
+// whether id is a configured check. Regions no longer the check's are
+// dropped.
+func (e *Evaluator) restoreDecider(id string, saved savedDecider) bool {
+	cd := e.deciders[id]
+	if cd == nil {
+		return false
+	}
+	cd.state = saved.State
+	for region, failing := range saved.Failing {
+		if slices.Contains(cd.c.Regions, region) {
+			cd.failing[region] = failing
+		}
+	}
+	return true
+}
+
+// loadIncidents restores the decision state in the store: open incidents
+// stay open, so they are neither paged again as new nor forgotten, and
+// failing regions stay failing until they recover. Records of checks no
+// longer configured, or that cannot be decoded, are removed. It returns
+// how many records it found.
+func (e *Evaluator) loadIncidents() (int, error) {
+	n := 0
+	var drop []string
+	err := e.state.ForEach(bucketIncidents, func(id string, v []byte) error {
+		n++
+		var saved savedDecider
+		if err := json.Unmarshal(v, &saved); err != nil {
+			e.log.Error("incident state of a check cannot be read; it starts at rest", "check", id, "err", err)
+			drop = append(drop, id)
+			return nil
+		}
+		if !e.restoreDecider(id, saved) {
+			drop = append(drop, id)
+		}
+		return nil
+	})
+	for _, id := range drop {
+		e.state.Delete(bucketIncidents, id)
+	}
+	return n, err
 }

@@ -153,5 +153,8 @@ func (r *regionState) forgetOldest(now time.Time) bool {
 		return false
 	}
 	delete(r.agents, oldest.name)
+	if r.forget != nil {
+		r.forget(oldest.name)
+	}
 	return true
 }

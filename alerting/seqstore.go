@@ -1,7 +1,7 @@
 package alerting
 
 import (
-	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,21 +10,31 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
+	"strings"
 	"time"
 
-	"github.com/outposthq/outpost/probes/atomicfile"
+	"github.com/outposthq/outpost/alerting/state"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
-// seqFileName is the file under Options.DataDir holding every agent's
-// sequence memory.
-const seqFileName = "ingest-seq.json"
+// The sequence memory is kept in the state store, one record per agent in
+// bucketSeqs, so that a batch accepted before a restart is still refused
+// after it. A batch is answered only once its agent's record is durable;
+// agents committing at the same time share the store's commits, an fsync
+// for all of them.
 
-// seqFileVersion versions the file's format.
-const seqFileVersion = 1
+const (
+	// bucketSeqs holds region NUL agent → seqRecord, JSON.
+	bucketSeqs = "seqs"
+	// seqFileName is the file under Options.DataDir that held every
+	// agent's sequence memory before the state store; read once, then
+	// renamed with migratedSuffix.
+	seqFileName = "ingest-seq.json"
+	// seqFileVersion versions that file's format.
+	seqFileVersion = 1
+)
 
-// seqFile is the persisted form of the sequence memory.
+// seqFile is the form of ingest-seq.json.
 type seqFile struct {
 	Version int         `json:"version"`
 	Agents  []seqRecord `json:"agents"`
@@ -42,101 +52,126 @@ type seqRecord struct {
 
 type agentKey struct{ region, agent string }
 
-// seqStore keeps the sequence memory on disk so that a batch accepted
-// before a restart is still refused after it. Commits are grouped: while
-// one write is in progress, the changes of every agent that commits in the
-// meantime wait and go to disk together in the next write, so concurrent
-// agents share an fsync instead of queueing for one each.
-type seqStore struct {
-	path string
+// key is the record's key in bucketSeqs.
+func (k agentKey) key() string { return k.region + "\x00" + k.agent }
 
-	// writeMu is held for a whole write; it orders groups.
-	writeMu sync.Mutex
-
-	mu sync.Mutex
-	// committed is what the file holds.
-	committed map[agentKey]seqRecord
-	// pending are the changes of group, not yet written.
-	pending map[agentKey]seqRecord
-	group   *commitGroup
-}
-
-// commitGroup is the fate of the changes written together.
-type commitGroup struct {
-	done bool
-	err  error
-}
-
-// openSeqStore reads dir's sequence file, creating dir if needed. A missing
-// file is an empty memory; a file that cannot be read or parsed is an
-// error, because starting without it would accept replays.
-func openSeqStore(dir string) (*seqStore, []seqRecord, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data dir: %w", err)
-	}
-	s := &seqStore{
-		path:      filepath.Join(dir, seqFileName),
-		committed: map[agentKey]seqRecord{},
-		pending:   map[agentKey]seqRecord{},
-		group:     &commitGroup{},
-	}
-	data, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading sequence memory: %w", err)
-	}
-	var f seqFile
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, nil, fmt.Errorf("sequence memory %s is corrupt (%w); move it away to start without it, accepting replays of batches signed in the last %s", s.path, err, wire.MaxClockSkew)
-	}
-	if f.Version != seqFileVersion {
-		return nil, nil, fmt.Errorf("sequence memory %s: version %d, want %d", s.path, f.Version, seqFileVersion)
-	}
-	for _, r := range f.Agents {
-		s.committed[agentKey{r.Region, r.Agent}] = r
-	}
-	return s, f.Agents, nil
-}
+// seqStore writes agents' sequence memory to the state store.
+type seqStore struct{ st *state.Store }
 
 // commit records rec durably and returns once it is on disk, or the error
-// that kept it (and the rest of its group) off disk. A failed change is
-// dropped: it reaches the file with no later write.
+// that kept it (and the rest of its commit) off disk. A failed change is
+// dropped (bucketSeqs is NoRetry): it reaches the disk with no later
+// commit, since its batch was refused.
 func (s *seqStore) commit(rec seqRecord) error {
-	s.mu.Lock()
-	s.pending[agentKey{rec.Region, rec.Agent}] = rec
-	g := s.group
-	s.mu.Unlock()
-
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	s.mu.Lock()
-	if g.done { // written by the writer this commit queued behind
-		err := g.err
-		s.mu.Unlock()
-		return err
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding sequence memory: %w", err)
 	}
-	table := maps.Clone(s.committed)
-	maps.Copy(table, s.pending)
-	clear(s.pending)
-	s.group = &commitGroup{}
-	s.mu.Unlock()
+	if err := s.st.PutSync(context.Background(), bucketSeqs, agentKey{rec.Region, rec.Agent}.key(), data); err != nil {
+		return fmt.Errorf("writing sequence memory: %w", err)
+	}
+	return nil
+}
 
+// forget queues the removal of an agent's record, once the evaluator no
+// longer remembers the agent; it does no I/O.
+func (s *seqStore) forget(region, agent string) {
+	s.st.Delete(bucketSeqs, agentKey{region, agent}.key())
+}
+
+// loadSeqs reads the sequence memory from the store, importing dir's
+// ingest-seq.json the first time. Records beyond maxAgentsPerRegion per
+// region (the oldest), of undeclared regions, or that cannot be decoded
+// are removed.
+func (e *Evaluator) loadSeqs(dir string) ([]seqRecord, error) {
+	table := map[agentKey]seqRecord{}
+	var drop []string
+	err := e.state.ForEach(bucketSeqs, func(k string, v []byte) error {
+		var r seqRecord
+		if err := json.Unmarshal(v, &r); err != nil || k != (agentKey{r.Region, r.Agent}).key() {
+			e.log.Error("sequence memory of an agent cannot be read; replays of its batches signed in the last "+wire.MaxClockSkew.String()+" will be accepted",
+				"agent", strings.ReplaceAll(k, "\x00", "/"), "err", err)
+			drop = append(drop, k)
+			return nil
+		}
+		table[agentKey{r.Region, r.Agent}] = r
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.migrateSeqs(dir, table); err != nil {
+		return nil, err
+	}
+	all := slices.Collect(maps.Values(table))
+	maps.DeleteFunc(table, func(k agentKey, _ seqRecord) bool { return e.regions[k.region] == nil })
 	prune(table)
-	err := s.write(table)
-
-	s.mu.Lock()
-	if err == nil {
-		s.committed = table
+	for _, r := range all {
+		if k := (agentKey{r.Region, r.Agent}); table[k].Agent == "" {
+			drop = append(drop, k.key())
+		}
 	}
-	g.done, g.err = true, err
-	s.mu.Unlock()
+	for _, k := range drop {
+		e.state.Delete(bucketSeqs, k)
+	}
+	return slices.Collect(maps.Values(table)), nil
+}
+
+// migrateSeqs imports dir's ingest-seq.json into the store and table when
+// the store has no sequence record yet (table is empty), and renames the
+// file to ingest-seq.json.migrated once the import is durable. A file
+// that cannot be read or parsed is an error, as it was: starting without
+// it would accept replays.
+func (e *Evaluator) migrateSeqs(dir string, table map[agentKey]seqRecord) error {
+	path := filepath.Join(dir, seqFileName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading sequence memory: %w", err)
+	}
+	if len(table) == 0 {
+		var f seqFile
+		if err := json.Unmarshal(data, &f); err != nil {
+			return fmt.Errorf("sequence memory %s is corrupt (%w); move it away to start without it, accepting replays of batches signed in the last %s", path, err, wire.MaxClockSkew)
+		}
+		if f.Version != seqFileVersion {
+			return fmt.Errorf("sequence memory %s: version %d, want %d", path, f.Version, seqFileVersion)
+		}
+		for _, r := range f.Agents {
+			if r.Agent == "" {
+				continue
+			}
+			table[agentKey{r.Region, r.Agent}] = r
+			if err := e.store.put(r); err != nil {
+				return err
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), stateLoadTimeout)
+		defer cancel()
+		if err := e.state.Sync(ctx); err != nil {
+			return fmt.Errorf("importing %s into %s: %w", path, e.state.Path(), err)
+		}
+		e.log.Info("sequence memory imported into the state store", "from", path, "agents", len(f.Agents))
+	}
+	if err := os.Rename(path, path+migratedSuffix); err != nil {
+		return fmt.Errorf("%s imported, but cannot be renamed: %w", path, err)
+	}
+	return nil
+}
+
+// put queues rec without waiting for it to be durable.
+func (s *seqStore) put(rec seqRecord) error {
+	data, err := json.Marshal(rec)
+	if err == nil {
+		err = s.st.Put(bucketSeqs, agentKey{rec.Region, rec.Agent}.key(), data)
+	}
 	return err
 }
 
 // prune keeps the maxAgentsPerRegion most recently seen agents of each
-// region, bounding the file as the in-memory agent maps are bounded.
+// region, bounding the records as the in-memory agent maps are bounded.
 func prune(table map[agentKey]seqRecord) {
 	perRegion := map[string][]seqRecord{}
 	for _, r := range table {
@@ -151,20 +186,4 @@ func prune(table map[agentKey]seqRecord) {
 			delete(table, agentKey{r.Region, r.Agent})
 		}
 	}
-}
-
-// write replaces the file with table atomically: a temporary file in the
-// same directory, synced, then renamed over it, then the directory synced.
-func (s *seqStore) write(table map[agentKey]seqRecord) error {
-	f := seqFile{Version: seqFileVersion, Agents: slices.SortedFunc(maps.Values(table), func(a, b seqRecord) int {
-		return cmp.Or(cmp.Compare(a.Region, b.Region), cmp.Compare(a.Agent, b.Agent))
-	})}
-	data, err := json.Marshal(f)
-	if err != nil {
-		return fmt.Errorf("encoding sequence memory: %w", err)
-	}
-	if err := atomicfile.WriteFile(s.path, data); err != nil {
-		return fmt.Errorf("writing sequence memory: %w", err)
-	}
-	return nil
 }

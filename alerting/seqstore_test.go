@@ -1,7 +1,9 @@
 package alerting
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +25,7 @@ func TestSeqMemorySurvivesRestart(t *testing.T) {
 		}
 	}
 	before.srv.Close()
+	before.ev.Close()
 
 	after := newFixture(t, withDataDir(dir))
 	after.clock.Advance(time.Minute)
@@ -81,13 +84,8 @@ func TestSeqMemoryCorrupt(t *testing.T) {
 func TestSeqMemoryWriteFailure(t *testing.T) {
 	dir := t.TempDir()
 	f := newFixture(t, withDataDir(dir))
-	blocker := filepath.Join(dir, seqFileName)
-	if err := os.Mkdir(blocker, 0o700); err != nil { // rename over a directory fails
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(blocker, "x"), nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	diskFull := errors.New("no space left on device")
+	f.ev.stateFault.Store(&diskFull)
 	before := f.snapshotJSON()
 	body := goodBody(f, 1)
 	if code, answer := f.send("us-east", keyUS, body); code != 503 || strings.Contains(answer, dir) {
@@ -99,9 +97,17 @@ func TestSeqMemoryWriteFailure(t *testing.T) {
 	if got := f.batches("us-east", "error"); got != 1 {
 		t.Errorf("error batches = %g, want 1", got)
 	}
-	if err := os.RemoveAll(blocker); err != nil {
+	f.ev.stateFault.Store(nil)
+	// A commit that works, of something else.
+	f.ev.saveIncident("web", savedDecider{Failing: map[string]bool{"us-east": true}})
+	if err := f.ev.state.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// The refused batch's number never reached the disk: a restart still
+	// takes the batch, as its agent will send it again.
+	f.srv.Close()
+	f.ev.Close()
+	f = newFixture(t, withDataDir(dir))
 	if code, answer := f.send("us-east", keyUS, body); code != 200 || answer != "ok" {
 		t.Fatalf("retry: %d %q, want 200 ok", code, answer)
 	}
@@ -126,18 +132,19 @@ func TestSeqMemoryConcurrentAgents(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	data, err := os.ReadFile(filepath.Join(dir, seqFileName))
+	var onDisk []seqRecord // committed, so fsynced
+	err := f.ev.state.ForEach(bucketSeqs, func(_ string, v []byte) error {
+		var r seqRecord
+		onDisk = append(onDisk, r)
+		return json.Unmarshal(v, &onDisk[len(onDisk)-1])
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var file seqFile
-	if err := json.Unmarshal(data, &file); err != nil {
-		t.Fatal(err)
+	if len(onDisk) != agents {
+		t.Fatalf("%d agents on disk, want %d", len(onDisk), agents)
 	}
-	if len(file.Agents) != agents {
-		t.Fatalf("%d agents on disk, want %d", len(file.Agents), agents)
-	}
-	for _, r := range file.Agents {
+	for _, r := range onDisk {
 		if r.Highest != batches || len(r.Recent) != batches || r.Region != "us-east" {
 			t.Errorf("record %+v", r)
 		}
@@ -184,6 +191,7 @@ func TestStartRemovesWhatACrashLeft(t *testing.T) {
 		t.Fatalf("%d %q", code, body)
 	}
 	first.srv.Close()
+	first.ev.Close()
 	leftover := filepath.Join(dir, ".incidents.json.atomic-42")
 	if err := os.WriteFile(leftover, []byte(`{"version":`), 0o600); err != nil {
 		t.Fatal(err)
@@ -195,5 +203,29 @@ func TestStartRemovesWhatACrashLeft(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) == 0 {
 		t.Error("the state files went too")
+	}
+}
+
+// An ingest-seq.json from before the state store is imported once: its
+// batches are still refused as replays, and the file is renamed.
+func TestSeqMemoryIsMigrated(t *testing.T) {
+	dir := t.TempDir()
+	old := seqFile{Version: 1, Agents: []seqRecord{{Region: "us-east", Agent: "a1", Highest: 102, Recent: []uint64{100, 101, 102}, Seen: t0}}}
+	if err := os.WriteFile(filepath.Join(dir, seqFileName), mustJSON(t, old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // the import, then a start from the store alone
+		f := newFixture(t, withDataDir(dir))
+		if _, err := os.Stat(filepath.Join(dir, seqFileName+migratedSuffix)); err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+		if code, body := f.send("us-east", keyUS, goodBody(f, 101)); code != 200 || body != "duplicate" {
+			t.Fatalf("start %d: a recent batch again: %d %q", i, code, body)
+		}
+		if code, _ := f.send("us-east", keyUS, goodBody(f, 99)); code != 401 {
+			t.Fatalf("start %d: an older batch: %d, want 401", i, code)
+		}
+		f.srv.Close()
+		f.ev.Close()
 	}
 }

@@ -146,12 +146,18 @@ func TestShapeIncidentSurvivesRestart(t *testing.T) {
 	s := newShapeSim(t, shapeSimConfig, "", simStart)
 	warmDays(s, 2)
 	s.ev.dataDir = dir // from here on, incidents are saved (see above)
+	if err := s.ev.openState(dir); err != nil {
+		t.Fatal(err)
+	}
 	start := s.clk.Now()
 	s.run("web", start.Add(30*time.Minute), tailIn(start, "eu-west"))
 	if tr := s.triggers(decide.IncidentShape); len(tr) != 1 {
 		t.Fatalf("before the restart: %d triggers, want 1", len(tr))
 	}
 	if err := s.ev.saveShapes(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ev.Close(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -70,6 +70,7 @@ func newShapeSim(t *testing.T, yaml, dataDir string, start time.Time) *shapeSim 
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	t.Cleanup(func() { s.ev.Close() })
 	return s
 }
 

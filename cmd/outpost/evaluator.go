@@ -74,6 +74,13 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 	if err != nil {
 		return err
 	}
+	// The state still queued is written when everything that changes it
+	// has stopped; Close is bounded.
+	defer func() {
+		if err := ev.Close(); err != nil {
+			log.Error("evaluator state not fully saved", "err", err)
+		}
+	}()
 	mux := evaluatorMux(reg, ev)
 	srv, err := listenAndServe(listen, mux)
 	if err != nil {

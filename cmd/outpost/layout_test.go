@@ -22,9 +22,10 @@ const module = "github.com/outposthq/outpost"
 
 // layers places every package of the module, by path below the module.
 var layers = map[string]int{
-	// L0: the wire format, time, log rate limits, atomic file writes and
-	// the configuration.
+	// L0: the wire format, time, log rate limits, atomic file writes,
+	// the configuration and the keyed-record state store.
 	"probes/wire": 0, "probes/clock": 0, "probes/ratelog": 0, "probes/atomicfile": 0, "checks": 0,
+	"alerting/state": 0,
 	// L1: pure shape detection; notification types and HTTP helpers; the
 	// fake clock for tests.
 	"alerting/shape": 1, "alerting/notify": 1, "probes/clock/clocktest": 1,

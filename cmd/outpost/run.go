@@ -76,6 +76,13 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return err
 	}
+	// The state still queued is written when everything that changes it
+	// has stopped; Close is bounded.
+	defer func() {
+		if err := ev.Close(); err != nil {
+			log.Error("evaluator state not fully saved", "err", err)
+		}
+	}()
 	local := agent.NewLocal(ev, cfg, region, log, clock.Real{})
 	p, err := newProber(reg, region, workers, log, local.Submit)
 	if err != nil {
