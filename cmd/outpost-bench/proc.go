@@ -236,3 +236,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 var errInterrupted = errors.New("interrupted")
+
+// selfCPU returns this process's CPU seconds.
+func selfCPU() float64 {
+	s, _ := procCPU(os.Getpid())
+	return s
+}
