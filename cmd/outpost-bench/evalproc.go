@@ -23,6 +23,9 @@ type benchConfig struct {
 	regions  []string
 	interval time.Duration
 	pdURL    string // base URL of a fake PagerDuty; "" for no notifier
+	// target is the host:port the checks' URLs point at; "" for a port
+	// nobody listens on (when this tool plays the agents).
+	target string
 	// extra is YAML appended at the top level (a reporting block, say).
 	extra string
 }
@@ -56,8 +59,12 @@ func (bc benchConfig) write(path string) (string, error) {
 	}
 	b.WriteString(bc.extra)
 	b.WriteString("checks:\n")
+	target := bc.target
+	if target == "" {
+		target = "127.0.0.1:9"
+	}
 	for i := range bc.checks {
-		fmt.Fprintf(&b, "  - {id: %s, %shttp: {url: \"http://127.0.0.1:9/%d\"}}\n", checkID(i), notify, i)
+		fmt.Fprintf(&b, "  - {id: %s, %shttp: {url: \"http://%s/c%d\"}}\n", checkID(i), notify, target, i)
 	}
 	data := []byte(b.String())
 	if err := os.WriteFile(path, data, 0o600); err != nil {
