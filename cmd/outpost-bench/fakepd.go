@@ -88,12 +88,9 @@ func (p *fakePD) counts(key string) pdCounts {
 		return pdCounts{}
 	}
 	out := *c
-	out.Keys = nil
 	out.Keys = make(map[string]int, len(c.Keys))
 	for k, v := range c.Keys {
 		out.Keys[k] = v
 	}
 	return out
 }
-
-func (c pdCounts) events() int { return c.Triggers + c.Resolves + c.Acks }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -234,8 +233,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
-
-var errInterrupted = errors.New("interrupted")
 
 // selfCPU returns this process's CPU seconds.
 func selfCPU() float64 {
