@@ -28,7 +28,7 @@ probe rate against the same target. Prints CPU per probe of each side.
 The sides are measured in alternating windows, A B A B ... (-windows pairs of
 -window each), so that machine noise falls on both alike. While blackbox_exporter
 is measured the agent is paused with SIGSTOP; after SIGCONT it gets -settle
-(default: one interval) to catch up before its next window, which is not
+(default: two intervals) to catch up before its next window, which is not
 counted. blackbox_exporter is idle whenever it is not scraped. Prints every
 window, and the median of the per-pair ratios (agent / blackbox_exporter).
 
@@ -52,7 +52,7 @@ func agentCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.warmup, "warmup", 15*time.Second, "time to let the agent settle before the first window")
 	fs.DurationVar(&o.window, "window", 20*time.Second, "length of one measurement window")
 	fs.IntVar(&o.windows, "windows", 3, "pairs of windows (agent, then blackbox_exporter)")
-	fs.DurationVar(&o.settle, "settle", 0, "time the agent gets after SIGCONT before its window (default: one interval)")
+	fs.DurationVar(&o.settle, "settle", 0, "time the agent gets after SIGCONT before its window (default: two intervals)")
 	fs.StringVar(&o.outpost, "outpost", "", "outpost binary (default: go build ./cmd/outpost)")
 	fs.StringVar(&o.blackbox, "blackbox", "prometheus-blackbox-exporter", "blackbox_exporter binary")
 	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of both measured processes (0: leave unset, the default a user gets)")
@@ -61,7 +61,7 @@ func agentCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if o.settle <= 0 {
-		o.settle = o.interval
+		o.settle = 2 * o.interval
 	}
 	if o.windows < 1 || o.checks < 1 {
 		return errors.New("need -windows ≥ 1 and -checks ≥ 1")

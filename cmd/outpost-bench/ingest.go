@@ -147,7 +147,6 @@ func ingestOnce(ctx context.Context, o ingestOptions, bc benchConfig, digest, cf
 	defer e.stop(10 * time.Second)
 	fmt.Fprintf(o.out, "\nGOMAXPROCS=%d: evaluator pid %d at %s\n", procs, e.pid, e.base)
 	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	st := &sendStats{}
 	client := newClient()
 	var wg sync.WaitGroup
@@ -162,7 +161,7 @@ func ingestOnce(ctx context.Context, o ingestOptions, bc benchConfig, digest, cf
 			go func() { defer wg.Done(); loadAgent(runCtx, client, e.base, a, mine, st) }()
 		}
 	}
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }()
 	if err := sleep(ctx, o.warmup); err != nil {
 		return 0, err
 	}

@@ -37,6 +37,7 @@ type stormFigures struct {
 	logLines                int64
 	peakMiB, endMiB         float64
 	backlog                 int
+	outboxPending           float64 // -1: not exported
 	rejected                int64
 	firstReject             string
 }
@@ -143,6 +144,7 @@ func runStorm(ctx context.Context, o stormOptions) ([]stormFigures, error) {
 
 	// Storm: every check fails in every region until every check is DOWN.
 	s0 := snapshots(evals, pd)
+	self0 := selfCPU()
 	for _, p := range polls {
 		p.record(true)
 	}
@@ -174,6 +176,7 @@ func runStorm(ctx context.Context, o stormOptions) ([]stormFigures, error) {
 	}
 	s1 := snapshots(evals, pd)
 	endAt := time.Now()
+	progress(o.out, "this tool (agents, pollers, fake PagerDuty) used %.1f CPU-s in the storm window", selfCPU()-self0)
 
 	var figs []stormFigures
 	for i, e := range evals {
@@ -188,6 +191,10 @@ func runStorm(ctx context.Context, o stormOptions) ([]stormFigures, error) {
 		p.mu.Unlock()
 		fg.pd.Triggers -= s0[i].pd.Triggers
 		fg.pd.Resolves -= s0[i].pd.Resolves
+		fg.outboxPending = -1
+		if m, err := scrape(e.base + "/metrics"); err == nil && m.has("outpost_outbox_pending") {
+			fg.outboxPending = m.sum("outpost_outbox_pending")
+		}
 		if r := f.stats[i].firstReject.Load(); r != nil {
 			fg.firstReject = *r
 		}
@@ -318,6 +325,7 @@ func printStorm(w io.Writer, o stormOptions, figs []stormFigures) {
 	row("  triggers", func(f stormFigures) float64 { return float64(f.pd.Triggers) }, "%.0f")
 	row("  resolves", func(f stormFigures) float64 { return float64(f.pd.Resolves) }, "%.0f")
 	row("  distinct dedup keys (whole run)", func(f stormFigures) float64 { return float64(len(f.pd.Keys)) }, "%.0f")
+	row("  still in the outbox at the end", func(f stormFigures) float64 { return f.outboxPending }, "%.0f")
 	row("  invalid events (400)", func(f stormFigures) float64 { return float64(f.pd.Invalid) }, "%.0f")
 	row("log lines in the storm window", func(f stormFigures) float64 { return float64(f.logLines) }, "%.0f")
 	row("log lines per minute (goal ≤ 100)", func(f stormFigures) float64 { return float64(f.logLines) / f.window.Minutes() }, "%.1f")
