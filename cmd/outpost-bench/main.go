@@ -29,7 +29,8 @@ Usage:
   outpost-bench [agent] [flags]   agent CPU per probe vs blackbox_exporter (the default mode)
   outpost-bench storm [flags]     an evaluator through a failure storm and its recovery
   outpost-bench ingest [flags]    evaluator ingest of signed batches over HTTP, results/s
-  outpost-bench help MODE         the flags of one mode
+  outpost-bench help MODE         one mode and its flags
+  outpost-bench -h                every mode and every flag
 
 agent: starts "outpost agent" (its default, auto-sized --workers) shipping
   signed batches to a real "outpost evaluator", and blackbox_exporter scraped
@@ -82,6 +83,9 @@ var errUsage = errors.New("usage")
 
 func dispatch(ctx context.Context, args []string, out io.Writer) error {
 	mode := "agent"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		mode, args = "help", nil
+	}
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		mode, args = args[0], args[1:]
 	}
@@ -97,6 +101,10 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 			return dispatch(ctx, []string{args[0], "-h"}, out)
 		}
 		fmt.Fprint(os.Stderr, usage)
+		for _, m := range []string{"agent", "storm", "ingest"} {
+			fmt.Fprintf(os.Stderr, "\n────────────────────────────────────────────────────────────\n")
+			_ = dispatch(ctx, []string{m, "-h"}, out)
+		}
 		return flag.ErrHelp
 	}
 	fmt.Fprintf(os.Stderr, "outpost-bench: unknown mode %q\n\n%s", mode, usage)
@@ -107,7 +115,7 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 func newFlagSet(mode, about string) *flag.FlagSet {
 	fs := flag.NewFlagSet("outpost-bench "+mode, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: outpost-bench %s [flags]\n\n%s\nFlags:\n", mode, about)
+		fmt.Fprintf(fs.Output(), "Usage: outpost-bench %s [flags]\n\n%s\n\nFlags:\n", mode, about)
 		fs.PrintDefaults()
 	}
 	return fs
