@@ -1,11 +1,14 @@
-// Command outpost-bench measures an Outpost agent under load, side by side
-// with Debian's prometheus-blackbox-exporter probing the same loopback
-// target at the same rate, and prints CPU per probe for both and their
-// ratio, the agent's scheduling lateness and its memory.
+// Command outpost-bench measures Outpost under load with real processes
+// over loopback HTTP. It has three modes:
 //
-//	go run ./cmd/outpost-bench -checks 10000 -interval 10s
+//	outpost-bench [agent] [flags]   the agent's CPU per probe beside blackbox_exporter's
+//	outpost-bench storm [flags]     an evaluator through a failure storm and its recovery
+//	outpost-bench ingest [flags]    an evaluator's ingest rate of signed batches over HTTP
 //
-// Everything it starts listens on 127.0.0.1 and is stopped when it ends.
+// Run it from the repository root (it builds ./cmd/outpost unless told
+// which binary to use). Everything it starts listens on 127.0.0.1 on ports
+// chosen at run time, and every process it starts is stopped when it ends,
+// Ctrl-C included. See docs/benchmarks.md.
 package main
 
 import (
@@ -14,309 +17,121 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
+	"os/signal"
+	"syscall"
 )
 
-type options struct {
-	checks     int
-	interval   time.Duration
-	warmup     time.Duration
-	measure    time.Duration
-	outpost    string
-	blackbox   string
-	gomaxprocs int
-	skipBB     bool
-}
+const usage = `outpost-bench measures Outpost under load: real processes, real HTTP on
+127.0.0.1, ports chosen at run time. Run it from the repository root.
+
+Usage:
+  outpost-bench [agent] [flags]   agent CPU per probe vs blackbox_exporter (the default mode)
+  outpost-bench storm [flags]     an evaluator through a failure storm and its recovery
+  outpost-bench ingest [flags]    evaluator ingest of signed batches over HTTP, results/s
+  outpost-bench help MODE         one mode and its flags
+  outpost-bench -h                every mode and every flag
+
+agent: starts "outpost agent" (its default, auto-sized --workers) shipping
+  signed batches to a real "outpost evaluator", and blackbox_exporter scraped
+  at the same rate, both probing one loopback target. The two sides are
+  measured in alternating windows (A B A B ...): the side not measured is
+  paused (the agent with SIGSTOP, blackbox_exporter by not scraping it), so
+  machine noise falls on both alike. Prints every window and the median
+  ratio of CPU per probe.
+
+storm: starts a real "outpost evaluator" with N HTTP checks in 3 regions and
+  a PagerDuty notifier pointed at an in-process fake Events v2 API, and plays
+  the agents itself: per region, signed batches over HTTP as agents send
+  them. Phases: healthy (warm-up), storm (every check fails everywhere until
+  every check is DOWN), recovery (every check passes until every check is OK
+  and every region LIVE). Prints CPU-s per 1,000 state transitions, bytes
+  written per transition, /healthz and /status.json p99 during the storm,
+  time to all OK+LIVE after recovery, PagerDuty events, log lines per minute
+  and peak RSS. With -outpost-before or -before-ref, an older evaluator runs
+  at the same time on its own port and data dir, fed the same batches byte
+  for byte, and the two are printed side by side with ratios.
+
+ingest: starts a real "outpost evaluator" with N checks in 5 regions and
+  sends it signed batches as fast as it accepts them, each agent one batch
+  at a time. Prints results/s for each -gomaxprocs value, RSS every minute
+  and at the end, and beside it BenchmarkIngest (in-process, no HTTP) as a
+  ratio.
+`
 
 func main() {
-	var o options
-	flag.IntVar(&o.checks, "checks", 10000, "HTTP checks the agent runs")
-	flag.DurationVar(&o.interval, "interval", 10*time.Second, "interval of every check; checks/interval is the probe rate")
-	flag.DurationVar(&o.warmup, "warmup", 15*time.Second, "time to let each side settle before measuring")
-	flag.DurationVar(&o.measure, "measure", 40*time.Second, "measurement window for each side")
-	flag.StringVar(&o.outpost, "outpost", "", "outpost binary (default: build ./cmd/outpost)")
-	flag.StringVar(&o.blackbox, "blackbox", "prometheus-blackbox-exporter", "blackbox_exporter binary")
-	flag.IntVar(&o.gomaxprocs, "gomaxprocs", 1, "GOMAXPROCS for both measured processes")
-	flag.BoolVar(&o.skipBB, "skip-blackbox", false, "measure Outpost only")
-	flag.Parse()
-	if err := run(o); err != nil {
-		log.Fatal(err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := dispatch(ctx, os.Args[1:], os.Stdout)
+	stop()
+	killChildren()
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	case err != nil:
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "outpost-bench: interrupted")
+			os.Exit(130)
+		}
+		fmt.Fprintln(os.Stderr, "outpost-bench:", err)
+		os.Exit(1)
 	}
 }
 
-func run(o options) error {
-	dir, err := os.MkdirTemp("", "outpost-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	if o.outpost == "" {
-		o.outpost = filepath.Join(dir, "outpost")
-		build := exec.Command("go", "build", "-o", o.outpost, "./cmd/outpost")
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build outpost: %w", err)
-		}
-	}
-	rate := float64(o.checks) / o.interval.Seconds()
-	fmt.Printf("target rate: %.0f probes/s (%d checks every %s), GOMAXPROCS=%d, %d CPUs\n\n", rate, o.checks, o.interval, o.gomaxprocs, runtime.NumCPU())
+var errUsage = errors.New("usage")
 
-	target, stopTarget := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	}))
-	defer stopTarget()
-	var sinkResults atomic.Int64
-	sink, stopSink := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, _ := io.Copy(io.Discard, r.Body)
-		if n > 0 {
-			sinkResults.Add(1)
+func dispatch(ctx context.Context, args []string, out io.Writer) error {
+	mode := "agent"
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		mode, args = "help", nil
+	}
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		mode, args = args[0], args[1:]
+	}
+	switch mode {
+	case "agent":
+		return agentCmd(ctx, args, out)
+	case "storm":
+		return stormCmd(ctx, args, out)
+	case "ingest":
+		return ingestCmd(ctx, args, out)
+	case "help":
+		if len(args) == 1 {
+			return dispatch(ctx, []string{args[0], "-h"}, out)
 		}
-		io.WriteString(w, "ok")
-	}))
-	defer stopSink()
+		fmt.Fprint(os.Stderr, usage)
+		for _, m := range []string{"agent", "storm", "ingest"} {
+			fmt.Fprintf(os.Stderr, "\n────────────────────────────────────────────────────────────\n")
+			_ = dispatch(ctx, []string{m, "-h"}, out)
+		}
+		return flag.ErrHelp
+	}
+	fmt.Fprintf(os.Stderr, "outpost-bench: unknown mode %q\n\n%s", mode, usage)
+	return errUsage
+}
 
-	op, err := measureOutpost(o, dir, target, sink)
-	if err != nil {
-		return fmt.Errorf("outpost: %w", err)
+// newFlagSet is a flag set whose -h prints the mode's description.
+func newFlagSet(mode, about string) *flag.FlagSet {
+	fs := flag.NewFlagSet("outpost-bench "+mode, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: outpost-bench %s [flags]\n\n%s\n\nFlags:\n", mode, about)
+		fs.PrintDefaults()
 	}
-	fmt.Printf("outpost agent:   %7.0f probes/s  %6.1f µs CPU/probe  RSS %5.1f MiB (peak %5.1f)  lateness p50 %s p99 %s  skipped %.0f\n",
-		op.rate, op.cpuPerProbe*1e6, op.rssMiB, op.peakMiB, fmtDur(op.p50), fmtDur(op.p99), op.skipped)
-	if o.skipBB {
-		return nil
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
 	}
-	bb, err := measureBlackbox(o, dir, target, rate)
-	if err != nil {
-		return fmt.Errorf("blackbox_exporter: %w", err)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		fs.Usage()
+		return errUsage
 	}
-	fmt.Printf("blackbox_exporter: %5.0f probes/s  %6.1f µs CPU/probe  RSS %5.1f MiB (peak %5.1f)\n",
-		bb.rate, bb.cpuPerProbe*1e6, bb.rssMiB, bb.peakMiB)
-	fmt.Printf("\nCPU per probe, outpost / blackbox_exporter: %.2f\n", op.cpuPerProbe/bb.cpuPerProbe)
 	return nil
-}
-
-type sample struct {
-	rate, cpuPerProbe, rssMiB, peakMiB float64
-	p50, p99                           time.Duration
-	skipped                            float64
-}
-
-func measureOutpost(o options, dir, target, sink string) (sample, error) {
-	cfg := filepath.Join(dir, "bench.yaml")
-	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\nregions: [bench]\nagents: [{region: bench, key: \"${OUTPOST_BENCH_KEY}\"}]\ndefaults: {interval: %s, timeout: 5s}\nchecks:\n", o.interval)
-	for i := 0; i < o.checks; i++ {
-		fmt.Fprintf(&b, "  - {id: c%05d, http: {url: \"http://%s/c%d\"}}\n", i, target, i)
-	}
-	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
-		return sample{}, err
-	}
-	listen := freeAddr()
-	cmd := exec.Command(o.outpost, "agent", "-c", cfg, "--region", "bench", "--evaluator", "http://"+sink,
-		"--listen", listen, "--spool-dir", filepath.Join(dir, "spool"), "--workers", "1024")
-	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(o.gomaxprocs), "OUTPOST_BENCH_KEY=bench-key")
-	logf, _ := os.Create(filepath.Join(dir, "agent.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return sample{}, err
-	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	metricsURL := "http://" + listen + "/metrics"
-	if err := waitHTTP(metricsURL, 30*time.Second); err != nil {
-		return sample{}, err
-	}
-	time.Sleep(o.warmup)
-	m0, err := scrape(metricsURL)
-	if err != nil {
-		return sample{}, err
-	}
-	c0, _ := procCPU(cmd.Process.Pid)
-	start := time.Now()
-	time.Sleep(o.measure)
-	m1, err := scrape(metricsURL)
-	if err != nil {
-		return sample{}, err
-	}
-	c1, _ := procCPU(cmd.Process.Pid)
-	elapsed := time.Since(start).Seconds()
-	rss, peak := procMem(cmd.Process.Pid)
-	probes := m1.sum("outpost_probes_total") - m0.sum("outpost_probes_total")
-	if probes <= 0 {
-		return sample{}, errors.New("no probes ran; see the agent log")
-	}
-	s := sample{rate: probes / elapsed, cpuPerProbe: (c1 - c0) / probes, rssMiB: rss, peakMiB: peak,
-		skipped: m1.sum("outpost_scheduler_skipped_total") - m0.sum("outpost_scheduler_skipped_total")}
-	s.p50 = histQuantile(m0, m1, "outpost_scheduler_lateness_seconds", 0.50)
-	s.p99 = histQuantile(m0, m1, "outpost_scheduler_lateness_seconds", 0.99)
-	return s, nil
-}
-
-func measureBlackbox(o options, dir, target string, rate float64) (sample, error) {
-	bin, err := exec.LookPath(o.blackbox)
-	if err != nil {
-		return sample{}, fmt.Errorf("%s not found (apt-get install prometheus-blackbox-exporter)", o.blackbox)
-	}
-	cfg := filepath.Join(dir, "blackbox.yml")
-	if err := os.WriteFile(cfg, []byte("modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n"), 0o600); err != nil {
-		return sample{}, err
-	}
-	listen := freeAddr()
-	cmd := exec.Command(bin, "--config.file="+cfg, "--web.listen-address="+listen)
-	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(o.gomaxprocs))
-	logf, _ := os.Create(filepath.Join(dir, "blackbox.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return sample{}, err
-	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	if err := waitHTTP("http://"+listen+"/metrics", 30*time.Second); err != nil {
-		return sample{}, err
-	}
-	probeURL := "http://" + listen + "/probe?module=http_2xx&target=" + "http://" + target + "/bb"
-	ctx, cancel := context.WithCancel(context.Background())
-	var done, failed atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); drive(ctx, probeURL, rate, &done, &failed) }()
-	time.Sleep(o.warmup)
-	c0, _ := procCPU(cmd.Process.Pid)
-	d0 := done.Load()
-	start := time.Now()
-	time.Sleep(o.measure)
-	c1, _ := procCPU(cmd.Process.Pid)
-	d1 := done.Load()
-	elapsed := time.Since(start).Seconds()
-	rss, peak := procMem(cmd.Process.Pid)
-	cancel()
-	wg.Wait()
-	probes := float64(d1 - d0)
-	if probes <= 0 {
-		return sample{}, fmt.Errorf("no probes completed (%d failed)", failed.Load())
-	}
-	if f := failed.Load(); f > 0 {
-		fmt.Printf("(blackbox_exporter: %d scrapes failed)\n", f)
-	}
-	return sample{rate: probes / elapsed, cpuPerProbe: (c1 - c0) / probes, rssMiB: rss, peakMiB: peak}, nil
-}
-
-// drive scrapes url at rate per second, as a Prometheus server would at
-// that many targets, until ctx ends.
-func drive(ctx context.Context, url string, rate float64, done, failed *atomic.Int64) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 512}}
-	sem := make(chan struct{}, 512)
-	every := time.Duration(float64(time.Second) / rate)
-	next := time.Now()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for ctx.Err() == nil {
-		next = next.Add(every)
-		if d := time.Until(next); d > 0 {
-			time.Sleep(d)
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			resp, err := client.Get(url)
-			if err != nil {
-				failed.Add(1)
-				return
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(body), "probe_success 1") {
-				done.Add(1)
-			} else {
-				failed.Add(1)
-			}
-		}()
-	}
-}
-
-func serve(h http.Handler) (string, func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	return ln.Addr().String(), func() { srv.Close() }
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitHTTP(url string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer within %s", url, limit)
-}
-
-// procCPU returns the user+system CPU seconds of pid from /proc.
-func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100, nil // USER_HZ is 100 on Linux
-}
-
-// procMem returns current and peak resident memory of pid in MiB.
-func procMem(pid int) (rss, peak float64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			peak = kb / 1024
-		}
-	}
-	return rss, peak
-}
-
-func fmtDur(d time.Duration) string {
-	if d < 0 {
-		return "n/a"
-	}
-	return d.Round(10 * time.Microsecond).String()
 }

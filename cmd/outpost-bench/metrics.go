@@ -14,8 +14,10 @@ import (
 
 type metrics map[string]*dto.MetricFamily
 
+var scrapeClient = &http.Client{Timeout: 30 * time.Second}
+
 func scrape(url string) (metrics, error) {
-	resp, err := http.Get(url)
+	resp, err := scrapeClient.Get(url)
 	if err != nil {
 		return nil, err
 	}
@@ -27,6 +29,9 @@ func scrape(url string) (metrics, error) {
 	}
 	return mfs, nil
 }
+
+// has reports whether the scrape had the family name.
+func (m metrics) has(name string) bool { _, ok := m[name]; return ok }
 
 // sum adds up every series of a counter or gauge.
 func (m metrics) sum(name string) float64 {

@@ -141,6 +141,18 @@ var rules = []rule{
 		}
 		return nil
 	}},
+	{"outpost-bench drives real processes: it imports only L0 packages", func(p pkg) []string {
+		if p.Path != "cmd/outpost-bench" {
+			return nil
+		}
+		var bad []string
+		for _, imp := range p.Imports {
+			if q, ok := ours(imp); ok && layers[q] != 0 {
+				bad = append(bad, "imports "+q)
+			}
+		}
+		return bad
+	}},
 	{"test kits are imported by tests only", func(p pkg) []string {
 		var bad []string
 		for _, imp := range p.Imports {
@@ -228,6 +240,7 @@ func TestImportRulesCatchBreaches(t *testing.T) {
 		{"the outbox knowing a receiver", pkg{"alerting/outbox", []string{m("alerting/notify/webhook")}}, "alerting/outbox imports alerting/notify/webhook (rule: receivers never"},
 		{"status importing the evaluator", pkg{"alerting/status", []string{m("alerting")}}, "alerting/status imports alerting (rule: status never"},
 		{"production code importing a test kit", pkg{"alerting", []string{m("alerting/notify/notifytest")}}, "rule: test kits"},
+		{"the load tool measuring the evaluator in-process", pkg{"cmd/outpost-bench", []string{m("alerting")}}, "cmd/outpost-bench imports alerting (rule: outpost-bench drives"},
 		{"a package nobody placed", pkg{"alerting/newthing", nil}, "has no layer"},
 	}
 	for _, tc := range cases {
