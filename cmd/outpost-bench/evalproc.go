@@ -28,6 +28,10 @@ type benchConfig struct {
 	target string
 	// extra is YAML appended at the top level (a reporting block, say).
 	extra string
+	// services spreads the checks over that many labels.service values
+	// (0: no labels); grouping groups the notifiers' pages by it.
+	services int
+	grouping bool
 }
 
 // regionKey is region's agent key, and keyEnv the variable it is read from.
@@ -47,7 +51,11 @@ func checkID(i int) string { return fmt.Sprintf("c%05d", i) }
 // send it (checks.Config.Digest), after loading it as the evaluator will.
 func (bc benchConfig) write(path string) (string, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "version: 1\ndefaults: {interval: %s, timeout: %s}\n", bc.interval, bc.interval/2)
+	group := ""
+	if bc.grouping {
+		group = ", grouping: {by: [labels.service]}"
+	}
+	fmt.Fprintf(&b, "version: 1\ndefaults: {interval: %s, timeout: %s%s}\n", bc.interval, bc.interval/2, group)
 	fmt.Fprintf(&b, "regions: [%s]\nagents:\n", strings.Join(bc.regions, ", "))
 	for _, r := range bc.regions {
 		fmt.Fprintf(&b, "  - {region: %s, key: \"${%s}\"}\n", r, keyEnv(r))
@@ -64,7 +72,11 @@ func (bc benchConfig) write(path string) (string, error) {
 		target = "127.0.0.1:9"
 	}
 	for i := range bc.checks {
-		fmt.Fprintf(&b, "  - {id: %s, %shttp: {url: \"http://%s/c%d\"}}\n", checkID(i), notify, target, i)
+		labels := ""
+		if bc.services > 0 {
+			labels = fmt.Sprintf("labels: {service: s%d}, ", i%bc.services)
+		}
+		fmt.Fprintf(&b, "  - {id: %s, %s%shttp: {url: \"http://%s/c%d\"}}\n", checkID(i), notify, labels, target, i)
 	}
 	data := []byte(b.String())
 	if err := os.WriteFile(path, data, 0o600); err != nil {

@@ -19,6 +19,8 @@ type stormOptions struct {
 	outpost, before, beforeRef            string
 	gomaxprocs                            int
 	keep                                  bool
+	services                              int
+	grouping                              bool
 	out                                   io.Writer
 }
 
@@ -83,7 +85,8 @@ func runStorm(ctx context.Context, o stormOptions) ([]stormFigures, error) {
 		return nil, err
 	}
 	defer stopPD()
-	bc := benchConfig{checks: o.checks, regions: regionNames(o.regions), interval: o.interval, pdURL: "http://" + pdAddr}
+	bc := benchConfig{checks: o.checks, regions: regionNames(o.regions), interval: o.interval, pdURL: "http://" + pdAddr,
+		services: o.services, grouping: o.grouping}
 	cfgPath := filepath.Join(dir, "storm.yaml")
 	digest, err := bc.write(cfgPath)
 	if err != nil {

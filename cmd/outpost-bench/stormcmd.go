@@ -51,8 +51,13 @@ func stormCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.beforeRef, "before-ref", "", "a git ref to build the older binary from, in a temporary git worktree")
 	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the evaluators (0: leave unset, the default a user gets)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, data dirs, evaluator logs)")
+	fs.IntVar(&o.services, "services", 0, "spread the checks over this many services (labels.service); 0: no labels")
+	fs.BoolVar(&o.grouping, "grouping", false, "group pages by labels.service (defaults.grouping); needs -services, and a binary that knows grouping:, so not with -outpost-before or -before-ref")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if o.grouping && (o.services < 1 || o.before != "" || o.beforeRef != "") {
+		return fmt.Errorf("-grouping needs -services N, and an older binary would refuse its configuration: drop -outpost-before and -before-ref")
 	}
 	if o.before != "" && o.beforeRef != "" {
 		return fmt.Errorf("give -outpost-before or -before-ref, not both")
