@@ -62,20 +62,24 @@ func startChild(name, bin string, args, env []string, logPath string) (*child, e
 	return c, nil
 }
 
-// stop asks the child to end (SIGTERM), and kills it after grace.
-func (c *child) stop(grace time.Duration) {
+// stop asks the child to end (SIGTERM), and kills it after grace. It
+// returns how long the child took to end, and whether it had to be killed.
+func (c *child) stop(grace time.Duration) (took time.Duration, killed bool) {
 	select {
 	case <-c.done:
-		return
+		return 0, false
 	default:
 	}
+	start := time.Now()
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-c.done:
 	case <-time.After(grace):
 		_ = c.cmd.Process.Kill()
 		<-c.done
+		killed = true
 	}
+	return time.Since(start), killed
 }
 
 // exited reports whether the child has ended, and how.

@@ -30,6 +30,8 @@ type stormFigures struct {
 	toDown, toOK            time.Duration // -1: not reached
 	allOK                   bool
 	transitions             int
+	shutdown                time.Duration // from SIGTERM to exit, after the run
+	killed                  bool
 	healthyCPUps            float64
 	cpu, writeBytes         float64
 	window                  time.Duration
@@ -203,6 +205,10 @@ func runStorm(ctx context.Context, o stormOptions) ([]stormFigures, error) {
 		}
 		figs = append(figs, fg)
 	}
+	// Shutdown right after the storm, with whatever is still pending.
+	for i, e := range evals {
+		figs[i].shutdown, figs[i].killed = e.stop(30 * time.Second)
+	}
 	return figs, nil
 }
 
@@ -336,6 +342,12 @@ func printStorm(w io.Writer, o stormOptions, figs []stormFigures) {
 	row("RSS at the end (MiB)", func(f stormFigures) float64 { return f.endMiB }, "%.1f")
 	row("deepest batch queue of one agent", func(f stormFigures) float64 { return float64(f.backlog) }, "%.0f")
 	row("batches refused (4xx)", func(f stormFigures) float64 { return float64(f.rejected) }, "%.0f")
+	row("shutdown after SIGTERM (s; killed after 30s)", func(f stormFigures) float64 { return f.shutdown.Seconds() }, "%.2f")
+	for _, f := range figs {
+		if f.killed {
+			fmt.Fprintf(w, "  %s did not stop within 30s of SIGTERM and was killed\n", f.label)
+		}
+	}
 	fmt.Fprintf(w, "\nstorm window: storm start to %s after every evaluator was all OK+LIVE (%s).\n", o.settle, figs[0].window.Round(time.Second))
 	for _, f := range figs {
 		if !f.allOK {
