@@ -133,6 +133,25 @@ func (o *store) flush(name string, pol GroupPolicy, now time.Time) (time.Time, f
 	}
 	groups := o.groups[name]
 	var next time.Time
+	// Most wake-ups find nothing due (every join wakes the loop): answer
+	// those without a transaction, which would cost an fsync.
+	due := false
+	for _, g := range groups {
+		if !g.Dirty {
+			continue
+		}
+		if at := g.dueAt(pol); now.Before(at) {
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		} else {
+			due = true
+		}
+	}
+	if !due {
+		return next, res, nil
+	}
+	next = time.Time{}
 	var apply []func()
 	window := checks.DefaultStormWindow
 	if pol.Storm != nil {
