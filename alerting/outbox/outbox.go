@@ -173,7 +173,7 @@ func Open(opts Options) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	box, rep, err := openStore(opts.Dir, names, opts.MaxPending, opts.RepeatInterval, opts.Clock.Now())
+	box, rep, err := openStore(opts.Dir, names, opts.MaxPending, opts.RepeatInterval, opts.Clock.Now(), opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +13,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/outposthq/outpost/alerting/state"
 )
 
 // loadReport says what opening the outbox found.
@@ -26,24 +28,30 @@ type loadReport struct {
 	// group and member records of notifiers no longer configured, dropped.
 	groups         map[string]int
 	orphanedGroups int
+	// setAside is where a damaged outbox file was moved, if it was.
+	setAside string
 }
 
 // openStore opens (creating) the outbox in dir for the notifiers named,
 // loading pending entries and dedup states. Entries for other notifiers
 // are dropped and reported.
-func openStore(dir string, notifiers []string, maxPending int, repeat time.Duration, now time.Time) (*store, loadReport, error) {
+func openStore(dir string, notifiers []string, maxPending int, repeat time.Duration, now time.Time, log *slog.Logger) (*store, loadReport, error) {
 	rep := loadReport{pending: map[string]int{}, orphaned: map[string]int{}, groups: map[string]int{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, rep, fmt.Errorf("outbox dir: %w", err)
 	}
 	path := filepath.Join(dir, OutboxFileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if errors.Is(err, bolterrors.ErrTimeout) {
+	// A damaged outbox (a disk that lost the end of the file) is moved
+	// aside with an ERROR rather than crashing the process at every start.
+	db, aside, err := state.OpenBolt(path, time.Second, nil, log,
+		"the notifications it had not delivered yet, its notification groups and its dedup memory (a page may be sent again)")
+	if errors.Is(err, state.ErrInUse) {
 		return nil, rep, fmt.Errorf("outbox %s is in use by another process", path)
 	}
 	if err != nil {
 		return nil, rep, fmt.Errorf("opening outbox %s: %w", path, err)
 	}
+	rep.setAside = aside
 	o := &store{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{},
 		groups: map[string]map[string]*groupState{}, members: map[string]map[string]*memberState{}, opens: map[string]map[string][]time.Time{}}
 	for _, name := range notifiers {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -40,20 +41,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.What == "" {
 		opts.What = "every record"
 	}
-	db, corrupt, err := openChecked(path, opts)
-	setAside := ""
-	if corrupt != nil {
-		setAside, err = moveAside(path)
-		if err != nil {
-			return nil, fmt.Errorf("state %s cannot be read (%v) and cannot be moved aside: %w", path, corrupt, err)
-		}
-		opts.Logger.Error("state file cannot be read; moved aside, starting without it",
-			"path", path, "moved_to", setAside, "lost", opts.What, "err", corrupt)
-		db, corrupt, err = openChecked(path, opts)
-		if corrupt != nil {
-			err = corrupt
-		}
-	}
+	db, setAside, err := OpenBolt(path, opts.LockTimeout, opts.Buckets, opts.Logger, opts.What)
 	if err != nil {
 		return nil, err
 	}
@@ -78,6 +66,34 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	go s.run()
 	return s, nil
+}
+
+// OpenBolt opens the bbolt file at path as Open does, for a package that
+// keeps its own bbolt file (the outbox): it reads every record once and
+// creates buckets; a file that cannot be read as a bbolt file is moved
+// aside (its new path is returned, and an ERROR on log names both paths
+// and lost, what it held) and an empty one takes its place, so that one
+// damaged file never keeps the process from starting. A file another
+// process holds is an error wrapping ErrInUse after lockTimeout.
+func OpenBolt(path string, lockTimeout time.Duration, buckets []string, log *slog.Logger, lost string) (db *bolt.DB, setAside string, err error) {
+	opts := Options{LockTimeout: lockTimeout, Buckets: buckets}
+	db, corrupt, err := openChecked(path, opts)
+	if corrupt != nil {
+		setAside, err = moveAside(path)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s cannot be read (%v) and cannot be moved aside: %w", path, corrupt, err)
+		}
+		log.Error("file cannot be read; moved aside, starting without it",
+			"path", path, "moved_to", setAside, "lost", lost, "err", corrupt)
+		db, corrupt, err = openChecked(path, opts)
+		if corrupt != nil {
+			err = corrupt
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return db, setAside, nil
 }
 
 // openChecked opens path and reads every page a record lives on, creating
