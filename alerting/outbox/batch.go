@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -120,7 +119,8 @@ func (o *store) addAll(ops []batchOp, pols map[string]GroupPolicy, facts Facts, 
 
 // reloadLocked replaces the store's memory with what the file holds, after
 // a transaction failed with memory already changed. The entry in flight
-// stays in flight. o.mu is held.
+// stays in flight. Entries come in seq order, the order of their keys, as
+// at open. o.mu is held.
 func (o *store) reloadLocked(now time.Time) {
 	for name, q := range o.queues {
 		o.queues[name] = &queue{inflight: q.inflight, overflowing: q.overflowing}
@@ -165,17 +165,4 @@ func (o *store) reloadLocked(now time.Time) {
 			o.groups[name], o.members[name] = map[string]*groupState{}, map[string]*memberState{}
 		}
 	}
-	for _, q := range o.queues {
-		slices.SortFunc(q.items, func(a, b item) int { return cmpSeq(a.seq, b.seq) })
-	}
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
