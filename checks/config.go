@@ -64,6 +64,9 @@ type Defaults struct {
 	Recovery *RecoveryRule `yaml:"recovery"`
 	For      time.Duration `yaml:"for"`
 	Flap     *FlapRule     `yaml:"flap"`
+	// MaxResultAge is the checks' default freshness horizon (see
+	// Check.MaxResultAge); zero means each check's own default.
+	MaxResultAge time.Duration `yaml:"max_result_age"`
 	// Grouping and Storm are the notifiers' defaults (see Notifier).
 	Grouping *Grouping   `yaml:"grouping"`
 	Storm    *StormGuard `yaml:"storm"`
@@ -167,6 +170,15 @@ func (c *Config) AgentKey(region, name string) (Secret, bool) {
 	return Secret{}, false
 }
 
+// DefaultMaxResultAge is c's freshness horizon unless configured: two
+// intervals after its probe ended (a result is stamped with its probe's
+// start, and may wait up to the batch delay to be sent). Under it the
+// latest result of a region that probes on schedule is always fresh, even
+// when every probe runs into its timeout.
+func DefaultMaxResultAge(c *Check, r Reporting) time.Duration {
+	return 2*c.Interval + c.Timeout + r.BatchDelay
+}
+
 // Check is one thing to probe. Exactly one of its type blocks (HTTP, TCP,
 // TLS, DNS, Heartbeat, Series) is set. After Load, every field is defaulted: Interval, Timeout,
 // Quorum, Failure and Regions are never zero.
@@ -181,6 +193,14 @@ type Check struct {
 	// For is how long the check must stay DOWN before an incident opens.
 	For  time.Duration `yaml:"for"`
 	Flap *FlapRule     `yaml:"flap"`
+	// MaxResultAge is the check's freshness horizon: how old a result may
+	// be, from its probe's start, and still describe the present. A result
+	// that arrives older (replayed from a spool after a partition, say)
+	// is history: it is shown and counted in metrics, never judged. A
+	// region whose latest result has aged past it does not count towards
+	// the check's quorum until a fresh one arrives. After Load it is never
+	// zero: by default DefaultMaxResultAge.
+	MaxResultAge time.Duration `yaml:"max_result_age"`
 	// OnDisagreement says what regions that disagree (DNS answers,
 	// connected addresses) lead to: page, warn (the default) or ignore.
 	OnDisagreement string            `yaml:"on_disagreement"`

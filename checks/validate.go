@@ -44,6 +44,9 @@ func validate(cfg *Config, errs *errorList) {
 	if d.Timeout != 0 && d.Timeout >= d.Interval {
 		errs.add(d.Src.At("timeout"), "", "defaults.timeout: %s must be below interval %s", d.Timeout, d.Interval)
 	}
+	if d.MaxResultAge < 0 {
+		errs.add(d.Src.At("max_result_age"), "", "defaults.max_result_age: %s must be above 0", d.MaxResultAge)
+	}
 	if d.Quorum.IsZero() {
 		d.Quorum = Majority
 	}
@@ -304,6 +307,7 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 	if !c.Src.Has("for") {
 		c.For = cfg.Defaults.For
 	}
+	validateMaxResultAge(c, cfg, errs, add)
 	switch c.OnDisagreement {
 	case "":
 		c.OnDisagreement = DisagreementWarn
@@ -416,3 +420,23 @@ const (
 	DisagreementWarn   = "warn"
 	DisagreementIgnore = "ignore"
 )
+
+// validateMaxResultAge defaults c.MaxResultAge and checks it: a horizon
+// shorter than an interval plus a timeout would call every result of a
+// slow probe stale before the next could replace it.
+func validateMaxResultAge(c *Check, cfg *Config, errs *errorList, add func(key, format string, args ...any)) {
+	floor := c.Interval + c.Timeout
+	switch {
+	case c.Src.Has("max_result_age"):
+		if c.MaxResultAge < floor {
+			add("max_result_age", "max_result_age %s is below the interval plus the timeout, %s", c.MaxResultAge, floor)
+		}
+	case cfg.Defaults.MaxResultAge != 0:
+		c.MaxResultAge = cfg.Defaults.MaxResultAge
+		if c.MaxResultAge < floor {
+			errs.add(cfg.Defaults.Src.At("max_result_age"), c.ID, "defaults.max_result_age %s is below the check's interval plus its timeout, %s", c.MaxResultAge, floor)
+		}
+	default:
+		c.MaxResultAge = DefaultMaxResultAge(c, cfg.Reporting)
+	}
+}
