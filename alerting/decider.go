@@ -12,6 +12,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // The evaluator decides about a check whenever its inputs may have changed:
@@ -161,9 +162,11 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 		r := e.regions[region]
 		w, ok := e.Window(id, region)
 		input := decide.RegionInput{Live: r != nil && r.liveAt(now, e.staleAfter)}
-		// The failure hysteresis moves only on results: a region with none
-		// since a restart keeps the failing state it had before.
-		if ok && w.Last != nil {
+		// The failure hysteresis moves only on fresh results: a region
+		// with none since a restart, or whose latest has aged past the
+		// check's horizon (cut off, or replaying a spool), keeps the
+		// failing state it had before and does not count until one comes.
+		if ok && w.Last != nil && fresh(cd.c, w.Last, now) {
 			input.Failing, input.Why = decide.RegionHealth(w, cd.c.Failure, cd.c.Recovery, cd.failing[region])
 			input.Last = w.Last
 			cd.failing[region] = input.Failing
@@ -251,4 +254,10 @@ func (e *Evaluator) recoveryOf(id string) int {
 		return cd.c.Recovery.Consecutive
 	}
 	return checks.DefaultRecovery
+}
+
+// fresh reports whether r, c's latest result from a region, still
+// describes the present at now: it is at most c.MaxResultAge old.
+func fresh(c *checks.Check, r *wire.Result, now time.Time) bool {
+	return c.MaxResultAge <= 0 || now.Sub(r.Time) <= c.MaxResultAge
 }

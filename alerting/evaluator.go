@@ -169,6 +169,11 @@ type regionState struct {
 	mu       sync.Mutex
 	agents   map[string]*agentState
 	lastSeen time.Time // arrival of the latest applied batch since start
+	// returned is when the region's latest silence of stale_after or more
+	// (since start) ended: results probed before it are late (see
+	// window.late), so that a region back from a partition counts again
+	// only with what it probes after.
+	returned time.Time
 	live     decide.Liveness
 	held     bool // the last liveness step held a STALE transition
 	mismatch bool // some agent's latest batch had another config digest

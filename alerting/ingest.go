@@ -211,10 +211,23 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 		digest = strings.Clone(wire.Clip(digest, maxDigestBytes))
 	}
 	var firsts, decide []string
+	late := 0
 	r.mu.Lock()
+	if !r.lastSeen.IsZero() && now.Sub(r.lastSeen) > e.staleAfter {
+		// This batch ends a silence: the region is back from a partition
+		// or an agent restart, and what it probed before now is history.
+		r.returned = now
+	}
 	for i := range b.Results {
 		res := &b.Results[i]
 		w := wins[i]
+		if w.late(res, now, r.returned) {
+			// Old news, replayed from a spool: history for the status
+			// page and metrics, no first failure and no decision.
+			w.add(res, a.name, now, true)
+			late++
+			continue
+		}
 		if !res.OK && !res.Confirm && (!w.hasLast || w.last.OK) && !slices.Contains(firsts, res.Check) {
 			firsts = append(firsts, res.Check)
 		}
@@ -223,7 +236,7 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 		if (!res.OK || w.recentFailure(e.recoveryOf(res.Check)+1)) && !slices.Contains(decide, res.Check) {
 			decide = append(decide, res.Check)
 		}
-		w.add(res, a.name, now)
+		w.add(res, a.name, now, false)
 		if t := r.shapes[res.Check]; t != nil && shapeInput(res, now) && t.Add(res, now) && !slices.Contains(decide, res.Check) {
 			decide = append(decide, res.Check)
 		}
@@ -237,6 +250,9 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 	r.mu.Unlock()
 
 	r.metrics.results.Add(float64(len(b.Results)))
+	if late > 0 {
+		r.metrics.late.Add(float64(late))
+	}
 	e.reportMismatch(r, change, a.name, digest)
 	if len(firsts) > 0 {
 		e.noteFirstFailures(r.name, firsts, now)

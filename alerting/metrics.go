@@ -44,6 +44,7 @@ type metrics struct {
 type regionMetrics struct {
 	batches  [numOutcomes]prometheus.Counter
 	results  prometheus.Counter
+	late     prometheus.Counter
 	live     prometheus.Gauge
 	mismatch prometheus.Gauge
 }
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 	results := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_ingest_results_total",
 		Help: "Probe results accepted, by region.",
+	}, []string{"region"})
+	late := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_ingest_late_results_total",
+		Help: "Probe results accepted older than their check's max_result_age (replayed from a spool, say), by region: kept as history, never judged.",
 	}, []string{"region"})
 	live := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "outpost_region_live",
@@ -70,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 		Help: "1 while this evaluator is behind (liveness steps late, or batches waiting in ingest) and holds back STALE verdicts, else 0.",
 	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{batches, results, live, mismatch, lagging} {
+		for _, c := range []prometheus.Collector{batches, results, late, live, mismatch, lagging} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering metrics: %w", err)
 			}
@@ -87,6 +92,7 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 	for _, r := range regions {
 		rm := children(r)
 		rm.results = results.WithLabelValues(r)
+		rm.late = late.WithLabelValues(r)
 		rm.live = live.WithLabelValues(r)
 		rm.mismatch = mismatch.WithLabelValues(r)
 		m.regions[r] = rm

@@ -196,7 +196,7 @@ func regionEvidence(in decide.RegionInput) string {
 		return "STALE"
 	}
 	if in.Last == nil {
-		return "no result yet"
+		return "no fresh result"
 	}
 	r := in.Last
 	state := "ok"

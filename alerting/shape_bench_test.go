@@ -22,7 +22,7 @@ func BenchmarkShapeIngest(b *testing.B) {
 		now := simStart
 		for i := range b.N {
 			r := &results[i%len(results)]
-			w.add(r, "a", now)
+			w.add(r, "a", now, false)
 			now = now.Add(step)
 		}
 	})
@@ -32,7 +32,7 @@ func BenchmarkShapeIngest(b *testing.B) {
 		now := simStart
 		for i := range b.N {
 			r := &results[i%len(results)]
-			w.add(r, "a", now)
+			w.add(r, "a", now, false)
 			t.Add(r, now)
 			now = now.Add(step)
 		}

@@ -29,11 +29,14 @@ type window struct {
 	region string
 	// ruleSize is Window.Size: the samples the failure rule considers.
 	ruleSize int
-	ring     []decide.Sample
-	next     int // where the next sample goes
-	n        int // samples held
-	last     wire.Result
-	hasLast  bool
+	// horizon is the check's MaxResultAge: a result that arrives older
+	// is kept as history but never judged.
+	horizon time.Duration
+	ring    []decide.Sample
+	next    int // where the next sample goes
+	n       int // samples held
+	last    wire.Result
+	hasLast bool
 }
 
 func newWindow(c *checks.Check, region string) *window {
@@ -53,12 +56,21 @@ func newWindow(c *checks.Check, region string) *window {
 	if f.Window > 0 {
 		rule = min(f.Window, size)
 	}
-	return &window{check: c.ID, typ: c.Type(), region: region, ruleSize: rule, ring: make([]decide.Sample, size)}
+	return &window{check: c.ID, typ: c.Type(), region: region, ruleSize: rule, horizon: c.MaxResultAge, ring: make([]decide.Sample, size)}
 }
 
-// add appends r, overwriting the oldest sample when the ring is full. It
-// allocates only to cut an overlong reason.
-func (w *window) add(r *wire.Result, agent string, received time.Time) {
+// late reports whether r, received at received, is old news: older than
+// the window's horizon, or probed before fence (when its region came back
+// from a silence; see regionState.returned).
+func (w *window) late(r *wire.Result, received, fence time.Time) bool {
+	return (w.horizon > 0 && received.Sub(r.Time) > w.horizon) || r.Time.Before(fence)
+}
+
+// add appends r, overwriting the oldest sample when the ring is full. A
+// late result (see late) is kept as history only: it is not the window's
+// last result and no failure rule counts it. add allocates only to cut
+// an overlong reason.
+func (w *window) add(r *wire.Result, agent string, received time.Time, late bool) {
 	w.ring[w.next] = decide.Sample{
 		Time:     r.Time,
 		Received: received,
@@ -66,17 +78,20 @@ func (w *window) add(r *wire.Result, agent string, received time.Time) {
 		OK:       r.OK,
 		Reason:   wire.Clip(r.Reason, wire.MaxReasonBytes),
 		Duration: r.Duration,
+		Late:     late,
 	}
 	w.next = (w.next + 1) % len(w.ring)
 	w.n = min(w.n+1, len(w.ring))
-	w.last = *r
-	w.hasLast = true
+	if !late {
+		w.last = *r
+		w.hasLast = true
+	}
 }
 
 // recentFailure reports whether one of the latest n samples failed.
 func (w *window) recentFailure(n int) bool {
 	for i := w.n - 1; i >= 0 && i >= w.n-n; i-- {
-		if !w.at(i).OK {
+		if s := w.at(i); !s.OK && !s.Late {
 			return true
 		}
 	}
@@ -89,16 +104,26 @@ func (w *window) at(i int) *decide.Sample {
 }
 
 // counts returns the failures and passes among the latest ruleSize
-// samples and the run of failures at the end.
+// samples that arrived in time, and the run of failures at their end.
+// Late samples are skipped, not counted.
 func (w *window) counts() (failures, passes, consecutive int) {
-	for i := w.n - 1; i >= 0 && i >= w.n-w.ruleSize; i-- {
-		if w.at(i).OK {
+	for i := w.n - 1; i >= 0 && failures+passes < w.ruleSize; i-- {
+		switch s := w.at(i); {
+		case s.Late:
+		case s.OK:
 			passes++
-		} else {
+		default:
 			failures++
 		}
 	}
-	for i := w.n - 1; i >= 0 && !w.at(i).OK; i-- {
+	for i := w.n - 1; i >= 0; i-- {
+		s := w.at(i)
+		if s.Late {
+			continue
+		}
+		if s.OK {
+			break
+		}
 		consecutive++
 	}
 	return failures, passes, consecutive

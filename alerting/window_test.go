@@ -44,7 +44,7 @@ func TestWindowKeepsTheLatest(t *testing.T) {
 	for i := range 25 {
 		r := wire.Result{V: 1, Check: "web", Time: t0.Add(time.Duration(i) * time.Second), OK: i%5 != 0 && i < 22}
 		r.Reason = strings.Repeat("x", i)
-		w.add(&r, "a1", t0.Add(time.Duration(i)*time.Second))
+		w.add(&r, "a1", t0.Add(time.Duration(i)*time.Second), false)
 	}
 	v := w.view()
 	if len(v.Samples) != 10 {
@@ -71,7 +71,7 @@ func TestWindowFilling(t *testing.T) {
 	}
 	for _, ok := range []bool{false, true, false} {
 		r := result("web", "us-east", ok)
-		w.add(&r, "a1", t0)
+		w.add(&r, "a1", t0, false)
 	}
 	if v := w.view(); v.Failures != 2 || v.Passes != 1 || v.Consecutive != 1 {
 		t.Fatalf("view = %+v", v)
@@ -85,7 +85,7 @@ func TestWindowViewIsACopy(t *testing.T) {
 	r.Observed.Headers = map[string]string{"X-Served-By": "web-1"}
 	r.Observed.DNS = []wire.DNSObservation{{Answers: []string{"203.0.113.10"}}}
 	r.Observed.TLS = &wire.TLSObservation{Version: "TLS 1.3"}
-	w.add(&r, "a1", t0)
+	w.add(&r, "a1", t0, false)
 
 	v := w.view()
 	v.Samples[0].OK = false
@@ -107,7 +107,7 @@ func TestWindowClipsLongReasons(t *testing.T) {
 	w := newWindow(httpCheck(&checks.FailureRule{Consecutive: 2}), "us-east")
 	long := strings.Repeat("é", wire.MaxReasonBytes) // two bytes each
 	r := wire.Result{Check: "web", Region: "us-east", Time: t0, Reason: long}
-	w.add(&r, "a1", t0)
+	w.add(&r, "a1", t0, false)
 	got := w.view()
 	if s := got.Samples[0].Reason; len(s) > wire.MaxReasonBytes || !utf8.ValidString(s) || !strings.HasSuffix(s, "…") {
 		t.Errorf("sample reason of %d bytes, valid %v", len(s), utf8.ValidString(s))

@@ -60,7 +60,7 @@ const maxSummaryBytes = 1024
 // "3 consecutive failures: status 503, want 200" or
 // "4 of the last 10 probes failed (ratio 0.30): status 500, want 200".
 func RegionHealth(w Window, failure *checks.FailureRule, recovery *checks.RecoveryRule, prev bool) (failing bool, why string) {
-	s := w.Samples
+	s := judged(w.Samples)
 	failRun, passRun := runs(s)
 	reason := latestFailure(s)
 	if tripped, rule := crossed(s, failure, failRun); tripped {
@@ -78,6 +78,16 @@ func RegionHealth(w Window, failure *checks.FailureRule, recovery *checks.Recove
 		return true, withReason(rule, reason)
 	}
 	return false, ""
+}
+
+// judged returns the samples a failure rule counts: all but the late ones
+// (Sample.Late), which are history. It copies only when there are some.
+func judged(s []Sample) []Sample {
+	late := func(x Sample) bool { return x.Late }
+	if !slices.ContainsFunc(s, late) {
+		return s
+	}
+	return slices.DeleteFunc(slices.Clone(s), late)
 }
 
 // crossed reports whether samples cross the failure rule now, and the
@@ -152,9 +162,11 @@ type RegionInput struct {
 	// Failing and Why are RegionHealth's verdict on the region's window.
 	Failing bool
 	Why     string
-	// Last is the region's latest result for the check (Window.Last). A
-	// live region without one has not judged the check yet and does not
-	// count either: a region reporting nothing for a check is not healthy.
+	// Last is the region's latest result for the check (Window.Last), nil
+	// when there is none or it is older than the check's max_result_age.
+	// A live region without one does not count: a region reporting
+	// nothing current for a check is not healthy, and old news is not
+	// the present.
 	Last *wire.Result
 	// Shape are the region's current shape findings, and Forecast a spike
 	// it expects (see DetectLatency, DetectSeries, ForecastSpike).
@@ -180,7 +192,8 @@ type Decision struct {
 	Need int `json:"need"`
 	// Live, Failing, Stale and NoData are sorted region names. Failing is a
 	// subset of Live. Stale regions are not LIVE; NoData regions are LIVE
-	// but have no result for the check. Neither counts towards any quorum.
+	// but have no fresh result for the check (none yet, or the latest is
+	// older than max_result_age). Neither counts towards any quorum.
 	Live    []string `json:"live"`
 	Failing []string `json:"failing"`
 	Stale   []string `json:"stale"`
@@ -303,7 +316,7 @@ func summarize(d *Decision, in map[string]RegionInput, ratio bool) string {
 		b.WriteString(" (stale: " + strings.Join(d.Stale, ", ") + ")")
 	}
 	if len(d.NoData) > 0 {
-		b.WriteString(" (no result yet: " + strings.Join(d.NoData, ", ") + ")")
+		b.WriteString(" (no fresh result: " + strings.Join(d.NoData, ", ") + ")")
 	}
 	return b.String()
 }

@@ -236,7 +236,7 @@ func TestDecide(t *testing.T) {
 			"web-home UNKNOWN: 0 of 3 regions live, need 2 (stale: ap-south, eu-west, us-east)"},
 		{"a live region without a result does not count", "web-home", dcIn("web-home", "us-east=pass", "eu-west=nodata", "ap-south=nodata"),
 			StateUnknown, 1, 2, "us-east", "", "",
-			"web-home UNKNOWN: 1 of 3 regions live, need 2 (no result yet: ap-south, eu-west)"},
+			"web-home UNKNOWN: 1 of 3 regions live, need 2 (no fresh result: ap-south, eu-west)"},
 		{"quorum 1: one live region is enough, and its failure is DOWN", "any-one", dcIn("any-one", "us-east=fail", "eu-west=stale", "ap-south=stale"),
 			StateDown, 1, 1, "us-east", "us-east", "ap-south,eu-west",
 			"any-one DOWN from 1/1 regions: us-east status 503, want 200 (stale: ap-south, eu-west)"},
