@@ -24,10 +24,13 @@ const peerCheckTimeout = 5 * time.Second
 
 // peerWatch is what the evaluator knows of one peer.
 type peerWatch struct {
-	peer     checks.Peer
-	mu       sync.Mutex
-	lastOK   time.Time
-	lastErr  string
+	peer    checks.Peer
+	mu      sync.Mutex
+	lastOK  time.Time
+	lastErr string
+	// answered is whether the latest failed check got an answer: the
+	// peer is up but unhealthy, rather than unreachable.
+	answered bool
 	down     bool
 	inFlight bool
 }
@@ -57,7 +60,7 @@ func (e *Evaluator) checkPeers(ctx context.Context, now time.Time) {
 		if start {
 			w.inFlight = true
 		}
-		lastOK, lastErr, wasDown := w.lastOK, w.lastErr, w.down
+		lastOK, lastErr, answered, wasDown := w.lastOK, w.lastErr, w.answered, w.down
 		down := now.Sub(lastOK) > e.staleAfter
 		w.down = down
 		w.mu.Unlock()
@@ -69,7 +72,7 @@ func (e *Evaluator) checkPeers(ctx context.Context, now time.Time) {
 		case down && !wasDown:
 			e.send(ctx, notify.Notification{Kind: notify.KindPeerDown, Key: peerKey(w.peer.Name), Action: notify.ActionTrigger, Route: checks.RouteMeta,
 				Severity: notify.SeverityCritical, Time: now,
-				Summary: fmt.Sprintf("evaluator %s unreachable since %s (seen from %s): %s", w.peer.Name, lastOK.UTC().Format(time.TimeOnly), e.name, lastErr),
+				Summary: fmt.Sprintf("evaluator %s %s since %s (seen from %s): %s", w.peer.Name, peerTrouble(answered), lastOK.UTC().Format(time.TimeOnly), e.name, lastErr),
 				Details: map[string]string{"action": notify.ActionTrigger, "route": checks.RouteMeta, "peer": w.peer.Name, "url": w.peer.URL}})
 		case !down && wasDown:
 			e.send(ctx, notify.Notification{Kind: notify.KindPeerDown, Key: peerKey(w.peer.Name), Action: notify.ActionResolve, Route: checks.RouteMeta,
@@ -89,6 +92,7 @@ func (e *Evaluator) probePeer(ctx context.Context, w *peerWatch) {
 	defer e.peerWG.Done()
 	ctx, cancel := context.WithTimeout(ctx, peerCheckTimeout)
 	defer cancel()
+	answered := false
 	err := func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(w.peer.URL, "/")+"/healthz", nil)
 		if err != nil {
@@ -99,9 +103,16 @@ func (e *Evaluator) probePeer(ctx context.Context, w *peerWatch) {
 			return err
 		}
 		defer resp.Body.Close()
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/healthz answered %d", resp.StatusCode)
+			// The peer answered: it is up but says what is wrong with it
+			// (an evaluator that cannot write its data dir says so).
+			answered = true
+			line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+			if line == "" {
+				return fmt.Errorf("/healthz answered %d", resp.StatusCode)
+			}
+			return fmt.Errorf("/healthz answered %d: %s", resp.StatusCode, line)
 		}
 		return nil
 	}()
@@ -110,10 +121,18 @@ func (e *Evaluator) probePeer(ctx context.Context, w *peerWatch) {
 	defer w.mu.Unlock()
 	w.inFlight = false
 	if err == nil {
-		w.lastOK, w.lastErr = now, ""
+		w.lastOK, w.lastErr, w.answered = now, "", false
 		return
 	}
-	w.lastErr = shortErr(err)
+	w.lastErr, w.answered = shortErr(err), answered
+}
+
+// peerTrouble names what is wrong with a peer whose checks fail.
+func peerTrouble(answered bool) string {
+	if answered {
+		return "unhealthy"
+	}
+	return "unreachable"
 }
 
 // shortErr keeps a peer error readable in a page: the URL is already in

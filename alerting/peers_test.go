@@ -137,3 +137,36 @@ checks:
 	evA.peerWG.Wait()
 	evB.peerWG.Wait()
 }
+
+// TestPeerUnhealthyIsNotUnreachable: a peer that answers /healthz with a
+// 503 saying what is wrong with it (its data dir) is paged as unhealthy,
+// with its reason, not as unreachable.
+func TestPeerUnhealthyIsNotUnreachable(t *testing.T) {
+	a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "unhealthy: cannot write its data dir /var/lib/outpost: no space left on device (since 11:59:00)", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(a.Close)
+	cfg, err := checks.LoadBytes("p.yaml", []byte(`reporting: {heartbeat: 1s, stale_after: 5s}
+peers:
+  - {name: eval-a, url: "`+a.URL+`"}
+  - {name: eval-b, url: "http://127.0.0.1:1"}
+checks:
+  - {id: web, http: {url: "https://example.test/"}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	notes := &notifytest.Recorder{}
+	b, err := New(cfg, Options{Clock: clk, Notifier: notes, Name: "eval-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveHandler(t, b)
+	advanceUntil(t, clk, 500*time.Millisecond, time.Minute, "the peer page", func() bool { return len(notesOf(notes, notify.KindPeerDown)) >= 1 })
+	p := notesOf(notes, notify.KindPeerDown)[0]
+	want := "evaluator eval-a unhealthy since 12:00:00 (seen from eval-b): /healthz answered 503: unhealthy: cannot write its data dir /var/lib/outpost: no space left on device"
+	if !strings.HasPrefix(p.Summary, want) {
+		t.Fatalf("page %q, want it to start %q", p.Summary, want)
+	}
+}
