@@ -49,13 +49,20 @@ func serveEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, n not
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ev.Close() })
+	return ev, serveHandler(t, ev)
+}
+
+// serveHandler runs ev behind a loopback HTTP server until the test ends
+// and returns the server's URL.
+func serveHandler(t *testing.T, ev *Evaluator) string {
+	t.Helper()
 	srv := httptest.NewServer(ev.Handler())
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); ev.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return ev, srv.URL
+	return srv.URL
 }
 
 // pages returns the check notifications on the given route.

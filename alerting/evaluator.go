@@ -127,6 +127,10 @@ type Evaluator struct {
 	state *state.Store
 	// stateFault, set by tests, fails the state store's commits.
 	stateFault atomic.Pointer[error]
+	// faults are the evaluator's own (see faults.go); dirCheck is the
+	// data dir write check.
+	faults   *faults
+	dirCheck dirCheck
 	// statusBuilds shares one full /status.json among concurrent
 	// readers; statusSummary the default answer of a large configuration,
 	// for a second. checkBuilds counts the checks whose status was built
@@ -210,12 +214,17 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
+	fs, err := newFaults(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
+	}
 	e := &Evaluator{
 		cfg:        cfg,
 		clock:      opts.Clock,
 		log:        opts.Logger,
 		notifier:   opts.Notifier,
 		metrics:    m,
+		faults:     fs,
 		started:    opts.Clock.Now(),
 		staleAfter: cfg.Reporting.StaleAfter,
 		regions:    make(map[string]*regionState, len(regions)),

@@ -193,13 +193,30 @@ func (e *Evaluator) applyInOrder(r *regionState, a *agentState, b *wire.Batch, w
 	}
 	next := a.seqs.with(b.Seq)
 	if e.store != nil {
-		rec := seqRecord{Region: r.name, Agent: b.Agent, Highest: next.highest, Recent: next.recentList(), Seen: now}
-		if err := e.store.commit(rec); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
+		e.recordSeq(seqRecord{Region: r.name, Agent: b.Agent, Highest: next.highest, Recent: next.recentList(), Seen: now})
 	}
 	a.seqs = next
 	return e.apply(r, a, b, wins, now), nil
+}
+
+// recordSeq writes an agent's sequence memory before its batch is
+// answered. When the data dir cannot be written, the batch is applied all
+// the same, from memory: the fault is this evaluator's, and refusing the
+// batch would make its region look silent. The record stays queued and is
+// written once the disk takes it; until then a restart would forget it
+// (see docs/deploy.md, "What is on disk when"). While the fault lasts,
+// ingest does not wait for commits that fail.
+func (e *Evaluator) recordSeq(rec seqRecord) {
+	if e.faults.failing(faultDataDir) {
+		if err := e.store.put(rec); err != nil {
+			e.log.Error("sequence memory not queued", "region", rec.Region, "agent", rec.Agent, "err", err)
+		}
+		return
+	}
+	if err := e.store.commit(rec); err != nil {
+		// The commit's OnCommit has noted the fault and logged it.
+		e.log.Debug("batch applied from memory: its sequence memory is not on disk yet", "region", rec.Region, "agent", rec.Agent, "err", err)
+	}
 }
 
 // apply adds b's results to their windows and records the delivery. It

@@ -23,6 +23,7 @@ func (e *Evaluator) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			t.Stop()
 			e.peerWG.Wait() // peer checks in flight end with ctx
+			e.dirCheck.wait()
 			if err := e.saveShapes(); err != nil {
 				e.log.Error("shape baselines not saved", "err", err)
 			}
@@ -70,6 +71,8 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 		e.send(ctx, n)
 	}
 	e.evaluateTick(ctx, now, changed)
+	e.checkDataDir(now)
+	e.pageFaults(ctx, now)
 	e.checkPeers(ctx, now)
 	if now.Sub(e.lastShapeSave) >= shapeSaveEvery {
 		e.lastShapeSave = now

@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -127,7 +128,9 @@ func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide
 func (e *Evaluator) send(ctx context.Context, n notify.Notification) {
 	nctx, cancel := context.WithTimeout(ctx, notify.DefaultTimeout)
 	defer cancel()
-	if _, err := e.notifier.Notify(nctx, n); err != nil {
+	retry, err := e.notifier.Notify(nctx, n)
+	e.noteNotifyResult(retry, err)
+	if err != nil {
 		if ok, suppressed := e.limiter.Allow("notify/"+n.Kind, e.clock.Now()); ok {
 			e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err, "suppressed", suppressed)
 		}
@@ -153,7 +156,9 @@ func (e *Evaluator) sendAll(ctx context.Context, ns []notify.Notification) {
 		}
 		return
 	}
-	if err := b.EnqueueAll(ns); err != nil {
+	err := b.EnqueueAll(ns)
+	e.noteNotifyResult(err != nil && !errors.Is(err, notify.ErrInvalidNotification), err)
+	if err != nil {
 		if ok, suppressed := e.limiter.Allow("notify/batch", e.clock.Now()); ok {
 			e.log.Error("notifications not delivered", "count", len(ns), "err", err, "suppressed", suppressed)
 		}

@@ -59,9 +59,8 @@ func (k agentKey) key() string { return k.region + "\x00" + k.agent }
 type seqStore struct{ st *state.Store }
 
 // commit records rec durably and returns once it is on disk, or the error
-// that kept it (and the rest of its commit) off disk. A failed change is
-// dropped (bucketSeqs is NoRetry): it reaches the disk with no later
-// commit, since its batch was refused.
+// that kept it (and the rest of its commit) off disk. A change that failed
+// stays queued and is written by a later commit.
 func (s *seqStore) commit(rec seqRecord) error {
 	data, err := json.Marshal(rec)
 	if err != nil {

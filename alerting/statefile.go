@@ -43,12 +43,19 @@ const (
 func (e *Evaluator) openState(dir string) error {
 	st, err := state.Open(filepath.Join(dir, stateFile), state.Options{
 		Buckets: []string{bucketIncidents, bucketPings, bucketSeqs},
-		// A batch whose sequence number could not be written was refused:
-		// its number must not reach the disk later (see seqStore.commit).
-		NoRetry: []string{bucketSeqs},
 		What: "open incidents, failing regions, heartbeat pings and agents' sequence memory: open incidents may page again as new, " +
 			"heartbeat checks are judged from this start, and replays of batches signed in the last " + wire.MaxClockSkew.String() + " are accepted",
 		Logger: e.log,
+		OnCommit: func(c state.Commit) {
+			now := e.clock.Now()
+			if c.Err != nil {
+				if e.faults.fail(faultDataDir, sourceCommit, c.Err, now) {
+					e.log.Error("this evaluator cannot write its data dir: it goes on judging from memory, and pages about it", "dir", dir, "err", c.Err)
+				}
+			} else if e.faults.ok(faultDataDir, sourceCommit, now) {
+				e.log.Info("this evaluator writes its data dir again", "dir", dir)
+			}
+		},
 		BeforeCommit: func() error {
 			if err := e.stateFault.Load(); err != nil {
 				return *err

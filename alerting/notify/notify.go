@@ -26,6 +26,10 @@ const (
 	// KindPeerDown: another evaluator of the peers: list stopped answering
 	// (a trigger), or answers again (a resolve).
 	KindPeerDown = "peer_down"
+	// KindEvaluatorFault: a part of this evaluator fails (its data dir
+	// cannot be written, its outbox cannot record notifications), or
+	// works again.
+	KindEvaluatorFault = "evaluator_fault"
 	// KindEvaluatorsUnreachable: an agent reached no evaluator for
 	// reporting.lost_after and pages through its own notifiers.
 	KindEvaluatorsUnreachable = "evaluators_unreachable"

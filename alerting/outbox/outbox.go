@@ -357,3 +357,31 @@ func (p *Outbox) Close() error {
 	}
 	return p.box.close()
 }
+
+// DeliverNow sends n at once to every notifier whose routes take it,
+// without recording it, grouping it or deduplicating it, and returns the
+// joined errors of the notifiers that failed. It is the last resort of a
+// producer whose Enqueue failed because the outbox cannot write (a page
+// about that very disk): nothing retries it, so use it for nothing else.
+func (p *Outbox) DeliverNow(ctx context.Context, n notify.Notification) error {
+	n, err := notify.Normalize(n, p.clock.Now())
+	if err != nil {
+		return err
+	}
+	routed, err := p.route(n, nil)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range routed {
+		actx, cancel := context.WithTimeout(ctx, p.attemptTimeout)
+		_, err := p.notifiers[name].Notify(actx, n)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s", name, p.redact(err.Error())))
+			continue
+		}
+		p.metrics.result(name, resultDelivered).Inc()
+	}
+	return errors.Join(errs...)
+}

@@ -10,11 +10,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// failureLogEvery bounds how often the writer logs commits that keep
+// failing.
+const failureLogEvery = time.Minute
+
 // run is the writer: it commits what is queued whenever something is,
 // until Close, and then once more.
 func (s *Store) run() {
 	defer close(s.exited)
 	var retry <-chan time.Time
+	var failures int     // commits failed in a row
+	var logged time.Time // when the latest of them was logged
 	for {
 		select {
 		case <-s.wake:
@@ -60,13 +66,20 @@ func (s *Store) run() {
 		close(g.done)
 		s.mu.Unlock()
 		if c.Err != nil {
-			s.opts.Logger.Error("state not written; retrying", "path", s.path, "changes", len(batch), "err", c.Err)
+			// Once a minute at most: a full disk fails every retry.
+			if failures++; time.Since(logged) >= failureLogEvery {
+				s.opts.Logger.Error("state not written; retrying", "path", s.path, "changes", len(batch), "failed_commits", failures, "err", c.Err)
+				logged = time.Now()
+			}
 			if closed {
 				return
 			}
 			retry = time.After(s.opts.RetryEvery)
 		} else {
-			retry = nil
+			if failures > 0 {
+				s.opts.Logger.Info("state written again", "path", s.path, "failed_commits", failures)
+			}
+			failures, logged, retry = 0, time.Time{}, nil
 		}
 	}
 }

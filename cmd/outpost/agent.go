@@ -130,7 +130,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	srv, err := listenAndServe(o.listen, baseMux(reg, p.health))
+	srv, err := listenAndServe(o.listen, baseMux(reg, p.health, nil))
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,7 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 
 // evaluatorMux serves an evaluator's endpoints.
 func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeMux {
-	mux := baseMux(reg, nil)
+	mux := baseMux(reg, nil, ev.Health)
 	// The evaluator's own routes: result ingest, confirmation polls and
 	// heartbeat pings.
 	h := ev.Handler()

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/outposthq/outpost/alerting"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/clock/clocktest"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -180,5 +184,67 @@ checks:
 	}
 	if strings.Contains(string(body), "10.1.2.3") {
 		t.Errorf("a private check's target is in /status.json:\n%s", body)
+	}
+}
+
+// TestEvaluatorHealthzSaysWhatIsWrong: an evaluator whose data dir refuses
+// writes answers /healthz with a 503 that says so; an agent's degraded
+// health stays a 200.
+func TestEvaluatorHealthzSaysWhatIsWrong(t *testing.T) {
+	cfg, err := checks.LoadBytes("m.yaml", []byte(`regions: [us-east]
+checks:
+  - {id: web, http: {url: "https://example.test/"}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// Where the write check writes its file, a directory: the write
+	// fails for any user, root included.
+	if err := os.Mkdir(filepath.Join(dir, ".write-check"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	ev, err := alerting.New(cfg, alerting.Options{DataDir: dir, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ev.Close() })
+	srv := httptest.NewServer(evaluatorMux(newRegistry(), ev))
+	t.Cleanup(srv.Close)
+	healthz := func() (int, string) {
+		resp, err := http.Get(srv.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := healthz(); code != 200 || body != "ok\n" {
+		t.Fatalf("before the first check: %d %q", code, body)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); ev.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var code int
+	var body string
+	for range 100 {
+		clocktest.WaitIdle(t, 30*time.Second)
+		if code, body = healthz(); code != 200 {
+			break
+		}
+		clk.Advance(time.Second)
+	}
+	if code != 503 || !strings.HasPrefix(body, "unhealthy: cannot write its data dir "+dir+": ") || !strings.Contains(body, "is a directory") {
+		t.Fatalf("/healthz = %d %q, want 503 naming the data dir", code, body)
+	}
+
+	agentMux := baseMux(newRegistry(), func() string { return "3 check runs skipped" }, nil)
+	rec := httptest.NewRecorder()
+	agentMux.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code != 200 || rec.Body.String() != "degraded: 3 check runs skipped\n" {
+		t.Errorf("degraded agent: %d %q", rec.Code, rec.Body.String())
 	}
 }

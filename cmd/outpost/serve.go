@@ -68,16 +68,25 @@ func newRegistry() *prometheus.Registry {
 
 // baseMux serves /metrics and /healthz, which every process has. /healthz
 // answers 200 while the process serves; its body is "ok", or "degraded: "
-// and what health (nil: none) reports wrong, such as runs being skipped.
-// It stays 200 when degraded: restarting a process that is overloaded by
-// its targets would not help it.
-func baseMux(reg *prometheus.Registry, health func() string) *http.ServeMux {
+// and what degraded (nil: none) reports, such as runs being skipped: a
+// process overloaded by its targets would not be helped by a restart. It
+// answers 503 "unhealthy: " and what unhealthy (nil: none) reports, such
+// as an evaluator that cannot write its data dir: a fault of the process
+// itself, which a load balancer or a peer should know about.
+func baseMux(reg *prometheus.Registry, degraded, unhealthy func() string) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, Timeout: 10 * time.Second}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if health != nil {
-			if problem := health(); problem != "" {
+		if unhealthy != nil {
+			if problem := unhealthy(); problem != "" {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintln(w, "unhealthy: "+problem)
+				return
+			}
+		}
+		if degraded != nil {
+			if problem := degraded(); problem != "" {
 				fmt.Fprintln(w, "degraded: "+problem)
 				return
 			}
