@@ -119,9 +119,9 @@ func (e *Evaluator) newDeciders() {
 	e.deciders = make(map[string]*checkDecider, len(e.cfg.Checks))
 	for _, c := range e.cfg.Checks {
 		// Silence right after a start is not yet meaningful: every region
-		// gets stale_after to report, and each check two intervals and a
-		// timeout to have run everywhere.
-		warm := max(e.staleAfter, 2*c.Interval+c.Timeout)
+		// gets the start grace to report, and each check two intervals
+		// and a timeout to have run everywhere.
+		warm := max(startGrace(e.cfg, e.staleAfter), 2*c.Interval+c.Timeout)
 		e.deciders[c.ID] = &checkDecider{c: c, failing: map[string]bool{}, warmUp: e.started.Add(warm)}
 	}
 }
@@ -176,7 +176,10 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 	}
 	d := decide.Decide(cd.c, in)
 	cd.last = d
-	if d.State == decide.StateUnknown && now.Before(cd.warmUp) {
+	// A restart must be invisible: until every region of the check has
+	// reported since the start (or the warm-up is over), no incident opens
+	// or resolves because a region has not been heard from yet.
+	if now.Before(cd.warmUp) && (d.State == decide.StateUnknown || e.unheard(cd.c)) {
 		return
 	}
 	next, events := decide.Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
@@ -254,6 +257,17 @@ func (e *Evaluator) recoveryOf(id string) int {
 		return cd.c.Recovery.Consecutive
 	}
 	return checks.DefaultRecovery
+}
+
+// unheard reports whether some region of c has sent nothing since the
+// evaluator started.
+func (e *Evaluator) unheard(c *checks.Check) bool {
+	for _, region := range c.Regions {
+		if r := e.regions[region]; r == nil || r.lastSeenAt().IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // fresh reports whether r, c's latest result from a region, still

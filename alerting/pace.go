@@ -70,6 +70,7 @@ type pace struct {
 	laggingSince time.Time // zero while keeping up
 	keptUpSince  time.Time
 	maxHold      time.Duration
+	startGrace   time.Duration
 }
 
 func newPace(cfg *checks.Config, started time.Time, staleAfter time.Duration) pace {
@@ -77,7 +78,16 @@ func newPace(cfg *checks.Config, started time.Time, staleAfter time.Duration) pa
 	if maxHold <= 0 {
 		maxHold = max(5*time.Minute, 2*staleAfter)
 	}
-	return pace{lastTick: started, maxHold: maxHold}
+	return pace{lastTick: started, maxHold: maxHold, startGrace: startGrace(cfg, staleAfter)}
+}
+
+// startGrace is how long after its start an evaluator waits for a region
+// it has not heard from before calling it STALE: stale_after, plus the
+// heartbeat, which caps an agent's retry backoff (an agent that kept
+// running across the restart may be that far into a backoff), plus the
+// batch delay.
+func startGrace(cfg *checks.Config, staleAfter time.Duration) time.Duration {
+	return staleAfter + cfg.Reporting.Heartbeat + cfg.Reporting.BatchDelay
 }
 
 // lagChange is what a pace step found.
@@ -122,6 +132,7 @@ func (p *pace) input(r *regionState, started time.Time, staleAfter time.Duration
 		LastSeen:     r.lastSeen,
 		Started:      started,
 		StaleAfter:   staleAfter,
+		StartGrace:   p.startGrace,
 		Pending:      r.pending.Load() > 0,
 		LagFrom:      p.lagFrom,
 		LaggingSince: p.laggingSince,

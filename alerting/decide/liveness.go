@@ -102,6 +102,12 @@ type LivenessInput struct {
 	Started time.Time
 	// StaleAfter is reporting.stale_after.
 	StaleAfter time.Duration
+	// StartGrace is how long after Started a region never heard from is
+	// UNKNOWN rather than STALE: stale_after plus the agents' longest
+	// retry backoff, since an agent that kept running across the
+	// evaluator's restart may be waiting that long to try again. Zero
+	// means StaleAfter.
+	StartGrace time.Duration
 	// Pending is whether a signed batch from the region has arrived and is
 	// still being ingested: a sign of life whose sequence number is not yet
 	// checked.
@@ -128,7 +134,7 @@ type LivenessInput struct {
 // StepLiveness is the Liveness transition: a pure function of the current
 // Liveness, in and now. A region is fresh while now - in.LastSeen <
 // in.StaleAfter; a region never seen is UNKNOWN while now - in.Started <
-// in.StaleAfter. Otherwise it is STALE, unless the transition is held: while
+// in.StartGrace (at least in.StaleAfter). Otherwise it is STALE, unless the transition is held: while
 // a batch of the region is in ingest, while the evaluator lags (for at most
 // in.MaxHold), and until the evaluator has watched in.StaleAfter of silence
 // since it caught up (in.KeptUpSince). A held step returns cur and a
@@ -146,7 +152,7 @@ func StepLiveness(cur Liveness, in LivenessInput, now time.Time) (Liveness, Live
 		return Liveness{State: RegionLive, Since: now}, LivenessEvent{Kind: LivenessFirstSeen}
 	case cur.State == RegionStale:
 		return cur, LivenessEvent{}
-	case lastSeen.IsZero() && now.Sub(started) < staleAfter:
+	case lastSeen.IsZero() && now.Sub(started) < max(staleAfter, in.StartGrace):
 		if cur.State == RegionUnknown {
 			return cur, LivenessEvent{}
 		}

@@ -67,3 +67,23 @@ func TestStepLivenessHolds(t *testing.T) {
 		})
 	}
 }
+
+// TestStepLivenessStartGrace: after a start, a region never heard from is
+// UNKNOWN for the start grace, not only for stale_after: its agent may be
+// in a retry backoff that began while the evaluator was down.
+func TestStepLivenessStartGrace(t *testing.T) {
+	start := time.Date(2030, 1, 2, 12, 0, 0, 0, time.UTC)
+	in := decide.LivenessInput{Started: start, StaleAfter: 30 * time.Second, StartGrace: 41 * time.Second, MaxHold: 5 * time.Minute}
+	cur := decide.Liveness{State: decide.RegionUnknown, Since: start}
+	if next, ev := decide.StepLiveness(cur, in, start.Add(40*time.Second)); next.State != decide.RegionUnknown || ev.Kind != decide.LivenessSame {
+		t.Fatalf("40s after start, within the grace: %+v %+v", next, ev)
+	}
+	if next, ev := decide.StepLiveness(cur, in, start.Add(41*time.Second)); next.State != decide.RegionStale || ev.Kind != decide.LivenessStale || !ev.NeverSeen {
+		t.Fatalf("at the end of the grace: %+v %+v", next, ev)
+	}
+	// A grace shorter than stale_after does not shorten it.
+	in.StartGrace = time.Second
+	if next, _ := decide.StepLiveness(cur, in, start.Add(29*time.Second)); next.State != decide.RegionUnknown {
+		t.Fatalf("a short grace cut stale_after: %+v", next)
+	}
+}

@@ -66,7 +66,7 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 			e.log.Warn("cannot deliver to evaluator: batches stay spooled and are retried", "err", err,
 				"spooled_batches", e.spool.Len(), "failures_since_last_log", n)
 		}
-		t := r.clock.NewTimer(backoff(attempt))
+		t := r.clock.NewTimer(backoff(attempt, r.heartbeat))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -98,11 +98,17 @@ func permanent(status int, detail string) bool {
 	return false
 }
 
-// backoff returns the wait before retry number attempt (from 1).
-func backoff(attempt int) time.Duration {
+// backoff returns the wait before retry number attempt (from 1), at most
+// limit (the heartbeat, when positive): an agent must not wait longer than
+// an evaluator that restarted gives it to report again (its start grace is
+// stale_after plus the heartbeat).
+func backoff(attempt int, limit time.Duration) time.Duration {
 	ceiling := backoffMax
+	if limit > 0 {
+		ceiling = min(ceiling, limit)
+	}
 	if attempt < 16 {
-		ceiling = min(backoffMax, backoffMin<<(attempt-1))
+		ceiling = min(ceiling, backoffMin<<(attempt-1))
 	}
 	return rand.N(ceiling)
 }

@@ -618,8 +618,12 @@ func TestPermanentStatuses(t *testing.T) {
 	}
 	for attempt := 1; attempt < 100; attempt++ {
 		ceiling := min(backoffMax, backoffMin<<min(attempt-1, 15))
-		if d := backoff(attempt); d < 0 || d >= ceiling {
+		if d := backoff(attempt, 0); d < 0 || d >= ceiling {
 			t.Fatalf("backoff(%d) = %v, want in [0, %v)", attempt, d, ceiling)
+		}
+		// Capped at the heartbeat: an evaluator's start grace allows that.
+		if d := backoff(attempt, 10*time.Second); d < 0 || d >= min(ceiling, 10*time.Second) {
+			t.Fatalf("backoff(%d) under a 10s heartbeat = %v", attempt, d)
 		}
 	}
 }
