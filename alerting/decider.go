@@ -176,10 +176,11 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 	}
 	d := decide.Decide(cd.c, in)
 	cd.last = d
-	// A restart must be invisible: until every region of the check has
-	// reported since the start (or the warm-up is over), no incident opens
-	// or resolves because a region has not been heard from yet.
-	if now.Before(cd.warmUp) && (d.State == decide.StateUnknown || e.unheard(cd.c)) {
+	// A restart must be invisible: while the check has incidents open from
+	// before it, nothing changes them until every region of the check has
+	// reported since the start (or the warm-up is over), so that none is
+	// resolved or sent again because a region has not been heard from yet.
+	if now.Before(cd.warmUp) && (d.State == decide.StateUnknown || (cd.state.OpenBefore(e.started) && e.unheard(cd.c))) {
 		return
 	}
 	next, events := decide.Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
@@ -248,7 +249,7 @@ func (e *Evaluator) evaluateTick(ctx context.Context, now time.Time, regionsChan
 		}
 	}
 	e.evaluate(ctx, now, due...)
-	e.flushUnknown(ctx, now)
+	e.flushMeta(ctx, now)
 }
 
 // recoveryOf returns the check's recovery run length.

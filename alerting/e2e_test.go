@@ -230,21 +230,27 @@ func TestEndToEndThreeRegions(t *testing.T) {
 	if stateOf(ev, "us-east") != decide.RegionLive || stateOf(ev, "eu-west") != decide.RegionLive {
 		t.Error("a live region was marked stale")
 	}
-	stale := notesOf(notes, "region_stale")
-	if len(stale) != 1 || stale[0].Region != "ap-south" || !strings.HasPrefix(stale[0].Summary, "agent in ap-south silent since ") {
-		t.Fatalf("stale notifications = %+v, want one for ap-south", stale)
+	// The meta page waits meta.for (two heartbeats) after the transition.
+	staleAt := clk.Now()
+	advanceUntil(t, clk, 100*time.Millisecond, 10*time.Second, "the meta page", func() bool { return len(notesOf(notes, notify.KindMonitoring)) > 0 })
+	if waited := clk.Now().Sub(staleAt); waited < cfg.Meta.For-200*time.Millisecond {
+		t.Errorf("meta page %s after ap-south went stale, want meta.for (%s)", waited, cfg.Meta.For)
+	}
+	stale := notesOf(notes, notify.KindMonitoring)
+	if len(stale) != 1 || stale[0].Action != notify.ActionTrigger || !strings.HasPrefix(stale[0].Summary, "1/3 regions silent: ap-south since ") {
+		t.Fatalf("meta notifications = %+v, want one trigger for ap-south", stale)
 	}
 
 	agents["ap-south"] = startAgent(t, cfg, clk, "ap-south", e.url, spools["ap-south"])
 	advanceUntil(t, clk, 100*time.Millisecond, 10*time.Second, "ap-south live again", func() bool {
 		return stateOf(ev, "ap-south") == decide.RegionLive
 	})
-	back := notesOf(notes, "region_live")
-	if len(back) == 0 || back[len(back)-1].Region != "ap-south" || !strings.Contains(back[len(back)-1].Summary, "reporting again") {
-		t.Fatalf("recovery notifications = %+v", back)
-	}
-	if n := len(notesOf(notes, "region_stale")); n != 1 {
-		t.Errorf("%d stale notifications in all, want exactly 1", n)
+	advanceUntil(t, clk, 100*time.Millisecond, 10*time.Second, "the meta page resolved", func() bool {
+		n := notesOf(notes, notify.KindMonitoring)
+		return n[len(n)-1].Action == notify.ActionResolve
+	})
+	if n := len(notesOf(notes, notify.KindMonitoring)); n != 2 {
+		t.Errorf("%d meta notifications in all, want a trigger and its resolve", n)
 	}
 }
 

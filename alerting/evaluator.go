@@ -139,6 +139,7 @@ type Evaluator struct {
 	statusSummary status.Recent
 	checkBuilds   atomic.Int64
 	unknown       unknownChecks
+	meta          metaPage // liveness loop only
 	beats         *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
 	// lastShapeSave is used by the liveness loop only.

@@ -12,16 +12,21 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outposthq/outpost/alerting/decide"
-	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
-// staleNotes returns the summaries of region_stale notifications for region.
+// staleNotes returns, for each time region was declared STALE, "silent
+// since HH:MM:SS", from the evaluator's log: the transition itself, which
+// the meta page follows meta.for later.
 func staleNotes(f *fixture, region string) []string {
 	var out []string
-	for _, n := range regionNotes(f.notes) {
-		if n.Kind == notify.KindRegionStale && n.Region == region {
-			out = append(out, n.Summary)
+	for _, line := range strings.Split(f.logs.String(), "\n") {
+		if !strings.Contains(line, `msg="region silent: out of every quorum" region=`+region+" ") {
+			continue
+		}
+		_, since, _ := strings.Cut(line, "silent_since=")
+		if t, err := time.Parse(time.RFC3339, strings.Fields(since)[0]); err == nil {
+			out = append(out, "silent since "+t.Format(time.TimeOnly))
 		}
 	}
 	return out

@@ -2,10 +2,10 @@ package alerting
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
-	"github.com/outposthq/outpost/alerting/notify"
 )
 
 // tickInterval is how often Run re-evaluates liveness.
@@ -34,10 +34,10 @@ func (e *Evaluator) Run(ctx context.Context) error {
 	}
 }
 
-// tick steps every region's liveness at now and sends the notifications
-// due, outside every lock.
+// tick steps every region's liveness at now, decides what that changes and
+// sends the notifications due (the meta incident among them), outside
+// every lock.
 func (e *Evaluator) tick(ctx context.Context, now time.Time) {
-	var due []notify.Notification
 	var changed []string
 	e.stepPace(now)
 	for _, r := range e.regionList {
@@ -61,14 +61,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 		} else {
 			r.metrics.live.Set(0)
 		}
-		if n, ok := regionNotification(r.name, ev, now); ok {
-			due = append(due, n)
-		} else if ev.Kind == decide.LivenessFirstSeen {
-			e.log.Info("region reporting", "region", r.name)
-		}
-	}
-	for _, n := range due {
-		e.send(ctx, n)
+		logLiveness(e.log, r.name, ev)
 	}
 	e.evaluateTick(ctx, now, changed)
 	e.checkDataDir(now)
@@ -102,38 +95,16 @@ func (r *regionState) lastSeenAt() time.Time {
 	return r.lastSeen
 }
 
-// regionNotification turns a liveness event into the notification humans
-// get, if the event deserves one.
-func regionNotification(region string, ev decide.LivenessEvent, now time.Time) (notify.Notification, bool) {
-	n := notify.Notification{
-		Key:     "outpost:region:" + region,
-		Region:  region,
-		Time:    now,
-		Details: map[string]string{"region": region},
-	}
-	since := ev.SilentSince.UTC()
+// logLiveness logs a region's liveness change. What it means for on-call
+// is the meta incident's (flushMeta).
+func logLiveness(log *slog.Logger, region string, ev decide.LivenessEvent) {
+	since := ev.SilentSince.UTC().Format(time.RFC3339)
 	switch ev.Kind {
+	case decide.LivenessFirstSeen:
+		log.Info("region reporting", "region", region)
 	case decide.LivenessStale:
-		n.Kind, n.Severity = notify.KindRegionStale, notify.SeverityWarning
-		if ev.NeverSeen {
-			n.Summary = "agent in " + region + " never heard from since evaluator start at " + since.Format(time.TimeOnly)
-			n.Details["evaluator_started"] = since.Format(time.RFC3339)
-		} else {
-			n.Summary = "agent in " + region + " silent since " + since.Format(time.TimeOnly)
-			n.Details["last_seen"] = since.Format(time.RFC3339)
-		}
+		log.Warn("region silent: out of every quorum", "region", region, "silent_since", since, "never_heard_from", ev.NeverSeen)
 	case decide.LivenessBack:
-		n.Kind, n.Severity = notify.KindRegionLive, notify.SeverityInfo
-		silent := ev.SilentFor.Round(time.Second).String()
-		if ev.NeverSeen {
-			n.Summary = "agent in " + region + " reporting for the first time, " + silent + " after evaluator start"
-		} else {
-			n.Summary = "agent in " + region + " reporting again after " + silent
-		}
-		n.Details["silent_since"] = since.Format(time.RFC3339)
-		n.Details["silent_for"] = silent
-	default:
-		return notify.Notification{}, false
+		log.Info("region reporting again", "region", region, "silent_since", since, "silent_for", ev.SilentFor.Round(time.Second))
 	}
-	return n, true
 }

@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
+	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock"
 )
 
@@ -65,38 +67,31 @@ func TestStepLiveness(t *testing.T) {
 	}
 }
 
-func TestRegionNotification(t *testing.T) {
-	now := t0.Add(10 * time.Minute)
-	silent := time.Date(2030, 1, 2, 12, 3, 41, 0, time.FixedZone("CET", 3600)) // 11:03:41 UTC
+func TestMetaSummary(t *testing.T) {
+	f := newFixture(t)
+	at := time.Date(2030, 1, 2, 12, 3, 41, 0, time.FixedZone("CET", 3600)) // 11:03:41 UTC
+	many := make([]string, 12)
+	for i := range many {
+		many[i] = fmt.Sprintf("c%02d", i)
+	}
 	tests := []struct {
-		name     string
-		ev       decide.LivenessEvent
-		kind     string
-		severity string
-		summary  string
+		name    string
+		silent  []silentRegion
+		unknown []string
+		want    string
 	}{
-		{"stale", decide.LivenessEvent{Kind: decide.LivenessStale, SilentSince: silent}, notify.KindRegionStale, notify.SeverityWarning,
-			"agent in us-east silent since 11:03:41"},
-		{"never", decide.LivenessEvent{Kind: decide.LivenessStale, SilentSince: t0, NeverSeen: true}, notify.KindRegionStale, notify.SeverityWarning,
-			"agent in us-east never heard from since evaluator start at 12:00:00"},
-		{"live", decide.LivenessEvent{Kind: decide.LivenessBack, SilentSince: silent, SilentFor: 4*time.Minute + 12*time.Second + 300*time.Millisecond},
-			notify.KindRegionLive, notify.SeverityInfo, "agent in us-east reporting again after 4m12s"},
-		{"first", decide.LivenessEvent{Kind: decide.LivenessBack, SilentSince: t0, SilentFor: 90 * time.Second, NeverSeen: true},
-			notify.KindRegionLive, notify.SeverityInfo, "agent in us-east reporting for the first time, 1m30s after evaluator start"},
+		{"one region", []silentRegion{{"eu-west", at, false}}, nil, "1/3 regions silent: eu-west since 11:03:41"},
+		{"every region", []silentRegion{{"us-east", at, false}, {"eu-west", at, false}, {"ap-south", t0, true}}, []string{"web", "api"},
+			"monitoring blind: 3/3 regions silent: us-east since 11:03:41, eu-west since 11:03:41, ap-south never heard from since evaluator start at 12:00:00; " +
+				"2 check(s) UNKNOWN, too few live regions to decide (web, api)"},
+		{"checks only", nil, many, "12 check(s) UNKNOWN, too few live regions to decide (c00, c01, c02, c03, c04, c05, c06, c07, c08, c09 and 2 more)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n, ok := regionNotification("us-east", tc.ev, now)
-			if !ok || n.Kind != tc.kind || n.Severity != tc.severity || n.Summary != tc.summary ||
-				n.Key != "outpost:region:us-east" || n.Region != "us-east" || !n.Time.Equal(now) {
-				t.Fatalf("notification = %+v", n)
+			if got := f.ev.metaSummary(tc.silent, tc.unknown); got != tc.want {
+				t.Fatalf("summary\n got %q\nwant %q", got, tc.want)
 			}
 		})
-	}
-	for _, k := range []decide.LivenessChange{decide.LivenessSame, decide.LivenessFirstSeen} {
-		if n, ok := regionNotification("us-east", decide.LivenessEvent{Kind: k}, now); ok {
-			t.Errorf("event %d notified: %+v", k, n)
-		}
 	}
 }
 
@@ -166,12 +161,6 @@ func TestRunLiveness(t *testing.T) {
 			t.Fatalf("%s heartbeat: %d %q", region, code, body)
 		}
 	}
-	summaries := func() (out []string) {
-		for _, n := range regionNotes(f.notes) {
-			out = append(out, n.Kind+": "+n.Summary)
-		}
-		return out
-	}
 
 	if s := f.state("us-east"); s != decide.RegionUnknown {
 		t.Fatalf("before any batch: %s, want UNKNOWN", s)
@@ -195,47 +184,68 @@ func TestRunLiveness(t *testing.T) {
 			}
 		}
 	}
+	// eu-west is STALE from 12:00:30 (stale_after); the page waits
+	// meta.for (two heartbeats, 20s).
+	advanceReporting(48 * time.Second)
+	if f.state("eu-west") != decide.RegionStale {
+		t.Fatalf("at 12:00:49: %+v", f.ev.Snapshot().Regions)
+	}
+	if n := metaNotes(f.notes); len(n) != 0 {
+		t.Fatalf("paged before meta.for: %+v", n)
+	}
+	advanceReporting(time.Second)
+	if got := metaNotes(f.notes); len(got) != 1 || got[0].Action != notify.ActionTrigger || got[0].Summary != "1/3 regions silent: eu-west since 12:00:00" ||
+		got[0].Key != metaKey || got[0].Route != checks.RouteMeta || got[0].Details["region.eu-west"] != "silent since 2030-01-02T12:00:00Z" {
+		t.Fatalf("meta pages at 12:00:50 = %+v", got)
+	}
+	// ap-south, never heard from, is STALE at the end of the start grace
+	// (stale_after + heartbeat + batch delay: 41s) and joins the same
+	// incident 20s later.
 	advanceReporting(time.Minute)
 	if f.state("eu-west") != decide.RegionStale || f.state("us-east") != decide.RegionLive || f.state("ap-south") != decide.RegionStale {
-		t.Fatalf("after a minute: %+v", f.ev.Snapshot().Regions)
+		t.Fatalf("after two minutes: %+v", f.ev.Snapshot().Regions)
 	}
 	if f.live("eu-west") != 0 || f.live("us-east") != 1 {
-		t.Fatal("outpost_region_live wrong after a minute")
+		t.Fatal("outpost_region_live wrong after two minutes")
 	}
-	want := []string{
-		"region_stale: agent in eu-west silent since 12:00:00",
-		"region_stale: agent in ap-south never heard from since evaluator start at 12:00:00",
+	got := metaNotes(f.notes)
+	last := got[len(got)-1]
+	if !strings.HasPrefix(last.Summary, "2/3 regions silent: eu-west since 12:00:00, ap-south never heard from since evaluator start at 12:00:00") ||
+		last.Action != notify.ActionTrigger {
+		t.Fatalf("meta page after two minutes: %+v", last)
 	}
-	if got := summaries(); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("notifications:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	for _, n := range got {
+		if n.Key != metaKey || n.Action != notify.ActionTrigger {
+			t.Errorf("meta notification %s %s %q: want triggers of %s only", n.Key, n.Action, n.Summary, metaKey)
+		}
 	}
 
-	// eu-west comes back at 12:04:12.
+	// eu-west comes back at 12:04:12: the incident is updated, not
+	// resolved, since ap-south is still silent.
 	advanceReporting(4*time.Minute + 12*time.Second - f.clock.Now().Sub(t0))
 	report("eu-west")
 	advance(time.Second)
 	if f.state("eu-west") != decide.RegionLive || f.live("eu-west") != 1 {
 		t.Fatalf("after eu-west reported again: %+v", f.ev.Snapshot().Regions)
 	}
-	want = append(want, "region_live: agent in eu-west reporting again after 4m12s")
-	if got := summaries(); strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("notifications:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	got = metaNotes(f.notes)
+	if last := got[len(got)-1]; last.Action != notify.ActionTrigger || !strings.HasPrefix(last.Summary, "1/3 regions silent: ap-south never heard from") {
+		t.Fatalf("meta page after eu-west came back: %+v", last)
 	}
-	n := regionNotes(f.notes)[2]
-	if n.Key != "outpost:region:eu-west" || n.Details["silent_since"] != "2030-01-02T12:00:00Z" {
-		t.Errorf("notification = %+v", n)
+	if !strings.Contains(f.logs.String(), `msg="region reporting again" region=eu-west silent_since=2030-01-02T12:00:00Z silent_for=4m12s`) {
+		t.Errorf("eu-west's return not logged:\n%s", f.logs.String())
 	}
 }
 
 // Silence is never health: an evaluator that hears from nobody reports
-// every region stale once stale_after has passed since it started.
+// every region stale once its start grace has passed, in one meta page.
 func TestRunNeverSeen(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 	f := newFixture(t)
 	advance := runLoop(t, f)
-	advance(29 * time.Second)
+	advance(40 * time.Second)
 	if s := f.state("us-east"); s != decide.RegionUnknown || len(f.notes.Delivered()) != 0 {
-		t.Fatalf("before stale_after: %s, %d notifications", s, len(f.notes.Delivered()))
+		t.Fatalf("within the start grace: %s, %d notifications", s, len(f.notes.Delivered()))
 	}
 	advance(time.Second)
 	for _, r := range f.ev.Snapshot().Regions {
@@ -243,31 +253,31 @@ func TestRunNeverSeen(t *testing.T) {
 			t.Errorf("%s: %s, want STALE", r.Name, r.State)
 		}
 	}
-	if n := len(regionNotes(f.notes)); n != 3 {
-		t.Fatalf("%d region notifications, want one per region", n)
+	advance(20 * time.Second)
+	got := metaNotes(f.notes)
+	if len(got) != 1 || !strings.HasPrefix(got[0].Summary, "monitoring blind: 3/3 regions silent: ") {
+		t.Fatalf("meta pages = %+v, want one: monitoring blind", got)
 	}
+	// Every check is UNKNOWN too once warm (70s): the same incident says
+	// so, and nothing else pages.
 	advance(time.Minute)
-	if n := len(regionNotes(f.notes)); n != 3 {
-		t.Fatalf("%d region notifications after another minute, want still 3", n)
+	got = metaNotes(f.notes)
+	last := got[len(got)-1]
+	if !strings.Contains(last.Summary, "2 check(s) UNKNOWN") {
+		t.Fatalf("meta page after warm-up: %q", last.Summary)
 	}
-	// Every check is UNKNOWN now, with no region live: one meta page says
-	// so for all of them, not one page per check.
-	var unknown []notify.Notification
 	for _, n := range f.notes.Delivered() {
-		if n.Kind == notify.KindChecksUnknown {
-			unknown = append(unknown, n)
+		if n.Key != metaKey || n.Action != notify.ActionTrigger {
+			t.Errorf("notification %s %s %q: want updates of %s only", n.Key, n.Action, n.Summary, metaKey)
 		}
-	}
-	if len(unknown) != 1 || unknown[0].Details["action"] != "trigger" || !strings.Contains(unknown[0].Summary, "UNKNOWN") {
-		t.Fatalf("unknown-check pages = %+v, want one aggregated trigger", unknown)
 	}
 }
 
-// regionNotes returns the region liveness notifications.
-func regionNotes(c *notifytest.Recorder) []notify.Notification {
+// metaNotes returns the meta incident's notifications.
+func metaNotes(c *notifytest.Recorder) []notify.Notification {
 	var out []notify.Notification
 	for _, n := range c.Delivered() {
-		if strings.HasPrefix(n.Kind, "region_") {
+		if n.Kind == notify.KindMonitoring {
 			out = append(out, n)
 		}
 	}
@@ -282,10 +292,12 @@ func (failingNotifier) Notify(ctx context.Context, n notify.Notification) (bool,
 
 // TestRunLogsNotifierFailure: a failing notifier is logged, with its
 // error, but once per kind and rejectLogEvery however many notifications
-// fail: three regions going stale at once give one line.
+// fail: the meta page and its updates give one line.
 func TestRunLogsNotifierFailure(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.Notifier = failingNotifier{} })
-	f.ev.tick(context.Background(), t0.Add(time.Minute))
+	for _, at := range []time.Duration{time.Minute, 2 * time.Minute, 3 * time.Minute} {
+		f.ev.tick(context.Background(), t0.Add(at))
+	}
 	if logs := f.logs.String(); strings.Count(logs, "notification not delivered") != 1 || !strings.Contains(logs, "pager unreachable") {
 		t.Fatalf("logs:\n%s", logs)
 	}

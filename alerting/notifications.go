@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
@@ -17,12 +16,10 @@ import (
 )
 
 // unknownChecks tracks which checks have an open UNKNOWN incident, for the
-// aggregated meta page sent at the end of each tick.
+// meta page (flushMeta) sent at the end of each tick.
 type unknownChecks struct {
-	mu    sync.Mutex
-	open  map[string]string // check -> its summary
-	dirty bool
-	paged bool
+	mu   sync.Mutex
+	open map[string]string // check -> its summary
 }
 
 func (u *unknownChecks) set(check, summary string, open bool) {
@@ -31,58 +28,16 @@ func (u *unknownChecks) set(check, summary string, open bool) {
 	if u.open == nil {
 		u.open = map[string]string{}
 	}
-	_, was := u.open[check]
 	if open {
 		u.open[check] = summary
 	} else {
 		delete(u.open, check)
 	}
-	u.dirty = u.dirty || was != open
-}
-
-// flushUnknown sends the aggregated UNKNOWN page when the set of UNKNOWN
-// checks changed: a trigger (which updates the open incident's summary
-// under the same key) while any remain, a resolve when none do.
-func (e *Evaluator) flushUnknown(ctx context.Context, now time.Time) {
-	u := &e.unknown
-	u.mu.Lock()
-	if !u.dirty {
-		u.mu.Unlock()
-		return
-	}
-	u.dirty = false
-	ids := slices.Sorted(maps.Keys(u.open))
-	first := ""
-	if len(ids) > 0 {
-		first = u.open[ids[0]]
-	}
-	wasPaged := u.paged
-	u.paged = len(ids) > 0
-	u.mu.Unlock()
-
-	n := notify.Notification{Kind: notify.KindChecksUnknown, Key: "outpost:checks-unknown", Severity: notify.SeverityCritical, Time: now,
-		Route: checks.RouteMeta, Details: map[string]string{"route": checks.RouteMeta}}
-	switch {
-	case len(ids) > 0:
-		n.Action, n.Details["action"] = notify.ActionTrigger, notify.ActionTrigger
-		shown := ids[:min(len(ids), 20)]
-		n.Summary = fmt.Sprintf("%d check(s) UNKNOWN: too few live regions to decide (%s)", len(ids), strings.Join(shown, ", "))
-		if len(ids) > len(shown) {
-			n.Summary += fmt.Sprintf(" and %d more", len(ids)-len(shown))
-		}
-		n.Details["example"] = first
-	case wasPaged:
-		n.Action, n.Details["action"] = notify.ActionResolve, notify.ActionResolve
-		n.Summary = "every check has enough live regions again"
-	default:
-		return
-	}
-	e.send(ctx, n)
 }
 
 // emit turns an incident event into a notification for the notifiers of
 // its route and queues it on cd. UNKNOWN incidents are aggregated by
-// flushUnknown instead. cd's mutex is held.
+// flushMeta instead. cd's mutex is held.
 func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide.RegionInput) {
 	c := cd.c
 	if ev.Kind == decide.IncidentUnknown {

@@ -30,9 +30,10 @@ func TestEvaluatorThroughPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev.tick(context.Background(), t0.Add(time.Minute))
-	waitFor(t, "three stale regions", func() bool { return len(rec.Delivered()) == 3 })
+	ev.tick(context.Background(), t0.Add(2*time.Minute)) // meta.for later
+	waitFor(t, "the meta page", func() bool { return len(rec.Delivered()) == 1 })
 	for _, n := range rec.Delivered() {
-		if n.Kind != notify.KindRegionStale || n.Action != notify.ActionTrigger || n.Route != notify.RouteMeta || !strings.HasPrefix(n.Key, "outpost:region:") {
+		if n.Kind != notify.KindMonitoring || n.Action != notify.ActionTrigger || n.Route != notify.RouteMeta || !strings.HasPrefix(n.Summary, "monitoring blind: 3/3 regions silent") {
 			t.Errorf("notification %+v", n)
 		}
 	}

@@ -27,7 +27,7 @@ regions: [us-east, eu-west, ap-south]
 agents:
   - {region: us-east, key: "${KEY_US}"}
   - {region: eu-west, key: "${KEY_EU}"}
-reporting: {heartbeat: 10s, stale_after: 30s}
+reporting: {heartbeat: 4s, stale_after: 26s}
 checks:
   - id: web
     failure: {consecutive: 1}

@@ -24,6 +24,8 @@ type Config struct {
 	Notifiers []Notifier
 	Checks    []*Check
 	Reporting Reporting
+	// Meta governs the pages about monitoring itself.
+	Meta Meta
 	// Maintenance lists the maintenance windows.
 	Maintenance []*Maintenance
 	// Peers are the evaluators, which watch each other.
@@ -48,6 +50,7 @@ type fileConfig struct {
 	Notifiers   []Notifier    `yaml:"notifiers"`
 	Checks      []Check       `yaml:"checks"`
 	Reporting   *Reporting    `yaml:"reporting"`
+	Meta        *Meta         `yaml:"meta"`
 	Maintenance []Maintenance `yaml:"maintenance"`
 	Peers       []Peer        `yaml:"peers"`
 	Src         Source

@@ -40,3 +40,14 @@ checks:
 		t.Errorf("max_result_age from defaults = %s, want 2m", got)
 	}
 }
+
+// TestMetaFor: the meta page waits two heartbeats unless meta.for says
+// otherwise; 0 pages at once.
+func TestMetaFor(t *testing.T) {
+	if got := mustLoad(t, "version: 1\nreporting: {heartbeat: 5s}\nchecks: [{id: a, http: {url: \"https://example.com/\"}}]\n", nil).Meta.For; got != 10*time.Second {
+		t.Errorf("default meta.for = %s, want 10s", got)
+	}
+	if got := mustLoad(t, "version: 1\nmeta: {for: 0s}\nchecks: [{id: a, http: {url: \"https://example.com/\"}}]\n", nil).Meta.For; got != 0 {
+		t.Errorf("meta.for: 0s = %s", got)
+	}
+}

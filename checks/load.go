@@ -297,8 +297,17 @@ func readCheckFiles(c *Check, baseDir string, errs *errorList) {
 
 func merge(files []*fileConfig, errs *errorList) *Config {
 	cfg := &Config{Version: 1}
-	var defaultsAt, reportingAt *Pos
+	var defaultsAt, reportingAt, metaAt *Pos
 	for _, fc := range files {
+		if fc.Meta != nil {
+			if metaAt != nil {
+				errs.add(fc.Src.At("meta"), "", "meta: already set at %s; set it in one file only", metaAt)
+			} else {
+				p := fc.Src.At("meta")
+				metaAt = &p
+				cfg.Meta = *fc.Meta
+			}
+		}
 		if fc.Src.Has("version") && fc.Version != 1 {
 			errs.add(fc.Src.At("version"), "", "unsupported version %d; this Outpost reads version 1", fc.Version)
 		}

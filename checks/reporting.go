@@ -70,3 +70,26 @@ func validateReporting(r *Reporting, errs *errorList) {
 		add("spool_size", "spool_size must be at least 1MiB")
 	}
 }
+
+// Meta governs the pages about monitoring itself: regions gone silent and
+// checks too few regions can judge.
+type Meta struct {
+	// For is how long a region must stay STALE, or a check UNKNOWN, before
+	// the meta page goes out: a blip shorter than it pages nobody. Default
+	// two heartbeats.
+	For time.Duration `yaml:"for"`
+	Src Source
+}
+
+// maxMetaFor bounds meta.for: monitoring blind for longer, unpaged, is
+// not a setting.
+const maxMetaFor = time.Hour
+
+func validateMeta(m *Meta, r *Reporting, errs *errorList) {
+	switch {
+	case !m.Src.Has("for"):
+		m.For = 2 * r.Heartbeat
+	case m.For < 0 || m.For > maxMetaFor:
+		errs.add(m.Src.At("for"), "", "meta.for: %s must be between 0 and %s", m.For, maxMetaFor)
+	}
+}

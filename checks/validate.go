@@ -70,6 +70,7 @@ func validate(cfg *Config, errs *errorList) {
 		cfg.Regions = []string{LocalRegion}
 	}
 	validateReporting(&cfg.Reporting, errs)
+	validateMeta(&cfg.Meta, &cfg.Reporting, errs)
 
 	for i := range cfg.Agents {
 		a := &cfg.Agents[i]

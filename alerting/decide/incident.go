@@ -159,6 +159,17 @@ func (s IncidentState) AnyOpen() bool {
 	return false
 }
 
+// OpenBefore reports whether some incident opened before t is open: after
+// a restart at t, one restored from disk.
+func (s IncidentState) OpenBefore(t time.Time) bool {
+	for _, k := range incidentKinds {
+		if in := s.incident(k); in.Open && in.OpenedAt.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // Incident returns the incident of kind k; ok is false for an unknown kind.
 func (s IncidentState) Incident(k IncidentKind) (in Incident, ok bool) {
 	p := s.incident(k)

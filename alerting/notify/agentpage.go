@@ -9,10 +9,12 @@ import (
 	"github.com/outposthq/outpost/checks"
 )
 
-// EvaluatorsLostKey is the dedup key of the agents' direct page when no
-// evaluator answers: the same from every agent, so one incident however
-// many are cut off.
-const EvaluatorsLostKey = "outpost:evaluators-unreachable"
+// EvaluatorsLostKey is the dedup key of an agent's direct page when no
+// evaluator answers it: one per agent, so that one agent getting through
+// again cannot resolve the page of another that is still cut off.
+func EvaluatorsLostKey(region, agent string) string {
+	return "outpost:evaluators-unreachable:" + region + ":" + agent
+}
 
 // AgentPager pages, through the agent's own notifiers, that the agent's
 // region reaches no evaluator (see probes/agent.WatchEvaluators, whose
@@ -26,7 +28,7 @@ type AgentPager struct {
 // PageEvaluators sends the trigger (lost, evaluators silent since since)
 // or the resolve, and logs a failure.
 func (p AgentPager) PageEvaluators(ctx context.Context, lost bool, since, now time.Time) {
-	n := Notification{Kind: KindEvaluatorsUnreachable, Key: EvaluatorsLostKey, Route: checks.RouteMeta, Severity: SeverityCritical,
+	n := Notification{Kind: KindEvaluatorsUnreachable, Key: EvaluatorsLostKey(p.Region, p.Agent), Route: checks.RouteMeta, Severity: SeverityCritical,
 		Region: p.Region, Time: now, Details: map[string]string{"route": checks.RouteMeta, "region": p.Region, "agent": p.Agent}}
 	if lost {
 		n.Action, n.Details["action"] = ActionTrigger, ActionTrigger

@@ -23,6 +23,12 @@ const (
 	// UNKNOWN, too few live regions to decide. Stale regions make many
 	// checks UNKNOWN at once; one page names them all instead of one each.
 	KindChecksUnknown = "checks_unknown"
+	// KindMonitoring: the one meta incident about what the monitoring
+	// cannot see: regions silent for meta.for and checks too few regions
+	// can judge (a trigger, updated as that changes), or a resolve.
+	// Evaluators before it sent KindRegionStale, KindRegionLive and
+	// KindChecksUnknown, which an outbox may still hold.
+	KindMonitoring = "monitoring"
 	// KindPeerDown: another evaluator of the peers: list stopped answering
 	// (a trigger), or answers again (a resolve).
 	KindPeerDown = "peer_down"

@@ -51,6 +51,7 @@ func EvaluatorsLost(lastReached, answerDue, now time.Time, lostAfter time.Durati
 // when the evaluators are lost and once when one answers again.
 func WatchEvaluators(ctx context.Context, r Reached, p Pager, clk clock.Clock, lostAfter, every time.Duration) {
 	paged := false
+	var reachedAtPage time.Time // LastReached when the page went out
 	for {
 		t := clk.NewTimer(every)
 		select {
@@ -61,10 +62,15 @@ func WatchEvaluators(ctx context.Context, r Reached, p Pager, clk clock.Clock, l
 		}
 		now, last := clk.Now(), r.LastReached()
 		lost := EvaluatorsLost(last, r.AnswerDue(), now, lostAfter)
+		// Once paged, only an answer resolves: a request still in
+		// flight is a reason not to page yet, not a recovery.
+		if paged && !lost && !last.After(reachedAtPage) {
+			continue
+		}
 		if lost == paged {
 			continue
 		}
-		paged = lost
+		paged, reachedAtPage = lost, last
 		p.PageEvaluators(ctx, lost, last, now)
 	}
 }
