@@ -127,6 +127,8 @@ type Evaluator struct {
 	state *state.Store
 	// stateFault, set by tests, fails the state store's commits.
 	stateFault atomic.Pointer[error]
+	// setAside are the damaged state files moved aside at start.
+	setAside setAsides
 	// faults are the evaluator's own (see faults.go); dirCheck is the
 	// data dir write check.
 	faults   *faults

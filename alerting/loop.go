@@ -66,6 +66,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 	e.evaluateTick(ctx, now, changed)
 	e.checkDataDir(now)
 	e.pageFaults(ctx, now)
+	e.announceSetAsides(ctx, now)
 	e.checkPeers(ctx, now)
 	if now.Sub(e.lastShapeSave) >= shapeSaveEvery {
 		e.lastShapeSave = now

@@ -119,8 +119,9 @@ func (e *Evaluator) loadSeqs(dir string) ([]seqRecord, error) {
 // migrateSeqs imports dir's ingest-seq.json into the store and table when
 // the store has no sequence record yet (table is empty), and renames the
 // file to ingest-seq.json.migrated once the import is durable. A file
-// that cannot be read or parsed is an error, as it was: starting without
-// it would accept replays.
+// that cannot be parsed is set aside (state.MoveAside) with an ERROR and a
+// notice: starting without it accepts replays signed within the clock
+// skew, which beats not starting at all.
 func (e *Evaluator) migrateSeqs(dir string, table map[agentKey]seqRecord) error {
 	path := filepath.Join(dir, seqFileName)
 	data, err := os.ReadFile(path)
@@ -132,11 +133,19 @@ func (e *Evaluator) migrateSeqs(dir string, table map[agentKey]seqRecord) error 
 	}
 	if len(table) == 0 {
 		var f seqFile
-		if err := json.Unmarshal(data, &f); err != nil {
-			return fmt.Errorf("sequence memory %s is corrupt (%w); move it away to start without it, accepting replays of batches signed in the last %s", path, err, wire.MaxClockSkew)
+		err := json.Unmarshal(data, &f)
+		if err == nil && f.Version != seqFileVersion {
+			err = fmt.Errorf("version %d, want %d", f.Version, seqFileVersion)
 		}
-		if f.Version != seqFileVersion {
-			return fmt.Errorf("sequence memory %s: version %d, want %d", path, f.Version, seqFileVersion)
+		if err != nil {
+			aside, rerr := state.MoveAside(path, e.clock.Now())
+			if rerr != nil {
+				return fmt.Errorf("sequence memory %s cannot be read (%v) nor moved aside (%w); move it away to start without it", path, err, rerr)
+			}
+			lost := "the agents' sequence memory from before the upgrade: replays of batches signed in the last " + wire.MaxClockSkew.String() + " are accepted"
+			e.log.Error("old sequence memory cannot be read; moved aside, starting without it", "path", path, "moved_to", aside, "lost", lost, "err", err)
+			e.NoteSetAside(path, aside, lost)
+			return nil
 		}
 		for _, r := range f.Agents {
 			if r.Agent == "" {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
-	"github.com/outposthq/outpost/probes/clock/clocktest"
 )
 
 func TestSeqMemorySurvivesRestart(t *testing.T) {
@@ -60,22 +59,6 @@ func TestSeqMemorySurvivesRestart(t *testing.T) {
 	}
 	if code, body := after.send("us-east", keyUS, goodBody(after, 103)); code != 200 || body != "ok" {
 		t.Fatalf("next seq after the restart: %d %q", code, body)
-	}
-}
-
-func TestSeqMemoryCorrupt(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, seqFileName)
-	for name, content := range map[string]string{"garbage": "{not json", "future version": `{"version":9,"agents":[]}`} {
-		t.Run(name, func(t *testing.T) {
-			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err := New(loadTestConfig(t), Options{Clock: clocktest.New(t0), DataDir: dir})
-			if err == nil || !strings.Contains(err.Error(), path) {
-				t.Fatalf("New = %v, want an error naming %s", err, path)
-			}
-		})
 	}
 }
 

@@ -130,9 +130,7 @@ func TestShapeCorruptBaselineFileStartsAfresh(t *testing.T) {
 	if sh := s.ev.Snapshot().Checks[0].Regions[0].Shape; sh.Warm {
 		t.Fatal("a corrupt file cannot give a warm baseline")
 	}
-	if _, err := os.Stat(filepath.Join(dir, shapesFile+".corrupt")); err != nil {
-		t.Fatalf("the corrupt file should be set aside: %v", err)
-	}
+	setAsideOf(t, filepath.Join(dir, shapesFile))
 	s.run("web", simStart.Add(time.Hour), normalLatency)
 	if err := s.ev.saveShapes(); err != nil {
 		t.Fatalf("saving over a corrupt file: %v", err)

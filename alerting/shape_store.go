@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/shape"
+	"github.com/outposthq/outpost/alerting/state"
 	"github.com/outposthq/outpost/probes/atomicfile"
 )
 
@@ -73,7 +74,7 @@ func (e *Evaluator) saveShapes() error {
 }
 
 // loadShapes restores baselines from the data dir. A file that cannot be
-// read is set aside as shapes.gob.corrupt and learning starts afresh: a
+// read is set aside (state.MoveAside) and learning starts afresh: a
 // lost baseline costs a warm-up, not the evaluator.
 func (e *Evaluator) loadShapes() {
 	path := filepath.Join(e.dataDir, shapesFile)
@@ -90,11 +91,13 @@ func (e *Evaluator) loadShapes() {
 			return
 		}
 	}
-	aside := path + ".corrupt"
-	if rerr := os.Rename(path, aside); rerr != nil {
+	const lost = "the learned shape baselines: shape detection warms up again"
+	aside, rerr := state.MoveAside(path, e.clock.Now())
+	if rerr != nil {
 		aside = "(could not be moved: " + rerr.Error() + ")"
 	}
-	e.log.Error("shape baselines not restored; learning starts afresh", "err", err, "file", aside)
+	e.log.Error("shape baselines not restored; learning starts afresh", "err", err, "file", aside, "lost", lost)
+	e.NoteSetAside(path, aside, lost)
 }
 
 func (e *Evaluator) decodeShapes(r io.Reader) (restored, skipped int, err error) {

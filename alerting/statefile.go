@@ -38,14 +38,17 @@ const (
 	stateLoadTimeout = 30 * time.Second
 )
 
+// stateLost is what a damaged state.db takes with it.
+var stateLost = "open incidents, failing regions, heartbeat pings and agents' sequence memory: open incidents may page again as new, " +
+	"heartbeat checks are judged from this start, and replays of batches signed in the last " + wire.MaxClockSkew.String() + " are accepted"
+
 // openState opens the state store in dir and restores what it holds,
 // importing incidents.json and ingest-seq.json the first time.
 func (e *Evaluator) openState(dir string) error {
 	st, err := state.Open(filepath.Join(dir, stateFile), state.Options{
 		Buckets: []string{bucketIncidents, bucketPings, bucketSeqs},
-		What: "open incidents, failing regions, heartbeat pings and agents' sequence memory: open incidents may page again as new, " +
-			"heartbeat checks are judged from this start, and replays of batches signed in the last " + wire.MaxClockSkew.String() + " are accepted",
-		Logger: e.log,
+		What:    stateLost,
+		Logger:  e.log,
 		OnCommit: func(c state.Commit) {
 			now := e.clock.Now()
 			if c.Err != nil {
@@ -68,6 +71,9 @@ func (e *Evaluator) openState(dir string) error {
 	}
 	e.state = st
 	e.store = &seqStore{st: st}
+	if aside := st.SetAside(); aside != "" {
+		e.NoteSetAside(st.Path(), aside, stateLost)
+	}
 	for _, r := range e.regionList {
 		r.forget = func(agent string) { e.store.forget(r.name, agent) }
 	}
@@ -106,7 +112,7 @@ type incidentFile struct {
 // A crash before the rename imports it again, which writes the same
 // records.
 //
-// A file that cannot be parsed is set aside as incidents.json.corrupt with
+// A file that cannot be parsed is set aside (state.MoveAside) with
 // an ERROR log, and the evaluator starts without it: it was written
 // atomically, so only a damaged disk or a hand can have broken it, and
 // refusing to start would stop every page over what costs at most the
@@ -124,11 +130,13 @@ func (e *Evaluator) migrateIncidents(dir string, stored bool) error {
 	if !stored {
 		var f incidentFile
 		if err := json.Unmarshal(data, &f); err != nil {
-			aside := path + ".corrupt"
-			if rerr := os.Rename(path, aside); rerr != nil {
+			aside, rerr := state.MoveAside(path, e.clock.Now())
+			if rerr != nil {
 				return fmt.Errorf("%s cannot be parsed (%v) nor moved aside (%w); move it away to start without the incidents it held", path, err, rerr)
 			}
-			e.log.Error("old incident state cannot be parsed; moved aside, starting without it", "path", path, "moved_to", aside, "err", err)
+			const lost = "the incidents open before the upgrade: they may page again as new"
+			e.log.Error("old incident state cannot be parsed; moved aside, starting without it", "path", path, "moved_to", aside, "lost", lost, "err", err)
+			e.NoteSetAside(path, aside, lost)
 			return nil
 		}
 		imported := 0

@@ -111,9 +111,7 @@ func TestCorruptIncidentsJSONIsSetAside(t *testing.T) {
 	path := filepath.Join(dir, incidentsFile)
 	os.WriteFile(path, []byte(`{"version":1,"checks":{"web":`), 0o600)
 	f := newFixture(t, withDataDir(dir))
-	if _, err := os.Stat(path + ".corrupt"); err != nil {
-		t.Fatal(err)
-	}
+	setAsideOf(t, path)
 	if log := f.logs.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, path) {
 		t.Fatalf("log:\n%s", log)
 	}
@@ -126,9 +124,7 @@ func TestCorruptStateFileIsSetAside(t *testing.T) {
 	path := filepath.Join(dir, stateFile)
 	os.WriteFile(path, []byte(strings.Repeat("torn page ", 1000)), 0o600)
 	f := newFixture(t, withDataDir(dir))
-	if _, err := os.Stat(path + ".corrupt"); err != nil {
-		t.Fatal(err)
-	}
+	setAsideOf(t, path)
 	log := f.logs.String()
 	for _, want := range []string{"level=ERROR", path, "open incidents"} {
 		if !strings.Contains(log, want) {

@@ -29,6 +29,9 @@ const (
 	// Evaluators before it sent KindRegionStale, KindRegionLive and
 	// KindChecksUnknown, which an outbox may still hold.
 	KindMonitoring = "monitoring"
+	// KindStateSetAside: a notice (no action) that a damaged state file
+	// was moved aside at start, and what was lost with it.
+	KindStateSetAside = "state_set_aside"
 	// KindPeerDown: another evaluator of the peers: list stopped answering
 	// (a trigger), or answers again (a resolve).
 	KindPeerDown = "peer_down"

@@ -43,10 +43,14 @@ func TestDamagedOutboxIsSetAside(t *testing.T) {
 			rec := &notifytest.Recorder{}
 			p := startPipe(t, dir, map[string]notify.Notifier{"oncall": rec})
 			logs := p.logs.String()
-			if !strings.Contains(logs, "moved aside") || !strings.Contains(logs, path+".corrupt") {
+			file, movedTo, lost := p.p.SetAside()
+			if file != path || !strings.HasPrefix(movedTo, path+".corrupt-") || lost != OutboxLost {
+				t.Errorf("SetAside = %q, %q, %q", file, movedTo, lost)
+			}
+			if !strings.Contains(logs, "moved aside") || !strings.Contains(logs, movedTo) {
 				t.Errorf("no ERROR naming the moved file:\n%s", logs)
 			}
-			if _, err := os.Stat(path + ".corrupt"); err != nil {
+			if got, err := os.ReadFile(movedTo); err != nil || string(got) != string(data) {
 				t.Errorf("damaged file not kept for inspection: %v", err)
 			}
 			p.enqueue(notifytest.PageDown("outpost:check:after"))

@@ -120,6 +120,10 @@ type Outbox struct {
 	budgets map[string]*bucket
 
 	running atomic.Bool
+
+	// path is the outbox file; setAside where a damaged one was moved at
+	// Open, or "".
+	path, setAside string
 }
 
 var _ notify.Notifier = (*Outbox)(nil)
@@ -232,7 +236,15 @@ func Open(opts Options) (*Outbox, error) {
 	if rep.corrupt > 0 {
 		p.log.Error("outbox: dropped undecodable entries", "dropped", rep.corrupt)
 	}
+	p.path, p.setAside = rep.path, rep.setAside
 	return p, nil
+}
+
+// SetAside reports whether Open found the outbox file damaged: its path,
+// where it was moved (empty when it was not) and what was lost
+// (OutboxLost), for the caller to tell on-call.
+func (p *Outbox) SetAside() (path, movedTo, lost string) {
+	return p.path, p.setAside, OutboxLost
 }
 
 // Enqueue routes n to the notifiers named in to whose routes take n's

@@ -28,13 +28,17 @@ type loadReport struct {
 	// group and member records of notifiers no longer configured, dropped.
 	groups         map[string]int
 	orphanedGroups int
-	// setAside is where a damaged outbox file was moved, if it was.
-	setAside string
+	// setAside is where a damaged outbox file was moved, if it was, from
+	// path.
+	setAside, path string
 }
 
 // openStore opens (creating) the outbox in dir for the notifiers named,
 // loading pending entries and dedup states. Entries for other notifiers
 // are dropped and reported.
+// OutboxLost is what a damaged outbox file takes with it.
+const OutboxLost = "the notifications it had not delivered yet, its notification groups and its dedup memory (a page may be sent again)"
+
 func openStore(dir string, notifiers []string, maxPending int, repeat time.Duration, now time.Time, log *slog.Logger) (*store, loadReport, error) {
 	rep := loadReport{pending: map[string]int{}, orphaned: map[string]int{}, groups: map[string]int{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -43,15 +47,14 @@ func openStore(dir string, notifiers []string, maxPending int, repeat time.Durat
 	path := filepath.Join(dir, OutboxFileName)
 	// A damaged outbox (a disk that lost the end of the file) is moved
 	// aside with an ERROR rather than crashing the process at every start.
-	db, aside, err := state.OpenBolt(path, time.Second, nil, log,
-		"the notifications it had not delivered yet, its notification groups and its dedup memory (a page may be sent again)")
+	db, aside, err := state.OpenBolt(path, time.Second, nil, log, OutboxLost)
 	if errors.Is(err, state.ErrInUse) {
 		return nil, rep, fmt.Errorf("outbox %s is in use by another process", path)
 	}
 	if err != nil {
 		return nil, rep, fmt.Errorf("opening outbox %s: %w", path, err)
 	}
-	rep.setAside = aside
+	rep.setAside, rep.path = aside, path
 	o := &store{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{},
 		groups: map[string]map[string]*groupState{}, members: map[string]map[string]*memberState{}, opens: map[string]map[string][]time.Time{}}
 	for _, name := range notifiers {

@@ -20,8 +20,8 @@ var ErrInUse = errors.New("in use by another process")
 // Open opens the store at path, creating the file and opts.Buckets as
 // needed, and starts its writer. A file that cannot be read as a store
 // (cut short by a crash of the disk or the machine, damaged, not a bbolt
-// file) is renamed to path + ".corrupt" (".corrupt-2"... when that is
-// taken), an ERROR log names both paths and what is lost, and the store
+// file) is renamed with MoveAside (path + ".corrupt-" and a timestamp),
+// an ERROR log names both paths and what is lost, and the store
 // starts empty. A file another process holds is an error wrapping
 // ErrInUse after opts.LockTimeout; so is a file that cannot be opened at
 // all (permissions), which is left where it is.
@@ -108,6 +108,12 @@ func OpenBolt(path string, lockTimeout time.Duration, buckets []string, log *slo
 // recovers, and the file is checked to reach as far as its own meta page
 // says before anything else is read.
 func openChecked(path string, opts Options) (db *bolt.DB, corrupt, err error) {
+	// bbolt would take an empty file for a new one and start afresh in
+	// silence. A store is never empty once created (its meta pages are
+	// written first), so an empty file is one that lost what it held.
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil, errors.New("the file is empty: whatever it held is gone"), nil
+	}
 	type result struct {
 		db           *bolt.DB
 		corrupt, err error
@@ -200,11 +206,18 @@ func walk(b *bolt.Bucket) error {
 }
 
 // moveAside renames path to the first free path.corrupt, path.corrupt-2...
-func moveAside(path string) (string, error) {
+func moveAside(path string) (string, error) { return MoveAside(path, time.Now()) }
+
+// MoveAside renames a damaged file at path to path + ".corrupt-" and now
+// in UTC ("state.db.corrupt-20261207T134501Z", with "-2"... when that is
+// taken), so that repeated damage never overwrites the evidence of an
+// earlier one, and returns the new path.
+func MoveAside(path string, now time.Time) (string, error) {
+	base := path + ".corrupt-" + now.UTC().Format("20060102T150405Z")
 	for i := 1; ; i++ {
-		to := path + ".corrupt"
+		to := base
 		if i > 1 {
-			to = fmt.Sprintf("%s.corrupt-%d", path, i)
+			to = fmt.Sprintf("%s-%d", base, i)
 		}
 		if _, err := os.Lstat(to); err == nil {
 			continue

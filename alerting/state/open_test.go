@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,14 +65,15 @@ func TestCutShortFileIsSetAside(t *testing.T) {
 				t.Fatalf("Open = %v, want a fresh start", err)
 			}
 			defer s.Close()
-			if s.SetAside() != path+".corrupt" {
-				t.Fatalf("SetAside = %q", s.SetAside())
+			aside := s.SetAside()
+			if !asideName.MatchString(aside) || filepath.Dir(aside) != filepath.Dir(path) {
+				t.Fatalf("SetAside = %q, want state.db.corrupt-YYYYMMDDTHHMMSSZ beside it", aside)
 			}
-			if got, err := os.ReadFile(path + ".corrupt"); err != nil || int64(len(got)) != cut {
+			if got, err := os.ReadFile(aside); err != nil || int64(len(got)) != cut {
 				t.Fatalf("the damaged file was not kept: %d bytes, %v", len(got), err)
 			}
 			log := logs.String()
-			for _, want := range []string{"level=ERROR", path, path + ".corrupt", "incident state"} {
+			for _, want := range []string{"level=ERROR", path, aside, "incident state"} {
 				if !strings.Contains(log, want) {
 					t.Errorf("log lacks %q:\n%s", want, log)
 				}
@@ -141,21 +143,25 @@ func TestDamagedFileIsSetAside(t *testing.T) {
 			}
 			s.Close()
 		}
-		for _, name := range []string{"state.db.corrupt", "state.db.corrupt-2"} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-				t.Error(err)
-			}
+		// Both kept: the second in the same second gets a suffix.
+		kept, _ := filepath.Glob(filepath.Join(dir, "state.db.corrupt-*"))
+		if len(kept) != 2 {
+			t.Errorf("set aside: %v, want two files", kept)
 		}
 	})
 }
 
-// An empty file is what a crash while creating the store leaves: nothing
-// was ever in it, so it is no loss and not set aside.
-func TestEmptyFileStartsFresh(t *testing.T) {
+// asideName is the name MoveAside gives.
+var asideName = regexp.MustCompile(`/state\.db\.corrupt-\d{8}T\d{6}Z(-\d+)?$`)
+
+// An empty file is a store that lost what it held (a store's meta pages
+// are written when it is created): it is set aside like any damage, not
+// taken for a new store in silence.
+func TestEmptyFileIsSetAside(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	os.WriteFile(path, nil, 0o600)
-	if s := open(t, path, nil); s.SetAside() != "" {
-		t.Fatalf("set aside: %s", s.SetAside())
+	if s := open(t, path, nil); !asideName.MatchString(s.SetAside()) {
+		t.Fatalf("set aside: %q", s.SetAside())
 	}
 }
 
@@ -167,8 +173,8 @@ func TestFileInUseIsNotSetAside(t *testing.T) {
 	if !errors.Is(err, ErrInUse) {
 		t.Fatalf("Open = %v, want ErrInUse", err)
 	}
-	if _, err := os.Stat(path + ".corrupt"); !os.IsNotExist(err) {
-		t.Fatalf("a held file was set aside: %v", err)
+	if kept, _ := filepath.Glob(path + ".corrupt*"); len(kept) != 0 {
+		t.Fatalf("a held file was set aside: %v", kept)
 	}
 }
 

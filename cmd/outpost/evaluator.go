@@ -74,6 +74,9 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 	if err != nil {
 		return err
 	}
+	if path, movedTo, lost := pipe.SetAside(); movedTo != "" {
+		ev.NoteSetAside(path, movedTo, lost)
+	}
 	// The state still queued is written when everything that changes it
 	// has stopped; Close is bounded.
 	defer func() {

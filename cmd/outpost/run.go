@@ -76,6 +76,9 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return err
 	}
+	if path, movedTo, lost := pipe.SetAside(); movedTo != "" {
+		ev.NoteSetAside(path, movedTo, lost)
+	}
 	// The state still queued is written when everything that changes it
 	// has stopped; Close is bounded.
 	defer func() {
