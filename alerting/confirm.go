@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
+	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -31,28 +32,35 @@ const (
 // keyed by configured regions and checks only, so they are bounded.
 type confirmer struct {
 	mu      sync.Mutex
-	pending map[string]map[string]time.Time // region -> check -> requested
+	pending map[string]map[string]confirmAsk // region -> check -> the request
 	wake    map[string]chan struct{}        // closed when a region gets requests
 	pollers map[string]int
 }
 
-func newConfirmer() *confirmer {
-	return &confirmer{pending: map[string]map[string]time.Time{}, wake: map[string]chan struct{}{}, pollers: map[string]int{}}
+// confirmAsk is one pending request: since when, and how many runs.
+type confirmAsk struct {
+	at   time.Time
+	runs int
 }
 
-// request asks region to run checks now.
-func (c *confirmer) request(region string, checks []string, now time.Time) {
+func newConfirmer() *confirmer {
+	return &confirmer{pending: map[string]map[string]confirmAsk{}, wake: map[string]chan struct{}{}, pollers: map[string]int{}}
+}
+
+// request asks region to run check now, runs times back to back.
+func (c *confirmer) request(region, check string, runs int, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p := c.pending[region]
 	if p == nil {
-		p = map[string]time.Time{}
+		p = map[string]confirmAsk{}
 		c.pending[region] = p
 	}
-	for _, id := range checks {
-		if _, ok := p[id]; !ok {
-			p[id] = now
+	if ask, ok := p[check]; !ok || ask.runs < runs {
+		if ok {
+			now = ask.at
 		}
+		p[check] = confirmAsk{at: now, runs: runs}
 	}
 	if w, ok := c.wake[region]; ok {
 		close(w)
@@ -62,18 +70,25 @@ func (c *confirmer) request(region string, checks []string, now time.Time) {
 
 // take returns and clears region's live requests, or a channel that is
 // closed when some arrive.
-func (c *confirmer) take(region string, now time.Time) ([]string, <-chan struct{}) {
+func (c *confirmer) take(region string, now time.Time) (wire.ConfirmRequest, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []string
-	for id, at := range c.pending[region] {
-		if now.Sub(at) <= confirmTTL {
-			out = append(out, id)
+	var out wire.ConfirmRequest
+	for id, ask := range c.pending[region] {
+		if now.Sub(ask.at) > confirmTTL {
+			continue
+		}
+		out.Checks = append(out.Checks, id)
+		if ask.runs > 1 {
+			if out.Runs == nil {
+				out.Runs = map[string]int{}
+			}
+			out.Runs[id] = ask.runs
 		}
 	}
 	delete(c.pending, region)
-	if len(out) > 0 {
-		slices.Sort(out)
+	if len(out.Checks) > 0 {
+		slices.Sort(out.Checks)
 		return out, nil
 	}
 	w, ok := c.wake[region]
@@ -81,27 +96,48 @@ func (c *confirmer) take(region string, now time.Time) ([]string, <-chan struct{
 		w = make(chan struct{})
 		c.wake[region] = w
 	}
-	return nil, w
+	return wire.ConfirmRequest{}, w
 }
 
 // noteFirstFailures requests confirmations for the checks whose result in
-// region just turned from passing (or nothing) to failing. Confirmation
-// runs never ask for more confirmations.
+// region just turned from passing (or nothing) to failing: every other
+// live region of the check runs it as many times back to back as its
+// failure rule needs to trip, and region itself the runs it still needs.
+// Confirmation runs never ask for more confirmations.
 func (e *Evaluator) noteFirstFailures(region string, firsts []string, now time.Time) {
 	for _, id := range firsts {
 		c := e.checks[id]
 		if c == nil {
 			continue
 		}
+		need := confirmRuns(c)
 		for _, other := range c.Regions {
+			runs := need
 			if other == region {
+				runs = need - 1 // its first failure is in
+			}
+			if runs < 1 {
 				continue
 			}
 			if rs := e.regions[other]; rs != nil && rs.isLive() {
-				e.confirm.request(other, []string{id}, now)
+				e.confirm.request(other, id, runs, now)
 			}
 		}
 	}
+}
+
+// confirmRuns is how many runs of c a region needs to trip its failure
+// rule: the consecutive count, or 1 for a ratio rule, which a burst of
+// runs cannot honestly satisfy (it measures a share over a window of
+// scheduled probes; see docs/config.md).
+func confirmRuns(c *checks.Check) int {
+	if c.Failure == nil {
+		return checks.DefaultConsecutive
+	}
+	if c.Failure.Ratio > 0 {
+		return 1
+	}
+	return min(max(c.Failure.Consecutive, 1), wire.MaxConfirmRuns)
 }
 
 func (r *regionState) isLive() bool {
@@ -111,24 +147,24 @@ func (r *regionState) isLive() bool {
 }
 
 // WaitConfirmations returns the checks the evaluator wants region to run
-// now, waiting up to wait for some to be requested, or until ctx ends.
-// The in-process agent of "outpost run" calls it; remote agents reach it
-// through GET /v1/confirm.
-func (e *Evaluator) WaitConfirmations(ctx context.Context, region string, wait time.Duration) []string {
-	checks, woken := e.confirm.take(region, e.clock.Now())
-	if len(checks) > 0 {
-		return checks
+// now and how many times, waiting up to wait for some to be requested, or
+// until ctx ends (then with no checks). The in-process agent of "outpost
+// run" calls it; remote agents reach it through GET /v1/confirm.
+func (e *Evaluator) WaitConfirmations(ctx context.Context, region string, wait time.Duration) wire.ConfirmRequest {
+	req, woken := e.confirm.take(region, e.clock.Now())
+	if len(req.Checks) > 0 {
+		return req
 	}
 	t := e.clock.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-woken:
-		checks, _ = e.confirm.take(region, e.clock.Now())
-		return checks
+		req, _ = e.confirm.take(region, e.clock.Now())
+		return req
 	case <-t.C():
 	case <-ctx.Done():
 	}
-	return nil
+	return wire.ConfirmRequest{}
 }
 
 // serveConfirm answers an agent's long-poll: 200 with the checks to run
@@ -160,11 +196,11 @@ func (e *Evaluator) serveConfirm(w http.ResponseWriter, req *http.Request) {
 		e.confirm.pollers[region]--
 		e.confirm.mu.Unlock()
 	}()
-	checks := e.WaitConfirmations(req.Context(), region, confirmPollWait)
-	if len(checks) == 0 {
+	cr := e.WaitConfirmations(req.Context(), region, confirmPollWait)
+	if len(cr.Checks) == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(wire.ConfirmRequest{Checks: checks})
+	json.NewEncoder(w).Encode(cr)
 }

@@ -108,9 +108,9 @@ func startAgentWith(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, regio
 	}
 	sched.Set(jobs)
 	poller := &agent.ConfirmPoller{Evaluators: evaluatorURLs, Key: []byte(e2eKeys[region]), Region: region, Agent: "agent-" + region, Clock: clk,
-		RunNow: func(ids []string) {
-			for _, id := range ids {
-				sched.RunNow(agent.JobKey(id, region))
+		RunNow: func(req wire.ConfirmRequest) {
+			for _, id := range req.Checks {
+				sched.RunNow(agent.JobKey(id, region), req.RunsOf(id))
 			}
 		}}
 	probeCtx, stopProbes := context.WithCancel(context.Background())
@@ -367,10 +367,12 @@ func TestEndToEndEvaluatorOutage(t *testing.T) {
 	}
 }
 
-// TestEndToEndConfirmationShortensTimeToQuorum: with a one-minute interval,
-// a target that goes down is seen by the first region at its phase; the
-// other regions are asked for a second opinion at once instead of at their
-// own phases, up to a minute later.
+// TestEndToEndConfirmationShortensTimeToQuorum: with a one-minute interval
+// and the default rule of two consecutive failures, a target that goes down
+// is seen by the first region at its phase; every region is asked at once
+// for as many runs as its rule still needs (the first one run more, the
+// others two), instead of waiting for their own phases, up to two minutes
+// later: the page goes out within the probe timeout plus 2s.
 func TestEndToEndConfirmationShortensTimeToQuorum(t *testing.T) {
 	var down atomic.Bool
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -418,12 +420,24 @@ func TestEndToEndConfirmationShortensTimeToQuorum(t *testing.T) {
 			latest = w.Last.Time
 		}
 	}
-	if confirmed != 2 {
-		t.Errorf("%d regions' failures were confirmation runs, want the 2 that did not see it first", confirmed)
+	if confirmed != 3 {
+		t.Errorf("%d regions' latest failures were confirmation runs, want all 3 (the first region's second run too)", confirmed)
 	}
 	// The goal: quorum within about one probe timeout plus 2s of the first
 	// failing probe, not the up to 60s until the other regions' phases.
 	if gap := latest.Sub(first); gap > time.Second+2*time.Second {
 		t.Errorf("last region failed %s after the first, want within timeout + 2s", gap)
+	}
+	// And the page itself: the rule is two consecutive failures, so each
+	// region was asked for as many runs as it needed, back to back.
+	advanceUntil(t, clk, 100*time.Millisecond, 30*time.Second, "the DOWN page", func() bool { return len(e.pages(checks.RouteCritical)) > 0 })
+	page := e.pages(checks.RouteCritical)[0]
+	if gap := page.Time.Sub(first); gap > time.Second+2*time.Second {
+		t.Errorf("paged %s after the first failing probe, want within timeout + 2s (failure: {consecutive: 2}, interval 60s)", gap)
+	}
+	for _, r := range cfg.Regions {
+		if w, _ := ev.Window("web", r); w.Consecutive < 2 {
+			t.Errorf("%s: %d consecutive failures at the page, want 2", r, w.Consecutive)
+		}
 	}
 }

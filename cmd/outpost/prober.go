@@ -64,11 +64,12 @@ func (p *prober) apply(cfg *checks.Config) (int, error) {
 	return len(jobs), nil
 }
 
-// runNow starts the named checks of the prober's region at once, for an
-// evaluator that wants a second opinion.
-func (p *prober) runNow(ids []string) {
-	for _, id := range ids {
-		p.sched.RunNow(agent.JobKey(id, p.region))
+// runNow starts the requested checks of the prober's region at once, as
+// many times back to back as asked, for an evaluator that wants a second
+// opinion.
+func (p *prober) runNow(req wire.ConfirmRequest) {
+	for _, id := range req.Checks {
+		p.sched.RunNow(agent.JobKey(id, p.region), req.RunsOf(id))
 	}
 }
 

@@ -116,8 +116,8 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	go func() {
 		defer probing.Done()
 		for probeCtx.Err() == nil {
-			if ids := ev.WaitConfirmations(probeCtx, region, 20*time.Second); len(ids) > 0 {
-				p.runNow(ids)
+			if req := ev.WaitConfirmations(probeCtx, region, 20*time.Second); len(req.Checks) > 0 {
+				p.runNow(req)
 			}
 		}
 	}()

@@ -26,9 +26,10 @@ type ConfirmPoller struct {
 	Key        []byte
 	Region     string
 	Agent      string
-	// RunNow runs the named checks of this region now (Scheduler.RunNow
-	// with JobKey).
-	RunNow func(checks []string)
+	// RunNow runs the requested checks of this region now, each as many
+	// times back to back as the request says (Scheduler.RunNow with JobKey
+	// and ConfirmRequest.RunsOf).
+	RunNow func(req wire.ConfirmRequest)
 	// Clock drives signing times and backoff; nil means clock.Real.
 	Clock clock.Clock
 	// HTTPClient makes the polls; nil means one whose timeout covers the
@@ -64,11 +65,11 @@ func (p *ConfirmPoller) poll(ctx context.Context, base string) {
 	failures := 0
 	var lastLogged time.Time
 	for ctx.Err() == nil {
-		checks, err := p.once(ctx, base)
+		req, err := p.once(ctx, base)
 		if err == nil {
 			failures = 0
-			if len(checks) > 0 {
-				p.RunNow(checks)
+			if len(req.Checks) > 0 {
+				p.RunNow(req)
 			}
 			continue
 		}
@@ -93,11 +94,13 @@ func (p *ConfirmPoller) poll(ctx context.Context, base string) {
 	}
 }
 
-// once makes one long-poll and returns the checks to run.
-func (p *ConfirmPoller) once(ctx context.Context, base string) ([]string, error) {
+// once makes one long-poll and returns the checks to run (none when the
+// evaluator had nothing to ask).
+func (p *ConfirmPoller) once(ctx context.Context, base string) (wire.ConfirmRequest, error) {
+	var none wire.ConfirmRequest
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+wire.ConfirmPath, nil)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	ts, sig := wire.Sign(p.Key, p.Clock.Now(), wire.ConfirmPayload(p.Region, p.Agent))
 	req.Header.Set(wire.HeaderRegion, p.Region)
@@ -106,24 +109,24 @@ func (p *ConfirmPoller) once(ctx context.Context, base string) ([]string, error)
 	req.Header.Set(wire.HeaderSignature, sig)
 	resp, err := p.HTTPClient.Do(req)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	switch resp.StatusCode {
 	case http.StatusNoContent:
-		return nil, nil
+		return none, nil
 	case http.StatusOK:
 		var cr wire.ConfirmRequest
 		if err := json.Unmarshal(body, &cr); err != nil {
-			return nil, fmt.Errorf("confirmation request: %w", err)
+			return none, fmt.Errorf("confirmation request: %w", err)
 		}
-		return cr.Checks, nil
+		return cr, nil
 	case http.StatusNotFound, http.StatusMethodNotAllowed:
-		return nil, errors.New("the evaluator does not offer confirmations (an older version?)")
+		return none, errors.New("the evaluator does not offer confirmations (an older version?)")
 	}
-	return nil, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	return none, fmt.Errorf("status %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
 }

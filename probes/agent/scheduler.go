@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/probes/clock"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Job is one check in one region, run every Interval.
@@ -362,12 +363,14 @@ func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time), p
 	s.mu.Unlock()
 }
 
-// RunNow starts the job with key at once, outside its schedule, if it
+// RunNow starts the job with key at once, outside its schedule, runs
+// times back to back (at least once, at most wire.MaxConfirmRuns), if it
 // exists, is not already running and a worker is free; it reports whether
-// it started. The run's context is marked as a confirmation, so a job
-// built by Jobs marks its result (wire.Result.Confirm). The job's regular
-// schedule is unchanged.
-func (s *Scheduler) RunNow(key string) bool {
+// it started. The runs' context is marked as a confirmation, so a job
+// built by Jobs marks its results (wire.Result.Confirm). The job's regular
+// schedule is unchanged; a scheduled run that falls due meanwhile is an
+// overlap, as for any run that lasts.
+func (s *Scheduler) RunNow(key string, runs int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.jobs[key]
@@ -383,8 +386,12 @@ func (s *Scheduler) RunNow(key string) bool {
 	s.metrics.running.Inc()
 	s.wg.Add(1)
 	run := st.job.Run
+	runs = min(max(runs, 1), wire.MaxConfirmRuns)
 	go s.runJob(st, func(ctx context.Context, planned time.Time) {
-		run(context.WithValue(ctx, confirmationKey{}, true), planned)
+		ctx = context.WithValue(ctx, confirmationKey{}, true)
+		for i := 0; i < runs && ctx.Err() == nil; i++ {
+			run(ctx, planned)
+		}
 	}, s.clock.Now())
 	return true
 }

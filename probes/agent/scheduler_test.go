@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outposthq/outpost/probes/clock/clocktest"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 var epoch = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -318,5 +319,43 @@ func TestSchedulerCatchesUpAfterAClockJump(t *testing.T) {
 	}
 	if len(runs) != 0 {
 		t.Error("missed runs were replayed in a burst")
+	}
+}
+
+// TestSchedulerRunNowRunsBackToBack: a confirmation asks for as many runs
+// as the check's rule needs; they run one after the other, marked as
+// confirmations, and the count is bounded.
+func TestSchedulerRunNowRunsBackToBack(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var mu sync.Mutex
+	var confirmations int
+	done := make(chan struct{}, 100)
+	h := startScheduler(t, 4, []Job{{Key: "a", Interval: time.Hour, Run: func(ctx context.Context, _ time.Time) {
+		mu.Lock()
+		if isConfirmation(ctx) {
+			confirmations++
+		}
+		mu.Unlock()
+		done <- struct{}{}
+	}}})
+	if !h.s.RunNow("a", 3) {
+		t.Fatal("RunNow refused an idle job")
+	}
+	for range 3 {
+		<-done
+	}
+	clocktest.WaitIdle(t, 10*time.Second)
+	if !h.s.RunNow("a", 1000) {
+		t.Fatal("RunNow refused an idle job")
+	}
+	for range wire.MaxConfirmRuns {
+		<-done
+	}
+	clocktest.WaitIdle(t, 10*time.Second)
+	h.stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if confirmations != 3+wire.MaxConfirmRuns {
+		t.Errorf("%d confirmation runs, want 3 then the bound, %d", confirmations, wire.MaxConfirmRuns)
 	}
 }

@@ -117,4 +117,21 @@ func ConfirmPayload(region, agent string) []byte {
 // ConfirmRequest is an evaluator's answer to a confirmation long-poll.
 type ConfirmRequest struct {
 	Checks []string `json:"checks"`
+	// Runs says, for a check of Checks that needs more than one, how many
+	// runs back to back the region should make: as many as the check's
+	// failure rule needs to trip, so that an outage seen everywhere
+	// reaches quorum in one probe timeout rather than one interval later.
+	// A check missing here is run once (what agents that predate Runs do
+	// for every check).
+	Runs map[string]int `json:"runs,omitempty"`
+}
+
+// MaxConfirmRuns bounds ConfirmRequest.Runs: an agent runs a check at most
+// this many times back to back for one request.
+const MaxConfirmRuns = 10
+
+// RunsOf is how many runs r asks for check: Runs[check] within
+// [1, MaxConfirmRuns], 1 when unset.
+func (r ConfirmRequest) RunsOf(check string) int {
+	return min(max(r.Runs[check], 1), MaxConfirmRuns)
 }
