@@ -33,7 +33,7 @@ const (
 type confirmer struct {
 	mu      sync.Mutex
 	pending map[string]map[string]confirmAsk // region -> check -> the request
-	wake    map[string]chan struct{}        // closed when a region gets requests
+	wake    map[string]chan struct{}         // closed when a region gets requests
 	pollers map[string]int
 }
 
