@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,10 +25,11 @@ const peerCheckTimeout = 5 * time.Second
 
 // peerWatch is what the evaluator knows of one peer.
 type peerWatch struct {
-	peer    checks.Peer
-	mu      sync.Mutex
-	lastOK  time.Time
-	lastErr string
+	peer     checks.Peer
+	mu       sync.Mutex
+	lastOK   time.Time
+	lastFail time.Time // when the latest failed check ended
+	lastErr  string
 	// answered is whether the latest failed check got an answer: the
 	// peer is up but unhealthy, rather than unreachable.
 	answered bool
@@ -124,7 +126,51 @@ func (e *Evaluator) probePeer(ctx context.Context, w *peerWatch) {
 		w.lastOK, w.lastErr, w.answered = now, "", false
 		return
 	}
-	w.lastErr, w.answered = shortErr(err), answered
+	w.lastFail, w.lastErr, w.answered = now, shortErr(err), answered
+}
+
+// SentByPeer says whether a notification this evaluator made at t is sent
+// by a peer ahead of it in peer order. Evaluators decide alike from the
+// same batches, so channels without dedup of their own (Slack, webhooks,
+// the console) take each notification from the first healthy evaluator
+// only; PagerDuty folds its copies by dedup key and gets every
+// evaluator's (the safer side). It returns the peer that sends, if any.
+func (e *Evaluator) SentByPeer(t time.Time) (notify.PeerVerdict, string) {
+	if !slices.ContainsFunc(e.cfg.Peers, func(p checks.Peer) bool { return p.Name == e.name }) {
+		return notify.PeerNone, "" // not among the peers: the only sender
+	}
+	verdict := notify.PeerNone
+	for _, p := range e.cfg.Peers {
+		if p.Name == e.name {
+			return verdict, ""
+		}
+		w := e.peerWatch(p.Name)
+		if w == nil {
+			continue
+		}
+		w.mu.Lock()
+		lastOK, lastFail := w.lastOK, w.lastFail
+		w.mu.Unlock()
+		switch {
+		case !lastOK.Before(t) && lastOK.After(lastFail):
+			return notify.PeerSends, p.Name
+		case !lastFail.Before(t) && lastFail.After(lastOK):
+			// Down since t: the next peer ahead, if any, decides.
+		default:
+			verdict = notify.PeerUnsure
+		}
+	}
+	return verdict, ""
+}
+
+// peerWatch returns the watch of the peer named name, or nil.
+func (e *Evaluator) peerWatch(name string) *peerWatch {
+	for _, w := range e.peers {
+		if w.peer.Name == name {
+			return w
+		}
+	}
+	return nil
 }
 
 // peerTrouble names what is wrong with a peer whose checks fail.

@@ -117,7 +117,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	}
 	// The agent's own notifiers, for the one page it sends itself: that no
 	// evaluator has answered it for reporting.lost_after.
-	pipe, err := newPipeline(cfg, o.spoolDir, reg, log)
+	pipe, err := newPipeline(cfg, o.spoolDir, reg, log, "", nil)
 	if err != nil {
 		return err
 	}

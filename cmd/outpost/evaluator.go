@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/alerting"
+	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/receivers"
 	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
@@ -65,12 +67,16 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 		return fmt.Errorf("data dir: %w", err)
 	}
 	reg := newRegistry()
-	pipe, err := newPipeline(cfg, dataDir, reg, log)
+	// The outbox's workers start after the evaluator exists (pipe.Run
+	// below), so ev is set before sentByPeer is first called.
+	var ev *alerting.Evaluator
+	sentByPeer := func(t time.Time) (notify.PeerVerdict, string) { return ev.SentByPeer(t) }
+	pipe, err := newPipeline(cfg, dataDir, reg, log, name, sentByPeer)
 	if err != nil {
 		return err
 	}
 	defer pipe.Close()
-	ev, err := alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name})
+	ev, err = alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name})
 	if err != nil {
 		return err
 	}
@@ -128,10 +134,29 @@ func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeM
 // newPipeline builds the configured notifiers and the durable delivery
 // pipeline in front of them, with its outbox under dataDir. The caller
 // runs it and closes it after the evaluator has stopped.
-func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, log *slog.Logger) (*outbox.Outbox, error) {
+//
+// With several evaluators (name among cfg.Peers), the notifiers without
+// dedup of their own (all but PagerDuty) send one copy: see notify.OneCopy.
+func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, log *slog.Logger,
+	name string, sentByPeer func(time.Time) (notify.PeerVerdict, string)) (*outbox.Outbox, error) {
 	ns, err := receivers.Build(cfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("notifiers: %w", err)
+	}
+	if name != "" && len(cfg.Peers) > 1 && sentByPeer != nil {
+		left := prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outpost_notifications_left_to_peer_total",
+			Help: "Notifications not sent by this evaluator because an evaluator ahead of it in peer order was up and sends them (Slack, webhooks, console; PagerDuty gets every evaluator's).",
+		}, []string{"notifier"})
+		if err := reg.Register(left); err != nil {
+			return nil, err
+		}
+		for _, c := range cfg.Notifiers {
+			if c.PagerDuty != nil {
+				continue
+			}
+			ns[c.Name] = &notify.OneCopy{Notifier: ns[c.Name], Name: c.Name, SentByPeer: sentByPeer, LeftToPeer: left.WithLabelValues(c.Name), Log: log}
+		}
 	}
 	groups, defaultGroup := outbox.Policies(cfg)
 	pipe, err := outbox.Open(outbox.Options{

@@ -67,7 +67,7 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 		return fmt.Errorf("data dir: %w", err)
 	}
 	reg := newRegistry()
-	pipe, err := newPipeline(cfg, dataDir, reg, log)
+	pipe, err := newPipeline(cfg, dataDir, reg, log, "", nil)
 	if err != nil {
 		return err
 	}
