@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
@@ -21,7 +22,9 @@ const agentUsage = `Usage: outpost agent -c FILE --region NAME --evaluator URL[,
 Runs the checks assigned to --region on their intervals and ships every
 result, in signed batches, to every evaluator. While an evaluator is
 unreachable its batches wait in a bounded on-disk spool and are delivered in
-order when it is back; a restarted agent picks its spool up again. When there
+order when it is back; a restarted agent picks its spool up again. A spool
+that cannot be written (disk full, read-only) does not stop delivery: batches
+are then sent from memory, and /healthz says so. When there
 is nothing to send, an empty batch goes out every reporting.heartbeat: that is
 how evaluators know the region is alive. When no evaluator has answered for
 reporting.lost_after, the agent pages through its own notifiers (one
@@ -118,10 +121,21 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	// The agent's own notifiers, for the one page it sends itself: that no
 	// evaluator has answered it for reporting.lost_after.
 	pipe, err := newPipeline(cfg, o.spoolDir, reg, log, "", nil)
-	if err != nil {
+	var pageProblem string
+	var errno syscall.Errno
+	switch {
+	case err != nil && errors.As(err, &errno):
+		// A disk that refuses the outbox must not stop the probing and
+		// the reporting, the agent's first duty: it goes on without its
+		// own page, and says so.
+		log.Error("cannot open the outbox of the agent's own page: it will not page when no evaluator answers", "err", err)
+		pageProblem = fmt.Sprintf("outbox under %s cannot be opened (%v): no page of its own when no evaluator answers", o.spoolDir, errno)
+		pipe = nil
+	case err != nil:
 		return err
+	default:
+		defer pipe.Close()
 	}
-	defer pipe.Close()
 	p, err := newProber(reg, o.region, o.workers, log, reporter.Submit)
 	if err != nil {
 		return err
@@ -130,7 +144,16 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	srv, err := listenAndServe(o.listen, baseMux(reg, p.health, nil))
+	degraded := func() string {
+		var problems []string
+		for _, problem := range []string{reporter.SpoolHealth(), pageProblem, p.health()} {
+			if problem != "" {
+				problems = append(problems, problem)
+			}
+		}
+		return strings.Join(problems, "; ")
+	}
+	srv, err := listenAndServe(o.listen, baseMux(reg, degraded, nil))
 	if err != nil {
 		return err
 	}
@@ -145,13 +168,17 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	go func() { reportDone <- reporter.Run(reportCtx) }()
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
 	pipeDone := make(chan struct{})
-	go func() { defer close(pipeDone); pipe.Run(pipeCtx) }()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		pager := notify.AgentPager{Notifier: pipe, Region: o.region, Agent: o.name, Log: log}
-		agent.WatchEvaluators(probeCtx, reporter, pager, clock.Real{}, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
-	}()
+	if pipe != nil {
+		go func() { defer close(pipeDone); pipe.Run(pipeCtx) }()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pager := notify.AgentPager{Notifier: pipe, Region: o.region, Agent: o.name, Log: log}
+			agent.WatchEvaluators(probeCtx, reporter, pager, clock.Real{}, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
+		}()
+	} else {
+		close(pipeDone)
+	}
 	poller := &agent.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
 	wg.Add(1)
 	go func() { defer wg.Done(); poller.Run(probeCtx) }()

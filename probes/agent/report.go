@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,9 @@ const (
 	// minQueue is the least room for submitted results, so that a small
 	// batch size does not turn one slow disk write into dropped results.
 	minQueue = 1024
+	// maxMemSpool bounds, per evaluator, the batches held in memory while
+	// its spool cannot be written (and never more than the spool size).
+	maxMemSpool = 32 << 20
 )
 
 // ReporterOptions configure a Reporter.
@@ -62,7 +66,8 @@ type ReporterOptions struct {
 	// SpoolDir holds one subdirectory per evaluator, named by a hash of its
 	// URL (without credentials) and created with mode 0700. Batches wait
 	// there until delivered, across restarts. Required; one Reporter per
-	// directory.
+	// directory. When it cannot be created or written, batches wait in
+	// memory instead (see SpoolHealth).
 	SpoolDir string
 	// Clock drives batching, heartbeats, backoff and signing times; nil
 	// means clock.Real.
@@ -85,14 +90,17 @@ type ReporterOptions struct {
 // for a heartbeat interval it seals an empty batch, the agent's liveness
 // signal. Nothing sealed is lost when an evaluator is unreachable or the
 // agent restarts, unless the spool bound forces the oldest batches out
-// (counted and logged).
+// (counted and logged). A spool that cannot be written (disk full, read-only)
+// does not stop delivery: its batches wait in memory, bounded, and are sent
+// to every evaluator that answers; SpoolHealth says so.
 type Reporter struct {
 	key                    []byte
 	agent, region          string
 	digest                 atomic.Pointer[string]
 	batchSize              int
 	batchDelay, heartbeat  time.Duration
-	spoolSize              int64
+	spoolSize, memSize     int64
+	spoolDir               string
 	clock                  clock.Clock
 	client                 *http.Client
 	log                    *slog.Logger
@@ -141,9 +149,14 @@ type evaluator struct {
 	answerDue atomic.Int64
 
 	sent, failures, spoolDropped, spoolErrors prometheus.Counter
+	spoolFailing                              prometheus.Gauge
 	rejected                                  *prometheus.CounterVec // by status
 
-	diskLog, failLog, rejectLog ratelog.Limiter
+	// spoolErr is why the last batch could not be written to the spool,
+	// nil once one could again.
+	spoolErr atomic.Pointer[error]
+
+	diskLog, failLog, rejectLog, spoolDownLog, spoolUpLog ratelog.Limiter
 	// overflowing, owned by the batcher, is set when the spool first drops
 	// batches and cleared once the sender has caught up: one log per
 	// overflow episode.
@@ -155,7 +168,8 @@ type reporterMetrics struct {
 	results                                   prometheus.Counter
 	sent, failures, spoolDropped, spoolErrors *prometheus.CounterVec
 	rejected                                  *prometheus.CounterVec
-	spoolBytes, spoolBatches                  *prometheus.GaugeVec
+	spoolBytes, spoolBatches, spoolMemBytes   *prometheus.GaugeVec
+	spoolFailing                              *prometheus.GaugeVec
 }
 
 func newReporterMetrics() reporterMetrics {
@@ -177,17 +191,20 @@ func newReporterMetrics() reporterMetrics {
 		rejected: counter("outpost_reporter_rejected_total",
 			"Batches the evaluator refused for good (400, 401, 403, 413), which were dropped.", "evaluator", "status"),
 		spoolDropped: counter("outpost_reporter_spool_dropped_total",
-			"Batches deleted unsent because the evaluator's spool exceeded its size.", "evaluator"),
+			"Batches deleted unsent because the evaluator's spool exceeded its size, or its memory bound while the spool cannot be written.", "evaluator"),
 		spoolErrors: counter("outpost_reporter_spool_errors_total",
-			"Batches that could not be written to the evaluator's spool and are lost for it.", "evaluator"),
-		spoolBytes:   gauge("outpost_reporter_spool_bytes", "Bytes of batches waiting in the evaluator's spool."),
-		spoolBatches: gauge("outpost_reporter_spool_batches", "Batches waiting in the evaluator's spool."),
+			"Batches that could not be written to the evaluator's spool; they wait in memory instead and are lost if the agent stops before they are delivered.", "evaluator"),
+		spoolFailing: gauge("outpost_reporter_spool_failing",
+			"1 while the evaluator's spool cannot be written (the last write failed) and batches are sent from memory, else 0."),
+		spoolBytes:    gauge("outpost_reporter_spool_bytes", "Bytes of batches waiting for the evaluator, in its spool or in memory."),
+		spoolBatches:  gauge("outpost_reporter_spool_batches", "Batches waiting for the evaluator, in its spool or in memory."),
+		spoolMemBytes: gauge("outpost_reporter_spool_memory_bytes", "Bytes of batches waiting for the evaluator in memory because its spool could not be written."),
 	}
 }
 
 func (m reporterMetrics) register(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.dropped, m.results, m.sent, m.failures, m.rejected,
-		m.spoolDropped, m.spoolErrors, m.spoolBytes, m.spoolBatches} {
+		m.spoolDropped, m.spoolErrors, m.spoolFailing, m.spoolBytes, m.spoolBatches, m.spoolMemBytes} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("reporter metrics: %w", err)
 		}
@@ -227,6 +244,8 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		batchDelay: min(rep.BatchDelay, rep.Heartbeat),
 		heartbeat:  rep.Heartbeat,
 		spoolSize:  int64(rep.SpoolSize),
+		memSize:    min(int64(rep.SpoolSize), maxMemSpool),
+		spoolDir:   opts.SpoolDir,
 		clock:      opts.Clock,
 		client:     opts.HTTPClient,
 		log:        opts.Logger,
@@ -294,6 +313,10 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 		diskLog:   ratelog.Limiter{Every: logEvery},
 		failLog:   ratelog.Limiter{Every: logEvery},
 		rejectLog: ratelog.Limiter{Every: logEvery},
+		// A spool that keeps failing and recovering logs each way at most
+		// this often.
+		spoolDownLog: ratelog.Limiter{Every: logEvery},
+		spoolUpLog:   ratelog.Limiter{Every: logEvery},
 	}
 	e.log = r.log.With("evaluator", e.label)
 	m := r.metrics
@@ -301,14 +324,24 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 	e.failures = m.failures.WithLabelValues(e.label)
 	e.spoolDropped = m.spoolDropped.WithLabelValues(e.label)
 	e.spoolErrors = m.spoolErrors.WithLabelValues(e.label)
+	e.spoolFailing = m.spoolFailing.WithLabelValues(e.label)
 	e.rejected = m.rejected.MustCurryWith(prometheus.Labels{"evaluator": e.label})
 	gBytes, gBatches := m.spoolBytes.WithLabelValues(e.label), m.spoolBatches.WithLabelValues(e.label)
-	e.spool, err = openSpool(filepath.Join(spoolDir, hex.EncodeToString(sum[:8])), e.log,
-		func(b int64, n int) { gBytes.Set(float64(b)); gBatches.Set(float64(n)) })
-	if err != nil {
-		return nil, err
+	gMem := m.spoolMemBytes.WithLabelValues(e.label)
+	observe := func(b int64, n int, mem int64) {
+		gBytes.Set(float64(b))
+		gBatches.Set(float64(n))
+		gMem.Set(float64(mem))
 	}
-	if n := e.spool.Trim(r.spoolSize); n > 0 {
+	dir := filepath.Join(spoolDir, hex.EncodeToString(sum[:8]))
+	e.spool, err = openSpool(dir, e.log, observe)
+	if err != nil {
+		// Delivery does not need the disk: start with the batches in
+		// memory, and write to the spool again once it can be.
+		e.spool = memorySpool(dir, e.log, observe)
+		r.spoolFailed(e, err, r.clock.Now())
+	}
+	if n := e.spool.Trim(r.spoolSize, r.memSize); n > 0 {
 		e.spoolDropped.Add(float64(n))
 		e.log.Warn("spool over its size at start: dropped the oldest batches", "dropped", n, "spool_size", r.spoolSize)
 	}
@@ -502,20 +535,24 @@ func (r *Reporter) seal(results []wire.Result, now time.Time) {
 	}
 }
 
-// spoolBatch writes one batch to e's spool, trims the spool to its bound and
-// wakes e's sender.
+// spoolBatch writes one batch to e's spool (or, when it cannot be written,
+// keeps it in memory), trims the spool to its bounds and wakes e's sender.
 func (r *Reporter) spoolBatch(e *evaluator, seq uint64, body []byte, now time.Time) {
 	if err := e.spool.Put(seq, body); err != nil {
 		e.spoolErrors.Inc()
-		if ok, n := e.diskLog.Allow(now); ok {
-			e.log.Error("cannot spool a batch: it is lost for this evaluator", "err", err, "errors_since_last_log", n)
+		r.spoolFailed(e, err, now)
+	} else if e.spoolErr.Load() != nil {
+		e.spoolErr.Store(nil)
+		e.spoolFailing.Set(0)
+		if ok, n := e.spoolUpLog.Allow(now); ok {
+			e.log.Info("spool writable again: batches are spooled on disk again", "dir", r.spoolDir,
+				"recoveries_since_last_log", n)
 		}
-		return
 	}
 	if e.spool.Len() <= 1 {
 		e.overflowing = false // the sender had caught up: the episode is over
 	}
-	if n := e.spool.Trim(r.spoolSize); n > 0 {
+	if n := e.spool.Trim(r.spoolSize, r.memSize); n > 0 {
 		e.spoolDropped.Add(float64(n))
 		if !e.overflowing {
 			e.overflowing = true
@@ -527,6 +564,42 @@ func (r *Reporter) spoolBatch(e *evaluator, seq uint64, body []byte, now time.Ti
 	case e.wake <- struct{}{}:
 	default:
 	}
+}
+
+// spoolFailed records that e's spool could not be written: the batch is in
+// memory. It logs when the failure starts, at most once per logEvery.
+func (r *Reporter) spoolFailed(e *evaluator, err error, now time.Time) {
+	if e.spoolErr.Swap(&err) != nil {
+		return // still failing: counted, not logged again
+	}
+	e.spoolFailing.Set(1)
+	if ok, n := e.spoolDownLog.Allow(now); ok {
+		e.log.Error("spool cannot be written: batches are kept in memory and sent from there; they are lost if the agent stops before delivering them",
+			"dir", r.spoolDir, "err", err, "memory_bound_bytes", r.memSize, "failures_since_last_log", n)
+	}
+}
+
+// SpoolHealth returns "" while every evaluator's spool can be written, and
+// otherwise says which cannot and why, for the agent's /healthz. Safe for
+// concurrent use.
+func (r *Reporter) SpoolHealth() string {
+	for _, e := range r.evals {
+		if err := e.spoolErr.Load(); err != nil {
+			return fmt.Sprintf("spool %s cannot be written: %s; batches are sent from memory", r.spoolDir, diskReason(*err))
+		}
+	}
+	return ""
+}
+
+// diskReason is the system's word for a disk error (such as "no space left
+// on device"), without the temporary file names around it, or the whole
+// error when it has none.
+func diskReason(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return err.Error()
 }
 
 // withBatchDefaults gives the batching settings of r that are unset (zero

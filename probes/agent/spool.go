@@ -33,29 +33,37 @@ const (
 // up where it stopped. One spool per directory: two processes sharing a
 // directory would deliver and delete each other's batches.
 //
+// A batch that cannot be written (disk full, read-only file system, the
+// directory gone or never created) is kept in memory instead, in the same
+// index, and delivered from there: a spool that cannot be written degrades
+// to an in-memory queue rather than losing batches. Batches in memory do not
+// survive a restart.
+//
 // A spool is safe for concurrent use; it holds its lock only around index
-// updates, never across file reads.
+// updates, never across file reads or writes.
 type spool struct {
 	dir string
 	log *slog.Logger
-	// observe, if set, is told the new size after every change, under the
+	// observe, if set, is told the new sizes after every change, under the
 	// lock, so that gauges never go backwards out of order.
-	observe func(bytes int64, batches int)
+	observe func(bytes int64, batches int, memBytes int64)
 
-	mu      sync.Mutex
-	entries []spoolEntry // ascending by seq
-	bytes   int64
+	mu       sync.Mutex
+	entries  []spoolEntry // ascending by seq
+	bytes    int64        // of every entry, on disk or in memory
+	memBytes int64        // of the entries held in memory
 }
 
 type spoolEntry struct {
 	seq  uint64
 	size int64
+	mem  []byte // the batch, when it could not be written to disk
 }
 
 // openSpool opens the spool in dir, creating it with mode 0700 if needed.
 // Leftover temporary files (a write cut short by a crash) are removed, and
 // files whose names are not batch names are ignored.
-func openSpool(dir string, log *slog.Logger, observe func(bytes int64, batches int)) (*spool, error) {
+func openSpool(dir string, log *slog.Logger, observe func(bytes int64, batches int, memBytes int64)) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
@@ -84,7 +92,7 @@ func openSpool(dir string, log *slog.Logger, observe func(bytes int64, batches i
 		if err != nil {
 			continue // removed since ReadDir
 		}
-		s.entries = append(s.entries, spoolEntry{seq, info.Size()})
+		s.entries = append(s.entries, spoolEntry{seq: seq, size: info.Size()})
 		s.bytes += info.Size()
 	}
 	if ignored > 0 {
@@ -95,6 +103,15 @@ func openSpool(dir string, log *slog.Logger, observe func(bytes int64, batches i
 	slices.SortFunc(s.entries, func(a, b spoolEntry) int { return cmp.Compare(a.seq, b.seq) })
 	s.changed()
 	return s, nil
+}
+
+// memorySpool is the spool of a directory that could not be opened: it
+// starts empty, keeps what it is given in memory, and tries to create the
+// directory again at every Put, writing there once it can.
+func memorySpool(dir string, log *slog.Logger, observe func(bytes int64, batches int, memBytes int64)) *spool {
+	s := &spool{dir: dir, log: log, observe: observe}
+	s.changed()
+	return s
 }
 
 func spoolName(seq uint64) string { return fmt.Sprintf("%0*d%s", spoolDigits, seq, spoolExt) }
@@ -111,25 +128,55 @@ func parseSpoolName(name string) (uint64, bool) {
 func (s *spool) path(seq uint64) string { return filepath.Join(s.dir, spoolName(seq)) }
 
 // Put stores data as the batch seq, replacing any batch of that number.
+// When the batch cannot be written to disk it is kept in memory, and Put
+// returns why: the batch is queued either way.
 func (s *spool) Put(seq uint64, data []byte) error {
-	// Through the one atomic writer: synced, renamed, and the directory
-	// synced, so that a batch acknowledged to the scheduler survives a
-	// power cut whole or not at all.
-	if err := atomicfile.WriteFile(s.path(seq), data); err != nil {
-		return fmt.Errorf("spool put %d: %w", seq, err)
+	err := s.write(seq, data)
+	e := spoolEntry{seq: seq, size: int64(len(data))}
+	if err != nil {
+		e.mem = data
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i, found := s.find(seq)
 	if found {
-		s.bytes -= s.entries[i].size
-		s.entries[i].size = int64(len(data))
+		s.forget(s.entries[i])
+		s.entries[i] = e
 	} else {
-		s.entries = slices.Insert(s.entries, i, spoolEntry{seq, int64(len(data))})
+		s.entries = slices.Insert(s.entries, i, e)
 	}
-	s.bytes += int64(len(data))
+	s.bytes += e.size
+	if e.mem != nil {
+		s.memBytes += e.size
+	}
 	s.changed()
+	return err
+}
+
+// write puts data on disk as the batch seq, making the directory again if
+// it is missing (never made, or removed since).
+func (s *spool) write(seq uint64, data []byte) error {
+	// Through the one atomic writer: synced, renamed, and the directory
+	// synced, so that a batch acknowledged to the scheduler survives a
+	// power cut whole or not at all.
+	err := atomicfile.WriteFile(s.path(seq), data)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(s.dir, 0o700); err == nil {
+			err = atomicfile.WriteFile(s.path(seq), data)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("spool put %d: %w", seq, err)
+	}
 	return nil
+}
+
+// forget takes e's size out of the totals. Callers hold s.mu.
+func (s *spool) forget(e spoolEntry) {
+	s.bytes -= e.size
+	if e.mem != nil {
+		s.memBytes -= e.size
+	}
 }
 
 // Oldest returns the batch with the lowest sequence number. A file that
@@ -143,7 +190,11 @@ func (s *spool) Oldest() (seq uint64, data []byte, ok bool) {
 			return 0, nil, false
 		}
 		seq = s.entries[0].seq
+		mem := s.entries[0].mem
 		s.mu.Unlock()
+		if mem != nil {
+			return seq, mem, true
+		}
 
 		data, err := os.ReadFile(s.path(seq))
 		if err == nil && json.Valid(data) {
@@ -178,14 +229,16 @@ func (s *spool) Remove(seq uint64) error {
 func (s *spool) remove(seq uint64) (found bool, err error) {
 	s.mu.Lock()
 	i, found := s.find(seq)
+	var inMemory bool
 	if found {
-		s.bytes -= s.entries[i].size
+		inMemory = s.entries[i].mem != nil
+		s.forget(s.entries[i])
 		s.entries = slices.Delete(s.entries, i, i+1)
 		s.changed()
 	}
 	s.mu.Unlock()
-	if !found {
-		return false, nil
+	if !found || inMemory {
+		return found, nil
 	}
 	if err := os.Remove(s.path(seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return true, fmt.Errorf("spool remove %d: %w", seq, err)
@@ -193,17 +246,27 @@ func (s *spool) remove(seq uint64) (found bool, err error) {
 	return true, nil
 }
 
-// Trim deletes the oldest batches until the spool holds at most budget bytes,
-// but never the newest batch, and returns how many it deleted.
-func (s *spool) Trim(budget int64) (dropped int) {
+// Trim deletes the oldest batches until the spool holds at most budget bytes
+// in all and memBudget bytes in memory, but never the newest batch, and
+// returns how many it deleted.
+func (s *spool) Trim(budget, memBudget int64) (dropped int) {
 	for {
 		s.mu.Lock()
-		if s.bytes <= budget || len(s.entries) <= 1 {
+		if len(s.entries) <= 1 || (s.bytes <= budget && s.memBytes <= memBudget) {
 			s.mu.Unlock()
 			return dropped
 		}
-		seq := s.entries[0].seq
+		seq, ok := s.entries[0].seq, true
+		if s.bytes <= budget { // over the memory bound only: the oldest in memory
+			i := slices.IndexFunc(s.entries[:len(s.entries)-1], func(e spoolEntry) bool { return e.mem != nil })
+			if ok = i >= 0; ok {
+				seq = s.entries[i].seq
+			}
+		}
 		s.mu.Unlock()
+		if !ok {
+			return dropped // only the newest batch is in memory
+		}
 		found, err := s.remove(seq)
 		if err != nil {
 			s.log.Error("spool: cannot delete a dropped batch", "err", err)
@@ -219,6 +282,13 @@ func (s *spool) Bytes() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.bytes
+}
+
+// MemBytes returns the size of the batches held in memory.
+func (s *spool) MemBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memBytes
 }
 
 // Len returns the number of spooled batches.
@@ -247,6 +317,6 @@ func (s *spool) find(seq uint64) (int, bool) {
 // changed reports the size to observe. Callers hold s.mu.
 func (s *spool) changed() {
 	if s.observe != nil {
-		s.observe(s.bytes, len(s.entries))
+		s.observe(s.bytes, len(s.entries), s.memBytes)
 	}
 }

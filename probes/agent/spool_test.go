@@ -176,7 +176,7 @@ func TestSpoolRestartPicksUpAndCleans(t *testing.T) {
 	}
 
 	var observed [2]int64
-	again, err := openSpool(dir, slog.New(&repLogs{}), func(b int64, n int) { observed = [2]int64{b, int64(n)} })
+	again, err := openSpool(dir, slog.New(&repLogs{}), func(b int64, n int, _ int64) { observed = [2]int64{b, int64(n)} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestSpoolTrim(t *testing.T) {
 			if s.Bytes() != 500 {
 				t.Fatalf("Bytes = %d, want 500", s.Bytes())
 			}
-			if n := s.Trim(tc.budget); n != tc.wantDropped {
+			if n := s.Trim(tc.budget, tc.budget); n != tc.wantDropped {
 				t.Errorf("Trim dropped %d, want %d", n, tc.wantDropped)
 			}
 			if s.Bytes() != int64(100*len(tc.wantLeft)) {
@@ -305,7 +305,7 @@ func TestSpoolConcurrentPutAndTake(t *testing.T) {
 				return
 			}
 			if seq%50 == 0 {
-				s.Trim(1 << 20)
+				s.Trim(1<<20, 1<<20)
 			}
 		}
 	})
@@ -327,5 +327,59 @@ func TestSpoolConcurrentPutAndTake(t *testing.T) {
 	wg.Wait()
 	if len(got) != n {
 		t.Fatalf("took %d batches, want %d", len(got), n)
+	}
+}
+
+func TestSpoolKeepsInMemoryWhatItCannotWrite(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "spool")
+	s, _ := openTestSpool(t, dir)
+	if err := s.Put(1, batchJSON(1, 10)); err != nil {
+		t.Fatal(err)
+	}
+	// A file where the directory was: every write fails, even for root.
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(2); seq <= 4; seq++ {
+		if err := s.Put(seq, batchJSON(seq, 100)); err == nil {
+			t.Fatalf("Put %d into a file succeeded", seq)
+		}
+	}
+	if s.Len() != 4 || s.MemBytes() != 3*int64(len(batchJSON(2, 100))) {
+		t.Fatalf("len %d, memory %d bytes", s.Len(), s.MemBytes())
+	}
+	// Over the memory bound only: the oldest batch in memory goes, not the
+	// one on disk, and never the newest.
+	if n := s.Trim(1<<20, 2*int64(len(batchJSON(2, 100)))); n != 1 {
+		t.Fatalf("Trim dropped %d, want 1", n)
+	}
+	if n := s.Trim(1<<20, 0); n != 1 {
+		t.Fatalf("Trim to no memory dropped %d, want 1 (all but the newest)", n)
+	}
+	// Batch 1's file went with the directory: it is skipped, and the
+	// newest, in memory, is delivered.
+	if got := drainSpool(t, s); !slices.Equal(got, []uint64{4}) {
+		t.Fatalf("delivered %v, want [4]", got)
+	}
+	if s.MemBytes() != 0 || s.Bytes() != 0 {
+		t.Fatalf("memory %d, bytes %d after draining", s.MemBytes(), s.Bytes())
+	}
+
+	// Once the directory can be made again, batches go to disk.
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(5, batchJSON(5, 10)); err != nil {
+		t.Fatalf("Put after the directory was freed: %v", err)
+	}
+	if s.MemBytes() != 0 {
+		t.Fatalf("memory %d bytes, want the batch on disk", s.MemBytes())
+	}
+	if _, err := os.Stat(s.path(5)); err != nil {
+		t.Fatal(err)
 	}
 }
