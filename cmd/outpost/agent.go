@@ -35,8 +35,8 @@ has several agents), read from the environment through its ${VAR}.
 
 Serves /metrics and /healthz on --listen. SIGHUP reloads the checks (a
 changed reporting: block or key takes a restart); SIGINT
-or SIGTERM stops, cancelling probes in flight and keeping unsent batches in
-the spool.
+or SIGTERM stops, cancelling probes in flight (a cancelled probe is not a
+result: it is not shipped) and keeping unsent batches in the spool.
 
 Flags:
 `

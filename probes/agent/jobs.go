@@ -13,7 +13,11 @@ import (
 // Jobs builds one scheduler job per check of cfg that runs in region
 // (heartbeat checks are the evaluator's, and have none). Each
 // run probes the check and hands the result to deliver, which must not block
-// for long: it runs on the scheduler's worker.
+// for long: it runs on the scheduler's worker. A failing result of a run the
+// agent cut short (it stopped, or a reload removed the check; see cutShort)
+// is dropped: it would blame the target for the agent's own doing, such as
+// "timed out" for a probe cancelled at shutdown. A passing one is kept:
+// the target did answer. The scheduler counts such runs.
 func Jobs(cfg *checks.Config, region string, opts probes.Options, deliver func(wire.Result)) ([]Job, error) {
 	opts.Region = region
 	opts = opts.SharingHTTP()
@@ -37,6 +41,9 @@ func Jobs(cfg *checks.Config, region string, opts probes.Options, deliver func(w
 			Timeout:  c.Timeout,
 			Run: func(ctx context.Context, _ time.Time) {
 				r := p.Probe(ctx)
+				if cut, _ := cutShort(ctx); cut && !r.OK {
+					return
+				}
 				r.Confirm = isConfirmation(ctx)
 				deliver(r)
 			},

@@ -3,6 +3,7 @@ package agent
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"hash/fnv"
 	"math"
 	"sync"
@@ -25,7 +26,10 @@ type Job struct {
 	// AutoWorkers). Zero counts as the whole interval.
 	Timeout time.Duration
 	// Run does the work. It gets a context that ends when the scheduler
-	// stops or the job is removed, and must return by then.
+	// stops or the job is removed, and must return by then. A run whose
+	// context ended was cut short by the agent itself (cutShort says why):
+	// what it saw says nothing about the target, and a job built by Jobs
+	// does not deliver a failing result of such a run.
 	Run func(ctx context.Context, planned time.Time)
 }
 
@@ -61,6 +65,25 @@ type Scheduler struct {
 	skipsNow       int
 	skipsPrevious  int
 	lastSkipReason string
+}
+
+// Why a run was cut short by the agent: the causes of a job context's end.
+var (
+	// errSchedulerStopped: the scheduler's Run returned (the agent stops).
+	errSchedulerStopped = errors.New("the agent stopped")
+	// errJobRemoved: Set no longer has the job (a reload removed its check).
+	errJobRemoved = errors.New("a reload removed the check")
+)
+
+// cutShort reports whether the run with context ctx was cancelled by the
+// scheduler (errSchedulerStopped, errJobRemoved) rather than ending on its
+// own, and returns the cause.
+func cutShort(ctx context.Context) (bool, error) {
+	if ctx.Err() == nil {
+		return false, nil
+	}
+	cause := context.Cause(ctx)
+	return errors.Is(cause, errSchedulerStopped) || errors.Is(cause, errJobRemoved), cause
 }
 
 // healthWindow is the span Health reports skipped runs over.
@@ -123,11 +146,12 @@ type jobState struct {
 	waiting     bool
 	waitPlanned time.Time
 	ctx         context.Context
-	cancel      context.CancelFunc
+	cancel      context.CancelCauseFunc
 }
 
 type schedulerMetrics struct {
 	skipped  *prometheus.CounterVec
+	cut      *prometheus.CounterVec
 	lateness prometheus.Histogram
 	running  prometheus.Gauge
 	jobs     prometheus.Gauge
@@ -149,6 +173,10 @@ func NewScheduler(clock clock.Clock, workers int, reg prometheus.Registerer) (*S
 				Name: "outpost_scheduler_skipped_total",
 				Help: "Runs skipped: overlap (the previous run of the job was still going), saturated (every worker busy) or behind (the scheduler fell a whole interval behind).",
 			}, []string{"reason"}),
+			cut: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Name: "outpost_scheduler_runs_cut_short_total",
+				Help: "Runs in progress when the agent cancelled them: stop (the agent stopped) or removed (a reload removed their check). Their failing results are dropped, not shipped: they say nothing about the target.",
+			}, []string{"reason"}),
 			lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 				Name: "outpost_scheduler_lateness_seconds",
 				Help: "Actual minus planned start time of job runs. A skipped run counts as late by its whole interval, so skips show here too.",
@@ -164,13 +192,16 @@ func NewScheduler(clock clock.Clock, workers int, reg prometheus.Registerer) (*S
 		s.limit = minWorkers
 	}
 	s.metrics.workers.Set(float64(s.limit))
-	for _, c := range []prometheus.Collector{s.metrics.skipped, s.metrics.lateness, s.metrics.running, s.metrics.jobs, s.metrics.workers} {
+	for _, c := range []prometheus.Collector{s.metrics.skipped, s.metrics.cut, s.metrics.lateness, s.metrics.running, s.metrics.jobs, s.metrics.workers} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	for _, r := range []string{"overlap", "saturated", "behind"} {
 		s.metrics.skipped.WithLabelValues(r)
+	}
+	for _, r := range []string{"stop", "removed"} {
+		s.metrics.cut.WithLabelValues(r)
 	}
 	return s, nil
 }
@@ -193,7 +224,9 @@ func nextRun(key string, interval time.Duration, now time.Time) time.Time {
 }
 
 // Set replaces the scheduled jobs. Jobs whose key and interval are unchanged
-// keep their place; removed jobs are cancelled; new jobs start at their phase.
+// keep their place; removed jobs are cancelled (errJobRemoved); new jobs
+// start at their phase. A run in progress of a job that stays finishes
+// under the definition it started with: a reload never cuts it short.
 func (s *Scheduler) Set(jobs []Job) {
 	now := s.clock.Now()
 	s.mu.Lock()
@@ -210,14 +243,14 @@ func (s *Scheduler) Set(jobs []Job) {
 			heap.Fix(&s.due, st.index)
 			continue
 		}
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancelCause(context.Background())
 		st := &jobState{job: j, next: nextRun(j.Key, j.Interval, now), ctx: ctx, cancel: cancel}
 		s.jobs[j.Key] = st
 		heap.Push(&s.due, st)
 	}
 	for key, st := range s.jobs {
 		if !keep[key] {
-			st.cancel()
+			st.cancel(errJobRemoved)
 			heap.Remove(&s.due, st.index)
 			delete(s.jobs, key)
 		}
@@ -238,13 +271,13 @@ func (s *Scheduler) Set(jobs []Job) {
 	}
 }
 
-// Run dispatches jobs until ctx ends, then cancels the runs in progress and
-// waits for them.
+// Run dispatches jobs until ctx ends, then cancels the runs in progress
+// (errSchedulerStopped) and waits for them.
 func (s *Scheduler) Run(ctx context.Context) {
 	defer func() {
 		s.mu.Lock()
 		for _, st := range s.jobs {
-			st.cancel()
+			st.cancel(errSchedulerStopped)
 		}
 		s.mu.Unlock()
 		s.wg.Wait()
@@ -355,6 +388,13 @@ const maxSkipsObserved = 10
 func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time), planned time.Time) {
 	defer s.wg.Done()
 	run(st.ctx, planned)
+	if cut, cause := cutShort(st.ctx); cut {
+		reason := "stop"
+		if errors.Is(cause, errJobRemoved) {
+			reason = "removed"
+		}
+		s.metrics.cut.WithLabelValues(reason).Inc()
+	}
 	s.metrics.running.Dec()
 	s.mu.Lock()
 	s.inFlight--
