@@ -217,6 +217,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if v.CanAddr() {
 		switch x := v.Addr().Interface().(type) {
+		case *Secret:
+			d.decodeSecret(n, path, x)
+			return
 		case nodeDecoder:
 			x.decodeNode(d, n, path)
 			return

@@ -5,6 +5,15 @@ import (
 	"strings"
 )
 
+// unsetEnvError is expandEnv's error for a reference to an unset variable
+// without a default: a secret's may be set aside (see Secret.Missing)
+// rather than fail the load.
+type unsetEnvError struct{ name string }
+
+func (e *unsetEnvError) Error() string {
+	return fmt.Sprintf("environment variable %s is not set (use ${%s:-default} to give a default)", e.name, e.name)
+}
+
 // LookupEnv resolves an environment variable; os.LookupEnv has this shape.
 // Load takes one so that tests and embedders control the environment.
 type LookupEnv func(name string) (string, bool)
@@ -64,7 +73,7 @@ func expandEnv(s string, lookup LookupEnv) (expansion, error) {
 			continue
 		}
 		if !hasDef {
-			return expansion{}, fmt.Errorf("environment variable %s is not set (use ${%s:-default} to give a default)", name, name)
+			return expansion{}, &unsetEnvError{name}
 		}
 		b.WriteString(def)
 	}

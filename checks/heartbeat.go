@@ -71,7 +71,7 @@ func validateHeartbeat(c *Check, id string, errs *errorList) {
 	switch {
 	case !h.Src.Has("token"):
 		errs.add(h.Src.Pos, id, "heartbeat.token is required, such as token: ${%s_PING_TOKEN} (at least %d characters)", envSuffix(id), minTokenLen)
-	case len(h.Token.Value()) < minTokenLen:
+	case len(h.Token.Value()) < minTokenLen && !h.Token.Missing():
 		add("token", "token is shorter than %d characters; use something like `openssl rand -hex 16`", minTokenLen)
 	}
 	if h.MaxRuntime < 0 {
@@ -83,7 +83,7 @@ func validateHeartbeat(c *Check, id string, errs *errorList) {
 func heartbeatTokens(cfg *Config, errs *errorList) {
 	seen := map[string]string{}
 	for _, c := range cfg.Checks {
-		if c.Heartbeat == nil || c.Heartbeat.Token.IsZero() {
+		if c.Heartbeat == nil || c.Heartbeat.Token.IsZero() || c.Heartbeat.Token.Missing() {
 			continue
 		}
 		if other, dup := seen[c.Heartbeat.Token.Value()]; dup {

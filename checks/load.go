@@ -27,9 +27,20 @@ const MaxFileSize = 8 << 20
 // in name order. ${VAR} references are resolved through lookup (pass
 // os.LookupEnv in production).
 //
+// Every secret must resolve; a process that needs only some of them loads
+// with LoadFor.
+//
 // On failure the error lists every problem found, one per line, each an
 // *Error (see Errors) formatted as FILE:LINE:COL: message.
 func Load(paths []string, lookup LookupEnv) (*Config, error) {
+	return LoadFor(paths, lookup, AllSecrets())
+}
+
+// LoadFor is Load for a process that needs only some of the secrets: the
+// others may be unset (they are then Missing). A needed secret that is
+// unset fails the load with the same error as Load's, along with every
+// other problem.
+func LoadFor(paths []string, lookup LookupEnv, needs Needs) (*Config, error) {
 	var errs errorList
 	if len(paths) == 0 {
 		errs.add(Pos{File: "<command line>"}, "", "no configuration file given")
@@ -43,12 +54,12 @@ func Load(paths []string, lookup LookupEnv) (*Config, error) {
 			parsed = append(parsed, fc)
 		}
 	}
-	return finish(parsed, files, secrets, &errs)
+	return finish(parsed, files, secrets, needs, &errs)
 }
 
 // finish merges parsed files, validates the result and returns it or every
 // error found.
-func finish(parsed []*fileConfig, files []string, secrets map[string]struct{}, errs *errorList) (*Config, error) {
+func finish(parsed []*fileConfig, files []string, secrets map[string]struct{}, needs Needs, errs *errorList) (*Config, error) {
 	cfg := merge(parsed, errs)
 	cfg.Files = files
 	for v := range secrets {
@@ -62,6 +73,7 @@ func finish(parsed []*fileConfig, files []string, secrets map[string]struct{}, e
 	}
 	cfg.Digest = hex.EncodeToString(h.Sum(nil))[:16]
 	validate(cfg, errs)
+	cfg.requireSecrets(needs, errs)
 	errs.redact(cfg.secrets)
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -71,8 +83,14 @@ func finish(parsed []*fileConfig, files []string, secrets map[string]struct{}, e
 
 // LoadBytes loads one configuration held in memory, named name in errors.
 // Relative file references (body_file, ca_file) resolve against the
-// directory of name, which for a bare name is the current directory.
+// directory of name, which for a bare name is the current directory. Every
+// secret must resolve, as for Load.
 func LoadBytes(name string, data []byte, lookup LookupEnv) (*Config, error) {
+	return LoadBytesFor(name, data, lookup, AllSecrets())
+}
+
+// LoadBytesFor is LoadBytes for a process with needs (see LoadFor).
+func LoadBytesFor(name string, data []byte, lookup LookupEnv, needs Needs) (*Config, error) {
 	var errs errorList
 	secrets := map[string]struct{}{}
 	fc := parseFile(name, data, lookup, secrets, &errs)
@@ -80,7 +98,7 @@ func LoadBytes(name string, data []byte, lookup LookupEnv) (*Config, error) {
 	if fc != nil {
 		parsed = append(parsed, fc)
 	}
-	return finish(parsed, []string{name}, secrets, &errs)
+	return finish(parsed, []string{name}, secrets, needs, &errs)
 }
 
 func expandPaths(paths []string, errs *errorList) []string {

@@ -133,7 +133,7 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		types = append(types, "slack")
 		if n.Slack.WebhookURL.IsZero() {
 			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url is required, such as webhook_url: ${SLACK_WEBHOOK_URL}", label)
-		} else if msg := checkURL(n.Slack.WebhookURL.Value(), true); msg != "" {
+		} else if msg := checkURL(n.Slack.WebhookURL.Value(), true); msg != "" && !n.Slack.WebhookURL.Missing() {
 			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url %s", label, msg)
 		}
 	}

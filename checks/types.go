@@ -217,7 +217,14 @@ func parseStatusRange(v string) (StatusRange, error) {
 
 // Secret is a credential. It must be written as an ${ENV} reference, and it
 // prints, marshals and logs as "<secret>" so that it cannot leak by accident.
-type Secret struct{ value string }
+// A secret whose variable is unset is Missing: that is an error only for
+// the processes that need it (see Needs).
+type Secret struct {
+	value string
+	// missing is the error an unset variable makes, for a process that
+	// needs this secret; nil when the secret was resolved.
+	missing *Error
+}
 
 // NewSecret wraps a value that came from elsewhere than a config file.
 func NewSecret(v string) Secret { return Secret{value: v} }
@@ -225,8 +232,14 @@ func NewSecret(v string) Secret { return Secret{value: v} }
 // Value returns the secret itself, for the one place that sends it.
 func (s Secret) Value() string { return s.value }
 
-// IsZero reports whether the secret is empty.
-func (s Secret) IsZero() bool { return s.value == "" }
+// IsZero reports whether the secret is empty. A Missing secret is not: its
+// value is unknown here, not empty.
+func (s Secret) IsZero() bool { return s.value == "" && s.missing == nil }
+
+// Missing reports whether the secret's environment variable was unset when
+// the configuration was loaded, so that Value is empty. Load fails on such
+// a secret; LoadFor only when the process needs it.
+func (s Secret) Missing() bool { return s.missing != nil }
 
 func (s Secret) String() string {
 	if s.value == "" {

@@ -79,7 +79,9 @@ func validate(cfg *Config, errs *errorList) {
 		} else if !slices.Contains(cfg.Regions, a.Region) {
 			errs.add(a.Src.At("region"), "", "agents[%d]: region %q is not declared in regions: %s", i, a.Region, strings.Join(cfg.Regions, ", "))
 		}
-		if a.Key.IsZero() && !a.Src.Has("key") {
+		if a.Key.Missing() {
+			// Only the processes that need it say so (Needs).
+		} else if a.Key.IsZero() && !a.Src.Has("key") {
 			errs.add(a.Src.Pos, "", "agents[%d]: key is required, such as key: ${OUTPOST_KEY_%s}", i, envSuffix(a.Region))
 		} else if a.Key.IsZero() {
 			errs.add(a.Src.At("key"), "", "agents[%d]: key is empty", i)

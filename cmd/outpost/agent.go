@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,7 +32,10 @@ reporting.lost_after, the agent pages through its own notifiers (one
 incident for every agent cut off), and resolves when one answers again.
 
 The signing key is the agents: entry for the region (and --name, when a region
-has several agents), read from the environment through its ${VAR}.
+has several agents), read from the environment through its ${VAR}. The agent
+needs no other secret than that and its checks' credentials: other regions'
+keys and the notifiers' secrets may be unset (notifiers without theirs are
+not used for its own page).
 
 Serves /metrics and /healthz on --listen. SIGHUP reloads the checks (a
 changed reporting: block or key takes a restart); SIGINT
@@ -84,6 +88,30 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 	return exitOK
 }
 
+// withoutMissingNotifiers returns cfg for the agent's own pipeline: without
+// the notifiers that have a secret the agent was not given (and without
+// escalations to them), and the names of those. The agent pages only
+// about itself, so the checks' notify: lists do not apply there.
+func withoutMissingNotifiers(cfg *checks.Config) (*checks.Config, []string) {
+	missing := cfg.MissingNotifiers()
+	if len(missing) == 0 {
+		return cfg, nil
+	}
+	c := *cfg
+	c.Checks = nil
+	c.Notifiers = nil
+	for _, n := range cfg.Notifiers {
+		if slices.Contains(missing, n.Name) {
+			continue
+		}
+		if n.Escalate != nil && slices.Contains(missing, n.Escalate.To) {
+			n.Escalate = nil
+		}
+		c.Notifiers = append(c.Notifiers, n)
+	}
+	return &c, missing
+}
+
 type agentOptions struct {
 	files      []string
 	region     string
@@ -95,7 +123,10 @@ type agentOptions struct {
 }
 
 func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) error {
-	cfg, err := checks.Load(o.files, e.lookup)
+	// Its own key and its checks' credentials: nothing of the other
+	// regions' or of the notifiers'.
+	needs := checks.AgentNeeds(o.region, o.name)
+	cfg, err := checks.LoadFor(o.files, e.lookup, needs)
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
 	}
@@ -119,8 +150,14 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 		return err
 	}
 	// The agent's own notifiers, for the one page it sends itself: that no
-	// evaluator has answered it for reporting.lost_after.
-	pipe, err := newPipeline(cfg, o.spoolDir, reg, log, "", nil)
+	// evaluator has answered it for reporting.lost_after. Those whose
+	// secrets it was not given are not its to use.
+	pageCfg, unusable := withoutMissingNotifiers(cfg)
+	if len(unusable) > 0 {
+		log.Warn("notifiers without their secrets here are not used for this agent's own page (when no evaluator answers); set their variables to use them",
+			"notifiers", strings.Join(unusable, ","))
+	}
+	pipe, err := newPipeline(pageCfg, o.spoolDir, reg, log, "", nil)
 	var pageProblem string
 	var errno syscall.Errno
 	switch {
@@ -183,7 +220,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	wg.Add(1)
 	go func() { defer wg.Done(); poller.Run(probeCtx) }()
 
-	result := untilStopped(ctx, srv, log, reloader(o.files, e, log, func(cfg *checks.Config) (int, error) {
+	result := untilStopped(ctx, srv, log, reloader(o.files, needs, e, log, func(cfg *checks.Config) (int, error) {
 		n, err := p.apply(cfg)
 		if err == nil {
 			reporter.SetConfigDigest(cfg.Digest)

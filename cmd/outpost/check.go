@@ -57,7 +57,9 @@ func cmdCheck(ctx context.Context, args []string, e env) int {
 		fmt.Fprintln(e.stderr, "outpost check: --parallel must be at least 1")
 		return exitUsage
 	}
-	cfg, err := checks.Load(files, e.lookup)
+	// Only the secrets of the checks it runs: not the agents' keys, not the
+	// notifiers', not those of checks left out by --only or --region.
+	cfg, err := checks.LoadFor(files, e.lookup, checks.Needs{})
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return exitUsage
@@ -65,6 +67,10 @@ func cmdCheck(ctx context.Context, args []string, e env) int {
 	selected, label, err := selectChecks(cfg, only, *region)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "outpost check: %v\n", err)
+		return exitUsage
+	}
+	if err := cfg.RequireSecrets(checks.Needs{Checks: func(c *checks.Check) bool { return slices.Contains(selected, c) }}); err != nil {
+		fmt.Fprintln(e.stderr, err)
 		return exitUsage
 	}
 	probers := make([]probes.Prober, len(selected))

@@ -59,7 +59,9 @@ func cmdEvaluator(ctx context.Context, args []string, e env) int {
 }
 
 func runEvaluator(ctx context.Context, files []string, listen, dataDir, name string, e env, log *slog.Logger) error {
-	cfg, err := checks.Load(files, e.lookup)
+	// Every agent key, the notifiers' secrets and the heartbeat tokens; not
+	// the credentials the agents probe with.
+	cfg, err := checks.LoadFor(files, e.lookup, checks.EvaluatorNeeds())
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
 	}

@@ -80,10 +80,11 @@ func (p *prober) run(ctx context.Context, wg *sync.WaitGroup) {
 	go func() { defer wg.Done(); p.console.Run(ctx) }()
 }
 
-// reloader returns the SIGHUP handler: load, apply, or keep what runs.
-func reloader(files []string, e env, log *slog.Logger, apply func(*checks.Config) (int, error)) func() {
+// reloader returns the SIGHUP handler: load (needing what the process
+// needs), apply, or keep what runs.
+func reloader(files []string, needs checks.Needs, e env, log *slog.Logger, apply func(*checks.Config) (int, error)) func() {
 	return func() {
-		cfg, err := checks.Load(files, e.lookup)
+		cfg, err := checks.LoadFor(files, e.lookup, needs)
 		if err != nil {
 			log.Error("reload failed; keeping the running configuration", "err", err)
 			return

@@ -122,7 +122,7 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 		}
 	}()
 
-	result := untilStopped(ctx, srv, log, reloader(files, e, log, p.apply))
+	result := untilStopped(ctx, srv, log, reloader(files, checks.AllSecrets(), e, log, p.apply))
 	stopProbing()
 	probing.Wait()
 	stopEval()
