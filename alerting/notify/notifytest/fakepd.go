@@ -26,7 +26,8 @@ import (
 // (https://developer.pagerduty.com/docs/events-api-v2/trigger-events/),
 // answers 202 {"status":"success","dedup_key":...} to a valid event and 400
 // {"status":"invalid event",...} to an invalid one, and can be told to
-// answer other statuses to the next requests. It records accepted events.
+// answer other statuses to the next requests, to every request, or to the
+// events of one dedup key. It records accepted events.
 type FakePagerDuty struct {
 	t   testing.TB
 	srv *httptest.Server
@@ -39,6 +40,8 @@ type FakePagerDuty struct {
 	failures []int
 	// always, when set, is answered to every request.
 	always int
+	// byKey are statuses answered to every event with that dedup_key.
+	byKey map[string]int
 	// hang, when set, delays answers until the request's context ends.
 	hang bool
 	// retryAfter is the Retry-After of a 429 answer ("1" when empty).
@@ -115,6 +118,22 @@ func (f *FakePagerDuty) SetAlways(status int) {
 	f.always = status
 }
 
+// FailKey makes every event with dedup_key key answer status (0: behave
+// normally again), whatever the other events get: a destination that
+// refuses one incident's events only.
+func (f *FakePagerDuty) FailKey(key string, status int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.byKey == nil {
+		f.byKey = map[string]int{}
+	}
+	if status == 0 {
+		delete(f.byKey, key)
+		return
+	}
+	f.byKey[key] = status
+}
+
 // SetRetryAfter sets the Retry-After header of 429 answers (seconds or an
 // HTTP date; the default is "1").
 func (f *FakePagerDuty) SetRetryAfter(v string) {
@@ -159,9 +178,16 @@ func (f *FakePagerDuty) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var keyOf struct {
+		DedupKey string `json:"dedup_key"`
+	}
+	_ = json.Unmarshal(body, &keyOf) // an invalid body is refused below
 	f.mu.Lock()
 	f.requests++
 	status := f.always
+	if status == 0 {
+		status = f.byKey[keyOf.DedupKey]
+	}
 	if status == 0 && len(f.failures) > 0 {
 		status, f.failures = f.failures[0], f.failures[1:]
 	}

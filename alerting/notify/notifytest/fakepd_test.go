@@ -1,6 +1,7 @@
 package notifytest
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -33,5 +34,35 @@ func TestFakePagerDutyValidates(t *testing.T) {
 				t.Errorf("valid = %v (%v), want %v", ok, problems, tc.ok)
 			}
 		})
+	}
+}
+
+// TestFakePagerDutyFailKey: one dedup key's events fail, the others pass,
+// and the key passes again once cleared.
+func TestFakePagerDutyFailKey(t *testing.T) {
+	f := NewFakePagerDuty(t)
+	f.FailKey("a", http.StatusInternalServerError)
+	post := func(key string) int {
+		t.Helper()
+		body := `{"routing_key":"k","event_action":"resolve","dedup_key":"` + key + `"}`
+		resp, err := http.Post(f.URL()+"/v2/enqueue", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("a"); got != http.StatusInternalServerError {
+		t.Errorf("failing key: status %d", got)
+	}
+	if got := post("b"); got != http.StatusAccepted {
+		t.Errorf("other key: status %d", got)
+	}
+	f.FailKey("a", 0)
+	if got := post("a"); got != http.StatusAccepted {
+		t.Errorf("cleared key: status %d", got)
+	}
+	if n := len(f.Events()); n != 2 {
+		t.Errorf("%d events accepted, want 2", n)
 	}
 }
