@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,8 +123,12 @@ func (o *store) addAll(ops []batchOp, pols map[string]GroupPolicy, facts Facts, 
 // stays in flight. Entries come in seq order, the order of their keys, as
 // at open. o.mu is held.
 func (o *store) reloadLocked(now time.Time) {
+	uncertain := map[uint64]bool{}
 	for name, q := range o.queues {
-		o.queues[name] = &queue{inflight: q.inflight, overflowing: q.overflowing}
+		for _, it := range q.items {
+			uncertain[it.seq] = it.uncertain
+		}
+		o.queues[name] = &queue{inflight: q.inflight, overflowing: q.overflowing, failing: q.failing, escalated: q.escalated}
 	}
 	o.states = map[stateKey]dedupState{}
 	err := o.db.View(func(tx *bolt.Tx) error {
@@ -133,7 +138,8 @@ func (o *store) reloadLocked(now time.Time) {
 				return nil
 			}
 			q := o.queues[e.Notifier]
-			q.items = append(q.items, item{seq: e.Seq, route: e.Notification.Route, key: e.Notification.Key, class: e.Class})
+			u, known := uncertain[e.Seq]
+			q.items = append(q.items, item{seq: e.Seq, route: e.Notification.Route, key: e.Notification.Key, class: e.class(), uncertain: u || !known})
 			return nil
 		})
 		if err != nil {
@@ -157,6 +163,13 @@ func (o *store) reloadLocked(now time.Time) {
 		}
 		return nil
 	})
+	for _, q := range o.queues {
+		for k := range q.failing {
+			if !slices.ContainsFunc(q.items, func(it item) bool { return it.key == k }) {
+				delete(q.failing, k)
+			}
+		}
+	}
 	if err != nil {
 		// The file cannot be read either: keep going on what it held when
 		// last read successfully would be a guess; an empty memory sends

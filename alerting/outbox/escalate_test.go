@@ -50,4 +50,20 @@ func TestEscalationWhenANotifierKeepsFailing(t *testing.T) {
 	if n := len(chat.Delivered()); n != 1 {
 		t.Fatalf("%d escalations of one page, want 1", n)
 	}
+
+	// The incident resolves while the pager still fails: the escalation
+	// target, which has the page, gets the resolve. The pager's trigger
+	// may have reached it (its attempts got no answer), so it is not sent
+	// late, and the resolve waits for the pager instead.
+	h.enqueue(notifytest.ResolveOf(page))
+	waitFor(t, "the resolve on the escalation target", func() bool { return len(chat.Delivered()) == 2 })
+	if got := chat.Delivered()[1]; got.Action != notify.ActionResolve || got.Key != page.Key {
+		t.Errorf("escalation target got %s %s, want the resolve", got.Action, got.Key)
+	}
+	if got := h.p.Pending("pager"); got != 1 {
+		t.Errorf("pager pending = %d, want its resolve only", got)
+	}
+	if got := h.count("pager", resultSuperseded); got != 1 {
+		t.Errorf("pager superseded = %v, want its trigger", got)
+	}
 }

@@ -26,8 +26,11 @@ const (
 	// resultFolded: a check incident that opened in a storm and joined the
 	// route's storm notification (also counted as grouped).
 	resultFolded = "folded"
-	// resultSuperseded: a queued update of an open incident replaced by a
-	// newer one before it was sent.
+	// resultSuperseded: a queued notification made pointless before it
+	// was sent: an update of an open incident replaced by a newer one, or
+	// the triggers of an incident that resolved before they could be
+	// delivered (and that resolve, when the notifier was never told of the
+	// incident).
 	resultSuperseded = "superseded"
 	// resultHeld: a delivery waited for the notifier's events budget
 	// (counted per wait).
@@ -47,7 +50,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, names []string) (*metrics, error) {
 	results := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_notifications_total",
-		Help: "Notifications by notifier and what became of them: delivered, failed (refused for good and dropped), retried (failed attempts that will be repeated), deduplicated (not sent again), dropped (outbox full), grouped (held for a group's notification), folded (joined a storm notification), superseded (a queued update replaced by a newer one), held (a delivery waited for the events budget).",
+		Help: "Notifications by notifier and what became of them: delivered, failed (refused for good and dropped), retried (failed attempts that will be repeated), deduplicated (not sent again), dropped (outbox full), grouped (held for a group's notification), folded (joined a storm notification), superseded (made pointless before it was sent: an update replaced by a newer one, an incident that resolved before its trigger could be delivered), held (a delivery waited for the events budget).",
 	}, []string{"notifier", "result"})
 	pending := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "outpost_outbox_pending",

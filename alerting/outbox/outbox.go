@@ -91,7 +91,8 @@ type Options struct {
 // queued; see dedup), the outbox (every accepted notification is on disk
 // before Enqueue returns and leaves it only once delivered or refused for
 // good), and one worker per notifier (Run) that delivers its queue in
-// order with exponential backoff. Its methods are safe for concurrent use.
+// order per incident (dedup key), retrying a failed incident's events with
+// exponential backoff while the other incidents' events go on. Its methods are safe for concurrent use.
 type Outbox struct {
 	notifiers map[string]notify.Notifier
 	names     []string
@@ -107,12 +108,11 @@ type Outbox struct {
 
 	backoffMin, backoffMax, attemptTimeout time.Duration
 
+	// escalations by notifier. The entries already escalated are marked in
+	// the queue (queue.escalated); after a restart an entry may be
+	// escalated again, and the escalation target's dedup stage drops the
+	// repeat.
 	escalations map[string]checks.Escalation
-	// escalated remembers the entries already escalated, per notifier; it
-	// is only touched by that notifier's worker and is cleared with the
-	// entry. After a restart an entry may be escalated again, and the
-	// escalation target's dedup stage drops the repeat.
-	escalated map[string]map[uint64]bool
 
 	groups  map[string]GroupPolicy
 	facts   Facts
@@ -197,7 +197,6 @@ func Open(opts Options) (*Outbox, error) {
 		backoffMax:     opts.BackoffMax,
 		attemptTimeout: opts.AttemptTimeout,
 		escalations:    map[string]checks.Escalation{},
-		escalated:      map[string]map[uint64]bool{},
 		groups:         map[string]GroupPolicy{},
 		facts:          opts.Facts,
 		kick:           map[string]chan struct{}{},
@@ -306,8 +305,13 @@ func (p *Outbox) queued(results []addResult) {
 			p.log.Debug("notification not sent again", "notifier", r.notifier, "reason", string(r.reason))
 			continue
 		}
-		if r.superseded {
-			m.result(r.notifier, resultSuperseded).Inc()
+		if r.superseded > 0 {
+			m.result(r.notifier, resultSuperseded).Add(float64(r.superseded))
+		}
+		if r.unsent {
+			p.logSuperseded(r.notifier, r.key, r.superseded, true)
+			m.pending[r.notifier].Set(float64(p.box.pending(r.notifier)))
+			continue
 		}
 		if len(r.dropped) > 0 {
 			m.result(r.notifier, resultDropped).Add(float64(len(r.dropped)))

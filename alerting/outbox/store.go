@@ -78,6 +78,12 @@ type queue struct {
 	// overflowing is set from the first drop until the queue is half empty,
 	// so that an overflow is logged once.
 	overflowing bool
+	// failing holds the keys whose oldest entry failed and waits for its
+	// retry (retry.go); escalated the entries already escalated. Both live
+	// in memory only and go with the entries: after a restart every entry
+	// is due at once.
+	failing   map[string]*keyState
+	escalated map[uint64]bool
 }
 
 type item struct {
@@ -85,6 +91,40 @@ type item struct {
 	route string
 	key   string
 	class class
+	// uncertain is set when the notifier may have the entry although it
+	// was never confirmed: an attempt ended without an answer (a timeout,
+	// a broken connection), or the entry was pending before a restart.
+	uncertain bool
+}
+
+// drop removes the entries seqs from q's memory, with what q keeps for
+// them.
+func (q *queue) drop(seqs ...uint64) {
+	if len(seqs) == 0 {
+		return
+	}
+	var keys []string
+	q.items = slices.DeleteFunc(q.items, func(it item) bool {
+		if !slices.Contains(seqs, it.seq) {
+			return false
+		}
+		if !slices.Contains(keys, it.key) {
+			keys = append(keys, it.key)
+		}
+		return true
+	})
+	for _, seq := range seqs {
+		delete(q.escalated, seq)
+	}
+	for _, k := range keys {
+		if q.failing[k] != nil && !slices.ContainsFunc(q.items, func(it item) bool { return it.key == k }) {
+			delete(q.failing, k)
+		}
+	}
+}
+
+func (q *queue) index(seq uint64) int {
+	return slices.IndexFunc(q.items, func(it item) bool { return it.seq == seq })
 }
 
 type stateKey struct{ notifier, key string }
@@ -96,15 +136,21 @@ func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) 
 // addResult is what became of a notification for one notifier.
 type addResult struct {
 	notifier string
+	key      string
 	sent     bool
 	reason   dedupReason
 	// dropped are the entries pushed out of a full queue, and overflow is
 	// set when this drop starts an overflow (log it).
 	dropped  []item
 	overflow bool
-	// superseded is set when an update still queued for the same
-	// incident was replaced by this one.
-	superseded bool
+	// superseded counts the entries this one made pointless before they
+	// were sent: an update of the same incident replaced by this one, or
+	// an incident's unsent triggers ended by this resolve (and the resolve
+	// itself when unsent is set).
+	superseded int
+	// unsent is set when nothing was queued: the notification resolves an
+	// incident the notifier was never told of (see ended).
+	unsent bool
 }
 
 // addTx runs the dedup stage for n against each target's memory and writes
@@ -118,8 +164,42 @@ func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now 
 		q := o.queues[name]
 		sk := stateKey{name, n.Key}
 		send, reason := dedup(o.states[sk], n, now, o.repeat)
-		res := addResult{notifier: name, sent: send, reason: reason}
+		res := addResult{notifier: name, key: n.Key, sent: send, reason: reason}
 		if !send {
+			results = append(results, res)
+			continue
+		}
+		// What n makes pointless among the entries still queued.
+		var gone []item
+		var end ended
+		if n.Action == notify.ActionResolve {
+			end = q.endedBeforeResolve(n.Key)
+			for _, i := range end.idx {
+				gone = append(gone, q.items[i])
+			}
+		} else if i := q.supersedes(n); i >= 0 {
+			gone = append(gone, q.items[i])
+		}
+		for _, g := range gone {
+			if err := entries.Delete(seqKey(g.seq)); err != nil {
+				return nil, nil, err
+			}
+		}
+		res.superseded = len(gone)
+		if end.dropsResolve() {
+			// The notifier never heard of the incident: remember that it
+			// is over (a late repeat of the resolve is not sent), queue
+			// nothing.
+			st := accepted(n, now, 0)
+			if err := putJSON(states, sk.bytes(), st); err != nil {
+				return nil, nil, err
+			}
+			res.superseded++
+			res.unsent = true
+			apply = append(apply, func() {
+				q.drop(seqsOf(gone)...)
+				o.states[sk] = st
+			})
 			results = append(results, res)
 			continue
 		}
@@ -136,22 +216,11 @@ func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now 
 			return nil, nil, err
 		}
 		st := accepted(n, now, seq)
-		sb, _ := json.Marshal(st)
-		if err := states.Put(sk.bytes(), sb); err != nil {
+		if err := putJSON(states, sk.bytes(), st); err != nil {
 			return nil, nil, err
 		}
 		var victims []item
-		if i := q.supersedes(n); i >= 0 {
-			old := q.items[i]
-			if err := entries.Delete(seqKey(old.seq)); err != nil {
-				return nil, nil, err
-			}
-			res.superseded = true
-			apply = append(apply, func() {
-				q.items = slices.DeleteFunc(q.items, func(it item) bool { return it.seq == old.seq })
-			})
-		}
-		if over := len(q.items) + 1 - o.max; over > 0 && !res.superseded {
+		if over := len(q.items) - len(gone) + 1 - o.max; over > 0 {
 			victims = o.victims(q, over)
 			for _, v := range victims {
 				if err := entries.Delete(seqKey(v.seq)); err != nil {
@@ -168,14 +237,11 @@ func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now 
 		}
 		it := item{seq: seq, route: n.Route, key: n.Key, class: cl}
 		apply = append(apply, func() {
-			if len(victims) > 0 {
-				q.items = slices.DeleteFunc(q.items, func(i item) bool {
-					return slices.ContainsFunc(victims, func(v item) bool { return v.seq == i.seq })
-				})
-				for _, v := range victims {
-					if vk := (stateKey{name, v.key}); o.states[vk].Seq == v.seq {
-						delete(o.states, vk)
-					}
+			q.drop(seqsOf(gone)...)
+			q.drop(seqsOf(victims)...)
+			for _, v := range victims {
+				if vk := (stateKey{name, v.key}); o.states[vk].Seq == v.seq {
+					delete(o.states, vk)
 				}
 			}
 			q.items = append(q.items, it)
@@ -255,93 +321,6 @@ func (o *store) prune(states *bolt.Bucket, now time.Time) ([]stateKey, error) {
 		}
 	}
 	return gone, nil
-}
-
-// head returns the oldest pending entry of notifier and marks it in
-// flight. Undecodable entries are dropped on the way and counted in
-// corrupt.
-func (o *store) head(notifier string) (e outboxEntry, ok bool, corrupt int, err error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return e, false, corrupt, errOutboxClosed
-	}
-	q := o.queues[notifier]
-	for len(q.items) > 0 {
-		seq := q.items[q.next()].seq
-		var data []byte
-		err = o.db.View(func(tx *bolt.Tx) error {
-			data = slices.Clone(tx.Bucket(bucketEntries).Get(seqKey(seq)))
-			return nil
-		})
-		if err != nil {
-			return e, false, corrupt, err
-		}
-		if data != nil && json.Unmarshal(data, &e) == nil {
-			q.inflight = seq
-			return e, true, corrupt, nil
-		}
-		corrupt++
-		if err := o.remove(notifier, seq, true); err != nil {
-			return e, false, corrupt, err
-		}
-	}
-	return e, false, corrupt, nil
-}
-
-// release clears notifier's entry in flight, so that the next head picks
-// afresh.
-func (o *store) release(notifier string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if q := o.queues[notifier]; q != nil {
-		q.inflight = 0
-	}
-}
-
-// finish removes an entry after delivery (forget=false) or a permanent
-// failure (forget=true, which also forgets its dedup state if it is the
-// latest, so that the next trigger under its key is sent).
-func (o *store) finish(notifier string, seq uint64, forget bool) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return errOutboxClosed
-	}
-	q := o.queues[notifier]
-	if q.inflight == seq {
-		q.inflight = 0
-	}
-	return o.remove(notifier, seq, forget)
-}
-
-func (o *store) remove(notifier string, seq uint64, forget bool) error {
-	q := o.queues[notifier]
-	i := slices.IndexFunc(q.items, func(it item) bool { return it.seq == seq })
-	if i < 0 {
-		return nil // dropped by an overflow meanwhile
-	}
-	sk := stateKey{notifier, q.items[i].key}
-	forget = forget && o.states[sk].Seq == seq
-	err := o.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketEntries).Delete(seqKey(seq)); err != nil {
-			return err
-		}
-		if forget {
-			return tx.Bucket(bucketDedup).Delete(sk.bytes())
-		}
-		return nil
-	})
-	// Forget the entry in memory even if the disk refused: delivering it
-	// again now would not help; after a restart it is delivered once more.
-	q.items = slices.Delete(q.items, i, i+1)
-	if forget && err == nil {
-		delete(o.states, sk)
-	}
-	if q.overflowing && len(q.items) <= o.max/2 {
-		q.overflowing = false
-	}
-	return err
 }
 
 // pending returns how many entries notifier has.

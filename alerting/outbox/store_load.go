@@ -109,7 +109,9 @@ func (o *store) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
 			drop = append(drop, slices.Clone(k))
 			return nil
 		}
-		q.items = append(q.items, item{seq: e.Seq, route: e.Notification.Route, key: e.Notification.Key, class: e.Class})
+		// Pending before the restart, it may have been delivered (an attempt
+		// under way when the process died).
+		q.items = append(q.items, item{seq: e.Seq, route: e.Notification.Route, key: e.Notification.Key, class: e.class(), uncertain: true})
 		return nil
 	})
 	if err != nil {
