@@ -28,14 +28,20 @@ type pick struct {
 	entry outboxEntry
 	// attempts is how many attempts of the entry's key failed in a row.
 	attempts int
+	// held is set when the entry cannot go yet for want of a token of the
+	// events budget: how long until there is one.
+	held time.Duration
 }
 
 // head returns the next entry of notifier to deliver at now (see
-// queue.next) and marks it in flight. When none can go, ok is false and
-// due is when the first key waiting for a retry falls due (zero if none
-// waits). Undecodable entries are dropped on the way and counted in
-// corrupt.
-func (o *store) head(notifier string, now time.Time) (p pick, ok bool, due time.Time, corrupt int, err error) {
+// queue.next) and marks it in flight, unless take, which spends a token of
+// the notifier's events budget (nil: no budget), says how long until there
+// is one (pick.held): an entry waiting for the budget is not in flight, so
+// that a newer update can still replace it. When no entry can go, ok is
+// false and due is when the first key waiting for a retry falls due (zero
+// if none waits). Undecodable entries are dropped on the way and counted
+// in corrupt.
+func (o *store) head(notifier string, now time.Time, take func() time.Duration) (p pick, ok bool, due time.Time, corrupt int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -58,6 +64,11 @@ func (o *store) head(notifier string, now time.Time) (p pick, ok bool, due time.
 			return p, false, due, corrupt, err
 		}
 		if data != nil && json.Unmarshal(data, &p.entry) == nil {
+			if take != nil {
+				if p.held = take(); p.held > 0 {
+					return p, true, time.Time{}, corrupt, nil
+				}
+			}
 			q.inflight = it.seq
 			if ks := q.failing[it.key]; ks != nil {
 				p.attempts = ks.attempts

@@ -35,7 +35,11 @@ func (p *Outbox) work(ctx context.Context, name string) {
 			}
 			continue
 		}
-		pk, ok, due, corrupt, err := p.box.head(name, p.clock.Now())
+		var take func() time.Duration
+		if b := p.budgets[name]; b != nil {
+			take = func() time.Duration { return b.take(p.clock.Now()) }
+		}
+		pk, ok, due, corrupt, err := p.box.head(name, p.clock.Now(), take)
 		if corrupt > 0 {
 			p.log.Error("outbox: dropped undecodable entries", "notifier", name, "dropped", corrupt)
 		}
@@ -58,19 +62,16 @@ func (p *Outbox) work(ctx context.Context, name string) {
 			continue
 		}
 		e := pk.entry
-		if b := p.budgets[name]; b != nil {
-			if wait := b.take(p.clock.Now()); wait > 0 {
-				// Let the entry compete again when the budget has a token:
-				// a new incident that arrives meanwhile goes first.
-				p.box.release(name)
-				p.metrics.result(name, resultHeld).Inc()
-				p.logLimited(slog.LevelWarn, name+"/budget", "events budget spent: notifications held back, new incidents first",
-					"notifier", name, "pending", p.box.pending(name), "next_in", wait.Round(time.Millisecond))
-				if !p.sleep(ctx, wait) {
-					return
-				}
-				continue
+		if wait := pk.held; wait > 0 {
+			// The entry competes again when the budget has a token: a new
+			// incident that arrives meanwhile goes first.
+			p.metrics.result(name, resultHeld).Inc()
+			p.logLimited(slog.LevelWarn, name+"/budget", "events budget spent: notifications held back, new incidents first",
+				"notifier", name, "pending", p.box.pending(name), "next_in", wait.Round(time.Millisecond))
+			if !p.sleep(ctx, wait) {
+				return
 			}
+			continue
 		}
 		attempt := pk.attempts + 1
 		// An attempt under way when ctx ends is finished (within its
