@@ -48,7 +48,7 @@ notifiers:
     pagerduty: {routing_key: "${PD_KEY}", url: "%s"}
     routes: [critical, meta]
     grouping: {by: [labels.service], interval: 20s}
-defaults: {interval: 10s, timeout: 1s}
+defaults: {interval: 10s, timeout: 5s} # real-time probe deadlines: generous, for a loaded machine
 checks:
 %s`, pd.URL(), b.String())), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
