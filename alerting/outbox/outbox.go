@@ -68,6 +68,11 @@ type Options struct {
 	// AttemptTimeout bounds one attempt on top of the notifier's own
 	// deadline; zero means notify.DefaultTimeout.
 	AttemptTimeout time.Duration
+	// StopGrace is how long an attempt under way when Run's context ends
+	// may go on: it finishes if it can (so it is not sent twice), and one
+	// that hangs is cut and stays pending for the next start. Zero means
+	// DefaultStopGrace.
+	StopGrace time.Duration
 	// Redact is applied to every error before it is logged (e.g.
 	// cfg.Redactor()); nil means none beyond the notifiers' own.
 	Redact func(string) string
@@ -84,6 +89,10 @@ type Options struct {
 	// missing here has none.
 	Budgets map[string]Budget
 }
+
+// DefaultStopGrace is Options.StopGrace's default: a stop takes at most
+// this long however the destinations answer.
+const DefaultStopGrace = 2 * time.Second
 
 // Outbox delivers notifications durably, Alertmanager-style, in small
 // stages: routing (Enqueue picks the notifiers whose routes take the
@@ -106,7 +115,7 @@ type Outbox struct {
 	wake      map[string]chan struct{}
 	limiter   *ratelog.Keyed
 
-	backoffMin, backoffMax, attemptTimeout time.Duration
+	backoffMin, backoffMax, attemptTimeout, stopGrace time.Duration
 
 	// escalations by notifier. The entries already escalated are marked in
 	// the queue (queue.escalated); after a restart an entry may be
@@ -171,6 +180,7 @@ func Open(opts Options) (*Outbox, error) {
 	opts.BackoffMin = cmp.Or(max(opts.BackoffMin, 0), DefaultBackoffMin)
 	opts.BackoffMax = max(cmp.Or(max(opts.BackoffMax, 0), DefaultBackoffMax), opts.BackoffMin)
 	opts.AttemptTimeout = cmp.Or(max(opts.AttemptTimeout, 0), notify.DefaultTimeout)
+	opts.StopGrace = cmp.Or(max(opts.StopGrace, 0), DefaultStopGrace)
 
 	names := sortedNames(opts.Notifiers)
 	m, err := newMetrics(opts.Registerer, names)
@@ -196,6 +206,7 @@ func Open(opts Options) (*Outbox, error) {
 		backoffMin:     opts.BackoffMin,
 		backoffMax:     opts.BackoffMax,
 		attemptTimeout: opts.AttemptTimeout,
+		stopGrace:      opts.StopGrace,
 		escalations:    map[string]checks.Escalation{},
 		groups:         map[string]GroupPolicy{},
 		facts:          opts.Facts,
@@ -345,9 +356,9 @@ func (p *Outbox) OpenIncidents(notifier string) []string { return p.box.openInci
 
 // Run delivers pending and new notifications, one worker per notifier,
 // until ctx is done, then returns nil once every worker has stopped. An
-// attempt under way when ctx ends is finished first, within its deadline
-// (AttemptTimeout); what is not delivered stays in the outbox for the next
-// start. Run may be called once.
+// attempt under way when ctx ends may finish for StopGrace, and is cut
+// after; what is not delivered stays in the outbox for the next start.
+// Run may be called once.
 func (p *Outbox) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("pipeline: Run called twice")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
@@ -74,9 +75,10 @@ func (p *Outbox) work(ctx context.Context, name string) {
 			continue
 		}
 		attempt := pk.attempts + 1
-		// An attempt under way when ctx ends is finished (within its
-		// deadline), so that a clean stop does not send it twice.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.attemptTimeout)
+		// An attempt under way when ctx ends may finish for StopGrace, so
+		// that a clean stop does not send it twice; one that hangs longer
+		// is cut, and stays in the outbox for the next start.
+		actx, cancel := attemptContext(ctx, p.attemptTimeout, p.stopGrace)
 		retry, err := notifier.Notify(actx, e.Notification)
 		cancel()
 		switch {
@@ -263,4 +265,27 @@ func (p *Outbox) logLimited(level slog.Level, key, msg string, args ...any) {
 		args = append(args, "suppressed", suppressed)
 	}
 	p.log.Log(context.Background(), level, msg, args...)
+}
+
+// attemptContext is the context of one delivery attempt: it ends after
+// timeout, or grace after ctx ends, whichever comes first. The grace runs
+// on the real clock: it bounds a process's shutdown, not a decision.
+func attemptContext(ctx context.Context, timeout, grace time.Duration) (context.Context, context.CancelFunc) {
+	a, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	var mu sync.Mutex
+	var cut *time.Timer
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		cut = time.AfterFunc(grace, cancel)
+		mu.Unlock()
+	})
+	return a, func() {
+		stop()
+		mu.Lock()
+		if cut != nil {
+			cut.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
 }
