@@ -46,6 +46,7 @@ type checkDecider struct {
 	state   decide.IncidentState
 	last    decide.Decision
 	warmUp  time.Time // no UNKNOWN verdict acts before this
+	page    pageFacts // what every page of the check carries
 
 	outgoing []notify.Notification // decided, not yet handed over, in order
 	save     *savedDecider         // the state to save after outgoing, if any
@@ -117,12 +118,13 @@ func (e *Evaluator) deliver(ctx context.Context, cds ...*checkDecider) {
 
 func (e *Evaluator) newDeciders() {
 	e.deciders = make(map[string]*checkDecider, len(e.cfg.Checks))
+	redact := e.cfg.Redactor()
 	for _, c := range e.cfg.Checks {
 		// Silence right after a start is not yet meaningful: every region
 		// gets the start grace to report, and each check two intervals
 		// and a timeout to have run everywhere.
 		warm := max(startGrace(e.cfg, e.staleAfter), 2*c.Interval+c.Timeout)
-		e.deciders[c.ID] = &checkDecider{c: c, failing: map[string]bool{}, warmUp: e.started.Add(warm)}
+		e.deciders[c.ID] = &checkDecider{c: c, failing: map[string]bool{}, warmUp: e.started.Add(warm), page: pageFactsOf(e.cfg, c, redact)}
 	}
 }
 

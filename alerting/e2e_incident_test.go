@@ -317,7 +317,7 @@ func TestEndToEndWebNameOnAPILoadBalancer(t *testing.T) {
 		t.Errorf("page = %+v", page)
 	}
 	for region, want := range map[string]string{"us-east": "[" + web + "]", "eu-west": "[" + api + "]", "ap-south": "[" + api + "]"} {
-		if got := page.Details["region."+region]; !strings.Contains(got, "system="+want) {
+		if got := page.Details["region."+region]; !strings.Contains(got, "; system ") || !strings.Contains(got, "="+want) {
 			t.Errorf("evidence for %s = %q, want its answers %s", region, got, want)
 		}
 	}

@@ -16,6 +16,7 @@
 package alerting
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -149,7 +150,11 @@ type Evaluator struct {
 	lastShapeSave time.Time
 
 	// name is this evaluator's entry in peers, peers the others.
-	name          string
+	name string
+	// source names this evaluator on its notifications (Options.Name, or
+	// "outpost"); redact removes the configuration's secrets.
+	source        string
+	redact        func(string) string
 	peers         []*peerWatch
 	peerEvery     time.Duration
 	peerClient    *http.Client
@@ -287,6 +292,8 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	e.newDeciders()
 	e.beats = newHeartbeats(cfg)
 	e.name = opts.Name
+	e.source = cmp.Or(opts.Name, "outpost")
+	e.redact = cfg.Redactor()
 	if e.name == "" {
 		e.name = "this evaluator"
 	}

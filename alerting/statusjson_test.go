@@ -47,3 +47,27 @@ func TestStatusJSONOneCheck(t *testing.T) {
 		t.Errorf("not the indented form /status.json has always served: %.40s", body)
 	}
 }
+
+// TestStatusPageOneCheck: /status?check=ID, where pages link, is the HTML
+// page with that check alone; an unknown check is a 404.
+func TestStatusPageOneCheck(t *testing.T) {
+	f := newFixture(t)
+	srv := httptest.NewServer(f.ev.StatusPage())
+	t.Cleanup(srv.Close)
+	get := func(query string) (int, string) {
+		resp, err := http.Get(srv.URL + "/status" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	code, page := get("?check=api")
+	if code != http.StatusOK || !bytes.Contains([]byte(page), []byte(`id="check-api"`)) || bytes.Contains([]byte(page), []byte(`id="check-web"`)) {
+		t.Fatalf("?check=api: %d, want the api check alone:\n%s", code, page)
+	}
+	if code, _ := get("?check=nope"); code != http.StatusNotFound {
+		t.Errorf("unknown check: %d, want 404", code)
+	}
+}

@@ -30,6 +30,11 @@ type Config struct {
 	Maintenance []*Maintenance
 	// Peers are the evaluators, which watch each other.
 	Peers []Peer
+	// ExternalURL is where people reach the evaluators' status page
+	// (https://outpost.example.com, without /status): pages link each
+	// check to ExternalURL + "/status?check=ID". Empty: pages carry no
+	// link.
+	ExternalURL string
 
 	// Digest identifies the configuration's text: agents send it with their
 	// results so that an evaluator running another version notices.
@@ -53,6 +58,7 @@ type fileConfig struct {
 	Meta        *Meta         `yaml:"meta"`
 	Maintenance []Maintenance `yaml:"maintenance"`
 	Peers       []Peer        `yaml:"peers"`
+	ExternalURL string        `yaml:"external_url"`
 	Src         Source
 
 	raw []byte // the file's bytes, for Config.Digest
@@ -212,6 +218,9 @@ type Check struct {
 	// Private keeps the check's target and evidence (reasons, addresses,
 	// answers) off the status page; its state is still shown.
 	Private bool `yaml:"private"`
+	// Runbook is an http(s) URL of what to do when the check pages; every
+	// page of the check links to it.
+	Runbook string `yaml:"runbook"`
 
 	HTTP      *HTTPSpec      `yaml:"http"`
 	TCP       *TCPSpec       `yaml:"tcp"`

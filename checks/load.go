@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -315,7 +316,7 @@ func readCheckFiles(c *Check, baseDir string, errs *errorList) {
 
 func merge(files []*fileConfig, errs *errorList) *Config {
 	cfg := &Config{Version: 1}
-	var defaultsAt, reportingAt, metaAt *Pos
+	var defaultsAt, reportingAt, metaAt, externalAt *Pos
 	for _, fc := range files {
 		if fc.Meta != nil {
 			if metaAt != nil {
@@ -345,6 +346,20 @@ func merge(files []*fileConfig, errs *errorList) *Config {
 				p := fc.Src.At("defaults")
 				defaultsAt = &p
 				cfg.Defaults = *fc.Defaults
+			}
+		}
+		if fc.Src.Has("external_url") {
+			if externalAt != nil {
+				errs.add(fc.Src.At("external_url"), "", "external_url: already set at %s; set it in one file only", externalAt)
+			} else {
+				p := fc.Src.At("external_url")
+				externalAt = &p
+				cfg.ExternalURL = fc.ExternalURL
+				if msg := checkURL(fc.ExternalURL, fc.Src.fromEnv("external_url")); msg != "" {
+					errs.add(p, "", "external_url %s", msg)
+				} else if u, _ := url.Parse(fc.ExternalURL); u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+					errs.add(p, "", "external_url: give the status page's base URL, with no user, query or fragment (pages add /status?check=ID)")
+				}
 			}
 		}
 		cfg.Regions = append(cfg.Regions, fc.Regions...)

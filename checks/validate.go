@@ -333,6 +333,11 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 			add(fmt.Sprintf("notify[%d]", i), "unknown notifier %q; %s", name, msg)
 		}
 	}
+	if c.Src.Has("runbook") {
+		if msg := checkURL(c.Runbook, c.Src.fromEnv("runbook")); msg != "" {
+			add("runbook", "runbook %s", msg)
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 		if !labelRE.MatchString(k) || slices.Contains(reservedLabels, k) || strings.HasPrefix(k, "__") {
 			add("labels."+k, "label name %q: use letters, digits and '_', not starting with a digit, and not one of %s", k, strings.Join(reservedLabels, ", "))

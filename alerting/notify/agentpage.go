@@ -29,7 +29,7 @@ type AgentPager struct {
 // or the resolve, and logs a failure.
 func (p AgentPager) PageEvaluators(ctx context.Context, lost bool, since, now time.Time) {
 	n := Notification{Kind: KindEvaluatorsUnreachable, Key: EvaluatorsLostKey(p.Region, p.Agent), Route: checks.RouteMeta, Severity: SeverityCritical,
-		Region: p.Region, Time: now, Details: map[string]string{"route": checks.RouteMeta, "region": p.Region, "agent": p.Agent}}
+		Region: p.Region, Source: p.Agent, Time: now, Details: map[string]string{"route": checks.RouteMeta, "region": p.Region, "agent": p.Agent}}
 	if lost {
 		n.Action, n.Details["action"] = ActionTrigger, ActionTrigger
 		n.Summary = fmt.Sprintf("evaluators unreachable from %s (agent %s) since %s: results are spooled, nobody is deciding on them",

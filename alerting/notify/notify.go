@@ -106,7 +106,8 @@ type Notification struct {
 	// critical, anything else warning.
 	Route string `json:"route,omitempty"`
 	// Severity is SeverityCritical, SeverityError, SeverityWarning or
-	// SeverityInfo.
+	// SeverityInfo. Normalize makes it SeverityOf(n), which every
+	// receiver shows.
 	Severity string `json:"severity"`
 	// Summary is one line a human can act on.
 	Summary string `json:"summary"`
@@ -122,8 +123,15 @@ type Notification struct {
 	Component string `json:"component,omitempty"`
 	Group     string `json:"group,omitempty"`
 	Class     string `json:"class,omitempty"`
-	// Link is the status page URL for the subject.
+	// Link is the status page URL for the subject (the check's own
+	// answer, external_url + "/status?check=ID"); empty when the
+	// configuration has no external_url.
 	Link string `json:"link,omitempty"`
+	// Runbook is the check's runbook URL (its runbook: key), if any.
+	Runbook string `json:"runbook,omitempty"`
+	// Target is what the check probes ("GET https://www.example.com/"),
+	// redacted; see checks.Check.Target.
+	Target string `json:"target,omitempty"`
 	// Time is when the evaluator decided, on its clock.
 	Time time.Time `json:"time"`
 	// Details are extra facts, shown as key/value pairs.
@@ -155,15 +163,56 @@ const (
 	MemberResolved = "resolved"
 )
 
+// Region states in evidence (RegionEvidence.State).
+const (
+	// StateFailing: the region crosses the check's failure rule, or has
+	// not yet passed as often in a row as its recovery rule needs.
+	StateFailing = "FAILING"
+	// StateOK: the region does not cross the failure rule.
+	StateOK = "OK"
+	// StateStale: the region's agents are silent; it is out of the quorum.
+	StateStale = "STALE"
+	// StateNoFreshResult: the region's agents report, but it has no
+	// result for the check within the check's max_result_age; it is out
+	// of the quorum.
+	StateNoFreshResult = "NO FRESH RESULT"
+)
+
+// Outcomes of a region's latest probe (RegionEvidence.Latest).
+const (
+	LatestPass = "pass"
+	LatestFail = "fail"
+)
+
 // RegionEvidence is what one region saw of a check: the facts an on-call
 // engineer needs in the page itself. EvidenceFromResult builds it from a
 // probe result.
+//
+// State and Reason always agree: Reason says why the region is in State.
+// The latest probe may say otherwise (a FAILING region recovering with one
+// pass of the two its recovery rule needs, an OK region with one failure
+// of the two its failure rule needs); Latest and LatestReason say what it
+// said, and Reason says so too.
 type RegionEvidence struct {
 	Region string `json:"region"`
-	// State is the region's verdict (e.g. "FAILING", "OK", "STALE").
+	// State is the region's verdict: StateFailing, StateOK, StateStale
+	// or StateNoFreshResult.
 	State string `json:"state"`
-	// Reason is the latest failure's reason, e.g. "status 503, want 200".
-	Reason        string   `json:"reason,omitempty"`
+	// Reason says why the region is in State, e.g. "2 consecutive
+	// failures: status 503, want 200" or "recovering: 1 of 2 passes in a
+	// row; last failure: status 503, want 200; latest ok: status 200".
+	Reason string `json:"reason,omitempty"`
+	// Latest is the outcome of the region's latest probe (LatestPass or
+	// LatestFail) and LatestReason the probe's own reason; empty when
+	// the region has no result.
+	Latest       string `json:"latest,omitempty"`
+	LatestReason string `json:"latest_reason,omitempty"`
+	// ProbedAt is when the latest probe started, on the agent's clock,
+	// and AgeSeconds how old it was when the evaluator decided.
+	ProbedAt   time.Time `json:"probed_at,omitzero"`
+	AgeSeconds *float64  `json:"age_seconds,omitempty"`
+	// Agent is the agent that ran the latest probe.
+	Agent         string   `json:"agent,omitempty"`
 	ResolvedIPs   []string `json:"resolved_ips,omitempty"`
 	ConnectedAddr string   `json:"connected_addr,omitempty"`
 	StatusCode    int      `json:"status_code,omitempty"`
@@ -210,7 +259,8 @@ func (e *DeliveryError) Error() string {
 var ErrInvalidNotification = errors.New("invalid notification")
 
 // EvidenceLine renders one region's evidence on one line, for logs and
-// chat: "FAILING: status 503, want 200 (status 503, 203.0.113.10:443)".
+// chat: "FAILING: 2 consecutive failures: status 503, want 200 (status
+// 503, connected 203.0.113.10:443, 120ms, probed 12s ago)".
 func EvidenceLine(ev RegionEvidence) string {
 	line := ev.State
 	if ev.Reason != "" {
@@ -228,10 +278,31 @@ func EvidenceLine(ev RegionEvidence) string {
 	if total, ok := ev.Phases[PhaseTotal]; ok {
 		facts = append(facts, fmt.Sprintf("%.0fms", total*1000))
 	}
+	if ev.AgeSeconds != nil {
+		facts = append(facts, "probed "+Age(*ev.AgeSeconds)+" ago")
+	}
 	if len(facts) > 0 {
 		line += " (" + joinMax(facts, len(facts)) + ")"
 	}
+	keys := slices.Sorted(maps.Keys(ev.DNSAnswers))
+	for i, k := range keys {
+		if i == 4 {
+			line += fmt.Sprintf("; +%d more resolvers", len(keys)-i)
+			break
+		}
+		line += "; " + k + "=[" + joinMax(ev.DNSAnswers[k], 8) + "]"
+	}
 	return line
+}
+
+// Age renders an age in seconds as a short duration: "850ms", "12s",
+// "4m10s", "2h5m0s".
+func Age(seconds float64) string {
+	d := time.Duration(seconds * float64(time.Second))
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 func joinMax(items []string, most int) string {
@@ -268,7 +339,7 @@ const (
 // bounds above. It never shares maps or slices with n.
 func bounded(n Notification) Notification {
 	n.Summary = wire.Clip(n.Summary, maxNoticeSummaryBytes)
-	for _, f := range []*string{&n.Kind, &n.Check, &n.Region, &n.Source, &n.Component, &n.Group, &n.Class, &n.Link} {
+	for _, f := range []*string{&n.Kind, &n.Check, &n.Region, &n.Source, &n.Component, &n.Group, &n.Class, &n.Link, &n.Runbook, &n.Target} {
 		*f = wire.Clip(*f, MaxFieldBytes)
 	}
 	if n.Details != nil {
@@ -312,6 +383,13 @@ func boundedEvidence(e RegionEvidence) RegionEvidence {
 	e.Region = wire.Clip(e.Region, MaxFieldBytes)
 	e.State = wire.Clip(e.State, MaxFieldBytes)
 	e.Reason = wire.Clip(e.Reason, MaxFieldBytes)
+	e.Latest = wire.Clip(e.Latest, MaxFieldBytes)
+	e.LatestReason = wire.Clip(e.LatestReason, MaxFieldBytes)
+	e.Agent = wire.Clip(e.Agent, MaxFieldBytes)
+	if e.AgeSeconds != nil {
+		age := *e.AgeSeconds
+		e.AgeSeconds = &age
+	}
 	e.ConnectedAddr = wire.Clip(e.ConnectedAddr, MaxFieldBytes)
 	e.ResolvedIPs = boundedList(e.ResolvedIPs)
 	if e.DNSAnswers != nil {
@@ -387,10 +465,37 @@ func Normalize(n Notification, now time.Time) (Notification, error) {
 	} else if !slices.Contains(checks.Routes, n.Route) {
 		return n, fmt.Errorf("%w: key %q: route %q: use critical, warning or meta", ErrInvalidNotification, n.Key, n.Route)
 	}
+	n.Severity = SeverityOf(n)
 	if n.Time.IsZero() {
 		n.Time = now
 	}
 	return bounded(n), nil
+}
+
+// SeverityOf is n's one severity, the same on every channel (console,
+// Slack, webhook, PagerDuty): info for a resolve and for a notice marked
+// info; otherwise by route, critical for RouteCritical, warning for
+// RouteWarning and error for RouteMeta (the monitoring's own trouble); a
+// notification without a route keeps its severity when it is a valid one,
+// else error. Normalize sets Severity to it; receivers use it for
+// notifications that did not pass through Normalize.
+func SeverityOf(n Notification) string {
+	if n.Action == ActionResolve || n.Severity == SeverityInfo {
+		return SeverityInfo
+	}
+	switch n.Route {
+	case RouteCritical:
+		return SeverityCritical
+	case RouteWarning:
+		return SeverityWarning
+	case RouteMeta:
+		return SeverityError
+	}
+	switch n.Severity {
+	case SeverityCritical, SeverityError, SeverityWarning:
+		return n.Severity
+	}
+	return SeverityError
 }
 
 func routeOf(n Notification) string {

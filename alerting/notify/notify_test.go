@@ -71,3 +71,32 @@ func TestNormalizeTakesFieldsFromDetails(t *testing.T) {
 		t.Errorf("bad action from Details: %v", err)
 	}
 }
+
+// TestSeverityOf: one severity per event, by route, whatever the producer
+// wrote; resolves and notices marked info are info.
+func TestSeverityOf(t *testing.T) {
+	for _, tc := range []struct {
+		route, severity, action, want string
+	}{
+		{notify.RouteCritical, notify.SeverityCritical, notify.ActionTrigger, "critical"},
+		{notify.RouteCritical, notify.SeverityWarning, notify.ActionTrigger, "critical"},
+		{notify.RouteWarning, notify.SeverityCritical, notify.ActionTrigger, "warning"},
+		{notify.RouteMeta, notify.SeverityCritical, notify.ActionTrigger, "error"},
+		{notify.RouteMeta, notify.SeverityWarning, "", "error"},
+		{notify.RouteMeta, notify.SeverityInfo, "", "info"},
+		{notify.RouteCritical, notify.SeverityCritical, notify.ActionResolve, "info"},
+		{"", notify.SeverityWarning, notify.ActionTrigger, "warning"},
+		{"", "", notify.ActionTrigger, "error"},
+	} {
+		n := notify.Notification{Kind: "check_down", Key: "k", Summary: "s", Route: tc.route, Severity: tc.severity, Action: tc.action}
+		if got := notify.SeverityOf(n); got != tc.want {
+			t.Errorf("SeverityOf(route %q, severity %q, action %q) = %q, want %q", tc.route, tc.severity, tc.action, got, tc.want)
+		}
+		if tc.route == "" {
+			continue
+		}
+		if norm, err := notify.Normalize(n, notifytest.T0); err != nil || norm.Severity != tc.want {
+			t.Errorf("Normalize(route %q, severity %q, action %q).Severity = %q (%v), want %q", tc.route, tc.severity, tc.action, norm.Severity, err, tc.want)
+		}
+	}
+}

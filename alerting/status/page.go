@@ -3,7 +3,6 @@ package status
 import (
 	"bytes"
 	_ "embed"
-	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -72,6 +71,9 @@ type Source interface {
 // maintenance, and per check its state in each region with the latest
 // reason and a sparkline of probe durations. It answers GET and HEAD.
 //
+// ?check=ID shows that check alone under the banner, regions and
+// incidents of every check (pages link to it); an unknown ID is 404.
+//
 // The page is built from src.PublicStatus, so a private check shows its id
 // and states only. It never shows a check's configuration (URLs, names,
 // addresses), has no script, refreshes itself every 30 seconds, and is
@@ -96,10 +98,7 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			return
 		}
 		q, err := ParseQuery(req.URL.Query())
-		if err != nil || q.Check != "" {
-			if err == nil {
-				err = errors.New("check=: the page shows checks by page; ask /status.json?check= for one")
-			}
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -110,6 +109,15 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 		}
 		var page []byte
 		switch ov := src.Overview(); {
+		case q.Check != "":
+			// One check, as pages link to it: the overview of every
+			// check and that check in full, built for it alone.
+			one := src.PublicChecks([]string{q.Check}, ov.Time)
+			if len(one) == 0 {
+				http.Error(w, "no check "+strconv.Quote(wire.Clip(q.Check, 128)), http.StatusNotFound)
+				return
+			}
+			page, err = render(build(src, ov, one))
 		case !q.Paged() && len(ov.Checks) <= FullMaxChecks:
 			page, err = pages.Get(func() ([]byte, error) {
 				s := src.PublicStatus()

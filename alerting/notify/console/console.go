@@ -27,21 +27,24 @@ func New(log *slog.Logger) *Notifier {
 	return &Notifier{log: log}
 }
 
-// Notify logs n at warning level for critical and warning notifications
-// and at info level otherwise. It never fails.
+// Notify logs n with its one severity (notify.SeverityOf): at warning
+// level for critical, error and warning notifications, at info level for
+// resolves and notices. It never fails.
 func (c *Notifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
-	level := slog.LevelInfo
-	if n.Severity == notify.SeverityCritical || n.Severity == notify.SeverityWarning || n.Severity == notify.SeverityError {
-		level = slog.LevelWarn
+	severity := notify.SeverityOf(n)
+	level := slog.LevelWarn
+	if severity == notify.SeverityInfo {
+		level = slog.LevelInfo
 	}
 	attrs := []slog.Attr{
 		slog.String("kind", n.Kind),
 		slog.String("key", n.Key),
-		slog.String("severity", n.Severity),
+		slog.String("severity", severity),
 		slog.String("region", n.Region),
 		slog.Time("time", n.Time),
 	}
-	for _, a := range []struct{ k, v string }{{"action", n.Action}, {"route", n.Route}, {"check", n.Check}, {"link", n.Link}} {
+	for _, a := range []struct{ k, v string }{{"action", n.Action}, {"route", n.Route}, {"check", n.Check}, {"source", n.Source},
+		{"group", n.Group}, {"target", n.Target}, {"link", n.Link}, {"runbook", n.Runbook}} {
 		if a.v != "" {
 			attrs = append(attrs, slog.String(a.k, a.v))
 		}

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -310,7 +311,12 @@ func ValidateEvent(body []byte) (Event, []string) {
 	for i, l := range ev.Links {
 		if l.Href == "" {
 			p = append(p, fmt.Sprintf("'links[%d].href' is required", i))
+		} else if !absoluteURL(l.Href) {
+			p = append(p, fmt.Sprintf("'links[%d].href' %q is not an absolute http(s) URL", i, l.Href))
 		}
+	}
+	if ev.ClientURL != "" && !absoluteURL(ev.ClientURL) {
+		p = append(p, fmt.Sprintf("'client_url' %q is not an absolute http(s) URL", ev.ClientURL))
 	}
 	for i, im := range ev.Images {
 		if im.Src == "" {
@@ -321,4 +327,11 @@ func ValidateEvent(body []byte) (Event, []string) {
 		p = append(p, "event larger than 512 KiB")
 	}
 	return ev, p
+}
+
+// absoluteURL reports whether s is an absolute http or https URL, as
+// PagerDuty renders links and client_url.
+func absoluteURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -26,6 +26,10 @@ func TestFakePagerDutyValidates(t *testing.T) {
 		{"no source", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","severity":"info"}}`, false},
 		{"long summary", `{"routing_key":"k","event_action":"trigger","payload":{"summary":"` + strings.Repeat("y", 1025) + `","source":"s","severity":"info"}}`, false},
 		{"link without href", `{"routing_key":"k","event_action":"resolve","dedup_key":"d","links":[{"text":"t"}]}`, false},
+		{"relative link", `{"routing_key":"k","event_action":"resolve","dedup_key":"d","links":[{"href":"/status?check=web"}]}`, false},
+		{"relative client_url", `{"routing_key":"k","event_action":"resolve","dedup_key":"d","client":"Outpost","client_url":"status"}`, false},
+		{"links and client", `{"routing_key":"k","event_action":"trigger","dedup_key":"d","client":"Outpost","client_url":"https://s.example/status?check=web",` +
+			`"links":[{"href":"https://s.example/status?check=web","text":"status"}],"payload":{"summary":"s","source":"eval-a","severity":"error","group":"web"}}`, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

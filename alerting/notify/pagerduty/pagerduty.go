@@ -114,15 +114,23 @@ func (p *Notifier) event(n notify.Notification) *pd.V2Event {
 		RoutingKey: p.routingKey,
 		Action:     notify.ActionTrigger,
 		DedupKey:   pdDedupKey(n.Key),
-		Client:     pagerDutyClient,
-		ClientURL:  n.Link,
-	}
-	if n.Link != "" {
-		ev.Links = []any{map[string]string{"href": n.Link, "text": pagerDutyClient + " status"}}
 	}
 	if n.Action == notify.ActionResolve {
+		// A resolve is routing_key, event_action and dedup_key only:
+		// PagerDuty takes nothing else from it.
 		ev.Action = notify.ActionResolve
 		return ev
+	}
+	ev.Client, ev.ClientURL = pagerDutyClient, n.Link
+	if n.Link != "" {
+		text := pagerDutyClient + " status"
+		if n.Check != "" {
+			text += ": " + n.Check
+		}
+		ev.Links = append(ev.Links, map[string]string{"href": n.Link, "text": wire.Clip(text, notify.MaxFieldBytes)})
+	}
+	if n.Runbook != "" {
+		ev.Links = append(ev.Links, map[string]string{"href": n.Runbook, "text": "Runbook"})
 	}
 	source := n.Source
 	if source == "" {
@@ -131,7 +139,7 @@ func (p *Notifier) event(n notify.Notification) *pd.V2Event {
 	ev.Payload = &pd.V2Payload{
 		Summary:   wire.Clip(n.Summary, maxSummary),
 		Source:    wire.Clip(source, notify.MaxFieldBytes),
-		Severity:  pdSeverity(n),
+		Severity:  notify.SeverityOf(n),
 		Timestamp: n.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Component: cmp.Or(n.Component, n.Check),
 		Group:     n.Group,
@@ -142,28 +150,6 @@ func (p *Notifier) event(n notify.Notification) *pd.V2Event {
 		ev.Payload.Timestamp = ""
 	}
 	return ev
-}
-
-// pdSeverity maps the route to PagerDuty's severity: critical pages at
-// critical, warnings at warning, the monitoring's own trouble at error. A
-// notice marked info stays info.
-func pdSeverity(n notify.Notification) string {
-	if n.Severity == notify.SeverityInfo {
-		return notify.SeverityInfo
-	}
-	switch n.Route {
-	case notify.RouteCritical:
-		return notify.SeverityCritical
-	case notify.RouteWarning:
-		return notify.SeverityWarning
-	case notify.RouteMeta:
-		return notify.SeverityError
-	}
-	switch n.Severity {
-	case notify.SeverityCritical, notify.SeverityError, notify.SeverityWarning:
-		return n.Severity
-	}
-	return notify.SeverityError
 }
 
 // pdDedupKey returns key if it fits PagerDuty's 255 bytes, else a prefix
@@ -195,12 +181,15 @@ func pdDetails(n notify.Notification) map[string]any {
 	if n.Region != "" {
 		d["region"] = n.Region
 	}
+	for k, v := range map[string]string{"target": n.Target, "runbook": n.Runbook, "link": n.Link} {
+		if v != "" {
+			d[k] = v
+		}
+	}
 	if len(n.Evidence) > 0 {
 		regions := make(map[string]notify.RegionEvidence, len(n.Evidence))
 		for _, ev := range n.Evidence {
-			ev2 := ev
-			ev2.Region = ""
-			regions[ev.Region] = ev2
+			regions[ev.Region] = ev
 		}
 		d["regions"] = regions
 		if b, err := json.Marshal(d); err != nil || len(b) > maxPDDetailsBytes/4 {
@@ -241,10 +230,8 @@ func pdMembers(d map[string]any, members []notify.Member) {
 		regions := make(map[string]notify.RegionEvidence, len(m.Evidence))
 		short := make(map[string]string, len(m.Evidence))
 		for _, ev := range m.Evidence {
-			r := ev.Region
-			ev.Region = ""
-			regions[r] = ev
-			short[r] = wire.Clip(notify.EvidenceLine(ev), 256)
+			regions[ev.Region] = ev
+			short[ev.Region] = wire.Clip(notify.EvidenceLine(ev), 256)
 		}
 		if len(regions) > 0 {
 			full[i].Regions, lines[i].Regions = regions, short

@@ -61,20 +61,6 @@ func TestPagerDutyEventLimits(t *testing.T) {
 	if _, problems := notifytest.ValidateEvent(body); len(problems) > 0 {
 		t.Errorf("event invalid: %v", problems)
 	}
-	for _, tc := range []struct {
-		route, severity, want string
-	}{
-		{notify.RouteCritical, notify.SeverityCritical, "critical"},
-		{notify.RouteWarning, notify.SeverityWarning, "warning"},
-		{notify.RouteMeta, notify.SeverityWarning, "error"},
-		{notify.RouteMeta, notify.SeverityInfo, "info"},
-		{"", notify.SeverityWarning, "warning"},
-		{"", "", "error"},
-	} {
-		if got := pdSeverity(notify.Notification{Route: tc.route, Severity: tc.severity}); got != tc.want {
-			t.Errorf("pdSeverity(%q, %q) = %q, want %q", tc.route, tc.severity, got, tc.want)
-		}
-	}
 }
 
 // pdWithTimeout is a PagerDuty notifier with a short attempt timeout.
@@ -146,5 +132,52 @@ func TestPagerDutyGroupFitsOneEvent(t *testing.T) {
 		if full != tc.wantFull || (d.Omitted > 0) != tc.wantOmitted || len(d.Checks)+d.Omitted != tc.members {
 			t.Errorf("%d members: full evidence %v, %d listed, %d omitted", tc.members, full, len(d.Checks), d.Omitted)
 		}
+	}
+}
+
+// TestPagerDutyEventCarriesLinksAndEvidence: a trigger links the check's
+// status page and its runbook, names the evaluator as source, the group,
+// the target, and each region's evidence under its own name with its
+// probe time and age; a resolve is only the dedup key.
+func TestPagerDutyEventCarriesLinksAndEvidence(t *testing.T) {
+	pd := newTestPagerDuty(t, "http://127.0.0.1:1")
+	n := notifytest.PageDown("outpost:web-home:down")
+	n.Runbook = "https://runbooks.example.com/web-home"
+	body, _ := json.Marshal(pd.event(n))
+	ev, problems := notifytest.ValidateEvent(body)
+	if len(problems) > 0 {
+		t.Fatalf("invalid event: %v", problems)
+	}
+	if ev.Client != "Outpost" || ev.ClientURL != n.Link || len(ev.Links) != 2 || ev.Links[0].Href != n.Link || ev.Links[1].Href != n.Runbook {
+		t.Errorf("client %q, client_url %q, links %+v", ev.Client, ev.ClientURL, ev.Links)
+	}
+	if p := ev.Payload; p.Source != n.Source || p.Group != n.Group || p.Severity != "critical" || p.Component != n.Check {
+		t.Errorf("payload %+v", p)
+	}
+	var d struct {
+		Target  string                           `json:"target"`
+		Runbook string                           `json:"runbook"`
+		Regions map[string]notify.RegionEvidence `json:"regions"`
+	}
+	if err := json.Unmarshal(ev.Payload.CustomDetails, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Target != n.Target || d.Runbook != n.Runbook || len(d.Regions) != len(n.Evidence) {
+		t.Errorf("custom_details: %s", ev.Payload.CustomDetails)
+	}
+	for _, want := range n.Evidence {
+		got := d.Regions[want.Region]
+		if got.Region != want.Region || got.State != want.State || !got.ProbedAt.Equal(want.ProbedAt) || got.AgeSeconds == nil || *got.AgeSeconds != *want.AgeSeconds {
+			t.Errorf("regions[%s] = %+v, want %+v", want.Region, got, want)
+		}
+	}
+
+	body, _ = json.Marshal(pd.event(notifytest.ResolveOf(n)))
+	var resolve map[string]any
+	if err := json.Unmarshal(body, &resolve); err != nil {
+		t.Fatal(err)
+	}
+	if len(resolve) != 3 || resolve["event_action"] != "resolve" || resolve["dedup_key"] != n.Key {
+		t.Errorf("resolve event %s, want routing_key, event_action and dedup_key only", body)
 	}
 }

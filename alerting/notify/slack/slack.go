@@ -4,7 +4,6 @@
 package slack
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,16 +102,17 @@ type slackText struct {
 // line per region, and the key and status page link.
 func slackMessage(n notify.Notification) slackPayload {
 	var mark, what string
+	severity := notify.SeverityOf(n)
 	switch n.Action {
 	case notify.ActionResolve:
 		mark, what = ":large_green_circle:", "RESOLVED"
 	case notify.ActionTrigger:
-		mark, what = ":red_circle:", strings.ToUpper(cmp.Or(n.Severity, n.Route))
-		if n.Route != notify.RouteCritical {
+		mark, what = ":red_circle:", strings.ToUpper(severity)
+		if severity != notify.SeverityCritical {
 			mark = ":large_orange_circle:"
 		}
 	default:
-		mark, what = ":information_source:", strings.ToUpper(cmp.Or(n.Severity, "notice"))
+		mark, what = ":information_source:", strings.ToUpper(severity)
 	}
 	summary := n.Summary
 	if summary == "" {
@@ -133,11 +133,20 @@ func slackMessage(n notify.Notification) slackPayload {
 		msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: wire.Clip(b.String(), maxSlackSectionText)}})
 	}
 	ctx := "key `" + slackEscape(n.Key) + "`"
+	if n.Target != "" {
+		ctx = "target `" + slackEscape(n.Target) + "` · " + ctx
+	}
 	if n.Check != "" {
 		ctx = "check `" + slackEscape(n.Check) + "` · " + ctx
 	}
+	if n.Source != "" {
+		ctx += " · from " + slackEscape(n.Source)
+	}
 	if n.Link != "" {
 		ctx += " · <" + slackEscape(n.Link) + "|status page>"
+	}
+	if n.Runbook != "" {
+		ctx += " · <" + slackEscape(n.Runbook) + "|runbook>"
 	}
 	msg.Blocks = append(msg.Blocks, slackBlock{Type: "context", Elements: []*slackText{{Type: "mrkdwn", Text: wire.Clip(ctx, maxSlackSectionText)}}})
 	return msg

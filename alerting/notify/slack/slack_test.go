@@ -30,6 +30,7 @@ func TestSlackNotifier(t *testing.T) {
 	s := newTestSlack(t, srv.URL+slackPath)
 	down := notifytest.PageDown("outpost:check:web-home")
 	down.Summary = "web-home <DOWN> & out"
+	down.Runbook = "https://runbooks.example.com/web-home"
 	if retry, err := s.Notify(context.Background(), down); err != nil || retry {
 		t.Fatalf("Notify = (%v, %v)", retry, err)
 	}
@@ -52,7 +53,8 @@ func TestSlackNotifier(t *testing.T) {
 		t.Errorf("text %q", msg.Text)
 	}
 	all := string(reqs[0].Body)
-	for _, want := range []string{"us-east", "status 503, want 200", "203.0.113.10:443", "eu-west", "connection refused", "status page", down.Link} {
+	for _, want := range []string{"us-east", "status 503, want 200", "203.0.113.10:443", "eu-west", "connection refused", "status page", down.Link,
+		"runbook", down.Runbook, down.Target, "from evaluator-eu", "probed 3s ago"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("message lacks %q: %s", want, all)
 		}
@@ -63,4 +65,24 @@ func TestSlackNotifier(t *testing.T) {
 // must pass.
 func TestSlackRetryClassification(t *testing.T) {
 	notifytest.RetryTests(t, "/services/", func(t *testing.T, url string) notify.Notifier { return newTestSlack(t, url+slackPath) })
+}
+
+// TestSlackSeverityIsTheEventsOne: the headline names the severity every
+// other channel shows (notify.SeverityOf): a meta page is ERROR, as on
+// PagerDuty, whatever the producer wrote; a resolve says RESOLVED.
+func TestSlackSeverityIsTheEventsOne(t *testing.T) {
+	meta := notifytest.PageDown("outpost:region:us-east")
+	meta.Route, meta.Severity = notify.RouteMeta, notify.SeverityCritical
+	for _, tc := range []struct {
+		n    notify.Notification
+		want string
+	}{
+		{notifytest.PageDown("k"), ":red_circle: [CRITICAL]"},
+		{meta, ":large_orange_circle: [ERROR]"},
+		{notifytest.ResolveOf(meta), ":large_green_circle: [RESOLVED]"},
+	} {
+		if got := slackMessage(tc.n).Text; !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s %s: %q, want it to start with %q", tc.n.Route, tc.n.Action, got, tc.want)
+		}
+	}
 }
