@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/outposthq/outpost/probes/atomicfile"
 )
@@ -180,8 +181,8 @@ func (s *spool) forget(e spoolEntry) {
 }
 
 // Oldest returns the batch with the lowest sequence number. A file that
-// cannot be read or does not hold JSON is logged, removed and skipped, so
-// one bad file never blocks the queue. ok is false when the spool is empty.
+// cannot be read or does not hold JSON is logged, moved aside (FILE.corrupt-
+// and a timestamp) and skipped, so one bad file never blocks the queue. ok is false when the spool is empty.
 func (s *spool) Oldest() (seq uint64, data []byte, ok bool) {
 	for {
 		s.mu.Lock()
@@ -206,10 +207,16 @@ func (s *spool) Oldest() (seq uint64, data []byte, ok bool) {
 		if !present {
 			continue // trimmed or removed while we read it
 		}
+		// Kept for inspection beside the spool, under a name its scan
+		// ignores, never sent.
+		aside := s.path(seq) + ".corrupt-" + time.Now().UTC().Format("20060102T150405Z")
+		if rerr := os.Rename(s.path(seq), aside); rerr != nil {
+			aside = "(not moved: " + rerr.Error() + ")"
+		}
 		if err != nil {
-			s.log.Error("spool: skipping a batch that cannot be read", "file", s.path(seq), "err", err)
+			s.log.Error("spool: skipping a batch that cannot be read; its results are lost", "file", s.path(seq), "moved_to", aside, "err", err)
 		} else {
-			s.log.Error("spool: skipping a corrupted batch", "file", s.path(seq), "bytes", len(data))
+			s.log.Error("spool: skipping a corrupted batch; its results are lost", "file", s.path(seq), "moved_to", aside, "bytes", len(data))
 		}
 		if err := s.Remove(seq); err != nil {
 			s.log.Error("spool: cannot delete a skipped batch", "err", err)

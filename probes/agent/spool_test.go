@@ -270,7 +270,17 @@ func TestSpoolSkipsBadFiles(t *testing.T) {
 		t.Errorf("%d corrupted-batch logs, want 2:\n%s", n, logs)
 	}
 	if _, err := os.Stat(s.path(2)); !os.IsNotExist(err) {
-		t.Errorf("corrupted batch left on disk: %v", err)
+		t.Errorf("corrupted batch left in the spool: %v", err)
+	}
+	// Kept beside it for inspection, under a name the spool ignores.
+	for _, seq := range []uint64{2, 3} {
+		if kept, _ := filepath.Glob(s.path(seq) + ".corrupt-*"); len(kept) != 1 {
+			t.Errorf("batch %d set aside as %v, want one FILE.corrupt-TIMESTAMP", seq, kept)
+		}
+	}
+	again, _ := openTestSpool(t, dir)
+	if again.Len() != 0 {
+		t.Errorf("a reopened spool took %d set-aside files for batches", again.Len())
 	}
 	if reopened.Len() != 0 || reopened.Bytes() != 0 {
 		t.Errorf("Len, Bytes = %d, %d after draining", reopened.Len(), reopened.Bytes())
