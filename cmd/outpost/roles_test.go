@@ -120,4 +120,15 @@ checks:
 		!strings.Contains(errOut, "OUTPOST_KEY_US_EAST is not set") || !strings.Contains(errOut, "PAGERDUTY_ROUTING_KEY is not set") {
 		t.Errorf("validate: code %d:\n%s", code, errOut)
 	}
+	// validate --only needs only what the named checks use.
+	if code, out, errOut := runCLI(t, nil, "validate", "-c", cfg, "--only", "open"); code != exitOK || !strings.HasPrefix(out, "ok: ") {
+		t.Errorf("validate --only open: code %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, nil, "validate", "-c", cfg, "--only", "private"); code != exitFailed ||
+		!strings.Contains(errOut, "API_TOKEN is not set") || strings.Contains(errOut, "PAGERDUTY_ROUTING_KEY") {
+		t.Errorf("validate --only private: code %d:\n%s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, nil, "validate", "-c", cfg, "--only", "nope"); code != exitUsage || !strings.Contains(errOut, "--only nope: no check has that id") {
+		t.Errorf("validate --only nope: code %d:\n%s", code, errOut)
+	}
 }

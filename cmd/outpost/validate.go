@@ -2,17 +2,22 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/outposthq/outpost/checks"
 )
 
-const validateUsage = `Usage: outpost validate -c FILE [-c FILE ...] [FILE ...]
+const validateUsage = `Usage: outpost validate -c FILE [-c FILE ...] [--only ID] [FILE ...]
 
 Loads the configuration (files, or directories of *.yaml files, merged) and
 checks it as every Outpost component would: unknown keys, wrong types,
 duplicate ids, unknown regions and notifiers, bad URLs and regexes, timeouts
 not below intervals, unset ${ENV} variables. Every error is printed, one per
 line, as FILE:LINE:COL: check "ID": message.
+
+With --only, the whole configuration is still checked, but of the secrets
+only those the named checks use must be set: what "outpost check --only"
+needs, so a check can be validated where only its credentials are.
 
 Exit status: 0 valid, 1 invalid, 2 bad usage.
 
@@ -21,11 +26,23 @@ Flags:
 
 func cmdValidate(args []string, e env) int {
 	cmd := newCommand("validate", validateUsage, e)
+	var only configFlag
+	cmd.fs.Var(&only, "only", "require only the secrets of the check with this `id`; repeatable, or comma-separated")
 	if code, done := cmd.parse(args); done {
 		return code
 	}
 	files := cmd.files
-	cfg, err := checks.Load(files, e.lookup)
+	needs := checks.AllSecrets()
+	if len(only) > 0 {
+		needs = checks.Needs{Checks: func(c *checks.Check) bool { return slices.Contains(only, c.ID) }}
+	}
+	cfg, err := checks.LoadFor(files, e.lookup, needs)
+	if err == nil && len(only) > 0 {
+		if _, _, serr := selectChecks(cfg, only, ""); serr != nil {
+			fmt.Fprintf(e.stderr, "outpost validate: %v\n", serr)
+			return exitUsage
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		n := len(checks.Errors(err))
