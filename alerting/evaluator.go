@@ -17,6 +17,7 @@ package alerting
 
 import (
 	"cmp"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -84,6 +85,10 @@ type Options struct {
 	// Name is this evaluator's name among cfg.Peers; it watches the
 	// others. Empty watches every peer listed.
 	Name string
+	// PeerTLS, when set, is the TLS configuration of the health checks of
+	// peers served over HTTPS (a CA to trust, a client certificate for
+	// peers that require one); nil means the system's CAs.
+	PeerTLS *tls.Config
 }
 
 // defaultStaleAfter applies to configs built by hand without a reporting
@@ -304,6 +309,11 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		e.peerEvery = checks.DefaultHeartbeat
 	}
 	e.peerClient = &http.Client{Timeout: peerCheckTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if opts.PeerTLS != nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = opts.PeerTLS
+		e.peerClient.Transport = t
+	}
 	e.lastSweep = e.started
 	e.pace = newPace(cfg, e.started, e.staleAfter)
 	if opts.DataDir != "" {

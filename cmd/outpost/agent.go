@@ -56,10 +56,15 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 	listen := fs.String("listen", "127.0.0.1:9798", "`address` to serve /metrics and /healthz on")
 	spoolDir := fs.String("spool-dir", "", "`directory` for batches not yet delivered, one per agent (default: $STATE_DIRECTORY/agent-REGION-NAME or ~/.local/state/outpost/agent-REGION-NAME)")
 	workers := fs.Int("workers", agent.AutoWorkers, "most probes in flight at once; runs due while all are busy are skipped and counted. 0 sizes it from the checks: twice the sum of timeout/interval, at least 16, so that hanging targets never hold up other checks")
+	tlsf := addClientTLSFlags(fs)
 	if code, done := cmd.parse(args); done {
 		return code
 	}
 	files := cmd.files
+	if err := tlsf.check(); err != nil {
+		fmt.Fprintf(e.stderr, "outpost agent: %v\n", err)
+		return exitUsage
+	}
 	switch {
 	case *region == "":
 		fmt.Fprintln(e.stderr, "outpost agent: --region is required")
@@ -80,7 +85,7 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 		*spoolDir = defaultStateDir(e.lookup, "agent-"+*region+"-"+*name)
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	err := runAgent(ctx, agentOptions{files: files, region: *region, name: *name, evaluators: evaluators, listen: *listen, spoolDir: *spoolDir, workers: *workers}, e, log)
+	err := runAgent(ctx, agentOptions{files: files, region: *region, name: *name, evaluators: evaluators, listen: *listen, spoolDir: *spoolDir, workers: *workers, tls: tlsf}, e, log)
 	if err != nil {
 		log.Error("outpost agent stopped", "err", err)
 		return exitUsage
@@ -120,12 +125,20 @@ type agentOptions struct {
 	listen     string
 	spoolDir   string
 	workers    int
+	tls        *tlsFlags
 }
 
 func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) error {
 	// Its own key and its checks' credentials: nothing of the other
 	// regions' or of the notifiers'.
 	needs := checks.AgentNeeds(o.region, o.name)
+	var certs *tlsFiles
+	if o.tls != nil {
+		var err error
+		if certs, err = loadTLS(o.tls); err != nil {
+			return err
+		}
+	}
 	cfg, err := checks.LoadFor(o.files, e.lookup, needs)
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
@@ -143,6 +156,7 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 		ConfigDigest: cfg.Digest,
 		Reporting:    cfg.Reporting,
 		SpoolDir:     o.spoolDir,
+		TLS:          certs.clientConfig(),
 		Registerer:   reg,
 		Logger:       log,
 	})
@@ -216,17 +230,28 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	} else {
 		close(pipeDone)
 	}
-	poller := &agent.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log}
+	poller := &agent.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log,
+		TLS: certs.clientConfig()}
 	wg.Add(1)
 	go func() { defer wg.Done(); poller.Run(probeCtx) }()
 
-	result := untilStopped(ctx, srv, log, reloader(o.files, needs, e, log, func(cfg *checks.Config) (int, error) {
+	reloadChecks := reloader(o.files, needs, e, log, func(cfg *checks.Config) (int, error) {
 		n, err := p.apply(cfg)
 		if err == nil {
 			reporter.SetConfigDigest(cfg.Digest)
 		}
 		return n, err
-	}))
+	})
+	result := untilStopped(ctx, srv, log, func() {
+		reloadChecks()
+		if certs != nil {
+			if err := certs.reload(); err != nil {
+				log.Error("SIGHUP: TLS files not reloaded; the ones in use stay", "err", err)
+			} else {
+				log.Info("SIGHUP: TLS client certificate reloaded")
+			}
+		}
+	})
 	// Stop probing first and wait for the probes in flight, so that the
 	// reporter seals every result into the spool before it stops.
 	stopProbing()

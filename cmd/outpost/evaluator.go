@@ -18,7 +18,7 @@ import (
 	"github.com/outposthq/outpost/checks"
 )
 
-const evaluatorUsage = `Usage: outpost evaluator -c FILE [--listen ADDR] [--data-dir DIR]
+const evaluatorUsage = `Usage: outpost evaluator -c FILE [--listen ADDR] [--data-dir DIR] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 
 Receives signed result batches from agents on POST /v1/results, keeps recent
 results per check and region, and watches every region's agents: a region
@@ -43,22 +43,31 @@ func cmdEvaluator(ctx context.Context, args []string, e env) int {
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "this evaluator's `name` among peers: in the configuration: it watches the others")
 	dataDir := fs.String("data-dir", "", "`directory` for state that must survive a restart (default: $STATE_DIRECTORY/evaluator or ~/.local/state/outpost/evaluator)")
+	tlsf := addServerTLSFlags(fs)
 	if code, done := cmd.parse(args); done {
 		return code
+	}
+	if err := tlsf.check(); err != nil {
+		fmt.Fprintf(e.stderr, "outpost evaluator: %v\n", err)
+		return exitUsage
 	}
 	files := cmd.files
 	if *dataDir == "" {
 		*dataDir = defaultStateDir(e.lookup, "evaluator")
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	if err := runEvaluator(ctx, files, *listen, *dataDir, *name, e, log); err != nil {
+	if err := runEvaluator(ctx, files, *listen, *dataDir, *name, tlsf, e, log); err != nil {
 		log.Error("outpost evaluator stopped", "err", err)
 		return exitUsage
 	}
 	return exitOK
 }
 
-func runEvaluator(ctx context.Context, files []string, listen, dataDir, name string, e env, log *slog.Logger) error {
+func runEvaluator(ctx context.Context, files []string, listen, dataDir, name string, tlsf *tlsFlags, e env, log *slog.Logger) error {
+	certs, err := loadTLS(tlsf)
+	if err != nil {
+		return err
+	}
 	// Every agent key, the notifiers' secrets and the heartbeat tokens; not
 	// the credentials the agents probe with.
 	cfg, err := checks.LoadFor(files, e.lookup, checks.EvaluatorNeeds())
@@ -78,7 +87,7 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 		return err
 	}
 	defer pipe.Close()
-	ev, err = alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name})
+	ev, err = alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name, PeerTLS: certs.peerConfig()})
 	if err != nil {
 		return err
 	}
@@ -93,7 +102,7 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 		}
 	}()
 	mux := evaluatorMux(reg, ev)
-	srv, err := listenAndServe(listen, mux)
+	srv, err := listenAndServeTLS(listen, mux, certs)
 	if err != nil {
 		return err
 	}
@@ -106,6 +115,13 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 	done := make(chan struct{})
 	go func() { defer close(done); ev.Run(runCtx) }()
 	result := untilStopped(ctx, srv, log, func() {
+		if certs != nil {
+			if err := certs.reload(); err != nil {
+				log.Error("SIGHUP: TLS files not reloaded; the ones in use stay", "err", err)
+			} else {
+				log.Info("SIGHUP: TLS certificate and CA reloaded")
+			}
+		}
 		log.Warn("SIGHUP: an evaluator does not reload its configuration yet; restart it to apply changes")
 	})
 	stop()

@@ -21,15 +21,29 @@ import (
 // httpServer serves one handler on one listener, with timeouts on every
 // connection, until it is shut down.
 type httpServer struct {
-	srv  *http.Server
-	ln   net.Listener
-	errc chan error
+	srv    *http.Server
+	ln     net.Listener
+	scheme string
+	errc   chan error
 }
 
 func listenAndServe(addr string, h http.Handler) (*httpServer, error) {
+	return listenAndServeTLS(addr, h, nil)
+}
+
+// listenAndServeTLS is listenAndServe over TLS when f is not nil (see
+// tlsFiles.serverConfig).
+func listenAndServeTLS(addr string, h http.Handler, f *tlsFiles) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	scheme := "http"
+	if f != nil {
+		if ln, err = tlsListener(ln, f); err != nil {
+			return nil, err
+		}
+		scheme = "https"
 	}
 	s := &httpServer{
 		srv: &http.Server{
@@ -40,15 +54,16 @@ func listenAndServe(addr string, h http.Handler) (*httpServer, error) {
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
 		},
-		ln:   ln,
-		errc: make(chan error, 1),
+		ln:     ln,
+		scheme: scheme,
+		errc:   make(chan error, 1),
 	}
 	go func() { s.errc <- s.srv.Serve(ln) }()
 	return s, nil
 }
 
 // URL is the server's base URL.
-func (s *httpServer) URL() string { return "http://" + s.ln.Addr().String() }
+func (s *httpServer) URL() string { return s.scheme + "://" + s.ln.Addr().String() }
 
 // shutdown stops accepting and waits up to 5s for requests in flight.
 func (s *httpServer) shutdown() {

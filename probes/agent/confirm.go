@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +36,10 @@ type ConfirmPoller struct {
 	// HTTPClient makes the polls; nil means one whose timeout covers the
 	// evaluator's 20s hold.
 	HTTPClient *http.Client
-	Logger     *slog.Logger
+	// TLS configures the default client's HTTPS (see ReporterOptions.TLS);
+	// unused with an HTTPClient.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // Run polls every evaluator until ctx ends.
@@ -45,6 +49,11 @@ func (p *ConfirmPoller) Run(ctx context.Context) {
 	}
 	if p.HTTPClient == nil {
 		p.HTTPClient = &http.Client{Timeout: 45 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		if p.TLS != nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = p.TLS
+			p.HTTPClient.Transport = t
+		}
 	}
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.DiscardHandler)

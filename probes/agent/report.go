@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -77,6 +78,10 @@ type ReporterOptions struct {
 	// where it was configured to go). Requests carry a 10s deadline either
 	// way.
 	HTTPClient *http.Client
+	// TLS configures the default client's HTTPS to the evaluators (a CA to
+	// trust, a client certificate); nil means the system's CAs. Unused with
+	// an HTTPClient.
+	TLS *tls.Config
 	// Registerer receives the reporter's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger receives the reporter's logs, rate-limited on every path that
@@ -258,7 +263,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		r.clock = clock.Real{}
 	}
 	if r.client == nil {
-		r.client = newReporterClient()
+		r.client = newReporterClient(opts.TLS)
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -370,10 +375,11 @@ func lastResultSeq(path string) uint64 {
 	return last
 }
 
-func newReporterClient() *http.Client {
+func newReporterClient(tlsConfig *tls.Config) *http.Client {
 	return &http.Client{
 		Timeout: sendTimeout,
 		Transport: &http.Transport{
+			TLSClientConfig:       tlsConfig,
 			Proxy:                 http.ProxyFromEnvironment,
 			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout:   5 * time.Second,
