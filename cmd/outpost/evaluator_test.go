@@ -248,3 +248,26 @@ checks:
 		t.Errorf("degraded agent: %d %q", rec.Code, rec.Body.String())
 	}
 }
+
+// TestBuildInfo: every process exports outpost_build_info with its
+// version, revision and Go version, as Prometheus' own binaries do.
+func TestBuildInfo(t *testing.T) {
+	mfs, err := newRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "outpost_build_info" {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range mf.GetMetric()[0].GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["version"] == "" || labels["goversion"] == "" || mf.GetMetric()[0].GetGauge().GetValue() != 1 {
+			t.Fatalf("outpost_build_info = %v", labels)
+		}
+		return
+	}
+	t.Fatal("no outpost_build_info")
+}

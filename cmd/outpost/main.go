@@ -19,10 +19,14 @@ import (
 	"strings"
 	"syscall"
 
+	promversion "github.com/prometheus/common/version"
+
 	"github.com/outposthq/outpost/checks"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3".
+// version is set at build time with -ldflags "-X main.version=v1.2.3";
+// the Makefile stamps github.com/prometheus/common/version instead (with
+// the revision and build date too), which this overrides when set.
 var version = ""
 
 // Exit codes shared by every command.
@@ -75,7 +79,7 @@ func run(ctx context.Context, args []string, e env) int {
 	case "check":
 		return cmdCheck(ctx, rest, e)
 	case "version", "--version", "-version":
-		fmt.Fprintf(e.stdout, "outpost %s\n", buildVersion())
+		fmt.Fprintln(e.stdout, versionText())
 		return exitOK
 	case "help", "-h", "--help", "-help":
 		if len(rest) > 0 && rest[0] != "help" {
@@ -94,14 +98,39 @@ func run(ctx context.Context, args []string, e env) int {
 	return exitUsage
 }
 
-func buildVersion() string {
+// stampVersion fills github.com/prometheus/common/version, which
+// outpost_build_info and "outpost version" read, from what the build
+// stamped: the Makefile's -ldflags, else main.version, else the module
+// version and VCS data the go tool records.
+func stampVersion() {
 	if version != "" {
-		return version
+		promversion.Version = version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
 	}
-	return "dev"
+	if promversion.Version == "" {
+		promversion.Version = "dev"
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			promversion.Version = v
+		}
+	}
+	for _, kv := range bi.Settings {
+		switch {
+		case kv.Key == "vcs.revision" && promversion.Revision == "":
+			promversion.Revision = kv.Value
+		case kv.Key == "vcs.time" && promversion.BuildDate == "":
+			promversion.BuildDate = kv.Value
+		}
+	}
+}
+
+// versionText is what "outpost version" prints: version, revision, build
+// date, Go version and platform.
+func versionText() string {
+	stampVersion()
+	return promversion.Print("outpost")
 }
 
 // command is one subcommand's flag set, with the -c files every command
