@@ -84,7 +84,7 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 		// not deliver and delete each other's batches.
 		*spoolDir = defaultStateDir(e.lookup, "agent-"+*region+"-"+*name)
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	log := cmd.logger()
 	err := runAgent(ctx, agentOptions{files: files, region: *region, name: *name, evaluators: evaluators, listen: *listen, spoolDir: *spoolDir, workers: *workers, tls: tlsf}, e, log)
 	if err != nil {
 		log.Error("outpost agent stopped", "err", err)

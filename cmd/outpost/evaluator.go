@@ -55,7 +55,7 @@ func cmdEvaluator(ctx context.Context, args []string, e env) int {
 	if *dataDir == "" {
 		*dataDir = defaultStateDir(e.lookup, "evaluator")
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	log := cmd.logger()
 	if err := runEvaluator(ctx, files, *listen, *dataDir, *name, tlsf, e, log); err != nil {
 		log.Error("outpost evaluator stopped", "err", err)
 		return exitUsage

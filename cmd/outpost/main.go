@@ -13,12 +13,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
 
+	"github.com/prometheus/common/promslog"
 	promversion "github.com/prometheus/common/version"
 
 	"github.com/outposthq/outpost/checks"
@@ -136,19 +138,43 @@ func versionText() string {
 // command is one subcommand's flag set, with the -c files every command
 // takes.
 type command struct {
-	name  string
-	fs    *flag.FlagSet
-	files configFlag
-	e     env
+	name      string
+	fs        *flag.FlagSet
+	files     configFlag
+	e         env
+	logLevel  *promslog.Level
+	logFormat *promslog.Format
 }
 
 func newCommand(name, usage string, e env) *command {
-	c := &command{name: name, fs: flag.NewFlagSet(name, flag.ContinueOnError), e: e}
+	c := &command{name: name, fs: flag.NewFlagSet(name, flag.ContinueOnError), e: e, logLevel: promslog.NewLevel(), logFormat: promslog.NewFormat()}
 	c.fs.SetOutput(e.stderr)
 	c.fs.Var(&c.files, "c", "configuration `file` or directory; repeatable, or comma-separated")
 	c.fs.Var(&c.files, "config", "same as -c")
+	_ = c.logFormat.Set("logfmt")
+	c.fs.Var(levelFlag{c.logLevel}, "log.level", "log only at this `level` and above: debug, info, warn or error")
+	c.fs.Var(c.logFormat, "log.format", "log `format`: logfmt or json")
 	c.fs.Usage = func() { fmt.Fprint(c.fs.Output(), usage); c.fs.PrintDefaults() }
 	return c
+}
+
+// levelFlag is promslog.Level as a flag.Value whose zero value prints, so
+// that --help can tell the default apart.
+type levelFlag struct{ l *promslog.Level }
+
+func (f levelFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return f.l.String()
+}
+
+func (f levelFlag) Set(s string) error { return f.l.Set(s) }
+
+// logger is the command's logger on stderr, as --log.level and
+// --log.format say (the Prometheus ecosystem's conventions).
+func (c *command) logger() *slog.Logger {
+	return promslog.New(&promslog.Config{Level: c.logLevel, Format: c.logFormat, Writer: c.e.stderr})
 }
 
 // parse parses args, taking positional arguments as more files. When done

@@ -74,7 +74,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	if code, _, errOut := runCLI(t, nil, "frobnicate"); code != exitUsage || !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: code %d, %q", code, errOut)
 	}
-	if code, out, _ := runCLI(t, nil, "version"); code != exitOK || !strings.HasPrefix(out, "outpost ") {
+	if code, out, _ := runCLI(t, nil, "version"); code != exitOK || !strings.HasPrefix(out, "outpost, version ") || !strings.Contains(out, "go version:") {
 		t.Errorf("version: code %d, %q", code, out)
 	}
 }
@@ -174,4 +174,25 @@ checks:
 			t.Errorf("code %d, %s", code, errOut)
 		}
 	})
+}
+
+// TestLogFlags: every command takes --log.level and --log.format, as
+// Prometheus' tools do; json gives one JSON object per line, and a level
+// hides what is below it.
+func TestLogFlags(t *testing.T) {
+	var out bytes.Buffer
+	cmd := newCommand("x", "", env{stderr: &out})
+	if code, done := cmd.parse([]string{"-c", "f.yaml", "--log.format", "json", "--log.level", "warn"}); done {
+		t.Fatalf("parse: code %d", code)
+	}
+	log := cmd.logger()
+	log.Info("hidden")
+	log.Warn("shown", "k", "v")
+	var line map[string]any
+	if err := json.Unmarshal(out.Bytes(), &line); err != nil || line["msg"] != "shown" || line["k"] != "v" {
+		t.Fatalf("log output %q (%v)", out.String(), err)
+	}
+	if code, _, errOut := runCLI(t, nil, "validate", "--log.level", "verbose", "-c", "f.yaml"); code != exitUsage || !strings.Contains(errOut, "unrecognized log level verbose") {
+		t.Errorf("a bad level: code %d, %q", code, errOut)
+	}
 }

@@ -45,7 +45,7 @@ func cmdRun(ctx context.Context, args []string, e env) int {
 	if *dataDir == "" {
 		*dataDir = defaultStateDir(e.lookup, "run")
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, nil))
+	log := cmd.logger()
 	if err := runEmbedded(ctx, files, *listen, *region, *dataDir, *workers, e, log); err != nil {
 		log.Error("outpost run stopped", "err", err)
 		return exitUsage

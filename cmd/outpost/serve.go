@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,6 +56,9 @@ func listenAndServeTLS(addr string, h http.Handler, f *tlsFiles) (*httpServer, e
 			WriteTimeout:      30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    64 << 10,
+			// Failed TLS handshakes and malformed requests from scanners
+			// would otherwise write a line each to stderr, unbounded.
+			ErrorLog: stdlog.New(io.Discard, "", 0),
 		},
 		ln:     ln,
 		scheme: scheme,
