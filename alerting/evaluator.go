@@ -295,6 +295,11 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		}
 	}
 	e.newDeciders()
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newDecisionCollector(e)); err != nil {
+			return nil, fmt.Errorf("alerting: registering metrics: %w", err)
+		}
+	}
 	e.beats = newHeartbeats(cfg)
 	e.name = opts.Name
 	e.source = cmp.Or(opts.Name, "outpost")
