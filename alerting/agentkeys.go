@@ -76,7 +76,7 @@ func (r *regionState) keysFor(agent string) ([][]byte, error) {
 
 // errSeqAhead marks a refusal of a sequence number ahead of the clock
 // (with ErrInvalidBatch): one an agent retries rather than drops.
-var errSeqAhead = errors.New("seq ahead of the evaluator's clock")
+var errSeqAhead = errors.New("the allowed skew of " + wire.MaxSeqAhead.String())
 
 // refusedAs is the wire.HeaderRefused value of a refusal, "" for none an
 // agent should act on.

@@ -167,7 +167,7 @@ func (e *Evaluator) ingest(r *regionState, b *wire.Batch, now time.Time, d *fast
 	// ahead one may be bounds how far a re-based agent runs ahead of its
 	// clock.
 	if limit := now.Add(wire.MaxSeqAhead).UnixNano(); limit > 0 && b.Seq > uint64(limit) {
-		return fmt.Errorf("%w: %w: seq %d is more than %s ahead of this evaluator's clock (%d ns since 1970)", ErrInvalidBatch, errSeqAhead, b.Seq, wire.MaxSeqAhead, now.UnixNano())
+		return fmt.Errorf("%w: seq %d is ahead of this evaluator's clock (%d ns since 1970) by more than %w", ErrInvalidBatch, b.Seq, now.UnixNano(), errSeqAhead)
 	}
 	a := r.agent(b.Agent, now)
 	if a == nil {
