@@ -175,11 +175,11 @@ func (e *Evaluator) serveConfirm(w http.ResponseWriter, req *http.Request) {
 	now := e.clock.Now()
 	region, agent := req.Header.Get(wire.HeaderRegion), req.Header.Get(wire.HeaderAgent)
 	r := e.regions[region]
-	if r == nil || len(r.keys) == 0 {
+	if r == nil || len(r.keys.forAgent(agent)) == 0 {
 		http.Error(w, "unknown region or no agent key for it", http.StatusUnauthorized)
 		return
 	}
-	if err := wire.Verify(r.keys, req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature), wire.ConfirmPayload(region, agent), now); err != nil {
+	if err := wire.Verify(r.keys.forAgent(agent), req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature), wire.ConfirmPayload(region, agent), now); err != nil {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}

@@ -171,9 +171,9 @@ type Evaluator struct {
 // regionState is everything the evaluator keeps about one region.
 type regionState struct {
 	name string
-	// keys are the agent keys of the region; no keys means no agent may
-	// report over HTTP (the in-process agent uses Apply).
-	keys [][]byte
+	// keys are the agent keys of the region, by agent; no keys means no
+	// agent may report over HTTP (the in-process agent uses Apply).
+	keys agentKeys
 	// windows holds a window per check that runs in the region; the map
 	// is never written after New.
 	windows map[string]*window
@@ -264,13 +264,12 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		e.regionList = append(e.regionList, r)
 	}
 	for _, a := range cfg.Agents {
-		r, ok := e.regions[a.Region]
-		if !ok {
+		if _, ok := e.regions[a.Region]; !ok {
 			return nil, fmt.Errorf("alerting: agent key for undeclared region %q", a.Region)
 		}
-		if !a.Key.IsZero() {
-			r.keys = append(r.keys, []byte(a.Key.Value()))
-		}
+	}
+	for _, r := range e.regionList {
+		r.keys = newAgentKeys(cfg.Agents, r.name)
 	}
 	for _, c := range cfg.Checks {
 		e.checks[c.ID] = c

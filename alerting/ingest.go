@@ -41,6 +41,7 @@ func (e *Evaluator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+wire.ResultsPath, e.serveResults)
 	mux.HandleFunc("GET "+wire.ConfirmPath, e.serveConfirm)
+	mux.HandleFunc("GET "+wire.SeqPath, e.serveSeq)
 	mux.HandleFunc("/ping/{token}", e.servePing)
 	mux.HandleFunc("/ping/{token}/{event}", e.servePing)
 	return mux
@@ -65,6 +66,9 @@ func (e *Evaluator) serveResults(w http.ResponseWriter, req *http.Request) {
 	case outcomeError:
 		http.Error(w, "batch not recorded; retry later", http.StatusServiceUnavailable)
 	default:
+		if why := refusedAs(err); why != "" {
+			w.Header().Set(wire.HeaderRefused, why)
+		}
 		http.Error(w, err.Error(), statusOf(o))
 	}
 }
@@ -80,8 +84,10 @@ func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionS
 		return fmt.Errorf("%w: missing %s header", ErrUnauthorized, wire.HeaderRegion)
 	case r == nil:
 		return fmt.Errorf("%w: unknown region %s", ErrUnauthorized, quote(name))
-	case len(r.keys) == 0:
-		return fmt.Errorf("%w: no agent key is configured for region %s", ErrUnauthorized, quote(name))
+	}
+	keys, err := r.keysFor(req.Header.Get(wire.HeaderAgent))
+	if err != nil {
+		return err
 	}
 	ts, sig := req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature)
 	if ts == "" || sig == "" {
@@ -97,7 +103,7 @@ func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionS
 		return fmt.Errorf("%w: reading body: %w", ErrInvalidBatch, err)
 	}
 	body := buf.Bytes()
-	if err := wire.Verify(r.keys, ts, sig, body, now); err != nil {
+	if err := wire.Verify(keys, ts, sig, body, now); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	// Decoded strings are copies, so buf may be reused once this returns.
@@ -155,10 +161,13 @@ func (e *Evaluator) ingest(r *regionState, b *wire.Batch, now time.Time, d *fast
 		return err
 	}
 	// Sequence numbers start from the agent's clock in nanoseconds, and
-	// that clock is within MaxClockSkew of ours. One far ahead would, once
-	// accepted (and persisted), lock the agent's name out for good.
-	if limit := now.Add(wire.MaxClockSkew).UnixNano(); limit > 0 && b.Seq > uint64(limit) {
-		return fmt.Errorf("%w: seq %d is ahead of this evaluator's clock (%d ns since 1970)", ErrInvalidBatch, b.Seq, now.UnixNano())
+	// that clock is within MaxClockSkew of ours (or its signature would
+	// not pass). One accepted ahead of the agent's clock makes its next
+	// batches replays until it re-bases (wire.SeqPath); bounding how far
+	// ahead one may be bounds how far a re-based agent runs ahead of its
+	// clock.
+	if limit := now.Add(wire.MaxSeqAhead).UnixNano(); limit > 0 && b.Seq > uint64(limit) {
+		return fmt.Errorf("%w: seq %d is ahead of this evaluator's clock (%d ns since 1970) by more than %w", ErrInvalidBatch, b.Seq, now.UnixNano(), errSeqAhead)
 	}
 	a := r.agent(b.Agent, now)
 	if a == nil {

@@ -158,23 +158,28 @@ type Peer struct {
 	Src  Source
 }
 
-// Agent is an agent allowed to report results for a region.
+// Agent is an agent allowed to report results for a region. Its key is
+// its identity: an entry with a Name verifies only the batches of the
+// agent of that name ("outpost agent --name"); an entry without one
+// verifies the batches of any agent of the region (and "outpost validate"
+// warns about it, see Config.Warnings). Several entries of one region and
+// name are several keys of that agent, such as during a key rotation.
 type Agent struct {
 	Region string `yaml:"region"`
-	// Name tells apart several agents of one region, each with its own
-	// key; "outpost agent --name" picks the entry. Optional.
+	// Name is the agent this key belongs to. Optional: without it the key
+	// may sign for any agent of the region.
 	Name string `yaml:"name"`
 	Key  Secret `yaml:"key"`
 	Src  Source
 }
 
-// AgentKey returns the key of the agent entry for region (and name, when
-// several agents share the region), and whether there is one.
+// AgentKey returns the key the agent name of region signs with, and
+// whether there is one: that of the first entry of region named name, or
+// else of the first entry of region without a name. With name empty, the
+// first entry of region.
 func (c *Config) AgentKey(region, name string) (Secret, bool) {
-	for _, a := range c.Agents {
-		if a.Region == region && (name == "" || a.Name == "" || a.Name == name) {
-			return a.Key, true
-		}
+	if i := c.agentIndex(region, name); i >= 0 {
+		return c.Agents[i].Key, true
 	}
 	return Secret{}, false
 }

@@ -123,12 +123,19 @@ func (c *Config) MissingNotifiers() []string {
 
 // agentIndex is the index of the agents: entry AgentKey picks, or -1.
 func (c *Config) agentIndex(region, name string) int {
+	anyAgent := -1
 	for i, a := range c.Agents {
-		if a.Region == region && (name == "" || a.Name == "" || a.Name == name) {
+		if a.Region != region {
+			continue
+		}
+		if name == "" || a.Name == name {
 			return i
 		}
+		if a.Name == "" && anyAgent < 0 {
+			anyAgent = i
+		}
 	}
-	return -1
+	return anyAgent
 }
 
 var (

@@ -79,6 +79,11 @@ func validate(cfg *Config, errs *errorList) {
 		} else if !slices.Contains(cfg.Regions, a.Region) {
 			errs.add(a.Src.At("region"), "", "agents[%d]: region %q is not declared in regions: %s", i, a.Region, strings.Join(cfg.Regions, ", "))
 		}
+		if a.Name != "" && !idRE.MatchString(a.Name) {
+			errs.add(a.Src.At("name"), "", "agents[%d]: name %q: want at most 128 letters, digits, '.', '_' or '-', as given to --name", i, clipName(a.Name))
+		} else if a.Name == "" && a.Src.Has("name") {
+			errs.add(a.Src.At("name"), "", "agents[%d]: name is empty; leave it out for a key of any agent of the region", i)
+		}
 		if a.Key.Missing() {
 			// Only the processes that need it say so (Needs).
 		} else if a.Key.IsZero() && !a.Src.Has("key") {

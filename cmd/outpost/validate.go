@@ -13,7 +13,9 @@ Loads the configuration (files, or directories of *.yaml files, merged) and
 checks it as every Outpost component would: unknown keys, wrong types,
 duplicate ids, unknown regions and notifiers, bad URLs and regexes, timeouts
 not below intervals, unset ${ENV} variables. Every error is printed, one per
-line, as FILE:LINE:COL: check "ID": message.
+line, as FILE:LINE:COL: check "ID": message. Warnings (such as an agents:
+entry without a name) are printed as "warning: FILE:LINE:COL: message" and
+do not change the exit status.
 
 With --only, the whole configuration is still checked, but of the secrets
 only those the named checks use must be set: what "outpost check --only"
@@ -48,6 +50,9 @@ func cmdValidate(args []string, e env) int {
 		n := len(checks.Errors(err))
 		fmt.Fprintf(e.stderr, "%d error(s)\n", n)
 		return exitFailed
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(e.stderr, "warning:", w)
 	}
 	fmt.Fprintf(e.stdout, "ok: %d check(s), %d region(s), %d notifier(s) in %d file(s)\n",
 		len(cfg.Checks), len(cfg.Regions), len(cfg.Notifiers), len(cfg.Files))

@@ -99,22 +99,27 @@ type ReporterOptions struct {
 // does not stop delivery: its batches wait in memory, bounded, and are sent
 // to every evaluator that answers; SpoolHealth says so.
 type Reporter struct {
-	key                    []byte
-	agent, region          string
-	digest                 atomic.Pointer[string]
-	batchSize              int
-	batchDelay, heartbeat  time.Duration
-	spoolSize, memSize     int64
-	spoolDir               string
-	clock                  clock.Clock
-	client                 *http.Client
-	log                    *slog.Logger
-	metrics                reporterMetrics
-	queue                  chan wire.Result
-	evals                  []*evaluator
-	queueLog               ratelog.Limiter
-	running                atomic.Bool
-	lastSeq, lastResultSeq uint64 // owned by the batcher
+	key                   []byte
+	agent, region         string
+	digest                atomic.Pointer[string]
+	batchSize             int
+	batchDelay, heartbeat time.Duration
+	spoolSize, memSize    int64
+	spoolDir              string
+	clock                 clock.Clock
+	client                *http.Client
+	log                   *slog.Logger
+	metrics               reporterMetrics
+	queue                 chan wire.Result
+	evals                 []*evaluator
+	queueLog              ratelog.Limiter
+	running               atomic.Bool
+	lastResultSeq         uint64 // owned by the batcher
+	// seqMu orders sealing against re-basing: a batch is numbered and
+	// spooled for every evaluator under it, and an evaluator's spool is
+	// renumbered under it, so that no batch is numbered below a re-base.
+	seqMu   sync.Mutex
+	lastSeq uint64 // guarded by seqMu
 	// lastReached is when an evaluator last answered a batch at all (any
 	// status below 500, or any answer the evaluator itself gave), in Unix
 	// nanoseconds of the reporter's clock.
@@ -146,6 +151,7 @@ func (r *Reporter) AnswerDue() time.Time {
 type evaluator struct {
 	label    string // the URL without credentials, for logs and metrics
 	endpoint string
+	seqURL   string // where to ask for the highest sequence accepted (wire.SeqPath)
 	spool    *spool
 	wake     chan struct{} // capacity 1: a batch was spooled
 	log      *slog.Logger
@@ -153,15 +159,15 @@ type evaluator struct {
 	// nanoseconds of the reporter's clock; 0 otherwise.
 	answerDue atomic.Int64
 
-	sent, failures, spoolDropped, spoolErrors prometheus.Counter
-	spoolFailing                              prometheus.Gauge
-	rejected                                  *prometheus.CounterVec // by status
+	sent, failures, spoolDropped, spoolErrors, rebases prometheus.Counter
+	spoolFailing                                       prometheus.Gauge
+	rejected                                           *prometheus.CounterVec // by status
 
 	// spoolErr is why the last batch could not be written to the spool,
 	// nil once one could again.
 	spoolErr atomic.Pointer[error]
 
-	diskLog, failLog, rejectLog, spoolDownLog, spoolUpLog ratelog.Limiter
+	diskLog, failLog, rejectLog, spoolDownLog, spoolUpLog, rebaseLog ratelog.Limiter
 	// overflowing, owned by the batcher, is set when the spool first drops
 	// batches and cleared once the sender has caught up: one log per
 	// overflow episode.
@@ -172,6 +178,7 @@ type reporterMetrics struct {
 	dropped                                   *prometheus.CounterVec
 	results                                   prometheus.Counter
 	sent, failures, spoolDropped, spoolErrors *prometheus.CounterVec
+	rebases                                   *prometheus.CounterVec
 	rejected                                  *prometheus.CounterVec
 	spoolBytes, spoolBatches, spoolMemBytes   *prometheus.GaugeVec
 	spoolFailing                              *prometheus.GaugeVec
@@ -195,6 +202,8 @@ func newReporterMetrics() reporterMetrics {
 			"Delivery attempts that failed and will be retried: network errors, 429, 5xx and other unexpected answers.", "evaluator"),
 		rejected: counter("outpost_reporter_rejected_total",
 			"Batches the evaluator refused for good (400, 401, 403, 413), which were dropped.", "evaluator", "status"),
+		rebases: counter("outpost_reporter_rebases_total",
+			"Times the evaluator refused a batch as a replay and the agent renumbered its pending batches above the highest sequence number the evaluator had accepted from it, instead of dropping them.", "evaluator"),
 		spoolDropped: counter("outpost_reporter_spool_dropped_total",
 			"Batches deleted unsent because the evaluator's spool exceeded its size, or its memory bound while the spool cannot be written.", "evaluator"),
 		spoolErrors: counter("outpost_reporter_spool_errors_total",
@@ -208,7 +217,7 @@ func newReporterMetrics() reporterMetrics {
 }
 
 func (m reporterMetrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.dropped, m.results, m.sent, m.failures, m.rejected,
+	for _, c := range []prometheus.Collector{m.dropped, m.results, m.sent, m.failures, m.rejected, m.rebases,
 		m.spoolDropped, m.spoolErrors, m.spoolFailing, m.spoolBytes, m.spoolBatches, m.spoolMemBytes} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("reporter metrics: %w", err)
@@ -314,6 +323,7 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 	e := &evaluator{
 		label:     u.Redacted(),
 		endpoint:  base + wire.ResultsPath,
+		seqURL:    base + wire.SeqPath,
 		wake:      make(chan struct{}, 1),
 		diskLog:   ratelog.Limiter{Every: logEvery},
 		failLog:   ratelog.Limiter{Every: logEvery},
@@ -322,6 +332,7 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 		// this often.
 		spoolDownLog: ratelog.Limiter{Every: logEvery},
 		spoolUpLog:   ratelog.Limiter{Every: logEvery},
+		rebaseLog:    ratelog.Limiter{Every: logEvery},
 	}
 	e.log = r.log.With("evaluator", e.label)
 	m := r.metrics
@@ -330,6 +341,7 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 	e.spoolDropped = m.spoolDropped.WithLabelValues(e.label)
 	e.spoolErrors = m.spoolErrors.WithLabelValues(e.label)
 	e.spoolFailing = m.spoolFailing.WithLabelValues(e.label)
+	e.rebases = m.rebases.WithLabelValues(e.label)
 	e.rejected = m.rejected.MustCurryWith(prometheus.Labels{"evaluator": e.label})
 	gBytes, gBatches := m.spoolBytes.WithLabelValues(e.label), m.spoolBatches.WithLabelValues(e.label)
 	gMem := m.spoolMemBytes.WithLabelValues(e.label)
@@ -512,6 +524,13 @@ func nextSeq(last uint64, now time.Time) uint64 {
 // batch that would exceed wire.MaxBatchBytes is split in halves, so that an
 // evaluator never refuses it for its size.
 func (r *Reporter) seal(results []wire.Result, now time.Time) {
+	r.seqMu.Lock()
+	defer r.seqMu.Unlock()
+	r.sealLocked(results, now)
+}
+
+// sealLocked is seal; r.seqMu is held.
+func (r *Reporter) sealLocked(results []wire.Result, now time.Time) {
 	seq := nextSeq(r.lastSeq, now)
 	b := wire.Batch{V: wire.WireVersion, Agent: r.agent, Region: r.region, Seq: seq,
 		ConfigDigest: *r.digest.Load(), Created: now, Results: results}
@@ -521,8 +540,8 @@ func (r *Reporter) seal(results []wire.Result, now time.Time) {
 	body, err := json.Marshal(b)
 	if (err != nil || len(body) > wire.MaxBatchBytes) && len(results) > 1 {
 		half := len(results) / 2
-		r.seal(results[:half], now)
-		r.seal(results[half:], now)
+		r.sealLocked(results[:half], now)
+		r.sealLocked(results[half:], now)
 		return
 	}
 	if err != nil || len(body) > wire.MaxBatchBytes {

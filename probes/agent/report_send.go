@@ -19,6 +19,11 @@ import (
 // when the spool is empty.
 func (r *Reporter) send(ctx context.Context, e *evaluator) {
 	attempt := 0 // consecutive failed attempts
+	// rebased is set by a re-base and cleared by the next batch accepted:
+	// a batch refused as a replay right after a re-base is retried with
+	// backoff (and then re-based again), so that two agents reporting
+	// under one name cannot make each other re-base in a tight loop.
+	rebased := false
 	for {
 		seq, body, ok := e.spool.Oldest()
 		if !ok {
@@ -30,7 +35,7 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 			}
 		}
 		e.answerDue.Store(r.clock.Now().Add(sendTimeout).UnixNano())
-		status, answered, detail, err := r.post(ctx, e, body)
+		status, answered, refused, detail, err := r.post(ctx, e, body)
 		e.answerDue.Store(0)
 		if err != nil && ctx.Err() != nil {
 			return // the batch stays spooled for the next run
@@ -43,12 +48,28 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 		case err == nil && status >= 200 && status < 300:
 			e.sent.Inc()
 			r.removeSent(e, seq, now)
+			rebased = false
 			if attempt > 0 {
 				e.log.Info("evaluator accepts batches again", "failed_attempts", attempt)
 				attempt = 0
 			}
 			continue
-		case err == nil && permanent(status, detail):
+		case err == nil && status == http.StatusUnauthorized && refused == wire.RefusedReplay && !rebased:
+			// Not a batch to drop: the evaluator accepted a higher
+			// number from this agent's name (a clock set back, a lost
+			// spool, or someone holding its key). Renumber and resend.
+			err = r.rebase(ctx, e, seq, now)
+			if err == nil {
+				rebased = true
+				continue
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		case err == nil && status == http.StatusUnauthorized && refused == wire.RefusedReplay:
+			rebased = false // re-base again after the backoff
+			err = fmt.Errorf("batch seq %d refused as a replay again right after a re-base: is another agent reporting as %q? retrying", seq, r.agent)
+		case err == nil && permanent(status, refused, detail):
 			e.rejected.WithLabelValues(strconv.Itoa(status)).Inc()
 			r.removeSent(e, seq, now)
 			if ok, n := e.rejectLog.Allow(now); ok {
@@ -85,8 +106,15 @@ func (r *Reporter) removeSent(e *evaluator, seq uint64, now time.Time) {
 }
 
 // permanent reports whether an evaluator will refuse a batch however often
-// it is sent: malformed, badly signed, unknown agent, too large.
-func permanent(status int, detail string) bool {
+// it is sent: malformed, badly signed, unknown agent, too large. refused is
+// the answer's wire.HeaderRefused.
+func permanent(status int, refused, detail string) bool {
+	switch refused {
+	case wire.RefusedReplay, wire.RefusedAhead:
+		// A replay is re-based; a number ahead of the evaluator's clock
+		// passes once its clock has caught up.
+		return false
+	}
 	switch status {
 	case http.StatusUnauthorized:
 		// A clock-skew refusal passes once either clock is fixed, and the
@@ -114,14 +142,15 @@ func backoff(attempt int, limit time.Duration) time.Duration {
 }
 
 // post sends one batch, signed now, and returns the status, whether the
-// evaluator itself answered (wire.HeaderEvaluator) and, for an
-// unsuccessful answer, the start of the response body.
-func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status int, answered bool, detail string, err error) {
+// evaluator itself answered (wire.HeaderEvaluator), why it refused the
+// batch (wire.HeaderRefused) and, for an unsuccessful answer, the start of
+// the response body.
+func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status int, answered bool, refused, detail string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return 0, false, "", fmt.Errorf("evaluator %s: %w", e.label, err)
+		return 0, false, "", "", fmt.Errorf("evaluator %s: %w", e.label, err)
 	}
 	ts, sig := wire.Sign(r.key, r.clock.Now(), body)
 	req.Header.Set("Content-Type", "application/json")
@@ -132,7 +161,7 @@ func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status 
 	req.Header.Set(wire.HeaderSignature, sig)
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, false, "", err
+		return 0, false, "", "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
@@ -141,5 +170,5 @@ func (r *Reporter) post(ctx context.Context, e *evaluator, body []byte) (status 
 	}
 	// Read a bounded rest so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, resp.Header.Get(wire.HeaderEvaluator) != "", detail, nil
+	return resp.StatusCode, resp.Header.Get(wire.HeaderEvaluator) != "", resp.Header.Get(wire.HeaderRefused), detail, nil
 }

@@ -607,13 +607,13 @@ func TestPermanentStatuses(t *testing.T) {
 		400: true, 401: true, 403: true, 413: true,
 		404: false, 408: false, 429: false, 500: false, 502: false, 503: false, 308: false,
 	} {
-		if permanent(status, "signature does not match") != want {
+		if permanent(status, "", "signature does not match") != want {
 			t.Errorf("permanent(%d) = %v, want %v", status, !want, want)
 		}
 	}
 	// The evaluator's clock-skew refusal heals when a clock is fixed, and
 	// every attempt is signed anew: it must be retried, not dropped.
-	if permanent(401, "timestamp outside the allowed clock skew: 10m0s off") {
+	if permanent(401, "", "timestamp outside the allowed clock skew: 10m0s off") {
 		t.Error("a clock-skew 401 is treated as permanent")
 	}
 	for attempt := 1; attempt < 100; attempt++ {
