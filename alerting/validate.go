@@ -2,8 +2,8 @@ package alerting
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outposthq/outpost/probes/wire"
 )
@@ -14,8 +14,6 @@ const (
 	maxAgentNameBytes = 128
 	// maxProblems is how many schema violations one answer lists.
 	maxProblems = 5
-	// maxQuoted bounds an input string quoted back in an error message.
-	maxQuoted = 64
 )
 
 // decodeBatch decodes body with d (see wire.Decoder.Decode); every error
@@ -56,9 +54,14 @@ func (p *problems) err() error {
 }
 
 // validate checks everything about b that does not depend on what was
-// accepted before, for region r, and fills wins[i] with the window of
-// b.Results[i]. It reads only what New built, so it needs no lock.
-func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window) error {
+// accepted before, for region r at now, and fills wins[i] with the window
+// of b.Results[i]. It refuses results probed outside [now −
+// wire.MaxResultAge, now + wire.MaxClockSkew] and results whose
+// observations are structurally absurd (wire.Check), and cuts every
+// string of the others to its limit (wire.Bound), so that nothing the
+// evaluator keeps or serves grows with a hostile value. It reads only
+// what New built, so it needs no lock.
+func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window, now time.Time) error {
 	var p problems
 	if b.V != wire.WireVersion {
 		p.add("v must be %d, got %d", wire.WireVersion, b.V)
@@ -103,16 +106,22 @@ func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window) erro
 		}
 		if res.Time.IsZero() {
 			p.add("results[%d].time is required", i)
+		} else if msg := wire.CheckTime(res.Time, now); msg != "" {
+			p.add("results[%d].time %s", i, msg)
 		}
 		if res.Duration < 0 {
 			p.add("results[%d].duration_seconds must not be negative", i)
 		}
+		if msg := wire.Check(res); msg != "" {
+			p.add("results[%d].%s", i, msg)
+		}
+		wire.Bound(res)
 	}
 	return p.err()
 }
 
-// quote quotes s for an error message, cut to maxQuoted bytes so that an
-// answer never grows with the input.
+// quote quotes s for an error message, cut to wire.MaxQuoteBytes so that
+// an answer never grows with the input.
 func quote(s string) string {
-	return strconv.Quote(wire.Clip(s, maxQuoted))
+	return wire.Quote(s)
 }
