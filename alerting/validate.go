@@ -57,8 +57,8 @@ func (p *problems) err() error {
 // accepted before, for region r at now, and fills wins[i] with the window
 // of b.Results[i]. It refuses results probed outside [now −
 // wire.MaxResultAge, now + wire.MaxClockSkew] and results whose
-// observations are structurally absurd (wire.Check), and cuts every
-// string of the others to its limit (wire.Bound), so that nothing the
+// observations are structurally absurd, and cuts every string of the
+// others to its limit (wire.Admit), so that nothing the
 // evaluator keeps or serves grows with a hostile value. It reads only
 // what New built, so it needs no lock.
 func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window, now time.Time) error {
@@ -82,6 +82,7 @@ func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window, now 
 		p.add("more than %d results (%d)", wire.MaxBatchResults, len(b.Results))
 		return p.err()
 	}
+	oldest, latest := now.Add(-wire.MaxResultAge), now.Add(wire.MaxClockSkew) // see wire.CheckTime
 	for i := range b.Results {
 		res := &b.Results[i]
 		w := r.windows[res.Check]
@@ -104,18 +105,18 @@ func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window, now 
 		if res.Agent != "" && res.Agent != b.Agent {
 			p.add("results[%d].agent %s does not match the batch agent %s", i, quote(res.Agent), quote(b.Agent))
 		}
-		if res.Time.IsZero() {
+		switch {
+		case res.Time.IsZero():
 			p.add("results[%d].time is required", i)
-		} else if msg := wire.CheckTime(res.Time, now); msg != "" {
-			p.add("results[%d].time %s", i, msg)
+		case res.Time.Before(oldest) || res.Time.After(latest):
+			p.add("results[%d].time %s", i, wire.CheckTime(res.Time, now))
 		}
 		if res.Duration < 0 {
 			p.add("results[%d].duration_seconds must not be negative", i)
 		}
-		if msg := wire.Check(res); msg != "" {
+		if msg := wire.Admit(res); msg != "" {
 			p.add("results[%d].%s", i, msg)
 		}
-		wire.Bound(res)
 	}
 	return p.err()
 }

@@ -149,63 +149,115 @@ func clipHeaders(h *map[string]string) bool {
 // Bound, add up to more than MaxObservedBytes. The text names the field,
 // for an error message about results[i].
 func Check(r *Result) string {
-	o := &r.Observed
-	lists := []struct {
-		name string
-		n    int
-	}{
-		{"observed.resolved_ips", len(o.ResolvedIPs)},
-		{"observed.headers", len(o.Headers)},
-		{"observed.steps", len(o.Steps)},
-		{"observed.dns", len(o.DNS)},
+	msg, _ := check(r)
+	return msg
+}
+
+// Admit is Check followed, for a result it finds sound, by Bound: what an
+// evaluator does with every result it receives, in one pass over the
+// observations when nothing needs a cut.
+func Admit(r *Result) string {
+	msg, over := check(r)
+	if msg == "" && (over || len(r.Reason) > MaxReasonBytes) {
+		Bound(r)
 	}
-	for _, l := range lists {
-		if l.n > MaxListItems {
-			return fmt.Sprintf("%s has %d entries, over the limit of %d", l.name, l.n, MaxListItems)
-		}
+	return msg
+}
+
+// check is Check, and whether a string of r's observations is over its
+// limit.
+func check(r *Result) (msg string, over bool) {
+	o := &r.Observed
+	switch {
+	case len(o.ResolvedIPs) > MaxListItems:
+		return overList("observed.resolved_ips", len(o.ResolvedIPs)), false
+	case len(o.Headers) > MaxListItems:
+		return overList("observed.headers", len(o.Headers)), false
+	case len(o.Steps) > MaxListItems:
+		return overList("observed.steps", len(o.Steps)), false
+	case len(o.DNS) > MaxListItems:
+		return overList("observed.dns", len(o.DNS)), false
 	}
 	for i, d := range o.DNS {
 		if len(d.Answers) > MaxListItems {
-			return fmt.Sprintf("observed.dns[%d].answers has %d entries, over the limit of %d", i, len(d.Answers), MaxListItems)
+			return overList(fmt.Sprintf("observed.dns[%d].answers", i), len(d.Answers)), false
 		}
 		if len(d.CNAMEs) > MaxListItems {
-			return fmt.Sprintf("observed.dns[%d].cnames has %d entries, over the limit of %d", i, len(d.CNAMEs), MaxListItems)
+			return overList(fmt.Sprintf("observed.dns[%d].cnames", i), len(d.CNAMEs)), false
 		}
 	}
-	if n := ObservedBytes(o); n > MaxObservedBytes {
-		return fmt.Sprintf("observed holds %d bytes of text, over the limit of %d", n, MaxObservedBytes)
+	n, over := observedBytes(o)
+	if n > MaxObservedBytes {
+		return fmt.Sprintf("observed holds %d bytes of text, over the limit of %d", n, MaxObservedBytes), over
 	}
-	return ""
+	return "", over
+}
+
+func overList(name string, n int) string {
+	return fmt.Sprintf("%s has %d entries, over the limit of %d", name, n, MaxListItems)
 }
 
 // ObservedBytes is the length of every string of o, each counted at most
 // at its limit (as Bound leaves it).
 func ObservedBytes(o *Observed) int {
-	n := min(len(o.ConnectedAddr), MaxNameBytes) + min(len(o.HTTPVersion), MaxNameBytes) + min(len(o.Line), MaxTextBytes)
+	n, _ := observedBytes(o)
+	return n
+}
+
+// observedBytes is ObservedBytes, and whether a string is over its limit.
+func observedBytes(o *Observed) (int, bool) {
+	var c counter
+	c.add(o.ConnectedAddr, MaxNameBytes)
+	c.add(o.HTTPVersion, MaxNameBytes)
+	c.add(o.Line, MaxTextBytes)
 	for _, s := range o.ResolvedIPs {
-		n += min(len(s), MaxNameBytes)
+		c.add(s, MaxNameBytes)
 	}
 	for k, v := range o.Headers {
-		n += min(len(k), MaxNameBytes) + min(len(v), MaxTextBytes)
+		c.add(k, MaxNameBytes)
+		c.add(v, MaxTextBytes)
 	}
 	if t := o.TLS; t != nil {
-		n += min(len(t.Version), MaxNameBytes) + min(len(t.ServerName), MaxNameBytes) +
-			min(len(t.Subject), MaxTextBytes) + min(len(t.Issuer), MaxTextBytes)
+		c.add(t.Version, MaxNameBytes)
+		c.add(t.ServerName, MaxNameBytes)
+		c.add(t.Subject, MaxTextBytes)
+		c.add(t.Issuer, MaxTextBytes)
 	}
-	for _, s := range o.Steps {
-		n += min(len(s.Name), MaxNameBytes) + min(len(s.Reason), MaxTextBytes)
+	for i := range o.Steps {
+		c.add(o.Steps[i].Name, MaxNameBytes)
+		c.add(o.Steps[i].Reason, MaxTextBytes)
 	}
-	for _, d := range o.DNS {
-		n += min(len(d.Resolver), MaxNameBytes) + min(len(d.Server), MaxNameBytes) + min(len(d.NS), MaxNameBytes) +
-			min(len(d.Transport), MaxNameBytes) + min(len(d.Rcode), MaxNameBytes) + min(len(d.Error), MaxTextBytes)
+	for i := range o.DNS {
+		d := &o.DNS[i]
+		c.add(d.Resolver, MaxNameBytes)
+		c.add(d.Server, MaxNameBytes)
+		c.add(d.NS, MaxNameBytes)
+		c.add(d.Transport, MaxNameBytes)
+		c.add(d.Rcode, MaxNameBytes)
+		c.add(d.Error, MaxTextBytes)
 		for _, s := range d.Answers {
-			n += min(len(s), MaxTextBytes)
+			c.add(s, MaxTextBytes)
 		}
 		for _, s := range d.CNAMEs {
-			n += min(len(s), MaxTextBytes)
+			c.add(s, MaxTextBytes)
 		}
 	}
-	return n
+	return c.n, c.over
+}
+
+// counter adds up string lengths, each at most its limit.
+type counter struct {
+	n    int
+	over bool
+}
+
+func (c *counter) add(s string, limit int) {
+	if len(s) > limit {
+		c.n += limit
+		c.over = true
+		return
+	}
+	c.n += len(s)
 }
 
 // CheckTime returns why a result probed at t, received at now, is refused,

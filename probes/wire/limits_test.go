@@ -239,3 +239,22 @@ func TestFitPassesCheck(t *testing.T) {
 		t.Errorf("the last server's answers were not the ones dropped: %d answers, error %q", len(o.DNS[2].Answers), o.DNS[2].Error)
 	}
 }
+
+// BenchmarkAdmit is what an evaluator adds per batch of 500 realistic
+// results for the limits (compare BenchmarkIngest in alerting).
+func BenchmarkAdmit(b *testing.B) {
+	rs := httpResults(500)
+	now := t0.Add(250 * time.Second) // the results span t0 to t0+499s
+	oldest, latest := now.Add(-MaxResultAge), now.Add(MaxClockSkew)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range rs {
+			if rs[i].Time.Before(oldest) || rs[i].Time.After(latest) {
+				b.Fatal("out of range")
+			}
+			if msg := Admit(&rs[i]); msg != "" {
+				b.Fatal(msg)
+			}
+		}
+	}
+}
