@@ -157,7 +157,7 @@ func (e *Evaluator) ingest(r *regionState, b *wire.Batch, now time.Time, d *fast
 		wins = make([]*window, len(b.Results))
 	}
 	defer e.ingesting.add(r, now)()
-	if err := e.validate(r, b, wins); err != nil {
+	if err := e.validate(r, b, wins, now); err != nil {
 		return err
 	}
 	// Sequence numbers start from the agent's clock in nanoseconds, and

@@ -2,8 +2,8 @@ package alerting
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outposthq/outpost/probes/wire"
 )
@@ -14,8 +14,6 @@ const (
 	maxAgentNameBytes = 128
 	// maxProblems is how many schema violations one answer lists.
 	maxProblems = 5
-	// maxQuoted bounds an input string quoted back in an error message.
-	maxQuoted = 64
 )
 
 // decodeBatch decodes body with d (see wire.Decoder.Decode); every error
@@ -56,9 +54,14 @@ func (p *problems) err() error {
 }
 
 // validate checks everything about b that does not depend on what was
-// accepted before, for region r, and fills wins[i] with the window of
-// b.Results[i]. It reads only what New built, so it needs no lock.
-func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window) error {
+// accepted before, for region r at now, and fills wins[i] with the window
+// of b.Results[i]. It refuses results probed outside [now −
+// wire.MaxResultAge, now + wire.MaxClockSkew] and results whose
+// observations are structurally absurd, and cuts every string of the
+// others to its limit (wire.Admit), so that nothing the
+// evaluator keeps or serves grows with a hostile value. It reads only
+// what New built, so it needs no lock.
+func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window, now time.Time) error {
 	var p problems
 	if b.V != wire.WireVersion {
 		p.add("v must be %d, got %d", wire.WireVersion, b.V)
@@ -79,6 +82,7 @@ func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window) erro
 		p.add("more than %d results (%d)", wire.MaxBatchResults, len(b.Results))
 		return p.err()
 	}
+	oldest, latest := now.Add(-wire.MaxResultAge), now.Add(wire.MaxClockSkew) // see wire.CheckTime
 	for i := range b.Results {
 		res := &b.Results[i]
 		w := r.windows[res.Check]
@@ -101,18 +105,24 @@ func (e *Evaluator) validate(r *regionState, b *wire.Batch, wins []*window) erro
 		if res.Agent != "" && res.Agent != b.Agent {
 			p.add("results[%d].agent %s does not match the batch agent %s", i, quote(res.Agent), quote(b.Agent))
 		}
-		if res.Time.IsZero() {
+		switch {
+		case res.Time.IsZero():
 			p.add("results[%d].time is required", i)
+		case res.Time.Before(oldest) || res.Time.After(latest):
+			p.add("results[%d].time %s", i, wire.CheckTime(res.Time, now))
 		}
 		if res.Duration < 0 {
 			p.add("results[%d].duration_seconds must not be negative", i)
+		}
+		if msg := wire.Admit(res); msg != "" {
+			p.add("results[%d].%s", i, msg)
 		}
 	}
 	return p.err()
 }
 
-// quote quotes s for an error message, cut to maxQuoted bytes so that an
-// answer never grows with the input.
+// quote quotes s for an error message, cut to wire.MaxQuoteBytes so that
+// an answer never grows with the input.
 func quote(s string) string {
-	return strconv.Quote(wire.Clip(s, maxQuoted))
+	return wire.Quote(s)
 }

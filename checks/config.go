@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"slices"
 	"time"
 )
 
@@ -272,8 +273,19 @@ const (
 )
 
 // Redactor returns a function that replaces every value substituted from the
-// environment with "<redacted>". Probes pass reasons through it so that no
-// credential written as ${ENV} can reach output, logs or pages.
+// environment with "<redacted>", in every form NewRedactor knows (quoted,
+// URL-encoded, base64), and the "user:password" of every check's
+// basic_auth, which travels in base64 in an Authorization header. Probes
+// pass reasons and observations through it so that no credential written
+// as ${ENV} can reach output, logs or pages.
 func (c *Config) Redactor() func(string) string {
-	return NewRedactor(c.secrets)
+	secrets := slices.Clone(c.secrets)
+	for _, ch := range c.Checks {
+		if ch.HTTP != nil && ch.HTTP.BasicAuth != nil {
+			if a := ch.HTTP.BasicAuth; a.Password.Value() != "" {
+				secrets = append(secrets, a.Username+":"+a.Password.Value())
+			}
+		}
+	}
+	return NewRedactor(secrets)
 }

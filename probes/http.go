@@ -375,7 +375,7 @@ func (p *httpProbe) runStep(ctx context.Context, st *httpStep, vars map[string]s
 	}
 	ev := evaluation{
 		resp: hr, body: body, truncated: truncated, limit: limit,
-		connected: tr.read().dial.connected, tls: out.tls, now: p.opts.Clock.Now(),
+		connected: tr.read().dial.connected, tls: out.tls, now: p.opts.Clock.Now(), redact: p.opts.Redact,
 	}
 	out.failures = append(out.failures, st.expect.check(&ev)...)
 	if e := st.expect.spec; e != nil {

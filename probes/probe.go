@@ -127,6 +127,7 @@ func (b *base) finish(r *wire.Result, began time.Time, failures []string, okReas
 		r.OK = true
 		r.Reason = joinReasons([]string{b.opts.Redact(okReason)})
 		b.redactObserved(&r.Observed)
+		wire.Fit(r) // within what evaluators accept
 		return *r
 	}
 	r.OK = false
@@ -138,19 +139,45 @@ func (b *base) finish(r *wire.Result, began time.Time, failures []string, okReas
 	}
 	r.Reason = joinReasons(redacted)
 	b.redactObserved(&r.Observed)
+	wire.Fit(r)
 	return *r
 }
 
-// redactObserved removes secrets from the evidence a probe kept: a server
-// may reflect a credential in a header or a line.
+// redactObserved removes secrets from the evidence a probe kept, every
+// string of it: a server may reflect a credential, in any encoding, in a
+// header, a line, a TLS name, a DNS answer or a step's reason. Opts.Redact
+// returns a string that holds no secret unchanged, without allocating.
 func (b *base) redactObserved(o *wire.Observed) {
+	redact := b.opts.Redact
+	each := func(l []string) {
+		for i := range l {
+			l[i] = redact(l[i])
+		}
+	}
+	each(o.ResolvedIPs)
+	o.ConnectedAddr = redact(o.ConnectedAddr)
+	o.HTTPVersion = redact(o.HTTPVersion)
+	o.Line = redact(o.Line)
 	for k, v := range o.Headers {
-		o.Headers[k] = b.opts.Redact(v)
+		if rk := redact(k); rk != k {
+			delete(o.Headers, k)
+			k = rk
+		}
+		o.Headers[k] = redact(v)
+	}
+	if t := o.TLS; t != nil {
+		t.ServerName, t.Subject, t.Issuer = redact(t.ServerName), redact(t.Subject), redact(t.Issuer)
 	}
 	for i := range o.Steps {
-		o.Steps[i].Reason = b.opts.Redact(o.Steps[i].Reason)
+		s := &o.Steps[i]
+		s.Name, s.Reason = redact(s.Name), redact(s.Reason)
 	}
-	o.Line = b.opts.Redact(o.Line)
+	for i := range o.DNS {
+		d := &o.DNS[i]
+		d.Resolver, d.Server, d.NS, d.Error = redact(d.Resolver), redact(d.Server), redact(d.NS), redact(d.Error)
+		each(d.Answers)
+		each(d.CNAMEs)
+	}
 }
 
 // joinReasons joins failures into one reason, clipped to

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // maxBatchObjects bounds the JSON objects (and nulls) in a batch, and
@@ -22,6 +24,7 @@ const maxBatchObjects = 1 << 16
 // d, valid until d's next use.
 func (d *Decoder) Decode(body []byte) (Batch, error) {
 	b, ok := d.decode(body)
+	d.data = nil // a pooled Decoder must not keep a 4 MiB body alive
 	switch {
 	case ok:
 		return b, nil
@@ -65,11 +68,20 @@ func decodeStrict(body []byte) (Batch, error) {
 	return b, nil
 }
 
+// maxErrorBytes bounds a decoding error's message, whatever it quotes.
+const maxErrorBytes = 256
+
 // describeJSONError turns a decoding error into a message that names the
-// field or the byte at fault.
+// field or the byte at fault. It quotes at most MaxQuoteBytes of an
+// offending value: a 3,000,000-digit number is not echoed whole.
 func describeJSONError(err error) string {
+	return Clip(describeJSON(err), maxErrorBytes)
+}
+
+func describeJSON(err error) string {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
+	var parse *time.ParseError
 	switch {
 	case errors.Is(err, io.EOF):
 		return "empty body; want a JSON batch object"
@@ -82,7 +94,15 @@ func describeJSONError(err error) string {
 		if field == "" {
 			field = "batch"
 		}
-		return fmt.Sprintf("%s: got JSON %s, want %s (byte %d)", field, typ.Value, typ.Type, typ.Offset)
+		return fmt.Sprintf("%s: got JSON %s, want %s (byte %d)", field, Clip(typ.Value, MaxQuoteBytes), typ.Type, typ.Offset)
+	case errors.As(err, &parse):
+		return fmt.Sprintf("time %s is not RFC 3339", Quote(parse.Value))
 	}
-	return strings.TrimPrefix(err.Error(), "json: ")
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if name, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		if s, err := strconv.Unquote(name); err == nil {
+			return "unknown field " + Quote(s)
+		}
+	}
+	return msg
 }

@@ -190,6 +190,77 @@ func TestFastDecoderInterns(t *testing.T) {
 	}
 }
 
+// checkLimits checks the invariants of the wire limits on data, decoded
+// the way an evaluator does: an error quotes at most a short prefix of the
+// input, and once Bound has run every string is within its limit.
+func checkLimits(t *testing.T, data []byte) {
+	t.Helper()
+	b, err := NewDecoder().Decode(data)
+	if err != nil {
+		if n := len(err.Error()); n > maxErrorBytes {
+			t.Fatalf("error of %d bytes for %d bytes of input: %.200s", n, len(data), err)
+		}
+		return
+	}
+	for i := range b.Results {
+		r := &b.Results[i]
+		Check(r)              // must not panic
+		CheckTime(r.Time, t0) // nor this
+		Bound(r)
+		if msg := overLimit(r); msg != "" {
+			t.Fatalf("after Bound, results[%d].%s", i, msg)
+		}
+		if again := Bound(r); again {
+			t.Fatalf("Bound cut results[%d] twice", i)
+		}
+	}
+}
+
+// overLimit names a string of r over its limit.
+func overLimit(r *Result) string {
+	type field struct {
+		name string
+		s    string
+		max  int
+	}
+	o := &r.Observed
+	fs := []field{{"reason", r.Reason, MaxReasonBytes}, {"connected_addr", o.ConnectedAddr, MaxNameBytes},
+		{"http_version", o.HTTPVersion, MaxNameBytes}, {"line", o.Line, MaxTextBytes}}
+	for _, s := range o.ResolvedIPs {
+		fs = append(fs, field{"resolved_ips[]", s, MaxNameBytes})
+	}
+	for k, v := range o.Headers {
+		fs = append(fs, field{"headers key", k, MaxNameBytes}, field{"headers value", v, MaxTextBytes})
+	}
+	if tl := o.TLS; tl != nil {
+		fs = append(fs, field{"tls.version", tl.Version, MaxNameBytes}, field{"tls.server_name", tl.ServerName, MaxNameBytes},
+			field{"tls.subject", tl.Subject, MaxTextBytes}, field{"tls.issuer", tl.Issuer, MaxTextBytes})
+	}
+	for _, st := range o.Steps {
+		fs = append(fs, field{"steps[].name", st.Name, MaxNameBytes}, field{"steps[].reason", st.Reason, MaxTextBytes})
+	}
+	for _, d := range o.DNS {
+		fs = append(fs, field{"dns[].resolver", d.Resolver, MaxNameBytes}, field{"dns[].server", d.Server, MaxNameBytes},
+			field{"dns[].ns", d.NS, MaxNameBytes}, field{"dns[].transport", d.Transport, MaxNameBytes},
+			field{"dns[].rcode", d.Rcode, MaxNameBytes}, field{"dns[].error", d.Error, MaxTextBytes})
+		for _, a := range d.Answers {
+			fs = append(fs, field{"dns[].answers[]", a, MaxTextBytes})
+		}
+		for _, c := range d.CNAMEs {
+			fs = append(fs, field{"dns[].cnames[]", c, MaxTextBytes})
+		}
+	}
+	for _, f := range fs {
+		if len(f.s) > f.max {
+			return fmt.Sprintf("%s is %d bytes, over %d", f.name, len(f.s), f.max)
+		}
+	}
+	if n := ObservedBytes(o); n > 0 && Check(r) == "" && n > MaxObservedBytes {
+		return fmt.Sprintf("observed is %d bytes and Check let it through", n)
+	}
+	return ""
+}
+
 // FuzzFastDecoder checks that the fast decoder never accepts what
 // encoding/json refuses, nor decodes anything differently.
 func FuzzFastDecoder(f *testing.F) {
@@ -208,11 +279,20 @@ func FuzzFastDecoder(f *testing.F) {
 		`{"results":[{"observed":{"value":null}}]}`, `{"results":[{"observed":{"value":1e400}}]}`,
 		`{"results":[{"observed":{"headers":{"A":"1","A":"2"},"dns":[{"min_ttl":4294967296}]}}]}`,
 		` {"v":1} `, `{"v":1}x`, `{"v" : 1 , "agent" : "a" }`, "{\"agent\":\"\t\"}",
+		// Hostile values: the limits of limits.go are invariants (see
+		// checkLimits); larger ones are under testdata/fuzz.
+		`{"seq":` + strings.Repeat("9", 300) + `}`,
+		`{"results":[{"reason":"` + strings.Repeat("é", 600) + `"}]}`,
+		`{"results":[{"time":"1976-01-01T00:00:00Z","observed":{"headers":{"` + strings.Repeat("h", 300) + `":"v"}}}]}`,
+		`{"results":[{"observed":{"dns":[{"answers":["` + strings.Repeat("a", 1100) + `"],"cnames":[]}]}}]}`,
+		`{"results":[{"observed":{"tls":{"subject":"` + strings.Repeat("s", 1100) + `"}}}]}`,
+		`{"unknown` + strings.Repeat("k", 200) + `":1}`, `{"created":"` + strings.Repeat("2", 200) + `"}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkLimits(t, data)
 		got, ok := NewDecoder().decode(data)
 		if !ok {
 			return
