@@ -247,6 +247,12 @@ func (e *Evaluator) readBody(w http.ResponseWriter, req *http.Request) (*body, e
 				return bd, fmt.Errorf("%w: body is over the limit of %d bytes", ErrTooLarge, int64(wire.MaxBatchBytes))
 			}
 			n := min(max(2*cap(bd.b), firstBodyChunk), wire.MaxBatchBytes+1)
+			if cl := req.ContentLength; cl >= 0 {
+				// A claimed length bounds the growth (one spare byte to
+				// read the end), never sizes it: a buffer grows only
+				// when what arrived has filled it.
+				n = min(n, int(cl)+1)
+			}
 			if !e.guard.take(bd.src, int64(n)) {
 				return bd, errBusy
 			}
