@@ -349,3 +349,45 @@ func TestPingLimiterStaysBounded(t *testing.T) {
 func addrN(n int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
 }
+
+// TestUnsignedConfirmPollsAreLimited: confirmation polls that fail
+// authentication take from the source's allowance of wrong credentials;
+// once it is spent they get 429 with Retry-After, and a signed poll from
+// the same address is still served.
+func TestUnsignedConfirmPollsAreLimited(t *testing.T) {
+	const n = 3 * pingBurst
+	f := newFixture(t)
+	poll := func(key []byte) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+wire.ConfirmPath, nil)
+		ts, sig := wire.Sign(key, f.clock.Now(), wire.ConfirmPayload("us-east", "a1"))
+		req.Header.Set(wire.HeaderRegion, "us-east")
+		req.Header.Set(wire.HeaderAgent, "a1")
+		req.Header.Set(wire.HeaderTimestamp, ts)
+		req.Header.Set(wire.HeaderSignature, sig)
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	codes := map[int]int{}
+	var last *http.Response
+	for range n {
+		last = poll(keyOther)
+		codes[last.StatusCode]++
+	}
+	if codes[http.StatusUnauthorized] != pingBurst || codes[http.StatusTooManyRequests] != n-pingBurst || last.Header.Get("Retry-After") == "" {
+		t.Errorf("answers to %d unsigned polls: %v (last Retry-After %q), want %d × 401 then 429 with Retry-After", n, codes, last.Header.Get("Retry-After"), pingBurst)
+	}
+	for reason, want := range map[string]float64{"poll_unauthorized": pingBurst, "poll_rate_limited": n - pingBurst} {
+		if got := testutil.ToFloat64(f.ev.metrics.refused(reason)); got != want {
+			t.Errorf("outpost_http_refused_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+	f.ev.confirm.request("us-east", "web", 1, f.clock.Now())
+	if resp := poll(keyUS); resp.StatusCode != http.StatusOK {
+		t.Errorf("a signed poll from the same address: %d, want 200", resp.StatusCode)
+	}
+}

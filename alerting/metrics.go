@@ -47,7 +47,7 @@ type metrics struct {
 // Reasons of outpost_http_refused_total and outpost_ping_refused_total;
 // label values come from these lists only.
 var (
-	refusalReasons     = []string{"source_limit", "busy", "slow_body"}
+	refusalReasons     = []string{"source_limit", "busy", "slow_body", "poll_unauthorized", "poll_rate_limited"}
 	pingRefusalReasons = []string{"wrong_token", "rate_limited"}
 )
 
@@ -93,7 +93,7 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 	})
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_http_refused_total",
-		Help: "Requests refused before they were authenticated, by reason: source_limit (too many in flight from one address), busy (too many batch bodies in flight), slow_body (a batch body under the minimum rate).",
+		Help: "Requests refused before they were authenticated, by reason: source_limit (too many in flight from one address), busy (too many batch bodies in flight), slow_body (a batch body under the minimum rate), poll_unauthorized (a confirmation poll not signed by a key of its region: 401), poll_rate_limited (429: too many wrong credentials from one address).",
 	}, []string{"reason"})
 	pingRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_ping_refused_total",

@@ -6,12 +6,15 @@ import (
 	"time"
 )
 
-// Wrong /ping tokens are rate-limited per source: each source has a bucket
-// of pingBurst wrong guesses that refills at one per pingRefill. Once it is
-// empty, a wrong token is answered 429 with Retry-After, counted and not
-// looked at further. Only wrong tokens take from the bucket: a cron job
-// that shares an address (a NAT, a CI runner pool) with someone guessing
-// keeps its pings answered, since a right token is always served.
+// Wrong credentials on the unauthenticated endpoints (/ping tokens,
+// confirmation polls' signatures) are rate-limited per source: each
+// source has a bucket of pingBurst wrong guesses that refills at one per
+// pingRefill. Once it is empty, a wrong guess is answered 429 with
+// Retry-After and counted. Only wrong guesses take from the bucket: a cron
+// job that shares an address (a NAT, a CI runner pool) with someone
+// guessing keeps its pings answered, since a right token is always
+// served. Telling right from wrong costs a hash, which is all a refused
+// guess costs the evaluator.
 const (
 	pingBurst  = 20
 	pingRefill = 3 * time.Second // 20 per minute
