@@ -170,17 +170,20 @@ func (e *Evaluator) WaitConfirmations(ctx context.Context, region string, wait t
 // serveConfirm answers an agent's long-poll: 200 with the checks to run
 // now, 204 when none were requested within confirmPollWait, 401 when the
 // poll is not signed by a key of the region, 429 when the region already
-// holds too many polls.
+// holds too many polls. Unsigned polls take from their source's allowance
+// of wrong credentials, shared with /ping's wrong tokens; once it is spent
+// they are answered 429 with Retry-After. Signed polls never take from
+// it, nor are they refused for it.
 func (e *Evaluator) serveConfirm(w http.ResponseWriter, req *http.Request) {
 	now := e.clock.Now()
 	region, agent := req.Header.Get(wire.HeaderRegion), req.Header.Get(wire.HeaderAgent)
 	r := e.regions[region]
 	if r == nil || len(r.keys.forAgent(agent)) == 0 {
-		http.Error(w, "unknown region or no agent key for it", http.StatusUnauthorized)
+		e.unsignedPoll(w, req, now, "unknown region or no agent key for it")
 		return
 	}
 	if err := wire.Verify(r.keys.forAgent(agent), req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature), wire.ConfirmPayload(region, agent), now); err != nil {
-		http.Error(w, err.Error(), http.StatusUnauthorized)
+		e.unsignedPoll(w, req, now, err.Error())
 		return
 	}
 	e.confirm.mu.Lock()
@@ -203,4 +206,20 @@ func (e *Evaluator) serveConfirm(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(cr)
+}
+
+// unsignedPoll answers a confirmation poll that failed authentication
+// with msg: 401, or 429 once its source has spent its allowance of wrong
+// credentials.
+func (e *Evaluator) unsignedPoll(w http.ResponseWriter, req *http.Request, now time.Time, msg string) {
+	src := sourceOf(req)
+	if full, wait := e.pings.exhausted(src, now); full {
+		e.refuse("poll_rate_limited", src, now)
+		w.Header().Set("Retry-After", retryAfter(wait))
+		http.Error(w, "too many unauthenticated requests from this address; retry later", http.StatusTooManyRequests)
+		return
+	}
+	e.pings.wrong(src, now)
+	e.refuse("poll_unauthorized", src, now)
+	http.Error(w, msg, http.StatusUnauthorized)
 }

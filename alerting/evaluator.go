@@ -115,10 +115,15 @@ type Evaluator struct {
 	regionList []*regionState // in config order
 	checks     map[string]*checks.Check
 
-	bodies   sync.Pool // *bytes.Buffer for request bodies
+	bodies   sync.Pool // *[]byte for request bodies
 	decoders sync.Pool // *fastDecoder
 	limiter  *ratelog.Keyed
 	confirm  *confirmer
+	// guard and pings bound what unauthenticated callers cost (limits.go,
+	// pinglimit.go); refusalLog rate-limits their logs.
+	guard      *guard
+	pings      *pingLimiter
+	refusalLog *ratelog.Keyed
 
 	// deciders is built by New and never changes; each guards itself.
 	deciders  map[string]*checkDecider
@@ -244,6 +249,9 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		checks:     make(map[string]*checks.Check, len(cfg.Checks)),
 		limiter:    ratelog.NewKeyed(rejectLogEvery),
 		confirm:    newConfirmer(),
+		guard:      newGuard(),
+		pings:      newPingLimiter(),
+		refusalLog: ratelog.NewKeyed(refusalLogEvery),
 	}
 	if e.staleAfter <= 0 {
 		e.staleAfter = defaultStaleAfter

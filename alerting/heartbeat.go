@@ -128,7 +128,11 @@ func (e *Evaluator) evaluateHeartbeat(cd *checkDecider, now time.Time) {
 }
 
 // servePing records a ping: GET, HEAD or POST /ping/{token}, /start or
-// /fail. A wrong token is a plain 404 that reveals nothing.
+// /fail. A wrong token is a plain 404 that reveals nothing, and takes one
+// from its source's allowance of wrong tokens (see pinglimit.go); a
+// source that has spent it is answered 429 with Retry-After for every
+// wrong token, while its right tokens are still served. Both are counted
+// in outpost_ping_refused_total.
 func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPost:
@@ -140,7 +144,7 @@ func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
 	now := e.clock.Now()
 	id, ok := e.beats.lookup(req.PathValue("token"))
 	if !ok {
-		http.NotFound(w, req)
+		e.wrongToken(w, req, now)
 		return
 	}
 	var msg string
@@ -187,6 +191,26 @@ func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "ok\n")
+}
+
+// wrongToken answers a ping with a token of no check: 404, or 429 once
+// its source has spent its allowance of wrong tokens.
+func (e *Evaluator) wrongToken(w http.ResponseWriter, req *http.Request, now time.Time) {
+	src := sourceOf(req)
+	reason := "wrong_token"
+	if full, wait := e.pings.exhausted(src, now); full {
+		reason = "rate_limited"
+		w.Header().Set("Retry-After", retryAfter(wait))
+		http.Error(w, "too many wrong tokens from this address; retry later", http.StatusTooManyRequests)
+	} else {
+		e.pings.wrong(src, now)
+		http.NotFound(w, req)
+	}
+	e.metrics.pingRefused(reason).Inc()
+	// The token is never logged: a near miss would give a secret away.
+	if ok, suppressed := e.refusalLog.Allow("ping/"+reason, now); ok {
+		e.log.Warn("heartbeat ping refused", "reason", reason, "source", src.String(), "suppressed", suppressed)
+	}
 }
 
 // headerForwarded marks a ping one evaluator passes to another, which

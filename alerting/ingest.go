@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,7 +12,8 @@ import (
 )
 
 // maxPooledBody is the largest request buffer kept for reuse; a batch of
-// 500 results is about a quarter of it.
+// 500 results is about a quarter of it. Buffers are pooled only as large
+// as bodies that arrived made them (see readBody).
 const maxPooledBody = 1 << 20
 
 // maxDigestBytes bounds the config digest remembered per agent.
@@ -23,12 +23,21 @@ const maxDigestBytes = 64
 // size-limited, strictly validated, idempotent ingest of agent batches.
 //
 // Answers: 200 "ok" (applied), 200 "duplicate" (accepted before, not
-// applied again), 400 (malformed or inconsistent batch; nothing applied),
-// 401 (unknown region, bad signature, clock skew, replay), 413 (body over
-// wire.MaxBatchBytes), 503 (could not be recorded; retry). Error bodies
-// are one line of plain text and never contain a key. Every answer carries
-// wire.HeaderEvaluator, so that an agent counts even a 503 as an evaluator
-// that answered.
+// applied again), 400 (malformed or inconsistent batch, or a body that
+// arrived below the minimum rate; nothing applied), 401 (unknown region,
+// bad signature, clock skew, replay), 413 (body over wire.MaxBatchBytes),
+// 503 (could not be recorded, or the evaluator or the sender's address has
+// too many requests in flight; retry, after Retry-After when it is set).
+// Error bodies are one line of plain text and never contain a key. Every
+// answer carries wire.HeaderEvaluator, so that an agent counts even a 503
+// as an evaluator that answered.
+//
+// Nothing is allocated for a body before its headers pass every check
+// they can: a known region with keys, a timestamp within
+// wire.MaxClockSkew and a well-formed signature. The body is then read as
+// it arrives, under the limits of limits.go: requests in flight per
+// source address (on every endpoint of Handler), batch bodies read at
+// once, bytes held by bodies, and a minimum rate.
 //
 // An agent must send its batches to one evaluator one at a time, in
 // sequence order: a batch below the highest accepted that is not one of
@@ -44,7 +53,7 @@ func (e *Evaluator) Handler() http.Handler {
 	mux.HandleFunc("GET "+wire.SeqPath, e.serveSeq)
 	mux.HandleFunc("/ping/{token}", e.servePing)
 	mux.HandleFunc("/ping/{token}/{event}", e.servePing)
-	return mux
+	return e.limitSources(mux)
 }
 
 func (e *Evaluator) serveResults(w http.ResponseWriter, req *http.Request) {
@@ -58,16 +67,28 @@ func (e *Evaluator) serveResults(w http.ResponseWriter, req *http.Request) {
 		label = r.name
 	}
 	o := e.record(label, err, now)
-	switch o {
-	case outcomeOK:
+	if o != outcomeOK && o != outcomeDuplicate {
+		// The body may not have been read: do not wait for it to keep
+		// the connection.
+		w.Header().Set("Connection", "close")
+	}
+	switch {
+	case o == outcomeOK:
 		_, _ = w.Write([]byte("ok"))
-	case outcomeDuplicate:
+	case o == outcomeDuplicate:
 		_, _ = w.Write([]byte("duplicate"))
-	case outcomeError:
+	case errors.Is(err, errBusy):
+		e.refuse("busy", sourceOf(req), now)
+		w.Header().Set("Retry-After", retryAfterBusy)
+		http.Error(w, "evaluator busy: too many batches in flight; retry", http.StatusServiceUnavailable)
+	case o == outcomeError:
 		http.Error(w, "batch not recorded; retry later", http.StatusServiceUnavailable)
 	default:
 		if why := refusedAs(err); why != "" {
 			w.Header().Set(wire.HeaderRefused, why)
+		}
+		if errors.Is(err, errSlowBody) {
+			e.refuse("slow_body", sourceOf(req), now)
 		}
 		http.Error(w, err.Error(), statusOf(o))
 	}
@@ -93,20 +114,21 @@ func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionS
 	if ts == "" || sig == "" {
 		return fmt.Errorf("%w: missing %s or %s header", ErrUnauthorized, wire.HeaderTimestamp, wire.HeaderSignature)
 	}
-
-	buf := e.getBuffer(req.ContentLength)
-	defer e.putBuffer(buf)
-	if _, err := buf.ReadFrom(http.MaxBytesReader(w, req.Body, wire.MaxBatchBytes)); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return fmt.Errorf("%w: body is over the limit of %d bytes", ErrTooLarge, int64(wire.MaxBatchBytes))
-		}
-		return fmt.Errorf("%w: reading body: %w", ErrInvalidBatch, err)
+	if err := wire.CheckHeaders(ts, sig, now); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
-	body := buf.Bytes()
+
+	bd, err := e.readBody(w, req)
+	defer e.release(bd)
+	if err != nil {
+		return err
+	}
+	body := bd.b
 	if err := wire.Verify(keys, ts, sig, body, now); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
-	// Decoded strings are copies, so buf may be reused once this returns.
+	// Decoded strings are copies, so the body may be reused once this
+	// returns.
 	d := e.decoder()
 	defer e.decoders.Put(d)
 	b, err := decodeBatch(body, d)
@@ -342,20 +364,6 @@ func statusOf(o outcome) int {
 	return http.StatusServiceUnavailable
 }
 
-// getBuffer returns an empty buffer with room for a body of n bytes (n <=
-// MaxBatchBytes; -1 if unknown).
-func (e *Evaluator) getBuffer(n int64) *bytes.Buffer {
-	buf, _ := e.bodies.Get().(*bytes.Buffer)
-	if buf == nil {
-		buf = new(bytes.Buffer)
-	}
-	if n > 0 {
-		// ReadFrom wants MinRead spare bytes before it would grow.
-		buf.Grow(int(n) + bytes.MinRead)
-	}
-	return buf
-}
-
 // fastDecoder is what e.decoders pools: a wire decoder and the windows
 // validate fills for the batch it decoded, both reused across batches.
 type fastDecoder struct {
@@ -371,12 +379,4 @@ func (e *Evaluator) decoder() *fastDecoder {
 		return d
 	}
 	return newFastDecoder()
-}
-
-func (e *Evaluator) putBuffer(buf *bytes.Buffer) {
-	if buf.Cap() > maxPooledBody {
-		return
-	}
-	buf.Reset()
-	e.bodies.Put(buf)
 }

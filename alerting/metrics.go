@@ -38,7 +38,24 @@ type metrics struct {
 	unknown *regionMetrics
 	// lagging is 1 while the evaluator is behind and holds STALE verdicts.
 	lagging prometheus.Gauge
+	// refusals and pingRefusals count requests refused before any work,
+	// by reason (refusalReasons, pingRefusalReasons).
+	refusals     map[string]prometheus.Counter
+	pingRefusals map[string]prometheus.Counter
 }
+
+// Reasons of outpost_http_refused_total and outpost_ping_refused_total;
+// label values come from these lists only.
+var (
+	refusalReasons     = []string{"source_limit", "busy", "slow_body", "poll_unauthorized", "poll_rate_limited"}
+	pingRefusalReasons = []string{"wrong_token", "rate_limited"}
+)
+
+// refused is the counter of outpost_http_refused_total for reason.
+func (m *metrics) refused(reason string) prometheus.Counter { return m.refusals[reason] }
+
+// pingRefused is the counter of outpost_ping_refused_total for reason.
+func (m *metrics) pingRefused(reason string) prometheus.Counter { return m.pingRefusals[reason] }
 
 // regionMetrics are one region's children.
 type regionMetrics struct {
@@ -74,8 +91,16 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 		Name: "outpost_evaluator_lagging",
 		Help: "1 while this evaluator is behind (liveness steps late, or batches waiting in ingest) and holds back STALE verdicts, else 0.",
 	})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_http_refused_total",
+		Help: "Requests refused before they were authenticated, by reason: source_limit (too many in flight from one address), busy (too many batch bodies in flight), slow_body (a batch body under the minimum rate), poll_unauthorized (a confirmation poll not signed by a key of its region: 401), poll_rate_limited (429: too many wrong credentials from one address).",
+	}, []string{"reason"})
+	pingRefused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_ping_refused_total",
+		Help: "Heartbeat pings refused, by reason: wrong_token (404), rate_limited (429: too many wrong tokens from one address).",
+	}, []string{"reason"})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{batches, results, late, live, mismatch, lagging} {
+		for _, c := range []prometheus.Collector{batches, results, late, live, mismatch, lagging, refused, pingRefused} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering metrics: %w", err)
 			}
@@ -88,7 +113,14 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 		}
 		return rm
 	}
-	m := &metrics{regions: make(map[string]*regionMetrics, len(regions)), unknown: children(unknownRegionLabel), lagging: lagging}
+	m := &metrics{regions: make(map[string]*regionMetrics, len(regions)), unknown: children(unknownRegionLabel), lagging: lagging,
+		refusals: map[string]prometheus.Counter{}, pingRefusals: map[string]prometheus.Counter{}}
+	for _, r := range refusalReasons {
+		m.refusals[r] = refused.WithLabelValues(r)
+	}
+	for _, r := range pingRefusalReasons {
+		m.pingRefusals[r] = pingRefused.WithLabelValues(r)
+	}
 	for _, r := range regions {
 		rm := children(r)
 		rm.results = results.WithLabelValues(r)

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,9 +50,11 @@ func listenAndServeTLS(addr string, h http.Handler, f *tlsFiles) (*httpServer, e
 		}
 		scheme = "https"
 	}
+	conns := &connLimit{max: maxConnsPerSource, open: map[netip.Addr]int{}}
 	s := &httpServer{
 		srv: &http.Server{
 			Handler:           h,
+			ConnState:         conns.track,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -66,6 +70,62 @@ func listenAndServeTLS(addr string, h http.Handler, f *tlsFiles) (*httpServer, e
 	}
 	go func() { s.errc <- s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// maxConnsPerSource bounds the connections one address (an IPv6 /64)
+// may hold open: past it, a new connection is closed as soon as it is
+// accepted, before a byte of it is read. Handlers bound the requests in
+// flight per source on their own (the evaluator's at 64).
+const maxConnsPerSource = 256
+
+// connLimit counts open connections per source address. Its map holds
+// only sources with a connection open.
+type connLimit struct {
+	max  int
+	mu   sync.Mutex
+	open map[netip.Addr]int
+}
+
+// track is an http.Server ConnState hook: it counts a connection in when
+// it is accepted, closing it if its source is over the limit, and out when
+// it is closed or hijacked (every accepted connection ends in one of the
+// two).
+func (l *connLimit) track(c net.Conn, st http.ConnState) {
+	src := connSource(c.RemoteAddr())
+	switch st {
+	case http.StateNew:
+		l.mu.Lock()
+		l.open[src]++
+		over := l.open[src] > l.max
+		l.mu.Unlock()
+		if over {
+			c.Close()
+		}
+	case http.StateClosed, http.StateHijacked:
+		l.mu.Lock()
+		if l.open[src] > 1 {
+			l.open[src]--
+		} else {
+			delete(l.open, src)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// connSource is the source address a connection counts under: IPv6
+// grouped by /64; anything else is one shared source.
+func connSource(a net.Addr) netip.Addr {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
 }
 
 // URL is the server's base URL.
