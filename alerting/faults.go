@@ -170,20 +170,13 @@ func (e *Evaluator) Health() string {
 
 // faultKey is the dedup key of this evaluator's page about component.
 func (e *Evaluator) faultKey(component string) string {
-	name := e.name
-	if name == "" {
-		name = "evaluator"
-	}
-	return "outpost:evaluator-fault:" + name + ":" + component
+	return "outpost:evaluator-fault:" + e.name + ":" + component
 }
 
 // pageFaults sends, from the liveness tick, the page of every fault that
 // started and the resolve of every fault cleared for faultClearAfter.
 func (e *Evaluator) pageFaults(ctx context.Context, now time.Time) {
 	name := e.name
-	if name == "" {
-		name = "evaluator"
-	}
 	var pages []notify.Notification
 	f := e.faults
 	f.mu.Lock()
@@ -239,16 +232,14 @@ type directNotifier interface {
 // record it, delivers it directly: a page about the evaluator's own disk
 // must not depend on that disk.
 func (e *Evaluator) sendDirectOnFailure(ctx context.Context, n notify.Notification) {
-	nctx, cancel := context.WithTimeout(ctx, notify.DefaultTimeout)
-	defer cancel()
-	retry, err := e.notifier.Notify(nctx, n)
-	e.noteNotifyResult(retry, err)
+	_, err := e.hand(ctx, &n)
 	if err == nil {
 		return
 	}
-	d, ok := e.notifier.(directNotifier)
-	if ok {
-		err = d.DeliverNow(nctx, n)
+	if d, ok := e.notifier.(directNotifier); ok {
+		dctx, cancel := context.WithTimeout(ctx, notify.DefaultTimeout)
+		err = d.DeliverNow(dctx, n)
+		cancel()
 	}
 	if err != nil {
 		e.log.Error("page about this evaluator not delivered", "key", n.Key, "err", err)

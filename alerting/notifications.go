@@ -149,17 +149,23 @@ func (e *Evaluator) stamp(n *notify.Notification) {
 	}
 }
 
+// hand stamps n and hands it to the notifier within notify.DefaultTimeout,
+// noting whether the notifier could record it (noteNotifyResult).
+func (e *Evaluator) hand(ctx context.Context, n *notify.Notification) (retry bool, err error) {
+	nctx, cancel := context.WithTimeout(ctx, notify.DefaultTimeout)
+	defer cancel()
+	e.stamp(n)
+	retry, err = e.notifier.Notify(nctx, *n)
+	e.noteNotifyResult(retry, err)
+	return retry, err
+}
+
 // send hands a notification to the notifier. A failure is logged at most
 // once per rejectLogEvery per kind, with the count held back: a notifier
 // that fails (a full disk under the outbox) must not turn a storm of
 // decisions into a storm of log lines.
 func (e *Evaluator) send(ctx context.Context, n notify.Notification) {
-	nctx, cancel := context.WithTimeout(ctx, notify.DefaultTimeout)
-	defer cancel()
-	e.stamp(&n)
-	retry, err := e.notifier.Notify(nctx, n)
-	e.noteNotifyResult(retry, err)
-	if err != nil {
+	if _, err := e.hand(ctx, &n); err != nil {
 		if ok, suppressed := e.limiter.Allow("notify/"+n.Kind, e.clock.Now()); ok {
 			e.log.Error("notification not delivered", "kind", n.Kind, "key", n.Key, "err", err, "suppressed", suppressed)
 		}

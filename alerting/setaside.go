@@ -48,9 +48,6 @@ func (e *Evaluator) announceSetAsides(ctx context.Context, now time.Time) {
 	s.announced = len(s.files)
 	s.mu.Unlock()
 	name := e.name
-	if name == "" {
-		name = "evaluator"
-	}
 	for _, f := range files {
 		e.send(ctx, notify.Notification{Kind: notify.KindStateSetAside, Key: "outpost:state-set-aside:" + name + ":" + filepath.Base(f.file),
 			Route: checks.RouteMeta, Severity: notify.SeverityWarning, Time: now,
