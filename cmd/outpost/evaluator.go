@@ -87,7 +87,10 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 		return err
 	}
 	defer pipe.Close()
-	ev, err = alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name, PeerTLS: certs.peerConfig()})
+	// Peers are checked as an agent reaches an evaluator: trusting the
+	// client CA (one internal CA commonly signs every evaluator and
+	// agent), presenting this evaluator's certificate.
+	ev, err = alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name, PeerTLS: certs.clientConfig()})
 	if err != nil {
 		return err
 	}

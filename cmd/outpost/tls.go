@@ -154,14 +154,3 @@ func tlsListener(ln net.Listener, f *tlsFiles) (net.Listener, error) {
 	}
 	return tls.NewListener(ln, cfg), nil
 }
-
-// peerConfig is the evaluator's TLS configuration for checking its peers:
-// trust the client CA (one internal CA commonly signs every evaluator and
-// agent), else the system's, and present this evaluator's certificate to a
-// peer that requires one. Nil without TLS flags.
-func (f *tlsFiles) peerConfig() *tls.Config {
-	if f == nil {
-		return nil
-	}
-	return f.clientConfig()
-}
