@@ -137,7 +137,7 @@ func TestNumentaPublishedScore(t *testing.T) {
 // own for Numenta HTM's published output.
 func TestNumentaPerFile(t *testing.T) {
 	totals := checkAgainstNumenta(t, os.DirFS("testdata"))
-	if tot := totals[Standard.Name]; tot.Null != -4 || tot.Perfect != 4 {
-		t.Errorf("standard over the 4 windows of testdata: %+v", tot)
+	if tot := totals[Standard.Name]; tot.Null != -8 || tot.Perfect != 8 {
+		t.Errorf("standard over the 8 windows of testdata: %+v", tot)
 	}
 }
