@@ -1,9 +1,10 @@
 // Command outpost-bench measures Outpost under load with real processes
-// over loopback HTTP. It has three modes:
+// over loopback HTTP, and its detectors on labelled data. It has four modes:
 //
 //	outpost-bench [agent] [flags]   the agent's CPU per probe beside blackbox_exporter's
 //	outpost-bench storm [flags]     an evaluator through a failure storm and its recovery
 //	outpost-bench ingest [flags]    an evaluator's ingest rate of signed batches over HTTP
+//	outpost-bench nab -data DIR     the series detectors scored on the Numenta Anomaly Benchmark
 //
 // Run it from the repository root (it builds ./cmd/outpost unless told
 // which binary to use). Everything it starts listens on 127.0.0.1 on ports
@@ -29,6 +30,7 @@ Usage:
   outpost-bench [agent] [flags]   agent CPU per probe vs blackbox_exporter (the default mode)
   outpost-bench storm [flags]     an evaluator through a failure storm and its recovery
   outpost-bench ingest [flags]    evaluator ingest of signed batches over HTTP, results/s
+  outpost-bench nab -data DIR     the series detectors on the Numenta Anomaly Benchmark, NAB scores
   outpost-bench help MODE         one mode and its flags
   outpost-bench -h                every mode and every flag
 
@@ -57,6 +59,11 @@ ingest: starts a real "outpost evaluator" with N checks in 5 regions and
   at a time. Prints results/s for each -gomaxprocs value, RSS every minute
   and at the end, and beside it BenchmarkIngest (in-process, no HTTP) as a
   ratio.
+
+nab: replays the labelled series of a NAB corpus through the series:
+  detectors (alerting/shape, in-process, the file's timestamps as the clock,
+  the project's defaults) and prints the NAB scores, the windows caught and
+  the false alarms per series-week; -out writes NAB results files.
 `
 
 func main() {
@@ -96,12 +103,14 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 		return stormCmd(ctx, args, out)
 	case "ingest":
 		return ingestCmd(ctx, args, out)
+	case "nab":
+		return nabCmd(ctx, args, out)
 	case "help":
 		if len(args) == 1 {
 			return dispatch(ctx, []string{args[0], "-h"}, out)
 		}
 		fmt.Fprint(os.Stderr, usage)
-		for _, m := range []string{"agent", "storm", "ingest"} {
+		for _, m := range []string{"agent", "storm", "ingest", "nab"} {
 			fmt.Fprintf(os.Stderr, "\n────────────────────────────────────────────────────────────\n")
 			_ = dispatch(ctx, []string{m, "-h"}, out)
 		}
