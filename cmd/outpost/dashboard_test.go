@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -392,6 +393,89 @@ func testBlackboxMixin(t *testing.T, prom string, deadline time.Time) {
 	} {
 		if err := waitForData(prom, expr, deadline); err != nil {
 			t.Errorf("%s: %v", expr, err)
+		}
+	}
+}
+
+// TestDashboardModel checks what Grafana does not say on import: every
+// panel and query reads the DS_PROMETHEUS variable, ids are unique, panels
+// fit the 24-column grid without overlapping, and the variables the
+// queries use exist.
+func TestDashboardModel(t *testing.T) {
+	b, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ds struct{ Type, UID string }
+	type panel struct {
+		ID         int `json:"id"`
+		Type       string
+		Title      string
+		Datasource *ds
+		GridPos    struct{ H, W, X, Y int } `json:"gridPos"`
+		Targets    []struct {
+			Datasource *ds
+			Expr       string
+		}
+	}
+	var d struct {
+		SchemaVersion int `json:"schemaVersion"`
+		UID           string
+		Panels        []panel
+		Templating    struct {
+			List []struct{ Name string }
+		}
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.SchemaVersion != 39 || d.UID == "" {
+		t.Errorf("schemaVersion %d, uid %q; want 39 and a uid", d.SchemaVersion, d.UID)
+	}
+	vars := map[string]bool{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = true
+	}
+	for _, v := range []string{"DS_PROMETHEUS", "check", "region", "quantile", "window"} {
+		if !vars[v] {
+			t.Errorf("no variable %q", v)
+		}
+	}
+	wantDS := ds{Type: "prometheus", UID: "${DS_PROMETHEUS}"}
+	ids := map[int]string{}
+	used := map[[2]int]string{}
+	for _, p := range d.Panels {
+		if other, dup := ids[p.ID]; dup {
+			t.Errorf("panels %q and %q share id %d", other, p.Title, p.ID)
+		}
+		ids[p.ID] = p.Title
+		g := p.GridPos
+		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q: gridPos %+v is off the 24-column grid", p.Title, g)
+		}
+		for x := g.X; x < g.X+g.W; x++ {
+			for y := g.Y; y < g.Y+g.H; y++ {
+				if other, ok := used[[2]int{x, y}]; ok {
+					t.Errorf("panels %q and %q overlap at (%d, %d)", other, p.Title, x, y)
+				}
+				used[[2]int{x, y}] = p.Title
+			}
+		}
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource == nil || *p.Datasource != wantDS {
+			t.Errorf("panel %q: datasource %+v, want %+v", p.Title, p.Datasource, wantDS)
+		}
+		for _, tg := range p.Targets {
+			if tg.Datasource == nil || *tg.Datasource != wantDS {
+				t.Errorf("panel %q: a target's datasource is %+v, want %+v", p.Title, tg.Datasource, wantDS)
+			}
+			for _, m := range regexp.MustCompile(`\$(\w+)`).FindAllStringSubmatch(tg.Expr, -1) {
+				if !vars[m[1]] && !strings.HasPrefix(m[1], "__") {
+					t.Errorf("panel %q: %s is no variable of the dashboard", p.Title, m[0])
+				}
+			}
 		}
 	}
 }
