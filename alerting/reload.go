@@ -288,3 +288,13 @@ func (e *Evaluator) install(p *plan, tabs map[string]*regionTables, keys map[str
 func sameShapeSpec(a, b *checks.Check) bool {
 	return reflect.DeepEqual(a.Shape, b.Shape) && (a.Series == nil) == (b.Series == nil) && a.Interval == b.Interval
 }
+
+// Config returns the configuration in force.
+func (e *Evaluator) Config() *checks.Config { return e.config() }
+
+// CanReload returns why Reload would refuse cfg (wrapping ErrNeedsRestart),
+// or nil: for a caller that must know before it changes what goes with
+// the configuration (the notification pipeline).
+func (e *Evaluator) CanReload(cfg *checks.Config) error {
+	return restartOnly(e.config(), cfg)
+}
