@@ -37,8 +37,10 @@ needs no other secret than that and its checks' credentials: other regions'
 keys and the notifiers' secrets may be unset (notifiers without theirs are
 not used for its own page).
 
-Serves /metrics and /healthz on --listen. SIGHUP reloads the checks (a
-changed reporting: block or key takes a restart); SIGINT
+Serves /metrics and /healthz on --listen. SIGHUP, or POST /-/reload from
+loopback, reloads the checks (a changed reporting: block or key takes a
+restart; a file that does not load is refused and the running checks
+stay); SIGINT
 or SIGTERM stops, cancelling probes in flight (a cancelled probe is not a
 result: it is not shipped) and keeping unsent batches in the spool.
 

@@ -34,6 +34,14 @@ Serves the status page (/status, plain HTML that refreshes itself, and
 what must survive a restart (the batch sequence numbers accepted from each
 agent, so a replayed batch is refused after a restart too).
 
+SIGHUP, or POST /-/reload (from loopback, or with a client certificate
+under --tls-client-ca), reloads the configuration: it is loaded and
+validated first, and refused whole, the running one staying, when it does
+not load or changes regions, peers or reporting (those take a restart).
+Checks it keeps keep their results, incidents and shapes; the open
+incidents of checks it removes are resolved. SIGHUP also re-reads the TLS
+files.
+
 Flags:
 `
 

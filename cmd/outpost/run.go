@@ -27,7 +27,10 @@ reported on the console.
 
 Serves the status page (/status and /status.json), /metrics, /healthz,
 /ping/TOKEN for heartbeat checks and POST /v1/results on --listen.
-SIGHUP reloads the local agent's checks; SIGINT or SIGTERM stops cleanly.
+SIGHUP, or POST /-/reload from loopback, reloads the configuration (the
+evaluator's, then the local agent's checks; a file that does not load is
+refused and the running configuration stays); SIGINT or SIGTERM stops
+cleanly.
 
 Flags:
 `
