@@ -259,7 +259,8 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 		digest = strings.Clone(wire.Clip(digest, maxDigestBytes))
 	}
 	var firsts, decide []string
-	late := 0
+	late, skipped := 0, 0
+	skip := ""
 	r.mu.Lock()
 	if !r.lastSeen.IsZero() && now.Sub(r.lastSeen) > e.staleAfter {
 		// This batch ends a silence: the region is back from a partition
@@ -269,6 +270,11 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 	for i := range b.Results {
 		res := &b.Results[i]
 		w := wins[i]
+		if w == nil {
+			skipped++
+			skip = res.Check
+			continue
+		}
 		if w.late(res, now, r.returned) {
 			// Old news, replayed from a spool: history for the status
 			// page and metrics, no first failure and no decision.
@@ -281,11 +287,11 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 		}
 		// Only a failure, or a result in a window that holds a recent
 		// failure (a region failing or recovering), can change a verdict.
-		if (!res.OK || w.recentFailure(e.recoveryOf(res.Check)+1)) && !slices.Contains(decide, res.Check) {
+		if (!res.OK || w.recentFailure(w.recovery+1)) && !slices.Contains(decide, res.Check) {
 			decide = append(decide, res.Check)
 		}
 		w.add(res, a.name, now, false)
-		if t := r.shapes[res.Check]; t != nil && shapeInput(res, now) && t.Add(res, now) && !slices.Contains(decide, res.Check) {
+		if t := r.tables().shapes[res.Check]; t != nil && shapeInput(res, now) && t.Add(res, now) && !slices.Contains(decide, res.Check) {
 			decide = append(decide, res.Check)
 		}
 	}
@@ -293,13 +299,21 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 		r.lastSeen = now
 	}
 	a.lastSeen, a.lastSeq = now, b.Seq
-	a.digest, a.digestBad = digest, digest != e.cfg.Digest
+	a.digest, a.digestBad = digest, digest != e.config().Digest
 	change := r.updateMismatch(now, e.staleAfter)
 	r.mu.Unlock()
 
-	r.metrics.results.Add(float64(len(b.Results)))
+	r.metrics.results.Add(float64(len(b.Results) - skipped))
 	if late > 0 {
 		r.metrics.late.Add(float64(late))
+	}
+	if skipped > 0 {
+		r.metrics.skipped.Add(float64(skipped))
+		if ok, suppressed := e.limiter.Allow("skip/"+r.name, now); ok {
+			e.log.Warn("results for checks this evaluator's configuration does not run in the region skipped: the agent runs another configuration",
+				"region", r.name, "agent", a.name, "skipped", skipped, "example_check", quote(skip),
+				"agent_config_digest", digest, "evaluator_config_digest", e.config().Digest, "suppressed", suppressed)
+		}
 	}
 	e.reportMismatch(r, change, a.name, digest)
 	if len(firsts) > 0 {

@@ -144,8 +144,8 @@ func (e *Evaluator) stamp(n *notify.Notification) {
 	if n.Source == "" {
 		n.Source = e.source
 	}
-	if n.Link == "" && e.cfg.ExternalURL != "" {
-		n.Link = e.redact(statusLink(e.cfg.ExternalURL, n.Check))
+	if p := e.plan.Load(); n.Link == "" && p.cfg.ExternalURL != "" {
+		n.Link = p.redact(statusLink(p.cfg.ExternalURL, n.Check))
 	}
 }
 

@@ -53,10 +53,10 @@ func BenchmarkShapeMemory(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		ev, _, _ := loadedEvaluator(b, 10_000)
 		results := passingResults()
-		week := weekOfBaseline(ev.cfg.Checks[0], results)
+		week := weekOfBaseline(ev.config().Checks[0], results)
 		estimate := 0
 		for _, r := range ev.regionList {
-			for _, t := range r.shapes {
+			for _, t := range r.tables().shapes {
 				fillWeek(t, week, results)
 				estimate += t.Bytes()
 			}
@@ -65,7 +65,7 @@ func BenchmarkShapeMemory(b *testing.B) {
 		runtime.ReadMemStats(&after)
 		pairs := 0
 		for _, r := range ev.regionList {
-			pairs += len(r.shapes)
+			pairs += len(r.tables().shapes)
 		}
 		// The whole evaluator's heap, windows and deciders included.
 		heap := float64(after.HeapAlloc - before.HeapAlloc)
@@ -130,7 +130,7 @@ func BenchmarkIngestShape(b *testing.B) {
 			f := newFixture(b)
 			if !on {
 				for _, r := range f.ev.regionList {
-					clear(r.shapes) // before any ingest: nothing reads it yet
+					clear(r.tables().shapes) // before any ingest: nothing reads it yet
 				}
 			}
 			h := f.ev.Handler()

@@ -43,7 +43,7 @@ func (e *Evaluator) StatusJSON() http.Handler {
 			writeJSON(w, encodeStatus(s))
 		case q.Paged():
 			writeJSON(w, encodeStatus(status.Paged(e, q)))
-		case len(e.cfg.Checks) <= status.FullMaxChecks:
+		case len(e.config().Checks) <= status.FullMaxChecks:
 			body, _ := e.statusBuilds.Get(func() ([]byte, error) { return encodeStatus(e.PublicStatus()), nil })
 			writeJSON(w, body)
 		default:
