@@ -246,21 +246,25 @@ type Check struct {
 // Type returns the name of the check's type block ("http", "tcp", "tls",
 // "dns", "heartbeat", "series").
 func (c *Check) Type() string {
-	switch {
-	case c.HTTP != nil:
-		return "http"
-	case c.TCP != nil:
-		return "tcp"
-	case c.TLS != nil:
-		return "tls"
-	case c.DNS != nil:
-		return "dns"
-	case c.Heartbeat != nil:
-		return "heartbeat"
-	case c.Series != nil:
-		return "series"
+	for _, t := range c.typeBlocks() {
+		if t.set {
+			return t.name
+		}
 	}
 	return ""
+}
+
+// typeBlock is one of the type blocks of a check or a notifier, by its
+// YAML key, and whether it is written.
+type typeBlock struct {
+	name string
+	set  bool
+}
+
+// typeBlocks lists the check's type blocks in the order Type, validation
+// and the schema (schema.go) take them; exactly one must be set.
+func (c *Check) typeBlocks() []typeBlock {
+	return []typeBlock{{"http", c.HTTP != nil}, {"tcp", c.TCP != nil}, {"tls", c.TLS != nil}, {"dns", c.DNS != nil}, {"heartbeat", c.Heartbeat != nil}, {"series", c.Series != nil}}
 }
 
 // IP protocol choices for resolving a target.
@@ -271,6 +275,9 @@ const (
 	IPPreferIPv6 = "prefer-ipv6" // prefer IPv6, fall back to IPv4
 	IPPreferIPv4 = "prefer-ipv4" // the default, written out
 )
+
+// ipProtocols are the values ip_protocol may take.
+var ipProtocols = []string{IPAny, IPv4, IPv6, IPPreferIPv4, IPPreferIPv6}
 
 // Redactor returns a function that replaces every value substituted from the
 // environment with "<redacted>", in every form NewRedactor knows (quoted,
