@@ -486,7 +486,7 @@ func (b *schemaBuilder) structRef(t reflect.Type) jsonSchema {
 	b.defs[name] = jsonSchema{} // a placeholder against recursion
 	obj := b.object(t)
 	if d := b.docs[name]; d != "" {
-		obj["description"] = d
+		obj["description"] = yamlNames(d, t)
 	}
 	b.defs[name] = obj
 	return ref(name)
@@ -557,5 +557,39 @@ func (b *schemaBuilder) fieldDoc(t reflect.Type, f fieldInfo) string {
 	if rest, ok := strings.CutPrefix(d, goName+" "); ok {
 		d = f.name + " " + rest
 	}
-	return d
+	ft := owner.Field(f.index[len(f.index)-1]).Type
+	for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
+		ft = ft.Elem()
+	}
+	return yamlNames(d, t, ft)
+}
+
+// spells reports whether goName is key written in Go: "Window" for
+// window, "MaxTTL" for max_ttl. A one-word key must be capitalised and no
+// more, so that "URL", "JSON" and "PagerDuty" stay the words they are in
+// prose.
+func spells(goName, key string) bool {
+	if !strings.Contains(key, "_") {
+		return goName == strings.ToUpper(key[:1])+key[1:]
+	}
+	return strings.EqualFold(goName, strings.ReplaceAll(key, "_", ""))
+}
+
+// yamlNames replaces the Go names of the fields of types (structs; others
+// are skipped) in doc by their YAML keys: comments written for Go readers
+// say "Window" where a YAML writer reads "window".
+func yamlNames(doc string, types ...reflect.Type) string {
+	for _, t := range types {
+		if t.Kind() != reflect.Struct {
+			continue
+		}
+		for _, f := range fieldsOf(t).fields {
+			goName := t.FieldByIndex(f.index).Name
+			if !spells(goName, f.name) {
+				continue
+			}
+			doc = regexp.MustCompile(`\b`+goName+`\b`).ReplaceAllLiteralString(doc, "`"+f.name+"`")
+		}
+	}
+	return doc
 }
