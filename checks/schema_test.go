@@ -379,6 +379,9 @@ checks:
 		{"size with unit", "method: GET", "max_body_bytes: 2MiB", true, true},
 		{"lower-case dns type", "http:\n      url: https://example.com/\n      method: GET\n      expect: {status: 2xx}", "dns: {name: example.com, type: aaaa, expect: {rcode: noerror}}", true, true},
 		{"maintenance window", "checks:", "maintenance:\n  - {name: m, cron: \"0 3 * * *\", duration: 1h}\nchecks:", true, true},
+		{"merge key", "  - id: web\n    interval: 30s", "  - id: web0\n    tcp: {address: \"example.com:443\"}\n    <<: &common {interval: 30s}\n  - <<: *common\n    id: web", true, true},
+		{"env in an enumeration", "method: GET", "ip_protocol: ${IPP:-ipv4}", true, true},
+		{"env in a status", "status: 2xx", `status: "${STATUS:-200}"`, true, true},
 		{"grouping by label", "console:", "console:\n    grouping: {by: [check, labels.team]}", true, true},
 
 		{"unknown key", "interval: 30s", "intervall: 30s", false, false},
