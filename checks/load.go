@@ -20,6 +20,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// configVersion is the one version of the configuration format there is.
+const configVersion = 1
+
 // MaxFileSize bounds one configuration file.
 const MaxFileSize = 8 << 20
 
@@ -327,8 +330,8 @@ func merge(files []*fileConfig, errs *errorList) *Config {
 				cfg.Meta = *fc.Meta
 			}
 		}
-		if fc.Src.Has("version") && fc.Version != 1 {
-			errs.add(fc.Src.At("version"), "", "unsupported version %d; this Outpost reads version 1", fc.Version)
+		if fc.Src.Has("version") && fc.Version != configVersion {
+			errs.add(fc.Src.At("version"), "", "unsupported version %d; this Outpost reads version %d", fc.Version, configVersion)
 		}
 		if fc.Reporting != nil {
 			if reportingAt != nil {

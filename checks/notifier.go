@@ -87,6 +87,12 @@ const (
 // Routes lists every route, the default of a notifier.
 var Routes = []string{RouteCritical, RouteWarning, RouteMeta}
 
+// typeBlocks lists the notifier's type blocks in the order validation and
+// the schema (schema.go) take them; exactly one must be set.
+func (n *Notifier) typeBlocks() []typeBlock {
+	return []typeBlock{{"pagerduty", n.PagerDuty != nil}, {"slack", n.Slack != nil}, {"webhook", n.Webhook != nil}, {"console", n.Console != nil}}
+}
+
 func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) {
 	label := fmt.Sprintf("notifiers[%d]", i)
 	switch {
@@ -110,8 +116,12 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		validateStorm(n.Storm, label+": storm", errs)
 	}
 	var types []string
+	for _, t := range n.typeBlocks() {
+		if t.set {
+			types = append(types, t.name)
+		}
+	}
 	if n.PagerDuty != nil {
-		types = append(types, "pagerduty")
 		p := n.PagerDuty
 		if p.RoutingKey.IsZero() {
 			errs.add(p.Src.At("routing_key"), "", "%s: pagerduty.routing_key is required, such as routing_key: ${PAGERDUTY_ROUTING_KEY}", label)
@@ -130,7 +140,6 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		}
 	}
 	if n.Slack != nil {
-		types = append(types, "slack")
 		if n.Slack.WebhookURL.IsZero() {
 			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url is required, such as webhook_url: ${SLACK_WEBHOOK_URL}", label)
 		} else if msg := checkURL(n.Slack.WebhookURL.Value(), true); msg != "" && !n.Slack.WebhookURL.Missing() {
@@ -138,15 +147,11 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		}
 	}
 	if n.Webhook != nil {
-		types = append(types, "webhook")
 		if n.Webhook.URL == "" {
 			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url is required", label)
 		} else if msg := checkURL(n.Webhook.URL, n.Webhook.Src.fromEnv("url")); msg != "" {
 			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url %s", label, msg)
 		}
-	}
-	if n.Console != nil {
-		types = append(types, "console")
 	}
 	switch len(types) {
 	case 0:

@@ -2,6 +2,7 @@ package checks
 
 import (
 	"reflect"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -49,6 +50,9 @@ const (
 	SeasonWeekly = "weekly"
 	SeasonNone   = "none"
 )
+
+// seasonalities are the values seasonality may take.
+var seasonalities = []string{SeasonDaily, SeasonWeekly, SeasonNone}
 
 // Shape defaults.
 const (
@@ -180,6 +184,9 @@ func (s *ShapeSpec) Slot(t time.Time) int {
 	return t.Hour()
 }
 
+// offWords turn a switchable block off: "shape: false", "spike: off".
+var offWords = append(slices.Clone(falseWords), "off")
+
 // decodeSwitchable decodes v, a pointer to a struct with an Off field and
 // a Src, from n: a mapping as usual, or "false" (or "off"), which sets
 // *off. It is how the shape block and each detector are switched off.
@@ -194,8 +201,8 @@ func decodeSwitchable(d *decoder, n *yaml.Node, path string, v any, off *bool) {
 	if !ok {
 		return
 	}
-	switch s.Value {
-	case "false", "False", "FALSE", "off":
+	switch {
+	case slices.Contains(offWords, s.Value):
 		*off = true
 		// Keep a Source so that validation can point at the key.
 		rv.FieldByName("Src").Set(reflect.ValueOf(Source{Pos: d.pos(n), keys: map[string]Pos{}, env: map[string]bool{}}))

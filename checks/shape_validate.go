@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"slices"
 	"time"
 )
 
@@ -38,10 +39,10 @@ func validateShape(c *Check, id string, errs *errorList) {
 		}
 	}
 
-	switch s.Seasonality {
-	case "":
+	switch {
+	case s.Seasonality == "":
 		s.Seasonality = SeasonDaily
-	case SeasonDaily, SeasonWeekly, SeasonNone:
+	case slices.Contains(seasonalities, s.Seasonality):
 	default:
 		add("seasonality", "%q: use daily, weekly or none", s.Seasonality)
 	}
