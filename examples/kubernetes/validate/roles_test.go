@@ -479,7 +479,7 @@ func TestAgents(t *testing.T) {
 			env, secretVars := podEnv(t, o, c, w.Name)
 			for _, v := range secretVars {
 				if ev, ok := evalEnv[v]; ok && ev != env[v] {
-					t.Errorf("%s differs from the evaluators' %s: batches would be refused", v, v)
+					t.Errorf("%s differs from the evaluators' %s: one variable of the configuration, one secret (an agent key that differs has every batch refused)", v, v)
 				}
 			}
 			p, _ := configFile(t, o, w, t.TempDir())
