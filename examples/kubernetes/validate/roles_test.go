@@ -283,6 +283,21 @@ func writableUnder(w workload, dir string) bool {
 	return false
 }
 
+// volumeUnder is the pod volume mounted where dir lies, if any.
+func volumeUnder(w workload, dir string) *corev1.Volume {
+	for _, m := range container(w).VolumeMounts {
+		if dir != m.MountPath && !strings.HasPrefix(dir, strings.TrimSuffix(m.MountPath, "/")+"/") {
+			continue
+		}
+		for i, v := range w.Template.Spec.Volumes {
+			if v.Name == m.Name {
+				return &w.Template.Spec.Volumes[i]
+			}
+		}
+	}
+	return nil
+}
+
 // evaluators returns the one StatefulSet, which must run "outpost
 // evaluator".
 func evaluators(t *testing.T, o *objects) (*appsv1.StatefulSet, workload) {
@@ -475,6 +490,13 @@ func TestAgents(t *testing.T) {
 			checkListen(t, c, flags)
 			if sd, ok := flags["spool-dir"]; !ok || !writableUnder(w, sd) {
 				t.Errorf("--spool-dir=%s: want it on a writable volume (the root file system is read-only)", sd)
+			} else if v := volumeUnder(w, sd); v != nil && v.EmptyDir != nil && v.EmptyDir.SizeLimit != nil {
+				// Over its sizeLimit the pod is evicted and the spool,
+				// the one thing it is for, goes with it.
+				need := int64(cfg.Reporting.SpoolSize) * int64(len(evs))
+				if v.EmptyDir.SizeLimit.Value() <= need {
+					t.Errorf("volume %s: sizeLimit %s does not hold a full spool (reporting.spool_size) for each of %d evaluators and the outbox", v.Name, v.EmptyDir.SizeLimit.String(), len(evs))
+				}
 			}
 			env, secretVars := podEnv(t, o, c, w.Name)
 			for _, v := range secretVars {
