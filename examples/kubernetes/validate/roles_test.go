@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -18,6 +19,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/outposthq/outpost/checks"
 )
@@ -529,6 +532,17 @@ func TestServiceMonitor(t *testing.T) {
 		sel := selector(t, "ServiceMonitor "+sm.Name, &sm.Spec.Selector)
 		if len(sm.Spec.NamespaceSelector.MatchNames) > 0 || sm.Spec.NamespaceSelector.Any {
 			t.Errorf("ServiceMonitor %s: its own namespace only", sm.Name)
+		}
+		for _, ep := range sm.Spec.Endpoints {
+			if ep.Interval == "" || ep.ScrapeTimeout == "" {
+				t.Errorf("ServiceMonitor %s: set interval and scrapeTimeout: a large configuration's /metrics takes seconds", sm.Name)
+				continue
+			}
+			iv, err1 := model.ParseDuration(string(ep.Interval))
+			to, err2 := model.ParseDuration(string(ep.ScrapeTimeout))
+			if err := errors.Join(err1, err2); err != nil || to > iv {
+				t.Errorf("ServiceMonitor %s: scrapeTimeout %s must be a duration within interval %s (%v)", sm.Name, ep.ScrapeTimeout, ep.Interval, err)
+			}
 		}
 		for name, svc := range o.Services {
 			if !sel.Matches(labels.Set(svc.Labels)) {
