@@ -166,6 +166,9 @@ func checkPodSpec(t *testing.T, o *objects, w workload) {
 		t.Fatalf("%d containers, want the one outpost container", len(spec.Containers))
 	}
 	c := &spec.Containers[0]
+	if errs := validation.IsDNS1123Label(c.Name); len(errs) > 0 {
+		t.Errorf("container name %q: %v", c.Name, errs)
+	}
 	repo, tag, ok := strings.Cut(c.Image, ":")
 	if !ok || repo != image || tag == "" || tag == "latest" {
 		t.Errorf("image %q: want %s with a pinned tag (kustomization.yaml images:)", c.Image, image)
@@ -365,6 +368,9 @@ func TestServices(t *testing.T) {
 			for _, p := range s.Spec.Ports {
 				if errs := validation.IsValidPortName(p.Name); len(errs) > 0 {
 					t.Errorf("port %d: name %q: %v", p.Port, p.Name, errs)
+				}
+				if errs := validation.IsValidPortNum(int(p.Port)); len(errs) > 0 {
+					t.Errorf("port %s: %v", p.Name, errs)
 				}
 				for _, w := range selected {
 					c := &w.Template.Spec.Containers[0]
