@@ -137,13 +137,9 @@ func build(dir string) (*objects, error) {
 // would drop.
 func TestStrictDecodingCatchesTypos(t *testing.T) {
 	dir := t.TempDir()
-	for _, f := range []string{"kustomization.yaml", "deployment.yaml"} {
-		var body string
-		switch f {
-		case "kustomization.yaml":
-			body = "resources: [deployment.yaml]\n"
-		default:
-			body = `apiVersion: apps/v1
+	writeFiles(t, dir, map[string]string{
+		"kustomization.yaml": "resources: [deployment.yaml]\n",
+		"deployment.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: x}
 spec:
@@ -155,17 +151,22 @@ spec:
         - name: x
           image: x:1
           readinessProbe: {httpGet: {path: /healthz, port: 1}, periodSecond: 10}
-`
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+`,
+	})
 	_, err := build(dir)
 	if err == nil {
 		t.Fatal("a Deployment with periodSecond (for periodSeconds) decoded without error")
 	}
 	t.Logf("refused as it should be: %v", err)
+}
+
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // outpostBin is the outpost binary the tests run: OUTPOST_BIN, else one
