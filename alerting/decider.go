@@ -179,6 +179,7 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 	if now.Before(cd.warmUp) && (d.State == decide.StateUnknown || (cd.state.OpenBefore(e.started) && e.unheard(cd.c))) {
 		return
 	}
+	e.observe(cd.id, d.State, now)
 	next, events := decide.Step(cd.state, d, cd.c, e.config().Maintenance, now)
 	for _, ev := range events {
 		e.emit(cd, ev, in)

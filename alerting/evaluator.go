@@ -159,6 +159,8 @@ type Evaluator struct {
 	// lastShapeSave is used by the liveness loop only.
 	shapeSaveMu   sync.Mutex
 	lastShapeSave time.Time
+	// lastHistorySave is used by the liveness loop only.
+	lastHistorySave time.Time
 
 	// name is this evaluator's entry in peers, peers the others.
 	name string
@@ -314,7 +316,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		}
 		e.loadShapes()
 	}
-	e.lastShapeSave = e.started
+	e.lastShapeSave, e.lastHistorySave = e.started, e.started
 	return e, nil
 }
 
