@@ -10,6 +10,7 @@ import (
 
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/history"
+	"github.com/outposthq/outpost/alerting/status"
 )
 
 // The evaluator keeps each check's history (alerting/history): its days
@@ -274,4 +275,71 @@ func (e *Evaluator) noteIncident(check string, ev decide.Event, in map[string]de
 		}
 	}
 	ch.note(string(ev.Kind), ev.OpenedAt, history.Note{Time: ev.Time, Action: string(ev.Action), Route: ev.Route, Summary: p.redact(ev.Summary)}, failing)
+}
+
+// uptimeOf is h's uptime over 1, 7, 30 and 90 days at now, or nil before
+// any watched time. Its history's mutex is held.
+func uptimeOf(h *history.Check, now time.Time) *status.Uptime {
+	var u status.Uptime
+	for _, r := range []struct {
+		days int
+		to   **float64
+	}{{1, &u.Day}, {7, &u.Week}, {30, &u.Month}, {history.Days, &u.Quarter}} {
+		if v, ok := h.Uptime(now, r.days); ok {
+			*r.to = &v
+		}
+	}
+	if u.Quarter == nil {
+		return nil
+	}
+	return &u
+}
+
+// CheckHistory returns check's days (the last history.Days up to now,
+// oldest first, a day nobody watched included as empty) and its
+// incidents, newest first; a private check's incidents without their
+// summaries, which are evidence (see status.Source).
+func (e *Evaluator) CheckHistory(check string, now time.Time) ([]status.DayStatus, []status.IncidentRecord) {
+	h, ok := e.History(check)
+	if !ok {
+		return nil, nil
+	}
+	private := e.Private(check)
+	byDate := make(map[string]*history.Day, len(h.Days))
+	for i := range h.Days {
+		byDate[h.Days[i].Date] = &h.Days[i]
+	}
+	days := make([]status.DayStatus, 0, history.Days)
+	for i := history.Days - 1; i >= 0; i-- {
+		date := history.DateOf(now.AddDate(0, 0, -i))
+		ds := status.DayStatus{Date: date}
+		if d := byDate[date]; d != nil {
+			ds.OK, ds.Degraded, ds.Down, ds.Unknown = d.Seconds[history.StateOK], d.Seconds[history.StateDegraded], d.Seconds[history.StateDown], d.Seconds[history.StateUnknown]
+			if w := d.Worst(); w >= 0 {
+				ds.Worst = []decide.CheckState{decide.StateOK, decide.StateDegraded, decide.StateDown, decide.StateUnknown}[w]
+			}
+			for _, r := range d.Regions {
+				ds.Probes += r.Probes
+				ds.Failures += r.Failures
+			}
+		}
+		days = append(days, ds)
+	}
+	incidents := make([]status.IncidentRecord, 0, len(h.Incidents))
+	for i := len(h.Incidents) - 1; i >= 0; i-- {
+		in := h.Incidents[i]
+		rec := status.IncidentRecord{Kind: decide.IncidentKind(in.Kind), OpenedAt: in.OpenedAt, ResolvedAt: in.ResolvedAt, Regions: in.Regions}
+		if !private {
+			rec.Summary = in.Summary
+		}
+		for _, n := range in.Notes {
+			te := status.TimelineEntry{Time: n.Time, Action: n.Action, Route: n.Route}
+			if !private {
+				te.Summary = n.Summary
+			}
+			rec.Timeline = append(rec.Timeline, te)
+		}
+		incidents = append(incidents, rec)
+	}
+	return days, incidents
 }

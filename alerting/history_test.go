@@ -11,50 +11,70 @@ import (
 	"github.com/outposthq/outpost/probes/wire"
 )
 
-// Two days of results every 5 minutes from three regions, the target down from
-// 10:00 to 11:00 on the second: the history holds exactly an hour DOWN
-// that day, an incident with its trigger and resolve, the probes and
-// failures per region, and a restart on the same data dir keeps it all.
-func TestHistoryOfTwoDays(t *testing.T) {
-	cfg := regionConfig(t, "us-east", `checks:
+// historyDays is the configuration of the history tests: web pages,
+// secret is private.
+const historyChecks = `checks:
   - id: web
     failure: {consecutive: 1}
     recovery: {consecutive: 1}
+    labels: {service: storefront}
     http: {url: "https://example.test/"}
-`)
-	day1 := time.Date(2030, 3, 4, 0, 0, 0, 0, time.UTC)
+  - id: secret
+    private: true
+    failure: {consecutive: 1}
+    recovery: {consecutive: 1}
+    http: {url: "https://internal.example.test/"}
+`
+
+// feedTwoDays runs an evaluator with dir as its data dir through two days
+// from day1: a result from every region and a tick every 5 minutes (as
+// often as the time between verdicts may be, history.MaxGap, and few
+// enough batches, each one's sequence written durably, to keep it short),
+// every target down from 10:00 to 11:00 on the second day.
+func feedTwoDays(t *testing.T, dir string, day1 time.Time) (*Evaluator, *clocktest.Fake) {
+	t.Helper()
+	cfg := regionConfig(t, "us-east", historyChecks)
 	clk := clocktest.New(day1)
-	dir := t.TempDir()
-	notes := &notifytest.Recorder{}
-	ev, err := New(cfg, Options{Clock: clk, Notifier: notes, DataDir: dir})
+	ev, err := New(cfg, Options{Clock: clk, Notifier: &notifytest.Recorder{}, DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := func(at time.Time) bool {
-		return at.Day() == 5 && at.Hour() == 10
-	}
 	var seq uint64
 	end := day1.AddDate(0, 0, 2)
-	// A result from every region and a tick every 5 minutes: as often as
-	// the time between verdicts may be (history.MaxGap), and few enough
-	// batches (each one's sequence is written durably) to keep it short.
-	const step = history.MaxGap
-	for now := day1; now.Before(end); now = now.Add(step) {
+	for now := day1; now.Before(end); now = now.Add(history.MaxGap) {
 		if d := now.Sub(clk.Now()); d > 0 {
 			clk.Advance(d)
 		}
 		seq++
+		down := now.Day() == day1.Day()+1 && now.Hour() == 10
 		for _, region := range cfg.Regions {
-			r := wire.Result{V: 1, Check: "web", Region: region, Time: now, OK: !down(now), Duration: 0.040}
-			if !r.OK {
-				r.Reason = "status 503, want 2xx"
+			var rs []wire.Result
+			for _, id := range []string{"web", "secret"} {
+				r := wire.Result{V: 1, Check: id, Region: region, Time: now, OK: !down, Duration: 0.040}
+				if down {
+					r.Reason = "status 503 from https://internal.example.test/, want 2xx"
+				}
+				rs = append(rs, r)
 			}
-			if err := ev.Apply(wire.Batch{V: 1, Agent: "a-" + region, Region: region, Seq: seq, Created: now, Results: []wire.Result{r}}); err != nil {
+			if err := ev.Apply(wire.Batch{V: 1, Agent: "a-" + region, Region: region, Seq: seq, Created: now, Results: rs}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		ev.tick(context.Background(), now)
 	}
+	return ev, clk
+}
+
+// Two days of results every 5 minutes from three regions, the target down
+// from 10:00 to 11:00 on the second: the history holds exactly an hour
+// DOWN that day, an incident with its trigger and resolve, the probes and
+// failures per region, and a restart on the same data dir keeps it all.
+func TestHistoryOfTwoDays(t *testing.T) {
+	day1 := time.Date(2030, 3, 4, 0, 0, 0, 0, time.UTC)
+	end := day1.AddDate(0, 0, 2)
+	dir := t.TempDir()
+	ev, clk := feedTwoDays(t, dir, day1)
+	cfg := ev.Config()
 	h, ok := ev.History("web")
 	if !ok || len(h.Days) != 2 {
 		t.Fatalf("history %v, %d days", ok, len(h.Days))
@@ -93,7 +113,7 @@ func TestHistoryOfTwoDays(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	restarted, err := New(cfg, Options{Clock: clk, Notifier: notes, DataDir: dir})
+	restarted, err := New(cfg, Options{Clock: clk, Notifier: &notifytest.Recorder{}, DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
