@@ -68,7 +68,6 @@ func dayBars(t *testing.T, doc *html.Node, id string) (classes, titles []string)
 	return classes, titles
 }
 
-
 // The status page shows 90 days a check, coloured by the worst verdict
 // with the day's figures as title, the uptime line, the check's group,
 // and on the check's own page its incident history with the timeline; a
