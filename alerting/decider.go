@@ -180,7 +180,7 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 		return
 	}
 	e.observe(cd.id, d.State, now)
-	next, events := decide.Step(cd.state, d, cd.c, e.config().Maintenance, now)
+	next, events := decide.Step(cd.state, d, cd.c, e.maintenanceFor(cd.c, now), now)
 	for _, ev := range events {
 		e.emit(cd, ev, in)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
+	"github.com/outposthq/outpost/alerting/silence"
 	"github.com/outposthq/outpost/alerting/state"
 	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/checks"
@@ -153,6 +154,7 @@ type Evaluator struct {
 	statusSummary status.Recent
 	checkBuilds   atomic.Int64
 	unknown       unknownChecks
+	silences      silences
 	meta          metaPage // liveness loop only
 	beats         *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
@@ -281,6 +283,12 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newDecisionCollector(e)); err != nil {
+			return nil, fmt.Errorf("alerting: registering metrics: %w", err)
+		}
+	}
+	e.silences.all = map[string]*silence.Silence{}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(silenceCollector{e}); err != nil {
 			return nil, fmt.Errorf("alerting: registering metrics: %w", err)
 		}
 	}

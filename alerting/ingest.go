@@ -53,6 +53,9 @@ func (e *Evaluator) Handler() http.Handler {
 	mux.HandleFunc("GET "+wire.SeqPath, e.serveSeq)
 	mux.HandleFunc("/ping/{token}", e.servePing)
 	mux.HandleFunc("/ping/{token}/{event}", e.servePing)
+	mux.HandleFunc("GET /api/v1/silences", e.serveSilences)
+	mux.HandleFunc("POST /api/v1/silences", e.serveSilences)
+	mux.HandleFunc("DELETE /api/v1/silence/{id}", e.serveSilence)
 	return e.limitSources(mux)
 }
 

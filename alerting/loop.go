@@ -71,6 +71,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 	if now.Sub(e.lastHistorySave) >= historySaveEvery {
 		e.lastHistorySave = now
 		e.saveHistories(now)
+		e.forgetSilences(now)
 	}
 	if now.Sub(e.lastShapeSave) >= shapeSaveEvery {
 		e.lastShapeSave = now

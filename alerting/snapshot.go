@@ -109,6 +109,7 @@ func (e *Evaluator) checkHead(c *checks.Check, now time.Time) status.CheckStatus
 			cs.Maintenance = append(cs.Maintenance, m.Name)
 		}
 	}
+	cs.Maintenance = append(cs.Maintenance, e.silencesOf(c, now)...)
 	cs.Group = cmp.Or(c.Labels["service"], c.Labels["group"])
 	if ch := e.plan.Load().histories[c.ID]; ch != nil {
 		ch.mu.Lock()

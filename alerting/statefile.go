@@ -48,7 +48,7 @@ var stateLost = "open incidents, failing regions, heartbeat pings, agents' seque
 // importing incidents.json and ingest-seq.json the first time.
 func (e *Evaluator) openState(dir string) error {
 	st, err := state.Open(filepath.Join(dir, stateFile), state.Options{
-		Buckets: []string{bucketIncidents, bucketPings, bucketSeqs, bucketHistory},
+		Buckets: []string{bucketIncidents, bucketPings, bucketSeqs, bucketHistory, bucketSilences},
 		What:    stateLost,
 		Logger:  e.log,
 		OnCommit: func(c state.Commit) {
@@ -88,6 +88,9 @@ func (e *Evaluator) openState(dir string) error {
 	}
 	if err == nil {
 		err = e.loadHistories()
+	}
+	if err == nil {
+		err = e.loadSilences()
 	}
 	var seqs []seqRecord
 	if err == nil {

@@ -112,6 +112,24 @@ type Check struct {
 	// the time from Since to the next observation is credited to State.
 	State string    `json:"state,omitempty"`
 	Since time.Time `json:"since,omitzero"`
+
+	// latestStart is the start (UTC midnight) of the latest day, so that
+	// a time in it finds it without formatting a date: ingest counts every
+	// result here.
+	latestStart time.Time
+}
+
+// dayAt returns the day of t (see day).
+func (c *Check) dayAt(t time.Time) *Day {
+	n := len(c.Days)
+	if n > 0 && !t.Before(c.latestStart) && t.Sub(c.latestStart) < 24*time.Hour {
+		return &c.Days[n-1]
+	}
+	d := c.day(DateOf(t))
+	if last := &c.Days[len(c.Days)-1]; d == last {
+		c.latestStart, _ = time.Parse(time.DateOnly, last.Date)
+	}
+	return d
 }
 
 // day returns the day of date, adding it when the check has none: after
@@ -173,7 +191,7 @@ func (c *Check) Observe(state string, now time.Time) {
 				if now.Before(end) {
 					end = now
 				}
-				d := c.day(DateOf(from))
+				d := c.dayAt(from)
 				d.Seconds[s] = int32(min(int64(d.Seconds[s])+int64(end.Sub(from)/time.Second), 86400))
 				from = end
 			}
@@ -182,13 +200,13 @@ func (c *Check) Observe(state string, now time.Time) {
 	if c.Since.IsZero() || !now.Before(c.Since) {
 		c.State, c.Since = state, now
 	}
-	c.day(DateOf(now))
+	c.dayAt(now)
 }
 
 // Probe counts one probe of region at t, failed or not, that took d
 // (zero: no duration).
 func (c *Check) Probe(region string, t time.Time, ok bool, d time.Duration) {
-	day := c.day(DateOf(t))
+	day := c.dayAt(t)
 	i := slices.IndexFunc(day.Regions, func(r RegionDay) bool { return r.Region == region })
 	if i < 0 {
 		day.Regions = append(day.Regions, RegionDay{Region: region})
