@@ -179,7 +179,8 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 	if now.Before(cd.warmUp) && (d.State == decide.StateUnknown || (cd.state.OpenBefore(e.started) && e.unheard(cd.c))) {
 		return
 	}
-	next, events := decide.Step(cd.state, d, cd.c, e.config().Maintenance, now)
+	e.observe(cd.id, d.State, now)
+	next, events := decide.Step(cd.state, d, cd.c, e.maintenanceFor(cd.c, now), now)
 	for _, ev := range events {
 		e.emit(cd, ev, in)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
+	"github.com/outposthq/outpost/alerting/silence"
 	"github.com/outposthq/outpost/alerting/state"
 	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/checks"
@@ -153,12 +154,15 @@ type Evaluator struct {
 	statusSummary status.Recent
 	checkBuilds   atomic.Int64
 	unknown       unknownChecks
+	silences      silences
 	meta          metaPage // liveness loop only
 	beats         *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
 	// lastShapeSave is used by the liveness loop only.
 	shapeSaveMu   sync.Mutex
 	lastShapeSave time.Time
+	// lastHistorySave is used by the liveness loop only.
+	lastHistorySave time.Time
 
 	// name is this evaluator's entry in peers, peers the others.
 	name string
@@ -282,6 +286,12 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 			return nil, fmt.Errorf("alerting: registering metrics: %w", err)
 		}
 	}
+	e.silences.all = map[string]*silence.Silence{}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(silenceCollector{e}); err != nil {
+			return nil, fmt.Errorf("alerting: registering metrics: %w", err)
+		}
+	}
 	e.beats = newHeartbeats()
 	e.beats.reconfigure(cfg)
 	e.name = opts.Name
@@ -314,7 +324,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		}
 		e.loadShapes()
 	}
-	e.lastShapeSave = e.started
+	e.lastShapeSave, e.lastHistorySave = e.started, e.started
 	return e, nil
 }
 

@@ -139,7 +139,8 @@ func (e *Evaluator) evaluateHeartbeat(cd *checkDecider, now time.Time) {
 		}
 	}
 	cd.last = d
-	next, events := decide.Step(cd.state, d, cd.c, e.config().Maintenance, now)
+	e.observe(cd.id, d.State, now)
+	next, events := decide.Step(cd.state, d, cd.c, e.maintenanceFor(cd.c, now), now)
 	for _, ev := range events {
 		e.emit(cd, ev, nil)
 	}

@@ -53,6 +53,9 @@ func (e *Evaluator) Handler() http.Handler {
 	mux.HandleFunc("GET "+wire.SeqPath, e.serveSeq)
 	mux.HandleFunc("/ping/{token}", e.servePing)
 	mux.HandleFunc("/ping/{token}/{event}", e.servePing)
+	mux.HandleFunc("GET /api/v1/silences", e.serveSilences)
+	mux.HandleFunc("POST /api/v1/silences", e.serveSilences)
+	mux.HandleFunc("DELETE /api/v1/silence/{id}", e.serveSilence)
 	return e.limitSources(mux)
 }
 
@@ -261,6 +264,7 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 	var firsts, decide []string
 	late, skipped := 0, 0
 	skip := ""
+	hist := e.plan.Load().histories
 	r.mu.Lock()
 	if !r.lastSeen.IsZero() && now.Sub(r.lastSeen) > e.staleAfter {
 		// This batch ends a silence: the region is back from a partition
@@ -279,6 +283,9 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 			// Old news, replayed from a spool: history for the status
 			// page and metrics, no first failure and no decision.
 			w.add(res, a.name, now, true)
+			if ch := hist[res.Check]; ch != nil {
+				ch.probe(r.name, res.Time, res.OK, time.Duration(res.Duration*float64(time.Second)))
+			}
 			late++
 			continue
 		}
@@ -291,6 +298,9 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 			decide = append(decide, res.Check)
 		}
 		w.add(res, a.name, now, false)
+		if ch := hist[res.Check]; ch != nil {
+			ch.probe(r.name, res.Time, res.OK, time.Duration(res.Duration*float64(time.Second)))
+		}
 		if t := r.tables().shapes[res.Check]; t != nil && shapeInput(res, now) && t.Add(res, now) && !slices.Contains(decide, res.Check) {
 			decide = append(decide, res.Check)
 		}

@@ -46,6 +46,7 @@ func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide
 		e.unknown.set(c.ID, ev.Summary, ev.Action == decide.EventTrigger)
 		return
 	}
+	e.noteIncident(cd.id, ev, in)
 	n := notify.Notification{
 		Kind:    notify.CheckKind(string(ev.Kind)),
 		Key:     ev.DedupKey,

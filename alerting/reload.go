@@ -44,6 +44,9 @@ type plan struct {
 	// deciders has one per check; each guards itself. A decider outlives
 	// the plan that made it when its check survives a reload.
 	deciders map[string]*checkDecider
+	// histories has one per check (history_store.go); like a decider, it
+	// outlives the plan when its check survives a reload.
+	histories map[string]*checkHistory
 	// redact removes the configuration's secrets.
 	redact func(string) string
 }
@@ -152,6 +155,7 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 		if old.checks[cd.id].Heartbeat != nil && e.state != nil {
 			e.state.Delete(bucketPings, cd.id)
 		}
+		e.forgetHistory(cd.id, old.histories[cd.id])
 	}
 	e.log.Info("evaluator configuration reloaded", "checks", len(cfg.Checks), "added", len(rep.Added),
 		"changed", len(rep.Changed), "removed", len(rep.Removed), "incidents_resolved", rep.Resolved, "config_digest", cfg.Digest)
@@ -205,10 +209,11 @@ func (e *Evaluator) build(cfg *checks.Config, old *plan, now time.Time) (*plan, 
 		}
 	}
 	p := &plan{
-		cfg:      cfg,
-		checks:   make(map[string]*checks.Check, len(cfg.Checks)),
-		deciders: make(map[string]*checkDecider, len(cfg.Checks)),
-		redact:   cfg.Redactor(),
+		cfg:       cfg,
+		checks:    make(map[string]*checks.Check, len(cfg.Checks)),
+		deciders:  make(map[string]*checkDecider, len(cfg.Checks)),
+		histories: make(map[string]*checkHistory, len(cfg.Checks)),
+		redact:    cfg.Redactor(),
 	}
 	tabs := make(map[string]*regionTables, len(e.regionList))
 	keys := make(map[string]*agentKeys, len(e.regionList))
@@ -256,6 +261,11 @@ func (e *Evaluator) build(cfg *checks.Config, old *plan, now time.Time) (*plan, 
 			if t != nil {
 				tab.shapes[c.ID] = t
 			}
+		}
+		if old != nil && old.histories[c.ID] != nil {
+			p.histories[c.ID] = old.histories[c.ID]
+		} else {
+			p.histories[c.ID] = newCheckHistory()
 		}
 		if old != nil && old.deciders[c.ID] != nil {
 			p.deciders[c.ID] = old.deciders[c.ID]

@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Snapshot returns the evaluator's current state. Each region is copied
@@ -55,6 +57,16 @@ func (e *Evaluator) statusHead() status.Status {
 		s.Regions[i] = r.statusLocked()
 		r.mu.Unlock()
 	}
+	for _, m := range e.config().Maintenance {
+		if start, end, ok := m.Next(s.Time, status.UpcomingWithin); ok {
+			checks := "every check"
+			if len(m.Checks) > 0 {
+				checks = strings.Join(m.Checks, ", ")
+			}
+			s.Upcoming = append(s.Upcoming, status.MaintenanceWindow{Name: m.Name, Start: start, End: end, Checks: wire.Clip(checks, 300)})
+		}
+	}
+	slices.SortStableFunc(s.Upcoming, func(a, b status.MaintenanceWindow) int { return a.Start.Compare(b.Start) })
 	return s
 }
 
@@ -96,6 +108,13 @@ func (e *Evaluator) checkHead(c *checks.Check, now time.Time) status.CheckStatus
 		if m.Active(c.ID, "", now) {
 			cs.Maintenance = append(cs.Maintenance, m.Name)
 		}
+	}
+	cs.Maintenance = append(cs.Maintenance, e.silencesOf(c, now)...)
+	cs.Group = cmp.Or(c.Labels["service"], c.Labels["group"])
+	if ch := e.plan.Load().histories[c.ID]; ch != nil {
+		ch.mu.Lock()
+		cs.Uptime = uptimeOf(&ch.h, now)
+		ch.mu.Unlock()
 	}
 	return cs
 }

@@ -36,6 +36,9 @@ func (e *Evaluator) StatusJSON() http.Handler {
 		switch {
 		case q.Check != "":
 			s, ok := status.One(e, q.Check)
+			if ok {
+				s.Checks[0].Days, s.Checks[0].History = e.CheckHistory(q.Check, s.Time)
+			}
 			if !ok {
 				http.Error(w, "no check "+strconv.Quote(q.Check), http.StatusNotFound)
 				return

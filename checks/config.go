@@ -31,6 +31,8 @@ type Config struct {
 	Maintenance []*Maintenance
 	// Peers are the evaluators, which watch each other.
 	Peers []Peer
+	// API configures the evaluator's HTTP API (silences).
+	API API
 	// ExternalURL is where people reach the evaluators' status page
 	// (https://outpost.example.com, without /status): pages link each
 	// check to ExternalURL + "/status?check=ID". Empty: pages carry no
@@ -59,6 +61,7 @@ type fileConfig struct {
 	Meta        *Meta         `yaml:"meta"`
 	Maintenance []Maintenance `yaml:"maintenance"`
 	Peers       []Peer        `yaml:"peers"`
+	API         *API          `yaml:"api"`
 	ExternalURL string        `yaml:"external_url"`
 	Src         Source
 

@@ -319,8 +319,17 @@ func readCheckFiles(c *Check, baseDir string, errs *errorList) {
 
 func merge(files []*fileConfig, errs *errorList) *Config {
 	cfg := &Config{Version: 1}
-	var defaultsAt, reportingAt, metaAt, externalAt *Pos
+	var defaultsAt, reportingAt, metaAt, externalAt, apiAt *Pos
 	for _, fc := range files {
+		if fc.API != nil {
+			if apiAt != nil {
+				errs.add(fc.Src.At("api"), "", "api: already set at %s; set it in one file only", apiAt)
+			} else {
+				p := fc.Src.At("api")
+				apiAt = &p
+				cfg.API = *fc.API
+			}
+		}
 		if fc.Meta != nil {
 			if metaAt != nil {
 				errs.add(fc.Src.At("meta"), "", "meta: already set at %s; set it in one file only", metaAt)

@@ -71,6 +71,7 @@ func validate(cfg *Config, errs *errorList) {
 	}
 	validateReporting(&cfg.Reporting, errs)
 	validateMeta(&cfg.Meta, &cfg.Reporting, errs)
+	validateAPI(&cfg.API, errs)
 
 	for i := range cfg.Agents {
 		a := &cfg.Agents[i]

@@ -186,6 +186,7 @@ func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator, reloads *rel
 	h := ev.Handler()
 	mux.Handle("/v1/", h)
 	mux.Handle("/ping/", h)
+	mux.Handle("/api/", h)
 	// The status page and its JSON leave out what private checks would
 	// reveal: they are meant to be shown to people outside the team.
 	mux.Handle("GET /status", ev.StatusPage())

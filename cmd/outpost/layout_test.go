@@ -28,9 +28,9 @@ var layers = map[string]int{
 	"alerting/state": 0,
 	// The NAB scorer: pure arithmetic and file formats, nothing of ours.
 	"cmd/outpost-bench/nab": 0,
-	// L1: pure shape detection; notification types and HTTP helpers; the
-	// fake clock for tests.
-	"alerting/shape": 1, "alerting/notify": 1, "probes/clock/clocktest": 1,
+	// L1: pure shape detection; pure history; notification types and
+	// HTTP helpers; the fake clock for tests.
+	"alerting/shape": 1, "alerting/history": 1, "alerting/silence": 1, "alerting/notify": 1, "probes/clock/clocktest": 1,
 	// L2: probers; pure decisions; one package per receiver; the
 	// receivers' test kit.
 	"probes": 2, "alerting/decide": 2,
@@ -112,8 +112,8 @@ var rules = []rule{
 		}
 		return bad
 	}},
-	{"decide and shape import no net, os or sync", func(p pkg) []string {
-		if p.Path != "alerting/decide" && p.Path != "alerting/shape" {
+	{"decide, shape, history and silence import no net, os or sync", func(p pkg) []string {
+		if !slices.Contains([]string{"alerting/decide", "alerting/shape", "alerting/history", "alerting/silence"}, p.Path) {
 			return nil
 		}
 		var bad []string
