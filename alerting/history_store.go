@@ -102,7 +102,9 @@ func (e *Evaluator) History(check string) (history.Check, bool) {
 	for i := range h.Days {
 		h.Days[i].Regions = slices.Clone(h.Days[i].Regions)
 		for j := range h.Days[i].Regions {
-			h.Days[i].Regions[j].Latency = nil
+			r := &h.Days[i].Regions[j]
+			r.P50, r.P99 = r.Quantiles()
+			r.Latency = nil
 		}
 	}
 	h.Incidents = slices.Clone(h.Incidents)

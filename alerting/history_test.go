@@ -89,7 +89,7 @@ func TestHistoryOfTwoDays(t *testing.T) {
 	if len(d2.Regions) != 3 || d2.Regions[0].Probes != 288 || d2.Regions[0].Failures != 12 {
 		t.Errorf("day 2 regions %+v", d2.Regions)
 	}
-	if p := d2.Regions[0].P50; p < 0.036 || p > 0.044 {
+	if p, _ := d2.Regions[0].Quantiles(); p < 0.036 || p > 0.044 {
 		t.Errorf("p50 %v, want about 40 ms", p)
 	}
 	if d1 := h.Days[0]; d1.Observed() != 86400 || d1.Worst() != history.StateOK {

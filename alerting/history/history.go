@@ -70,7 +70,8 @@ type RegionDay struct {
 	Probes   int32  `json:"probes"`
 	Failures int32  `json:"failures"`
 	// P50 and P99 are the day's latency quantiles in seconds, from
-	// Latency; zero before the first probe with a duration.
+	// Latency: set when the day closes (Quantiles gives them while it is
+	// open); zero without a probe with a duration.
 	P50 float32 `json:"p50"`
 	P99 float32 `json:"p99"`
 	// Latency counts the day's probe durations in log-spaced buckets
@@ -162,6 +163,15 @@ func (c *Check) day(date string) *Day {
 	return &c.Days[i]
 }
 
+// Quantiles returns r's latency p50 and p99 in seconds: from its buckets
+// while its day is open, as fixed at its close after.
+func (r *RegionDay) Quantiles() (p50, p99 float32) {
+	if r.Latency != nil {
+		return quantile(r.Latency, 0.5), quantile(r.Latency, 0.99)
+	}
+	return r.P50, r.P99
+}
+
 // closeDay fixes a finished day's quantiles and drops its buckets.
 func closeDay(d *Day) {
 	for i := range d.Regions {
@@ -224,7 +234,6 @@ func (c *Check) Probe(region string, t time.Time, ok bool, d time.Duration) {
 			r.Latency = make([]uint32, numBuckets)
 		}
 		r.Latency[bucketOf(d)]++
-		r.P50, r.P99 = quantile(r.Latency, 0.5), quantile(r.Latency, 0.99)
 	}
 }
 
