@@ -6,6 +6,7 @@ package email
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -69,7 +70,7 @@ func New(cfg *checks.EmailNotifier, opts notify.Options) (*Notifier, error) {
 	}
 	opts = opts.WithDefaults()
 	n := &Notifier{
-		addr: cfg.Smarthost, host: host, mode: cmpOr(cfg.TLS, checks.EmailSTARTTLS),
+		addr: cfg.Smarthost, host: host, mode: cmp.Or(cfg.TLS, checks.EmailSTARTTLS),
 		from: cfg.From, to: slices.Clone(cfg.To), timeout: opts.Timeout, now: opts.Clock.Now,
 	}
 	if _, d, ok := strings.Cut(cfg.From, "@"); ok {
@@ -102,13 +103,6 @@ func New(cfg *checks.EmailNotifier, opts notify.Options) (*Notifier, error) {
 	}
 	n.redact = opts.Redactor(notify.NonTrivial(secrets)...)
 	return n, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Notify sends n as one mail to every recipient in one SMTP session,

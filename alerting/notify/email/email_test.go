@@ -41,7 +41,7 @@ const (
 // testCA is a self-signed certificate for 127.0.0.1, the server's, and
 // the PEM file a notifier trusts it through (ca_file).
 type testCA struct {
-	server tls.Config
+	server *tls.Config
 	file   string
 }
 
@@ -65,7 +65,7 @@ func newTestCA(t testing.TB) testCA {
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return testCA{server: tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, file: file}
+	return testCA{server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, file: file}
 }
 
 // received is one mail the server accepted.
@@ -108,9 +108,9 @@ func startServer(t testing.TB, ca testCA, mode serverMode) *mailServer {
 	}
 	switch mode {
 	case modeSTARTTLS:
-		s.TLSConfig = &ca.server
+		s.TLSConfig = ca.server
 	case modeImplicit:
-		l = tls.NewListener(l, &ca.server)
+		l = tls.NewListener(l, ca.server)
 	case modePlain:
 		s.AllowInsecureAuth = true
 	}
