@@ -41,6 +41,12 @@ const (
 	EmailAuthLogin   = "login"
 )
 
+// The values of email.tls and email.auth.
+var (
+	emailTLSModes = []string{EmailSTARTTLS, EmailImplicitTLS, EmailNoTLS}
+	emailAuths    = []string{EmailAuthPlain, EmailAuthLogin}
+)
+
 // maxEmailRecipients bounds email.to.
 const maxEmailRecipients = 100
 

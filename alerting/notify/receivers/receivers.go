@@ -12,8 +12,10 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
+	"github.com/outposthq/outpost/alerting/notify/email"
 	"github.com/outposthq/outpost/alerting/notify/pagerduty"
 	"github.com/outposthq/outpost/alerting/notify/slack"
+	"github.com/outposthq/outpost/alerting/notify/teams"
 	"github.com/outposthq/outpost/alerting/notify/webhook"
 	"github.com/outposthq/outpost/checks"
 )
@@ -24,6 +26,8 @@ var (
 	_ notify.Notifier = (*pagerduty.Notifier)(nil)
 	_ notify.Notifier = (*slack.Notifier)(nil)
 	_ notify.Notifier = (*webhook.Notifier)(nil)
+	_ notify.Notifier = (*email.Notifier)(nil)
+	_ notify.Notifier = (*teams.Notifier)(nil)
 )
 
 // DefaultName names the console notifier BuildNotifiers provides
@@ -79,6 +83,10 @@ func build(c *checks.Notifier, log *slog.Logger, opts notify.Options) (notify.No
 		return webhook.New(c.Webhook, opts)
 	case c.Console != nil:
 		return console.New(log), nil
+	case c.Email != nil:
+		return email.New(c.Email, opts)
+	case c.Teams != nil:
+		return teams.New(c.Teams, opts)
 	}
 	return nil, errors.New("no notifier type")
 }
