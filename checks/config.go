@@ -81,7 +81,7 @@ type Defaults struct {
 	Grouping *Grouping   `yaml:"grouping"`
 	Storm    *StormGuard `yaml:"storm"`
 	// Repeat is the notifiers' default reminder interval (see
-	// Notifier.Repeat); zero means DefaultRepeat.
+	// Notifier.Repeat); zero means none.
 	Repeat time.Duration `yaml:"repeat"`
 	Src    Source
 }

@@ -27,8 +27,8 @@ type Notifier struct {
 	// (from defaults.storm or the built-in defaults) unless disabled.
 	Storm *StormGuard `yaml:"storm"`
 	// Repeat is how often a still-open incident's trigger is sent again
-	// as a reminder; after Load it is set (from defaults.repeat or
-	// DefaultRepeat).
+	// as a reminder; when unset it is defaults.repeat, and zero means no
+	// reminders (an identical trigger is still not sent twice within 4h).
 	Repeat    time.Duration      `yaml:"repeat"`
 	PagerDuty *PagerDutyNotifier `yaml:"pagerduty"`
 	Slack     *SlackNotifier     `yaml:"slack"`
@@ -38,10 +38,6 @@ type Notifier struct {
 	Teams     *TeamsNotifier     `yaml:"teams"`
 	Src       Source
 }
-
-// DefaultRepeat is how often a still-open incident is reminded when
-// neither the notifier nor defaults set repeat.
-const DefaultRepeat = 4 * time.Hour
 
 // MinRepeat is the shortest repeat interval accepted.
 const MinRepeat = time.Minute

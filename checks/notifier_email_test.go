@@ -13,7 +13,7 @@ func TestEmailTeamsAndRepeatDefaults(t *testing.T) {
 		name, defaults string
 		want           map[string]time.Duration
 	}{
-		{"built-in", "", map[string]time.Duration{"submission": DefaultRepeat, "smtps": 90 * time.Minute, "relay": DefaultRepeat, "msteams": DefaultRepeat}},
+		{"built-in", "", map[string]time.Duration{"submission": 0, "smtps": 90 * time.Minute, "relay": 0, "msteams": 0}},
 		{"from defaults", "defaults: {repeat: 2h}\n", map[string]time.Duration{"submission": 2 * time.Hour, "smtps": 90 * time.Minute, "relay": 2 * time.Hour, "msteams": 2 * time.Hour}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

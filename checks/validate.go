@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"net"
@@ -110,7 +109,7 @@ func validate(cfg *Config, errs *errorList) {
 		n := &cfg.Notifiers[i]
 		validateNotifier(n, i, notifiers, errs)
 		if !n.Src.Has("repeat") {
-			n.Repeat = cmp.Or(d.Repeat, DefaultRepeat)
+			n.Repeat = d.Repeat
 		}
 		if n.Grouping == nil && d.Grouping != nil {
 			g := *d.Grouping

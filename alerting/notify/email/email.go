@@ -235,7 +235,7 @@ func subject(n notify.Notification) string {
 		sev = "RESOLVED"
 	}
 	var b strings.Builder
-	if n.Details["reminder"] == "true" {
+	if notify.IsReminder(n) {
 		b.WriteString("Reminder: ")
 	}
 	b.WriteString("[" + sev + "] ")

@@ -474,3 +474,27 @@ func TestEmailLeaksNoSecret(t *testing.T) {
 		t.Fatal("want a refusal")
 	}
 }
+
+// TestEmailReminder: a reminder says so in its subject, has a Message-ID
+// of its own and stays in the incident's thread.
+func TestEmailReminder(t *testing.T) {
+	nf := newNotifier(t, config("127.0.0.1:1", ""), time.Second)
+	down := notifytest.PageDown("outpost-0123456789abcdef")
+	down.Details = map[string]string{"state": "DOWN"}
+	rem := down
+	rem.Details = map[string]string{"state": "DOWN", notify.DetailReminder: "true"}
+	rem.Time = down.Time.Add(time.Hour)
+	if s := subject(rem); !strings.HasPrefix(s, "Reminder: [CRITICAL] web-home DOWN: ") {
+		t.Errorf("subject %q", s)
+	}
+	if nf.messageID(rem) == nf.messageID(down) {
+		t.Error("the reminder reuses the trigger's Message-ID")
+	}
+	msg, err := nf.message(rem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := parse(t, msg); p.Header.Get("References") != nf.threadID(down.Key) {
+		t.Errorf("References %q", p.Header.Get("References"))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
@@ -98,6 +99,18 @@ func Escalations(cfg *checks.Config) map[string]checks.Escalation {
 	for _, n := range cfg.Notifiers {
 		if n.Escalate != nil {
 			out[n.Name] = checks.Escalation{To: n.Escalate.To, After: n.Escalate.After}
+		}
+	}
+	return out
+}
+
+// Repeats returns the reminder interval of each notifier of cfg that has
+// one (repeat:, or defaults.repeat), for outbox.Options.Repeat.
+func Repeats(cfg *checks.Config) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, n := range cfg.Notifiers {
+		if n.Repeat > 0 {
+			out[n.Name] = n.Repeat
 		}
 	}
 	return out

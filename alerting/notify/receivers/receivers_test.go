@@ -3,6 +3,7 @@ package receivers_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/notify/email"
@@ -84,6 +85,9 @@ func TestBuild(t *testing.T) {
 		}
 		if _, ok := ns["log"].(*console.Notifier); !ok {
 			t.Errorf("log is %T", ns["log"])
+		}
+		if r := receivers.Repeats(cfg); len(r) != 1 || r["mail"] != time.Hour {
+			t.Errorf("repeats %v, want mail's 1h alone", r)
 		}
 		if r := receivers.Routes(cfg)["oncall"]; strings.Join(r, ",") != "critical,meta" {
 			t.Errorf("oncall routes %v", r)

@@ -168,6 +168,9 @@ func Message(n notify.Notification) Payload {
 		headline += " " + n.Check
 	}
 	headline += " " + state
+	if notify.IsReminder(n) {
+		headline = "Reminder: " + headline
+	}
 	summary := cmp.Or(n.Summary, n.Key)
 	card := Card{Schema: CardSchema, Type: "AdaptiveCard", Version: CardVersion, MSTeams: map[string]string{"width": "Full"}}
 	card.Body = append(card.Body,
