@@ -1,8 +1,11 @@
 package checks
 
 import (
+	"crypto/x509"
 	"net"
 	"net/mail"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 )
@@ -19,8 +22,10 @@ type EmailNotifier struct {
 	// loopback interface: mail and password cross the network in clear.
 	AllowPlaintext bool `yaml:"allow_plaintext"`
 	// CAFile is a PEM bundle of the CAs that sign the server's
-	// certificate; empty means the system's.
+	// certificate, relative to the config file; empty means the system's.
 	CAFile string `yaml:"ca_file"`
+	// CAPEM holds the contents of CAFile, read at load.
+	CAPEM []byte `yaml:"-"`
 	// Username and Password authenticate with Auth (EmailAuthPlain by
 	// default, or EmailAuthLogin); no username means no authentication.
 	Username string `yaml:"username"`
@@ -115,6 +120,40 @@ func validateEmail(e *EmailNotifier, label string, errs *errorList) {
 			errs.add(e.Src.At("to["+strconv.Itoa(i)+"]"), "", "%s: email.to[%d] %q is listed twice", label, i, to)
 		}
 	}
+}
+
+// readEmailCA reads e's ca_file, relative to baseDir, so that a missing
+// or unusable file is a load error rather than a failed delivery.
+func readEmailCA(e *EmailNotifier, label, baseDir string, errs *errorList) {
+	if e.CAFile == "" {
+		return
+	}
+	p := e.CAFile
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(baseDir, p)
+	}
+	info, err := os.Stat(p)
+	switch {
+	case err != nil:
+		errs.add(e.Src.At("ca_file"), "", "%s: email.ca_file %q: %v", label, e.CAFile, unwrapPathError(err))
+		return
+	case !info.Mode().IsRegular():
+		errs.add(e.Src.At("ca_file"), "", "%s: email.ca_file %q is not a regular file", label, e.CAFile)
+		return
+	case info.Size() > 1<<20:
+		errs.add(e.Src.At("ca_file"), "", "%s: email.ca_file %q is larger than 1 MiB", label, e.CAFile)
+		return
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		errs.add(e.Src.At("ca_file"), "", "%s: email.ca_file %q: %v", label, e.CAFile, unwrapPathError(err))
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(b) {
+		errs.add(e.Src.At("ca_file"), "", "%s: email.ca_file %q holds no PEM certificate", label, e.CAFile)
+		return
+	}
+	e.CAPEM = b
 }
 
 // checkAddress returns why s is not one plain mail address, or "".

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -58,5 +60,37 @@ checks:
 				t.Error("teams webhook_url not resolved")
 			}
 		})
+	}
+}
+
+// TestEmailCAFileReadAtLoad: ca_file is read relative to the config file,
+// as the checks' ca_file is.
+func TestEmailCAFileReadAtLoad(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"conf/outpost.yaml": `version: 1
+notifiers:
+  - name: mail
+    email: {smarthost: "smtp.internal:465", ca_file: certs/ca.pem, from: outpost@example.com, to: [a@example.com]}
+checks:
+  - id: a
+    http: {url: "https://example.com/"}
+`,
+	})
+	pem, err := os.ReadFile("../examples/internal-ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "conf/certs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "conf/certs/ca.pem"), pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load([]string{filepath.Join(dir, "conf/outpost.yaml")}, mapEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.Notifiers[0].Email; string(e.CAPEM) != string(pem) || e.TLS != EmailImplicitTLS {
+		t.Errorf("email %+v: want the CA read and implicit TLS on 465", e)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/textproto"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -58,8 +57,8 @@ type Notifier struct {
 	now        func() time.Time
 }
 
-// New returns a notifier for cfg, which Load has validated. The CA file,
-// if any, is read here.
+// New returns a notifier for cfg, which Load has validated (and whose
+// ca_file it has read).
 func New(cfg *checks.EmailNotifier, opts notify.Options) (*Notifier, error) {
 	if cfg == nil || cfg.Smarthost == "" || cfg.From == "" || len(cfg.To) == 0 {
 		return nil, errors.New("email: smarthost, from and to are required")
@@ -78,13 +77,9 @@ func New(cfg *checks.EmailNotifier, opts notify.Options) (*Notifier, error) {
 	}
 	if n.mode != checks.EmailNoTLS {
 		n.tls = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("email: ca_file: %w", err)
-			}
+		if len(cfg.CAPEM) > 0 {
 			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
+			if !pool.AppendCertsFromPEM(cfg.CAPEM) {
 				return nil, fmt.Errorf("email: ca_file %q holds no PEM certificate", cfg.CAFile)
 			}
 			n.tls.RootCAs = pool
@@ -273,7 +268,9 @@ func (e *Notifier) message(n notify.Notification) ([]byte, error) {
 	var b bytes.Buffer
 	h := textproto.MIMEHeader{}
 	h.Set("From", e.from)
-	h.Set("To", strings.Join(e.to, ", "))
+	// Folded, one recipient a line: a header line must stay under 998
+	// bytes whatever the number of recipients.
+	h.Set("To", strings.Join(e.to, ",\r\n "))
 	h.Set("Subject", headerText(subject(n)))
 	h.Set("Date", cmpTime(n.Time, e.now()).Format(time.RFC1123Z))
 	// Every mail has an id of its own (a client drops a mail whose id it

@@ -17,8 +17,6 @@ import (
 	"mime/multipart"
 	"net"
 	"net/mail"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,10 +37,10 @@ const (
 )
 
 // testCA is a self-signed certificate for 127.0.0.1, the server's, and
-// the PEM file a notifier trusts it through (ca_file).
+// its PEM, which a notifier trusts it through (ca_file, read by Load).
 type testCA struct {
 	server *tls.Config
-	file   string
+	pem    []byte
 }
 
 func newTestCA(t testing.TB) testCA {
@@ -61,11 +59,8 @@ func newTestCA(t testing.TB) testCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return testCA{server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, file: file}
+	return testCA{server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 }
 
 // received is one mail the server accepted.
@@ -226,8 +221,8 @@ func (s *session) Data(r io.Reader) error {
 func (s *session) Reset()        { s.cur = received{} }
 func (s *session) Logout() error { return nil }
 
-func config(addr, ca string) *checks.EmailNotifier {
-	return &checks.EmailNotifier{Smarthost: addr, TLS: checks.EmailSTARTTLS, CAFile: ca, Username: testUser, Password: checks.NewSecret(testPassword),
+func config(addr string, ca []byte) *checks.EmailNotifier {
+	return &checks.EmailNotifier{Smarthost: addr, TLS: checks.EmailSTARTTLS, CAPEM: ca, Username: testUser, Password: checks.NewSecret(testPassword),
 		Auth: checks.EmailAuthPlain, From: "outpost@example.com", To: []string{"oncall@example.com", "sre@example.org"}}
 }
 
@@ -300,7 +295,7 @@ func subjectOf(t testing.TB, h mail.Header) string {
 func TestEmailSTARTTLSThreaded(t *testing.T) {
 	ca := newTestCA(t)
 	srv := startServer(t, ca, modeSTARTTLS)
-	nf := newNotifier(t, config(srv.addr, ca.file), 10*time.Second)
+	nf := newNotifier(t, config(srv.addr, ca.pem), 10*time.Second)
 	down := notifytest.PageDown("outpost-0123456789abcdef")
 	down.Summary = "web-home <DOWN> & out in 2 of 3 regions"
 	down.Details = map[string]string{"state": "DOWN"}
@@ -341,7 +336,7 @@ func TestEmailSTARTTLSThreaded(t *testing.T) {
 	}
 	// Deterministic: another notifier (another evaluator, a restart)
 	// threads the same key the same way and names the same mail alike.
-	other := newNotifier(t, config(srv.addr, ca.file), time.Second)
+	other := newNotifier(t, config(srv.addr, ca.pem), time.Second)
 	if other.threadID(down.Key) != thread || other.messageID(down) != tid {
 		t.Error("thread or Message-ID not deterministic")
 	}
@@ -365,7 +360,7 @@ func TestEmailSTARTTLSThreaded(t *testing.T) {
 func TestEmailImplicitTLSLogin(t *testing.T) {
 	ca := newTestCA(t)
 	srv := startServer(t, ca, modeImplicit)
-	cfg := config(srv.addr, ca.file)
+	cfg := config(srv.addr, ca.pem)
 	cfg.TLS, cfg.Auth = checks.EmailImplicitTLS, checks.EmailAuthLogin
 	if _, err := newNotifier(t, cfg, 10*time.Second).Notify(context.Background(), notifytest.PageDown("k")); err != nil {
 		t.Fatal(err)
@@ -379,7 +374,7 @@ func TestEmailImplicitTLSLogin(t *testing.T) {
 func TestEmailPlainLoopback(t *testing.T) {
 	ca := newTestCA(t)
 	srv := startServer(t, ca, modePlain)
-	cfg := config(srv.addr, "")
+	cfg := config(srv.addr, nil)
 	cfg.TLS = checks.EmailNoTLS
 	if _, err := newNotifier(t, cfg, 10*time.Second).Notify(context.Background(), notifytest.PageDown("k")); err != nil {
 		t.Fatal(err)
@@ -405,7 +400,7 @@ func TestEmailRetryClassification(t *testing.T) {
 		t.Run(tc.stage+"-"+strconv.Itoa(tc.code), func(t *testing.T) {
 			srv := startServer(t, ca, modeSTARTTLS)
 			srv.failAt(tc.stage, tc.code, "scripted refusal")
-			retry, err := newNotifier(t, config(srv.addr, ca.file), 10*time.Second).Notify(context.Background(), notifytest.PageDown("k"))
+			retry, err := newNotifier(t, config(srv.addr, ca.pem), 10*time.Second).Notify(context.Background(), notifytest.PageDown("k"))
 			var de *notify.DeliveryError
 			if err == nil || retry != tc.retry || !errors.As(err, &de) || de.StatusCode != tc.code || !strings.Contains(err.Error(), "scripted refusal") {
 				t.Fatalf("Notify = (%v, %v), want retry=%v and a DeliveryError with %d", retry, err, tc.retry, tc.code)
@@ -413,7 +408,7 @@ func TestEmailRetryClassification(t *testing.T) {
 		})
 	}
 	t.Run("connection refused", func(t *testing.T) {
-		retry, err := newNotifier(t, config(notifytest.ClosedAddr(t), ca.file), 10*time.Second).Notify(context.Background(), notifytest.PageDown("k"))
+		retry, err := newNotifier(t, config(notifytest.ClosedAddr(t), ca.pem), 10*time.Second).Notify(context.Background(), notifytest.PageDown("k"))
 		if err == nil || !retry {
 			t.Fatalf("Notify = (%v, %v), want a retryable error", retry, err)
 		}
@@ -433,21 +428,21 @@ func TestEmailRetryClassification(t *testing.T) {
 				t.Cleanup(func() { c.Close() })
 			}
 		}()
-		retry, err := newNotifier(t, config(l.Addr().String(), ca.file), 200*time.Millisecond).Notify(context.Background(), notifytest.PageDown("k"))
+		retry, err := newNotifier(t, config(l.Addr().String(), ca.pem), 200*time.Millisecond).Notify(context.Background(), notifytest.PageDown("k"))
 		if err == nil || !retry || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Notify = (%v, %v), want a retryable deadline error", retry, err)
 		}
 	})
 	t.Run("untrusted certificate", func(t *testing.T) {
 		srv := startServer(t, ca, modeSTARTTLS)
-		retry, err := newNotifier(t, config(srv.addr, ""), 10*time.Second).Notify(context.Background(), notifytest.PageDown("k"))
+		retry, err := newNotifier(t, config(srv.addr, nil), 10*time.Second).Notify(context.Background(), notifytest.PageDown("k"))
 		if err == nil || !retry || !strings.Contains(err.Error(), "certificate") || len(srv.mails()) != 0 {
 			t.Fatalf("Notify = (%v, %v), want a certificate error and no mail", retry, err)
 		}
 	})
 	t.Run("no STARTTLS offered", func(t *testing.T) {
 		srv := startServer(t, ca, modePlain)
-		retry, err := newNotifier(t, config(srv.addr, ca.file), 10*time.Second).Notify(context.Background(), notifytest.PageDown("k"))
+		retry, err := newNotifier(t, config(srv.addr, ca.pem), 10*time.Second).Notify(context.Background(), notifytest.PageDown("k"))
 		if err == nil || !strings.Contains(err.Error(), "STARTTLS") || len(srv.mails()) != 0 {
 			t.Fatalf("Notify = (%v, %v), want a STARTTLS error and no mail (no password in clear)", retry, err)
 		}
@@ -461,7 +456,7 @@ func TestEmailLeaksNoSecret(t *testing.T) {
 	ca := newTestCA(t)
 	srv := startServer(t, ca, modeSTARTTLS)
 	srv.failAt("auth", 535, "no such user/password pair outpost@example.com/"+testPassword)
-	nf := newNotifier(t, config(srv.addr, ca.file), 10*time.Second)
+	nf := newNotifier(t, config(srv.addr, ca.pem), 10*time.Second)
 	retry, err := notifytest.AssertNotifyLeaksNoSecret(t, nf, notifytest.PageDown("k"), testPassword)
 	if err == nil || retry {
 		t.Fatalf("Notify = (%v, %v), want a final refusal", retry, err)
@@ -478,7 +473,7 @@ func TestEmailLeaksNoSecret(t *testing.T) {
 // TestEmailReminder: a reminder says so in its subject, has a Message-ID
 // of its own and stays in the incident's thread.
 func TestEmailReminder(t *testing.T) {
-	nf := newNotifier(t, config("127.0.0.1:1", ""), time.Second)
+	nf := newNotifier(t, config("127.0.0.1:1", nil), time.Second)
 	down := notifytest.PageDown("outpost-0123456789abcdef")
 	down.Details = map[string]string{"state": "DOWN"}
 	rem := down
