@@ -122,10 +122,8 @@ func (e *Notifier) Notify(ctx context.Context, n notify.Notification) (bool, err
 			Message: wire.Clip(e.redact("smtp "+codeText(se)+": "+text), 300)}
 	}
 	if ctx.Err() != nil {
-		err = fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
-		if errors.Is(ctx.Err(), context.Canceled) {
-			err = fmt.Errorf("%w: %w", context.Canceled, err)
-		}
+		// The session was cut (the connection closed under it): say why.
+		err = fmt.Errorf("%w: %w", ctx.Err(), err)
 	}
 	return notify.Failed("email", err, e.redact)
 }
