@@ -119,7 +119,5 @@ checks:
 	if ids[0] == ids[1] || ids[1] == ids[2] || ids[0] == ids[2] {
 		t.Errorf("Message-IDs %v: want three distinct", ids)
 	}
-	if _, ok := h.clock.Next(); ok {
-		t.Error("a reminder is scheduled after the resolve")
-	}
+	waitFor(t, "no reminder scheduled after the resolve", func() bool { _, ok := h.clock.Next(); return !ok })
 }
