@@ -115,11 +115,14 @@ func (e *Notifier) Notify(ctx context.Context, n notify.Notification) (bool, err
 	if err == nil {
 		return false, nil
 	}
+	var pe *partialError
+	if errors.As(err, &pe) {
+		return false, fmt.Errorf("email: %s", wire.Clip(e.redact(pe.Error()), 600))
+	}
 	var se *smtp.SMTPError
 	if errors.As(err, &se) && ctx.Err() == nil {
-		text := strings.Join(strings.Fields(se.Message), " ")
 		return se.Code/100 == 4, &notify.DeliveryError{Notifier: "email", StatusCode: se.Code,
-			Message: wire.Clip(e.redact("smtp "+codeText(se)+": "+text), 300)}
+			Message: wire.Clip(e.redact(replyText(se)), 300)}
 	}
 	if ctx.Err() != nil {
 		// The session was cut (the connection closed under it): say why.
@@ -183,12 +186,68 @@ func (e *Notifier) send(ctx context.Context, msg []byte) error {
 			return err
 		}
 	}
-	if err := c.SendMail(e.from, e.to, bytes.NewReader(msg)); err != nil {
+	if err := c.Mail(e.from, nil); err != nil {
+		return err
+	}
+	// A recipient refused for good does not cost the others their mail:
+	// it goes to the rest, and the refusal is reported after.
+	var refused []string
+	var firstRefusal error
+	for _, to := range e.to {
+		err := c.Rcpt(to, nil)
+		var se *smtp.SMTPError
+		switch {
+		case err == nil:
+		case errors.As(err, &se) && se.Code/100 == 5:
+			refused = append(refused, to)
+			if firstRefusal == nil {
+				firstRefusal = err
+			}
+		default:
+			return err // 4xx or broken: the whole mail is tried again
+		}
+	}
+	if len(refused) == len(e.to) {
+		return firstRefusal
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
 		return err
 	}
 	// The mail is accepted; a failed QUIT changes nothing.
 	_ = c.Quit()
+	if len(refused) > 0 {
+		return &partialError{refused: refused, cause: firstRefusal, of: len(e.to)}
+	}
 	return nil
+}
+
+// partialError is a mail delivered to some recipients and refused for
+// good for the others: not worth another attempt (the others would get it
+// twice), but worth saying.
+type partialError struct {
+	refused []string
+	of      int
+	cause   error
+}
+
+func (p *partialError) Error() string {
+	return fmt.Sprintf("delivered to %d of %d recipients; refused %s: %s", p.of-len(p.refused), p.of, strings.Join(p.refused, ", "), replyText(p.cause))
+}
+
+// replyText is an SMTP reply as "smtp 550 5.1.1: text", or err's text.
+func replyText(err error) string {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	return "smtp " + codeText(se) + ": " + strings.Join(strings.Fields(se.Message), " ")
 }
 
 // threadID is the Message-ID every mail of an incident refers to, derived

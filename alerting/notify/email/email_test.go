@@ -199,6 +199,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if err := s.ms.failure("rcpt"); err != nil {
 		return err
 	}
+	if err := s.ms.failure("rcpt " + to); err != nil {
+		return err
+	}
 	s.cur.To = append(s.cur.To, to)
 	return nil
 }
@@ -491,5 +494,31 @@ func TestEmailReminder(t *testing.T) {
 	}
 	if p := parse(t, msg); p.Header.Get("References") != nf.threadID(down.Key) {
 		t.Errorf("References %q", p.Header.Get("References"))
+	}
+}
+
+// TestEmailOneRecipientRefused: a recipient the server refuses for good
+// does not cost the others the page; the refusal is reported, final (a
+// retry would mail the others twice). A recipient refused for now makes
+// the whole mail wait for another attempt.
+func TestEmailOneRecipientRefused(t *testing.T) {
+	ca := newTestCA(t)
+	srv := startServer(t, ca, modeSTARTTLS)
+	srv.failAt("rcpt sre@example.org", 550, "no such user")
+	nf := newNotifier(t, config(srv.addr, ca.pem), 10*time.Second)
+	retry, err := nf.Notify(context.Background(), notifytest.PageDown("k"))
+	if err == nil || retry || !strings.Contains(err.Error(), "delivered to 1 of 2 recipients; refused sre@example.org: smtp 550 5.0.0: no such user") {
+		t.Errorf("Notify = (%v, %v), want a final error naming the refused recipient", retry, err)
+	}
+	if got := srv.mails(); len(got) != 1 || strings.Join(got[0].To, ",") != "oncall@example.com" {
+		t.Fatalf("mails %+v, want one to oncall@example.com", got)
+	}
+
+	srv.failAt("rcpt sre@example.org", 452, "mailbox full, try later")
+	if retry, err := nf.Notify(context.Background(), notifytest.PageDown("k")); err == nil || !retry {
+		t.Errorf("Notify = (%v, %v), want a retryable error", retry, err)
+	}
+	if got := len(srv.mails()); got != 1 {
+		t.Errorf("%d mails, want no new one while a recipient waits", got)
 	}
 }
