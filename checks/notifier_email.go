@@ -14,9 +14,9 @@ import (
 type EmailNotifier struct {
 	// Smarthost is the SMTP server, host:port.
 	Smarthost string `yaml:"smarthost"`
-	// TLS is how the session is protected: EmailSTARTTLS (the default,
-	// or EmailImplicitTLS on port 465), EmailImplicitTLS or EmailNoTLS
-	// (only to a loopback server unless AllowPlaintext).
+	// TLS is how the session is protected: starttls (the default, or
+	// implicit on port 465), implicit, or none (only to a loopback server
+	// unless AllowPlaintext).
 	TLS string `yaml:"tls"`
 	// AllowPlaintext allows tls: none to a server that is not on the
 	// loopback interface: mail and password cross the network in clear.
@@ -26,15 +26,18 @@ type EmailNotifier struct {
 	CAFile string `yaml:"ca_file"`
 	// CAPEM holds the contents of CAFile, read at load.
 	CAPEM []byte `yaml:"-"`
-	// Username and Password authenticate with Auth (EmailAuthPlain by
-	// default, or EmailAuthLogin); no username means no authentication.
+	// Username authenticates with Password and Auth; none means no
+	// authentication.
 	Username string `yaml:"username"`
+	// Password is the username's password, from ${ENV}.
 	Password Secret `yaml:"password"`
-	Auth     string `yaml:"auth"`
-	// From is the sender and To the recipients.
-	From string   `yaml:"from"`
-	To   []string `yaml:"to"`
-	Src  Source
+	// Auth is the SASL mechanism: plain (the default) or login.
+	Auth string `yaml:"auth"`
+	// From is the sender, a bare address.
+	From string `yaml:"from"`
+	// To are the recipients, bare addresses (at most 100).
+	To  []string `yaml:"to"`
+	Src Source
 }
 
 // Email TLS modes and authentication mechanisms.

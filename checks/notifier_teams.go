@@ -3,6 +3,8 @@ package checks
 // TeamsNotifier posts an Adaptive Card to a Microsoft Teams Workflows
 // webhook (the "When a Teams webhook request is received" trigger).
 type TeamsNotifier struct {
+	// WebhookURL is the trigger's URL, from ${ENV}: its sig= parameter
+	// is a credential.
 	WebhookURL Secret `yaml:"webhook_url"`
 	Src        Source
 }
