@@ -100,7 +100,13 @@ func TestNoReminderWhileUndelivered(t *testing.T) {
 	h.enqueue(notifytest.PageDown("incident-a"))
 	waitFor(t, "a failed attempt", func() bool { return rec.Calls() >= 1 })
 	h.clock.WaitTimersCreated(t, 1, 10*time.Second) // the backoff
-	h.clock.Advance(10 * time.Minute)
+	if next := h.p.box.nextReminder(); !next.IsZero() {
+		t.Errorf("a reminder is due at %s for a trigger still queued", next)
+	}
+	added, err := h.p.box.remindDue(t0.Add(10 * time.Minute))
+	if err != nil || len(added) != 0 {
+		t.Errorf("remindDue = (%+v, %v), want nothing: the trigger is still queued", added, err)
+	}
 	if got := h.p.Pending("chat"); got != 1 {
 		t.Errorf("pending %d, want the trigger alone (no reminder queued behind it)", got)
 	}
