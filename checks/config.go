@@ -83,7 +83,10 @@ type Defaults struct {
 	// Grouping and Storm are the notifiers' defaults (see Notifier).
 	Grouping *Grouping   `yaml:"grouping"`
 	Storm    *StormGuard `yaml:"storm"`
-	Src      Source
+	// Repeat is the notifiers' default reminder interval (see
+	// Notifier.Repeat); zero means none.
+	Repeat time.Duration `yaml:"repeat"`
+	Src    Source
 }
 
 // FailureRule says when one region counts as failing a check: after N

@@ -249,6 +249,11 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 	for i := range fc.Checks {
 		readCheckFiles(&fc.Checks[i], baseDir, errs)
 	}
+	for i := range fc.Notifiers {
+		if e := fc.Notifiers[i].Email; e != nil {
+			readEmailCA(e, fmt.Sprintf("notifier %q", fc.Notifiers[i].Name), baseDir, errs)
+		}
+	}
 	return fc
 }
 

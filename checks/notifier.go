@@ -25,13 +25,22 @@ type Notifier struct {
 	Grouping *Grouping `yaml:"grouping"`
 	// Storm folds a burst of incidents into one; after Load it is set
 	// (from defaults.storm or the built-in defaults) unless disabled.
-	Storm     *StormGuard        `yaml:"storm"`
+	Storm *StormGuard `yaml:"storm"`
+	// Repeat is how often a still-open incident's trigger is sent again
+	// as a reminder; when unset it is defaults.repeat, and zero means no
+	// reminders (an identical trigger is still not sent twice within 4h).
+	Repeat    time.Duration      `yaml:"repeat"`
 	PagerDuty *PagerDutyNotifier `yaml:"pagerduty"`
 	Slack     *SlackNotifier     `yaml:"slack"`
 	Webhook   *WebhookNotifier   `yaml:"webhook"`
 	Console   *ConsoleNotifier   `yaml:"console"`
+	Email     *EmailNotifier     `yaml:"email"`
+	Teams     *TeamsNotifier     `yaml:"teams"`
 	Src       Source
 }
+
+// MinRepeat is the shortest repeat interval accepted.
+const MinRepeat = time.Minute
 
 // Escalation names a fallback notifier for one that keeps failing.
 type Escalation struct {
@@ -90,7 +99,8 @@ var Routes = []string{RouteCritical, RouteWarning, RouteMeta}
 // typeBlocks lists the notifier's type blocks in the order validation and
 // the schema (schema.go) take them; exactly one must be set.
 func (n *Notifier) typeBlocks() []typeBlock {
-	return []typeBlock{{"pagerduty", n.PagerDuty != nil}, {"slack", n.Slack != nil}, {"webhook", n.Webhook != nil}, {"console", n.Console != nil}}
+	return []typeBlock{{"pagerduty", n.PagerDuty != nil}, {"slack", n.Slack != nil}, {"webhook", n.Webhook != nil}, {"console", n.Console != nil},
+		{"email", n.Email != nil}, {"teams", n.Teams != nil}}
 }
 
 func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) {
@@ -153,12 +163,30 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url %s", label, msg)
 		}
 	}
+	if n.Email != nil {
+		validateEmail(n.Email, label, errs)
+	}
+	if n.Teams != nil {
+		validateTeams(n.Teams, label, errs)
+	}
+	if n.Src.Has("repeat") {
+		validateRepeat(n.Repeat, n.Src.At("repeat"), label+": repeat", errs)
+	}
 	switch len(types) {
 	case 0:
-		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console", label)
+		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console, email, teams", label)
 	case 1:
 	default:
 		errs.add(n.Src.At(types[1]), "", "%s: has both %s and %s; a notifier has exactly one type", label, types[0], types[1])
+	}
+}
+
+// validateRepeat checks a reminder interval written at pos.
+func validateRepeat(d time.Duration, pos Pos, label string, errs *errorList) {
+	if d < MinRepeat {
+		errs.add(pos, "", "%s: %s is below the minimum of %s", label, d, MinRepeat)
+	} else if d > 30*24*time.Hour {
+		errs.add(pos, "", "%s: %s is above the maximum of 720h (30 days)", label, d)
 	}
 }
 

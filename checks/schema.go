@@ -363,6 +363,11 @@ func structRules() map[reflect.Type]structRule {
 		reflect.TypeFor[PagerDutyNotifier](): {required: []string{"routing_key"}},
 		reflect.TypeFor[SlackNotifier]():     {required: []string{"webhook_url"}},
 		reflect.TypeFor[WebhookNotifier]():   {required: []string{"url"}},
+		reflect.TypeFor[EmailNotifier](): {
+			required: []string{"smarthost", "from", "to"},
+			values:   map[string]jsonSchema{"tls": enumSchema(emailTLSModes, false), "auth": enumSchema(emailAuths, false)},
+		},
+		reflect.TypeFor[TeamsNotifier](): {required: []string{"webhook_url"}},
 		reflect.TypeFor[DNSSpec](): {
 			required: []string{"name"},
 			values: map[string]jsonSchema{

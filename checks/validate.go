@@ -102,10 +102,16 @@ func validate(cfg *Config, errs *errorList) {
 	} else {
 		validateStorm(d.Storm, "defaults.storm", errs)
 	}
+	if d.Src.Has("repeat") {
+		validateRepeat(d.Repeat, d.Src.At("repeat"), "defaults.repeat", errs)
+	}
 	notifiers := map[string]Pos{}
 	for i := range cfg.Notifiers {
 		n := &cfg.Notifiers[i]
 		validateNotifier(n, i, notifiers, errs)
+		if !n.Src.Has("repeat") {
+			n.Repeat = d.Repeat
+		}
 		if n.Grouping == nil && d.Grouping != nil {
 			g := *d.Grouping
 			n.Grouping = &g

@@ -236,6 +236,7 @@ func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, l
 		Routes:         receivers.Routes(cfg),
 		CheckNotifiers: receivers.CheckNotifiers(cfg),
 		Escalations:    receivers.Escalations(cfg),
+		Repeat:         receivers.Repeats(cfg),
 		Dir:            filepath.Join(dataDir, "outbox"),
 		Registerer:     reg,
 		Logger:         log,
