@@ -95,3 +95,29 @@ func BenchmarkShapeDetect(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkTrackerAdd is the ingest cost of one passing latency result
+// with five phases in a tracker with a warm baseline, ten results per
+// bucket, so that every tenth Add closes a bucket (measure, detect,
+// learn): what Tracker.Add costs on average under an evaluator's lock.
+func BenchmarkTrackerAdd(b *testing.B) {
+	c := benchCheck(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	t := NewTracker(c)
+	now := benchStart
+	step := c.Interval
+	for now.Before(benchStart.Add(26 * time.Hour)) { // every slot warm
+		r := phasedResult(rng, now)
+		t.Add(&r, now)
+		now = now.Add(step)
+	}
+	results := make([]wire.Result, 1024)
+	for i := range results {
+		results[i] = phasedResult(rng, now)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		t.Add(&results[i%len(results)], now)
+		now = now.Add(step)
+	}
+}
