@@ -32,21 +32,21 @@ func benchCheck(b *testing.B) *checks.Check {
 	return cfg.Checks[0]
 }
 
-// BenchmarkSketchInsert is one latency value into a DDSketch, the cost at
-// the heart of every result's shape tracking.
-func BenchmarkSketchInsert(b *testing.B) {
+// BenchmarkBucketAdd is one passing probe with five phases into a
+// latency bucket, the cost at the heart of every result's shape tracking.
+func BenchmarkBucketAdd(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	vals := make([]float64, 4096)
-	for i := range vals {
-		vals[i] = 0.04 * (0.5 + rng.Float64())
+	rs := make([]wire.Result, 4096)
+	for i := range rs {
+		rs[i] = phasedResult(rng, benchStart)
 	}
-	sk := newSketch()
+	var bk latencyBucket
 	b.ResetTimer()
 	for i := range b.N {
 		if i%256 == 0 {
-			sk.Clear() // a bucket's worth, as trackers hold
+			bk.clear() // a bucket's worth, as trackers hold
 		}
-		_ = sk.Add(vals[i%len(vals)])
+		bk.add(&rs[i%len(rs)])
 	}
 }
 
