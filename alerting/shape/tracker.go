@@ -28,7 +28,7 @@ const (
 // both with their baseline and current findings.
 type Tracker struct {
 	spec   *checks.ShapeSpec
-	base   *baseline
+	base   slotStats
 	series bool
 
 	// Latency: a ring of ShapeBuckets closed buckets and the open one.
@@ -82,7 +82,7 @@ func NewTracker(c *checks.Check) *Tracker {
 		return t
 	}
 	t.bucketLen = s.Bucket()
-	t.base = newBaseline(s.Slots(), numLatencyStats, s.HalfLife, warmValues(s.Warmup, t.bucketLen))
+	t.base = newPackedBaseline(s.Slots(), numLatencyStats, s.HalfLife, warmValues(s.Warmup, t.bucketLen))
 	t.trend = make([]float64, 0, max(s.TrendBuckets(), 1))
 	return t
 }
@@ -299,19 +299,17 @@ type Saved struct {
 
 // Save returns a copy of the tracker's learned state.
 func (t *Tracker) Save() Saved {
-	return Saved{Series: t.series, Stats: t.base.stats, Meta: slices.Clone(t.base.meta),
-		Moments: slices.Clone(t.base.moments), Bumps: slices.Clone(t.bumps)}
+	meta, moments := t.base.save()
+	return Saved{Series: t.series, Stats: t.base.numStats(), Meta: meta, Moments: moments, Bumps: slices.Clone(t.bumps)}
 }
 
 // Restore copies s into the tracker and reports whether it could: a state
 // of other dimensions (another seasonality, another check type) is not
 // restored.
 func (t *Tracker) Restore(s Saved) bool {
-	if t.series != s.Series || t.base.stats != s.Stats || len(t.base.meta) != len(s.Meta) || len(t.base.moments) != len(s.Moments) {
+	if t.series != s.Series || t.base.numStats() != s.Stats || !t.base.restore(s.Meta, s.Moments) {
 		return false
 	}
-	copy(t.base.meta, s.Meta)
-	copy(t.base.moments, s.Moments)
 	if t.series && len(s.Bumps) <= maxBumps {
 		t.bumps = slices.Clone(s.Bumps)
 	}
