@@ -48,7 +48,9 @@ func feed(tr *Tracker, c *checks.Check, start, end time.Time, d func(i int) floa
 }
 
 // steady is a fast service on loopback: 1 ms at p50, log-normal noise.
-func steady(rng *rand.Rand, p50, sigma float64) float64 { return p50 * math.Exp(sigma*rng.NormFloat64()) }
+func steady(rng *rand.Rand, p50, sigma float64) float64 {
+	return p50 * math.Exp(sigma*rng.NormFloat64())
+}
 
 // A scheduler stall (one probe of 40–80 ms on a 1 ms service, or two in
 // one window) is not a service-wide tail shift: with 30 probes a window,
