@@ -3,6 +3,7 @@ package shape
 import (
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/store"
@@ -93,5 +94,12 @@ func TestBucketClearKeepsCapacity(t *testing.T) {
 	}
 	if _, n := quantiles(b.gather(0, nil), 0.5); n != 0 {
 		t.Errorf("a cleared bucket holds %d values", n)
+	}
+}
+
+// Bytes counts the Tracker itself at no less than its size.
+func TestTrackerBytesCountsTheTracker(t *testing.T) {
+	if n := unsafe.Sizeof(Tracker{}); n > trackerBytes {
+		t.Errorf("a Tracker is %d bytes, Bytes counts %d", n, trackerBytes)
 	}
 }
