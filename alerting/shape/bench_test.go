@@ -1,6 +1,7 @@
 package shape
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -33,20 +34,25 @@ func benchCheck(b *testing.B) *checks.Check {
 }
 
 // BenchmarkBucketAdd is one passing probe with five phases into a
-// latency bucket, the cost at the heart of every result's shape tracking.
+// latency bucket, the cost at the heart of every result's shape tracking:
+// in buckets of 10 probes (a 30s check), and of 256 (a fast one, whose
+// buckets fold past 64).
 func BenchmarkBucketAdd(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	rs := make([]wire.Result, 4096)
 	for i := range rs {
 		rs[i] = phasedResult(rng, benchStart)
 	}
-	var bk latencyBucket
-	b.ResetTimer()
-	for i := range b.N {
-		if i%256 == 0 {
-			bk.clear() // a bucket's worth, as trackers hold
-		}
-		bk.add(&rs[i%len(rs)])
+	for _, per := range []int{10, 256} {
+		b.Run(fmt.Sprintf("per-bucket=%d", per), func(b *testing.B) {
+			var bk latencyBucket
+			for i := range b.N {
+				if i%per == 0 {
+					bk.clear()
+				}
+				bk.add(&rs[i%len(rs)])
+			}
+		})
 	}
 }
 

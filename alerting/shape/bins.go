@@ -87,24 +87,23 @@ func (b *latencyBucket) add(r *wire.Result) {
 	}
 }
 
-// fold moves the raw indices into the counted bins.
+// fold moves the raw indices into the counted bins: each found by binary
+// search and counted there, or inserted in order. A full entry (count
+// binCountMax) is followed by a new one of the same key, put before it.
 func (b *latencyBucket) fold() {
 	for i, x := range b.raw {
-		if x != noValue {
-			b.bins = append(b.bins, binKey(i%perProbe, x)|1)
-		}
-	}
-	b.raw = b.raw[:0]
-	slices.Sort(b.bins)
-	out := b.bins[:0]
-	for _, e := range b.bins {
-		if n := len(out); n > 0 && out[n-1]&^binCountMax == e&^binCountMax && out[n-1]&binCountMax+e&binCountMax <= binCountMax {
-			out[n-1] += e & binCountMax
+		if x == noValue {
 			continue
 		}
-		out = append(out, e)
+		k := binKey(i%perProbe, x)
+		j, _ := slices.BinarySearch(b.bins, k) // the first entry of k, if any
+		if j < len(b.bins) && b.bins[j]&^binCountMax == k && b.bins[j]&binCountMax < binCountMax {
+			b.bins[j]++
+			continue
+		}
+		b.bins = slices.Insert(b.bins, j, k|1)
 	}
-	b.bins = slices.Clip(out)
+	b.raw = b.raw[:0]
 }
 
 func binKey(value int, index int16) uint32 {
@@ -116,17 +115,20 @@ func (b *latencyBucket) clear() { b.raw, b.bins = b.raw[:0], b.bins[:0] }
 // bytes is what the bucket holds beyond its own fields.
 func (b *latencyBucket) bytes() int { return 2*cap(b.raw) + 4*cap(b.bins) }
 
-// counted is one bin of a window: an index and how many values it holds.
-type counted struct {
-	index int16
-	n     int
+// A counted bin is one bin of a window: its index (offset by binOffset)
+// in the high 32 bits, how many values it holds in the low 32, so that a
+// plain sort orders bins by index.
+type counted = uint64
+
+func countedBin(index int16, n int) counted {
+	return uint64(int(index)+binOffset)<<32 | uint64(n)
 }
 
 // gather appends value's bins from b (0 the duration, 1+i phase i).
 func (b *latencyBucket) gather(value int, out []counted) []counted {
 	for i := value; i < len(b.raw); i += perProbe {
 		if x := b.raw[i]; x != noValue {
-			out = append(out, counted{x, 1})
+			out = append(out, countedBin(x, 1))
 		}
 	}
 	lo, _ := slices.BinarySearch(b.bins, uint32(value)<<(16+binIndexBits)) // the first of value's
@@ -134,35 +136,37 @@ func (b *latencyBucket) gather(value int, out []counted) []counted {
 		if int(e>>(16+binIndexBits)) != value {
 			break
 		}
-		out = append(out, counted{int16(int(e>>16&(1<<binIndexBits-1)) - binOffset), int(e & binCountMax)})
+		out = append(out, uint64(e>>16&(1<<binIndexBits-1))<<32|uint64(e&binCountMax))
 	}
 	return out
 }
 
-// quantiles returns the values at qs (ascending) of the bins, as a
-// DDSketch over the same values answers (the lowest bin whose cumulative
-// count exceeds q × (n−1)), and how many values there are. bins is sorted
-// in place.
-func quantiles(bins []counted, qs ...float64) ([]float64, int) {
-	n := 0
+// maxQuantiles is the most quantiles one call of quantiles reads.
+const maxQuantiles = 3
+
+// quantiles returns the values at qs (ascending, at most maxQuantiles)
+// of the bins, as a DDSketch over the same values answers (the lowest bin
+// whose cumulative count exceeds q × (n−1)), and how many values there
+// are. bins is sorted in place.
+func quantiles(bins []counted, qs ...float64) (out [maxQuantiles]float64, n int) {
 	for _, c := range bins {
-		n += c.n
+		n += int(c & math.MaxUint32)
 	}
 	if n == 0 {
-		return nil, 0
+		return out, 0
 	}
-	slices.SortFunc(bins, func(a, b counted) int { return int(a.index) - int(b.index) })
-	out := make([]float64, len(qs))
+	slices.Sort(bins)
+	value := func(c counted) float64 { return sketchMapping.Value(int(c>>32) - binOffset) }
 	cum, j := 0, 0
 	for _, c := range bins {
-		cum += c.n
+		cum += int(c & math.MaxUint32)
 		for j < len(qs) && float64(cum) > qs[j]*float64(n-1) {
-			out[j] = sketchMapping.Value(int(c.index))
+			out[j] = value(c)
 			j++
 		}
 	}
 	for ; j < len(qs); j++ {
-		out[j] = sketchMapping.Value(int(bins[len(bins)-1].index))
+		out[j] = value(bins[len(bins)-1])
 	}
 	return out, n
 }

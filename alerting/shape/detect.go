@@ -115,10 +115,10 @@ func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow)
 		got, want float64
 		usual     Usual
 	}
-	best, ratio, unjudged := cand{}, 0.0, ""
+	best, ratio, unjudged := cand{}, 0.0, cand{}
 	for _, c := range []cand{{"p99", 0.99, win.Total.P99, base.P99.Value, base.P99}, {"p90", 0.9, win.Total.P90, base.P90.Value, base.P90}} {
-		if need := checks.QuantileSamples(c.q); win.Samples < need {
-			unjudged = fmt.Sprintf("; %s not judged: %d probes in the window, it needs %d", c.name, win.Samples, need)
+		if win.Samples < checks.QuantileSamples(c.q) {
+			unjudged = c
 			continue
 		}
 		if c.want <= 0 || !c.usual.beyond(c.got, r.Ratio) || c.got-c.want < r.MinDelta.Seconds() {
@@ -136,8 +136,8 @@ func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow)
 	fmt.Fprintf(&b, "tail shift: %s %s vs %s usual at %s (%.1f×; %s) while p50 stayed %s (%.1f×)",
 		best.name, FormatSeconds(best.got), FormatSeconds(best.want), base.Slot, ratio, noiseTimes(best.usual, best.got),
 		FormatSeconds(win.Total.P50), median)
-	if best.name != "p99" {
-		b.WriteString(unjudged)
+	if unjudged.name != "" {
+		fmt.Fprintf(&b, "; %s not judged: %d probes in the window, it needs %d", unjudged.name, win.Samples, checks.QuantileSamples(unjudged.q))
 	}
 	f.Phase = attribute(&b, base, win, true, best.got-best.want)
 	f.Explanation = b.String()
