@@ -125,9 +125,19 @@ func mix(x uint64) uint64 {
 // unit maps h to [0, 1).
 func unit(h uint64) float64 { return float64(h>>11) / (1 << 53) }
 
+// usual reads slot as baseline.usual does, without the scratch, so that
+// it writes nothing.
 func (p *packedBaseline) usual(slot int) ([]Usual, bool) {
-	p.load(slot)
-	return p.base.usual(0)
+	s, m := p.base.stats, p.meta[slot]
+	out := make([]Usual, s)
+	for i := range out {
+		mo := unpack(p.mean[slot*s+i], p.dev[slot*s+i])
+		if m.N == 0 || mo == (Moment{}) {
+			continue
+		}
+		out[i] = Usual{Value: math.Exp(float64(mo.Mean)), Spread: float64(mo.Dev)}
+	}
+	return out, m.N >= p.base.warmN
 }
 
 func (p *packedBaseline) bytes() int {
