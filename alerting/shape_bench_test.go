@@ -78,6 +78,15 @@ func BenchmarkShapeMemory(b *testing.B) {
 		b.ReportMetric(heapGoal()/float64(pairs), "goal-B/pair")
 		b.ReportMetric(heapGoal()/(1<<20), "goal-MiB")
 		b.ReportMetric(float64(estimate)/float64(pairs), "shape-estimate-B/pair")
+		// The trackers' own share: the heap that dropping every tracker
+		// gives back (issue 15 item 4 budgets this, not the evaluator).
+		for _, r := range ev.regionList {
+			clear(r.tables().shapes)
+		}
+		runtime.GC()
+		var dropped runtime.MemStats
+		runtime.ReadMemStats(&dropped)
+		b.ReportMetric(float64(after.HeapAlloc-dropped.HeapAlloc)/float64(pairs), "shape-heap-B/pair")
 		runtime.KeepAlive(ev)
 	}
 }
