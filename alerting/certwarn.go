@@ -37,6 +37,9 @@ func (e *Evaluator) evaluateCerts(cd *checkDecider, in map[string]decide.RegionI
 			seen[region] = input.Last.Observed.TLS
 		}
 	}
+	if len(seen) == 0 && len(cd.certs) == 0 {
+		return false
+	}
 	next, events := decide.StepCerts(cd.certs, cd.c, seen, now)
 	for _, ev := range events {
 		cd.queue(e.certNotification(cd, ev))

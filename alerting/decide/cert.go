@@ -147,15 +147,18 @@ func StepCerts(st CertState, c *checks.Check, seen map[string]*wire.TLSObservati
 		}
 	}
 	if len(ids) > 0 {
-		// The replacement named in resolves: what most regions see, the
-		// latest expiry first.
-		best := slices.MaxFunc(ids, func(a, b string) int {
-			return cmp.Or(cmp.Compare(len(certs[a].regions), len(certs[b].regions)), certs[a].obs.NotAfter.Compare(certs[b].obs.NotAfter), strings.Compare(b, a))
-		})
+		best := ""
 		for _, id := range slices.Sorted(maps.Keys(st)) {
 			rec := st[id]
 			if rec.Resolved || certs[id] != nil {
 				continue
+			}
+			if best == "" {
+				// The replacement named in resolves: what most regions
+				// see, the latest expiry first.
+				best = slices.MaxFunc(ids, func(a, b string) int {
+					return cmp.Or(cmp.Compare(len(certs[a].regions), len(certs[b].regions)), certs[a].obs.NotAfter.Compare(certs[b].obs.NotAfter), strings.Compare(b, a))
+				})
 			}
 			changed()
 			rec.Resolved = true

@@ -187,3 +187,18 @@ func TestStepCertsEdges(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkStepCertsSteady is the cost added to every decision of an
+// HTTPS check whose certificate was already warned about, seen from three
+// regions: nothing to send.
+func BenchmarkStepCertsSteady(b *testing.B) {
+	_, byID := dcLoad(b, certYAML)
+	c := byID["web-cert"]
+	soon := certObs("aaaa", dcT0.Add(10*day))
+	seen := seenBy(soon, "us-east", "eu-west", "ap-south")
+	st, _ := StepCerts(nil, c, seen, dcT0)
+	b.ReportAllocs()
+	for b.Loop() {
+		StepCerts(st, c, seen, dcT0.Add(time.Hour))
+	}
+}
