@@ -93,7 +93,9 @@ func (e *Evaluator) certNotification(cd *checkDecider, ev decide.CertEvent) noti
 			}
 		}
 	}
-	n.Details["host"] = redact(decide.CertHost(cert))
+	if ev.Replacement != nil || cert.Subject != "" {
+		n.Details["host"] = redact(decide.CertHost(cert))
+	}
 	n.Severity = notify.SeverityOf(n)
 	return n
 }

@@ -184,3 +184,51 @@ func TestCertWarningLifecycle(t *testing.T) {
 		t.Errorf("after the renewal: %s", notifytest.Summaries(got))
 	}
 }
+
+// TestCertWarningAcrossReload: a reload that keeps the check (its
+// cert_warn_days changed) does not warn again; one that removes it
+// resolves the warning, so that no pager keeps it open for ever.
+func TestCertWarningAcrossReload(t *testing.T) {
+	f := newCertFeed(t)
+	notes := &notifytest.Recorder{}
+	ev, err := New(f.cfg, Options{Clock: f.clk, Notifier: notes, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ev.Close() })
+	old := f.cert("aaaa", f.clk.Now().Add(10*24*time.Hour))
+	f.feed(t, ev, old, f.cfg.Regions...)
+	if got := certNotes(notes); len(got) != 1 {
+		t.Fatalf("10 days left: %s", notifytest.Summaries(got))
+	}
+
+	kept := regionConfig(t, "us-east", `checks:
+  - id: web-cert
+    interval: 30s
+    failure: {consecutive: 2}
+    http: {url: "https://www.example.test/", cert_warn_days: 30, expect: {cert_min_days: 7}}
+`)
+	if rep, err := ev.Reload(context.Background(), kept); err != nil || len(rep.Changed) != 1 {
+		t.Fatalf("reload keeping web-cert: %+v, %v", rep, err)
+	}
+	for range 3 {
+		f.feed(t, ev, old, f.cfg.Regions...)
+	}
+	if got := certNotes(notes); len(got) != 1 {
+		t.Fatalf("after a reload that keeps the check: %s", notifytest.Summaries(got))
+	}
+
+	removed := regionConfig(t, "us-east", `checks:
+  - id: other
+    http: {url: "https://other.example.test/"}
+`)
+	rep, err := ev.Reload(context.Background(), removed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := certNotes(notes)
+	if rep.Resolved != 1 || len(got) != 2 || got[1].Action != notify.ActionResolve || got[1].Key != got[0].Key ||
+		!strings.Contains(got[1].Summary, "removed from the configuration") {
+		t.Fatalf("after removing the check (report %+v): %s, want the warning resolved", rep, notifytest.Summaries(got))
+	}
+}

@@ -235,3 +235,22 @@ func certResolveSummary(c *checks.Check, ev CertEvent) string {
 	return fmt.Sprintf("certificate of %s expiring %s replaced: %s now sees one not after %s (issuer %q); check %s",
 		CertHost(r), ev.Cert.NotAfter.UTC().Format(time.RFC3339), strings.Join(ev.Regions, ", "), r.NotAfter.UTC().Format(time.RFC3339), r.Issuer, c.ID)
 }
+
+// RetireCerts resolves every open certificate warning of a check that is
+// no longer configured, saying why, so that no warning is left open at a
+// pager that nothing will ever resolve. The check's state after it is
+// empty.
+func RetireCerts(check string, st CertState, now time.Time) []CertEvent {
+	var events []CertEvent
+	for _, id := range slices.Sorted(maps.Keys(st)) {
+		rec := st[id]
+		if rec.Resolved {
+			continue
+		}
+		events = append(events, CertEvent{Check: check, Action: EventResolve, DedupKey: CertDedupKey(check, id),
+			Cert: wire.TLSObservation{NotAfter: rec.NotAfter}, DaysLeft: daysLeft(rec.NotAfter, now), Time: now,
+			Summary: fmt.Sprintf("certificate warning of %s (expiring %s) resolved: the check was removed from the configuration",
+				check, rec.NotAfter.UTC().Format(time.RFC3339))})
+	}
+	return events
+}
