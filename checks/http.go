@@ -39,6 +39,12 @@ type HTTPSpec struct {
 	// Resolver is "host:port" of a DNS server to resolve the target through;
 	// empty means the system resolver.
 	Resolver string `yaml:"resolver"`
+	// CertWarnDays is how many days before the server's certificate
+	// expires the evaluator sends one warning-route notification about it
+	// (per certificate, never a page on the critical route). It must be
+	// above expect.cert_min_days; 0 turns warnings off. Default 21, or
+	// cert_min_days + 7 when cert_min_days is 21 or more.
+	CertWarnDays int `yaml:"cert_warn_days"`
 
 	Src Source
 
@@ -139,6 +145,8 @@ func validateHTTP(c *Check, id string, errs *errorList) {
 	} else if h.MaxBodyBytes < 1 || h.MaxBodyBytes > MaxBodyBytesLimit {
 		errs.add(h.Src.At("max_body_bytes"), id, "max_body_bytes must be between 1 and %d MiB", MaxBodyBytesLimit>>20)
 	}
+	minDays, minKey := httpCertMinDays(h)
+	validateCertWarn(&h.CertWarnDays, &h.Src, minDays, minKey, httpCanSeeCert(h), id, errs)
 	if h.BasicAuth != nil {
 		if h.BasicAuth.Username == "" {
 			errs.add(h.BasicAuth.Src.Pos, id, "basic_auth.username is required")
