@@ -134,6 +134,8 @@ type CELProgram struct {
 	// reason. (cel-go v0.31 tracks no cost when it also tracks the state
 	// of every sub-expression, so the state is not tracked.)
 	accesses []celAccess
+	// uses holds the variables the expression reads.
+	uses map[string]bool
 }
 
 type celAccess struct {
@@ -155,10 +157,15 @@ func (e *CELExpr) Program() (*CELProgram, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cel: %w", err)
 	}
-	p := &CELProgram{expr: e, prg: prg}
+	p := &CELProgram{expr: e, prg: prg, uses: map[string]bool{}}
 	native := e.ast.NativeRep()
 	var accesses []ast.Expr
 	collectAccesses(native.Expr(), &accesses)
+	ast.PostOrderVisit(native.Expr(), ast.NewExprVisitor(func(e ast.Expr) {
+		if e.Kind() == ast.IdentKind {
+			p.uses[e.AsIdent()] = true
+		}
+	}))
 	seen := map[string]bool{}
 	for _, a := range accesses {
 		text, err := parser.Unparse(a, native.SourceInfo())
@@ -247,6 +254,10 @@ func (p *CELProgram) Eval(ctx context.Context, in CELInput) CELOutcome {
 	return res
 }
 
+// Uses reports whether the expression reads the variable name (CELJSON,
+// ...): a prober need not parse a body no expression reads.
+func (p *CELProgram) Uses(name string) bool { return p.uses[name] }
+
 // String is the expression as written.
 func (p *CELProgram) String() string { return p.expr.Expr }
 
@@ -300,6 +311,8 @@ func collectAccesses(e ast.Expr, out *[]ast.Expr) {
 	case ast.ComprehensionKind:
 		c := e.AsComprehension()
 		collectAccesses(c.IterRange(), out)
+		collectAccesses(c.AccuInit(), out)
+		collectAccesses(c.LoopCondition(), out)
 		collectAccesses(c.LoopStep(), out)
 		collectAccesses(c.Result(), out)
 	}

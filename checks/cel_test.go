@@ -82,3 +82,32 @@ func TestCELEval(t *testing.T) {
 		})
 	}
 }
+
+// TestCELUses: the variables an expression reads, so that a prober parses
+// no body an expression does not read.
+func TestCELUses(t *testing.T) {
+	for expr, want := range map[string]string{
+		`status == 200`: "status",
+		`json.items.all(i, i.ready) && size(body) > 0`: "body json",
+		`has(json.a) || "x" in headers`:                "headers json",
+		`[1].exists(x, timings.total < x)`:             "timings",
+	} {
+		e, issues := CompileCEL(expr)
+		if issues != nil {
+			t.Fatal(issues)
+		}
+		p, err := e.Program()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, v := range []string{CELBody, CELHeaders, CELJSON, CELStatus, CELTimings} {
+			if p.Uses(v) {
+				got = append(got, v)
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s uses %v, want %s", expr, got, want)
+		}
+	}
+}

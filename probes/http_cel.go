@@ -22,14 +22,23 @@ const (
 )
 
 // celInput is the response as a CEL expression sees it.
-func celInput(ev *evaluation) checks.CELInput {
-	in := checks.CELInput{Status: ev.resp.StatusCode, Body: string(ev.body), Timings: ev.timings}
-	in.Headers = make(map[string]string, len(ev.resp.Header))
-	for k, v := range ev.resp.Header {
-		in.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+// Only what the expression reads is worked out: a body is neither copied
+// nor parsed for an expression that reads only the status.
+func celInput(prg *checks.CELProgram, ev *evaluation) checks.CELInput {
+	in := checks.CELInput{Status: ev.resp.StatusCode, Timings: ev.timings}
+	if prg.Uses(checks.CELBody) {
+		in.Body = string(ev.body)
 	}
-	if doc, err := ev.decodeJSON(); err == nil {
-		in.JSON = doc
+	if prg.Uses(checks.CELHeaders) {
+		in.Headers = make(map[string]string, len(ev.resp.Header))
+		for k, v := range ev.resp.Header {
+			in.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+		}
+	}
+	if prg.Uses(checks.CELJSON) {
+		if doc, err := ev.decodeJSON(); err == nil {
+			in.JSON = doc
+		}
 	}
 	return in
 }
@@ -42,7 +51,7 @@ func celReason(prg *checks.CELProgram, ev *evaluation) string {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	out := prg.Eval(ctx, celInput(ev))
+	out := prg.Eval(ctx, celInput(prg, ev))
 	if out.OK {
 		return ""
 	}

@@ -52,8 +52,6 @@ func TestHTTPCEL(t *testing.T) {
 		{"runtime error", "/ok", `{cel: 'json.missing.size() > 0'}`, `cel: json.missing.size() > 0: no such key: missing`},
 		{"null json", "/down", `{status: [503], cel: 'json.ok'}`, `cel: json.ok:`},
 		{"secret values redacted", "/secret", `{cel: 'json.ok || json.token == "x"'}`, `json.token = "<redacted>"`},
-		{"cost limit", "/ok", `{cel: '[1,2,3,4,5,6,7,8,9,10].all(a, [1,2,3,4,5,6,7,8,9,10].all(b, [1,2,3,4,5,6,7,8,9,10].all(c, [1,2,3,4,5,6,7,8,9,10].all(d, [1,2,3,4,5,6,7,8,9,10].all(e, [1,2,3,4,5,6,7,8,9,10].all(f, [1,2,3,4,5,6,7,8,9,10].all(g, body.size() >= 0)))))))'}`,
-			"cost limit exceeded"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

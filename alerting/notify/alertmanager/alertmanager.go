@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -37,6 +38,14 @@ const MaxFiring = 10000
 
 // maxBatch bounds the alerts of one POST.
 const maxBatch = 500
+
+// Bounds of the look-up of alerts fired before a restart: the keys asked
+// about per notification (past them, an alert ends at its own endsAt) and
+// the answer read.
+const (
+	maxLookups     = 32
+	maxLookupBytes = 4 << 20
+)
 
 // Env is what the notifier takes from the configuration beyond its own
 // block. Every field is optional.
@@ -211,8 +220,10 @@ func (a *Notifier) Notify(ctx context.Context, n notify.Notification) (bool, err
 			if held {
 				al = prev
 			} else {
-				lookup = append(lookup, o.key)
 				al.StartsAt = openedAt(n, now)
+				if len(lookup) < maxLookups {
+					lookup = append(lookup, o.key)
+				}
 			}
 			al.EndsAt = now
 			alerts = append(alerts, al)
@@ -347,7 +358,7 @@ func (a *Notifier) held(ctx context.Context, keys []string, now time.Time) []pos
 			}
 			var got []gettableAlert
 			if resp.StatusCode == http.StatusOK {
-				_ = json.NewDecoder(http.MaxBytesReader(nil, resp.Body, notify.MaxAnswerBytes*16)).Decode(&got)
+				_ = json.NewDecoder(io.LimitReader(resp.Body, maxLookupBytes)).Decode(&got)
 			}
 			resp.Body.Close()
 			for _, g := range got {
