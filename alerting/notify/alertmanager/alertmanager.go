@@ -62,11 +62,11 @@ type Env struct {
 // (as Prometheus does); the others get it at the next re-send.
 //
 // The firing alerts live in memory. After a restart or a reload, an
-// incident still open is re-sent again only once the evaluator sends
-// another trigger for it (an update, or a reminder); until then
-// Alertmanager shows it resolved from its last endsAt (4 × resend after
-// the last post). Persisting them would re-fire alerts whose incidents
-// were resolved meanwhile by a configuration change; see docs/config.md.
+// incident still open is posted again only once the evaluator sends
+// another trigger for it, which it does when the incident changes; until
+// then Alertmanager shows it resolved from its last endsAt (4 × resend
+// after the last post). Persisting them would keep alive alerts whose
+// incidents the evaluator no longer has; see docs/config.md.
 type Notifier struct {
 	urls      []string
 	header    http.Header
