@@ -17,13 +17,15 @@ type AlertmanagerNotifier struct {
 	// or with the path prefix of one behind a proxy). Every alert goes to
 	// every one of them.
 	URLs []string `yaml:"urls"`
-	// BasicAuth and BearerToken authenticate to the Alertmanagers (or a
-	// proxy in front of them); at most one of them.
-	BasicAuth   *BasicAuth `yaml:"basic_auth"`
-	BearerToken Secret     `yaml:"bearer_token"`
+	// BasicAuth authenticates to the Alertmanagers (or a proxy in front
+	// of them); not with BearerToken.
+	BasicAuth *BasicAuth `yaml:"basic_auth"`
+	// BearerToken is sent as "Authorization: Bearer TOKEN"; not with
+	// BasicAuth.
+	BearerToken Secret `yaml:"bearer_token"`
 	// Resend is how often the firing alerts are posted again; each post
-	// says endsAt = now + 4 × Resend, as Prometheus does. Default
-	// DefaultAlertmanagerResend.
+	// says endsAt = now + 4 × Resend, as Prometheus does. Default 1m
+	// (DefaultAlertmanagerResend).
 	Resend time.Duration `yaml:"resend"`
 	// Timeout bounds one post to one Alertmanager; default 10s.
 	Timeout time.Duration `yaml:"timeout"`

@@ -109,8 +109,8 @@ type HTTPExpect struct {
 	// such as Last-Modified) is recent: a status page or feed that stopped
 	// updating fails even though it answers 200.
 	Fresh *Freshness `yaml:"fresh"`
-	// CEL is an expression over the response that must be true (see
-	// CELExpr); it is compiled at load.
+	// CEL is a CEL expression over the response (status, headers, body,
+	// json, timings) that must be true; it is compiled at load.
 	CEL *CELExpr `yaml:"cel"`
 	Src Source
 }
