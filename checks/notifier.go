@@ -180,7 +180,7 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 	}
 	switch len(types) {
 	case 0:
-		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console, email, teams", label)
+		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console, email, teams, alertmanager", label)
 	case 1:
 	default:
 		errs.add(n.Src.At(types[1]), "", "%s: has both %s and %s; a notifier has exactly one type", label, types[0], types[1])

@@ -62,11 +62,13 @@ type Env struct {
 // (as Prometheus does); the others get it at the next re-send.
 //
 // The firing alerts live in memory. After a restart or a reload, an
-// incident still open is posted again only once the evaluator sends
-// another trigger for it, which it does when the incident changes; until
-// then Alertmanager shows it resolved from its last endsAt (4 × resend
-// after the last post). Persisting them would keep alive alerts whose
-// incidents the evaluator no longer has; see docs/config.md.
+// incident still open is posted again only once the notifier is sent
+// another trigger for it: when the incident changes, or as a reminder
+// (the notifier's repeat:, which the outbox keeps across restarts; below
+// 4 × resend it keeps the alert from lapsing). Until then Alertmanager
+// shows it resolved from its last endsAt. Persisting the alerts would keep
+// alive alerts whose incidents the evaluator no longer has; see
+// docs/config.md.
 type Notifier struct {
 	urls      []string
 	header    http.Header

@@ -222,8 +222,8 @@ func TestNotice(t *testing.T) {
 
 // TestNoSecretLeaks: neither the bearer token, nor the basic auth
 // password (plain or in its base64 form), nor a password in a URL appears
-// in an error or a log line, even from an Alertmanager (or proxy) that
-// echoes the request in its answer.
+// in an error (the shared notifytest assertion) or a log line, even from
+// an Alertmanager (or proxy) that echoes the request in its answer.
 func TestNoSecretLeaks(t *testing.T) {
 	const token, pass, urlPass = "LEAKCANARY-token-0123456789", "LEAKCANARY-pass-0123456789", "LEAKCANARY-urlpass-0123"
 	echo := newFakeAM(t, http.StatusInternalServerError)
@@ -241,7 +241,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = n.Notify(context.Background(), notifytest.PageDown("k"))
+		_, err = notifytest.AssertNotifyLeaksNoSecret(t, n, notifytest.PageDown("k"), token, pass, urlPass, "LEAKCANARY", base64.StdEncoding.EncodeToString([]byte("outpost:"+pass)))
 		if err == nil {
 			t.Fatal("no error from a failing Alertmanager")
 		}
@@ -272,6 +272,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	if got := heads[1].Get("Authorization"); got != "Basic "+base64.StdEncoding.EncodeToString([]byte("outpost:"+pass)) {
 		t.Errorf("basic: Authorization %q", got)
 	}
+	notifytest.AssertNoSecret(t, "the logs", logs.String(), token, pass, urlPass, "LEAKCANARY")
 	all := strings.Join(errs, "\n") + logs.String()
 	for _, s := range []string{token, pass, urlPass, "LEAKCANARY", base64.StdEncoding.EncodeToString([]byte("outpost:" + pass))} {
 		if strings.Contains(all, s) {
@@ -280,5 +281,34 @@ func TestNoSecretLeaks(t *testing.T) {
 	}
 	if !strings.Contains(all, "status 500") || !strings.Contains(all, "<redacted>") {
 		t.Errorf("the errors no longer say what happened:\n%s", all)
+	}
+}
+
+// TestReminderAfterRestart: a notifier that never saw an incident (a
+// restarted process) takes the outbox's reminder as the trigger it is,
+// keeps the alert and re-sends it with the incident's labels.
+func TestReminderAfterRestart(t *testing.T) {
+	am := newFakeAM(t, http.StatusOK)
+	clk := clocktest.New(notifytest.T0.Add(time.Hour))
+	n, err := New(&checks.AlertmanagerNotifier{URLs: []string{am.URL}, Resend: time.Minute}, notify.Options{Clock: clk}, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.CloseIdleConnections)
+	reminder := notifytest.PageDown("k")
+	reminder.Details = map[string]string{"reminder": "true", "first_sent": notifytest.T0.Format(time.RFC3339)}
+	if _, err := n.Notify(context.Background(), reminder); err != nil {
+		t.Fatal(err)
+	}
+	if n.Firing() != 1 {
+		t.Fatalf("firing %d", n.Firing())
+	}
+	clk.WaitTimersCreated(t, 1, 10*time.Second)
+	clk.Advance(time.Minute)
+	clocktest.WaitFor(t, 10*time.Second, "a re-send", func() bool { p, _ := am.recorded(); return len(p) == 2 })
+	posts, _ := am.recorded()
+	first, again := posts[0][0], posts[1][0]
+	if !sameLabels(first.Labels, again.Labels) || first.Labels["regions"] != "eu-west,us-east" || !again.StartsAt.Equal(notifytest.T0) {
+		t.Errorf("reminder %+v, re-send %+v", first, again)
 	}
 }
