@@ -72,7 +72,9 @@ type nodeDecoder interface {
 }
 
 type decoder struct {
-	file   string
+	file string
+	// raw is the file's text, for positions inside a value (CELExpr).
+	raw    []byte
 	lookup LookupEnv
 	errs   *errorList
 	check  string // id of the check being decoded, for error messages

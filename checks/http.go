@@ -109,7 +109,10 @@ type HTTPExpect struct {
 	// such as Last-Modified) is recent: a status page or feed that stopped
 	// updating fails even though it answers 200.
 	Fresh *Freshness `yaml:"fresh"`
-	Src   Source
+	// CEL is a CEL expression over the response (status, headers, body,
+	// json, timings) that must be true; it is compiled at load.
+	CEL *CELExpr `yaml:"cel"`
+	Src Source
 }
 
 // Freshness takes a time from the JSON body or a header and requires it

@@ -233,7 +233,7 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 		errs.add(Pos{File: name}, "", "empty configuration file")
 		return nil
 	}
-	d := &decoder{file: name, lookup: lookup, errs: errs, secrets: secrets, budget: nodeBudget(countNodes(root))}
+	d := &decoder{file: name, lookup: lookup, errs: errs, secrets: secrets, budget: nodeBudget(countNodes(root)), raw: data}
 	fc := &fileConfig{raw: data}
 	if root.Kind != yaml.MappingNode {
 		errs.add(d.pos(root), "", "expected a mapping with version, regions, checks, ..., got %s", describe(root))

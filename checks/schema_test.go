@@ -247,6 +247,8 @@ var schemaRejects = map[string]string{
 	"wrong_type_bool":          "a boolean that is none",
 	"wrong_type_int":           "an integer that is none",
 	"wrong_type_list":          "a string where a list belongs, a list where a string does",
+	"alertmanager":             "an alertmanager notifier without urls; a literal bearer_token",
+	"cel":                      "a CEL expression written as a list, or empty",
 }
 
 // semanticOnly are the invalid fixtures only the loader and validator
