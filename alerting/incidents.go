@@ -33,7 +33,7 @@ func (saved savedDecider) atRest() bool {
 		}
 	}
 	st := saved.State
-	return !st.AnyOpen() && st.DownSince.IsZero() && st.ShapeSince.IsZero()
+	return !st.AnyOpen() && st.DownSince.IsZero() && st.DegradedSince.IsZero() && st.ShapeSince.IsZero()
 }
 
 // saveIncident queues check id's decision state for the state store: its

@@ -137,7 +137,11 @@ type IncidentState struct {
 	// DownSince is when the current run of DOWN decisions began; zero when
 	// the latest decision was not DOWN. The down incident opens once it is
 	// c.For old.
-	DownSince    time.Time `json:"down_since,omitzero"`
+	DownSince time.Time `json:"down_since,omitzero"`
+	// DegradedSince is when the current run of DEGRADED decisions began;
+	// zero when the latest decision was not DEGRADED. The degraded
+	// incident opens once it is degradedSettle old.
+	DegradedSince time.Time `json:"degraded_since,omitzero"`
 	Down         Incident  `json:"down"`
 	Degraded     Incident  `json:"degraded"`
 	Unknown      Incident  `json:"unknown"`
@@ -257,6 +261,11 @@ func Step(s IncidentState, d Decision, c *checks.Check, maint []*checks.Maintena
 	} else if s.DownSince.IsZero() {
 		s.DownSince = now
 	}
+	if d.State != StateDegraded {
+		s.DegradedSince = time.Time{}
+	} else if s.DegradedSince.IsZero() {
+		s.DegradedSince = now
+	}
 	if d.Shape == nil {
 		s.ShapeSince = time.Time{}
 	} else if s.ShapeSince.IsZero() {
@@ -316,7 +325,7 @@ func (s *IncidentState) rule(k IncidentKind, d Decision, c *checks.Check, now ti
 			return wantClear, false
 		}
 	case IncidentDegraded:
-		holds = d.State == StateDegraded && !s.Down.Open
+		holds = d.State == StateDegraded && !s.Down.Open && now.Sub(s.DegradedSince) >= degradedSettle(c)
 		switch {
 		case holds:
 			return wantOpen, true
@@ -472,6 +481,15 @@ func (s IncidentState) clone() IncidentState {
 		in.Transitions = slices.Clone(in.Transitions)
 	}
 	return s
+}
+
+// degradedSettle is how long a check must stay DEGRADED before its
+// warning goes out: its for:, and at least an interval. When an outage
+// begins, one region crosses its failure rule a moment before the others
+// confirm it; without the wait, every outage would send a warning and its
+// resolve ahead of the page.
+func degradedSettle(c *checks.Check) time.Duration {
+	return max(c.For, c.Interval)
 }
 
 // shapeSettle is how long a shape finding waits for the other regions:

@@ -181,14 +181,26 @@ func TestStepLifecycle(t *testing.T) {
 			{incAt(2), "down", []string{down}},
 			{incAt(3), "ok", []string{downOK}},
 		}},
-		{"for: a break in DOWN restarts the delay, and DEGRADED warns meanwhile", "web-for", []incStep{
+		{"for: a break in DOWN restarts the delay; DEGRADED for less than for: is no warning", "web-for", []incStep{
 			{incAt(0), "down", nil},
-			{incAt(1), "degraded", []string{deg}},
+			{incAt(1), "degraded", nil},
 			{incAt(2), "down", nil},
 			{incAt(3), "down", nil},
-			{incAt(4), "down", []string{down, degOK}},
+			{incAt(4), "down", []string{down}},
 			{incAt(5), "degraded", nil},
 			{incAt(6), "ok", []string{downOK}},
+		}},
+		{"for: DEGRADED warns once it has lasted for:", "web-for", []incStep{
+			{incAt(0), "degraded", nil},
+			{incAt(1), "degraded", nil},
+			{incAt(2), "degraded:eu-west", []string{deg}},
+			{incAt(3), "down", nil},
+			{incAt(5), "down", []string{down, degOK}},
+		}},
+		{"DEGRADED that turns DOWN within an interval is no warning", "web-home", []incStep{
+			{incAt(0), "degraded", nil},
+			{incAt(0).Add(20 * time.Second), "down", []string{down}},
+			{incAt(1), "ok", []string{downOK}},
 		}},
 		{"for: DOWN over before for never pages", "web-for", []incStep{
 			{incAt(0), "down", nil},
@@ -196,17 +208,18 @@ func TestStepLifecycle(t *testing.T) {
 			{incAt(2), "down", nil},
 			{incAt(3), "ok", nil},
 		}},
-		{"DEGRADED warns and resolves when OK", "web-home", []incStep{
-			{incAt(0), "degraded", []string{deg}},
-			{incAt(1), "degraded:eu-west", nil},
+		{"DEGRADED warns once it has lasted an interval, and resolves when OK", "web-home", []incStep{
+			{incAt(0), "degraded", nil},
+			{incAt(1), "degraded:eu-west", []string{deg}},
 			{incAt(2), "unknown", []string{unk}},
 			{incAt(3), "ok", []string{degOK, unkOK}},
 		}},
 		{"UNKNOWN is never resolved by silence", "web-home", []incStep{
 			{incAt(0), "unknown", []string{unk}},
 			{incAt(10), "unknown", nil},
-			{incAt(20), "degraded", []string{deg, unkOK}},
-			{incAt(21), "ok", []string{degOK}},
+			{incAt(20), "degraded", []string{unkOK}},
+			{incAt(21), "degraded", []string{deg}},
+			{incAt(22), "ok", []string{degOK}},
 		}},
 		{"a disagreement pages when on_disagreement is page", "www-a-paged", []incStep{
 			{incAt(0), "split", []string{split}},
@@ -309,7 +322,8 @@ func TestStepMaintenance(t *testing.T) {
 		}},
 		{"DOWN in the window, only DEGRADED at its end: warns instead", "web-home", []incStep{
 			{at(2, 5), "down", nil},
-			{at(2, 30), "degraded", []string{deg}},
+			{at(2, 30), "degraded", nil},
+			{at(2, 31), "degraded", []string{deg}},
 		}},
 		{"next night's window too", "web-home", []incStep{
 			{at(2, 5).AddDate(0, 0, 1), "down", nil},
@@ -317,7 +331,8 @@ func TestStepMaintenance(t *testing.T) {
 		}},
 		{"a region's window hides only that region's failure", "web-for", []incStep{
 			{utc(10, 30), "degraded:eu-west", nil},
-			{utc(10, 31), "degraded:us-east", []string{deg}},
+			{utc(10, 31), "degraded:us-east", nil},
+			{utc(10, 32), "degraded:us-east", []string{deg}},
 		}},
 		{"a region's window does not hide a quorum that includes others", "web-for", []incStep{
 			{utc(10, 30), "down:eu-west,us-east", nil},
