@@ -142,12 +142,12 @@ type IncidentState struct {
 	// zero when the latest decision was not DEGRADED. The degraded
 	// incident opens once it is degradedSettle old.
 	DegradedSince time.Time `json:"degraded_since,omitzero"`
-	Down         Incident  `json:"down"`
-	Degraded     Incident  `json:"degraded"`
-	Unknown      Incident  `json:"unknown"`
-	Disagreement Incident  `json:"disagreement"`
-	Shape        Incident  `json:"shape,omitzero"`
-	Forecast     Incident  `json:"forecast,omitzero"`
+	Down          Incident  `json:"down"`
+	Degraded      Incident  `json:"degraded"`
+	Unknown       Incident  `json:"unknown"`
+	Disagreement  Incident  `json:"disagreement"`
+	Shape         Incident  `json:"shape,omitzero"`
+	Forecast      Incident  `json:"forecast,omitzero"`
 	// ShapeSince is when the current run of decisions with shape findings
 	// began; the shape incident opens once it has settled (see Step).
 	ShapeSince time.Time `json:"shape_since,omitzero"`
