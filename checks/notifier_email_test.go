@@ -94,3 +94,38 @@ checks:
 		t.Errorf("email %+v: want the CA read and implicit TLS on 465", e)
 	}
 }
+
+// An alertmanager notifier reminds of open incidents within Alertmanager's
+// 4 × resend unless told otherwise, so that an evaluator's restart does not
+// let an open incident's alert expire there.
+func TestAlertmanagerRepeatDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra string
+		want        time.Duration
+	}{
+		{"default resend", "", 3 * time.Minute},
+		{"longer resend", "resend: 5m, ", 15 * time.Minute},
+		{"short resend: at least the minimum", "resend: 5s, ", MinRepeat},
+	} {
+		cfg, err := LoadBytes("t.yaml", []byte(`version: 1
+notifiers:
+  - name: am
+    alertmanager: {`+tc.extra+`urls: ["http://127.0.0.1:9093"]}
+  - name: set
+    repeat: 2h
+    alertmanager: {urls: ["http://127.0.0.1:9094"]}
+checks:
+  - id: a
+    http: {url: "https://example.com/"}
+`), mapEnv(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Notifiers[0].Repeat; got != tc.want {
+			t.Errorf("%s: repeat %s, want %s", tc.name, got, tc.want)
+		}
+		if got := cfg.Notifiers[1].Repeat; got != 2*time.Hour {
+			t.Errorf("%s: a repeat set in the file became %s", tc.name, got)
+		}
+	}
+}

@@ -111,6 +111,12 @@ func validate(cfg *Config, errs *errorList) {
 		validateNotifier(n, i, notifiers, errs)
 		if !n.Src.Has("repeat") {
 			n.Repeat = d.Repeat
+			if n.Repeat == 0 && n.Alertmanager != nil {
+				// Alertmanager resolves what is not posted again within
+				// 4 × resend; reminders, which the outbox keeps across
+				// restarts, post an open incident again after one.
+				n.Repeat = max(MinRepeat, 3*n.Alertmanager.Resend)
+			}
 		}
 		if n.Grouping == nil && d.Grouping != nil {
 			g := *d.Grouping
