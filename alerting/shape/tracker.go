@@ -112,10 +112,15 @@ type Tracker struct {
 	trend     []float64 // window p50 at each close, oldest first
 	win       LatencyWindow
 
-	// Series: the latest values, oldest first, and the recent bumps.
-	values []float64
-	bump   Bump // the bump in progress; zero Peak when none
-	bumps  []Bump
+	// Series: the model, its verdict on the latest value, and the recent
+	// bumps.
+	model   SeriesState
+	verdict SeriesVerdict
+	last    float64
+	hasLast bool
+	warmN   int  // values the model learns before it judges
+	bump    Bump // the bump in progress; zero Peak when none
+	bumps   []Bump
 
 	findings []Finding
 	forecast *Finding
@@ -130,18 +135,6 @@ type Tracker struct {
 // maxBumps bounds the bumps kept: MaxRecurringDays of a few a day.
 const maxBumps = 4 * checks.MaxRecurringDays
 
-// seriesKeep is how many values a series tracker keeps.
-func seriesKeep(s *checks.ShapeSpec) int {
-	n := 1
-	if s.Spike != nil {
-		n = max(n, s.Spike.Points)
-	}
-	if s.Drop != nil {
-		n = max(n, s.Drop.Points)
-	}
-	return n
-}
-
 func NewTracker(c *checks.Check) *Tracker {
 	s := c.Shape
 	if s == nil {
@@ -149,8 +142,8 @@ func NewTracker(c *checks.Check) *Tracker {
 	}
 	t := &Tracker{spec: s, series: c.Series != nil}
 	if t.series {
-		t.base = newBaseline(s.Slots(), 1, s.HalfLife, warmValues(s.Warmup, c.Interval))
-		t.values = make([]float64, 0, seriesKeep(s))
+		t.model = newSeriesState(s.Slots())
+		t.warmN = max(seriesWarmN, warmValues(s.Warmup, c.Interval))
 		return t
 	}
 	t.bucketLen = s.Bucket()
@@ -278,26 +271,25 @@ func (t *Tracker) latencyBaseline(slot int, now time.Time) LatencyBaseline {
 	return b
 }
 
-// addValue feeds a series result: judged against the baseline of its
-// slot, then learned; and checked for a spike due.
+// addValue feeds a series result: judged by the series model (see
+// SeriesState), then learned; and checked for a spike due.
 func (t *Tracker) addValue(r *wire.Result, now time.Time) bool {
 	if !r.OK || r.Observed.Value == nil || math.IsNaN(*r.Observed.Value) || math.IsInf(*r.Observed.Value, 0) {
 		return t.setForecast(now)
 	}
 	v := *r.Observed.Value
-	if len(t.values) == cap(t.values) {
-		t.values = slices.Delete(t.values, 0, 1)
+	t.last, t.hasLast = v, true
+	shiftFor := time.Duration(0)
+	if t.spec.LevelShift != nil {
+		shiftFor = t.spec.LevelShift.For
 	}
-	t.values = append(t.values, v)
-	slot := t.spec.Slot(now)
-	u, warm := t.base.usual(slot)
-	w := SeriesWindow{Values: t.values, Usual: u[0], Warm: warm, Slot: slotName(t.spec, now)}
-	changed := t.setFindings(DetectSeries(t.spec, w, now)) || warm != t.judged
-	t.judged = warm
-	if warm {
-		t.trackBump(v/u[0].Value, now)
+	t.verdict = t.model.Step(v, t.spec.Slot(now), now, SeriesRules{OpenTail: t.spec.Surprise, ShiftFor: shiftFor, WarmN: t.warmN})
+	found := DetectSeries(t.spec, t.verdict, t.findings, now)
+	changed := t.setFindings(found) || t.verdict.Warm != t.judged
+	t.judged = t.verdict.Warm
+	if t.verdict.Warm && t.verdict.Usual > 0 {
+		t.trackBump(v/t.verdict.Usual, now)
 	}
-	t.base.learn(slot, now, []float64{v})
 	return t.setForecast(now) || changed
 }
 
@@ -306,7 +298,7 @@ func (t *Tracker) trackBump(ratio float64, now time.Time) {
 	if t.spec.Spike == nil {
 		return
 	}
-	if ratio >= t.spec.Spike.MaxRatio/2 {
+	if ratio >= t.spec.Spike.Threshold()/2 {
 		if t.bump.Peak.IsZero() || ratio > t.bump.Ratio {
 			t.bump = Bump{Peak: now, Ratio: ratio}
 		}
@@ -327,7 +319,7 @@ func (t *Tracker) trackBump(ratio float64, now time.Time) {
 func (t *Tracker) setForecast(now time.Time) bool {
 	var next *Finding
 	if t.spec.Recurring != nil && t.spec.Spike != nil {
-		if f, ok := ForecastSpike(t.spec.Recurring, t.spec.Spike.MaxRatio, t.bumps, now); ok {
+		if f, ok := ForecastSpike(t.spec.Recurring, t.spec.Spike.Threshold(), t.bumps, now); ok {
 			next = &f
 		}
 	}
@@ -353,7 +345,10 @@ func (t *Tracker) Bytes() int {
 	// A sketch: the DDSketch (56 bytes), two binStores (32 each) and the
 	// positive store's bins, 8 bytes each.
 	const sketchOverhead = 128
-	n := 256 + t.base.bytes() + 8*cap(t.trend) + 8*cap(t.values) + 24*cap(t.bumps)
+	if t.series {
+		return 256 + t.model.bytes() + 24*cap(t.bumps)
+	}
+	n := 256 + t.base.bytes() + 8*cap(t.trend)
 	for i := range t.buckets {
 		t.buckets[i].each(func(s *ddsketch.DDSketch) {
 			n += sketchOverhead + 8*cap(s.GetPositiveValueStore().(*binStore).bins)
@@ -377,18 +372,27 @@ func (t *Tracker) Findings() (found []Finding, forecast *Finding, judged bool) {
 func (t *Tracker) Series() bool { return t.series }
 
 // Saved is a tracker's learned state, what survives a restart: the
-// baseline of every slot and, for a series, the recent spikes. It holds
-// no window: a restarted tracker measures afresh.
+// baseline of every slot and, for a series, the model and the recent
+// spikes. It holds no window: a restarted tracker measures afresh.
 type Saved struct {
 	Series  bool
 	Stats   int
 	Meta    []SlotMeta
 	Moments []Moment
 	Bumps   []Bump
+	// Model is a series tracker's model. Series states saved before it
+	// existed have none (they held a log-space baseline in Meta and
+	// Moments) and are not restored: the model warms up again.
+	Model *SeriesState
 }
 
 // Save returns a copy of the tracker's learned state.
 func (t *Tracker) Save() Saved {
+	if t.series {
+		m := t.model
+		m.Slots = slices.Clone(m.Slots)
+		return Saved{Series: true, Bumps: slices.Clone(t.bumps), Model: &m}
+	}
 	return Saved{Series: t.series, Stats: t.base.stats, Meta: slices.Clone(t.base.meta),
 		Moments: slices.Clone(t.base.moments), Bumps: slices.Clone(t.bumps)}
 }
@@ -397,6 +401,19 @@ func (t *Tracker) Save() Saved {
 // of other dimensions (another seasonality, another check type) is not
 // restored.
 func (t *Tracker) Restore(s Saved) bool {
+	if t.series || s.Series {
+		if !t.series || !s.Series || s.Model == nil || len(s.Model.Slots) != len(t.model.Slots) {
+			return false
+		}
+		slots := t.model.Slots
+		copy(slots, s.Model.Slots)
+		t.model = *s.Model
+		t.model.Slots = slots
+		if len(s.Bumps) <= maxBumps {
+			t.bumps = slices.Clone(s.Bumps)
+		}
+		return true
+	}
 	if t.series != s.Series || t.base.stats != s.Stats || len(t.base.meta) != len(s.Meta) || len(t.base.moments) != len(s.Moments) {
 		return false
 	}
