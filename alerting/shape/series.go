@@ -3,6 +3,8 @@ package shape
 import (
 	"math"
 	"time"
+
+	"github.com/outposthq/outpost/checks"
 )
 
 // The series model: what a series check's value usually is now, how
@@ -71,10 +73,9 @@ const (
 	// seriesWarmN is the fewest values the model learns before it judges
 	// (shape.warmup may ask for more).
 	seriesWarmN = 48
-	// seriesSlotN is a seasonal slot's half-life, in values, and
-	// seriesSlotDays how many days a slot must have been seen on before it
-	// judges.
-	seriesSlotN    = 36
+	// seriesSlotDays is how many days a seasonal slot must have been seen
+	// on before it judges. (A slot's half-life is shape.half_life: see
+	// SeriesRules.SlotN.)
 	seriesSlotDays = 2
 	// seriesPriorN is the weight, in values, of the prior surprise
 	// history (see tailShare).
@@ -247,6 +248,25 @@ type SeriesRules struct {
 	// WarmN is how many values the model learns before it judges: at
 	// least seriesWarmN.
 	WarmN int
+	// SlotN is a seasonal slot's half-life in values: shape.half_life
+	// over the seasonal period, times the values a slot gets per visit.
+	SlotN float64
+}
+
+// seriesRules are spec's rules for the model, at interval.
+func seriesRules(spec *checks.ShapeSpec, interval time.Duration) SeriesRules {
+	r := SeriesRules{OpenTail: spec.Surprise, WarmN: max(seriesWarmN, warmValues(spec.Warmup, interval))}
+	if spec.LevelShift != nil {
+		r.ShiftFor = spec.LevelShift.For
+	}
+	period := 24 * time.Hour
+	if spec.Seasonality == checks.SeasonWeekly {
+		period = 7 * 24 * time.Hour
+	}
+	if interval > 0 {
+		r.SlotN = float64(spec.HalfLife) / float64(period) * max(float64(time.Hour)/float64(interval), 1)
+	}
+	return r
 }
 
 // Step judges x, seen at now in seasonal slot slot, then learns it.
@@ -255,7 +275,7 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 	v := SeriesVerdict{Value: x, Usual: x}
 	if s.N == 0 {
 		s.Mean, s.Dev, s.Mag, s.N = x, 0, math.Abs(x), 1
-		s.learnSlot(slot, x, now, 0)
+		s.learnSlot(slot, x, now, 0, rules.SlotN)
 		return v
 	}
 	floor := max(seriesFloorShare*s.Mag, 1e-12)
@@ -267,7 +287,7 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 		sband := max(float64(sl.Dev), floor)
 		v.Usual, v.Band, v.Z, v.Seasonal = float64(sl.Mean), sband, (x-float64(sl.Mean))/sband, true
 	}
-	s.learnSlot(slot, x, now, floor)
+	s.learnSlot(slot, x, now, floor, rules.SlotN)
 
 	// Surprise, of the value and of the drift, against the history.
 	long := ewAlpha(max(seriesLongN, 2/max(openTail, 1e-6)))
@@ -355,7 +375,7 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 }
 
 // learnSlot learns x into its seasonal slot.
-func (s *SeriesState) learnSlot(slot int, x float64, now time.Time, floor float64) {
+func (s *SeriesState) learnSlot(slot int, x float64, now time.Time, floor, slotN float64) {
 	if slot < 0 || slot >= len(s.Slots) {
 		return
 	}
@@ -374,7 +394,7 @@ func (s *SeriesState) learnSlot(slot int, x float64, now time.Time, floor float6
 	if sl.N < math.MaxUint32 {
 		sl.N++
 	}
-	a := max(1/float64(sl.N), ewAlpha(seriesSlotN))
+	a := max(1/float64(sl.N), ewAlpha(max(slotN, 1)))
 	mean, band := float64(sl.Mean), max(float64(sl.Dev), floor)
 	if sl.Days > seriesSlotDays {
 		x = min(max(x, mean-seriesClip*band), mean+seriesClip*band)

@@ -118,8 +118,8 @@ type Tracker struct {
 	verdict SeriesVerdict
 	last    float64
 	hasLast bool
-	warmN   int  // values the model learns before it judges
-	bump    Bump // the bump in progress; zero Peak when none
+	rules   SeriesRules // the configured parts of the model
+	bump    Bump        // the bump in progress; zero Peak when none
 	bumps   []Bump
 
 	findings []Finding
@@ -142,8 +142,12 @@ func NewTracker(c *checks.Check) *Tracker {
 	}
 	t := &Tracker{spec: s, series: c.Series != nil}
 	if t.series {
-		t.model = newSeriesState(s.Slots())
-		t.warmN = max(seriesWarmN, warmValues(s.Warmup, c.Interval))
+		slots := s.Slots()
+		if s.Seasonality == checks.SeasonNone {
+			slots = 0 // the recent level alone
+		}
+		t.model = newSeriesState(slots)
+		t.rules = seriesRules(s, c.Interval)
 		return t
 	}
 	t.bucketLen = s.Bucket()
@@ -279,11 +283,7 @@ func (t *Tracker) addValue(r *wire.Result, now time.Time) bool {
 	}
 	v := *r.Observed.Value
 	t.last, t.hasLast = v, true
-	shiftFor := time.Duration(0)
-	if t.spec.LevelShift != nil {
-		shiftFor = t.spec.LevelShift.For
-	}
-	t.verdict = t.model.Step(v, t.spec.Slot(now), now, SeriesRules{OpenTail: t.spec.Surprise, ShiftFor: shiftFor, WarmN: t.warmN})
+	t.verdict = t.model.Step(v, t.spec.Slot(now), now, t.rules)
 	found := DetectSeries(t.spec, t.verdict, t.findings, now)
 	changed := t.setFindings(found) || t.verdict.Warm != t.judged
 	t.judged = t.verdict.Warm
