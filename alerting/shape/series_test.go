@@ -113,6 +113,7 @@ func TestSeriesLevelShiftUpAndDown(t *testing.T) {
 				t.Errorf("level shift named %s after it began, want 30m to 45m", d)
 			}
 			f := run.found[shiftAt][0]
+			t.Logf("at the shift: %s\n%s later: %s", run.found[400][0].Explanation, time.Duration(shiftAt-400)*run.step, f.Explanation)
 			if !strings.Contains(f.Explanation, "level shift "+tc.name) || !strings.Contains(f.Explanation, "from about 10") {
 				t.Errorf("explanation: %q", f.Explanation)
 			}
