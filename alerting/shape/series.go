@@ -16,32 +16,34 @@ import (
 // A value x is judged in four steps.
 //
 //  1. Its deviation from what is usual, in noise bands: z = (x − usual) /
-//     band. Two baselines are asked and the one that explains x better
-//     (the smaller |z|) is used: the recent level (an exponentially
-//     weighted mean and mean absolute deviation of the last values, about
-//     8 values' half-life: useful from the first hour) and, once its slot
-//     of the day or week has been seen on two days, the seasonal slot
-//     (the same statistics per slot). The band never falls below 5% of
-//     the series' typical magnitude (a slow mean of |x|): an additive
-//     floor scaled to the series, so that on a series that is mostly 0 a
-//     1 is not a billion times the usual.
+//     band. The usual is the value's seasonal slot (its hour of the day or
+//     week: the mean and mean absolute deviation of the values seen
+//     there, with shape.half_life) once that slot has been seen on two
+//     days; before that, and with seasonality none, the recent level (an
+//     exponentially weighted mean and mean absolute deviation of the last
+//     values, 8 values' half-life: useful from the first hour). The band
+//     never falls below 5% of the series' typical magnitude (a mean of
+//     |x|): an additive floor scaled to the series, so that on a series
+//     that is mostly 0 a 1 is not a billion times the usual.
 //  2. Its surprise, the anomaly likelihood: the share of the series' own
-//     recent history (a decayed histogram of log(1+|z|) with a half-life
-//     of about 1000 values) that deviated at least as much. A series that
-//     is always bursty has large deviations all the time, and one more
-//     burst is not news; on a steady series a smaller jump is. The same is
-//     done for the drift, the recent average of the signed z (about 24
-//     values' half-life), so that a sustained move that no single value
-//     makes surprising is found too. The surprise is the rarer of the two.
+//     recent history (a decayed histogram of z by side and log(1+|z|),
+//     with a half-life of a week of values, at least 1000) that deviated
+//     at least as far on the same side. A series that is always bursty
+//     has large deviations all the time, and one more burst is not news;
+//     on a steady series a smaller jump is. The same is done for the
+//     drift, the recent average of z (24 values' half-life), so that a
+//     sustained move that no single value makes surprising is found too.
+//     The surprise is the rarer of the two.
 //  3. A change point: when every value for level_shift.for (and at least
 //     three values) lies more than three bands from the recent level on
-//     the same side, the recent level moves to their mean at once, so
-//     that after a real level change the usual value follows in minutes,
-//     not days.
+//     the same side, the recent level moves to their mean at once, and
+//     if that was surprising the seasonal slots learn afresh, so that
+//     after a real level change the usual value follows in minutes, not
+//     days.
 //  4. Hysteresis: a finding opens when the surprise is rarer than
-//     shape.surprise (1 in 1000 by default) and closes once six values in
-//     a row are commonplace again (at least 1 in 10 of the history
-//     deviated as much).
+//     shape.surprise (once in 84h of values by default) and closes once
+//     six values in a row are commonplace again (at least 1 in 10 of the
+//     history deviated as much).
 //
 // While a value is learned it is clipped to within three bands of the
 // baseline it updates, so that a burst of outliers moves the baseline only
@@ -89,7 +91,7 @@ const (
 )
 
 // SeriesState is a series tracker's learned state, what Saved carries.
-// Its memory is fixed: 408 bytes, plus 20 bytes per seasonal slot (24
+// Its memory is fixed: 432 bytes, plus 20 bytes per seasonal slot (24
 // daily, 168 weekly).
 type SeriesState struct {
 	// N is how many values were learned.
@@ -136,7 +138,7 @@ type SeasonSlot struct {
 // seasonSlotBytes and seriesStateBytes are the memory stated above.
 const (
 	seasonSlotBytes  = 20
-	seriesStateBytes = 408
+	seriesStateBytes = 432
 )
 
 func newSeriesState(slots int) SeriesState {
@@ -187,7 +189,7 @@ func surpriseBin(a float64) int { return min(int(math.Log1p(a)/histWidth), histB
 // prior of up to seriesPriorN values of Gaussian noise (the mean absolute
 // deviation is 0.8σ): while the history is short, "unseen so far" is not
 // yet rare. The prior fades as the history fills. inc is the weight the
-// next value will get (the weights grow instead of decaying: see learn)
+// next value will get (the weights grow instead of decaying: see learnHists)
 // and alpha the decay per value.
 func tailShare(h *[2][histBins]float32, side, bin int, inc, alpha float64) float64 {
 	var tail, total float64

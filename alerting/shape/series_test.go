@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/wire"
@@ -320,5 +321,28 @@ func TestSeriesExplicitMaxRatio(t *testing.T) {
 	}
 	if f := run.found[last][0]; !strings.Contains(f.Explanation, "(threshold 4×)") || !strings.Contains(f.Explanation, "2 points in a row") {
 		t.Errorf("explanation: %q", f.Explanation)
+	}
+}
+
+// The memory stated for a series (docs/config.md, SeriesState) is what it
+// takes: Bytes counts it, and it does not grow with the values fed.
+func TestSeriesMemory(t *testing.T) {
+	if got := unsafe.Sizeof(SeriesState{}); got != seriesStateBytes || unsafe.Sizeof(SeasonSlot{}) != seasonSlotBytes {
+		t.Fatalf("SeriesState is %d bytes and SeasonSlot %d, the stated %d and %d", got, unsafe.Sizeof(SeasonSlot{}), seriesStateBytes, seasonSlotBytes)
+	}
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, tc := range []struct {
+		extra string
+		slots int
+	}{{"", 24}, {"      seasonality: weekly\n", 168}, {"      seasonality: none\n", 0}} {
+		tr := NewTracker(seriesCheck(t, tc.extra))
+		before := tr.Bytes()
+		for i, v := range noisy(rng, 5000, 100, 0.3) {
+			now := benchStart.Add(time.Duration(i) * 5 * time.Minute)
+			tr.Add(&wire.Result{OK: true, Observed: wire.Observed{Value: &v}}, now)
+		}
+		if tr.Bytes() != before || before < seriesStateBytes+seasonSlotBytes*tc.slots {
+			t.Errorf("%q: %d bytes before, %d after 5000 values; want fixed, at least %d", tc.extra, before, tr.Bytes(), seriesStateBytes+seasonSlotBytes*tc.slots)
+		}
 	}
 }
