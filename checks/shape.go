@@ -89,8 +89,9 @@ type SlowRiseRule struct {
 }
 
 // SpikeRule finds a series value surprisingly high (see
-// ShapeSpec.Surprise) for Points values in a row and, when MaxRatio is
-// set, at least MaxRatio times the usual value.
+// ShapeSpec.Surprise) for Points values in a row; or, when MaxRatio is
+// set, instead, at least MaxRatio times the usual value and beyond its
+// noise, however often such values came.
 type SpikeRule struct {
 	Off bool `yaml:"-"`
 	// MaxRatio is 0 unless set: no floor but the series' own noise.
