@@ -182,6 +182,12 @@ type SeriesVerdict struct {
 
 func ewAlpha(n float64) float64 { return 1 - math.Exp2(-1/n) }
 
+// The fixed weights per value of the recent level and the drift.
+var (
+	alphaRecent = ewAlpha(seriesRecentN)
+	alphaDrift  = ewAlpha(seriesDriftN)
+)
+
 // surpriseBin is the histogram bin of a deviation of a bands.
 func surpriseBin(a float64) int { return min(int(math.Log1p(a)/histWidth), histBins-1) }
 
@@ -191,7 +197,7 @@ func surpriseBin(a float64) int { return min(int(math.Log1p(a)/histWidth), histB
 // yet rare. The prior fades as the history fills. inc is the weight the
 // next value will get (the weights grow instead of decaying: see learnHists)
 // and alpha the decay per value.
-func tailShare(h *[2][histBins]float32, side, bin int, inc, alpha float64) float64 {
+func tailShare(h *[2][histBins]float32, side, bin int, inc, alpha float64) (share, values float64) {
 	var tail, total float64
 	inc = max(inc, 1)
 	for sd := range h {
@@ -203,10 +209,13 @@ func tailShare(h *[2][histBins]float32, side, bin int, inc, alpha float64) float
 		}
 	}
 	tail, total = tail/inc, total/inc          // in values
-	k := math.Expm1(float64(bin) * histWidth)  // the bin's lower edge, in bands
-	prior := math.Erfc(0.8*k/math.Sqrt2) / 2   // one side of Gaussian noise: a band is 0.8σ
 	pn := seriesPriorN * max(0, 1-alpha*total) // alpha×total tends to 1 as history fills
-	return (tail + pn*prior) / (total + pn)
+	if pn < 1e-3 {
+		return tail / max(total, 1e-12), total // the prior no longer counts
+	}
+	k := math.Expm1(float64(bin) * histWidth) // the bin's lower edge, in bands
+	prior := math.Erfc(0.8*k/math.Sqrt2) / 2  // one side of Gaussian noise: a band is 0.8σ
+	return (tail + pn*prior) / (total + pn), total
 }
 
 // learnHists adds the value's bins to the histograms. Rather than decay
@@ -253,6 +262,9 @@ type SeriesRules struct {
 	// SlotN is a seasonal slot's half-life in values: shape.half_life
 	// over the seasonal period, times the values a slot gets per visit.
 	SlotN float64
+	// alphaLong and alphaSlot are the weights per value of the surprise
+	// history and of a slot, computed once by seriesRules.
+	alphaLong, alphaSlot float64
 }
 
 // seriesRules are spec's rules for the model, at interval.
@@ -268,7 +280,16 @@ func seriesRules(spec *checks.ShapeSpec, interval time.Duration) SeriesRules {
 	if interval > 0 {
 		r.SlotN = float64(spec.HalfLife) / float64(period) * max(float64(time.Hour)/float64(interval), 1)
 	}
+	r.alphaLong = ewAlpha(max(seriesLongN, 2/max(r.OpenTail, 1e-6)))
+	r.alphaSlot = ewAlpha(max(r.SlotN, 1))
 	return r
+}
+
+func (r *SeriesRules) slotAlpha() float64 {
+	if r.alphaSlot == 0 {
+		return ewAlpha(max(r.SlotN, 1))
+	}
+	return r.alphaSlot
 }
 
 // Step judges x, seen at now in seasonal slot slot, then learns it.
@@ -277,7 +298,7 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 	v := SeriesVerdict{Value: x, Usual: x}
 	if s.N == 0 {
 		s.Mean, s.Dev, s.Mag, s.N = x, 0, math.Abs(x), 1
-		s.learnSlot(slot, x, now, 0, rules.SlotN)
+		s.learnSlot(slot, x, now, 0, rules.slotAlpha())
 		return v
 	}
 	floor := max(seriesFloorShare*s.Mag, 1e-12)
@@ -289,24 +310,21 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 		sband := max(float64(sl.Dev), floor)
 		v.Usual, v.Band, v.Z, v.Seasonal = float64(sl.Mean), sband, (x-float64(sl.Mean))/sband, true
 	}
-	s.learnSlot(slot, x, now, floor, rules.SlotN)
+	s.learnSlot(slot, x, now, floor, rules.slotAlpha())
 
 	// Surprise, of the value and of the drift, against the history.
-	long := ewAlpha(max(seriesLongN, 2/max(openTail, 1e-6)))
-	s.Drift += ewAlpha(seriesDriftN) * (max(min(v.Z, 10), -10) - s.Drift)
+	long := rules.alphaLong
+	if long == 0 {
+		long = ewAlpha(max(seriesLongN, 2/max(openTail, 1e-6)))
+	}
+	s.Drift += alphaDrift * (max(min(v.Z, 10), -10) - s.Drift)
 	v.DriftZ = s.Drift
 	side, bin := sideOf(v.Z), surpriseBin(math.Abs(v.Z))
 	dside, dbin := sideOf(s.Drift), surpriseBin(math.Abs(s.Drift))
 	v.Warm = int(s.N) >= max(rules.WarmN, seriesWarmN)
 	if v.Warm {
-		for _, h := range s.Hist {
-			for _, w := range h {
-				v.History += float64(w)
-			}
-		}
-		v.History /= s.HistInc
-		v.Tail = tailShare(&s.Hist, side, bin, s.HistInc, long)
-		if t := tailShare(&s.DriftHist, dside, dbin, s.HistInc, long); t < v.Tail {
+		v.Tail, v.History = tailShare(&s.Hist, side, bin, s.HistInc, long)
+		if t, _ := tailShare(&s.DriftHist, dside, dbin, s.HistInc, long); t < v.Tail {
 			v.Tail, v.Drift = t, true
 		}
 	}
@@ -349,7 +367,7 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 	} else {
 		xc := min(max(x, s.Mean-seriesClip*band), s.Mean+seriesClip*band)
 		d := xc - s.Mean
-		a := ewAlpha(seriesRecentN)
+		a := alphaRecent
 		s.Mean += a * d
 		s.Dev += a * (math.Abs(d) - s.Dev)
 	}
@@ -377,7 +395,7 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 }
 
 // learnSlot learns x into its seasonal slot.
-func (s *SeriesState) learnSlot(slot int, x float64, now time.Time, floor, slotN float64) {
+func (s *SeriesState) learnSlot(slot int, x float64, now time.Time, floor, slotAlpha float64) {
 	if slot < 0 || slot >= len(s.Slots) {
 		return
 	}
@@ -396,7 +414,7 @@ func (s *SeriesState) learnSlot(slot int, x float64, now time.Time, floor, slotN
 	if sl.N < math.MaxUint32 {
 		sl.N++
 	}
-	a := max(1/float64(sl.N), ewAlpha(max(slotN, 1)))
+	a := max(1/float64(sl.N), slotAlpha)
 	mean, band := float64(sl.Mean), max(float64(sl.Dev), floor)
 	if sl.Days > seriesSlotDays {
 		x = min(max(x, mean-seriesClip*band), mean+seriesClip*band)
