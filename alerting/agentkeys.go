@@ -61,10 +61,10 @@ func (k *agentKeys) forAgent(agent string) [][]byte {
 // against the batch's once decoded, so a key verifies only its agent's
 // batches.
 func (r *regionState) keysFor(agent string) ([][]byte, error) {
-	if r.keys.none() {
+	if r.keys.Load().none() {
 		return nil, fmt.Errorf("%w: no agent key is configured for region %s", ErrUnauthorized, quote(r.name))
 	}
-	keys := r.keys.forAgent(agent)
+	keys := r.keys.Load().forAgent(agent)
 	if len(keys) == 0 {
 		if agent == "" {
 			return nil, fmt.Errorf("%w: missing %s header: the keys of region %s belong to named agents", ErrUnauthorized, wire.HeaderAgent, quote(r.name))

@@ -106,7 +106,7 @@ func (c *confirmer) take(region string, now time.Time) (wire.ConfirmRequest, <-c
 // Confirmation runs never ask for more confirmations.
 func (e *Evaluator) noteFirstFailures(region string, firsts []string, now time.Time) {
 	for _, id := range firsts {
-		c := e.checks[id]
+		c := e.plan.Load().checks[id]
 		if c == nil {
 			continue
 		}
@@ -178,11 +178,11 @@ func (e *Evaluator) serveConfirm(w http.ResponseWriter, req *http.Request) {
 	now := e.clock.Now()
 	region, agent := req.Header.Get(wire.HeaderRegion), req.Header.Get(wire.HeaderAgent)
 	r := e.regions[region]
-	if r == nil || len(r.keys.forAgent(agent)) == 0 {
+	if r == nil || len(r.keys.Load().forAgent(agent)) == 0 {
 		e.unsignedPoll(w, req, now, "unknown region or no agent key for it")
 		return
 	}
-	if err := wire.Verify(r.keys.forAgent(agent), req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature), wire.ConfirmPayload(region, agent), now); err != nil {
+	if err := wire.Verify(r.keys.Load().forAgent(agent), req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature), wire.ConfirmPayload(region, agent), now); err != nil {
 		e.unsignedPoll(w, req, now, err.Error())
 		return
 	}

@@ -40,8 +40,10 @@ const (
 // check's record for the state store's writer: a disk that hangs holds up
 // nobody here.
 type checkDecider struct {
+	id      string // the check's, for good
 	mu      sync.Mutex
-	c       *checks.Check
+	c       *checks.Check   // a reload may replace it
+	retired bool            // its check was removed by a reload
 	failing map[string]bool // per region, for RegionHealth's hysteresis
 	state   decide.IncidentState
 	last    decide.Decision
@@ -104,7 +106,7 @@ func (e *Evaluator) deliver(ctx context.Context, cds ...*checkDecider) {
 			cd.mu.Unlock()
 			out = append(out, o...)
 			if save != nil {
-				saves = append(saves, saving{cd.c.ID, *save})
+				saves = append(saves, saving{cd.id, *save})
 			}
 			busy = append(busy, cd)
 		}
@@ -116,31 +118,23 @@ func (e *Evaluator) deliver(ctx context.Context, cds ...*checkDecider) {
 	}
 }
 
-func (e *Evaluator) newDeciders() {
-	e.deciders = make(map[string]*checkDecider, len(e.cfg.Checks))
-	redact := e.cfg.Redactor()
-	for _, c := range e.cfg.Checks {
-		// Silence right after a start is not yet meaningful: every region
-		// gets the start grace to report, and each check two intervals
-		// and a timeout to have run everywhere.
-		warm := max(startGrace(e.cfg, e.staleAfter), 2*c.Interval+c.Timeout)
-		e.deciders[c.ID] = &checkDecider{c: c, failing: map[string]bool{}, warmUp: e.started.Add(warm), page: pageFactsOf(e.cfg, c, redact)}
-	}
-}
-
 // evaluate decides about the checks ids at now and sends what the
 // decisions change, all together.
 func (e *Evaluator) evaluate(ctx context.Context, now time.Time, ids ...string) {
 	var claimed []*checkDecider
+	deciders := e.plan.Load().deciders
 	for _, id := range ids {
-		cd := e.deciders[id]
+		cd := deciders[id]
 		if cd == nil {
 			continue
 		}
 		cd.mu.Lock()
-		if cd.c.Heartbeat != nil {
+		switch {
+		case cd.retired:
+			// Its check was removed by a reload after this decision began.
+		case cd.c.Heartbeat != nil:
 			e.evaluateHeartbeat(cd, now)
-		} else {
+		default:
 			e.evaluateProbes(cd, now)
 		}
 		if cd.claim() {
@@ -185,7 +179,8 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 	if now.Before(cd.warmUp) && (d.State == decide.StateUnknown || (cd.state.OpenBefore(e.started) && e.unheard(cd.c))) {
 		return
 	}
-	next, events := decide.Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
+	e.observe(cd.id, d.State, now)
+	next, events := decide.Step(cd.state, d, cd.c, e.maintenanceFor(cd.c, now), now)
 	for _, ev := range events {
 		e.emit(cd, ev, in)
 	}
@@ -209,7 +204,7 @@ func (e *Evaluator) shapeFindings(check, region string) ([]shape.Finding, *shape
 	if r == nil {
 		return nil, nil, false
 	}
-	t := r.shapes[check]
+	t := r.tables().shapes[check]
 	if t == nil {
 		return nil, nil, false
 	}
@@ -244,22 +239,15 @@ func (e *Evaluator) evaluateTick(ctx context.Context, now time.Time, regionsChan
 		e.lastSweep = now
 	}
 	var due []string
-	for _, c := range e.cfg.Checks {
-		cd := e.deciders[c.ID]
+	p := e.plan.Load()
+	for _, c := range p.cfg.Checks {
+		cd := p.deciders[c.ID]
 		if full || c.Heartbeat != nil || cd.pending() || slices.ContainsFunc(regionsChanged, func(r string) bool { return slices.Contains(c.Regions, r) }) {
 			due = append(due, c.ID)
 		}
 	}
 	e.evaluate(ctx, now, due...)
 	e.flushMeta(ctx, now)
-}
-
-// recoveryOf returns the check's recovery run length.
-func (e *Evaluator) recoveryOf(id string) int {
-	if cd := e.deciders[id]; cd != nil && cd.c.Recovery != nil {
-		return cd.c.Recovery.Consecutive
-	}
-	return checks.DefaultRecovery
 }
 
 // unheard reports whether some region of c has sent nothing since the

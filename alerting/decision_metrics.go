@@ -45,8 +45,8 @@ func (c *decisionCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *decisionCollector) Collect(ch chan<- prometheus.Metric) {
 	kinds := decide.IncidentKinds()
-	for _, chk := range c.e.cfg.Checks {
-		cd := c.e.deciders[chk.ID]
+	for _, chk := range c.e.config().Checks {
+		cd := c.e.plan.Load().deciders[chk.ID]
 		if cd == nil {
 			continue
 		}

@@ -34,7 +34,7 @@ import (
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
-	"github.com/outposthq/outpost/alerting/shape"
+	"github.com/outposthq/outpost/alerting/silence"
 	"github.com/outposthq/outpost/alerting/state"
 	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/checks"
@@ -101,7 +101,9 @@ const rejectLogEvery = 10 * time.Second
 // Evaluator ingests result batches and keeps per-(check, region) windows and
 // region liveness. Its methods are safe for concurrent use.
 type Evaluator struct {
-	cfg        *checks.Config
+	// plan is what the configuration makes of the evaluator; Reload
+	// replaces it (see reload.go).
+	plan       atomic.Pointer[plan]
 	clock      clock.Clock
 	log        *slog.Logger
 	notifier   notify.Notifier
@@ -110,10 +112,10 @@ type Evaluator struct {
 	started    time.Time
 	staleAfter time.Duration
 
-	// regions and checks are built by New and never change.
+	// regions are built by New and never change: a reload may not add
+	// or remove one.
 	regions    map[string]*regionState
 	regionList []*regionState // in config order
-	checks     map[string]*checks.Check
 
 	bodies   sync.Pool // *[]byte for request bodies
 	decoders sync.Pool // *fastDecoder
@@ -125,8 +127,8 @@ type Evaluator struct {
 	pings      *pingLimiter
 	refusalLog *ratelog.Keyed
 
-	// deciders is built by New and never changes; each guards itself.
-	deciders  map[string]*checkDecider
+	// reloadMu serialises reloads.
+	reloadMu  sync.Mutex
 	lastSweep time.Time // used by the liveness loop only
 	// ingesting is the batches in ingest; pace, used by the liveness
 	// loop only, is whether the evaluator keeps up (see pace.go).
@@ -152,19 +154,21 @@ type Evaluator struct {
 	statusSummary status.Recent
 	checkBuilds   atomic.Int64
 	unknown       unknownChecks
+	silences      silences
 	meta          metaPage // liveness loop only
 	beats         *heartbeats
 	// shapeSaveMu serialises writes of the shape baselines;
 	// lastShapeSave is used by the liveness loop only.
 	shapeSaveMu   sync.Mutex
 	lastShapeSave time.Time
+	// lastHistorySave is used by the liveness loop only.
+	lastHistorySave time.Time
 
 	// name is this evaluator's entry in peers, peers the others.
 	name string
 	// source names this evaluator on its notifications (Options.Name, or
-	// "outpost"); redact removes the configuration's secrets.
+	// "outpost").
 	source        string
-	redact        func(string) string
 	peers         []*peerWatch
 	peerEvery     time.Duration
 	peerClient    *http.Client
@@ -177,14 +181,12 @@ type Evaluator struct {
 type regionState struct {
 	name string
 	// keys are the agent keys of the region, by agent; no keys means no
-	// agent may report over HTTP (the in-process agent uses Apply).
-	keys agentKeys
-	// windows holds a window per check that runs in the region; the map
-	// is never written after New.
-	windows map[string]*window
-	// shapes holds a shape tracker per check with shape detection; the
-	// map is never written after New.
-	shapes  map[string]*shape.Tracker
+	// agent may report over HTTP (the in-process agent uses Apply). A
+	// reload replaces them.
+	keys atomic.Pointer[agentKeys]
+	// tab holds the region's window and shape tracker per check; a
+	// reload replaces it (see tables).
+	tab     atomic.Pointer[regionTables]
 	metrics *regionMetrics
 
 	// mu guards the windows' contents and every field below.
@@ -237,7 +239,6 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
 	e := &Evaluator{
-		cfg:        cfg,
 		clock:      opts.Clock,
 		log:        opts.Logger,
 		notifier:   opts.Notifier,
@@ -246,7 +247,6 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		started:    opts.Clock.Now(),
 		staleAfter: cfg.Reporting.StaleAfter,
 		regions:    make(map[string]*regionState, len(regions)),
-		checks:     make(map[string]*checks.Check, len(cfg.Checks)),
 		limiter:    ratelog.NewKeyed(rejectLogEvery),
 		confirm:    newConfirmer(),
 		guard:      newGuard(),
@@ -262,8 +262,6 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		}
 		r := &regionState{
 			name:    name,
-			windows: map[string]*window{},
-			shapes:  map[string]*shape.Tracker{},
 			metrics: m.regions[name],
 			agents:  map[string]*agentState{},
 			live:    decide.Liveness{State: decide.RegionUnknown, Since: e.started},
@@ -271,46 +269,33 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		e.regions[name] = r
 		e.regionList = append(e.regionList, r)
 	}
-	for _, a := range cfg.Agents {
-		if _, ok := e.regions[a.Region]; !ok {
-			return nil, fmt.Errorf("alerting: agent key for undeclared region %q", a.Region)
-		}
+	// What a configuration makes of the evaluator is built the same way
+	// at the start and at a reload, from nothing here.
+	p, tabs, keys, err := e.build(cfg, nil, e.started)
+	if err != nil {
+		return nil, err
 	}
-	for _, r := range e.regionList {
-		r.keys = newAgentKeys(cfg.Agents, r.name)
-	}
-	for _, c := range cfg.Checks {
-		e.checks[c.ID] = c
-		in := c.Regions
-		if len(in) == 0 {
-			in = regions
-		}
-		for _, name := range in {
-			r, ok := e.regions[name]
-			if !ok {
-				return nil, fmt.Errorf("alerting: check %q: undeclared region %q", c.ID, name)
-			}
-			r.windows[c.ID] = newWindow(c, name)
-			if t := shape.NewTracker(c); t != nil {
-				r.shapes[c.ID] = t
-			}
-		}
-	}
+	e.install(p, tabs, keys)
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(shapeCollector{e}); err != nil {
 			return nil, fmt.Errorf("alerting: registering shape metrics: %w", err)
 		}
 	}
-	e.newDeciders()
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newDecisionCollector(e)); err != nil {
 			return nil, fmt.Errorf("alerting: registering metrics: %w", err)
 		}
 	}
-	e.beats = newHeartbeats(cfg)
+	e.silences.all = map[string]*silence.Silence{}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(silenceCollector{e}); err != nil {
+			return nil, fmt.Errorf("alerting: registering metrics: %w", err)
+		}
+	}
+	e.beats = newHeartbeats()
+	e.beats.reconfigure(cfg)
 	e.name = opts.Name
 	e.source = cmp.Or(opts.Name, "outpost")
-	e.redact = cfg.Redactor()
 	if e.name == "" {
 		e.name = "this evaluator"
 	}
@@ -339,7 +324,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		}
 		e.loadShapes()
 	}
-	e.lastShapeSave = e.started
+	e.lastShapeSave, e.lastHistorySave = e.started, e.started
 	return e, nil
 }
 
@@ -389,7 +374,7 @@ func (e *Evaluator) Window(check, region string) (decide.Window, bool) {
 	if !ok {
 		return decide.Window{}, false
 	}
-	w, ok := r.windows[check]
+	w, ok := r.tables().windows[check]
 	if !ok {
 		return decide.Window{}, false
 	}

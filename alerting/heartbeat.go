@@ -37,28 +37,46 @@ type pingState struct {
 }
 
 // heartbeats holds ping states by check and the check for each token's
-// hash; both are keyed by configuration only, so they are bounded.
+// hash; both are keyed by configuration only, so they are bounded. mu
+// guards both maps and the states.
 type heartbeats struct {
 	mu     sync.Mutex
 	states map[string]*pingState
 	tokens map[[32]byte]string // sha256(token) -> check id
 }
 
-func newHeartbeats(cfg *checks.Config) *heartbeats {
-	h := &heartbeats{states: map[string]*pingState{}, tokens: map[[32]byte]string{}}
+func newHeartbeats() *heartbeats {
+	return &heartbeats{states: map[string]*pingState{}, tokens: map[[32]byte]string{}}
+}
+
+// reconfigure makes the heartbeat checks of cfg the ones pinged: a check
+// that stays keeps its pings (under a new token too), a new one starts
+// with none, a removed one is forgotten.
+func (h *heartbeats) reconfigure(cfg *checks.Config) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	states := map[string]*pingState{}
+	tokens := map[[32]byte]string{}
 	for _, c := range cfg.Checks {
-		if c.Heartbeat != nil {
-			h.states[c.ID] = &pingState{}
-			h.tokens[sha256.Sum256([]byte(c.Heartbeat.Token.Value()))] = c.ID
+		if c.Heartbeat == nil {
+			continue
 		}
+		st := h.states[c.ID]
+		if st == nil {
+			st = &pingState{}
+		}
+		states[c.ID] = st
+		tokens[sha256.Sum256([]byte(c.Heartbeat.Token.Value()))] = c.ID
 	}
-	return h
+	h.states, h.tokens = states, tokens
 }
 
 // lookup finds the check of token. Tokens are compared by their hashes in
 // constant time, so response timing reveals nothing about a guess.
 func (h *heartbeats) lookup(token string) (string, bool) {
 	sum := sha256.Sum256([]byte(token))
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	found := ""
 	for k, id := range h.tokens {
 		if subtle.ConstantTimeCompare(k[:], sum[:]) == 1 {
@@ -104,7 +122,11 @@ func heartbeatVerdict(h *checks.HeartbeatSpec, st pingState, started, now time.T
 // what the decision changes. Its mutex is held.
 func (e *Evaluator) evaluateHeartbeat(cd *checkDecider, now time.Time) {
 	e.beats.mu.Lock()
-	st := *e.beats.states[cd.c.ID]
+	ps := e.beats.states[cd.c.ID]
+	var st pingState
+	if ps != nil { // nil only for a moment in a reload
+		st = *ps
+	}
 	e.beats.mu.Unlock()
 	state, why := heartbeatVerdict(cd.c.Heartbeat, st, e.started, now)
 	d := decide.Decision{Check: cd.c.ID, State: state, Summary: fmt.Sprintf("%s %s", cd.c.ID, state)}
@@ -117,7 +139,8 @@ func (e *Evaluator) evaluateHeartbeat(cd *checkDecider, now time.Time) {
 		}
 	}
 	cd.last = d
-	next, events := decide.Step(cd.state, d, cd.c, e.cfg.Maintenance, now)
+	e.observe(cd.id, d.State, now)
+	next, events := decide.Step(cd.state, d, cd.c, e.maintenanceFor(cd.c, now), now)
 	for _, ev := range events {
 		e.emit(cd, ev, nil)
 	}
@@ -154,6 +177,11 @@ func (e *Evaluator) servePing(w http.ResponseWriter, req *http.Request) {
 	}
 	e.beats.mu.Lock()
 	st := e.beats.states[id]
+	if st == nil { // removed by a reload since the lookup
+		e.beats.mu.Unlock()
+		http.NotFound(w, req)
+		return
+	}
 	switch req.PathValue("event") {
 	case "":
 		if !st.LastStart.IsZero() && st.LastStart.After(st.LastSuccess) {

@@ -54,7 +54,7 @@ func (e *Evaluator) saveIncident(id string, saved savedDecider) {
 // whether id is a configured check. Regions no longer the check's are
 // dropped.
 func (e *Evaluator) restoreDecider(id string, saved savedDecider) bool {
-	cd := e.deciders[id]
+	cd := e.plan.Load().deciders[id]
 	if cd == nil {
 		return false
 	}

@@ -53,6 +53,9 @@ func (e *Evaluator) Handler() http.Handler {
 	mux.HandleFunc("GET "+wire.SeqPath, e.serveSeq)
 	mux.HandleFunc("/ping/{token}", e.servePing)
 	mux.HandleFunc("/ping/{token}/{event}", e.servePing)
+	mux.HandleFunc("GET /api/v1/silences", e.serveSilences)
+	mux.HandleFunc("POST /api/v1/silences", e.serveSilences)
+	mux.HandleFunc("DELETE /api/v1/silence/{id}", e.serveSilence)
 	return e.limitSources(mux)
 }
 
@@ -259,7 +262,9 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 		digest = strings.Clone(wire.Clip(digest, maxDigestBytes))
 	}
 	var firsts, decide []string
-	late := 0
+	late, skipped := 0, 0
+	skip := ""
+	hist := e.plan.Load().histories
 	r.mu.Lock()
 	if !r.lastSeen.IsZero() && now.Sub(r.lastSeen) > e.staleAfter {
 		// This batch ends a silence: the region is back from a partition
@@ -269,10 +274,18 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 	for i := range b.Results {
 		res := &b.Results[i]
 		w := wins[i]
+		if w == nil {
+			skipped++
+			skip = res.Check
+			continue
+		}
 		if w.late(res, now, r.returned) {
 			// Old news, replayed from a spool: history for the status
 			// page and metrics, no first failure and no decision.
 			w.add(res, a.name, now, true)
+			if ch := hist[res.Check]; ch != nil {
+				ch.probe(r.name, res.Time, res.OK, time.Duration(res.Duration*float64(time.Second)))
+			}
 			late++
 			continue
 		}
@@ -281,11 +294,14 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 		}
 		// Only a failure, or a result in a window that holds a recent
 		// failure (a region failing or recovering), can change a verdict.
-		if (!res.OK || w.recentFailure(e.recoveryOf(res.Check)+1)) && !slices.Contains(decide, res.Check) {
+		if (!res.OK || w.recentFailure(w.recovery+1)) && !slices.Contains(decide, res.Check) {
 			decide = append(decide, res.Check)
 		}
 		w.add(res, a.name, now, false)
-		if t := r.shapes[res.Check]; t != nil && shapeInput(res, now) && t.Add(res, now) && !slices.Contains(decide, res.Check) {
+		if ch := hist[res.Check]; ch != nil {
+			ch.probe(r.name, res.Time, res.OK, time.Duration(res.Duration*float64(time.Second)))
+		}
+		if t := r.tables().shapes[res.Check]; t != nil && shapeInput(res, now) && t.Add(res, now) && !slices.Contains(decide, res.Check) {
 			decide = append(decide, res.Check)
 		}
 	}
@@ -293,13 +309,21 @@ func (e *Evaluator) apply(r *regionState, a *agentState, b *wire.Batch, wins []*
 		r.lastSeen = now
 	}
 	a.lastSeen, a.lastSeq = now, b.Seq
-	a.digest, a.digestBad = digest, digest != e.cfg.Digest
+	a.digest, a.digestBad = digest, digest != e.config().Digest
 	change := r.updateMismatch(now, e.staleAfter)
 	r.mu.Unlock()
 
-	r.metrics.results.Add(float64(len(b.Results)))
+	r.metrics.results.Add(float64(len(b.Results) - skipped))
 	if late > 0 {
 		r.metrics.late.Add(float64(late))
+	}
+	if skipped > 0 {
+		r.metrics.skipped.Add(float64(skipped))
+		if ok, suppressed := e.limiter.Allow("skip/"+r.name, now); ok {
+			e.log.Warn("results for checks this evaluator's configuration does not run in the region skipped: the agent runs another configuration",
+				"region", r.name, "agent", a.name, "skipped", skipped, "example_check", quote(skip),
+				"agent_config_digest", digest, "evaluator_config_digest", e.config().Digest, "suppressed", suppressed)
+		}
 	}
 	e.reportMismatch(r, change, a.name, digest)
 	if len(firsts) > 0 {

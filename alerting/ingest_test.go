@@ -99,13 +99,6 @@ func TestIngestRefusals(t *testing.T) {
 			400, `results[0].region "eu-west" does not match the batch region "us-east"`, "us-east", "bad_request"},
 		{"result agent differs", edit(`"region":"us-east","seq":0`, `"region":"us-east","agent":"a9","seq":0`),
 			400, `results[0].agent "a9" does not match the batch agent "a1"`, "us-east", "bad_request"},
-		{"unknown check last", signed(withResults(4, func(r *wire.Result) { r.Check = "foo" })),
-			400, `results[3].check: unknown check "foo"`, "us-east", "bad_request"},
-		{"check not run in region", request{region: "eu-west", key: keyEU, signAt: f.clock.Now(),
-			body: mustJSON(t, f.batch("eu-west", 50, result("web", "eu-west", true), result("api", "eu-west", true)))},
-			400, `results[1].check: check "api" does not run in region "eu-west"`, "eu-west", "bad_request"},
-		{"type differs from check", signed(withResults(2, func(r *wire.Result) { r.Type = "dns" })),
-			400, `results[1].type "dns" does not match check "web" of type "http"`, "us-east", "bad_request"},
 		{"only the last of 500 has no time", signed(withResults(500, func(r *wire.Result) { r.Time = time.Time{} })),
 			400, "results[499].time is required", "us-east", "bad_request"},
 		{"negative duration last", signed(withResults(3, func(r *wire.Result) { r.Duration = -1 })),
@@ -143,6 +136,50 @@ func TestIngestRefusals(t *testing.T) {
 	// signed, goes through.
 	if code, body := f.send("us-east", keyUS, good); code != http.StatusOK || body != "ok" {
 		t.Fatalf("valid batch after refusals: %d %q", code, body)
+	}
+}
+
+// Results for checks the evaluator's configuration does not run in the
+// region are configuration skew (an agent a reload ahead or behind): they
+// are skipped and counted, the rest of the batch applies, and the agent is
+// answered 200 so that it does not drop the batch as refused.
+func TestIngestSkipsResultsOfChecksItDoesNotRun(t *testing.T) {
+	f := newFixture(t)
+	skipped := func(region string) float64 {
+		v, _ := f.gathered("outpost_ingest_skipped_results_total", map[string]string{"region": region})
+		return v
+	}
+	long := strings.Repeat("k", 100_000)
+	b := f.batch("us-east", 60, result("foo", "us-east", false), result("web", "us-east", false), result(long, "us-east", false))
+	typ := result("web", "us-east", false)
+	typ.Type = "dns"
+	b.Results = append(b.Results, typ)
+	if code, body := f.sendBatch(b); code != http.StatusOK || body != "ok" {
+		t.Fatalf("answer %d %q, want 200 ok", code, body)
+	}
+	if got := skipped("us-east"); got != 3 {
+		t.Errorf("outpost_ingest_skipped_results_total{region=us-east} = %g, want 3 (unknown, too long, another type)", got)
+	}
+	if w, _ := f.ev.Window("web", "us-east"); len(w.Samples) != 1 {
+		t.Errorf("web's window holds %d samples, want the batch's one result of type http", len(w.Samples))
+	}
+	if _, ok := f.ev.Window("foo", "us-east"); ok {
+		t.Error("a window exists for the unknown check foo")
+	}
+	// api does not run in eu-west.
+	eu := f.batch("eu-west", 61, result("api", "eu-west", false), result("web", "eu-west", true))
+	if code, body := f.send("eu-west", keyEU, mustJSON(t, eu)); code != http.StatusOK || body != "ok" {
+		t.Fatalf("eu-west answer %d %q, want 200 ok", code, body)
+	}
+	if got := skipped("eu-west"); got != 1 {
+		t.Errorf("skipped in eu-west = %g, want 1", got)
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, "does not run in the region skipped") {
+		t.Errorf("no skip logged: %.500s", logs)
+	}
+	if strings.Contains(logs, strings.Repeat("k", wire.MaxQuoteBytes+1)) {
+		t.Errorf("the log quotes more than %d bytes of a check name", wire.MaxQuoteBytes)
 	}
 }
 

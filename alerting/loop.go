@@ -68,6 +68,11 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 	e.pageFaults(ctx, now)
 	e.announceSetAsides(ctx, now)
 	e.checkPeers(ctx, now)
+	if now.Sub(e.lastHistorySave) >= historySaveEvery {
+		e.lastHistorySave = now
+		e.saveHistories(now)
+		e.forgetSilences(now)
+	}
 	if now.Sub(e.lastShapeSave) >= shapeSaveEvery {
 		e.lastShapeSave = now
 		if err := e.saveShapes(); err != nil {

@@ -46,7 +46,7 @@ type silentRegion struct {
 // flushMeta sends the meta incident's trigger, update or resolve that the
 // regions' liveness and the UNKNOWN checks at now call for.
 func (e *Evaluator) flushMeta(ctx context.Context, now time.Time) {
-	wait := e.cfg.Meta.For
+	wait := e.config().Meta.For
 	var silent []silentRegion
 	for _, r := range e.regionList {
 		r.mu.Lock()

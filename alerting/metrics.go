@@ -62,6 +62,7 @@ type regionMetrics struct {
 	batches  [numOutcomes]prometheus.Counter
 	results  prometheus.Counter
 	late     prometheus.Counter
+	skipped  prometheus.Counter
 	live     prometheus.Gauge
 	mismatch prometheus.Gauge
 }
@@ -78,6 +79,10 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 	late := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_ingest_late_results_total",
 		Help: "Probe results accepted older than their check's max_result_age (replayed from a spool, say), by region: kept as history, never judged.",
+	}, []string{"region"})
+	skipped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outpost_ingest_skipped_results_total",
+		Help: "Probe results skipped because this evaluator's configuration does not run their check in the region (or runs it as another type): the agent runs another configuration, as during a rollout. The rest of their batch applies.",
 	}, []string{"region"})
 	live := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "outpost_region_live",
@@ -100,7 +105,7 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 		Help: "Heartbeat pings refused, by reason: wrong_token (404), rate_limited (429: too many wrong tokens from one address).",
 	}, []string{"reason"})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{batches, results, late, live, mismatch, lagging, refused, pingRefused} {
+		for _, c := range []prometheus.Collector{batches, results, late, skipped, live, mismatch, lagging, refused, pingRefused} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering metrics: %w", err)
 			}
@@ -125,6 +130,7 @@ func newMetrics(reg prometheus.Registerer, regions []string) (*metrics, error) {
 		rm := children(r)
 		rm.results = results.WithLabelValues(r)
 		rm.late = late.WithLabelValues(r)
+		rm.skipped = skipped.WithLabelValues(r)
 		rm.live = live.WithLabelValues(r)
 		rm.mismatch = mismatch.WithLabelValues(r)
 		m.regions[r] = rm

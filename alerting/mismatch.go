@@ -32,9 +32,9 @@ func (e *Evaluator) reportMismatch(r *regionState, c mismatchChange, agent, dige
 	if c.mismatch {
 		r.metrics.mismatch.Set(1)
 		e.log.Warn("agent runs another configuration than this evaluator; results may be for checks as they were",
-			"region", r.name, "agent", agent, "agent_config_digest", digest, "evaluator_config_digest", e.cfg.Digest)
+			"region", r.name, "agent", agent, "agent_config_digest", digest, "evaluator_config_digest", e.config().Digest)
 		return
 	}
 	r.metrics.mismatch.Set(0)
-	e.log.Info("agents of the region run this evaluator's configuration again", "region", r.name, "config_digest", e.cfg.Digest)
+	e.log.Info("agents of the region run this evaluator's configuration again", "region", r.name, "config_digest", e.config().Digest)
 }

@@ -46,6 +46,7 @@ func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide
 		e.unknown.set(c.ID, ev.Summary, ev.Action == decide.EventTrigger)
 		return
 	}
+	e.noteIncident(cd.id, ev, in)
 	n := notify.Notification{
 		Kind:    notify.CheckKind(string(ev.Kind)),
 		Key:     ev.DedupKey,
@@ -144,8 +145,8 @@ func (e *Evaluator) stamp(n *notify.Notification) {
 	if n.Source == "" {
 		n.Source = e.source
 	}
-	if n.Link == "" && e.cfg.ExternalURL != "" {
-		n.Link = e.redact(statusLink(e.cfg.ExternalURL, n.Check))
+	if p := e.plan.Load(); n.Link == "" && p.cfg.ExternalURL != "" {
+		n.Link = p.redact(statusLink(p.cfg.ExternalURL, n.Check))
 	}
 }
 

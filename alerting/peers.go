@@ -136,11 +136,11 @@ func (e *Evaluator) probePeer(ctx context.Context, w *peerWatch) {
 // only; PagerDuty folds its copies by dedup key and gets every
 // evaluator's (the safer side). It returns the peer that sends, if any.
 func (e *Evaluator) SentByPeer(t time.Time) (notify.PeerVerdict, string) {
-	if !slices.ContainsFunc(e.cfg.Peers, func(p checks.Peer) bool { return p.Name == e.name }) {
+	if !slices.ContainsFunc(e.config().Peers, func(p checks.Peer) bool { return p.Name == e.name }) {
 		return notify.PeerNone, "" // not among the peers: the only sender
 	}
 	verdict := notify.PeerNone
-	for _, p := range e.cfg.Peers {
+	for _, p := range e.config().Peers {
 		if p.Name == e.name {
 			return verdict, ""
 		}

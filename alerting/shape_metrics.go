@@ -42,7 +42,7 @@ func (c shapeCollector) Collect(ch chan<- prometheus.Metric) {
 	total := 0
 	for _, r := range c.e.regionList {
 		r.mu.Lock()
-		for id, t := range r.shapes {
+		for id, t := range r.tables().shapes {
 			total += t.Bytes()
 			st := t.Status(now)
 			for _, f := range st.Findings {

@@ -127,7 +127,7 @@ checks:
       spike: {max_ratio: 4, points: 2}
 `, prom)
 	s := newShapeSim(t, yml, "", simStart)
-	c := s.ev.checks["requests"]
+	c := s.ev.plan.Load().checks["requests"]
 	prober, err := probes.New(c, probes.Options{Region: "us-east"})
 	if err != nil {
 		t.Fatal(err)

@@ -78,7 +78,7 @@ func newShapeSim(t *testing.T, yaml, dataDir string, start time.Time) *shapeSim 
 // clock reaches end, ticking the evaluator as Run would.
 func (s *shapeSim) run(check string, end time.Time, gen generator) {
 	s.t.Helper()
-	c := s.ev.checks[check]
+	c := s.ev.plan.Load().checks[check]
 	for now := s.clk.Now(); now.Before(end); now = s.clk.Now() {
 		for _, region := range c.Regions {
 			s.probes[region]++

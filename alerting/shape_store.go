@@ -63,7 +63,7 @@ func (e *Evaluator) saveShapes() error {
 		for _, r := range e.regionList {
 			var chunk []savedShape
 			r.mu.Lock()
-			for id, t := range r.shapes {
+			for id, t := range r.tables().shapes {
 				s := t.Save()
 				chunk = append(chunk, savedShape{Check: id, Region: r.name,
 					Series: s.Series, Stats: s.Stats, Meta: s.Meta, Moments: s.Moments, Bumps: s.Bumps, Model: s.Model})
@@ -139,7 +139,7 @@ func (e *Evaluator) restoreShape(s savedShape) bool {
 	if r == nil {
 		return false
 	}
-	t := r.shapes[s.Check]
+	t := r.tables().shapes[s.Check]
 	if t == nil {
 		return false
 	}

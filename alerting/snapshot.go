@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/status"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/wire"
 )
 
 // Snapshot returns the evaluator's current state. Each region is copied
@@ -20,17 +22,17 @@ func (e *Evaluator) Snapshot() status.Status {
 	for i, r := range e.regionList {
 		r.mu.Lock()
 		s.Regions[i] = r.statusLocked()
-		for id, w := range r.windows {
+		for id, w := range r.tables().windows {
 			st := w.status()
-			if t := r.shapes[id]; t != nil {
+			if t := r.tables().shapes[id]; t != nil {
 				st.Shape = t.Status(s.Time)
 			}
 			perCheck[id] = append(perCheck[id], st)
 		}
 		r.mu.Unlock()
 	}
-	s.Checks = make([]status.CheckStatus, 0, len(e.cfg.Checks))
-	for _, c := range e.cfg.Checks {
+	s.Checks = make([]status.CheckStatus, 0, len(e.config().Checks))
+	for _, c := range e.config().Checks {
 		// perCheck holds the check's regions in e.regionList order, which
 		// is the declared order.
 		cs := e.checkHead(c, s.Time)
@@ -46,7 +48,7 @@ func (e *Evaluator) statusHead() status.Status {
 	s := status.Status{
 		Time:         e.clock.Now(),
 		Started:      e.started,
-		ConfigDigest: e.cfg.Digest,
+		ConfigDigest: e.config().Digest,
 		StaleAfter:   status.Seconds(e.staleAfter.Seconds()),
 		Regions:      make([]status.RegionStatus, len(e.regionList)),
 	}
@@ -55,6 +57,16 @@ func (e *Evaluator) statusHead() status.Status {
 		s.Regions[i] = r.statusLocked()
 		r.mu.Unlock()
 	}
+	for _, m := range e.config().Maintenance {
+		if start, end, ok := m.Next(s.Time, status.UpcomingWithin); ok {
+			checks := "every check"
+			if len(m.Checks) > 0 {
+				checks = strings.Join(m.Checks, ", ")
+			}
+			s.Upcoming = append(s.Upcoming, status.MaintenanceWindow{Name: m.Name, Start: start, End: end, Checks: wire.Clip(checks, 300)})
+		}
+	}
+	slices.SortStableFunc(s.Upcoming, func(a, b status.MaintenanceWindow) int { return a.Start.Compare(b.Start) })
 	return s
 }
 
@@ -82,7 +94,7 @@ func (r *regionState) statusLocked() status.RegionStatus {
 // its regions.
 func (e *Evaluator) checkHead(c *checks.Check, now time.Time) status.CheckStatus {
 	cs := status.CheckStatus{ID: c.ID, Type: c.Type()}
-	if cd := e.deciders[c.ID]; cd != nil {
+	if cd := e.plan.Load().deciders[c.ID]; cd != nil {
 		cd.mu.Lock()
 		cs.State, cs.Summary = cd.last.State, cd.last.Summary
 		for _, k := range decide.IncidentKinds() {
@@ -92,10 +104,17 @@ func (e *Evaluator) checkHead(c *checks.Check, now time.Time) status.CheckStatus
 		}
 		cd.mu.Unlock()
 	}
-	for _, m := range e.cfg.Maintenance {
+	for _, m := range e.config().Maintenance {
 		if m.Active(c.ID, "", now) {
 			cs.Maintenance = append(cs.Maintenance, m.Name)
 		}
+	}
+	cs.Maintenance = append(cs.Maintenance, e.silencesOf(c, now)...)
+	cs.Group = cmp.Or(c.Labels["service"], c.Labels["group"])
+	if ch := e.plan.Load().histories[c.ID]; ch != nil {
+		ch.mu.Lock()
+		cs.Uptime = uptimeOf(&ch.h, now)
+		ch.mu.Unlock()
 	}
 	return cs
 }
@@ -104,8 +123,8 @@ func (e *Evaluator) checkHead(c *checks.Check, now time.Time) status.CheckStatus
 // status.Source): what a summary or a page of checks is chosen from.
 func (e *Evaluator) Overview() status.Status {
 	s := e.statusHead()
-	s.Checks = make([]status.CheckStatus, 0, len(e.cfg.Checks))
-	for _, c := range e.cfg.Checks {
+	s.Checks = make([]status.CheckStatus, 0, len(e.config().Checks))
+	for _, c := range e.config().Checks {
 		cs := e.checkHead(c, s.Time)
 		e.hidePrivate(&cs)
 		s.Checks = append(s.Checks, cs)
@@ -119,19 +138,19 @@ func (e *Evaluator) Overview() status.Status {
 func (e *Evaluator) PublicChecks(ids []string, now time.Time) []status.CheckStatus {
 	out := make([]status.CheckStatus, 0, len(ids))
 	for _, id := range ids {
-		c := e.checks[id]
+		c := e.plan.Load().checks[id]
 		if c == nil {
 			continue
 		}
 		cs := e.checkHead(c, now)
 		for _, r := range e.regionList {
-			w := r.windows[id]
+			w := r.tables().windows[id]
 			if w == nil {
 				continue
 			}
 			r.mu.Lock()
 			st := w.status()
-			if t := r.shapes[id]; t != nil {
+			if t := r.tables().shapes[id]; t != nil {
 				st.Shape = t.Status(now)
 			}
 			r.mu.Unlock()
@@ -186,7 +205,7 @@ func (e *Evaluator) hidePrivate(cs *status.CheckStatus) {
 // Private reports whether check is private (checks.Check.Private): the
 // status page shows its states only.
 func (e *Evaluator) Private(check string) bool {
-	c := e.checks[check]
+	c := e.plan.Load().checks[check]
 	return c != nil && c.Private
 }
 

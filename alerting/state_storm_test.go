@@ -77,7 +77,7 @@ func TestStormWritesOnlyWhatChanged(t *testing.T) {
 	}
 	storm := ev.state.Stats()
 	open := 0
-	for _, cd := range ev.deciders {
+	for _, cd := range ev.plan.Load().deciders {
 		if cd.state.AnyOpen() {
 			open++
 		}

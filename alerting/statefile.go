@@ -32,6 +32,8 @@ const (
 
 	bucketIncidents = "incidents" // check id → savedDecider, JSON; none for a check at rest
 	bucketPings     = "pings"     // heartbeat check id → pingState, JSON
+	// bucketHistory (history_store.go): per check, its days, incidents
+	// and latest verdict.
 
 	// stateLoadTimeout bounds the wait for the migrated state to be
 	// written at start.
@@ -39,14 +41,14 @@ const (
 )
 
 // stateLost is what a damaged state.db takes with it.
-var stateLost = "open incidents, failing regions, heartbeat pings and agents' sequence memory: open incidents may page again as new, " +
+var stateLost = "open incidents, failing regions, heartbeat pings, agents' sequence memory and the checks' history: open incidents may page again as new, " +
 	"heartbeat checks are judged from this start, and replays of batches signed in the last " + wire.MaxClockSkew.String() + " are accepted"
 
 // openState opens the state store in dir and restores what it holds,
 // importing incidents.json and ingest-seq.json the first time.
 func (e *Evaluator) openState(dir string) error {
 	st, err := state.Open(filepath.Join(dir, stateFile), state.Options{
-		Buckets: []string{bucketIncidents, bucketPings, bucketSeqs},
+		Buckets: []string{bucketIncidents, bucketPings, bucketSeqs, bucketHistory, bucketSilences},
 		What:    stateLost,
 		Logger:  e.log,
 		OnCommit: func(c state.Commit) {
@@ -83,6 +85,12 @@ func (e *Evaluator) openState(dir string) error {
 	}
 	if err == nil {
 		err = e.loadPings()
+	}
+	if err == nil {
+		err = e.loadHistories()
+	}
+	if err == nil {
+		err = e.loadSilences()
 	}
 	var seqs []seqRecord
 	if err == nil {
@@ -212,5 +220,6 @@ func (e *Evaluator) Close() error {
 	if e.state == nil {
 		return nil
 	}
+	e.saveHistories(e.clock.Now())
 	return e.state.Close()
 }

@@ -65,7 +65,7 @@ func TestIncidentsJSONIsMigrated(t *testing.T) {
 	if got := summariesOf(notes); len(got) != 1 {
 		t.Fatalf("before: %v", got)
 	}
-	cd := old.deciders["web"]
+	cd := old.plan.Load().deciders["web"]
 	file := incidentFile{Version: 1, Checks: map[string]savedDecider{
 		"web":     {State: cd.state, Failing: maps.Clone(cd.failing)},
 		"removed": {State: cd.state},
@@ -80,7 +80,7 @@ func TestIncidentsJSONIsMigrated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !ev.deciders["web"].state.AnyOpen() {
+		if !ev.plan.Load().deciders["web"].state.AnyOpen() {
 			t.Fatalf("start %d: the incident is not open", i)
 		}
 		if _, err := os.Stat(filepath.Join(dir, incidentsFile)); !os.IsNotExist(err) {

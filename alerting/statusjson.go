@@ -36,6 +36,9 @@ func (e *Evaluator) StatusJSON() http.Handler {
 		switch {
 		case q.Check != "":
 			s, ok := status.One(e, q.Check)
+			if ok {
+				s.Checks[0].Days, s.Checks[0].History = e.CheckHistory(q.Check, s.Time)
+			}
 			if !ok {
 				http.Error(w, "no check "+strconv.Quote(q.Check), http.StatusNotFound)
 				return
@@ -43,7 +46,7 @@ func (e *Evaluator) StatusJSON() http.Handler {
 			writeJSON(w, encodeStatus(s))
 		case q.Paged():
 			writeJSON(w, encodeStatus(status.Paged(e, q)))
-		case len(e.cfg.Checks) <= status.FullMaxChecks:
+		case len(e.config().Checks) <= status.FullMaxChecks:
 			body, _ := e.statusBuilds.Get(func() ([]byte, error) { return encodeStatus(e.PublicStatus()), nil })
 			writeJSON(w, body)
 		default:

@@ -32,11 +32,13 @@ type window struct {
 	// horizon is the check's MaxResultAge: a result that arrives older
 	// is kept as history but never judged.
 	horizon time.Duration
-	ring    []decide.Sample
-	next    int // where the next sample goes
-	n       int // samples held
-	last    wire.Result
-	hasLast bool
+	// recovery is the check's recovery run length.
+	recovery int
+	ring     []decide.Sample
+	next     int // where the next sample goes
+	n        int // samples held
+	last     wire.Result
+	hasLast  bool
 }
 
 func newWindow(c *checks.Check, region string) *window {
@@ -56,7 +58,15 @@ func newWindow(c *checks.Check, region string) *window {
 	if f.Window > 0 {
 		rule = min(f.Window, size)
 	}
-	return &window{check: c.ID, typ: c.Type(), region: region, ruleSize: rule, horizon: c.MaxResultAge, ring: make([]decide.Sample, size)}
+	return &window{check: c.ID, typ: c.Type(), region: region, ruleSize: rule, horizon: c.MaxResultAge, recovery: recovery, ring: make([]decide.Sample, size)}
+}
+
+// sameShape reports whether w can stand for o, a window built for the
+// same (check, region) from another version of the check: it holds the
+// same results for the same rules, so a reload keeps it.
+func (w *window) sameShape(o *window) bool {
+	return w.check == o.check && w.typ == o.typ && w.region == o.region && w.ruleSize == o.ruleSize &&
+		w.horizon == o.horizon && w.recovery == o.recovery && len(w.ring) == len(o.ring)
 }
 
 // late reports whether r, received at received, is old news: older than

@@ -31,6 +31,8 @@ type Config struct {
 	Maintenance []*Maintenance
 	// Peers are the evaluators, which watch each other.
 	Peers []Peer
+	// API configures the evaluator's HTTP API (silences).
+	API API
 	// ExternalURL is where people reach the evaluators' status page
 	// (https://outpost.example.com, without /status): pages link each
 	// check to ExternalURL + "/status?check=ID". Empty: pages carry no
@@ -59,6 +61,7 @@ type fileConfig struct {
 	Meta        *Meta         `yaml:"meta"`
 	Maintenance []Maintenance `yaml:"maintenance"`
 	Peers       []Peer        `yaml:"peers"`
+	API         *API          `yaml:"api"`
 	ExternalURL string        `yaml:"external_url"`
 	Src         Source
 
@@ -80,7 +83,10 @@ type Defaults struct {
 	// Grouping and Storm are the notifiers' defaults (see Notifier).
 	Grouping *Grouping   `yaml:"grouping"`
 	Storm    *StormGuard `yaml:"storm"`
-	Src      Source
+	// Repeat is the notifiers' default reminder interval (see
+	// Notifier.Repeat); zero means none.
+	Repeat time.Duration `yaml:"repeat"`
+	Src    Source
 }
 
 // FailureRule says when one region counts as failing a check: after N
@@ -198,12 +204,23 @@ func DefaultMaxResultAge(c *Check, r Reporting) time.Duration {
 // TLS, DNS, Heartbeat, Series) is set. After Load, every field is defaulted: Interval, Timeout,
 // Quorum, Failure and Regions are never zero.
 type Check struct {
-	ID       string        `yaml:"id"`
+	// ID names the check in pages, metrics and the status page: letters,
+	// digits, '.', '_' and '-', unique across the configuration.
+	ID string `yaml:"id"`
+	// Interval is how often each region probes; defaults.interval (30s)
+	// unless set.
 	Interval time.Duration `yaml:"interval"`
-	Timeout  time.Duration `yaml:"timeout"`
-	Regions  []string      `yaml:"regions"`
-	Quorum   Quorum        `yaml:"quorum"`
-	Failure  *FailureRule  `yaml:"failure"`
+	// Timeout bounds one probe: 10s, or 80% of the interval if that is
+	// shorter; below Interval.
+	Timeout time.Duration `yaml:"timeout"`
+	// Regions are the declared regions that run the check; every region
+	// unless set.
+	Regions []string `yaml:"regions"`
+	// Quorum is how many live regions must fail for the check to be DOWN.
+	Quorum Quorum `yaml:"quorum"`
+	// Failure says when one region counts as failing.
+	Failure *FailureRule `yaml:"failure"`
+	// Recovery says when a failing region counts as passing again.
 	Recovery *RecoveryRule `yaml:"recovery"`
 	// For is how long the check must stay DOWN before an incident opens.
 	For  time.Duration `yaml:"for"`
@@ -218,9 +235,13 @@ type Check struct {
 	MaxResultAge time.Duration `yaml:"max_result_age"`
 	// OnDisagreement says what regions that disagree (DNS answers,
 	// connected addresses) lead to: page, warn (the default) or ignore.
-	OnDisagreement string            `yaml:"on_disagreement"`
-	Notify         []string          `yaml:"notify"`
-	Labels         map[string]string `yaml:"labels"`
+	OnDisagreement string `yaml:"on_disagreement"`
+	// Notify names the notifiers that hear about the check (each takes
+	// only its routes); every notifier unless set.
+	Notify []string `yaml:"notify"`
+	// Labels are extra labels of the check, with Prometheus label names;
+	// the label group (else service, else team) is its pages' group.
+	Labels map[string]string `yaml:"labels"`
 	// Private keeps the check's target and evidence (reasons, addresses,
 	// answers) off the status page; its state is still shown.
 	Private bool `yaml:"private"`
@@ -246,21 +267,25 @@ type Check struct {
 // Type returns the name of the check's type block ("http", "tcp", "tls",
 // "dns", "heartbeat", "series").
 func (c *Check) Type() string {
-	switch {
-	case c.HTTP != nil:
-		return "http"
-	case c.TCP != nil:
-		return "tcp"
-	case c.TLS != nil:
-		return "tls"
-	case c.DNS != nil:
-		return "dns"
-	case c.Heartbeat != nil:
-		return "heartbeat"
-	case c.Series != nil:
-		return "series"
+	for _, t := range c.typeBlocks() {
+		if t.set {
+			return t.name
+		}
 	}
 	return ""
+}
+
+// typeBlock is one of the type blocks of a check or a notifier, by its
+// YAML key, and whether it is written.
+type typeBlock struct {
+	name string
+	set  bool
+}
+
+// typeBlocks lists the check's type blocks in the order Type, validation
+// and the schema (schema.go) take them; exactly one must be set.
+func (c *Check) typeBlocks() []typeBlock {
+	return []typeBlock{{"http", c.HTTP != nil}, {"tcp", c.TCP != nil}, {"tls", c.TLS != nil}, {"dns", c.DNS != nil}, {"heartbeat", c.Heartbeat != nil}, {"series", c.Series != nil}}
 }
 
 // IP protocol choices for resolving a target.
@@ -271,6 +296,9 @@ const (
 	IPPreferIPv6 = "prefer-ipv6" // prefer IPv6, fall back to IPv4
 	IPPreferIPv4 = "prefer-ipv4" // the default, written out
 )
+
+// ipProtocols are the values ip_protocol may take.
+var ipProtocols = []string{IPAny, IPv4, IPv6, IPPreferIPv4, IPPreferIPv6}
 
 // Redactor returns a function that replaces every value substituted from the
 // environment with "<redacted>", in every form NewRedactor knows (quoted,

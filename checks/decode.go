@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,13 @@ var (
 	sourceType    = reflect.TypeFor[Source]()
 	timeType      = reflect.TypeFor[time.Time]()
 	checkType     = reflect.TypeFor[Check]()
+)
+
+// The spellings of a boolean: YAML 1.2's, which yaml.v3 resolves too. The
+// schema (schema.go) offers the same.
+var (
+	trueWords  = []string{"true", "True", "TRUE"}
+	falseWords = []string{"false", "False", "FALSE"}
 )
 
 // nodeBudget is the number of nodes a document of n written nodes may
@@ -304,10 +312,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 	case reflect.Bool:
 		if s, ok := d.scalar(n, path, "true or false"); ok {
-			switch s.Value {
-			case "true", "True", "TRUE":
+			switch {
+			case slices.Contains(trueWords, s.Value):
 				v.SetBool(true)
-			case "false", "False", "FALSE":
+			case slices.Contains(falseWords, s.Value):
 				v.SetBool(false)
 			default:
 				d.errAt(n, path, "expected true or false, got %s", s.Show)

@@ -15,6 +15,13 @@ import (
 // DNS record types a dns check may query.
 var DNSTypes = []string{"A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV", "CAA", "SOA", "PTR"}
 
+// dnsClasses are the classes a dns check may ask for (in any case), and
+// dnsTransports the transports, the default first.
+var (
+	dnsClasses    = []string{"IN"}
+	dnsTransports = []string{"udp", "tcp"}
+)
+
 // Special entries of DNSSpec.Resolvers.
 const (
 	// ResolverSystem is the first nameserver of /etc/resolv.conf.
@@ -301,13 +308,13 @@ func validateDNS(c *Check, id string, errs *errorList) {
 		add("type", "dns.type %q: use one of %s", d.Type, strings.Join(DNSTypes, ", "))
 		return
 	}
-	if d.Class != "" && !strings.EqualFold(d.Class, "IN") {
+	if d.Class != "" && !slices.ContainsFunc(dnsClasses, func(c string) bool { return strings.EqualFold(d.Class, c) }) {
 		add("class", "dns.class %q: only IN is supported", d.Class)
 	}
-	switch d.Transport {
-	case "":
-		d.Transport = "udp"
-	case "udp", "tcp":
+	switch {
+	case d.Transport == "":
+		d.Transport = dnsTransports[0]
+	case slices.Contains(dnsTransports, d.Transport):
 	default:
 		add("transport", "dns.transport %q: use udp or tcp", d.Transport)
 	}

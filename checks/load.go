@@ -20,6 +20,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// configVersion is the one version of the configuration format there is.
+const configVersion = 1
+
 // MaxFileSize bounds one configuration file.
 const MaxFileSize = 8 << 20
 
@@ -246,6 +249,11 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 	for i := range fc.Checks {
 		readCheckFiles(&fc.Checks[i], baseDir, errs)
 	}
+	for i := range fc.Notifiers {
+		if e := fc.Notifiers[i].Email; e != nil {
+			readEmailCA(e, fmt.Sprintf("notifier %q", fc.Notifiers[i].Name), baseDir, errs)
+		}
+	}
 	return fc
 }
 
@@ -316,8 +324,17 @@ func readCheckFiles(c *Check, baseDir string, errs *errorList) {
 
 func merge(files []*fileConfig, errs *errorList) *Config {
 	cfg := &Config{Version: 1}
-	var defaultsAt, reportingAt, metaAt, externalAt *Pos
+	var defaultsAt, reportingAt, metaAt, externalAt, apiAt *Pos
 	for _, fc := range files {
+		if fc.API != nil {
+			if apiAt != nil {
+				errs.add(fc.Src.At("api"), "", "api: already set at %s; set it in one file only", apiAt)
+			} else {
+				p := fc.Src.At("api")
+				apiAt = &p
+				cfg.API = *fc.API
+			}
+		}
 		if fc.Meta != nil {
 			if metaAt != nil {
 				errs.add(fc.Src.At("meta"), "", "meta: already set at %s; set it in one file only", metaAt)
@@ -327,8 +344,8 @@ func merge(files []*fileConfig, errs *errorList) *Config {
 				cfg.Meta = *fc.Meta
 			}
 		}
-		if fc.Src.Has("version") && fc.Version != 1 {
-			errs.add(fc.Src.At("version"), "", "unsupported version %d; this Outpost reads version 1", fc.Version)
+		if fc.Src.Has("version") && fc.Version != configVersion {
+			errs.add(fc.Src.At("version"), "", "unsupported version %d; this Outpost reads version %d", fc.Version, configVersion)
 		}
 		if fc.Reporting != nil {
 			if reportingAt != nil {

@@ -40,6 +40,23 @@ func (m *Maintenance) Active(check, region string, now time.Time) bool {
 	return ok && now.Before(start.Add(m.Duration))
 }
 
+// Next returns the window's next start after now and its end, looking
+// ahead at most within (a recurring window) — for a status page to show
+// maintenance ahead of time; ok is false when none starts in that time.
+func (m *Maintenance) Next(now time.Time, within time.Duration) (start, end time.Time, ok bool) {
+	if m.schedule == nil {
+		if m.Start.After(now) && m.Start.Before(now.Add(within)) {
+			return m.Start, m.End, true
+		}
+		return time.Time{}, time.Time{}, false
+	}
+	start, ok = m.schedule.Next(now, m.loc, within)
+	if !ok {
+		return time.Time{}, time.Time{}, false
+	}
+	return start, start.Add(m.Duration), true
+}
+
 func validateMaintenance(m *Maintenance, i int, cfg *Config, ids, names map[string]Pos, errs *errorList) {
 	label := fmt.Sprintf("maintenance[%d]", i)
 	add := func(key, format string, args ...any) { errs.add(m.Src.At(key), "", label+": "+format, args...) }

@@ -22,6 +22,8 @@ type Needs struct {
 	AgentKeys bool
 	// Notifiers needs every notifier's secrets.
 	Notifiers bool
+	// API needs the API token (api.token), when one is configured.
+	API bool
 	// Checks, if set, needs the secrets of the checks it returns true for
 	// (credentials to probe with, heartbeat tokens).
 	Checks func(*Check) bool
@@ -29,7 +31,7 @@ type Needs struct {
 
 // AllSecrets needs every secret: what Load and "outpost validate" check.
 func AllSecrets() Needs {
-	return Needs{AgentKeys: true, Notifiers: true, Checks: func(*Check) bool { return true }}
+	return Needs{AgentKeys: true, Notifiers: true, API: true, Checks: func(*Check) bool { return true }}
 }
 
 // AgentNeeds is what the agent of region named name needs: its own key and
@@ -46,13 +48,13 @@ func AgentNeeds(region, name string) Needs {
 // notifiers' secrets and the heartbeat checks' tokens (it serves their
 // pings). It probes nothing, so not the other checks' credentials.
 func EvaluatorNeeds() Needs {
-	return Needs{AgentKeys: true, Notifiers: true, Checks: func(c *Check) bool { return c.Heartbeat != nil }}
+	return Needs{AgentKeys: true, Notifiers: true, API: true, Checks: func(c *Check) bool { return c.Heartbeat != nil }}
 }
 
 // Union needs what either n or o needs.
 func (n Needs) Union(o Needs) Needs {
 	u := Needs{AgentRegion: n.AgentRegion, AgentName: n.AgentName,
-		AgentKeys: n.AgentKeys || o.AgentKeys, Notifiers: n.Notifiers || o.Notifiers}
+		AgentKeys: n.AgentKeys || o.AgentKeys, Notifiers: n.Notifiers || o.Notifiers, API: n.API || o.API}
 	if u.AgentRegion == "" {
 		u.AgentRegion, u.AgentName = o.AgentRegion, o.AgentName
 	}
@@ -91,6 +93,9 @@ func (c *Config) requireSecrets(needs Needs, errs *errorList) {
 		if needs.AgentKeys || i == own {
 			need(&c.Agents[i].Key)
 		}
+	}
+	if needs.API {
+		need(&c.API.Token)
 	}
 	if needs.Notifiers {
 		for i := range c.Notifiers {

@@ -25,13 +25,22 @@ type Notifier struct {
 	Grouping *Grouping `yaml:"grouping"`
 	// Storm folds a burst of incidents into one; after Load it is set
 	// (from defaults.storm or the built-in defaults) unless disabled.
-	Storm     *StormGuard        `yaml:"storm"`
+	Storm *StormGuard `yaml:"storm"`
+	// Repeat is how often a still-open incident's trigger is sent again
+	// as a reminder; when unset it is defaults.repeat, and zero means no
+	// reminders (an identical trigger is still not sent twice within 4h).
+	Repeat    time.Duration      `yaml:"repeat"`
 	PagerDuty *PagerDutyNotifier `yaml:"pagerduty"`
 	Slack     *SlackNotifier     `yaml:"slack"`
 	Webhook   *WebhookNotifier   `yaml:"webhook"`
 	Console   *ConsoleNotifier   `yaml:"console"`
+	Email     *EmailNotifier     `yaml:"email"`
+	Teams     *TeamsNotifier     `yaml:"teams"`
 	Src       Source
 }
+
+// MinRepeat is the shortest repeat interval accepted.
+const MinRepeat = time.Minute
 
 // Escalation names a fallback notifier for one that keeps failing.
 type Escalation struct {
@@ -87,6 +96,13 @@ const (
 // Routes lists every route, the default of a notifier.
 var Routes = []string{RouteCritical, RouteWarning, RouteMeta}
 
+// typeBlocks lists the notifier's type blocks in the order validation and
+// the schema (schema.go) take them; exactly one must be set.
+func (n *Notifier) typeBlocks() []typeBlock {
+	return []typeBlock{{"pagerduty", n.PagerDuty != nil}, {"slack", n.Slack != nil}, {"webhook", n.Webhook != nil}, {"console", n.Console != nil},
+		{"email", n.Email != nil}, {"teams", n.Teams != nil}}
+}
+
 func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) {
 	label := fmt.Sprintf("notifiers[%d]", i)
 	switch {
@@ -110,8 +126,12 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		validateStorm(n.Storm, label+": storm", errs)
 	}
 	var types []string
+	for _, t := range n.typeBlocks() {
+		if t.set {
+			types = append(types, t.name)
+		}
+	}
 	if n.PagerDuty != nil {
-		types = append(types, "pagerduty")
 		p := n.PagerDuty
 		if p.RoutingKey.IsZero() {
 			errs.add(p.Src.At("routing_key"), "", "%s: pagerduty.routing_key is required, such as routing_key: ${PAGERDUTY_ROUTING_KEY}", label)
@@ -130,7 +150,6 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		}
 	}
 	if n.Slack != nil {
-		types = append(types, "slack")
 		if n.Slack.WebhookURL.IsZero() {
 			errs.add(n.Slack.Src.At("webhook_url"), "", "%s: slack.webhook_url is required, such as webhook_url: ${SLACK_WEBHOOK_URL}", label)
 		} else if msg := checkURL(n.Slack.WebhookURL.Value(), true); msg != "" && !n.Slack.WebhookURL.Missing() {
@@ -138,22 +157,36 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 		}
 	}
 	if n.Webhook != nil {
-		types = append(types, "webhook")
 		if n.Webhook.URL == "" {
 			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url is required", label)
 		} else if msg := checkURL(n.Webhook.URL, n.Webhook.Src.fromEnv("url")); msg != "" {
 			errs.add(n.Webhook.Src.At("url"), "", "%s: webhook.url %s", label, msg)
 		}
 	}
-	if n.Console != nil {
-		types = append(types, "console")
+	if n.Email != nil {
+		validateEmail(n.Email, label, errs)
+	}
+	if n.Teams != nil {
+		validateTeams(n.Teams, label, errs)
+	}
+	if n.Src.Has("repeat") {
+		validateRepeat(n.Repeat, n.Src.At("repeat"), label+": repeat", errs)
 	}
 	switch len(types) {
 	case 0:
-		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console", label)
+		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console, email, teams", label)
 	case 1:
 	default:
 		errs.add(n.Src.At(types[1]), "", "%s: has both %s and %s; a notifier has exactly one type", label, types[0], types[1])
+	}
+}
+
+// validateRepeat checks a reminder interval written at pos.
+func validateRepeat(d time.Duration, pos Pos, label string, errs *errorList) {
+	if d < MinRepeat {
+		errs.add(pos, "", "%s: %s is below the minimum of %s", label, d, MinRepeat)
+	} else if d > 30*24*time.Hour {
+		errs.add(pos, "", "%s: %s is above the maximum of 720h (30 days)", label, d)
 	}
 }
 

@@ -1,7 +1,9 @@
 package checks
 
 import (
+	"math"
 	"reflect"
+	"slices"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -23,16 +25,19 @@ type ShapeSpec struct {
 	// Default max(15m, min_samples × interval). Latency checks only.
 	Window time.Duration `yaml:"window"`
 	// MinSamples is the fewest probes a window must hold for a verdict.
-	// Default 20. Latency checks only.
+	// Default 30, what p90 needs (see QuantileSamples). Latency checks
+	// only.
 	MinSamples int `yaml:"min_samples"`
 	// Seasonality is how the baseline is sliced: daily (one slot per hour
 	// of the day, the default), weekly (per hour of the week) or none.
 	Seasonality string `yaml:"seasonality"`
 	// HalfLife is how fast the baseline forgets: data this old weighs half
-	// as much as today's. Default 168h (a week).
+	// as much as today's. Default 168h (a week). For series checks it is
+	// the seasonal slots' memory.
 	HalfLife time.Duration `yaml:"half_life"`
 	// Warmup is how much data a baseline slot needs before any detector
-	// gives a verdict from it. Default 1h.
+	// gives a verdict from it. Default 1h. A series check judges after
+	// Warmup of values and at least 48 values.
 	Warmup time.Duration `yaml:"warmup"`
 
 	// Surprise is how rare a series value's deviation must be, as a share
@@ -58,17 +63,22 @@ const (
 	SeasonNone   = "none"
 )
 
+// seasonalities are the values seasonality may take.
+var seasonalities = []string{SeasonDaily, SeasonWeekly, SeasonNone}
+
 // Shape defaults.
 const (
 	DefaultShapeWindow     = 15 * time.Minute
-	DefaultShapeMinSamples = 20
+	DefaultShapeMinSamples = 30
 	DefaultShapeHalfLife   = 7 * 24 * time.Hour
 	DefaultShapeWarmup     = time.Hour
 )
 
 // TailShiftRule finds a tail that moved while the median did not: the
-// window's p90 or p99 at least Ratio times the baseline's, and MinDelta
-// above it, with the p50 below MedianRatio times its baseline.
+// window's p90 or p99 at least Ratio times the baseline's, beyond the
+// baseline's own noise for that quantile, and MinDelta above it, with the
+// p50 below MedianRatio times its baseline. Each quantile is judged only
+// from a window of QuantileSamples probes.
 type TailShiftRule struct {
 	Off         bool          `yaml:"-"`
 	Ratio       float64       `yaml:"ratio"`
@@ -78,8 +88,8 @@ type TailShiftRule struct {
 }
 
 // SlowRiseRule finds a median that climbs: over the last For the window's
-// p50 rose steadily to at least Ratio times the baseline and MinDelta
-// above it, or stayed at that height throughout.
+// p50 rose steadily to at least Ratio times the baseline, beyond its
+// noise, and MinDelta above it, or stayed at that height throughout.
 type SlowRiseRule struct {
 	Off      bool          `yaml:"-"`
 	Ratio    float64       `yaml:"ratio"`
@@ -162,10 +172,10 @@ type RecurringRule struct {
 const (
 	DefaultTailRatio       = 3.0
 	DefaultTailMedianRatio = 1.5
-	DefaultTailMinDelta    = 5 * time.Millisecond
+	DefaultTailMinDelta    = time.Millisecond
 	DefaultRiseRatio       = 1.5
 	DefaultRiseFor         = 15 * time.Minute
-	DefaultRiseMinDelta    = 20 * time.Millisecond
+	DefaultRiseMinDelta    = time.Millisecond
 	DefaultSpikeRatio      = 4.0 // the recurring forecast's threshold when spike.max_ratio is not set
 	DefaultSpikePoints     = 1
 	DefaultDropRatio       = 0.1
@@ -181,6 +191,19 @@ const (
 	DefaultRecurringNear = 0.75
 	DefaultRecurringTol  = 10 * time.Minute
 )
+
+// SamplesBeyond is how many probes of a window must lie beyond a
+// quantile, on average, for the window to judge by it: fewer, and a stall
+// or two of the scheduler is the quantile (p99 of 100 probes is the
+// second-largest of them).
+const SamplesBeyond = 3
+
+// QuantileSamples is the fewest probes a window needs to judge by its
+// quantile q: SamplesBeyond / (1 − q), so 6 for p50, 30 for p90 and 300
+// for p99.
+func QuantileSamples(q float64) int {
+	return int(math.Ceil(SamplesBeyond/(1-q) - 1e-9))
+}
 
 // ShapeBuckets is how many buckets a latency window is cut into; findings
 // are re-evaluated as each closes, every Window/ShapeBuckets.
@@ -233,6 +256,9 @@ func (s *ShapeSpec) Slot(t time.Time) int {
 	return t.Hour()
 }
 
+// offWords turn a switchable block off: "shape: false", "spike: off".
+var offWords = append(slices.Clone(falseWords), "off")
+
 // decodeSwitchable decodes v, a pointer to a struct with an Off field and
 // a Src, from n: a mapping as usual, or "false" (or "off"), which sets
 // *off. It is how the shape block and each detector are switched off.
@@ -247,8 +273,8 @@ func decodeSwitchable(d *decoder, n *yaml.Node, path string, v any, off *bool) {
 	if !ok {
 		return
 	}
-	switch s.Value {
-	case "false", "False", "FALSE", "off":
+	switch {
+	case slices.Contains(offWords, s.Value):
 		*off = true
 		// Keep a Source so that validation can point at the key.
 		rv.FieldByName("Src").Set(reflect.ValueOf(Source{Pos: d.pos(n), keys: map[string]Pos{}, env: map[string]bool{}}))

@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -38,10 +40,10 @@ func validateShape(c *Check, id string, errs *errorList) {
 		}
 	}
 
-	switch s.Seasonality {
-	case "":
+	switch {
+	case s.Seasonality == "":
 		s.Seasonality = SeasonDaily
-	case SeasonDaily, SeasonWeekly, SeasonNone:
+	case slices.Contains(seasonalities, s.Seasonality):
 	default:
 		add("seasonality", "%q: use daily, weekly or none", s.Seasonality)
 	}
@@ -227,4 +229,29 @@ func points(v *int, set bool, def int, add adder) {
 	case *v < 1 || *v > 100:
 		add("points", "%d: use 1 to 100", *v)
 	}
+}
+
+// shapeWarnings warns of latency checks whose min_samples lets a window
+// give verdicts with fewer probes than a detector's quantile needs
+// (QuantileSamples): such a window judges nothing by that quantile, so
+// the detector is silent until the window fills further.
+func (c *Config) shapeWarnings() []string {
+	var out []string
+	for _, ch := range c.Checks {
+		s := ch.Shape
+		if s == nil || ch.Series != nil || !s.Src.Has("min_samples") {
+			continue
+		}
+		warn := func(detector, q string, need int) {
+			out = append(out, fmt.Sprintf("%s: check %q: shape.min_samples: %d cannot support %s: %s needs %d probes in a window (%d beyond it), so a window of fewer gives no %s verdict; use min_samples: %d or more",
+				s.Src.At("min_samples"), ch.ID, s.MinSamples, detector, q, need, SamplesBeyond, detector, need))
+		}
+		switch {
+		case s.TailShift != nil && s.MinSamples < QuantileSamples(0.9):
+			warn("tail_shift", "p90", QuantileSamples(0.9))
+		case s.SlowRise != nil && s.MinSamples < QuantileSamples(0.5):
+			warn("slow_rise", "p50", QuantileSamples(0.5))
+		}
+	}
+	return out
 }

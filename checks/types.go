@@ -278,19 +278,21 @@ func (s *Secret) decodeScalar(sc scalar) error {
 // TLSVersion is a TLS protocol version written as "1.0", "1.1", "1.2" or "1.3".
 type TLSVersion uint16
 
+// tlsVersionNames are the spellings of each TLS version, after an
+// optional "tls" prefix in any case.
+var tlsVersionNames = map[string]uint16{
+	"1.0": tls.VersionTLS10, "10": tls.VersionTLS10,
+	"1.1": tls.VersionTLS11, "11": tls.VersionTLS11,
+	"1.2": tls.VersionTLS12, "12": tls.VersionTLS12,
+	"1.3": tls.VersionTLS13, "13": tls.VersionTLS13,
+}
+
 func (v *TLSVersion) decodeScalar(s scalar) error {
-	switch strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s.Value)), "tls") {
-	case "1.0", "10":
-		*v = tls.VersionTLS10
-	case "1.1", "11":
-		*v = tls.VersionTLS11
-	case "1.2", "12":
-		*v = tls.VersionTLS12
-	case "1.3", "13":
-		*v = tls.VersionTLS13
-	default:
+	n, ok := tlsVersionNames[strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s.Value)), "tls")]
+	if !ok {
 		return fmt.Errorf("%s is not a TLS version: use 1.0, 1.1, 1.2 or 1.3", s.Show)
 	}
+	*v = TLSVersion(n)
 	return nil
 }
 

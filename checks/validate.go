@@ -71,6 +71,7 @@ func validate(cfg *Config, errs *errorList) {
 	}
 	validateReporting(&cfg.Reporting, errs)
 	validateMeta(&cfg.Meta, &cfg.Reporting, errs)
+	validateAPI(&cfg.API, errs)
 
 	for i := range cfg.Agents {
 		a := &cfg.Agents[i]
@@ -101,10 +102,16 @@ func validate(cfg *Config, errs *errorList) {
 	} else {
 		validateStorm(d.Storm, "defaults.storm", errs)
 	}
+	if d.Src.Has("repeat") {
+		validateRepeat(d.Repeat, d.Src.At("repeat"), "defaults.repeat", errs)
+	}
 	notifiers := map[string]Pos{}
 	for i := range cfg.Notifiers {
 		n := &cfg.Notifiers[i]
 		validateNotifier(n, i, notifiers, errs)
+		if !n.Src.Has("repeat") {
+			n.Repeat = d.Repeat
+		}
 		if n.Grouping == nil && d.Grouping != nil {
 			g := *d.Grouping
 			n.Grouping = &g
@@ -224,10 +231,7 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 	}
 
 	var types []string
-	for _, t := range []struct {
-		name string
-		set  bool
-	}{{"http", c.HTTP != nil}, {"tcp", c.TCP != nil}, {"tls", c.TLS != nil}, {"dns", c.DNS != nil}, {"heartbeat", c.Heartbeat != nil}, {"series", c.Series != nil}} {
+	for _, t := range c.typeBlocks() {
 		if t.set {
 			types = append(types, t.name)
 		}
@@ -316,10 +320,10 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 		c.For = cfg.Defaults.For
 	}
 	validateMaxResultAge(c, cfg, errs, add)
-	switch c.OnDisagreement {
-	case "":
+	switch {
+	case c.OnDisagreement == "":
 		c.OnDisagreement = DisagreementWarn
-	case DisagreementPage, DisagreementWarn, DisagreementIgnore:
+	case slices.Contains(disagreements, c.OnDisagreement):
 	default:
 		add("on_disagreement", "on_disagreement %q: use page, warn or ignore", c.OnDisagreement)
 	}
@@ -367,9 +371,7 @@ func validateCheck(c *Check, cfg *Config, notifiers, ids map[string]Pos, errs *e
 }
 
 func validateIPProtocol(v string, src *Source, id string, errs *errorList) {
-	switch v {
-	case IPAny, IPv4, IPv6, IPPreferIPv4, IPPreferIPv6:
-	default:
+	if !slices.Contains(ipProtocols, v) {
 		errs.add(src.At("ip_protocol"), id, "ip_protocol %q: use ipv4, ipv6, prefer-ipv4 or prefer-ipv6", v)
 	}
 }
@@ -433,6 +435,9 @@ const (
 	DisagreementWarn   = "warn"
 	DisagreementIgnore = "ignore"
 )
+
+// disagreements are the values on_disagreement may take.
+var disagreements = []string{DisagreementPage, DisagreementWarn, DisagreementIgnore}
 
 // validateMaxResultAge defaults c.MaxResultAge and checks it: a horizon
 // shorter than an interval plus a timeout would call every result of a

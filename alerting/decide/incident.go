@@ -483,3 +483,25 @@ func shapeSettle(c *checks.Check) time.Duration {
 	}
 	return c.Shape.Bucket()
 }
+
+// Retire ends every incident of a check that is no longer configured: each
+// one notifiers were told of gets a resolve that says why, on the route its
+// trigger went to. The state it returns is at rest, as the zero state of
+// the check.
+func Retire(check string, s IncidentState, now time.Time) (IncidentState, []Event) {
+	var events []Event
+	for _, k := range incidentKinds {
+		in := s.incident(k)
+		if !in.Paged {
+			continue
+		}
+		events = append(events, Event{
+			Check: check, Kind: k, Action: EventResolve, Route: in.Route, DedupKey: DedupKey(check, k),
+			Time: now, OpenedAt: in.OpenedAt,
+			Decision: Decision{Check: check, State: s.State},
+			Summary: wire.Clip(fmt.Sprintf("%s %s resolved after %s: the check was removed from the configuration",
+				check, k, now.Sub(in.OpenedAt).Round(time.Second)), maxSummaryBytes),
+		})
+	}
+	return IncidentState{Check: check}, events
+}

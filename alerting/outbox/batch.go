@@ -131,6 +131,7 @@ func (o *store) reloadLocked(now time.Time) {
 		o.queues[name] = &queue{inflight: q.inflight, overflowing: q.overflowing, failing: q.failing, escalated: q.escalated}
 	}
 	o.states = map[stateKey]dedupState{}
+	o.reminders = map[stateKey]bool{}
 	err := o.db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
 			var e outboxEntry
@@ -148,12 +149,15 @@ func (o *store) reloadLocked(now time.Time) {
 		err = tx.Bucket(bucketDedup).ForEach(func(k, v []byte) error {
 			name, key, ok := strings.Cut(string(k), "\x00")
 			var s dedupState
-			if ok && o.queues[name] != nil && json.Unmarshal(v, &s) == nil && !s.obsolete(now, o.repeat) {
+			if ok && o.queues[name] != nil && json.Unmarshal(v, &s) == nil && !s.obsolete(now, o.repeat.of(name)) {
 				o.states[stateKey{name, key}] = s
 			}
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := o.loadReminders(tx); err != nil {
 			return err
 		}
 		for name := range o.queues {

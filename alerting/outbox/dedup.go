@@ -9,7 +9,8 @@ import (
 )
 
 // DefaultRepeatInterval is how long an identical notification is not sent
-// again: a trigger for an incident that is still open, or the same notice.
+// again, for a notifier without a repeat of its own (Options.Repeat): a
+// trigger for an incident that is still open, or the same notice.
 const DefaultRepeatInterval = 4 * time.Hour
 
 // dedupState is what the pipeline remembers of the last notification it

@@ -220,6 +220,9 @@ func (o *store) remove(notifier string, seq uint64, forget bool) error {
 			return err
 		}
 		if forget {
+			if err := tx.Bucket(bucketRemind).Delete(sk.bytes()); err != nil {
+				return err
+			}
 			return tx.Bucket(bucketDedup).Delete(sk.bytes())
 		}
 		return nil
@@ -229,6 +232,7 @@ func (o *store) remove(notifier string, seq uint64, forget bool) error {
 	q.drop(seq)
 	if forget && err == nil {
 		delete(o.states, sk)
+		delete(o.reminders, sk)
 	}
 	if q.overflowing && len(q.items) <= o.max/2 {
 		q.overflowing = false

@@ -20,6 +20,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify/pagerduty"
 	"github.com/outposthq/outpost/alerting/notify/receivers"
 	"github.com/outposthq/outpost/alerting/notify/slack"
+	"github.com/outposthq/outpost/alerting/notify/teams"
 	"github.com/outposthq/outpost/alerting/notify/webhook"
 	"github.com/outposthq/outpost/checks"
 )
@@ -31,6 +32,7 @@ notifiers:
   - {name: chat-dead, slack: {webhook_url: "${SLACK_DEAD_URL}"}}
   - {name: hook, webhook: {url: "${HOOK_URL}", secret: "${HOOK_SECRET}"}}
   - {name: log, console: {}}
+  - {name: msteams, teams: {webhook_url: "${TEAMS_URL}"}}
 checks:
   - id: web-home
     http: {url: "http://127.0.0.1:1/"}
@@ -40,6 +42,7 @@ const (
 	leakHookSecret = "whsec-LEAKCANARY-hook-0123456789"
 	leakSlackPath  = "/services/T0LEAK/B0LEAK/LEAKCANARYslackpath"
 	leakDeadPath   = "/services/T0DEAD/B0DEAD/LEAKCANARYdeadpath"
+	leakTeamsPath  = "/workflows/LEAKCANARYflow/triggers/manual/paths/invoke?api-version=2016-06-01&sig=LEAKCANARYteamssig"
 )
 
 // leakConfig loads leakYAML with the test secrets and the URLs in env.
@@ -109,10 +112,11 @@ func TestNoSecretLeaks(t *testing.T) {
 	pdSrv := newHostileServer(t, http.StatusAccepted, 500, 429)
 	slackSrv := newHostileServer(t, http.StatusOK, 500, 429)
 	hookSrv := newHostileServer(t, http.StatusOK, 500)
-	slackURL := slackSrv.URL + leakSlackPath
-	cfg := leakConfig(t, map[string]string{"PD_URL": pdSrv.URL, "SLACK_URL": slackURL, "HOOK_URL": hookSrv.URL + "/hook"})
+	teamsSrv := newHostileServer(t, http.StatusAccepted, 500, 429)
+	slackURL, teamsURL := slackSrv.URL+leakSlackPath, teamsSrv.URL+leakTeamsPath
+	cfg := leakConfig(t, map[string]string{"PD_URL": pdSrv.URL, "SLACK_URL": slackURL, "HOOK_URL": hookSrv.URL + "/hook", "TEAMS_URL": teamsURL})
 	deadURL := cfg.Notifiers[2].Slack.WebhookURL.Value()
-	secrets := []string{notifytest.RoutingKey, slackURL, leakSlackPath, "LEAKCANARY", deadURL, leakDeadPath, leakHookSecret}
+	secrets := []string{notifytest.RoutingKey, slackURL, leakSlackPath, "LEAKCANARY", deadURL, leakDeadPath, leakHookSecret, teamsURL, "LEAKCANARYteamssig"}
 
 	var logs notifytest.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -134,7 +138,8 @@ func TestNoSecretLeaks(t *testing.T) {
 	deliveredAll := func(n float64) func() bool {
 		return func() bool {
 			return h.count("oncall", resultDelivered) == n && h.count("chat", resultDelivered) == n &&
-				h.count("hook", resultDelivered) == n && h.count("log", resultDelivered) == n && h.count("chat-dead", resultRetried) >= 3
+				h.count("hook", resultDelivered) == n && h.count("log", resultDelivered) == n && h.count("msteams", resultDelivered) == n &&
+				h.count("chat-dead", resultRetried) >= 3
 		}
 	}
 	drive := func(delivered func() bool) {
@@ -170,7 +175,7 @@ func TestNoSecretLeaks(t *testing.T) {
 	} else {
 		errs = append(errs, err.Error())
 	}
-	if len(errs) < 7 {
+	if len(errs) < 9 {
 		t.Errorf("only %d errors collected", len(errs))
 	}
 
@@ -198,6 +203,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		"pagerduty bodies": strings.Join(pdBodies, "\n"),
 		"slack bodies":     strings.Join(slackSrv.received(), "\n"),
 		"webhook bodies":   strings.Join(hookSrv.received(), "\n"),
+		"teams bodies":     strings.Join(teamsSrv.received(), "\n"),
 	}
 	for where, text := range places {
 		if text == "" && where != "errors" {
@@ -234,6 +240,15 @@ func notifiersFor(t testing.TB, cfg *checks.Config, url string) map[string]notif
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pd.CloseIdleConnections(); sl.CloseIdleConnections(); wh.CloseIdleConnections() })
-	return map[string]notify.Notifier{"pagerduty": pd, "slack": sl, "webhook": wh}
+	tm, err := teams.New(&checks.TeamsNotifier{WebhookURL: checks.NewSecret(url + leakTeamsPath)}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pd.CloseIdleConnections()
+		sl.CloseIdleConnections()
+		wh.CloseIdleConnections()
+		tm.CloseIdleConnections()
+	})
+	return map[string]notify.Notifier{"pagerduty": pd, "slack": sl, "webhook": wh, "teams": tm}
 }

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,11 +58,17 @@ func newMetrics(reg prometheus.Registerer, names []string) (*metrics, error) {
 		Help: "Notifications in the outbox waiting for delivery, by notifier.",
 	}, []string{"notifier"})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{results, pending} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("registering metrics: %w", err)
-			}
+		// An outbox reopened for a new configuration in the same process
+		// takes over its predecessor's series: the counters go on, and
+		// the pending gauges are set anew for the notifiers it has.
+		var err error
+		if results, err = register(reg, results); err != nil {
+			return nil, err
 		}
+		if pending, err = register(reg, pending); err != nil {
+			return nil, err
+		}
+		pending.Reset()
 	}
 	m := &metrics{results: map[string]map[string]prometheus.Counter{}, pending: map[string]prometheus.Gauge{}}
 	for _, name := range names {
@@ -76,4 +83,19 @@ func newMetrics(reg prometheus.Registerer, names []string) (*metrics, error) {
 
 func (m *metrics) result(notifier, result string) prometheus.Counter {
 	return m.results[notifier][result]
+}
+
+// register registers c with reg, or returns the collector of the same
+// description registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("registering metrics: %w", err)
+	}
+	return c, nil
 }

@@ -62,6 +62,11 @@ type Options struct {
 	// RepeatInterval is how long an identical trigger or notice is not
 	// sent again; zero means DefaultRepeatInterval.
 	RepeatInterval time.Duration
+	// Repeat are the notifiers that are reminded of incidents still open
+	// (checks.Notifier.Repeat): each is sent an open incident's trigger
+	// again, as a reminder, every interval, which is also its
+	// RepeatInterval. A notifier missing here gets no reminders.
+	Repeat map[string]time.Duration
 	// BackoffMin and BackoffMax bound the exponential backoff between
 	// attempts (with full jitter); zero means 1s and 5m.
 	BackoffMin, BackoffMax time.Duration
@@ -128,6 +133,10 @@ type Outbox struct {
 	kick    map[string]chan struct{}
 	budgets map[string]*bucket
 
+	// remindKick wakes the reminder loop (remind.go) when a trigger is
+	// queued, which may make an earlier reminder due.
+	remindKick chan struct{}
+
 	running atomic.Bool
 
 	// path is the outbox file; setAside where a damaged one was moved at
@@ -187,7 +196,13 @@ func Open(opts Options) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	box, rep, err := openStore(opts.Dir, names, opts.MaxPending, opts.RepeatInterval, opts.Clock.Now(), opts.Logger)
+	repeats := map[string]time.Duration{}
+	for name, d := range opts.Repeat {
+		if d > 0 {
+			repeats[name] = d
+		}
+	}
+	box, rep, err := openStore(opts.Dir, names, opts.MaxPending, repeatPolicy{def: opts.RepeatInterval, by: repeats}, opts.Clock.Now(), opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
@@ -212,6 +227,7 @@ func Open(opts Options) (*Outbox, error) {
 		facts:          opts.Facts,
 		kick:           map[string]chan struct{}{},
 		budgets:        newBuckets(opts.Budgets, opts.Clock.Now()),
+		remindKick:     make(chan struct{}, 1),
 	}
 	for name, esc := range opts.Escalations {
 		if _, ok := opts.Notifiers[esc.To]; !ok {
@@ -336,6 +352,7 @@ func (p *Outbox) queued(results []addResult) {
 		case p.wake[r.notifier] <- struct{}{}:
 		default:
 		}
+		p.kickReminders()
 	}
 }
 
@@ -364,6 +381,7 @@ func (p *Outbox) Run(ctx context.Context) error {
 		return errors.New("pipeline: Run called twice")
 	}
 	var wg sync.WaitGroup
+	wg.Go(func() { p.remindLoop(ctx) })
 	for _, name := range p.names {
 		wg.Go(func() { p.work(ctx, name) })
 		if pol := p.groups[name]; pol.Grouping != nil || pol.Storm != nil {

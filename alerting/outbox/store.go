@@ -32,6 +32,7 @@ var (
 	bucketMeta    = []byte("meta")
 	bucketEntries = []byte("entries") // seq (8 bytes, big endian) → outboxEntry
 	bucketDedup   = []byte("dedup")   // notifier NUL key → dedupState
+	bucketRemind  = []byte("remind")  // notifier NUL key → the open trigger, notify.Notification
 	keyVersion    = []byte("version")
 )
 
@@ -56,13 +57,16 @@ type outboxEntry struct {
 type store struct {
 	db     *bolt.DB
 	max    int
-	repeat time.Duration
+	repeat repeatPolicy
 
 	mu      sync.Mutex
 	closed  bool
 	queues  map[string]*queue
 	states  map[stateKey]dedupState
 	pruneAt int
+	// reminders are the (notifier, key) whose open trigger is kept in
+	// bucketRemind, to be sent again every repeat interval.
+	reminders map[stateKey]bool
 
 	// The grouping stage's state, per notifier (grouper.go).
 	groups  map[string]map[string]*groupState  // group id → group
@@ -159,11 +163,11 @@ type addResult struct {
 func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now time.Time) ([]addResult, []func(), error) {
 	results := make([]addResult, 0, len(targets))
 	var apply []func()
-	entries, states := tx.Bucket(bucketEntries), tx.Bucket(bucketDedup)
+	entries, states, remind := tx.Bucket(bucketEntries), tx.Bucket(bucketDedup), tx.Bucket(bucketRemind)
 	for _, name := range targets {
 		q := o.queues[name]
 		sk := stateKey{name, n.Key}
-		send, reason := dedup(o.states[sk], n, now, o.repeat)
+		send, reason := dedup(o.states[sk], n, now, o.repeat.of(name))
 		res := addResult{notifier: name, key: n.Key, sent: send, reason: reason}
 		if !send {
 			results = append(results, res)
@@ -194,11 +198,15 @@ func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now 
 			if err := putJSON(states, sk.bytes(), st); err != nil {
 				return nil, nil, err
 			}
+			if err := remind.Delete(sk.bytes()); err != nil {
+				return nil, nil, err
+			}
 			res.superseded++
 			res.unsent = true
 			apply = append(apply, func() {
 				q.drop(seqsOf(gone)...)
 				o.states[sk] = st
+				delete(o.reminders, sk)
 			})
 			results = append(results, res)
 			continue
@@ -219,6 +227,17 @@ func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now 
 		if err := putJSON(states, sk.bytes(), st); err != nil {
 			return nil, nil, err
 		}
+		// An open trigger is kept to be sent again as a reminder; a
+		// resolve ends the reminders.
+		keep := n.Action == notify.ActionTrigger && o.repeat.reminds(name)
+		if keep {
+			err = putJSON(remind, sk.bytes(), n)
+		} else if n.Action == notify.ActionResolve {
+			err = remind.Delete(sk.bytes())
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 		var victims []item
 		if over := len(q.items) - len(gone) + 1 - o.max; over > 0 {
 			victims = o.victims(q, over)
@@ -229,6 +248,9 @@ func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now 
 				vk := stateKey{name, v.key}
 				if o.states[vk].Seq == v.seq && v.key != n.Key {
 					if err := states.Delete(vk.bytes()); err != nil {
+						return nil, nil, err
+					}
+					if err := remind.Delete(vk.bytes()); err != nil {
 						return nil, nil, err
 					}
 				}
@@ -242,10 +264,16 @@ func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now 
 			for _, v := range victims {
 				if vk := (stateKey{name, v.key}); o.states[vk].Seq == v.seq {
 					delete(o.states, vk)
+					delete(o.reminders, vk)
 				}
 			}
 			q.items = append(q.items, it)
 			o.states[sk] = st
+			if keep {
+				o.reminders[sk] = true
+			} else if n.Action == notify.ActionResolve {
+				delete(o.reminders, sk)
+			}
 		})
 		results = append(results, res)
 	}
@@ -254,9 +282,15 @@ func (o *store) addTx(tx *bolt.Tx, n notify.Notification, targets []string, now 
 		if err != nil {
 			return nil, nil, err
 		}
+		for _, k := range pruned {
+			if err := remind.Delete(k.bytes()); err != nil {
+				return nil, nil, err
+			}
+		}
 		apply = append(apply, func() {
 			for _, k := range pruned {
 				delete(o.states, k)
+				delete(o.reminders, k)
 			}
 			o.pruneAt = max(2*len(o.states), 1024)
 		})
@@ -305,7 +339,7 @@ func (o *store) prune(states *bolt.Bucket, now time.Time) ([]stateKey, error) {
 	var gone []stateKey
 	keep := make([]stateKey, 0, len(o.states))
 	for k, s := range o.states {
-		if s.obsolete(now, o.repeat) {
+		if s.obsolete(now, o.repeat.of(k.notifier)) {
 			gone = append(gone, k)
 		} else {
 			keep = append(keep, k)

@@ -39,7 +39,7 @@ type loadReport struct {
 // OutboxLost is what a damaged outbox file takes with it.
 const OutboxLost = "the notifications it had not delivered yet, its notification groups and its dedup memory (a page may be sent again)"
 
-func openStore(dir string, notifiers []string, maxPending int, repeat time.Duration, now time.Time, log *slog.Logger) (*store, loadReport, error) {
+func openStore(dir string, notifiers []string, maxPending int, repeat repeatPolicy, now time.Time, log *slog.Logger) (*store, loadReport, error) {
 	rep := loadReport{pending: map[string]int{}, orphaned: map[string]int{}, groups: map[string]int{}}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, rep, fmt.Errorf("outbox dir: %w", err)
@@ -55,7 +55,7 @@ func openStore(dir string, notifiers []string, maxPending int, repeat time.Durat
 		return nil, rep, fmt.Errorf("opening outbox %s: %w", path, err)
 	}
 	rep.setAside, rep.path = aside, path
-	o := &store{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{},
+	o := &store{db: db, max: maxPending, repeat: repeat, queues: map[string]*queue{}, states: map[stateKey]dedupState{}, reminders: map[stateKey]bool{},
 		groups: map[string]map[string]*groupState{}, members: map[string]map[string]*memberState{}, opens: map[string]map[string][]time.Time{}}
 	for _, name := range notifiers {
 		o.queues[name] = &queue{}
@@ -126,7 +126,7 @@ func (o *store) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
 	err = states.ForEach(func(k, v []byte) error {
 		name, key, ok := strings.Cut(string(k), "\x00")
 		var s dedupState
-		if !ok || o.queues[name] == nil || json.Unmarshal(v, &s) != nil || s.obsolete(now, o.repeat) {
+		if !ok || o.queues[name] == nil || json.Unmarshal(v, &s) != nil || s.obsolete(now, o.repeat.of(name)) {
 			drop = append(drop, slices.Clone(k))
 			return nil
 		}
@@ -141,7 +141,7 @@ func (o *store) load(tx *bolt.Tx, now time.Time, rep *loadReport) error {
 			return err
 		}
 	}
-	return nil
+	return o.loadReminders(tx)
 }
 
 // loadAllGroups loads the grouping stage of every configured notifier and

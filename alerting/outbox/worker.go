@@ -217,6 +217,7 @@ func (p *Outbox) finish(name string, e outboxEntry, refused bool) {
 			"notifier", name, "key", e.Notification.Key, "err", err)
 	}
 	p.metrics.pending[name].Set(float64(p.box.pending(name)))
+	p.kickReminders()
 }
 
 // backoff returns the wait before attempt+1: a uniformly random duration

@@ -1,6 +1,7 @@
 package shape
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -32,21 +33,26 @@ func benchCheck(b *testing.B) *checks.Check {
 	return cfg.Checks[0]
 }
 
-// BenchmarkSketchInsert is one latency value into a DDSketch, the cost at
-// the heart of every result's shape tracking.
-func BenchmarkSketchInsert(b *testing.B) {
+// BenchmarkBucketAdd is one passing probe with five phases into a
+// latency bucket, the cost at the heart of every result's shape tracking:
+// in buckets of 10 probes (a 30s check), and of 256 (a fast one, whose
+// buckets fold past 64).
+func BenchmarkBucketAdd(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	vals := make([]float64, 4096)
-	for i := range vals {
-		vals[i] = 0.04 * (0.5 + rng.Float64())
+	rs := make([]wire.Result, 4096)
+	for i := range rs {
+		rs[i] = phasedResult(rng, benchStart)
 	}
-	sk := newSketch()
-	b.ResetTimer()
-	for i := range b.N {
-		if i%256 == 0 {
-			sk.Clear() // a bucket's worth, as trackers hold
-		}
-		_ = sk.Add(vals[i%len(vals)])
+	for _, per := range []int{10, 256} {
+		b.Run(fmt.Sprintf("per-bucket=%d", per), func(b *testing.B) {
+			var bk latencyBucket
+			for i := range b.N {
+				if i%per == 0 {
+					bk.clear()
+				}
+				bk.add(&rs[i%len(rs)])
+			}
+		})
 	}
 }
 
@@ -94,4 +100,30 @@ func BenchmarkShapeDetect(b *testing.B) {
 			DetectLatency(t.spec, base, win, now)
 		}
 	})
+}
+
+// BenchmarkTrackerAdd is the ingest cost of one passing latency result
+// with five phases in a tracker with a warm baseline, ten results per
+// bucket, so that every tenth Add closes a bucket (measure, detect,
+// learn): what Tracker.Add costs on average under an evaluator's lock.
+func BenchmarkTrackerAdd(b *testing.B) {
+	c := benchCheck(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	t := NewTracker(c)
+	now := benchStart
+	step := c.Interval
+	for now.Before(benchStart.Add(26 * time.Hour)) { // every slot warm
+		r := phasedResult(rng, now)
+		t.Add(&r, now)
+		now = now.Add(step)
+	}
+	results := make([]wire.Result, 1024)
+	for i := range results {
+		results[i] = phasedResult(rng, now)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		t.Add(&results[i%len(results)], now)
+		now = now.Add(step)
+	}
 }

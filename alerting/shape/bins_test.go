@@ -2,87 +2,113 @@ package shape
 
 import (
 	"math/rand/v2"
-	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/store"
+
+	"github.com/outposthq/outpost/probes/wire"
 )
 
-// binStore must answer exactly as the library's exact stores do.
-func TestBinStoreMatchesTheLibrarysStore(t *testing.T) {
+// A bucket's quantiles must be exactly those of the library's DDSketch
+// over the same values, raw and folded (more than foldProbes probes, and
+// more than a bin's count holds), for the duration and for a phase that
+// some probes lack.
+func TestBucketQuantilesMatchTheLibrarysSketch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for n := range []int{1, 7, 100, 5000} {
-		ours := newSketch()
-		theirs := ddsketch.NewDDSketch(sketchMapping, store.NewBufferedPaginatedStore(), store.NewBufferedPaginatedStore())
-		for range []int{1, 7, 100, 5000}[n] {
-			v := 0.001 * (1 + 50*rng.ExpFloat64())
-			_ = ours.Add(v)
-			_ = theirs.Add(v)
+	qs := []float64{0, 0.01, 0.5, 0.9, 0.99, 1}
+	for _, n := range []int{1, 7, 30, foldProbes + 1, 5000, 70_000} {
+		var b latencyBucket
+		total := ddsketch.NewDDSketch(sketchMapping, store.NewBufferedPaginatedStore(), store.NewBufferedPaginatedStore())
+		tls := ddsketch.NewDDSketch(sketchMapping, store.NewBufferedPaginatedStore(), store.NewBufferedPaginatedStore())
+		for i := range n {
+			r := wire.Result{Duration: 0.001 * (1 + 50*rng.ExpFloat64())}
+			if n == 70_000 {
+				r.Duration = 0.040 // one bin, past a bin entry's count
+			}
+			if i%3 != 0 {
+				r.Phases.TLS = 0.0001 * (1 + 20*rng.Float64())
+				_ = tls.Add(r.Phases.TLS)
+			}
+			_ = total.Add(r.Duration)
+			b.add(&r)
 		}
-		for _, q := range []float64{0, 0.01, 0.5, 0.9, 0.99, 1} {
-			a, err1 := ours.GetValueAtQuantile(q)
-			b, err2 := theirs.GetValueAtQuantile(q)
-			if a != b || (err1 == nil) != (err2 == nil) {
-				t.Errorf("n=%d q=%v: ours %v (%v), theirs %v (%v)", n, q, a, err1, b, err2)
+		for _, c := range []struct {
+			name  string
+			value int
+			sk    *ddsketch.DDSketch
+		}{{"duration", 0, total}, {"tls", 3, tls}} {
+			_, count := quantiles(b.gather(c.value, nil), 0.5)
+			if float64(count) != c.sk.GetCount() {
+				t.Errorf("n=%d %s: %d values, the sketch has %v", n, c.name, count, c.sk.GetCount())
+			}
+			for _, q := range qs {
+				got, _ := quantiles(b.gather(c.value, nil), q)
+				want, err := c.sk.GetValueAtQuantile(q)
+				if err != nil {
+					if count != 0 {
+						t.Errorf("n=%d %s: the sketch is empty, we have %d values", n, c.name, count)
+					}
+					continue
+				}
+				if got[0] != want {
+					t.Errorf("n=%d %s q=%v: %v, the sketch says %v", n, c.name, q, got[0], want)
+				}
 			}
 		}
-		if ours.GetCount() != theirs.GetCount() {
-			t.Errorf("count %v vs %v", ours.GetCount(), theirs.GetCount())
+		// Three quantiles in one call, as measure reads them, are the
+		// three read one by one.
+		three, _ := quantiles(b.gather(0, nil), 0.5, 0.9, 0.99)
+		for i, q := range []float64{0.5, 0.9, 0.99} {
+			if one, _ := quantiles(b.gather(0, nil), q); one[0] != three[i] {
+				t.Errorf("n=%d q=%v: %v read alone, %v read with others", n, q, one[0], three[i])
+			}
 		}
-		// Encoded by ours, decoded by the library, and back.
-		var buf []byte
-		ours.Encode(&buf, false)
-		dec, err := ddsketch.DecodeDDSketch(buf, store.BufferedPaginatedStoreConstructor, nil)
-		if err != nil {
-			t.Fatalf("decode: %v", err)
+		if n > foldProbes && len(b.bins) == 0 {
+			t.Errorf("n=%d: never folded", n)
 		}
-		if got, want := quantile(dec, 0.9), quantile(theirs, 0.9); got != want {
-			t.Errorf("round trip p90 %v, want %v", got, want)
-		}
-		back, err := ddsketch.DecodeDDSketch(buf, newBinStore, nil)
-		if err != nil || quantile(back, 0.5) != quantile(ours, 0.5) {
-			t.Errorf("decoding into binStore: %v", err)
+		if n > foldProbes && b.bytes() > 2*foldProbes*perProbe*2+4*len(b.bins)+64 {
+			t.Errorf("n=%d: %d bytes for %d bins", n, b.bytes(), len(b.bins))
 		}
 	}
 }
 
-func TestBinStoreMergeCopyClear(t *testing.T) {
-	a, b := &binStore{}, &binStore{}
-	for _, i := range []int{5, 1, 3, 3, 9} {
-		a.Add(i)
-	}
-	for _, i := range []int{2, 3, 10} {
-		b.Add(i)
-	}
-	c := a.Copy().(*binStore)
-	c.MergeWith(b)
-	var idx []int
-	c.ForEach(func(i int, n float64) bool { idx = append(idx, i); return false })
-	if !slices.Equal(idx, []int{1, 2, 3, 5, 9, 10}) || c.TotalCount() != 8 || !slices.IsSortedFunc(c.bins, func(x, y bin) int { return int(x.index - y.index) }) {
-		t.Fatalf("merged bins %v total %v", idx, c.TotalCount())
-	}
-	if a.TotalCount() != 5 {
-		t.Error("Copy shares bins with the original")
-	}
-	// Cumulative counts: 1→1, 2→2, 3→5, 5→6, 9→7, 10→8.
-	for rank, want := range map[float64]int{0: 1, 3.5: 3, 5.5: 5, 7.9: 10, 100: 10} {
-		if k := c.KeyAtRank(rank); k != want {
-			t.Errorf("KeyAtRank(%v) = %d, want %d", rank, k, want)
+// Every latency's index fits an int16 and a folded bin's index bits.
+func TestLatencyIndexRange(t *testing.T) {
+	for _, v := range []float64{0, minLatency, 0.04, maxLatency, 1e9} {
+		i := int(latencyIndex(v))
+		if i+binOffset < 0 || i+binOffset >= 1<<binIndexBits {
+			t.Errorf("index of %v is %d, outside the bin range", v, i)
 		}
 	}
-	n := 0
-	for range c.Bins() {
-		n++
+}
+
+// Clearing keeps the capacity, so that a bucket's reuse allocates nothing.
+func TestBucketClearKeepsCapacity(t *testing.T) {
+	var b latencyBucket
+	r := wire.Result{Duration: 0.04, Phases: wire.Phases{Connect: 0.01}}
+	for range 10 {
+		b.add(&r)
 	}
-	if n != 6 {
-		t.Errorf("Bins sent %d bins, want 6", n)
+	c := cap(b.raw)
+	b.clear()
+	if n := testing.AllocsPerRun(10, func() {
+		for range 10 {
+			b.add(&r)
+		}
+		b.clear()
+	}); n != 0 || cap(b.raw) != c {
+		t.Errorf("%v allocations per refill, capacity %d then %d", n, c, cap(b.raw))
 	}
-	c.Clear()
-	if !c.IsEmpty() || c.TotalCount() != 0 {
-		t.Error("Clear left something")
+	if _, n := quantiles(b.gather(0, nil), 0.5); n != 0 {
+		t.Errorf("a cleared bucket holds %d values", n)
 	}
-	if _, err := c.MinIndex(); err == nil {
-		t.Error("MinIndex of an empty store should fail")
+}
+
+// Bytes counts the Tracker itself at no less than its size.
+func TestTrackerBytesCountsTheTracker(t *testing.T) {
+	if n := unsafe.Sizeof(Tracker{}); n > trackerBytes {
+		t.Errorf("a Tracker is %d bytes, Bytes counts %d", n, trackerBytes)
 	}
 }

@@ -104,7 +104,9 @@ func DetectLatency(spec *checks.ShapeSpec, base LatencyBaseline, win LatencyWind
 	return out
 }
 
-// tailShift: p99 or p90 far above usual while p50 is not.
+// tailShift: p99 or p90 far above usual, beyond the usual's own noise,
+// while p50 is not. A quantile is judged only from a window of
+// checks.QuantileSamples probes: p99 from 300, p90 from 30.
 func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow) (Finding, bool) {
 	median := win.Total.P50 / base.P50.Value
 	if median >= r.MedianRatio {
@@ -112,11 +114,16 @@ func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow)
 	}
 	type cand struct {
 		name      string
+		q         float64
 		got, want float64
 		usual     Usual
 	}
-	best, ratio := cand{}, 0.0
-	for _, c := range []cand{{"p99", win.Total.P99, base.P99.Value, base.P99}, {"p90", win.Total.P90, base.P90.Value, base.P90}} {
+	best, ratio, unjudged := cand{}, 0.0, cand{}
+	for _, c := range []cand{{"p99", 0.99, win.Total.P99, base.P99.Value, base.P99}, {"p90", 0.9, win.Total.P90, base.P90.Value, base.P90}} {
+		if win.Samples < checks.QuantileSamples(c.q) {
+			unjudged = c
+			continue
+		}
 		if c.want <= 0 || !c.usual.beyond(c.got, r.Ratio) || c.got-c.want < r.MinDelta.Seconds() {
 			continue
 		}
@@ -129,11 +136,22 @@ func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow)
 	}
 	f := Finding{Detector: DetectorTailShift, Ratio: ratio}
 	var b strings.Builder
-	fmt.Fprintf(&b, "tail shift: %s %s vs %s usual at %s (%.1f×) while p50 stayed %s (%.1f×)",
-		best.name, FormatSeconds(best.got), FormatSeconds(best.want), base.Slot, ratio, FormatSeconds(win.Total.P50), median)
+	fmt.Fprintf(&b, "tail shift: %s %s vs %s usual at %s (%.1f×; %s) while p50 stayed %s (%.1f×)",
+		best.name, FormatSeconds(best.got), FormatSeconds(best.want), base.Slot, ratio, noiseTimes(best.usual, best.got),
+		FormatSeconds(win.Total.P50), median)
+	if unjudged.name != "" {
+		fmt.Fprintf(&b, "; %s not judged: %d probes in the window, it needs %d", unjudged.name, win.Samples, checks.QuantileSamples(unjudged.q))
+	}
 	f.Phase = attribute(&b, base, win, true, best.got-best.want)
 	f.Explanation = b.String()
 	return f, true
+}
+
+// noiseTimes says how far v lies from u in u's own spread (the mean
+// absolute deviation of its log): "14 times its usual spread of ±10%".
+func noiseTimes(u Usual, v float64) string {
+	spread := max(u.Spread, minSpread)
+	return fmt.Sprintf("%.0f times its usual spread of ±%.0f%%", (logOf(v)-logOf(u.Value))/spread, 100*(math.Exp(spread)-1))
 }
 
 // slowRise: p50 well above usual, and either climbing steadily over the
@@ -141,6 +159,9 @@ func tailShift(r *checks.TailShiftRule, base LatencyBaseline, win LatencyWindow)
 func slowRise(r *checks.SlowRiseRule, base LatencyBaseline, win LatencyWindow) (Finding, bool) {
 	n := r.Points(win.Step)
 	if n == 0 || len(win.Trend) < n {
+		return Finding{}, false
+	}
+	if win.Samples < checks.QuantileSamples(0.5) {
 		return Finding{}, false
 	}
 	t := win.Trend[len(win.Trend)-n:]
@@ -154,11 +175,11 @@ func slowRise(r *checks.SlowRiseRule, base LatencyBaseline, win LatencyWindow) (
 	span := time.Duration(n-1) * win.Step
 	switch {
 	case kendallTau(t) >= risingTau && t[0] < last:
-		fmt.Fprintf(&b, "slow rise: p50 climbed from %s to %s over %s (+%s/min), %.1f× the %s usual at %s",
-			FormatSeconds(t[0]), FormatSeconds(last), span, FormatSeconds((last-t[0])/span.Minutes()), ratio, FormatSeconds(usual), base.Slot)
+		fmt.Fprintf(&b, "slow rise: p50 climbed from %s to %s over %s (+%s/min), %.1f× the %s usual at %s (%s)",
+			FormatSeconds(t[0]), FormatSeconds(last), span, FormatSeconds((last-t[0])/span.Minutes()), ratio, FormatSeconds(usual), base.Slot, noiseTimes(base.P50, last))
 	case allAbove(t, r.Ratio*usual):
-		fmt.Fprintf(&b, "slow rise: p50 has stayed above %.1f× the %s usual at %s for %s, now %s (%.1f×)",
-			r.Ratio, FormatSeconds(usual), base.Slot, span, FormatSeconds(last), ratio)
+		fmt.Fprintf(&b, "slow rise: p50 has stayed above %.1f× the %s usual at %s for %s, now %s (%.1f×; %s)",
+			r.Ratio, FormatSeconds(usual), base.Slot, span, FormatSeconds(last), ratio, noiseTimes(base.P50, last))
 	default:
 		return Finding{}, false
 	}

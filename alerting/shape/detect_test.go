@@ -40,18 +40,24 @@ func latWindow(p50, p90, p99 float64) LatencyWindow {
 func TestDetectLatencyTailShift(t *testing.T) {
 	spec := latencySpec(t, "")
 	now := time.Date(2030, 1, 1, 14, 0, 0, 0, time.UTC)
+	with := func(w LatencyWindow, n int) LatencyWindow { w.Samples = n; return w }
 	for _, tc := range []struct {
 		name string
 		win  LatencyWindow
 		want bool
 	}{
 		{"normal", latWindow(0.041, 0.052, 0.065), false},
-		{"p99 3x, p50 steady", latWindow(0.040, 0.05, 0.180), true},
-		{"p99 2.5x: under the ratio", latWindow(0.040, 0.05, 0.150), false},
+		{"p99 3x, p50 steady, 300 probes", with(latWindow(0.040, 0.05, 0.180), 300), true},
+		{"p99 3x, p50 steady, 299 probes: too few for p99", with(latWindow(0.040, 0.05, 0.180), 299), false},
+		{"p99 3x, p50 steady, 30 probes", latWindow(0.040, 0.05, 0.180), false},
+		{"p99 2.5x: under the ratio", with(latWindow(0.040, 0.05, 0.150), 300), false},
 		{"p90 and p99 far up, p50 steady", latWindow(0.042, 0.300, 0.400), true},
+		{"p90 far up, 29 probes: too few for p90", with(latWindow(0.042, 0.300, 0.400), 29), false},
 		{"everything up: not a tail shift", latWindow(0.080, 0.300, 0.400), false},
 	} {
-		got := DetectLatency(spec, warmBase(), tc.win, now)
+		s := *spec
+		s.MinSamples = 20 // below what p90 needs: the detector's own rule decides
+		got := DetectLatency(&s, warmBase(), tc.win, now)
 		found := len(got) > 0 && got[0].Detector == DetectorTailShift
 		if found != tc.want {
 			t.Errorf("%s: found %v, want %v (%+v)", tc.name, found, tc.want, got)
@@ -67,6 +73,49 @@ func TestDetectLatencyTailShift(t *testing.T) {
 	few.Samples = spec.MinSamples - 1
 	if got := DetectLatency(spec, warmBase(), few, now); got != nil {
 		t.Errorf("%d samples gave %+v", few.Samples, got)
+	}
+}
+
+// The finding says which quantile it judged, how far beyond its noise,
+// and why not p99.
+func TestDetectLatencyTailShiftSaysWhichQuantile(t *testing.T) {
+	spec := latencySpec(t, "")
+	got := DetectLatency(spec, warmBase(), latWindow(0.042, 0.300, 0.400), time.Time{})
+	want := "tail shift: p90 300 ms vs 50 ms usual at 14:00 UTC (6.0×; 18 times its usual spread of ±11%) while p50 stayed 42 ms (1.1×); p99 not judged: 30 probes in the window, it needs 300"
+	if len(got) != 1 || !strings.HasPrefix(got[0].Explanation, want) {
+		t.Fatalf("got %+v\nwant %q", got, want)
+	}
+	w := latWindow(0.042, 0.300, 0.400)
+	w.Samples = 300
+	got = DetectLatency(spec, warmBase(), w, time.Time{})
+	if len(got) != 1 || !strings.HasPrefix(got[0].Explanation, "tail shift: p99 400 ms vs 60 ms usual") || strings.Contains(got[0].Explanation, "not judged") {
+		t.Fatalf("with 300 probes: %+v", got)
+	}
+}
+
+// A tail shift must stand out from the quantile's own noise, and clear a
+// small absolute floor (1 ms), not a fixed 5 ms that would hide row 4 of
+// SCENARIOS.md at its real scale (0.3 ms to 5 ms).
+func TestDetectLatencyTailShiftIsNoiseRelative(t *testing.T) {
+	spec := latencySpec(t, "")
+	noisy := warmBase()
+	noisy.P90.Spread = 0.5 // p90 usually wanders ±65%
+	if got := DetectLatency(spec, noisy, latWindow(0.042, 0.180, 0.06), time.Time{}); got != nil {
+		t.Errorf("3.6× a p90 that wanders ±65%% (2.6 spreads) gave %+v", got)
+	}
+	if got := DetectLatency(spec, warmBase(), latWindow(0.042, 0.180, 0.06), time.Time{}); len(got) != 1 {
+		t.Errorf("3.6× a p90 that wanders ±11%% gave nothing")
+	}
+	fast := warmBase()
+	fast.P50, fast.P90, fast.P99 = usual(0.0002), usual(0.0003), usual(0.0005)
+	for _, tc := range []struct {
+		p90  float64
+		want bool
+	}{{0.0012, false}, {0.005, true}} {
+		got := DetectLatency(spec, fast, latWindow(0.0002, tc.p90, tc.p90), time.Time{})
+		if (len(got) == 1) != tc.want {
+			t.Errorf("p90 0.3 ms -> %v s: %+v, want found %v", tc.p90, got, tc.want)
+		}
 	}
 }
 

@@ -145,8 +145,6 @@ func newSeriesState(slots int) SeriesState {
 	return SeriesState{Slots: make([]SeasonSlot, slots)}
 }
 
-func (s *SeriesState) bytes() int { return seriesStateBytes + seasonSlotBytes*cap(s.Slots) }
-
 // SeriesVerdict is what the model says about one value.
 type SeriesVerdict struct {
 	Value float64

@@ -34,9 +34,9 @@ type seriesRun struct {
 	step   time.Duration
 }
 
-// feed replays values through a tracker for c, one every c.Interval from
+// feedSeries replays values through a tracker for c, one every c.Interval from
 // benchStart (a Monday, midnight UTC).
-func feed(c *checks.Check, values []float64) seriesRun {
+func feedSeries(c *checks.Check, values []float64) seriesRun {
 	tr := NewTracker(c)
 	run := seriesRun{step: c.Interval}
 	for i, v := range values {
@@ -93,7 +93,7 @@ func TestSeriesLevelShiftUpAndDown(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			c := seriesCheck(t, "")
 			values := append(noisy(rng, 400, 100, 0.05), noisy(rng, 300, tc.to, 0.05)...)
-			run := feed(c, values)
+			run := feedSeries(c, values)
 			pages := run.opened()
 			if len(pages) != 1 || pages[0] < 400 || pages[0] > 401 {
 				t.Fatalf("pages opened at %v, want one at the shift (value 400)", pages)
@@ -138,7 +138,7 @@ func TestSeriesDipAndDrop(t *testing.T) {
 	values = append(values, noisy(rng, 100, 100, 0.05)...)
 	values = append(values, 3, 2, 4)
 	values = append(values, noisy(rng, 100, 100, 0.05)...)
-	run := feed(c, values)
+	run := feedSeries(c, values)
 	pages := run.opened()
 	if len(pages) != 2 || pages[0] != 400 || pages[1] != 503 {
 		t.Fatalf("pages opened at %v, want [400 503]", pages)
@@ -169,7 +169,7 @@ func TestSeriesNearZero(t *testing.T) {
 		}
 	}
 	values[2500], values[2501] = 40, 35
-	run := feed(c, values)
+	run := feedSeries(c, values)
 	pages := run.opened()
 	if len(pages) != 1 || pages[0] != 2500 {
 		t.Fatalf("pages opened at %v, want [2500] only", pages)
@@ -198,7 +198,7 @@ func TestSeriesBurstyWithoutAnomaly(t *testing.T) {
 		}
 		values[i] = v
 	}
-	run := feed(c, values)
+	run := feedSeries(c, values)
 	for _, p := range run.opened() {
 		if p >= 288 {
 			t.Fatalf("page at value %d on a series without anomaly: %s", p, run.found[p][0].Explanation)
@@ -217,7 +217,7 @@ func TestSeriesWarmUp(t *testing.T) {
 	values[61] = 112  // just warm: about 2 bands out, not rare yet
 	values[66] = 600  // 100 bands out, but the history saw larger
 	values[70] = 5000 // larger than any seen: rare
-	run := feed(c, values)
+	run := feedSeries(c, values)
 	for i := range 60 {
 		if run.judged[i] || len(run.found[i]) > 0 {
 			t.Fatalf("value %d judged during warm-up: %+v", i, run.found[i])
@@ -247,7 +247,7 @@ func TestSeriesSeasonal(t *testing.T) {
 			values = append(values, noisy(rng, 12, level, 0.02)...)
 		}
 	}
-	run := feed(c, values)
+	run := feedSeries(c, values)
 	pages := run.opened()
 	dayFive := 5*24*12 + 9*12
 	// The first values of the flat day are as far from the 09:00 slot as
@@ -314,7 +314,7 @@ func TestSeriesExplicitMaxRatio(t *testing.T) {
 	values = append(values, 500, 100, 100) // one point: not two
 	values = append(values, noisy(rng, 200, 100, 0.05)...)
 	values = append(values, 500, 520)
-	run := feed(c, values)
+	run := feedSeries(c, values)
 	last := len(values) - 1
 	if pages := run.opened(); len(pages) != 1 || pages[0] != last {
 		t.Fatalf("pages opened at %v, want [%d]: only two points in a row above 4×", pages, last)
@@ -327,8 +327,8 @@ func TestSeriesExplicitMaxRatio(t *testing.T) {
 // The memory stated for a series (docs/config.md, SeriesState) is what it
 // takes: Bytes counts it, and it does not grow with the values fed.
 func TestSeriesMemory(t *testing.T) {
-	if got := unsafe.Sizeof(SeriesState{}); got != seriesStateBytes || unsafe.Sizeof(SeasonSlot{}) != seasonSlotBytes {
-		t.Fatalf("SeriesState is %d bytes and SeasonSlot %d, the stated %d and %d", got, unsafe.Sizeof(SeasonSlot{}), seriesStateBytes, seasonSlotBytes)
+	if got := unsafe.Sizeof(SeriesState{}); got != seriesStateBytes || unsafe.Sizeof(SeasonSlot{}) != seasonSlotBytes || unsafe.Sizeof(seriesPart{}) != seriesPartBytes {
+		t.Fatalf("SeriesState is %d bytes, SeasonSlot %d and seriesPart %d; the stated %d, %d and %d", got, unsafe.Sizeof(SeasonSlot{}), unsafe.Sizeof(seriesPart{}), seriesStateBytes, seasonSlotBytes, seriesPartBytes)
 	}
 	rng := rand.New(rand.NewPCG(17, 18))
 	for _, tc := range []struct {
@@ -341,8 +341,8 @@ func TestSeriesMemory(t *testing.T) {
 			now := benchStart.Add(time.Duration(i) * 5 * time.Minute)
 			tr.Add(&wire.Result{OK: true, Observed: wire.Observed{Value: &v}}, now)
 		}
-		if tr.Bytes() != before || before < seriesStateBytes+seasonSlotBytes*tc.slots {
-			t.Errorf("%q: %d bytes before, %d after 5000 values; want fixed, at least %d", tc.extra, before, tr.Bytes(), seriesStateBytes+seasonSlotBytes*tc.slots)
+		if want := trackerBytes + seriesPartBytes + seasonSlotBytes*tc.slots; tr.Bytes() != before || before != want {
+			t.Errorf("%q: %d bytes before, %d after 5000 values; want %d throughout", tc.extra, before, tr.Bytes(), want)
 		}
 	}
 }

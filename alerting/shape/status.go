@@ -72,7 +72,7 @@ func (t *Tracker) Status(now time.Time) *Status {
 // seriesStatus reports a series tracker: the latest value and the usual
 // value it was judged against, with the noise band as a share of it.
 func (t *Tracker) seriesStatus(now time.Time) *Status {
-	v := t.verdict
+	v := t.ser.verdict
 	st := &Status{Usual: Usual{Value: v.Usual}, Warm: v.Warm, Slot: slotName(t.spec, now), Findings: slices.Clone(t.findings), MemoryBytes: t.Bytes()}
 	if !v.Seasonal {
 		st.Slot = "recent level"
@@ -84,8 +84,8 @@ func (t *Tracker) seriesStatus(now time.Time) *Status {
 		f := *t.forecast
 		st.Forecast = &f
 	}
-	if t.hasLast {
-		last := t.last
+	if t.ser.hasLast {
+		last := t.ser.last
 		st.Value = &last
 	}
 	return st

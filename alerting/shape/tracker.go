@@ -5,9 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/DataDog/sketches-go/ddsketch"
-	"github.com/DataDog/sketches-go/ddsketch/mapping"
-
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/wire"
 )
@@ -15,30 +12,6 @@ import (
 // Shape tracking: what the evaluator keeps per (check, region) to see a
 // shape change. Trackers live next to windows and are guarded by their
 // region's mutex.
-
-// sketchAccuracy is the relative accuracy of every latency sketch: a
-// quantile it reports is within 1% of the true one.
-const sketchAccuracy = 0.01
-
-// Latencies are clamped into [minLatency, maxLatency] before they are
-// sketched, which bounds a sketch's index range and so its memory.
-const (
-	minLatency = 1e-6
-	maxLatency = 3600
-)
-
-// sketchMapping is shared by every sketch; mappings are immutable.
-var sketchMapping = func() mapping.IndexMapping {
-	m, err := mapping.NewLogarithmicMapping(sketchAccuracy)
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
-
-func newSketch() *ddsketch.DDSketch {
-	return ddsketch.NewDDSketch(sketchMapping, newBinStore(), newBinStore())
-}
 
 // Latency baseline statistics: the window's p50, p90 and p99, then each
 // phase's p50 and p99.
@@ -50,57 +23,12 @@ const (
 	numLatencyStats = statPhases + 2*len(wire.PhaseNames)
 )
 
-// latencyBucket is one bucket of a latency window: a sketch of the
-// passing probes' durations and one per phase, created when the phase is
-// first seen.
-type latencyBucket struct {
-	total  *ddsketch.DDSketch
-	phases [len(wire.PhaseNames)]*ddsketch.DDSketch
-}
-
-func (b *latencyBucket) add(r *wire.Result) {
-	if b.total == nil {
-		b.total = newSketch()
-	}
-	_ = b.total.Add(clampLatency(r.Duration))
-	for i, v := range r.Phases.Values() {
-		if v <= 0 {
-			continue
-		}
-		if b.phases[i] == nil {
-			b.phases[i] = newSketch()
-		}
-		_ = b.phases[i].Add(clampLatency(v))
-	}
-}
-
-// each calls f on every sketch of the bucket that exists.
-func (b *latencyBucket) each(f func(*ddsketch.DDSketch)) {
-	if b.total != nil {
-		f(b.total)
-	}
-	for _, s := range b.phases {
-		if s != nil {
-			f(s)
-		}
-	}
-}
-
-func (b *latencyBucket) clear() { b.each((*ddsketch.DDSketch).Clear) }
-
-func clampLatency(v float64) float64 {
-	if math.IsNaN(v) {
-		return minLatency
-	}
-	return min(max(v, minLatency), maxLatency)
-}
-
-// Tracker is one (check, region)'s shape state: latency sketches
+// Tracker is one (check, region)'s shape state: latency buckets
 // for http, tcp, tls and dns checks, recent values for series checks,
 // both with their baseline and current findings.
 type Tracker struct {
 	spec   *checks.ShapeSpec
-	base   *baseline
+	base   slotStats
 	series bool
 
 	// Latency: a ring of ShapeBuckets closed buckets and the open one.
@@ -112,15 +40,11 @@ type Tracker struct {
 	trend     []float64 // window p50 at each close, oldest first
 	win       LatencyWindow
 
-	// Series: the model, its verdict on the latest value, and the recent
-	// bumps.
-	model   SeriesState
-	verdict SeriesVerdict
-	last    float64
-	hasLast bool
-	rules   SeriesRules // the configured parts of the model
-	bump    Bump        // the bump in progress; zero Peak when none
-	bumps   []Bump
+	// Series: the model (nil for latency trackers, which it would only
+	// make larger) and the recent bumps.
+	ser   *seriesPart
+	bump  Bump // the bump in progress; zero Peak when none
+	bumps []Bump
 
 	findings []Finding
 	forecast *Finding
@@ -131,6 +55,20 @@ type Tracker struct {
 	// incident is neither resolved nor paged again on its account.
 	judged bool
 }
+
+// seriesPart is a series tracker's model, its verdict on the latest
+// value, and the rules it was built with.
+type seriesPart struct {
+	model   SeriesState
+	verdict SeriesVerdict
+	last    float64
+	hasLast bool
+	rules   SeriesRules
+}
+
+// seriesPartBytes is unsafe.Sizeof(seriesPart{}), which a test holds it
+// to: the model's fixed part, the verdict and the rules.
+const seriesPartBytes = 616
 
 // maxBumps bounds the bumps kept: MaxRecurringDays of a few a day.
 const maxBumps = 4 * checks.MaxRecurringDays
@@ -146,12 +84,11 @@ func NewTracker(c *checks.Check) *Tracker {
 		if s.Seasonality == checks.SeasonNone {
 			slots = 0 // the recent level alone
 		}
-		t.model = newSeriesState(slots)
-		t.rules = seriesRules(s, c.Interval)
+		t.ser = &seriesPart{model: newSeriesState(slots), rules: seriesRules(s, c.Interval)}
 		return t
 	}
 	t.bucketLen = s.Bucket()
-	t.base = newBaseline(s.Slots(), numLatencyStats, s.HalfLife, warmValues(s.Warmup, t.bucketLen))
+	t.base = newPackedBaseline(s.Slots(), numLatencyStats, s.HalfLife, warmValues(s.Warmup, t.bucketLen))
 	t.trend = make([]float64, 0, max(s.TrendBuckets(), 1))
 	return t
 }
@@ -216,41 +153,28 @@ func (t *Tracker) closeBucket(end time.Time) bool {
 	return t.setFindings(found)
 }
 
-// measure merges the closed buckets into the window's quantiles.
+// measure reads the window's quantiles from the closed buckets.
 func (t *Tracker) measure() LatencyWindow {
 	var w LatencyWindow
-	// A bucket closes every window/3 (5 minutes by default): a fresh
-	// sketch to merge into costs less than sharing one across trackers.
-	sk := newSketch()
-	merge := func(pick func(*latencyBucket) *ddsketch.DDSketch) int {
-		sk.Clear()
+	var bins []counted
+	gather := func(value int) []counted {
+		bins = bins[:0]
 		for i := 1; i <= t.closed; i++ {
-			b := &t.buckets[(t.open-i+len(t.buckets))%len(t.buckets)]
-			if s := pick(b); s != nil && !s.IsEmpty() {
-				_ = sk.MergeWith(s)
-			}
+			bins = t.buckets[(t.open-i+len(t.buckets))%len(t.buckets)].gather(value, bins)
 		}
-		return int(sk.GetCount())
+		return bins
 	}
-	w.Samples = merge(func(b *latencyBucket) *ddsketch.DDSketch { return b.total })
-	if w.Samples == 0 {
+	q, n := quantiles(gather(0), 0.5, 0.9, 0.99)
+	if w.Samples = n; n == 0 {
 		return w
 	}
-	w.Total = Quantiles{P50: quantile(sk, 0.5), P90: quantile(sk, 0.9), P99: quantile(sk, 0.99)}
+	w.Total = Quantiles{P50: q[0], P90: q[1], P99: q[2]}
 	for i := range w.Phases {
-		if n := merge(func(b *latencyBucket) *ddsketch.DDSketch { return b.phases[i] }); n > 0 {
-			w.Phases[i] = PhaseWindow{Samples: n, P50: quantile(sk, 0.5), P99: quantile(sk, 0.99)}
+		if q, n := quantiles(gather(1+i), 0.5, 0.99); n > 0 {
+			w.Phases[i] = PhaseWindow{Samples: n, P50: q[0], P99: q[1]}
 		}
 	}
 	return w
-}
-
-func quantile(s *ddsketch.DDSketch, q float64) float64 {
-	v, err := s.GetValueAtQuantile(q)
-	if err != nil {
-		return 0
-	}
-	return v
 }
 
 // stats are the window's values in baseline order; NaN for phases unseen.
@@ -282,13 +206,14 @@ func (t *Tracker) addValue(r *wire.Result, now time.Time) bool {
 		return t.setForecast(now)
 	}
 	v := *r.Observed.Value
-	t.last, t.hasLast = v, true
-	t.verdict = t.model.Step(v, t.spec.Slot(now), now, t.rules)
-	found := DetectSeries(t.spec, t.verdict, t.findings, now)
-	changed := t.setFindings(found) || t.verdict.Warm != t.judged
-	t.judged = t.verdict.Warm
-	if t.verdict.Warm && t.verdict.Usual > 0 {
-		t.trackBump(v/t.verdict.Usual, now)
+	p := t.ser
+	p.last, p.hasLast = v, true
+	p.verdict = p.model.Step(v, t.spec.Slot(now), now, p.rules)
+	found := DetectSeries(t.spec, p.verdict, t.findings, now)
+	changed := t.setFindings(found) || p.verdict.Warm != t.judged
+	t.judged = p.verdict.Warm
+	if p.verdict.Warm && p.verdict.Usual > 0 {
+		t.trackBump(v/p.verdict.Usual, now)
 	}
 	return t.setForecast(now) || changed
 }
@@ -339,20 +264,19 @@ func (t *Tracker) setFindings(found []Finding) bool {
 	return !same
 }
 
-// Bytes estimates the tracker's memory: fixed parts, the baseline, and
-// per sketch its structure and bins.
+// trackerBytes is what a Tracker itself takes: 600 bytes, in a 640-byte
+// allocation (a test holds it to unsafe.Sizeof).
+const trackerBytes = 640
+
+// Bytes estimates the tracker's memory: itself, the baseline, and what
+// the window's buckets hold.
 func (t *Tracker) Bytes() int {
-	// A sketch: the DDSketch (56 bytes), two binStores (32 each) and the
-	// positive store's bins, 8 bytes each.
-	const sketchOverhead = 128
 	if t.series {
-		return 256 + t.model.bytes() + 24*cap(t.bumps)
+		return trackerBytes + seriesPartBytes + seasonSlotBytes*cap(t.ser.model.Slots) + 24*cap(t.bumps)
 	}
-	n := 256 + t.base.bytes() + 8*cap(t.trend)
+	n := trackerBytes + t.base.bytes() + 8*cap(t.trend)
 	for i := range t.buckets {
-		t.buckets[i].each(func(s *ddsketch.DDSketch) {
-			n += sketchOverhead + 8*cap(s.GetPositiveValueStore().(*binStore).bins)
-		})
+		n += t.buckets[i].bytes()
 	}
 	return n
 }
@@ -389,12 +313,12 @@ type Saved struct {
 // Save returns a copy of the tracker's learned state.
 func (t *Tracker) Save() Saved {
 	if t.series {
-		m := t.model
+		m := t.ser.model
 		m.Slots = slices.Clone(m.Slots)
 		return Saved{Series: true, Bumps: slices.Clone(t.bumps), Model: &m}
 	}
-	return Saved{Series: t.series, Stats: t.base.stats, Meta: slices.Clone(t.base.meta),
-		Moments: slices.Clone(t.base.moments), Bumps: slices.Clone(t.bumps)}
+	meta, moments := t.base.save()
+	return Saved{Series: t.series, Stats: t.base.numStats(), Meta: meta, Moments: moments, Bumps: slices.Clone(t.bumps)}
 }
 
 // Restore copies s into the tracker and reports whether it could: a state
@@ -402,23 +326,21 @@ func (t *Tracker) Save() Saved {
 // restored.
 func (t *Tracker) Restore(s Saved) bool {
 	if t.series || s.Series {
-		if !t.series || !s.Series || s.Model == nil || len(s.Model.Slots) != len(t.model.Slots) {
+		if !t.series || !s.Series || s.Model == nil || len(s.Model.Slots) != len(t.ser.model.Slots) {
 			return false
 		}
-		slots := t.model.Slots
+		slots := t.ser.model.Slots
 		copy(slots, s.Model.Slots)
-		t.model = *s.Model
-		t.model.Slots = slots
+		t.ser.model = *s.Model
+		t.ser.model.Slots = slots
 		if len(s.Bumps) <= maxBumps {
 			t.bumps = slices.Clone(s.Bumps)
 		}
 		return true
 	}
-	if t.series != s.Series || t.base.stats != s.Stats || len(t.base.meta) != len(s.Meta) || len(t.base.moments) != len(s.Moments) {
+	if t.series != s.Series || t.base.numStats() != s.Stats || !t.base.restore(s.Meta, s.Moments) {
 		return false
 	}
-	copy(t.base.meta, s.Meta)
-	copy(t.base.moments, s.Moments)
 	if t.series && len(s.Bumps) <= maxBumps {
 		t.bumps = slices.Clone(s.Bumps)
 	}

@@ -2,12 +2,15 @@ package status
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
@@ -64,6 +67,10 @@ type Source interface {
 	// Private reports whether check is private: its page row shows states
 	// only.
 	Private(check string) bool
+	// CheckHistory returns check's last history.Days days up to now,
+	// oldest first, and its incidents, newest first (without the evidence
+	// of a private check).
+	CheckHistory(check string, now time.Time) ([]DayStatus, []IncidentRecord)
 }
 
 // Handler serves the evaluator's state as one self-contained HTML page
@@ -117,7 +124,9 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 				http.Error(w, "no check "+strconv.Quote(wire.Clip(q.Check, 128)), http.StatusNotFound)
 				return
 			}
-			page, err = render(build(src, ov, one))
+			p := build(src, ov, one)
+			p.One = true
+			page, err = render(p)
 		case !q.Paged() && len(ov.Checks) <= FullMaxChecks:
 			page, err = pages.Get(func() ([]byte, error) {
 				s := src.PublicStatus()
@@ -169,9 +178,18 @@ type statusPage struct {
 	Incidents   []incidentRow
 	More        int // open incidents left off the timeline
 	Maintenance []maintenanceRow
+	Upcoming    []upcomingRow
 	Checks      []checkView
-	// Page is set when Checks is one page of the checks.
+	// Page is set when Checks is one page of the checks; One when it is
+	// one check's view, with its incident history.
 	Page *PageInfo
+	One  bool
+}
+
+type upcomingRow struct {
+	Name       string
+	Start, End stamp
+	Checks     string
 }
 
 // stamp is a time as the page shows it, in UTC; the zero stamp is no
@@ -216,6 +234,28 @@ type checkView struct {
 	Maintenance                     []string
 	Spark                           *sparkline
 	Rows                            []checkRegionRow
+	// GroupHead is the group's name on the first check of a group.
+	GroupHead string
+	// Uptime is the uptime line; Bars one bar a day, oldest first.
+	Uptime  string
+	Bars    []dayBar
+	History []historyRow
+}
+
+// dayBar is one day of a check's history bar: its worst state as a class
+// and its figures as the title a pointer shows.
+type dayBar struct{ Class, Title string }
+
+// historyRow is one past incident of a check with its timeline.
+type historyRow struct {
+	Kind, Class, Summary, Regions, Lasted string
+	Opened, Resolved                      stamp
+	Timeline                              []timelineRow
+}
+
+type timelineRow struct {
+	At                     stamp
+	Action, Route, Summary string
 }
 
 type checkRegionRow struct {
@@ -293,12 +333,26 @@ func build(src Source, s Status, shown []CheckStatus) statusPage {
 			}
 		}
 	}
-	for _, cs := range shown {
+	for _, u := range s.Upcoming {
+		p.Upcoming = append(p.Upcoming, upcomingRow{Name: u.Name, Start: stampOf(u.Start, now), End: stampOf(u.End, now), Checks: u.Checks})
+	}
+	shown = groupChecks(shown)
+	group := ""
+	for i, cs := range shown {
 		v := checkView{
 			ID: cs.ID, Type: cs.Type, State: checkStateText(cs.State), Class: checkClass(cs.State),
 			Summary: cs.Summary, Maintenance: cs.Maintenance,
 		}
+		if cs.Group != group || (i == 0 && cs.Group != "") {
+			group, v.GroupHead = cs.Group, cmp.Or(cs.Group, "Other checks")
+		}
 		v.Private = src.Private(cs.ID)
+		v.Uptime = uptimeText(cs.Uptime)
+		days, hist := src.CheckHistory(cs.ID, now)
+		v.Bars = barsOf(days)
+		if len(shown) == 1 {
+			v.History = historyOf(hist, now)
+		}
 		for _, in := range cs.Incidents {
 			v.Incidents = append(v.Incidents, incidentRow{Check: cs.ID, Kind: string(in.Kind), Class: incidentClass(in.Kind), Opened: stampOf(in.OpenedAt, now), Paged: in.Paged, Flapping: in.Flapping, opened: in.OpenedAt})
 		}
@@ -340,4 +394,111 @@ func build(src Source, s Status, shown []CheckStatus) statusPage {
 		p.Incidents = p.Incidents[:pageIncidents]
 	}
 	return p
+}
+
+// groupChecks orders checks by group (labels.service), groups in the
+// order they first appear and checks in theirs; without any group the
+// order is unchanged.
+func groupChecks(cs []CheckStatus) []CheckStatus {
+	if !slices.ContainsFunc(cs, func(c CheckStatus) bool { return c.Group != "" }) {
+		return cs
+	}
+	first := map[string]int{}
+	for i, c := range cs {
+		if _, ok := first[c.Group]; !ok {
+			first[c.Group] = i
+		}
+	}
+	out := slices.Clone(cs)
+	slices.SortStableFunc(out, func(a, b CheckStatus) int {
+		// Checks without a group come last.
+		switch {
+		case a.Group == b.Group:
+			return 0
+		case a.Group == "":
+			return 1
+		case b.Group == "":
+			return -1
+		}
+		return first[a.Group] - first[b.Group]
+	})
+	return out
+}
+
+// uptimeText is a check's uptime line, or "" before any verdict.
+func uptimeText(u *Uptime) string {
+	if u == nil {
+		return ""
+	}
+	var parts []string
+	for _, r := range []struct {
+		name string
+		v    *float64
+	}{{"24 h", u.Day}, {"7 d", u.Week}, {"30 d", u.Month}, {"90 d", u.Quarter}} {
+		if r.v != nil {
+			parts = append(parts, r.name+" "+percent(*r.v))
+		}
+	}
+	return "Uptime " + strings.Join(parts, " · ")
+}
+
+// percent shows a ratio as a percentage with as many decimals as it
+// takes not to round an outage away: 99.99% stays short of 100%.
+func percent(v float64) string {
+	if v >= 1 {
+		return "100%"
+	}
+	for _, prec := range []int{1, 2, 3} {
+		s := strconv.FormatFloat(v*100, 'f', prec, 64)
+		if s != "100."+strings.Repeat("0", prec) {
+			return s + "%"
+		}
+	}
+	return "99.999%"
+}
+
+// barsOf is one bar a day: its worst verdict, and its figures as title.
+func barsOf(days []DayStatus) []dayBar {
+	bars := make([]dayBar, 0, len(days))
+	for _, d := range days {
+		b := dayBar{Class: "nd", Title: d.Date + ": no data"}
+		watched := int64(d.OK) + int64(d.Degraded) + int64(d.Down) + int64(d.Unknown)
+		if d.Worst != "" && watched > 0 {
+			b.Class = checkClass(d.Worst)
+			b.Title = fmt.Sprintf("%s: %s up", d.Date, percent(1-float64(d.Down)/float64(watched)))
+			for _, st := range []struct {
+				name string
+				secs int32
+			}{{"down", d.Down}, {"degraded", d.Degraded}, {"unknown", d.Unknown}} {
+				if st.secs > 0 {
+					b.Title += fmt.Sprintf(", %s %s", st.name, (time.Duration(st.secs) * time.Second).String())
+				}
+			}
+			if d.Probes > 0 {
+				b.Title += fmt.Sprintf(", %d probes, %d failed", d.Probes, d.Failures)
+			}
+		}
+		bars = append(bars, b)
+	}
+	return bars
+}
+
+// historyOf is a check's incident history as the page shows it.
+func historyOf(recs []IncidentRecord, now time.Time) []historyRow {
+	out := make([]historyRow, 0, len(recs))
+	for _, r := range recs {
+		h := historyRow{
+			Kind: string(r.Kind), Class: incidentClass(r.Kind), Summary: wire.Clip(r.Summary, pageReasonBytes),
+			Regions: strings.Join(r.Regions, ", "), Opened: stampOf(r.OpenedAt, now),
+		}
+		if !r.ResolvedAt.IsZero() {
+			h.Resolved = stampOf(r.ResolvedAt, now)
+			h.Lasted = r.ResolvedAt.Sub(r.OpenedAt).Round(time.Second).String()
+		}
+		for _, t := range r.Timeline {
+			h.Timeline = append(h.Timeline, timelineRow{At: stampOf(t.Time, now), Action: t.Action, Route: t.Route, Summary: wire.Clip(t.Summary, pageReasonBytes)})
+		}
+		out = append(out, h)
+	}
+	return out
 }

@@ -26,6 +26,21 @@ type Status struct {
 	// document has neither.
 	Summary *Summary  `json:"summary,omitempty"`
 	Page    *PageInfo `json:"page,omitempty"`
+	// Upcoming are the maintenance windows that start within the next
+	// UpcomingWithin, soonest first.
+	Upcoming []MaintenanceWindow `json:"upcoming_maintenance,omitempty"`
+}
+
+// UpcomingWithin is how far ahead Status.Upcoming looks.
+const UpcomingWithin = 7 * 24 * time.Hour
+
+// MaintenanceWindow is one maintenance window ahead.
+type MaintenanceWindow struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Checks names the checks it covers: "every check", or a list.
+	Checks string `json:"checks"`
 }
 
 // Seconds is a duration that marshals as a number of seconds.
@@ -74,6 +89,61 @@ type CheckStatus struct {
 	// Maintenance names the active maintenance windows covering the check.
 	Maintenance []string            `json:"maintenance,omitempty"`
 	Regions     []CheckRegionStatus `json:"regions"`
+	// Group is the check's labels.service (or labels.group): what the
+	// status page groups it under; empty for none.
+	Group string `json:"group,omitempty"`
+	// Uptime is the share of the watched time that the check was not
+	// DOWN over the last 1, 7, 30 and 90 UTC days (today counting as one);
+	// absent before any verdict.
+	Uptime *Uptime `json:"uptime,omitempty"`
+	// Days are the check's last history.Days days, oldest first, and
+	// History its incidents, newest first: only in the answer for one
+	// check (?check=ID), which the status page's check view shows too.
+	Days    []DayStatus      `json:"days,omitempty"`
+	History []IncidentRecord `json:"incident_history,omitempty"`
+}
+
+// Uptime is a check's uptime over several ranges of days, each a ratio
+// in [0, 1]; a range with no watched time is absent.
+type Uptime struct {
+	Day     *float64 `json:"1d,omitempty"`
+	Week    *float64 `json:"7d,omitempty"`
+	Month   *float64 `json:"30d,omitempty"`
+	Quarter *float64 `json:"90d,omitempty"`
+}
+
+// DayStatus is one UTC day of a check.
+type DayStatus struct {
+	Date string `json:"date"`
+	// Worst is the worst verdict with time in the day (DOWN, DEGRADED,
+	// UNKNOWN, OK), or empty for a day nobody watched.
+	Worst decide.CheckState `json:"worst,omitempty"`
+	// Seconds in each verdict; what was not watched is in none.
+	OK       int32 `json:"ok_seconds"`
+	Degraded int32 `json:"degraded_seconds"`
+	Down     int32 `json:"down_seconds"`
+	Unknown  int32 `json:"unknown_seconds"`
+	Probes   int32 `json:"probes"`
+	Failures int32 `json:"failures"`
+}
+
+// IncidentRecord is one incident of a check's history with what was sent
+// about it.
+type IncidentRecord struct {
+	Kind       decide.IncidentKind `json:"kind"`
+	OpenedAt   time.Time           `json:"opened_at"`
+	ResolvedAt time.Time           `json:"resolved_at,omitzero"`
+	Regions    []string            `json:"regions,omitempty"`
+	Summary    string              `json:"summary,omitempty"`
+	Timeline   []TimelineEntry     `json:"timeline,omitempty"`
+}
+
+// TimelineEntry is one notification sent about an incident.
+type TimelineEntry struct {
+	Time    time.Time `json:"time"`
+	Action  string    `json:"action"`
+	Route   string    `json:"route,omitempty"`
+	Summary string    `json:"summary,omitempty"`
 }
 
 // IncidentStatus is one open incident of a check.

@@ -37,8 +37,10 @@ needs no other secret than that and its checks' credentials: other regions'
 keys and the notifiers' secrets may be unset (notifiers without theirs are
 not used for its own page).
 
-Serves /metrics and /healthz on --listen. SIGHUP reloads the checks (a
-changed reporting: block or key takes a restart); SIGINT
+Serves /metrics and /healthz on --listen. SIGHUP, or POST /-/reload from
+loopback, reloads the checks (a changed reporting: block or key takes a
+restart; a file that does not load is refused and the running checks
+stay); SIGINT
 or SIGTERM stops, cancelling probes in flight (a cancelled probe is not a
 result: it is not shipped) and keeping unsent batches in the spool.
 
@@ -204,7 +206,19 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 		}
 		return strings.Join(problems, "; ")
 	}
-	srv, err := listenAndServe(o.listen, baseMux(reg, degraded, nil))
+	reloads, err := newReloads(reg, o.files, needs, e, log, func(cfg *checks.Config) (int, error) {
+		n, err := p.apply(cfg)
+		if err == nil {
+			reporter.SetConfigDigest(cfg.Digest)
+		}
+		return n, err
+	})
+	if err != nil {
+		return err
+	}
+	mux := baseMux(reg, degraded, nil)
+	mux.Handle("POST /-/reload", reloads.handler())
+	srv, err := listenAndServe(o.listen, mux)
 	if err != nil {
 		return err
 	}
@@ -235,15 +249,8 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	wg.Add(1)
 	go func() { defer wg.Done(); poller.Run(probeCtx) }()
 
-	reloadChecks := reloader(o.files, needs, e, log, func(cfg *checks.Config) (int, error) {
-		n, err := p.apply(cfg)
-		if err == nil {
-			reporter.SetConfigDigest(cfg.Digest)
-		}
-		return n, err
-	})
 	result := untilStopped(ctx, srv, log, func() {
-		reloadChecks()
+		reloads.signal()
 		if certs != nil {
 			if err := certs.reload(); err != nil {
 				log.Error("SIGHUP: TLS files not reloaded; the ones in use stay", "err", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -32,6 +33,14 @@ Serves the status page (/status, plain HTML that refreshes itself, and
 --listen. --data-dir keeps
 what must survive a restart (the batch sequence numbers accepted from each
 agent, so a replayed batch is refused after a restart too).
+
+SIGHUP, or POST /-/reload (from loopback, or with a client certificate
+under --tls-client-ca), reloads the configuration: it is loaded and
+validated first, and refused whole, the running one staying, when it does
+not load or changes regions, peers or reporting (those take a restart).
+Checks it keeps keep their results, incidents and shapes; the open
+incidents of checks it removes are resolved. SIGHUP also re-reads the TLS
+files.
 
 Flags:
 `
@@ -82,7 +91,9 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 	// below), so ev is set before sentByPeer is first called.
 	var ev *alerting.Evaluator
 	sentByPeer := func(t time.Time) (notify.PeerVerdict, string) { return ev.SentByPeer(t) }
-	pipe, err := newPipeline(cfg, dataDir, reg, log, name, sentByPeer)
+	pipe, err := newPipelineFor(cfg, func(cfg *checks.Config) (*outbox.Outbox, error) {
+		return newPipeline(cfg, dataDir, reg, log, name, sentByPeer)
+	})
 	if err != nil {
 		return err
 	}
@@ -104,7 +115,11 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 			log.Error("evaluator state not fully saved", "err", err)
 		}
 	}()
-	mux := evaluatorMux(reg, ev)
+	reloads, err := newReloads(reg, files, checks.EvaluatorNeeds(), e, log, reloadEvaluator(ev, pipe, nil))
+	if err != nil {
+		return err
+	}
+	mux := evaluatorMux(reg, ev, reloads)
 	srv, err := listenAndServeTLS(listen, mux, certs)
 	if err != nil {
 		return err
@@ -112,9 +127,7 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 	log.Info("outpost evaluator running", "listen", srv.URL(), "regions", cfg.Regions, "checks", len(cfg.Checks),
 		"data_dir", dataDir, "config_digest", cfg.Digest)
 	runCtx, stop := context.WithCancel(context.Background())
-	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	pipeDone := make(chan struct{})
-	go func() { defer close(pipeDone); pipe.Run(pipeCtx) }()
+	pipe.start()
 	done := make(chan struct{})
 	go func() { defer close(done); ev.Run(runCtx) }()
 	result := untilStopped(ctx, srv, log, func() {
@@ -125,26 +138,55 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 				log.Info("SIGHUP: TLS certificate and CA reloaded")
 			}
 		}
-		log.Warn("SIGHUP: an evaluator does not reload its configuration yet; restart it to apply changes")
+		reloads.signal()
 	})
 	stop()
 	<-done
 	srv.shutdown()
-	// Notifications still in flight finish their attempt; the rest stay in
-	// the outbox for the next start.
-	stopPipe()
-	<-pipeDone
+	// Notifications still in flight finish their attempt (pipe.Close,
+	// deferred); the rest stay in the outbox for the next start.
 	return result
 }
 
-// evaluatorMux serves an evaluator's endpoints.
-func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator) *http.ServeMux {
+// reloadEvaluator returns the reload of an evaluator and its notification
+// pipeline (and, for outpost run, of the local prober after them, so that
+// the evaluator knows a new check before its first result). What only a
+// restart can change is refused before anything changes.
+func reloadEvaluator(ev *alerting.Evaluator, pipe *pipeline, then func(*checks.Config) (int, error)) func(*checks.Config) (int, error) {
+	return func(cfg *checks.Config) (int, error) {
+		if err := ev.CanReload(cfg); err != nil {
+			return 0, err
+		}
+		old := ev.Config()
+		if err := pipe.reload(cfg, old); err != nil {
+			return 0, fmt.Errorf("notification outbox: %w", err)
+		}
+		if _, err := ev.Reload(context.Background(), cfg); err != nil {
+			if err2 := pipe.reload(old, cfg); err2 != nil {
+				err = fmt.Errorf("%w; the notification outbox runs the new configuration's notifiers: %v", err, err2)
+			}
+			return 0, err
+		}
+		if then != nil {
+			return then(cfg)
+		}
+		return len(cfg.Checks), nil
+	}
+}
+
+// evaluatorMux serves an evaluator's endpoints; with reloads, POST
+// /-/reload too.
+func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator, reloads *reloads) *http.ServeMux {
 	mux := baseMux(reg, nil, ev.Health)
+	if reloads != nil {
+		mux.Handle("POST /-/reload", reloads.handler())
+	}
 	// The evaluator's own routes: result ingest, confirmation polls and
 	// heartbeat pings.
 	h := ev.Handler()
 	mux.Handle("/v1/", h)
 	mux.Handle("/ping/", h)
+	mux.Handle("/api/", h)
 	// The status page and its JSON leave out what private checks would
 	// reveal: they are meant to be shown to people outside the team.
 	mux.Handle("GET /status", ev.StatusPage())
@@ -170,7 +212,12 @@ func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, l
 			Help: "Notifications not sent by this evaluator because an evaluator ahead of it in peer order was up and sends them (Slack, webhooks, console; PagerDuty gets every evaluator's).",
 		}, []string{"notifier"})
 		if err := reg.Register(left); err != nil {
-			return nil, err
+			// Reopened for a reload: the series go on.
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, err
+			}
+			left = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 		for _, c := range cfg.Notifiers {
 			if c.PagerDuty != nil {
@@ -189,6 +236,7 @@ func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, l
 		Routes:         receivers.Routes(cfg),
 		CheckNotifiers: receivers.CheckNotifiers(cfg),
 		Escalations:    receivers.Escalations(cfg),
+		Repeat:         receivers.Repeats(cfg),
 		Dir:            filepath.Join(dataDir, "outbox"),
 		Registerer:     reg,
 		Logger:         log,

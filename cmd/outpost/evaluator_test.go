@@ -36,7 +36,7 @@ checks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(evaluatorMux(reg, ev))
+	srv := httptest.NewServer(evaluatorMux(reg, ev, nil))
 	t.Cleanup(srv.Close)
 	for _, tc := range []struct {
 		method, path string
@@ -91,7 +91,7 @@ checks:
 	if err := ev.Apply(wire.Batch{V: 1, Agent: "a", Region: "us-east", Seq: 1, Created: now, Results: res}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(evaluatorMux(newRegistry(), ev))
+	srv := httptest.NewServer(evaluatorMux(newRegistry(), ev, nil))
 	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL + "/status.json")
 	if err != nil {
@@ -210,7 +210,7 @@ checks:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ev.Close() })
-	srv := httptest.NewServer(evaluatorMux(newRegistry(), ev))
+	srv := httptest.NewServer(evaluatorMux(newRegistry(), ev, nil))
 	t.Cleanup(srv.Close)
 	healthz := func() (int, string) {
 		resp, err := http.Get(srv.URL + "/healthz")

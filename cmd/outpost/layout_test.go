@@ -28,14 +28,15 @@ var layers = map[string]int{
 	"alerting/state": 0,
 	// The NAB scorer: pure arithmetic and file formats, nothing of ours.
 	"cmd/outpost-bench/nab": 0,
-	// L1: pure shape detection; notification types and HTTP helpers; the
-	// fake clock for tests.
-	"alerting/shape": 1, "alerting/notify": 1, "probes/clock/clocktest": 1,
+	// L1: pure shape detection; pure history; notification types and
+	// HTTP helpers; the fake clock for tests.
+	"alerting/shape": 1, "alerting/history": 1, "alerting/silence": 1, "alerting/notify": 1, "probes/clock/clocktest": 1,
 	// L2: probers; pure decisions; one package per receiver; the
 	// receivers' test kit.
 	"probes": 2, "alerting/decide": 2,
 	"alerting/notify/pagerduty": 2, "alerting/notify/slack": 2, "alerting/notify/webhook": 2,
 	"alerting/notify/console": 2, "alerting/notify/notifytest": 2,
+	"alerting/notify/email": 2, "alerting/notify/teams": 2,
 	// L3: what the evaluator is built from.
 	"alerting/status": 3, "alerting/outbox": 3, "alerting/notify/receivers": 3,
 	// L4: the agent's runtime and the evaluator.
@@ -45,7 +46,8 @@ var layers = map[string]int{
 }
 
 // receiverPkgs are the packages that deliver to one destination each.
-var receiverPkgs = []string{"alerting/notify/pagerduty", "alerting/notify/slack", "alerting/notify/webhook", "alerting/notify/console"}
+var receiverPkgs = []string{"alerting/notify/pagerduty", "alerting/notify/slack", "alerting/notify/webhook", "alerting/notify/console",
+	"alerting/notify/email", "alerting/notify/teams"}
 
 // pkg is what the rules read of one package.
 type pkg struct {
@@ -112,8 +114,8 @@ var rules = []rule{
 		}
 		return bad
 	}},
-	{"decide and shape import no net, os or sync", func(p pkg) []string {
-		if p.Path != "alerting/decide" && p.Path != "alerting/shape" {
+	{"decide, shape, history and silence import no net, os or sync", func(p pkg) []string {
+		if !slices.Contains([]string{"alerting/decide", "alerting/shape", "alerting/history", "alerting/silence"}, p.Path) {
 			return nil
 		}
 		var bad []string

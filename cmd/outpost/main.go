@@ -49,6 +49,8 @@ Commands:
   run        an evaluator and a local agent in one process: the quick start
   agent      run a region's checks and ship signed results to evaluators
   evaluator  receive results from agents, watch region liveness, serve status
+  silence    add, list or expire silences on an evaluator (ad-hoc maintenance)
+  schema     print the configuration's JSON Schema, for editors and CI
   version    print the version
   help       show help for a command: outpost help check
 
@@ -80,6 +82,10 @@ func run(ctx context.Context, args []string, e env) int {
 		return cmdValidate(rest, e)
 	case "check":
 		return cmdCheck(ctx, rest, e)
+	case "schema":
+		return cmdSchema(rest, e)
+	case "silence":
+		return cmdSilence(ctx, rest, e)
 	case "version", "--version", "-version":
 		fmt.Fprintln(e.stdout, versionText())
 		return exitOK

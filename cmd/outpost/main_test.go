@@ -196,3 +196,43 @@ func TestLogFlags(t *testing.T) {
 		t.Errorf("a bad level: code %d, %q", code, errOut)
 	}
 }
+
+// TestSchemaCommand checks that "outpost schema" prints the checked-in
+// schema, a JSON Schema document, and has help and usage errors like
+// every other command.
+func TestSchemaCommand(t *testing.T) {
+	code, out, errOut := runCLI(t, nil, "schema")
+	if code != exitOK || errOut != "" {
+		t.Fatalf("schema: code %d, stderr %q", code, errOut)
+	}
+	want, err := os.ReadFile("../../checks/schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("outpost schema differs from checks/schema.json")
+	}
+	var doc struct {
+		Schema     string         `json:"$schema"`
+		ID         string         `json:"$id"`
+		Properties map[string]any `json:"properties"`
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("output is not JSON: %v", err)
+	}
+	if doc.Schema != "http://json-schema.org/draft-07/schema#" || doc.ID != checks.SchemaURL || doc.Properties["checks"] == nil {
+		t.Errorf("not the configuration's schema: $schema %q, $id %q, properties %v", doc.Schema, doc.ID, len(doc.Properties))
+	}
+	for _, args := range [][]string{{"schema", "--help"}, {"help", "schema"}} {
+		code, out, errOut := runCLI(t, nil, args...)
+		if code != exitOK || !strings.Contains(out+errOut, "Usage: outpost schema") || !strings.Contains(out+errOut, "yaml-language-server: $schema=") {
+			t.Errorf("%v: code %d, output %q", args, code, out+errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, nil, "schema", "extra"); code != exitUsage || !strings.Contains(errOut, "takes no arguments") {
+		t.Errorf("schema extra: code %d, %q", code, errOut)
+	}
+	if code, out, _ := runCLI(t, nil, "help"); code != exitOK || !strings.Contains(out, "schema ") {
+		t.Errorf("help does not list schema: %q", out)
+	}
+}

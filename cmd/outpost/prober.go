@@ -80,24 +80,6 @@ func (p *prober) run(ctx context.Context, wg *sync.WaitGroup) {
 	go func() { defer wg.Done(); p.console.Run(ctx) }()
 }
 
-// reloader returns the SIGHUP handler: load (needing what the process
-// needs), apply, or keep what runs.
-func reloader(files []string, needs checks.Needs, e env, log *slog.Logger, apply func(*checks.Config) (int, error)) func() {
-	return func() {
-		cfg, err := checks.LoadFor(files, e.lookup, needs)
-		if err != nil {
-			log.Error("reload failed; keeping the running configuration", "err", err)
-			return
-		}
-		n, err := apply(cfg)
-		if err != nil {
-			log.Error("reload failed; keeping the running configuration", "err", err)
-			return
-		}
-		log.Info("configuration reloaded", "checks", n, "digest", cfg.Digest)
-	}
-}
-
 // health reports runs the scheduler skipped lately, or "".
 func (p *prober) health() string {
 	n, reason := p.sched.Health()

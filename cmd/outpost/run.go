@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting"
+	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/agent"
 	"github.com/outposthq/outpost/probes/clock"
@@ -26,7 +27,10 @@ reported on the console.
 
 Serves the status page (/status and /status.json), /metrics, /healthz,
 /ping/TOKEN for heartbeat checks and POST /v1/results on --listen.
-SIGHUP reloads the local agent's checks; SIGINT or SIGTERM stops cleanly.
+SIGHUP, or POST /-/reload from loopback, reloads the configuration (the
+evaluator's, then the local agent's checks; a file that does not load is
+refused and the running configuration stays); SIGINT or SIGTERM stops
+cleanly.
 
 Flags:
 `
@@ -67,7 +71,9 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 		return fmt.Errorf("data dir: %w", err)
 	}
 	reg := newRegistry()
-	pipe, err := newPipeline(cfg, dataDir, reg, log, "", nil)
+	pipe, err := newPipelineFor(cfg, func(cfg *checks.Config) (*outbox.Outbox, error) {
+		return newPipeline(cfg, dataDir, reg, log, "", nil)
+	})
 	if err != nil {
 		return err
 	}
@@ -95,15 +101,19 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return err
 	}
-	srv, err := listenAndServe(listen, evaluatorMux(reg, ev))
+	// The evaluator takes the new configuration first, so that it knows
+	// a new check before the prober's first result for it.
+	reloads, err := newReloads(reg, files, checks.AllSecrets(), e, log, reloadEvaluator(ev, pipe, p.apply))
+	if err != nil {
+		return err
+	}
+	srv, err := listenAndServe(listen, evaluatorMux(reg, ev, reloads))
 	if err != nil {
 		return err
 	}
 	log.Info("outpost running", "listen", srv.URL(), "status", srv.URL()+"/status", "region", region, "checks", n, "config", files)
 
-	pipeCtx, stopPipe := context.WithCancel(context.Background())
-	pipeDone := make(chan struct{})
-	go func() { defer close(pipeDone); pipe.Run(pipeCtx) }()
+	pipe.start()
 	evalCtx, stopEval := context.WithCancel(context.Background())
 	probeCtx, stopProbing := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -122,13 +132,11 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 		}
 	}()
 
-	result := untilStopped(ctx, srv, log, reloader(files, checks.AllSecrets(), e, log, p.apply))
+	result := untilStopped(ctx, srv, log, reloads.signal)
 	stopProbing()
 	probing.Wait()
 	stopEval()
 	wg.Wait()
 	srv.shutdown()
-	stopPipe()
-	<-pipeDone
 	return result
 }

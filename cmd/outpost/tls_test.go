@@ -109,7 +109,7 @@ checks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := listenAndServeTLS("127.0.0.1:0", evaluatorMux(newRegistry(), ev), certs)
+	srv, err := listenAndServeTLS("127.0.0.1:0", evaluatorMux(newRegistry(), ev, nil), certs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/console"
+	"github.com/outposthq/outpost/alerting/notify/email"
 	"github.com/outposthq/outpost/alerting/notify/pagerduty"
 	"github.com/outposthq/outpost/alerting/notify/slack"
+	"github.com/outposthq/outpost/alerting/notify/teams"
 	"github.com/outposthq/outpost/alerting/notify/webhook"
 	"github.com/outposthq/outpost/checks"
 )
@@ -24,6 +27,8 @@ var (
 	_ notify.Notifier = (*pagerduty.Notifier)(nil)
 	_ notify.Notifier = (*slack.Notifier)(nil)
 	_ notify.Notifier = (*webhook.Notifier)(nil)
+	_ notify.Notifier = (*email.Notifier)(nil)
+	_ notify.Notifier = (*teams.Notifier)(nil)
 )
 
 // DefaultName names the console notifier BuildNotifiers provides
@@ -79,6 +84,10 @@ func build(c *checks.Notifier, log *slog.Logger, opts notify.Options) (notify.No
 		return webhook.New(c.Webhook, opts)
 	case c.Console != nil:
 		return console.New(log), nil
+	case c.Email != nil:
+		return email.New(c.Email, opts)
+	case c.Teams != nil:
+		return teams.New(c.Teams, opts)
 	}
 	return nil, errors.New("no notifier type")
 }
@@ -90,6 +99,18 @@ func Escalations(cfg *checks.Config) map[string]checks.Escalation {
 	for _, n := range cfg.Notifiers {
 		if n.Escalate != nil {
 			out[n.Name] = checks.Escalation{To: n.Escalate.To, After: n.Escalate.After}
+		}
+	}
+	return out
+}
+
+// Repeats returns the reminder interval of each notifier of cfg that has
+// one (repeat:, or defaults.repeat), for outbox.Options.Repeat.
+func Repeats(cfg *checks.Config) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, n := range cfg.Notifiers {
+		if n.Repeat > 0 {
+			out[n.Name] = n.Repeat
 		}
 	}
 	return out

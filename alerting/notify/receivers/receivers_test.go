@@ -3,11 +3,14 @@ package receivers_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outposthq/outpost/alerting/notify/console"
+	"github.com/outposthq/outpost/alerting/notify/email"
 	"github.com/outposthq/outpost/alerting/notify/pagerduty"
 	"github.com/outposthq/outpost/alerting/notify/receivers"
 	"github.com/outposthq/outpost/alerting/notify/slack"
+	"github.com/outposthq/outpost/alerting/notify/teams"
 	"github.com/outposthq/outpost/alerting/notify/webhook"
 	"github.com/outposthq/outpost/checks"
 )
@@ -18,6 +21,8 @@ notifiers:
   - {name: chat, slack: {webhook_url: "${SLACK_URL}"}}
   - {name: hook, webhook: {url: "http://127.0.0.1:1/hook", secret: "${HOOK_SECRET}"}}
   - {name: log, console: {}}
+  - {name: mail, repeat: 1h, email: {smarthost: "127.0.0.1:25", tls: none, from: outpost@example.com, to: [a@example.com, b@example.com]}}
+  - {name: msteams, teams: {webhook_url: "${TEAMS_URL}"}}
 checks:
   - id: web-home
     http: {url: "http://127.0.0.1:1/"}
@@ -25,7 +30,7 @@ checks:
 
 func everyType(t testing.TB) *checks.Config {
 	t.Helper()
-	env := map[string]string{"PD_KEY": "R0UT1NGKEY0123456789abcdefABCDEF", "SLACK_URL": "http://127.0.0.1:1/services/T0/B0/XXXXsecretXXXX", "HOOK_SECRET": "whsec-0123456789"}
+	env := map[string]string{"PD_KEY": "R0UT1NGKEY0123456789abcdefABCDEF", "SLACK_URL": "http://127.0.0.1:1/services/T0/B0/XXXXsecretXXXX", "HOOK_SECRET": "whsec-0123456789", "TEAMS_URL": "http://127.0.0.1:1/workflows/x?sig=XXXXsecretXXXX"}
 	cfg, err := checks.LoadBytes("t.yaml", []byte(everyTypeYAML), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +77,17 @@ func TestBuild(t *testing.T) {
 		if _, ok := ns["hook"].(*webhook.Notifier); !ok {
 			t.Errorf("hook is %T", ns["hook"])
 		}
+		if _, ok := ns["mail"].(*email.Notifier); !ok {
+			t.Errorf("mail is %T", ns["mail"])
+		}
+		if _, ok := ns["msteams"].(*teams.Notifier); !ok {
+			t.Errorf("msteams is %T", ns["msteams"])
+		}
 		if _, ok := ns["log"].(*console.Notifier); !ok {
 			t.Errorf("log is %T", ns["log"])
+		}
+		if r := receivers.Repeats(cfg); len(r) != 1 || r["mail"] != time.Hour {
+			t.Errorf("repeats %v, want mail's 1h alone", r)
 		}
 		if r := receivers.Routes(cfg)["oncall"]; strings.Join(r, ",") != "critical,meta" {
 			t.Errorf("oncall routes %v", r)

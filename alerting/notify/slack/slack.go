@@ -118,6 +118,9 @@ func slackMessage(n notify.Notification) slackPayload {
 	if summary == "" {
 		summary = n.Key
 	}
+	if notify.IsReminder(n) {
+		what = "REMINDER: " + what
+	}
 	headline := fmt.Sprintf("%s [%s] %s", mark, what, slackEscape(summary))
 	msg := slackPayload{Text: wire.Clip(headline, maxSlackSectionText)}
 	msg.Blocks = append(msg.Blocks, slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: wire.Clip("*"+strings.TrimSpace(headline)+"*", maxSlackSectionText)}})

@@ -71,6 +71,8 @@ func TestSlackRetryClassification(t *testing.T) {
 // other channel shows (notify.SeverityOf): a meta page is ERROR, as on
 // PagerDuty, whatever the producer wrote; a resolve says RESOLVED.
 func TestSlackSeverityIsTheEventsOne(t *testing.T) {
+	reminder := notifytest.PageDown("k")
+	reminder.Details = map[string]string{notify.DetailReminder: "true"}
 	meta := notifytest.PageDown("outpost:region:us-east")
 	meta.Route, meta.Severity = notify.RouteMeta, notify.SeverityCritical
 	for _, tc := range []struct {
@@ -78,6 +80,7 @@ func TestSlackSeverityIsTheEventsOne(t *testing.T) {
 		want string
 	}{
 		{notifytest.PageDown("k"), ":red_circle: [CRITICAL]"},
+		{reminder, ":red_circle: [REMINDER: CRITICAL]"},
 		{meta, ":large_orange_circle: [ERROR]"},
 		{notifytest.ResolveOf(meta), ":large_green_circle: [RESOLVED]"},
 	} {
