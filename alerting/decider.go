@@ -46,6 +46,7 @@ type checkDecider struct {
 	retired bool            // its check was removed by a reload
 	failing map[string]bool // per region, for RegionHealth's hysteresis
 	state   decide.IncidentState
+	certs   decide.CertState // the certificates warned about
 	last    decide.Decision
 	warmUp  time.Time // no UNKNOWN verdict acts before this
 	page    pageFacts // what every page of the check carries
@@ -172,6 +173,11 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 	}
 	d := decide.Decide(cd.c, in)
 	cd.last = d
+	// Certificate warnings are facts about what live regions see, apart
+	// from the verdict: they go out during a warm-up too.
+	if e.evaluateCerts(cd, in, now) {
+		cd.save = &savedDecider{State: cd.state, Failing: maps.Clone(cd.failing), Certs: maps.Clone(cd.certs)}
+	}
 	// A restart must be invisible: while the check has incidents open from
 	// before it, nothing changes them until every region of the check has
 	// reported since the start (or the warm-up is over), so that none is
@@ -186,7 +192,7 @@ func (e *Evaluator) evaluateProbes(cd *checkDecider, now time.Time) {
 	}
 	if !reflect.DeepEqual(next, cd.state) || !maps.Equal(failingBefore, cd.failing) {
 		cd.state = next
-		cd.save = &savedDecider{State: next, Failing: maps.Clone(cd.failing)}
+		cd.save = &savedDecider{State: next, Failing: maps.Clone(cd.failing), Certs: maps.Clone(cd.certs)}
 	}
 }
 

@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -252,11 +253,23 @@ const maxForwards = 32
 // forwardPing passes a ping to every peer, so that a job may ping any one
 // evaluator and all of them know. It does not wait for the peers.
 func (e *Evaluator) forwardPing(token, event, msg string) {
+	path := "/ping/" + token
+	if event != "" {
+		path += "/" + event
+	}
+	e.forward("ping", http.MethodPost, path, []byte(msg), nil)
+}
+
+// forward passes a request that changed this evaluator's state (a ping, a
+// silence) to every peer, marked with headerForwarded so that the peer
+// does not pass it on again, at most maxForwards at a time, each within
+// peerCheckTimeout. header, if set, adds the request's own headers.
+func (e *Evaluator) forward(what, method, path string, body []byte, header func(http.Header)) {
 	for _, w := range e.peers {
 		select {
 		case e.forwardSlots <- struct{}{}:
 		default:
-			e.log.Warn("ping not forwarded: too many forwards in flight", "peer", w.peer.Name)
+			e.log.Warn(what+" not forwarded: too many forwards in flight", "peer", w.peer.Name)
 			continue
 		}
 		e.peerWG.Add(1)
@@ -265,22 +278,28 @@ func (e *Evaluator) forwardPing(token, event, msg string) {
 			defer func() { <-e.forwardSlots }()
 			ctx, cancel := context.WithTimeout(context.Background(), peerCheckTimeout)
 			defer cancel()
-			url := strings.TrimRight(w.peer.URL, "/") + "/ping/" + token
-			if event != "" {
-				url += "/" + event
-			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(msg))
+			req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(w.peer.URL, "/")+path, bytes.NewReader(body))
 			if err != nil {
 				return
 			}
 			req.Header.Set(headerForwarded, e.name)
+			if header != nil {
+				header(req.Header)
+			}
 			resp, err := e.peerClient.Do(req)
 			if err != nil {
-				e.log.Warn("ping not forwarded", "peer", w.peer.Name, "err", shortErr(err))
+				if ok, suppressed := e.limiter.Allow("forward/"+what+"/"+w.peer.Name, e.clock.Now()); ok {
+					e.log.Warn(what+" not forwarded", "peer", w.peer.Name, "err", shortErr(err), "suppressed", suppressed)
+				}
 				return
 			}
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 			resp.Body.Close()
+			if resp.StatusCode >= 300 {
+				if ok, suppressed := e.limiter.Allow("forward/"+what+"/"+w.peer.Name, e.clock.Now()); ok {
+					e.log.Warn(what+" not taken by a peer", "peer", w.peer.Name, "status", resp.StatusCode, "suppressed", suppressed)
+				}
+			}
 		}()
 	}
 }

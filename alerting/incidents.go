@@ -11,14 +11,22 @@ import (
 // incidents, and which regions were failing. Without the second, the first
 // result after a restart would be judged without the failure history
 // behind it, and an open incident could resolve and page again.
+//
+// Certs are the certificates the check warned about (decide.StepCerts),
+// so that a restart does not warn about them again.
 type savedDecider struct {
 	State   decide.IncidentState `json:"state"`
 	Failing map[string]bool      `json:"failing,omitempty"`
+	Certs   decide.CertState     `json:"certs,omitempty"`
 }
 
 // atRest reports whether saved is what a check starts with: nothing open,
-// nothing pending, no region failing. Such a check needs no record.
+// nothing pending, no region failing, no certificate warned about. Such a
+// check needs no record.
 func (saved savedDecider) atRest() bool {
+	if len(saved.Certs) > 0 {
+		return false
+	}
 	for _, f := range saved.Failing {
 		if f {
 			return false
@@ -59,6 +67,7 @@ func (e *Evaluator) restoreDecider(id string, saved savedDecider) bool {
 		return false
 	}
 	cd.state = saved.State
+	cd.certs = saved.Certs
 	for region, failing := range saved.Failing {
 		if slices.Contains(cd.c.Regions, region) {
 			cd.failing[region] = failing

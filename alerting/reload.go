@@ -68,7 +68,8 @@ func (r *regionState) tables() *regionTables { return r.tab.Load() }
 // ReloadReport says what a reload changed.
 type ReloadReport struct {
 	Added, Changed, Removed []string
-	// Resolved counts the incidents of removed checks that were resolved.
+	// Resolved counts the incidents and certificate warnings of removed
+	// checks that were resolved.
 	Resolved int
 }
 
@@ -140,6 +141,11 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 			e.emit(cd, ev, nil)
 			rep.Resolved++
 		}
+		for _, ev := range decide.RetireCerts(cd.id, cd.certs, now) {
+			cd.queue(e.certNotification(cd, ev))
+			rep.Resolved++
+		}
+		cd.certs = nil
 		cd.state, cd.retired = next, true
 		cd.save = &savedDecider{State: next}
 		if cd.claim() {

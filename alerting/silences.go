@@ -328,38 +328,10 @@ func (e *Evaluator) reevaluate(now time.Time) {
 // forwardSilence passes a silence request to every peer, as a ping is.
 func (e *Evaluator) forwardSilence(method, path string, body []byte) {
 	token := e.config().API.Token.Value()
-	for _, w := range e.peers {
-		select {
-		case e.forwardSlots <- struct{}{}:
-		default:
-			e.log.Warn("silence not forwarded: too many forwards in flight", "peer", w.peer.Name)
-			continue
-		}
-		e.peerWG.Add(1)
-		go func() {
-			defer e.peerWG.Done()
-			defer func() { <-e.forwardSlots }()
-			ctx, cancel := context.WithTimeout(context.Background(), peerCheckTimeout)
-			defer cancel()
-			req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(w.peer.URL, "/")+path, bytes.NewReader(body))
-			if err != nil {
-				return
-			}
-			req.Header.Set(headerForwarded, e.name)
-			req.Header.Set("Authorization", "Bearer "+token)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := e.peerClient.Do(req)
-			if err != nil {
-				e.log.Warn("silence not forwarded", "peer", w.peer.Name, "err", shortErr(err))
-				return
-			}
-			io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				e.log.Warn("silence not taken by a peer", "peer", w.peer.Name, "status", resp.StatusCode)
-			}
-		}()
-	}
+	e.forward("silence", method, path, body, func(h http.Header) {
+		h.Set("Authorization", "Bearer "+token)
+		h.Set("Content-Type", "application/json")
+	})
 }
 
 // silenceView is a silence as the API lists it: Alertmanager's form.

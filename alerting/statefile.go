@@ -41,7 +41,7 @@ const (
 )
 
 // stateLost is what a damaged state.db takes with it.
-var stateLost = "open incidents, failing regions, heartbeat pings, agents' sequence memory and the checks' history: open incidents may page again as new, " +
+var stateLost = "open incidents, failing regions, certificate warnings sent, heartbeat pings, agents' sequence memory and the checks' history: open incidents may page again as new, " +
 	"heartbeat checks are judged from this start, and replays of batches signed in the last " + wire.MaxClockSkew.String() + " are accepted"
 
 // openState opens the state store in dir and restores what it holds,

@@ -72,7 +72,9 @@ type nodeDecoder interface {
 }
 
 type decoder struct {
-	file   string
+	file string
+	// raw is the file's text, for positions inside a value (CELExpr).
+	raw    []byte
 	lookup LookupEnv
 	errs   *errorList
 	check  string // id of the check being decoded, for error messages
@@ -537,8 +539,16 @@ func lookupField(info structInfo, name string) (fieldInfo, bool) {
 	return fieldInfo{}, false
 }
 
+// misplaced says where keys commonly written at the wrong level belong.
+var misplaced = map[string]string{
+	"cert_warn_days": "; cert_warn_days goes on http: or tls: itself, not under expect: (it warns, it does not fail the check)",
+}
+
 // suggest names the closest known key, or lists them all.
 func suggest(key string, info structInfo) string {
+	if hint, ok := misplaced[key]; ok {
+		return hint
+	}
 	best, bestDist := "", 3
 	names := make([]string, 0, len(info.fields))
 	for _, f := range info.fields {

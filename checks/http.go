@@ -39,6 +39,12 @@ type HTTPSpec struct {
 	// Resolver is "host:port" of a DNS server to resolve the target through;
 	// empty means the system resolver.
 	Resolver string `yaml:"resolver"`
+	// CertWarnDays is how many days before the server's certificate
+	// expires the evaluator sends one warning-route notification about it
+	// (per certificate, never a page on the critical route). It must be
+	// above expect.cert_min_days; 0 turns warnings off. Default 21, or
+	// cert_min_days + 7 when cert_min_days is 21 or more.
+	CertWarnDays int `yaml:"cert_warn_days"`
 
 	Src Source
 
@@ -103,7 +109,10 @@ type HTTPExpect struct {
 	// such as Last-Modified) is recent: a status page or feed that stopped
 	// updating fails even though it answers 200.
 	Fresh *Freshness `yaml:"fresh"`
-	Src   Source
+	// CEL is a CEL expression over the response (status, headers, body,
+	// json, timings) that must be true; it is compiled at load.
+	CEL *CELExpr `yaml:"cel"`
+	Src Source
 }
 
 // Freshness takes a time from the JSON body or a header and requires it
@@ -139,6 +148,8 @@ func validateHTTP(c *Check, id string, errs *errorList) {
 	} else if h.MaxBodyBytes < 1 || h.MaxBodyBytes > MaxBodyBytesLimit {
 		errs.add(h.Src.At("max_body_bytes"), id, "max_body_bytes must be between 1 and %d MiB", MaxBodyBytesLimit>>20)
 	}
+	minDays, minKey := httpCertMinDays(h)
+	validateCertWarn(&h.CertWarnDays, &h.Src, minDays, minKey, httpCanSeeCert(h), id, errs)
 	if h.BasicAuth != nil {
 		if h.BasicAuth.Username == "" {
 			errs.add(h.BasicAuth.Src.Pos, id, "basic_auth.username is required")

@@ -233,7 +233,7 @@ func parseFile(name string, data []byte, lookup LookupEnv, secrets map[string]st
 		errs.add(Pos{File: name}, "", "empty configuration file")
 		return nil
 	}
-	d := &decoder{file: name, lookup: lookup, errs: errs, secrets: secrets, budget: nodeBudget(countNodes(root))}
+	d := &decoder{file: name, lookup: lookup, errs: errs, secrets: secrets, budget: nodeBudget(countNodes(root)), raw: data}
 	fc := &fileConfig{raw: data}
 	if root.Kind != yaml.MappingNode {
 		errs.add(d.pos(root), "", "expected a mapping with version, regions, checks, ..., got %s", describe(root))
@@ -324,59 +324,41 @@ func readCheckFiles(c *Check, baseDir string, errs *errorList) {
 
 func merge(files []*fileConfig, errs *errorList) *Config {
 	cfg := &Config{Version: 1}
-	var defaultsAt, reportingAt, metaAt, externalAt, apiAt *Pos
-	for _, fc := range files {
-		if fc.API != nil {
-			if apiAt != nil {
-				errs.add(fc.Src.At("api"), "", "api: already set at %s; set it in one file only", apiAt)
-			} else {
-				p := fc.Src.At("api")
-				apiAt = &p
-				cfg.API = *fc.API
-			}
+	// Top-level blocks that one file may set: where each was set, and the
+	// tail of the message when a second file sets it too.
+	set := map[string]Pos{}
+	once := func(fc *fileConfig, key, tail string) bool {
+		if first, dup := set[key]; dup {
+			errs.add(fc.Src.At(key), "", "%s: already set at %s; %s", key, first, tail)
+			return false
 		}
-		if fc.Meta != nil {
-			if metaAt != nil {
-				errs.add(fc.Src.At("meta"), "", "meta: already set at %s; set it in one file only", metaAt)
-			} else {
-				p := fc.Src.At("meta")
-				metaAt = &p
-				cfg.Meta = *fc.Meta
-			}
+		set[key] = fc.Src.At(key)
+		return true
+	}
+	const oneFile = "set it in one file only"
+	for _, fc := range files {
+		if fc.API != nil && once(fc, "api", oneFile) {
+			cfg.API = *fc.API
+		}
+		if fc.Meta != nil && once(fc, "meta", oneFile) {
+			cfg.Meta = *fc.Meta
 		}
 		if fc.Src.Has("version") && fc.Version != configVersion {
 			errs.add(fc.Src.At("version"), "", "unsupported version %d; this Outpost reads version %d", fc.Version, configVersion)
 		}
-		if fc.Reporting != nil {
-			if reportingAt != nil {
-				errs.add(fc.Src.At("reporting"), "", "reporting: already set at %s; set it in one file only", reportingAt)
-			} else {
-				p := fc.Src.At("reporting")
-				reportingAt = &p
-				cfg.Reporting = *fc.Reporting
-			}
+		if fc.Reporting != nil && once(fc, "reporting", oneFile) {
+			cfg.Reporting = *fc.Reporting
 		}
-		if fc.Defaults != nil {
-			if defaultsAt != nil {
-				errs.add(fc.Src.At("defaults"), "", "defaults: already set at %s; set defaults in one file only", defaultsAt)
-			} else {
-				p := fc.Src.At("defaults")
-				defaultsAt = &p
-				cfg.Defaults = *fc.Defaults
-			}
+		if fc.Defaults != nil && once(fc, "defaults", "set defaults in one file only") {
+			cfg.Defaults = *fc.Defaults
 		}
-		if fc.Src.Has("external_url") {
-			if externalAt != nil {
-				errs.add(fc.Src.At("external_url"), "", "external_url: already set at %s; set it in one file only", externalAt)
-			} else {
-				p := fc.Src.At("external_url")
-				externalAt = &p
-				cfg.ExternalURL = fc.ExternalURL
-				if msg := checkURL(fc.ExternalURL, fc.Src.fromEnv("external_url")); msg != "" {
-					errs.add(p, "", "external_url %s", msg)
-				} else if u, _ := url.Parse(fc.ExternalURL); u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-					errs.add(p, "", "external_url: give the status page's base URL, with no user, query or fragment (pages add /status?check=ID)")
-				}
+		if fc.Src.Has("external_url") && once(fc, "external_url", oneFile) {
+			p := set["external_url"]
+			cfg.ExternalURL = fc.ExternalURL
+			if msg := checkURL(fc.ExternalURL, fc.Src.fromEnv("external_url")); msg != "" {
+				errs.add(p, "", "external_url %s", msg)
+			} else if u, _ := url.Parse(fc.ExternalURL); u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				errs.add(p, "", "external_url: give the status page's base URL, with no user, query or fragment (pages add /status?check=ID)")
 			}
 		}
 		cfg.Regions = append(cfg.Regions, fc.Regions...)

@@ -36,7 +36,10 @@ type Notifier struct {
 	Console   *ConsoleNotifier   `yaml:"console"`
 	Email     *EmailNotifier     `yaml:"email"`
 	Teams     *TeamsNotifier     `yaml:"teams"`
-	Src       Source
+	// Alertmanager posts each incident as an alert to the API v2 of one or
+	// more Alertmanagers.
+	Alertmanager *AlertmanagerNotifier `yaml:"alertmanager"`
+	Src          Source
 }
 
 // MinRepeat is the shortest repeat interval accepted.
@@ -100,7 +103,7 @@ var Routes = []string{RouteCritical, RouteWarning, RouteMeta}
 // the schema (schema.go) take them; exactly one must be set.
 func (n *Notifier) typeBlocks() []typeBlock {
 	return []typeBlock{{"pagerduty", n.PagerDuty != nil}, {"slack", n.Slack != nil}, {"webhook", n.Webhook != nil}, {"console", n.Console != nil},
-		{"email", n.Email != nil}, {"teams", n.Teams != nil}}
+		{"email", n.Email != nil}, {"teams", n.Teams != nil}, {"alertmanager", n.Alertmanager != nil}}
 }
 
 func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) {
@@ -172,9 +175,12 @@ func validateNotifier(n *Notifier, i int, seen map[string]Pos, errs *errorList) 
 	if n.Src.Has("repeat") {
 		validateRepeat(n.Repeat, n.Src.At("repeat"), label+": repeat", errs)
 	}
+	if n.Alertmanager != nil {
+		validateAlertmanager(n.Alertmanager, label, errs)
+	}
 	switch len(types) {
 	case 0:
-		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console, email, teams", label)
+		errs.add(n.Src.Pos, "", "%s: no notifier type; add one of pagerduty, slack, webhook, console, email, teams, alertmanager", label)
 	case 1:
 	default:
 		errs.add(n.Src.At(types[1]), "", "%s: has both %s and %s; a notifier has exactly one type", label, types[0], types[1])

@@ -196,6 +196,12 @@ func leafDefinitions() map[string]jsonSchema {
 				jsonSchema{"type": "array", "minItems": 1, "items": status},
 			},
 		},
+		"cel": {
+			"description": "A CEL expression over the response (status, headers, body, json, timings) that must be true, such as json.lag_seconds < 30.",
+			"type":        "string",
+			"minLength":   1,
+			"maxLength":   MaxCELBytes,
+		},
 		"regexp": {
 			"description": "A regular expression in Go's RE2 syntax.",
 			"type":        []any{"string", "number", "boolean"},
@@ -239,6 +245,7 @@ var leafTypes = map[reflect.Type]string{
 	reflect.TypeFor[StatusSet]():  "status",
 	reflect.TypeFor[JSONPath]():   "jsonPath",
 	reflect.TypeFor[JSONExpect](): "jsonExpect",
+	reflect.TypeFor[CELExpr]():    "cel",
 }
 
 // switchableTypes are the blocks that "false" (or "off") turns off.
@@ -367,7 +374,8 @@ func structRules() map[reflect.Type]structRule {
 			required: []string{"smarthost", "from", "to"},
 			values:   map[string]jsonSchema{"tls": enumSchema(emailTLSModes, false), "auth": enumSchema(emailAuths, false)},
 		},
-		reflect.TypeFor[TeamsNotifier](): {required: []string{"webhook_url"}},
+		reflect.TypeFor[TeamsNotifier]():        {required: []string{"webhook_url"}},
+		reflect.TypeFor[AlertmanagerNotifier](): {required: []string{"urls"}},
 		reflect.TypeFor[DNSSpec](): {
 			required: []string{"name"},
 			values: map[string]jsonSchema{

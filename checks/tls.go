@@ -15,7 +15,13 @@ type TLSSpec struct {
 	Expect             *TLSExpect `yaml:"expect"`
 	IPProtocol         string     `yaml:"ip_protocol"`
 	Resolver           string     `yaml:"resolver"`
-	Src                Source
+	// CertWarnDays is how many days before the server's certificate
+	// expires the evaluator sends one warning-route notification about it
+	// (per certificate, never a page on the critical route). It must be
+	// above expect.cert_min_days; 0 turns warnings off. Default 21, or
+	// cert_min_days + 7 when cert_min_days is 21 or more.
+	CertWarnDays int `yaml:"cert_warn_days"`
+	Src          Source
 
 	CAPEM []byte `yaml:"-"`
 }
@@ -33,6 +39,7 @@ func validateTLS(c *Check, id string, errs *errorList) {
 	validateAddress(t.Address, &t.Src, id, "tls", errs)
 	validateIPProtocol(t.IPProtocol, &t.Src, id, errs)
 	validateResolver(t.Resolver, &t.Src, id, errs)
+	validateCertWarn(&t.CertWarnDays, &t.Src, c.CertMinDays(), "expect.cert_min_days", true, id, errs)
 	if t.Expect != nil {
 		if t.Expect.CertMinDays < 0 {
 			errs.add(t.Expect.Src.At("cert_min_days"), id, "expect.cert_min_days must not be negative")

@@ -63,6 +63,14 @@ func newHTTP(c *checks.Check, opts Options) (Prober, error) {
 			p.steps = append(p.steps, newHTTPStep(s.Name, &s.HTTPRequest, s.BodyBytes, s.Capture, h.Headers))
 		}
 	}
+	for _, st := range p.steps {
+		if e := st.expect.spec; e != nil && e.CEL != nil {
+			// Built once here; every probe evaluates the same program.
+			if st.expect.cel, err = e.CEL.Program(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return p, nil
 }
 
@@ -376,6 +384,14 @@ func (p *httpProbe) runStep(ctx context.Context, st *httpStep, vars map[string]s
 	ev := evaluation{
 		resp: hr, body: body, truncated: truncated, limit: limit,
 		connected: tr.read().dial.connected, tls: out.tls, now: p.opts.Clock.Now(), redact: p.opts.Redact,
+		ctx: ctx,
+	}
+	if st.expect.cel != nil {
+		d := tr.read()
+		ev.timings = map[string]float64{
+			"resolve": d.dial.resolve.Seconds(), "connect": d.dial.connect.Seconds(), "tls": d.tls.Seconds(),
+			"processing": d.processing.Seconds(), "transfer": out.phases.Transfer, "total": time.Since(start).Seconds(),
+		}
 	}
 	out.failures = append(out.failures, st.expect.check(&ev)...)
 	if e := st.expect.spec; e != nil {

@@ -2,6 +2,7 @@ package probes
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -94,6 +95,10 @@ type evaluation struct {
 	json    any
 	jsonErr error
 	decoded bool
+	// ctx bounds a CEL evaluation; timings are the phases so far, in
+	// seconds, for CEL.
+	ctx     context.Context
+	timings map[string]float64
 }
 
 // redactFn is ev.redact, or the identity when it is nil.
@@ -129,6 +134,8 @@ func (ev *evaluation) truncNote() string {
 
 type httpExpect struct {
 	spec *checks.HTTPExpect
+	// cel is spec.CEL's program, built once by newHTTP.
+	cel *checks.CELProgram
 }
 
 var default2xx = checks.StatusSet{{Lo: 200, Hi: 299}}
@@ -193,6 +200,11 @@ func (x httpExpect) check(ev *evaluation) []string {
 	}
 	if e.Fresh != nil {
 		if msg := freshness(e.Fresh, ev); msg != "" {
+			f = append(f, msg)
+		}
+	}
+	if x.cel != nil {
+		if msg := celReason(x.cel, ev); msg != "" {
 			f = append(f, msg)
 		}
 	}

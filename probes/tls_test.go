@@ -2,7 +2,9 @@ package probes
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"slices"
@@ -152,6 +154,13 @@ func TestTLSObservation(t *testing.T) {
 			}
 			if !o.TLS.NotAfter.Equal(tc.want.Leaf.NotAfter) || o.TLS.ServerName != "outpost.test" || o.TLS.Version != "1.3" {
 				t.Errorf("Observed.TLS = %+v, want not_after %s, server_name outpost.test, version 1.3", o.TLS, tc.want.Leaf.NotAfter)
+			}
+			// What tells this certificate from its renewal, and names it
+			// in a warning.
+			sum := sha256.Sum256(tc.want.Leaf.Raw)
+			if o.TLS.Fingerprint != hex.EncodeToString(sum[:]) || o.TLS.Serial != fmt.Sprintf("%x", tc.want.Leaf.SerialNumber) ||
+				!slices.Equal(o.TLS.SANs, []string{"outpost.test", "127.0.0.1"}) {
+				t.Errorf("Observed.TLS = %+v, want the leaf's fingerprint, serial %x and SANs [outpost.test 127.0.0.1]", o.TLS, tc.want.Leaf.SerialNumber)
 			}
 		})
 	}

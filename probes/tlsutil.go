@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -60,12 +61,28 @@ func observeTLS(st *tls.ConnectionState) *wire.TLSObservation {
 			o.Subject = c.Subject.CommonName
 			o.Issuer = c.Issuer.CommonName
 			o.NotAfter = c.NotAfter
+			o.SANs = certNames(c)
+			o.Serial = fmt.Sprintf("%x", c.SerialNumber)
+			sum := sha256.Sum256(c.Raw)
+			o.Fingerprint = hex.EncodeToString(sum[:])
 		}
 		if c.NotAfter.Before(o.NotAfter) {
 			o.NotAfter = c.NotAfter
 		}
 	}
 	return o
+}
+
+// certNames are c's DNS names and IP addresses, at most wire.MaxSANs.
+func certNames(c *x509.Certificate) []string {
+	names := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) > wire.MaxSANs {
+		names = names[:wire.MaxSANs:wire.MaxSANs]
+	}
+	return names
 }
 
 // certDaysReason checks the earliest certificate expiry against minDays.

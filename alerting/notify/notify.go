@@ -50,7 +50,8 @@ const (
 	KindStorm = "storm"
 	// KindCheckPrefix starts the kinds of a check's incidents: "check_"
 	// and the incident kind (check_down, check_degraded, check_unknown,
-	// check_disagreement, check_shape, check_forecast); see CheckKind.
+	// check_disagreement, check_shape, check_forecast), and of a check's
+	// certificate warnings (check_cert_expiring); see CheckKind.
 	KindCheckPrefix = "check_"
 )
 
@@ -79,7 +80,8 @@ const (
 const (
 	// RouteCritical: a check is DOWN.
 	RouteCritical = checks.RouteCritical
-	// RouteWarning: DEGRADED, disagreements, shape findings.
+	// RouteWarning: DEGRADED, disagreements, shape findings, certificates
+	// nearing expiry.
 	RouteWarning = checks.RouteWarning
 	// RouteMeta: the monitoring itself (stale regions, UNKNOWN checks).
 	RouteMeta = checks.RouteMeta

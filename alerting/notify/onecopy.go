@@ -95,3 +95,10 @@ func (o *OneCopy) Notify(ctx context.Context, n Notification) (retry bool, err e
 		}
 	}
 }
+
+// CloseIdleConnections passes the outbox's Close on to the notifier.
+func (o *OneCopy) CloseIdleConnections() {
+	if c, ok := o.Notifier.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/alertmanager"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/alerting/notify/pagerduty"
 	"github.com/outposthq/outpost/alerting/notify/receivers"
@@ -33,6 +34,7 @@ notifiers:
   - {name: hook, webhook: {url: "${HOOK_URL}", secret: "${HOOK_SECRET}"}}
   - {name: log, console: {}}
   - {name: msteams, teams: {webhook_url: "${TEAMS_URL}"}}
+  - {name: am, alertmanager: {urls: ["${AM_URL}"], bearer_token: "${AM_TOKEN}", resend: 1h}}
 checks:
   - id: web-home
     http: {url: "http://127.0.0.1:1/"}
@@ -42,13 +44,14 @@ const (
 	leakHookSecret = "whsec-LEAKCANARY-hook-0123456789"
 	leakSlackPath  = "/services/T0LEAK/B0LEAK/LEAKCANARYslackpath"
 	leakDeadPath   = "/services/T0DEAD/B0DEAD/LEAKCANARYdeadpath"
+	leakAMToken    = "am-LEAKCANARY-token-0123456789"
 	leakTeamsPath  = "/workflows/LEAKCANARYflow/triggers/manual/paths/invoke?api-version=2016-06-01&sig=LEAKCANARYteamssig"
 )
 
 // leakConfig loads leakYAML with the test secrets and the URLs in env.
 func leakConfig(t testing.TB, urls map[string]string) *checks.Config {
 	t.Helper()
-	env := map[string]string{"PD_KEY": notifytest.RoutingKey, "HOOK_SECRET": leakHookSecret, "SLACK_DEAD_URL": "http://" + notifytest.ClosedAddr(t) + leakDeadPath}
+	env := map[string]string{"PD_KEY": notifytest.RoutingKey, "HOOK_SECRET": leakHookSecret, "AM_TOKEN": leakAMToken, "SLACK_DEAD_URL": "http://" + notifytest.ClosedAddr(t) + leakDeadPath}
 	for k, v := range urls {
 		env[k] = v
 	}
@@ -105,18 +108,20 @@ func (h *hostileServer) received() []string {
 	return append([]string(nil), h.bodies...)
 }
 
-// TestNoSecretLeaks: no routing key, Slack webhook URL or webhook secret
-// appears in a log line, an error, the metrics, the outbox or any payload,
-// except the routing key in PagerDuty's routing_key field.
+// TestNoSecretLeaks: no routing key, Slack webhook URL, webhook secret,
+// Teams URL or Alertmanager bearer token appears in a log line, an error,
+// the metrics, the outbox or any payload, except the routing key in
+// PagerDuty's routing_key field.
 func TestNoSecretLeaks(t *testing.T) {
 	pdSrv := newHostileServer(t, http.StatusAccepted, 500, 429)
 	slackSrv := newHostileServer(t, http.StatusOK, 500, 429)
 	hookSrv := newHostileServer(t, http.StatusOK, 500)
 	teamsSrv := newHostileServer(t, http.StatusAccepted, 500, 429)
+	amSrv := newHostileServer(t, http.StatusOK, 500, 429)
 	slackURL, teamsURL := slackSrv.URL+leakSlackPath, teamsSrv.URL+leakTeamsPath
-	cfg := leakConfig(t, map[string]string{"PD_URL": pdSrv.URL, "SLACK_URL": slackURL, "HOOK_URL": hookSrv.URL + "/hook", "TEAMS_URL": teamsURL})
+	cfg := leakConfig(t, map[string]string{"PD_URL": pdSrv.URL, "SLACK_URL": slackURL, "HOOK_URL": hookSrv.URL + "/hook", "TEAMS_URL": teamsURL, "AM_URL": amSrv.URL})
 	deadURL := cfg.Notifiers[2].Slack.WebhookURL.Value()
-	secrets := []string{notifytest.RoutingKey, slackURL, leakSlackPath, "LEAKCANARY", deadURL, leakDeadPath, leakHookSecret, teamsURL, "LEAKCANARYteamssig"}
+	secrets := []string{notifytest.RoutingKey, slackURL, leakSlackPath, "LEAKCANARY", deadURL, leakDeadPath, leakHookSecret, teamsURL, "LEAKCANARYteamssig", leakAMToken}
 
 	var logs notifytest.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -139,6 +144,7 @@ func TestNoSecretLeaks(t *testing.T) {
 		return func() bool {
 			return h.count("oncall", resultDelivered) == n && h.count("chat", resultDelivered) == n &&
 				h.count("hook", resultDelivered) == n && h.count("log", resultDelivered) == n && h.count("msteams", resultDelivered) == n &&
+				h.count("am", resultDelivered) == n &&
 				h.count("chat-dead", resultRetried) >= 3
 		}
 	}
@@ -196,14 +202,15 @@ func TestNoSecretLeaks(t *testing.T) {
 		pdBodies = append(pdBodies, strings.Replace(b, `"routing_key":"`+notifytest.RoutingKey+`"`, "", 1))
 	}
 	places := map[string]string{
-		"logs":             logs.String(),
-		"errors":           strings.Join(errs, "\n"),
-		"metrics":          fmt.Sprint(mfs),
-		"outbox":           string(outbox),
-		"pagerduty bodies": strings.Join(pdBodies, "\n"),
-		"slack bodies":     strings.Join(slackSrv.received(), "\n"),
-		"webhook bodies":   strings.Join(hookSrv.received(), "\n"),
-		"teams bodies":     strings.Join(teamsSrv.received(), "\n"),
+		"logs":                logs.String(),
+		"errors":              strings.Join(errs, "\n"),
+		"metrics":             fmt.Sprint(mfs),
+		"outbox":              string(outbox),
+		"pagerduty bodies":    strings.Join(pdBodies, "\n"),
+		"slack bodies":        strings.Join(slackSrv.received(), "\n"),
+		"webhook bodies":      strings.Join(hookSrv.received(), "\n"),
+		"teams bodies":        strings.Join(teamsSrv.received(), "\n"),
+		"alertmanager bodies": strings.Join(amSrv.received(), "\n"),
 	}
 	for where, text := range places {
 		if text == "" && where != "errors" {
@@ -244,11 +251,16 @@ func notifiersFor(t testing.TB, cfg *checks.Config, url string) map[string]notif
 	if err != nil {
 		t.Fatal(err)
 	}
+	am, err := alertmanager.New(&checks.AlertmanagerNotifier{URLs: []string{url}, BearerToken: checks.NewSecret(leakAMToken)}, opts, alertmanager.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
+		am.CloseIdleConnections()
 		pd.CloseIdleConnections()
 		sl.CloseIdleConnections()
 		wh.CloseIdleConnections()
 		tm.CloseIdleConnections()
 	})
-	return map[string]notify.Notifier{"pagerduty": pd, "slack": sl, "webhook": wh, "teams": tm}
+	return map[string]notify.Notifier{"pagerduty": pd, "slack": sl, "webhook": wh, "teams": tm, "alertmanager": am}
 }

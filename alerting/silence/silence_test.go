@@ -96,8 +96,8 @@ func TestLifecycle(t *testing.T) {
 	if s.Active(now.Add(91*time.Minute)) || !s.EndsAt.Equal(now.Add(90*time.Minute)) {
 		t.Errorf("expired silence still active, ends %s", s.EndsAt)
 	}
-	if !ValidID(NewID()) || NewID() == NewID() {
-		t.Error("ids")
+	if a, b := NewID(), NewID(); !ValidID(a) || a == b {
+		t.Errorf("ids %q %q", a, b)
 	}
 	if got := s.String(); !strings.Contains(got, `{check="web"} by ana`) {
 		t.Errorf("String %q", got)

@@ -37,6 +37,7 @@ var layers = map[string]int{
 	"alerting/notify/pagerduty": 2, "alerting/notify/slack": 2, "alerting/notify/webhook": 2,
 	"alerting/notify/console": 2, "alerting/notify/notifytest": 2,
 	"alerting/notify/email": 2, "alerting/notify/teams": 2,
+	"alerting/notify/alertmanager": 2,
 	// L3: what the evaluator is built from.
 	"alerting/status": 3, "alerting/outbox": 3, "alerting/notify/receivers": 3,
 	// L4: the agent's runtime and the evaluator.
@@ -47,7 +48,7 @@ var layers = map[string]int{
 
 // receiverPkgs are the packages that deliver to one destination each.
 var receiverPkgs = []string{"alerting/notify/pagerduty", "alerting/notify/slack", "alerting/notify/webhook", "alerting/notify/console",
-	"alerting/notify/email", "alerting/notify/teams"}
+	"alerting/notify/email", "alerting/notify/teams", "alerting/notify/alertmanager"}
 
 // pkg is what the rules read of one package.
 type pkg struct {

@@ -81,6 +81,15 @@ func (d *Decoder) tls() *TLSObservation {
 		case "issuer":
 			d.once(&seen, 4)
 			t.Issuer = d.str()
+		case "sans":
+			d.once(&seen, 5)
+			t.SANs = d.strs()
+		case "serial":
+			d.once(&seen, 6)
+			t.Serial = d.str()
+		case "fingerprint":
+			d.once(&seen, 7)
+			t.Fingerprint = d.str()
 		default:
 			d.fail = true
 		}

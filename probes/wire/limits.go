@@ -57,12 +57,16 @@ func Bound(r *Result) bool {
 	cut = clipTo(&o.Line, MaxTextBytes) || cut
 	cut = clipHeaders(&o.Headers) || cut
 	if t := o.TLS; t != nil && (len(t.Version) > MaxNameBytes || len(t.ServerName) > MaxNameBytes ||
-		len(t.Subject) > MaxTextBytes || len(t.Issuer) > MaxTextBytes) {
+		len(t.Subject) > MaxTextBytes || len(t.Issuer) > MaxTextBytes ||
+		len(t.Serial) > MaxNameBytes || len(t.Fingerprint) > MaxNameBytes || overItems(t.SANs, MaxNameBytes)) {
 		c := *t
 		clipTo(&c.Version, MaxNameBytes)
 		clipTo(&c.ServerName, MaxNameBytes)
 		clipTo(&c.Subject, MaxTextBytes)
 		clipTo(&c.Issuer, MaxTextBytes)
+		clipTo(&c.Serial, MaxNameBytes)
+		clipTo(&c.Fingerprint, MaxNameBytes)
+		clipList(&c.SANs, MaxNameBytes)
 		o.TLS, cut = &c, true
 	}
 	copied := false
@@ -122,6 +126,11 @@ func clipList(l *[]string, n int) bool {
 	return false
 }
 
+// overItems reports whether an element of l is over n bytes.
+func overItems(l []string, n int) bool {
+	return slices.ContainsFunc(l, func(s string) bool { return len(s) > n })
+}
+
 // clipHeaders cuts the names and values of *h, in a copy of *h.
 func clipHeaders(h *map[string]string) bool {
 	over := false
@@ -177,6 +186,8 @@ func check(r *Result) (msg string, over bool) {
 		return overList("observed.steps", len(o.Steps)), false
 	case len(o.DNS) > MaxListItems:
 		return overList("observed.dns", len(o.DNS)), false
+	case o.TLS != nil && len(o.TLS.SANs) > MaxListItems:
+		return overList("observed.tls.sans", len(o.TLS.SANs)), false
 	}
 	for i, d := range o.DNS {
 		if len(d.Answers) > MaxListItems {
@@ -222,6 +233,11 @@ func observedBytes(o *Observed) (int, bool) {
 		c.add(t.ServerName, MaxNameBytes)
 		c.add(t.Subject, MaxTextBytes)
 		c.add(t.Issuer, MaxTextBytes)
+		c.add(t.Serial, MaxNameBytes)
+		c.add(t.Fingerprint, MaxNameBytes)
+		for _, s := range t.SANs {
+			c.add(s, MaxNameBytes)
+		}
 	}
 	for i := range o.Steps {
 		c.add(o.Steps[i].Name, MaxNameBytes)
@@ -287,6 +303,11 @@ func Fit(r *Result) {
 	o.ResolvedIPs = firstItems(o.ResolvedIPs)
 	o.Steps = firstItems(o.Steps)
 	o.DNS = firstItems(o.DNS)
+	if o.TLS != nil && len(o.TLS.SANs) > MaxListItems {
+		t := *o.TLS
+		t.SANs = firstItems(t.SANs)
+		o.TLS = &t
+	}
 	for i := range o.DNS {
 		o.DNS[i].Answers = firstItems(o.DNS[i].Answers)
 		o.DNS[i].CNAMEs = firstItems(o.DNS[i].CNAMEs)

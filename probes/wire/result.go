@@ -122,9 +122,23 @@ type TLSObservation struct {
 	// NotAfter is the earliest expiry among the certificates the server
 	// presented (blackbox_exporter's probe_ssl_earliest_cert_expiry).
 	NotAfter time.Time `json:"not_after"`
-	Subject  string    `json:"subject,omitempty"`
-	Issuer   string    `json:"issuer,omitempty"`
+	// Subject and Issuer are the common names of the leaf certificate's
+	// subject and issuer.
+	Subject string `json:"subject,omitempty"`
+	Issuer  string `json:"issuer,omitempty"`
+	// SANs are the leaf certificate's DNS names and IP addresses, at most
+	// MaxSANs of them, for a human to know which certificate it is.
+	SANs []string `json:"sans,omitempty"`
+	// Serial is the leaf certificate's serial number in hex, and
+	// Fingerprint the SHA-256 of its DER encoding in hex: with NotAfter
+	// they tell one certificate from its renewal, so that an evaluator
+	// warns about each certificate once.
+	Serial      string `json:"serial,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
+
+// MaxSANs is how many names of a certificate an agent reports.
+const MaxSANs = 16
 
 // StepObservation is what one step of a multi-step HTTP check saw.
 type StepObservation struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
+	"github.com/outposthq/outpost/alerting/notify/alertmanager"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/notify/email"
 	"github.com/outposthq/outpost/alerting/notify/pagerduty"
@@ -29,6 +30,7 @@ var (
 	_ notify.Notifier = (*webhook.Notifier)(nil)
 	_ notify.Notifier = (*email.Notifier)(nil)
 	_ notify.Notifier = (*teams.Notifier)(nil)
+	_ notify.Notifier = (*alertmanager.Notifier)(nil)
 )
 
 // DefaultName names the console notifier BuildNotifiers provides
@@ -57,7 +59,7 @@ func BuildWith(cfg *checks.Config, log *slog.Logger, opts notify.Options) (map[s
 	var errs []error
 	for i := range cfg.Notifiers {
 		c := &cfg.Notifiers[i]
-		n, err := build(c, log, opts)
+		n, err := build(cfg, c, log, opts)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("notifier %q: %w", c.Name, err))
 			continue
@@ -74,7 +76,7 @@ func BuildWith(cfg *checks.Config, log *slog.Logger, opts notify.Options) (map[s
 	return out, nil
 }
 
-func build(c *checks.Notifier, log *slog.Logger, opts notify.Options) (notify.Notifier, error) {
+func build(cfg *checks.Config, c *checks.Notifier, log *slog.Logger, opts notify.Options) (notify.Notifier, error) {
 	switch {
 	case c.PagerDuty != nil:
 		return pagerduty.New(c.PagerDuty, opts)
@@ -88,8 +90,29 @@ func build(c *checks.Notifier, log *slog.Logger, opts notify.Options) (notify.No
 		return email.New(c.Email, opts)
 	case c.Teams != nil:
 		return teams.New(c.Teams, opts)
+	case c.Alertmanager != nil:
+		return alertmanager.New(c.Alertmanager, opts, alertmanager.Env{Labels: checkLabels(cfg, opts.Redact), Log: log})
 	}
 	return nil, errors.New("no notifier type")
+}
+
+// checkLabels returns the labels of each check of cfg, redacted.
+func checkLabels(cfg *checks.Config, redact func(string) string) func(string) map[string]string {
+	byID := map[string]map[string]string{}
+	for _, c := range cfg.Checks {
+		if len(c.Labels) == 0 {
+			continue
+		}
+		l := make(map[string]string, len(c.Labels))
+		for k, v := range c.Labels {
+			if redact != nil {
+				v = redact(v)
+			}
+			l[k] = v
+		}
+		byID[c.ID] = l
+	}
+	return func(id string) map[string]string { return byID[id] }
 }
 
 // Escalations returns the escalations of cfg's notifiers, for

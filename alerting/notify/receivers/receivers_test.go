@@ -1,12 +1,15 @@
 package receivers_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/outposthq/outpost/alerting/notify/alertmanager"
 	"github.com/outposthq/outpost/alerting/notify/console"
 	"github.com/outposthq/outpost/alerting/notify/email"
+	"github.com/outposthq/outpost/alerting/notify/notifytest"
 	"github.com/outposthq/outpost/alerting/notify/pagerduty"
 	"github.com/outposthq/outpost/alerting/notify/receivers"
 	"github.com/outposthq/outpost/alerting/notify/slack"
@@ -93,4 +96,30 @@ func TestBuild(t *testing.T) {
 			t.Errorf("oncall routes %v", r)
 		}
 	})
+}
+
+// TestBuildAlertmanager: an alertmanager notifier is built with the labels
+// of the checks, which its alerts carry.
+func TestBuildAlertmanager(t *testing.T) {
+	srv := notifytest.NewStatusServer(t, 200, "")
+	yml := "version: 1\nnotifiers:\n  - {name: am, alertmanager: {urls: [\"" + srv.URL + "\"], resend: 1h}}\nchecks:\n  - id: web-home\n    labels: {service: web}\n    http: {url: \"http://127.0.0.1:1/\"}\n"
+	cfg, err := checks.LoadBytes("t.yaml", []byte(yml), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := receivers.Build(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	am, ok := ns["am"].(*alertmanager.Notifier)
+	if !ok {
+		t.Fatalf("am is %T", ns["am"])
+	}
+	t.Cleanup(am.CloseIdleConnections)
+	if _, err := am.Notify(context.Background(), notifytest.PageDown("k")); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := srv.Requests(); len(reqs) != 1 || reqs[0].Path != "/api/v2/alerts" || !strings.Contains(string(reqs[0].Body), `"service":"web"`) {
+		t.Errorf("requests %+v", reqs)
+	}
 }

@@ -5,13 +5,9 @@ package slack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
@@ -28,11 +24,7 @@ const (
 // Notifier posts to a Slack incoming webhook. The webhook URL is a
 // credential: it appears in no error.
 type Notifier struct {
-	url       string
-	client    *http.Client
-	timeout   time.Duration
-	redact    func(string) string
-	transport http.RoundTripper
+	*notify.SecretHook
 }
 
 // New returns a notifier for cfg.
@@ -40,45 +32,16 @@ func New(cfg *checks.SlackNotifier, opts notify.Options) (*Notifier, error) {
 	if cfg == nil || cfg.WebhookURL.IsZero() {
 		return nil, errors.New("slack: webhook_url is required")
 	}
-	raw := cfg.WebhookURL.Value()
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// The parse error quotes the URL; say nothing of it.
-		return nil, errors.New("slack: webhook_url is not an http(s) URL")
+	h, err := notify.NewSecretHook("slack", cfg.WebhookURL.Value(), opts, nil)
+	if err != nil {
+		return nil, err
 	}
-	opts = opts.WithDefaults()
-	secrets := []string{raw, u.Path, u.RawQuery, u.EscapedPath()}
-	if u.User != nil {
-		secrets = append(secrets, u.User.String())
-	}
-	return &Notifier{
-		url:       raw,
-		client:    notify.NewHTTPClient(opts),
-		timeout:   opts.Timeout,
-		redact:    opts.Redactor(notify.NonTrivial(secrets)...),
-		transport: opts.Transport,
-	}, nil
+	return &Notifier{h}, nil
 }
-
-// CloseIdleConnections closes the notifier's idle connections.
-func (s *Notifier) CloseIdleConnections() { notify.CloseIdle(s.transport) }
 
 // Notify posts n as one message.
 func (s *Notifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	body, err := json.Marshal(slackMessage(n))
-	if err != nil {
-		return false, fmt.Errorf("slack: encoding message: %w", err)
-	}
-	a, err := notify.Post(ctx, s.client, s.url, body, nil)
-	if err != nil {
-		return notify.Failed("slack", err, s.redact)
-	}
-	if a.Status/100 != 2 {
-		return notify.StatusError("slack", a, "", s.redact)
-	}
-	return false, nil
+	return s.Send(ctx, slackMessage(n))
 }
 
 // slackPayload is an incoming webhook message.

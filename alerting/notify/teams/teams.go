@@ -8,13 +8,10 @@ package teams
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
@@ -39,11 +36,7 @@ const (
 // Notifier posts to a Teams Workflows webhook. The webhook URL is a
 // credential: it appears in no error.
 type Notifier struct {
-	url       string
-	client    *http.Client
-	timeout   time.Duration
-	redact    func(string) string
-	transport http.RoundTripper
+	*notify.SecretHook
 }
 
 // New returns a notifier for cfg.
@@ -51,46 +44,17 @@ func New(cfg *checks.TeamsNotifier, opts notify.Options) (*Notifier, error) {
 	if cfg == nil || cfg.WebhookURL.IsZero() {
 		return nil, errors.New("teams: webhook_url is required")
 	}
-	raw := cfg.WebhookURL.Value()
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// The parse error quotes the URL; say nothing of it.
-		return nil, errors.New("teams: webhook_url is not an http(s) URL")
-	}
-	opts = opts.WithDefaults()
 	// A Workflows URL carries its credential in the query (sig=...).
-	secrets := []string{raw, u.Path, u.RawQuery, u.EscapedPath(), u.Query().Get("sig")}
-	if u.User != nil {
-		secrets = append(secrets, u.User.String())
+	h, err := notify.NewSecretHook("teams", cfg.WebhookURL.Value(), opts, func(u *url.URL) []string { return []string{u.Query().Get("sig")} })
+	if err != nil {
+		return nil, err
 	}
-	return &Notifier{
-		url:       raw,
-		client:    notify.NewHTTPClient(opts),
-		timeout:   opts.Timeout,
-		redact:    opts.Redactor(notify.NonTrivial(secrets)...),
-		transport: opts.Transport,
-	}, nil
+	return &Notifier{h}, nil
 }
-
-// CloseIdleConnections closes the notifier's idle connections.
-func (s *Notifier) CloseIdleConnections() { notify.CloseIdle(s.transport) }
 
 // Notify posts n as one card.
 func (s *Notifier) Notify(ctx context.Context, n notify.Notification) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	body, err := json.Marshal(Message(n))
-	if err != nil {
-		return false, fmt.Errorf("teams: encoding card: %w", err)
-	}
-	a, err := notify.Post(ctx, s.client, s.url, body, nil)
-	if err != nil {
-		return notify.Failed("teams", err, s.redact)
-	}
-	if a.Status/100 != 2 {
-		return notify.StatusError("teams", a, "", s.redact)
-	}
-	return false, nil
+	return s.Send(ctx, Message(n))
 }
 
 // Payload is what a Workflows webhook takes: a message with one Adaptive
