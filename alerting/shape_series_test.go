@@ -169,3 +169,34 @@ func TestShapeIncidentSurvivesRestart(t *testing.T) {
 		t.Fatalf("after recovery want one resolve, got %+v", n)
 	}
 }
+
+// A series check's model survives a restart through the data dir's
+// shapes.gob: the restored tracker judges at once, against the same usual
+// value, and a drop right after the restart pages without a warm-up.
+func TestSeriesModelSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := newShapeSim(t, seriesSimConfig, "", simStart)
+	s.run("rps", simStart.Add(2*day+14*time.Hour), trafficOn(nil))
+	before := s.ev.Snapshot().Checks[0].Regions[0].Shape
+	s.ev.dataDir = dir
+	if err := s.ev.saveShapes(); err != nil {
+		t.Fatal(err)
+	}
+	if !before.Warm {
+		t.Fatal("not warm before the restart")
+	}
+
+	restart := s.clk.Now()
+	s2 := newShapeSim(t, seriesSimConfig, dir, restart)
+	dead := func(s *shapeSim, region string, now time.Time) sample {
+		return sample{ok: true, value: 0.5 * s.noise(0.1)}
+	}
+	s2.run("rps", restart.Add(3*time.Minute), dead)
+	tr := s2.triggers(decide.IncidentShape)
+	if len(tr) != 1 || !strings.Contains(tr[0].Summary, "drop:") {
+		t.Fatalf("after a restart, want a drop paged at once; got %+v", tr)
+	}
+	if tr[0].Time.Sub(restart) > time.Minute {
+		t.Errorf("paged %s after the restart, want within a minute", tr[0].Time.Sub(restart))
+	}
+}

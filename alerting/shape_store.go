@@ -41,6 +41,10 @@ type savedShape struct {
 	Meta          []shape.SlotMeta
 	Moments       []shape.Moment
 	Bumps         []shape.Bump
+	// Model is a series tracker's model; files written before it existed
+	// have none, and their series trackers warm up again (see
+	// shape.Saved.Model).
+	Model *shape.SeriesState
 }
 
 // saveShapes writes every tracker's baseline to the data dir. Each region
@@ -62,7 +66,7 @@ func (e *Evaluator) saveShapes() error {
 			for id, t := range r.tables().shapes {
 				s := t.Save()
 				chunk = append(chunk, savedShape{Check: id, Region: r.name,
-					Series: s.Series, Stats: s.Stats, Meta: s.Meta, Moments: s.Moments, Bumps: s.Bumps})
+					Series: s.Series, Stats: s.Stats, Meta: s.Meta, Moments: s.Moments, Bumps: s.Bumps, Model: s.Model})
 			}
 			r.mu.Unlock()
 			if err := enc.Encode(chunk); err != nil {
@@ -141,5 +145,5 @@ func (e *Evaluator) restoreShape(s savedShape) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return t.Restore(shape.Saved{Series: s.Series, Stats: s.Stats, Meta: s.Meta, Moments: s.Moments, Bumps: s.Bumps})
+	return t.Restore(shape.Saved{Series: s.Series, Stats: s.Stats, Meta: s.Meta, Moments: s.Moments, Bumps: s.Bumps, Model: s.Model})
 }

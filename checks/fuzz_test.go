@@ -169,7 +169,7 @@ func checkShape(t *testing.T, c *Check) {
 		}
 		return
 	}
-	if s.Spike != nil || s.Drop != nil || s.Recurring != nil || s.Window < c.Interval || s.MinSamples < 5 ||
+	if s.Spike != nil || s.Drop != nil || s.Dip != nil || s.LevelShift != nil || s.Recurring != nil || s.Window < c.Interval || s.MinSamples < 5 ||
 		int(s.Window/c.Interval) < s.MinSamples || s.Bucket() <= 0 {
 		t.Fatalf("check %q: latency shape incoherent: %+v", c.ID, s)
 	}

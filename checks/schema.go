@@ -251,7 +251,7 @@ var leafTypes = map[reflect.Type]string{
 // switchableTypes are the blocks that "false" (or "off") turns off.
 var switchableTypes = []reflect.Type{
 	reflect.TypeFor[ShapeSpec](), reflect.TypeFor[TailShiftRule](), reflect.TypeFor[SlowRiseRule](),
-	reflect.TypeFor[SpikeRule](), reflect.TypeFor[DropRule](), reflect.TypeFor[RecurringRule](),
+	reflect.TypeFor[SpikeRule](), reflect.TypeFor[DropRule](), reflect.TypeFor[DipRule](), reflect.TypeFor[LevelShiftRule](), reflect.TypeFor[RecurringRule](),
 }
 
 // structRule is what the schema of one mapping says beyond its keys: the

@@ -237,6 +237,7 @@ var schemaRejects = map[string]string{
 	"required":                 "an agent without region or key",
 	"series_nonsense":          "a series with both sources, or none",
 	"shape_nonsense":           "a seasonality that is none",
+	"shape_series_detectors":   "an unknown key in dip; a level_shift that is no mapping and not false",
 	"steps":                    "url beside steps; a capture with two sources",
 	"two_types":                "a check with two type blocks",
 	"unknown_key":              "an unknown key in a check",

@@ -32,18 +32,28 @@ type ShapeSpec struct {
 	// of the day, the default), weekly (per hour of the week) or none.
 	Seasonality string `yaml:"seasonality"`
 	// HalfLife is how fast the baseline forgets: data this old weighs half
-	// as much as today's. Default 168h (a week).
+	// as much as today's. Default 168h (a week). For series checks it is
+	// the seasonal slots' memory.
 	HalfLife time.Duration `yaml:"half_life"`
 	// Warmup is how much data a baseline slot needs before any detector
-	// gives a verdict from it. Default 1h.
+	// gives a verdict from it. Default 1h. A series check judges after
+	// Warmup of values and at least 48 values.
 	Warmup time.Duration `yaml:"warmup"`
 
-	TailShift *TailShiftRule `yaml:"tail_shift"`
-	SlowRise  *SlowRiseRule  `yaml:"slow_rise"`
-	Spike     *SpikeRule     `yaml:"spike"`
-	Drop      *DropRule      `yaml:"drop"`
-	Recurring *RecurringRule `yaml:"recurring"`
-	Src       Source
+	// Surprise is how rare a series value's deviation must be, as a share
+	// of the series' own recent history, before a finding opens: 0.001
+	// (the default) means no more than one value in a thousand deviated
+	// as much lately. Series checks only.
+	Surprise float64 `yaml:"surprise"`
+
+	TailShift  *TailShiftRule  `yaml:"tail_shift"`
+	SlowRise   *SlowRiseRule   `yaml:"slow_rise"`
+	Spike      *SpikeRule      `yaml:"spike"`
+	Drop       *DropRule       `yaml:"drop"`
+	Dip        *DipRule        `yaml:"dip"`
+	LevelShift *LevelShiftRule `yaml:"level_shift"`
+	Recurring  *RecurringRule  `yaml:"recurring"`
+	Src        Source
 }
 
 // Seasonality values.
@@ -88,22 +98,61 @@ type SlowRiseRule struct {
 	Src      Source
 }
 
-// SpikeRule finds a series value above MaxRatio times what the baseline
-// expects at this time, for Points values in a row.
+// SpikeRule finds a series value surprisingly high (see
+// ShapeSpec.Surprise) for Points values in a row; or, when MaxRatio is
+// set, instead, at least MaxRatio times the usual value and beyond its
+// noise, however often such values came.
 type SpikeRule struct {
-	Off      bool    `yaml:"-"`
+	Off bool `yaml:"-"`
+	// MaxRatio is 0 unless set: no floor but the series' own noise.
 	MaxRatio float64 `yaml:"max_ratio"`
 	Points   int     `yaml:"points"`
 	Src      Source
 }
 
-// DropRule finds a series value that fell below MinRatio times what the
-// baseline expects (near zero), for Points values in a row.
+// DefaultSurpriseFor is shape.surprise's default at interval: the share
+// of values that come once in DefaultSurpriseEvery, within 0.0001 and
+// 0.01.
+func DefaultSurpriseFor(interval time.Duration) float64 {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	return min(max(float64(interval)/float64(DefaultSurpriseEvery), 1e-4), 1e-2)
+}
+
+// Threshold is the ratio to usual that counts as a spike for the
+// recurring forecast: MaxRatio, or DefaultSpikeRatio when it is not set.
+func (r *SpikeRule) Threshold() float64 {
+	if r.MaxRatio > 0 {
+		return r.MaxRatio
+	}
+	return DefaultSpikeRatio
+}
+
+// DropRule finds a series value surprisingly low and at most MinRatio
+// times the usual value (near zero), for Points values in a row.
 type DropRule struct {
 	Off      bool    `yaml:"-"`
 	MinRatio float64 `yaml:"min_ratio"`
 	Points   int     `yaml:"points"`
 	Src      Source
+}
+
+// DipRule finds a series value surprisingly low but not near zero (above
+// the drop's MinRatio), for Points values in a row.
+type DipRule struct {
+	Off    bool `yaml:"-"`
+	Points int  `yaml:"points"`
+	Src    Source
+}
+
+// LevelShiftRule finds a series that moved to a new level and stayed:
+// every value for at least For (and three values) beyond the noise on the
+// same side. The usual value then follows the new level at once.
+type LevelShiftRule struct {
+	Off bool          `yaml:"-"`
+	For time.Duration `yaml:"for"`
+	Src Source
 }
 
 // RecurringRule warns Lead ahead of a spike that is due: the series rose
@@ -127,14 +176,20 @@ const (
 	DefaultRiseRatio       = 1.5
 	DefaultRiseFor         = 15 * time.Minute
 	DefaultRiseMinDelta    = time.Millisecond
-	DefaultSpikeRatio      = 4.0
-	DefaultSpikePoints     = 2
+	DefaultSpikeRatio      = 4.0 // the recurring forecast's threshold when spike.max_ratio is not set
+	DefaultSpikePoints     = 1
 	DefaultDropRatio       = 0.1
-	DefaultDropPoints      = 3
-	DefaultRecurringLead   = 15 * time.Minute
-	DefaultRecurringDays   = 2
-	DefaultRecurringNear   = 0.75
-	DefaultRecurringTol    = 10 * time.Minute
+	DefaultDropPoints      = 1
+	DefaultDipPoints       = 1
+	DefaultLevelShiftFor   = 30 * time.Minute
+	// DefaultSurpriseEvery is how rarely, by default, a deviation may
+	// have come lately to be a surprise: once in 84h (3.5 days), which is
+	// 1 value in 1000 at a 5m interval. See DefaultSurpriseFor.
+	DefaultSurpriseEvery = 84 * time.Hour
+	DefaultRecurringLead = 15 * time.Minute
+	DefaultRecurringDays = 2
+	DefaultRecurringNear = 0.75
+	DefaultRecurringTol  = 10 * time.Minute
 )
 
 // SamplesBeyond is how many probes of a window must lie beyond a
@@ -245,6 +300,14 @@ func (r *SpikeRule) decodeNode(d *decoder, n *yaml.Node, path string) {
 }
 
 func (r *DropRule) decodeNode(d *decoder, n *yaml.Node, path string) {
+	decodeSwitchable(d, n, path, r, &r.Off)
+}
+
+func (r *DipRule) decodeNode(d *decoder, n *yaml.Node, path string) {
+	decodeSwitchable(d, n, path, r, &r.Off)
+}
+
+func (r *LevelShiftRule) decodeNode(d *decoder, n *yaml.Node, path string) {
 	decodeSwitchable(d, n, path, r, &r.Off)
 }
 

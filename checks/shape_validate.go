@@ -29,7 +29,7 @@ func validateShape(c *Check, id string, errs *errorList) {
 	add := blockAdder(&s.Src, id, "shape.", errs)
 	series := c.Series != nil
 	latencyOnly := []string{"window", "min_samples", "tail_shift", "slow_rise"}
-	seriesOnly := []string{"spike", "drop", "recurring"}
+	seriesOnly := []string{"surprise", "spike", "drop", "dip", "level_shift", "recurring"}
 	wrong, kind := seriesOnly, "series"
 	if series {
 		wrong, kind = latencyOnly, "latency (http, tcp, tls, dns)"
@@ -60,10 +60,10 @@ func validateShape(c *Check, id string, errs *errorList) {
 
 	if series {
 		s.TailShift, s.SlowRise = nil, nil
-		validateSeriesDetectors(s, id, errs)
+		validateSeriesDetectors(s, c.Interval, id, errs)
 		return
 	}
-	s.Spike, s.Drop, s.Recurring = nil, nil, nil
+	s.Spike, s.Drop, s.Dip, s.LevelShift, s.Recurring = nil, nil, nil, nil, nil
 	if !s.Src.Has("min_samples") {
 		s.MinSamples = DefaultShapeMinSamples
 	} else if s.MinSamples < 5 || s.MinSamples > 10_000 {
@@ -120,16 +120,45 @@ func validateLatencyDetectors(s *ShapeSpec, id string, errs *errorList) {
 	}
 }
 
-func validateSeriesDetectors(s *ShapeSpec, id string, errs *errorList) {
+func validateSeriesDetectors(s *ShapeSpec, interval time.Duration, id string, errs *errorList) {
+	if !s.Src.Has("surprise") {
+		s.Surprise = DefaultSurpriseFor(interval)
+	} else if s.Surprise < 1e-6 || s.Surprise > 0.1 {
+		blockAdder(&s.Src, id, "shape.", errs)("surprise", "%g: use a share of the recent values between 0.000001 and 0.1, such as 0.001", s.Surprise)
+	}
 	switch p := s.Spike; {
 	case p == nil:
-		s.Spike = &SpikeRule{MaxRatio: DefaultSpikeRatio, Points: DefaultSpikePoints}
+		s.Spike = &SpikeRule{Points: DefaultSpikePoints}
 	case p.Off:
 		s.Spike = nil
 	default:
 		add := blockAdder(&p.Src, id, "shape.spike.", errs)
-		ratioAbove1(&p.MaxRatio, p.Src.Has("max_ratio"), DefaultSpikeRatio, "max_ratio", add)
+		if p.Src.Has("max_ratio") {
+			ratioAbove1(&p.MaxRatio, true, 0, "max_ratio", add)
+		}
 		points(&p.Points, p.Src.Has("points"), DefaultSpikePoints, add)
+	}
+	switch p := s.Dip; {
+	case p == nil:
+		s.Dip = &DipRule{Points: DefaultDipPoints}
+	case p.Off:
+		s.Dip = nil
+	default:
+		add := blockAdder(&p.Src, id, "shape.dip.", errs)
+		points(&p.Points, p.Src.Has("points"), DefaultDipPoints, add)
+	}
+	switch p := s.LevelShift; {
+	case p == nil:
+		s.LevelShift = &LevelShiftRule{For: DefaultLevelShiftFor}
+	case p.Off:
+		s.LevelShift = nil
+	default:
+		add := blockAdder(&p.Src, id, "shape.level_shift.", errs)
+		if !p.Src.Has("for") {
+			p.For = DefaultLevelShiftFor
+		} else if p.For <= 0 || p.For > 7*24*time.Hour {
+			add("for", "%s: use more than 0 and at most 168h", p.For)
+		}
 	}
 	switch p := s.Drop; {
 	case p == nil:

@@ -139,15 +139,6 @@ func (u Usual) beyond(v, ratio float64) bool {
 	return logOf(v)-logOf(u.Value) > noiseK*max(u.Spread, minSpread)
 }
 
-// below reports whether v lies below u by at least ratio (a fraction) and
-// beyond its noise.
-func (u Usual) below(v, ratio float64) bool {
-	if u.Value <= 0 || v > ratio*u.Value {
-		return false
-	}
-	return logOf(u.Value)-logOf(v) > noiseK*max(u.Spread, minSpread)
-}
-
 // usual returns the baseline of slot: one Usual per statistic, and
 // whether the slot is warm.
 func (b *baseline) usual(slot int) ([]Usual, bool) {

@@ -20,6 +20,9 @@ const (
 	DetectorSpike     = "spike"
 	DetectorDrop      = "drop"
 	DetectorRecurring = "recurring"
+	// DetectorDip and DetectorLevelShift are series detectors too.
+	DetectorDip        = "dip"
+	DetectorLevelShift = "level_shift"
 )
 
 // Finding is one detector's verdict on one (check, region).
@@ -242,46 +245,133 @@ func allAbove(xs []float64, v float64) bool {
 	return true
 }
 
-// SeriesWindow is the recent values of a series check, oldest first, with
-// what is usual at this slot.
-type SeriesWindow struct {
-	Values []float64
-	Usual  Usual
-	Warm   bool
-	Slot   string
-}
-
-// DetectSeries runs the spike and drop detectors of spec on the latest
-// values against the baseline.
-func DetectSeries(spec *checks.ShapeSpec, w SeriesWindow, now time.Time) []Finding {
-	if spec == nil || !w.Warm || w.Usual.Value <= 0 || len(w.Values) == 0 {
+// DetectSeries turns the model's verdict on the latest value into
+// findings, by the rules of spec: which detector (spike, drop, dip, level
+// shift) a surprising value is, with each rule's own conditions. A
+// spike.max_ratio that is set is a rule of its own besides: a value at
+// least that many times the usual and more than three noise bands above
+// it, for spike.points values in a row, is a spike however often such
+// spikes came lately. prev are the findings before this value: while the
+// model keeps a finding open its detector stays (an incident is not
+// reopened under another name), except that a completed level shift takes
+// over. now is the value's time, which names the seasonal slot in
+// explanations ("Tue 09:00 UTC").
+func DetectSeries(spec *checks.ShapeSpec, v SeriesVerdict, prev []Finding, now time.Time) []Finding {
+	if spec == nil || !v.Warm {
 		return nil
 	}
-	var out []Finding
-	last := w.Values[len(w.Values)-1]
-	ratio := last / w.Usual.Value
-	if r := spec.Spike; r != nil && latest(w.Values, r.Points, func(v float64) bool { return w.Usual.beyond(v, r.MaxRatio) }) {
-		out = append(out, Finding{Detector: DetectorSpike, Ratio: ratio, Explanation: fmt.Sprintf(
-			"spike: %s is %.1f× the usual %s at %s (threshold %g×)", formatValue(last), ratio, formatValue(w.Usual.Value), w.Slot, r.MaxRatio)})
+	held := func(points int) bool { return points <= 1 || abs(v.Run) >= points }
+	if r := spec.Spike; r != nil && r.MaxRatio > 0 && v.Usual > 0 && v.Value >= r.MaxRatio*v.Usual && v.Z > seriesClip && held(r.Points) && v.Run > 0 {
+		return []Finding{seriesFinding(DetectorSpike, v, spec, now)}
 	}
-	if r := spec.Drop; r != nil && latest(w.Values, r.Points, func(v float64) bool { return w.Usual.below(v, r.MinRatio) }) {
-		out = append(out, Finding{Detector: DetectorDrop, Ratio: ratio, Explanation: fmt.Sprintf(
-			"drop: %s is %.0f%% of the usual %s at %s (threshold %g%%)", formatValue(last), 100*ratio, formatValue(w.Usual.Value), w.Slot, 100*r.MinRatio)})
+	if !v.Open {
+		return nil
 	}
-	return out
-}
-
-// latest reports whether the last n values all satisfy ok.
-func latest(vs []float64, n int, ok func(float64) bool) bool {
-	if len(vs) < n {
-		return false
+	if v.Shift && spec.LevelShift != nil {
+		return []Finding{levelShiftFinding(v)}
 	}
-	for _, v := range vs[len(vs)-n:] {
-		if !ok(v) {
-			return false
+	if len(prev) > 0 {
+		if prev[0].Detector == DetectorLevelShift {
+			return prev[:1] // the shift's numbers stand until it closes
+		}
+		return []Finding{seriesFinding(prev[0].Detector, v, spec, now)}
+	}
+	if v.Tail >= spec.Surprise {
+		return nil // open, but only a surprising value says what it is
+	}
+	switch {
+	case v.Z > 0:
+		if r := spec.Spike; r != nil && r.MaxRatio == 0 && held(r.Points) && v.Run >= 0 {
+			return []Finding{seriesFinding(DetectorSpike, v, spec, now)}
+		}
+	case v.Z < 0:
+		if r := spec.Drop; r != nil && held(r.Points) && v.Run <= 0 && v.Usual > 0 && v.Value <= r.MinRatio*v.Usual {
+			return []Finding{seriesFinding(DetectorDrop, v, spec, now)}
+		}
+		if r := spec.Dip; r != nil && held(r.Points) && v.Run <= 0 {
+			return []Finding{seriesFinding(DetectorDip, v, spec, now)}
 		}
 	}
-	return true
+	return nil
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// seriesFinding explains v as detector's finding, such as "spike: 37 is
+// 7.2× the usual 5.1 for Tue 09:00 UTC (noise ±0.8, so 40 bands out);
+// rarer than 1 in 1000 of its recent values; 3 points in a row".
+func seriesFinding(detector string, v SeriesVerdict, spec *checks.ShapeSpec, now time.Time) Finding {
+	f := Finding{Detector: detector, Ratio: ratioOf(v.Value, v.Usual)}
+	var b strings.Builder
+	b.WriteString(detector + ": " + formatValue(v.Value) + " is ")
+	switch {
+	case v.Usual <= 0 || f.Ratio == 0:
+		fmt.Fprintf(&b, "%s %s", formatValue(math.Abs(v.Value-v.Usual)), map[bool]string{true: "above", false: "below"}[v.Z > 0])
+		b.WriteString(" ")
+	case detector == DetectorSpike:
+		fmt.Fprintf(&b, "%.1f× ", f.Ratio)
+	default:
+		fmt.Fprintf(&b, "%.0f%% of ", 100*f.Ratio)
+	}
+	if v.Seasonal {
+		fmt.Fprintf(&b, "the usual %s for %s", formatValue(v.Usual), slotName(spec, now))
+	} else {
+		fmt.Fprintf(&b, "the usual %s (the recent level)", formatValue(v.Usual))
+	}
+	fmt.Fprintf(&b, " (noise ±%s, so %.1f bands out)", formatValue(v.Band), math.Abs(v.Z))
+	what := "a deviation this large"
+	if v.Drift {
+		what = fmt.Sprintf("a drift this large (the recent average is %.1f bands %s)", math.Abs(v.DriftZ), map[bool]string{true: "high", false: "low"}[v.DriftZ > 0])
+	}
+	if v.Tail*v.History < 1 {
+		fmt.Fprintf(&b, "; %s is unseen in its recent history (about %.0f values)", what, v.History)
+	} else {
+		fmt.Fprintf(&b, "; %s is rarer than 1 in %.0f of its recent values", what, 1/v.Tail)
+	}
+	if n := abs(v.Run); n > 1 {
+		fmt.Fprintf(&b, "; %d points in a row over %s", n, v.RunFor.Round(time.Second))
+	}
+	switch detector {
+	case DetectorSpike:
+		if r := spec.Spike; r != nil && r.MaxRatio > 0 {
+			fmt.Fprintf(&b, " (threshold %g×)", r.MaxRatio)
+		}
+	case DetectorDrop:
+		if r := spec.Drop; r != nil {
+			fmt.Fprintf(&b, " (threshold %g%%)", 100*r.MinRatio)
+		}
+	}
+	f.Explanation = b.String()
+	return f
+}
+
+func levelShiftFinding(v SeriesVerdict) Finding {
+	f := Finding{Detector: DetectorLevelShift, Ratio: ratioOf(v.ShiftTo, v.ShiftFrom)}
+	dir := "up"
+	if v.ShiftTo < v.ShiftFrom {
+		dir = "down"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "level shift %s: the value moved from about %s to %s", dir, formatValue(v.ShiftFrom), formatValue(v.ShiftTo))
+	if f.Ratio > 0 {
+		fmt.Fprintf(&b, " (%.2g×)", f.Ratio)
+	}
+	fmt.Fprintf(&b, " and stayed beyond the noise for %s (%d points); the usual value now follows the new level", v.RunFor.Round(time.Second), abs(v.Run))
+	f.Explanation = b.String()
+	return f
+}
+
+// ratioOf is v/usual, or 0 when usual is not positive or v negative.
+func ratioOf(v, usual float64) float64 {
+	if usual <= 0 || v < 0 {
+		return 0
+	}
+	return v / usual
 }
 
 // Bump is a stretch of a series above half the spike threshold: when it

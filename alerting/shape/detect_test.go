@@ -182,43 +182,6 @@ func TestKendallTau(t *testing.T) {
 	}
 }
 
-// seriesConfig is a series check with the spike (4×) and drop detectors.
-const seriesConfig = "version: 1\nchecks:\n  - {id: rps, interval: 1m, series: {prometheus: {url: 'http://127.0.0.1:9090', query: up}}, shape: {spike: {max_ratio: 4}}}\n"
-
-func TestDetectSeries(t *testing.T) {
-	cfg, err := checks.LoadBytes("s.yaml", []byte(seriesConfig), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := cfg.Checks[0].Shape
-	w := SeriesWindow{Usual: usual(100), Warm: true, Slot: "09:00 UTC"}
-	for _, tc := range []struct {
-		values []float64
-		want   string
-	}{
-		{[]float64{100, 110, 95}, ""},
-		{[]float64{100, 500, 100}, ""}, // one point: not yet
-		{[]float64{100, 500, 600}, DetectorSpike},
-		{[]float64{100, 390, 399}, ""}, // under 4×
-		{[]float64{5, 2, 1}, DetectorDrop},
-		{[]float64{100, 2, 1}, ""}, // drop needs 3 points
-	} {
-		w.Values = tc.values
-		got := DetectSeries(spec, w, time.Time{})
-		name := ""
-		if len(got) > 0 {
-			name = got[0].Detector
-		}
-		if name != tc.want {
-			t.Errorf("%v: got %q (%+v), want %q", tc.values, name, got, tc.want)
-		}
-	}
-	w.Values, w.Warm = []float64{100, 500, 600}, false
-	if got := DetectSeries(spec, w, time.Time{}); got != nil {
-		t.Errorf("cold: %+v", got)
-	}
-}
-
 func TestForecastSpike(t *testing.T) {
 	r := &checks.RecurringRule{Lead: 15 * time.Minute, Days: 2, Near: 0.75, Tolerance: 10 * time.Minute}
 	at := func(d int, hm string) time.Time {

@@ -1,6 +1,7 @@
 package shape
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -40,19 +41,15 @@ type LatencyStatus struct {
 
 // Status reports the tracker at now, for /status.json and the metrics.
 func (t *Tracker) Status(now time.Time) *Status {
+	if t.series {
+		return t.seriesStatus(now)
+	}
 	slot := t.spec.Slot(now)
 	u, warm := t.base.usual(slot)
 	st := &Status{Usual: u[0], Warm: warm, Slot: slotName(t.spec, now), Findings: slices.Clone(t.findings), MemoryBytes: t.Bytes()}
 	if t.forecast != nil {
 		f := *t.forecast
 		st.Forecast = &f
-	}
-	if t.series {
-		if n := len(t.values); n > 0 {
-			v := t.values[n-1]
-			st.Value = &v
-		}
-		return st
 	}
 	l := &LatencyStatus{
 		WindowSeconds: t.spec.Window.Seconds(),
@@ -69,5 +66,27 @@ func (t *Tracker) Status(now time.Time) *Status {
 		}
 	}
 	st.Latency = l
+	return st
+}
+
+// seriesStatus reports a series tracker: the latest value and the usual
+// value it was judged against, with the noise band as a share of it.
+func (t *Tracker) seriesStatus(now time.Time) *Status {
+	v := t.ser.verdict
+	st := &Status{Usual: Usual{Value: v.Usual}, Warm: v.Warm, Slot: slotName(t.spec, now), Findings: slices.Clone(t.findings), MemoryBytes: t.Bytes()}
+	if !v.Seasonal {
+		st.Slot = "recent level"
+	}
+	if v.Usual != 0 {
+		st.Usual.Spread = v.Band / math.Abs(v.Usual)
+	}
+	if t.forecast != nil {
+		f := *t.forecast
+		st.Forecast = &f
+	}
+	if t.ser.hasLast {
+		last := t.ser.last
+		st.Value = &last
+	}
 	return st
 }

@@ -40,10 +40,11 @@ type Tracker struct {
 	trend     []float64 // window p50 at each close, oldest first
 	win       LatencyWindow
 
-	// Series: the latest values, oldest first, and the recent bumps.
-	values []float64
-	bump   Bump // the bump in progress; zero Peak when none
-	bumps  []Bump
+	// Series: the model (nil for latency trackers, which it would only
+	// make larger) and the recent bumps.
+	ser   *seriesPart
+	bump  Bump // the bump in progress; zero Peak when none
+	bumps []Bump
 
 	findings []Finding
 	forecast *Finding
@@ -55,20 +56,22 @@ type Tracker struct {
 	judged bool
 }
 
+// seriesPart is a series tracker's model, its verdict on the latest
+// value, and the rules it was built with.
+type seriesPart struct {
+	model   SeriesState
+	verdict SeriesVerdict
+	last    float64
+	hasLast bool
+	rules   SeriesRules
+}
+
+// seriesPartBytes is unsafe.Sizeof(seriesPart{}), which a test holds it
+// to: the model's fixed part, the verdict and the rules.
+const seriesPartBytes = 616
+
 // maxBumps bounds the bumps kept: MaxRecurringDays of a few a day.
 const maxBumps = 4 * checks.MaxRecurringDays
-
-// seriesKeep is how many values a series tracker keeps.
-func seriesKeep(s *checks.ShapeSpec) int {
-	n := 1
-	if s.Spike != nil {
-		n = max(n, s.Spike.Points)
-	}
-	if s.Drop != nil {
-		n = max(n, s.Drop.Points)
-	}
-	return n
-}
 
 func NewTracker(c *checks.Check) *Tracker {
 	s := c.Shape
@@ -77,8 +80,11 @@ func NewTracker(c *checks.Check) *Tracker {
 	}
 	t := &Tracker{spec: s, series: c.Series != nil}
 	if t.series {
-		t.base = newBaseline(s.Slots(), 1, s.HalfLife, warmValues(s.Warmup, c.Interval))
-		t.values = make([]float64, 0, seriesKeep(s))
+		slots := s.Slots()
+		if s.Seasonality == checks.SeasonNone {
+			slots = 0 // the recent level alone
+		}
+		t.ser = &seriesPart{model: newSeriesState(slots), rules: seriesRules(s, c.Interval)}
 		return t
 	}
 	t.bucketLen = s.Bucket()
@@ -193,26 +199,22 @@ func (t *Tracker) latencyBaseline(slot int, now time.Time) LatencyBaseline {
 	return b
 }
 
-// addValue feeds a series result: judged against the baseline of its
-// slot, then learned; and checked for a spike due.
+// addValue feeds a series result: judged by the series model (see
+// SeriesState), then learned; and checked for a spike due.
 func (t *Tracker) addValue(r *wire.Result, now time.Time) bool {
 	if !r.OK || r.Observed.Value == nil || math.IsNaN(*r.Observed.Value) || math.IsInf(*r.Observed.Value, 0) {
 		return t.setForecast(now)
 	}
 	v := *r.Observed.Value
-	if len(t.values) == cap(t.values) {
-		t.values = slices.Delete(t.values, 0, 1)
+	p := t.ser
+	p.last, p.hasLast = v, true
+	p.verdict = p.model.Step(v, t.spec.Slot(now), now, p.rules)
+	found := DetectSeries(t.spec, p.verdict, t.findings, now)
+	changed := t.setFindings(found) || p.verdict.Warm != t.judged
+	t.judged = p.verdict.Warm
+	if p.verdict.Warm && p.verdict.Usual > 0 {
+		t.trackBump(v/p.verdict.Usual, now)
 	}
-	t.values = append(t.values, v)
-	slot := t.spec.Slot(now)
-	u, warm := t.base.usual(slot)
-	w := SeriesWindow{Values: t.values, Usual: u[0], Warm: warm, Slot: slotName(t.spec, now)}
-	changed := t.setFindings(DetectSeries(t.spec, w, now)) || warm != t.judged
-	t.judged = warm
-	if warm {
-		t.trackBump(v/u[0].Value, now)
-	}
-	t.base.learn(slot, now, []float64{v})
 	return t.setForecast(now) || changed
 }
 
@@ -221,7 +223,7 @@ func (t *Tracker) trackBump(ratio float64, now time.Time) {
 	if t.spec.Spike == nil {
 		return
 	}
-	if ratio >= t.spec.Spike.MaxRatio/2 {
+	if ratio >= t.spec.Spike.Threshold()/2 {
 		if t.bump.Peak.IsZero() || ratio > t.bump.Ratio {
 			t.bump = Bump{Peak: now, Ratio: ratio}
 		}
@@ -242,7 +244,7 @@ func (t *Tracker) trackBump(ratio float64, now time.Time) {
 func (t *Tracker) setForecast(now time.Time) bool {
 	var next *Finding
 	if t.spec.Recurring != nil && t.spec.Spike != nil {
-		if f, ok := ForecastSpike(t.spec.Recurring, t.spec.Spike.MaxRatio, t.bumps, now); ok {
+		if f, ok := ForecastSpike(t.spec.Recurring, t.spec.Spike.Threshold(), t.bumps, now); ok {
 			next = &f
 		}
 	}
@@ -269,7 +271,10 @@ const trackerBytes = 640
 // Bytes estimates the tracker's memory: itself, the baseline, and what
 // the window's buckets hold.
 func (t *Tracker) Bytes() int {
-	n := trackerBytes + t.base.bytes() + 8*cap(t.trend) + 8*cap(t.values) + 24*cap(t.bumps)
+	if t.series {
+		return trackerBytes + seriesPartBytes + seasonSlotBytes*cap(t.ser.model.Slots) + 24*cap(t.bumps)
+	}
+	n := trackerBytes + t.base.bytes() + 8*cap(t.trend)
 	for i := range t.buckets {
 		n += t.buckets[i].bytes()
 	}
@@ -291,18 +296,27 @@ func (t *Tracker) Findings() (found []Finding, forecast *Finding, judged bool) {
 func (t *Tracker) Series() bool { return t.series }
 
 // Saved is a tracker's learned state, what survives a restart: the
-// baseline of every slot and, for a series, the recent spikes. It holds
-// no window: a restarted tracker measures afresh.
+// baseline of every slot and, for a series, the model and the recent
+// spikes. It holds no window: a restarted tracker measures afresh.
 type Saved struct {
 	Series  bool
 	Stats   int
 	Meta    []SlotMeta
 	Moments []Moment
 	Bumps   []Bump
+	// Model is a series tracker's model. Series states saved before it
+	// existed have none (they held a log-space baseline in Meta and
+	// Moments) and are not restored: the model warms up again.
+	Model *SeriesState
 }
 
 // Save returns a copy of the tracker's learned state.
 func (t *Tracker) Save() Saved {
+	if t.series {
+		m := t.ser.model
+		m.Slots = slices.Clone(m.Slots)
+		return Saved{Series: true, Bumps: slices.Clone(t.bumps), Model: &m}
+	}
 	meta, moments := t.base.save()
 	return Saved{Series: t.series, Stats: t.base.numStats(), Meta: meta, Moments: moments, Bumps: slices.Clone(t.bumps)}
 }
@@ -311,6 +325,19 @@ func (t *Tracker) Save() Saved {
 // of other dimensions (another seasonality, another check type) is not
 // restored.
 func (t *Tracker) Restore(s Saved) bool {
+	if t.series || s.Series {
+		if !t.series || !s.Series || s.Model == nil || len(s.Model.Slots) != len(t.ser.model.Slots) {
+			return false
+		}
+		slots := t.ser.model.Slots
+		copy(slots, s.Model.Slots)
+		t.ser.model = *s.Model
+		t.ser.model.Slots = slots
+		if len(s.Bumps) <= maxBumps {
+			t.bumps = slices.Clone(s.Bumps)
+		}
+		return true
+	}
 	if t.series != s.Series || t.base.numStats() != s.Stats || !t.base.restore(s.Meta, s.Moments) {
 		return false
 	}
