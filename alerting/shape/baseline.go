@@ -162,6 +162,15 @@ func (b *baseline) usual(slot int) ([]Usual, bool) {
 	return out, m.N >= b.warmN
 }
 
+// usualValue is usual(slot)[stat].Value, without allocating.
+func (b *baseline) usualValue(slot, stat int) float64 {
+	mo := b.moments[slot*b.stats+stat]
+	if b.meta[slot].N == 0 || (mo.Mean == 0 && mo.Dev == 0) {
+		return 0
+	}
+	return math.Exp(float64(mo.Mean))
+}
+
 // bytes is the baseline's memory.
 func (b *baseline) bytes() int {
 	return 64 + len(b.meta)*16 + len(b.moments)*8
