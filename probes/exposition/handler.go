@@ -14,10 +14,10 @@ import (
 )
 
 // Handler serves r's metrics as promhttp does, negotiating the format
-// (protobuf, OpenMetrics 1.0 or text) from Accept and gzip from
-// Accept-Encoding. The text formats are rendered directly: the ordinary
-// collectors through expfmt, then every Source by itself. Protobuf, and
-// requests filtered by name[], take promhttp's path for everything.
+// (delimited protobuf, OpenMetrics 1.0 or text) from Accept and gzip from
+// Accept-Encoding. The ordinary collectors are encoded by expfmt, then
+// every Source writes itself. The other formats (protobuf text, compact)
+// and requests filtered by name[] take promhttp's path for everything.
 func Handler(r *Registry) http.Handler {
 	return &handler{r: r, fallback: promhttp.HandlerFor(r, promhttp.HandlerOpts{
 		Registry: r, EnableOpenMetrics: true, Timeout: 10 * time.Second,
@@ -41,8 +41,19 @@ var (
 
 func (h *handler) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	format := expfmt.NegotiateAccept(req.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
-	om := format.FormatType() == expfmt.TypeOpenMetrics
-	if !om && format.FormatType() != expfmt.TypeTextPlain || req.URL.Query().Has("name[]") {
+	var k kind
+	switch format.FormatType() {
+	case expfmt.TypeTextPlain:
+		k = kindText
+	case expfmt.TypeOpenMetrics:
+		k = kindOpenMetrics
+	case expfmt.TypeProtoDelim:
+		k = kindProto
+	default:
+		h.fallback.ServeHTTP(rw, req)
+		return
+	}
+	if req.URL.Query().Has("name[]") {
 		h.fallback.ServeHTTP(rw, req)
 		return
 	}
@@ -79,10 +90,11 @@ func (h *handler) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 			return // the client went away
 		}
 	}
-	w := NewWriter(bw, om)
+	w := newWriter(bw, k)
 	for _, s := range h.r.sourceList() {
 		s.WriteMetrics(w)
 	}
+	w.finish()
 	if c, ok := enc.(expfmt.Closer); ok {
 		c.Close() // OpenMetrics' # EOF
 	}

@@ -45,12 +45,18 @@ func MakeLabels(kv ...string) Labels {
 	return Labels(b.String())
 }
 
-// Writer writes families in the negotiated text format: the Prometheus
-// text format 0.0.4, or OpenMetrics 1.0 when om is set. It never fails on
-// its own; write errors of the underlying writer are kept in Err.
+// Writer writes families in the negotiated format: the Prometheus text
+// format 0.0.4, OpenMetrics 1.0, or delimited protobuf. Write errors are
+// the underlying bufio.Writer's to keep.
 type Writer struct {
-	bw *bufio.Writer
-	om bool
+	bw    *bufio.Writer
+	om    bool
+	proto bool
+	// In protobuf, the current family's message is built in fam (open:
+	// it has a sample), its label pairs parsed into pairs.
+	fam   *[]byte
+	open  bool
+	pairs []string
 	// The family whose HELP and TYPE lines are due before its first
 	// sample: a family without samples is left out, as the registry does.
 	name, help string
@@ -58,8 +64,26 @@ type Writer struct {
 	pending    bool
 }
 
-// NewWriter returns a Writer onto bw, in OpenMetrics if om is set.
-func NewWriter(bw *bufio.Writer, om bool) *Writer { return &Writer{bw: bw, om: om} }
+// kind is an exposition format a Writer writes.
+type kind int
+
+const (
+	kindText kind = iota
+	kindOpenMetrics
+	kindProto
+)
+
+func newWriter(bw *bufio.Writer, k kind) *Writer {
+	return &Writer{bw: bw, om: k == kindOpenMetrics, proto: k == kindProto}
+}
+
+// finish ends the last family; the Writer is not used after.
+func (w *Writer) finish() {
+	if w.proto {
+		w.protoEnd()
+		w.release()
+	}
+}
 
 // reserve keeps the append-into-buffer idiom allocation-free: a line is
 // appended to bufio's free space, flushed first when little is left.
@@ -74,6 +98,9 @@ var (
 // HELP and TYPE lines are written with its first sample; a family without
 // samples is left out, as the registry leaves it out.
 func (w *Writer) Family(name, help string, typ Type) {
+	if w.proto {
+		w.protoEnd()
+	}
 	w.name, w.help, w.typ, w.pending = name, help, typ, true
 }
 
@@ -108,6 +135,14 @@ func (w *Writer) header() {
 // order; expfmt sorts them by name, and so should the caller, for
 // expositions that compare equal line by line.
 func (w *Writer) Sample(v float64, labels ...Labels) {
+	if w.proto {
+		if w.pending {
+			w.pending = false
+			w.protoHeader()
+		}
+		w.protoSample(v, labels)
+		return
+	}
 	if w.pending {
 		w.header()
 	}
