@@ -10,8 +10,8 @@ import (
 
 // shapeCollector turns the shape trackers into metrics at scrape time, so
 // that nothing is kept twice and ingest does no metric work. It is an
-// exposition.Source; each region's lock is held only while a few hundred
-// trackers are read, never while anything is rendered.
+// exposition.Source; a region's lock is held only while one tracker is
+// read, never while anything is rendered.
 type shapeCollector struct {
 	e *Evaluator
 
@@ -63,38 +63,38 @@ func (c *shapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// readChunk is how many trackers are read per hold of a region's lock:
-// ingest into the region waits at most that long for a scrape.
-const readChunk = 256
-
-// read calls f with the gauges of every tracker and the memory they hold.
+// read calls f with the gauges of every tracker, by check in config
+// order and region, and the memory they hold. A region's lock is held
+// while one tracker is read: ingest never waits on a scrape for longer.
 func (c *shapeCollector) read(f func(views []shapeView, detectors []string, bytes int)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.e.clock.Now()
 	views, dets, total := c.views[:0], c.detectors[:0], 0
-	for ri, r := range c.e.regionList {
-		// shapes is never written after New: listed without the lock.
-		from := len(views)
-		for id := range r.tables().shapes {
-			label := exposition.Labels("")
-			if cd := c.e.plan.Load().deciders[id]; cd != nil {
-				label = cd.label
-			} else {
-				label = exposition.MakeLabels("check", id)
+	p := c.e.plan.Load()
+	for _, chk := range p.cfg.Checks {
+		var label exposition.Labels
+		for ri, r := range c.e.regionList {
+			// The tables are never written once installed: read
+			// without the lock.
+			t := r.tables().shapes[chk.ID]
+			if t == nil {
+				continue
 			}
-			views = append(views, shapeView{id: id, check: label, region: ri})
-		}
-		for start := from; start < len(views); start += readChunk {
+			if label == "" {
+				if cd := p.deciders[chk.ID]; cd != nil {
+					label = cd.label
+				} else {
+					label = exposition.MakeLabels("check", chk.ID)
+				}
+			}
+			v := shapeView{id: chk.ID, check: label, region: ri, detFrom: len(dets)}
 			r.mu.Lock()
-			for i := start; i < min(start+readChunk, len(views)); i++ {
-				t := r.tables().shapes[views[i].id]
-				total += t.Bytes()
-				views[i].detFrom = len(dets)
-				views[i].g, dets = t.Gauges(now, dets)
-				views[i].detTo = len(dets)
-			}
+			total += t.Bytes()
+			v.g, dets = t.Gauges(now, dets)
 			r.mu.Unlock()
+			v.detTo = len(dets)
+			views = append(views, v)
 		}
 	}
 	f(views, dets, total)
