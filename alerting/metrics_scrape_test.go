@@ -255,3 +255,34 @@ func cpuTime() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// TestEvaluatorScrapeDuringIngest: scrapes in every format while batches
+// arrive and checks are decided (run with -race).
+func TestEvaluatorScrapeDuringIngest(t *testing.T) {
+	ev := scrapedEvaluator(t, 50, true)
+	fast, _ := evaluatorScrapers(t, ev)
+	clk := ev.clock.(*clocktest.Fake)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 30 {
+			accept := []string{acceptText, acceptOpenMetrics, acceptProto}[i%3]
+			rec := httptest.NewRecorder()
+			fast.ServeHTTP(rec, scrapeRequest(accept, i%2 == 0))
+			if rec.Code != 200 {
+				t.Errorf("scrape %d: %d", i, rec.Code)
+			}
+		}
+	}()
+	for round := range 30 {
+		clk.Advance(10 * time.Second)
+		for _, region := range benchRegions {
+			var res []wire.Result
+			for i := range 50 {
+				res = append(res, benchResult(fmt.Sprintf("c%05d", i), region, (i+round)%7 != 0, clk.Now()))
+			}
+			applyBatch(t, ev, region, res, clk)
+		}
+	}
+	<-done
+}
