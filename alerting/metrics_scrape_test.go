@@ -38,19 +38,7 @@ const (
 // every (check, region) its latency quantiles.
 func scrapedEvaluator(t testing.TB, n int, series bool) *Evaluator {
 	t.Helper()
-	var y strings.Builder
-	fmt.Fprintf(&y, "regions: [%s]\ndefaults: {interval: 30s, max_result_age: 1h, failure: {consecutive: 1}, recovery: {consecutive: 1}}\nchecks:\n", strings.Join(benchRegions, ", "))
-	for i := range n {
-		fmt.Fprintf(&y, "  - {id: c%05d, http: {url: \"https://example.test/%d\"}}\n", i, i)
-	}
-	if series {
-		y.WriteString("  - {id: rps, series: {prometheus: {url: \"http://127.0.0.1:9090\", query: \"sum(up)\"}}, shape: {spike: {max_ratio: 4}}}\n")
-		y.WriteString("  - {id: odd.id_x-1, tcp: {address: \"127.0.0.1:1\"}}\n")
-	}
-	cfg, err := checks.LoadBytes("scrape.yaml", []byte(y.String()), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := scrapeConfig(t, n, series)
 	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
 	ev, err := New(cfg, Options{Clock: clk, Notifier: &timingNotifier{}})
 	if err != nil {
@@ -88,6 +76,30 @@ func scrapedEvaluator(t testing.TB, n int, series bool) *Evaluator {
 	}
 	ev.evaluate(context.Background(), clk.Now(), ids...)
 	return ev
+}
+
+// scrapeConfig is n HTTP checks (and a series and a tcp check, when
+// series is set) in five regions, without the checks named in skip.
+func scrapeConfig(t testing.TB, n int, series bool, skip ...string) *checks.Config {
+	t.Helper()
+	var y strings.Builder
+	fmt.Fprintf(&y, "regions: [%s]\ndefaults: {interval: 30s, max_result_age: 1h, failure: {consecutive: 1}, recovery: {consecutive: 1}}\nchecks:\n", strings.Join(benchRegions, ", "))
+	for i := range n {
+		if id := fmt.Sprintf("c%05d", i); !slices.Contains(skip, id) {
+			fmt.Fprintf(&y, "  - {id: %s, http: {url: \"https://example.test/%d\"}}\n", id, i)
+		}
+	}
+	if series && !slices.Contains(skip, "rps") {
+		y.WriteString("  - {id: rps, series: {prometheus: {url: \"http://127.0.0.1:9090\", query: \"sum(up)\"}}, shape: {spike: {max_ratio: 4}}}\n")
+	}
+	if series {
+		y.WriteString("  - {id: odd.id_x-1, tcp: {address: \"127.0.0.1:1\"}}\n")
+	}
+	cfg, err := checks.LoadBytes("scrape.yaml", []byte(y.String()), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // evaluatorScrapers serves ev's per-check series the new way
@@ -221,28 +233,46 @@ func TestEvaluatorScrapeMatchesLegacy(t *testing.T) {
 			t.Fatalf("the load lacks %s:\n%s", want, body)
 		}
 	}
-	for _, f := range []struct {
-		name, accept string
-		gzip         bool
-	}{{"text", acceptText, false}, {"openmetrics+gzip", acceptOpenMetrics, true}, {"protobuf", acceptProto, false}} {
-		t.Run(f.name, func(t *testing.T) {
-			want, wantType := scrapeBody(t, legacy, f.accept, f.gzip)
-			got, gotType := scrapeBody(t, fast, f.accept, f.gzip)
-			if gotType != wantType {
-				t.Fatalf("Content-Type %q, want %q", gotType, wantType)
-			}
-			format := expfmt.Format(gotType)
-			if format.FormatType() != expfmt.TypeOpenMetrics {
-				if g, w := canonicalFamilies(t, got, format), canonicalFamilies(t, want, format); !slices.Equal(g, w) {
-					t.Errorf("families differ:\ngot  %d lines %.2000q\nwant %d lines %.2000q", len(g), g, len(w), w)
-				}
-			}
-			if format.FormatType() != expfmt.TypeProtoDelim {
-				if g, w := sortedLines(got), sortedLines(want); !slices.Equal(g, w) {
-					t.Errorf("lines differ:\ngot\n%.3000s\nwant\n%.3000s", got, want)
-				}
-			}
-		})
+	compare := func(t *testing.T) {
+		t.Helper()
+		for _, f := range []struct {
+			name, accept string
+			gzip         bool
+		}{{"text", acceptText, false}, {"openmetrics+gzip", acceptOpenMetrics, true}, {"protobuf", acceptProto, false}} {
+			t.Run(f.name, func(t *testing.T) { compareScrapes(t, fast, legacy, f.accept, f.gzip) })
+		}
+	}
+	compare(t)
+	// A reload removes a DOWN check with an open incident and a series
+	// check: none of their series stay.
+	if _, err := ev.Reload(context.Background(), scrapeConfig(t, 60, true, "c00010", "rps")); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = scrapeBody(t, fast, acceptText, false)
+	if bytes.Contains(body, []byte(`check="c00010"`)) || bytes.Contains(body, []byte(`check="rps"`)) {
+		t.Fatalf("series of removed checks still served:\n%s", body)
+	}
+	t.Run("after reload", compare)
+}
+
+// compareScrapes fails unless fast serves what legacy serves for accept.
+func compareScrapes(t *testing.T, fast, legacy http.Handler, accept string, gz bool) {
+	t.Helper()
+	want, wantType := scrapeBody(t, legacy, accept, gz)
+	got, gotType := scrapeBody(t, fast, accept, gz)
+	if gotType != wantType {
+		t.Fatalf("Content-Type %q, want %q", gotType, wantType)
+	}
+	format := expfmt.Format(gotType)
+	if format.FormatType() != expfmt.TypeOpenMetrics {
+		if g, w := canonicalFamilies(t, got, format), canonicalFamilies(t, want, format); !slices.Equal(g, w) {
+			t.Errorf("families differ:\ngot  %d lines %.2000q\nwant %d lines %.2000q", len(g), g, len(w), w)
+		}
+	}
+	if format.FormatType() != expfmt.TypeProtoDelim {
+		if g, w := sortedLines(got), sortedLines(want); !slices.Equal(g, w) {
+			t.Errorf("lines differ:\ngot\n%.3000s\nwant\n%.3000s", got, want)
+		}
 	}
 }
 
@@ -257,7 +287,8 @@ func cpuTime() int64 {
 }
 
 // TestEvaluatorScrapeDuringIngest: scrapes in every format while batches
-// arrive and checks are decided (run with -race).
+// arrive, checks are decided and the configuration reloads (run with
+// -race).
 func TestEvaluatorScrapeDuringIngest(t *testing.T) {
 	ev := scrapedEvaluator(t, 50, true)
 	fast, _ := evaluatorScrapers(t, ev)
@@ -275,6 +306,15 @@ func TestEvaluatorScrapeDuringIngest(t *testing.T) {
 		}
 	}()
 	for round := range 30 {
+		if round%10 == 5 { // and reloads, removing a check or bringing it back
+			var skip []string
+			if round == 15 {
+				skip = []string{"c00003"}
+			}
+			if _, err := ev.Reload(context.Background(), scrapeConfig(t, 50, true, skip...)); err != nil {
+				t.Fatal(err)
+			}
+		}
 		clk.Advance(10 * time.Second)
 		for _, region := range benchRegions {
 			var res []wire.Result
