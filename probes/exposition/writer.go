@@ -96,7 +96,8 @@ var (
 
 // Family starts family name: the samples written next belong to it. Its
 // HELP and TYPE lines are written with its first sample; a family without
-// samples is left out, as the registry leaves it out.
+// samples is left out, as the registry leaves it out. A counter's name
+// must end in _total, and each family be written once per scrape.
 func (w *Writer) Family(name, help string, typ Type) {
 	if w.proto {
 		w.protoEnd()
