@@ -162,13 +162,12 @@ func (b *baseline) usual(slot int) ([]Usual, bool) {
 	return out, m.N >= b.warmN
 }
 
-// usualValue is usual(slot)[stat].Value, without allocating.
-func (b *baseline) usualValue(slot, stat int) float64 {
-	mo := b.moments[slot*b.stats+stat]
-	if b.meta[slot].N == 0 || (mo.Mean == 0 && mo.Dev == 0) {
-		return 0
+func (b *baseline) usualValue(slot, stat int) (float64, bool) {
+	mo, m := b.moments[slot*b.stats+stat], b.meta[slot]
+	if m.N == 0 || (mo.Mean == 0 && mo.Dev == 0) {
+		return 0, m.N >= b.warmN
 	}
-	return math.Exp(float64(mo.Mean))
+	return math.Exp(float64(mo.Mean)), m.N >= b.warmN
 }
 
 // bytes is the baseline's memory.

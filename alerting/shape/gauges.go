@@ -26,7 +26,9 @@ type Gauges struct {
 // the forecast's (recurring) last.
 func (t *Tracker) Gauges(now time.Time, detectors []string) (Gauges, []string) {
 	slot := t.spec.Slot(now)
-	g := Gauges{Series: t.series, Warm: t.base.meta[slot].N >= t.base.warmN}
+	usual := func(stat int) float64 { v, _ := t.base.usualValue(slot, stat); return v }
+	_, warm := t.base.usualValue(slot, 0)
+	g := Gauges{Series: t.series, Warm: warm}
 	for _, f := range t.findings {
 		detectors = append(detectors, f.Detector)
 	}
@@ -34,13 +36,13 @@ func (t *Tracker) Gauges(now time.Time, detectors []string) (Gauges, []string) {
 		detectors = append(detectors, DetectorRecurring)
 	}
 	if t.series {
-		g.Usual = t.base.usualValue(slot, 0)
+		g.Usual = usual(0)
 		if n := len(t.values); n > 0 {
 			g.HasValue, g.Value = true, t.values[n-1]
 		}
 		return g, detectors
 	}
 	g.Samples, g.Latency = t.win.Samples, t.win.Total
-	g.UsualLatency = Quantiles{P50: t.base.usualValue(slot, statP50), P90: t.base.usualValue(slot, statP90), P99: t.base.usualValue(slot, statP99)}
+	g.UsualLatency = Quantiles{P50: usual(statP50), P90: usual(statP90), P99: usual(statP99)}
 	return g, detectors
 }
