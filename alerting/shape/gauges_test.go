@@ -25,7 +25,7 @@ func TestGaugesAreStatus(t *testing.T) {
 			tr := NewTracker(tc.c)
 			rng := rand.New(rand.NewPCG(1, 2))
 			sawWarm := false
-			for i, now := 0, start; now.Before(start.Add(3*time.Hour)); i, now = i+1, now.Add(tc.c.Interval) {
+			for i, now := 0, start; now.Before(start.Add(3 * time.Hour)); i, now = i+1, now.Add(tc.c.Interval) {
 				r := wire.Result{V: 1, Check: tc.c.ID, OK: tc.c.Series == nil || i%13 != 0, Duration: steady(rng, 0.05, 0.2)}
 				if tc.c.Series != nil {
 					r.Observed.Value = new(100 * steady(rng, 1, 0.1))
