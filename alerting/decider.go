@@ -12,6 +12,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/exposition"
 	"github.com/outposthq/outpost/probes/wire"
 )
 
@@ -48,8 +49,9 @@ type checkDecider struct {
 	state   decide.IncidentState
 	certs   decide.CertState // the certificates warned about
 	last    decide.Decision
-	warmUp  time.Time // no UNKNOWN verdict acts before this
-	page    pageFacts // what every page of the check carries
+	warmUp  time.Time         // no UNKNOWN verdict acts before this
+	page    pageFacts         // what every page of the check carries
+	label   exposition.Labels // check="ID", for the metrics of the check
 
 	outgoing []notify.Notification // decided, not yet handed over, in order
 	save     *savedDecider         // the state to save after outgoing, if any

@@ -277,7 +277,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	e.install(p, tabs, keys)
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(shapeCollector{e}); err != nil {
+		if err := opts.Registerer.Register(newShapeCollector(e)); err != nil {
 			return nil, fmt.Errorf("alerting: registering shape metrics: %w", err)
 		}
 	}

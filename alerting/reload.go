@@ -12,6 +12,7 @@ import (
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/shape"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/exposition"
 )
 
 // A reload gives a running evaluator a new configuration without losing
@@ -285,7 +286,8 @@ func (e *Evaluator) build(cfg *checks.Config, old *plan, now time.Time) (*plan, 
 		if old == nil {
 			warm = max(startGrace(cfg, e.staleAfter), warm)
 		}
-		p.deciders[c.ID] = &checkDecider{id: c.ID, c: c, failing: map[string]bool{}, warmUp: now.Add(warm), page: pageFactsOf(cfg, c, p.redact)}
+		p.deciders[c.ID] = &checkDecider{id: c.ID, c: c, failing: map[string]bool{}, warmUp: now.Add(warm), page: pageFactsOf(cfg, c, p.redact),
+			label: exposition.MakeLabels("check", c.ID)}
 	}
 	return p, tabs, keys, nil
 }

@@ -153,6 +153,14 @@ func (b *baseline) usual(slot int) ([]Usual, bool) {
 	return out, m.N >= b.warmN
 }
 
+func (b *baseline) usualValue(slot, stat int) (float64, bool) {
+	mo, m := b.moments[slot*b.stats+stat], b.meta[slot]
+	if m.N == 0 || (mo.Mean == 0 && mo.Dev == 0) {
+		return 0, m.N >= b.warmN
+	}
+	return math.Exp(float64(mo.Mean)), m.N >= b.warmN
+}
+
 // bytes is the baseline's memory.
 func (b *baseline) bytes() int {
 	return 64 + len(b.meta)*16 + len(b.moments)*8

@@ -10,6 +10,9 @@ import (
 type slotStats interface {
 	learn(slot int, now time.Time, vals []float64)
 	usual(slot int) ([]Usual, bool)
+	// usualValue is usual(slot)[stat].Value and whether the slot is
+	// warm, without allocating: metrics read it for every tracker.
+	usualValue(slot, stat int) (float64, bool)
 	bytes() int
 	// save returns copies of the slots' bookkeeping and moments.
 	save() ([]SlotMeta, []Moment)
@@ -138,6 +141,15 @@ func (p *packedBaseline) usual(slot int) ([]Usual, bool) {
 		out[i] = Usual{Value: math.Exp(float64(mo.Mean)), Spread: float64(mo.Dev)}
 	}
 	return out, m.N >= p.base.warmN
+}
+
+func (p *packedBaseline) usualValue(slot, stat int) (float64, bool) {
+	s, m := p.base.stats, p.meta[slot]
+	mo := unpack(p.mean[slot*s+stat], p.dev[slot*s+stat])
+	if m.N == 0 || mo == (Moment{}) {
+		return 0, m.N >= p.base.warmN
+	}
+	return math.Exp(float64(mo.Mean)), m.N >= p.base.warmN
 }
 
 func (p *packedBaseline) bytes() int {

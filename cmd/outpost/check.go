@@ -200,7 +200,7 @@ func oneLine(s string) string {
 
 func writeMetrics(w io.Writer, results []wire.Result) error {
 	reg := prometheus.NewRegistry()
-	m, err := agent.NewMetrics(reg)
+	m, err := agent.NewMetrics(reg, agent.MetricsOptions{})
 	if err != nil {
 		return err
 	}

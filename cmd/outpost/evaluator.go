@@ -17,6 +17,7 @@ import (
 	"github.com/outposthq/outpost/alerting/notify/receivers"
 	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/exposition"
 )
 
 const evaluatorUsage = `Usage: outpost evaluator -c FILE [--listen ADDR] [--data-dir DIR] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
@@ -176,7 +177,7 @@ func reloadEvaluator(ev *alerting.Evaluator, pipe *pipeline, then func(*checks.C
 
 // evaluatorMux serves an evaluator's endpoints; with reloads, POST
 // /-/reload too.
-func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator, reloads *reloads) *http.ServeMux {
+func evaluatorMux(reg *exposition.Registry, ev *alerting.Evaluator, reloads *reloads) *http.ServeMux {
 	mux := baseMux(reg, nil, ev.Health)
 	if reloads != nil {
 		mux.Handle("POST /-/reload", reloads.handler())
@@ -200,7 +201,7 @@ func evaluatorMux(reg *prometheus.Registry, ev *alerting.Evaluator, reloads *rel
 //
 // With several evaluators (name among cfg.Peers), the notifiers without
 // dedup of their own (all but PagerDuty) send one copy: see notify.OneCopy.
-func newPipeline(cfg *checks.Config, dataDir string, reg *prometheus.Registry, log *slog.Logger,
+func newPipeline(cfg *checks.Config, dataDir string, reg *exposition.Registry, log *slog.Logger,
 	name string, sentByPeer func(time.Time) (notify.PeerVerdict, string)) (*outbox.Outbox, error) {
 	ns, err := receivers.Build(cfg, log)
 	if err != nil {

@@ -25,7 +25,8 @@ var layers = map[string]int{
 	// L0: the wire format, time, log rate limits, atomic file writes,
 	// the configuration and the keyed-record state store.
 	"probes/wire": 0, "probes/clock": 0, "probes/ratelog": 0, "probes/atomicfile": 0, "checks": 0,
-	"alerting/state": 0,
+	"probes/exposition": 0,
+	"alerting/state":    0,
 	// The NAB scorer: pure arithmetic and file formats, nothing of ours.
 	"cmd/outpost-bench/nab": 0,
 	// L1: pure shape detection; pure history; notification types and
@@ -102,14 +103,14 @@ var rules = []rule{
 		}
 		return bad
 	}},
-	{"alerting takes from probes only wire, clock, ratelog and atomicfile", func(p pkg) []string {
+	{"alerting takes from probes only wire, clock, ratelog, atomicfile and exposition", func(p pkg) []string {
 		if !under(p.Path, "alerting") {
 			return nil
 		}
 		var bad []string
 		for _, imp := range p.Imports {
 			q, ok := ours(imp)
-			if ok && under(q, "probes") && !slices.Contains([]string{"probes/wire", "probes/clock", "probes/ratelog", "probes/atomicfile"}, q) {
+			if ok && under(q, "probes") && !slices.Contains([]string{"probes/wire", "probes/clock", "probes/ratelog", "probes/atomicfile", "probes/exposition"}, q) {
 				bad = append(bad, "imports "+q)
 			}
 		}

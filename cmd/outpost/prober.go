@@ -28,8 +28,8 @@ type prober struct {
 	log     *slog.Logger
 }
 
-func newProber(reg prometheus.Registerer, region string, workers int, log *slog.Logger, deliver func(wire.Result)) (*prober, error) {
-	metrics, err := agent.NewMetrics(reg)
+func newProber(reg prometheus.Registerer, region string, workers int, mopts agent.MetricsOptions, log *slog.Logger, deliver func(wire.Result)) (*prober, error) {
+	metrics, err := agent.NewMetrics(reg, mopts)
 	if err != nil {
 		return nil, err
 	}

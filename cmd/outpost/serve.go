@@ -17,10 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/outposthq/outpost/probes/exposition"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // httpServer serves one handler on one listener, with timeouts on every
@@ -141,8 +140,10 @@ func (s *httpServer) shutdown() {
 }
 
 // newRegistry returns a registry with the Go runtime and process metrics.
-func newRegistry() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
+// The per-check series register as exposition.Sources, which the handler
+// of baseMux renders directly.
+func newRegistry() *exposition.Registry {
+	reg := exposition.NewRegistry()
 	stampVersion()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("outpost"))
@@ -156,9 +157,9 @@ func newRegistry() *prometheus.Registry {
 // answers 503 "unhealthy: " and what unhealthy (nil: none) reports, such
 // as an evaluator that cannot write its data dir: a fault of the process
 // itself, which a load balancer or a peer should know about.
-func baseMux(reg *prometheus.Registry, degraded, unhealthy func() string) *http.ServeMux {
+func baseMux(reg *exposition.Registry, degraded, unhealthy func() string) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, Timeout: 10 * time.Second}))
+	mux.Handle("GET /metrics", exposition.Handler(reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if unhealthy != nil {

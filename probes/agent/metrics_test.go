@@ -10,7 +10,6 @@ import (
 
 	"github.com/outposthq/outpost/probes/wire"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -83,7 +82,7 @@ func seriesCount(t *testing.T, reg *prometheus.Registry, name string) int {
 
 func TestMetricsValues(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
+	m, err := NewMetrics(reg, MetricsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +150,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 		t.Skip("promtool not installed (apt-get install prometheus); CI runs this test")
 	}
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
+	m, err := NewMetrics(reg, MetricsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +178,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 
 func TestMetricsDNSAnswerInfoFollowsChanges(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
+	m, err := NewMetrics(reg, MetricsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,19 +190,25 @@ func TestMetricsDNSAnswerInfoFollowsChanges(t *testing.T) {
 	}
 	m.Observe(res("203.0.113.10"))
 	first := answersHash(&wire.DNSObservation{Rcode: "NOERROR", Answers: []string{"203.0.113.10"}})
-	if got := testutil.ToFloat64(m.dnsInfo.WithLabelValues("www-a", "us-east", "system", first)); got != 1 {
+	info := func(resolver, hash string) map[string]string {
+		return map[string]string{"check": "www-a", "region": "us-east", "resolver": resolver, "answers_hash": hash}
+	}
+	if got, _ := gathered(t, reg, "probe_dns_answer_info", info("system", first)); got != 1 {
 		t.Fatalf("info for the first answer set = %v", got)
 	}
 	m.Observe(res("198.51.100.7", "203.0.113.10"))
-	if n := testutil.CollectAndCount(m.dnsInfo); n != 2 {
+	if n := seriesCount(t, reg, "probe_dns_answer_info"); n != 2 {
 		t.Errorf("probe_dns_answer_info has %d series after a change, want 2 (one per server; the old set deleted)", n)
 	}
-	if got := testutil.ToFloat64(m.dnsAnswers.WithLabelValues("www-a", "us-east", "system")); got != 2 {
+	if _, ok := gathered(t, reg, "probe_dns_answer_info", info("system", first)); ok {
+		t.Errorf("the old answer set's info series is still there")
+	}
+	if got, _ := gathered(t, reg, "probe_dns_answer_rrs", map[string]string{"check": "www-a", "region": "us-east", "resolver": "system"}); got != 2 {
 		t.Errorf("probe_dns_answer_rrs = %v, want 2", got)
 	}
 	// The authoritative server's unchanged answer keeps its hash; equal
 	// answers from different servers hash the same.
-	if got := testutil.ToFloat64(m.dnsInfo.WithLabelValues("www-a", "us-east", "ns1.example.com", first)); got != 1 {
+	if got, _ := gathered(t, reg, "probe_dns_answer_info", info("ns1.example.com", first)); got != 1 {
 		t.Errorf("authoritative info series lost: %v", got)
 	}
 }
@@ -213,7 +218,7 @@ func TestMetricsDNSAnswerInfoFollowsChanges(t *testing.T) {
 // current.
 func TestMetricsSeriesValueOnlyWhileRead(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
+	m, err := NewMetrics(reg, MetricsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,455 @@
+package agent
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/probes/exposition"
+	"github.com/outposthq/outpost/probes/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+)
+
+// Accept headers as Prometheus sends them.
+const (
+	acceptOpenMetrics = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+	acceptText        = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+	acceptProto       = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
+)
+
+// loadResults is n checks of the agent's region as the issue measured
+// them: HTTPS checks with a certificate, the agent's commonest and
+// largest kind (12 series each).
+func loadResults(n int) []wire.Result {
+	res := make([]wire.Result, n)
+	for i := range res {
+		res[i] = wire.Result{V: 1, Check: fmt.Sprintf("check-%05d", i), Type: "http", Region: "eu-west", OK: i%17 != 0,
+			Duration: 0.1 + float64(i%100)/1000,
+			Phases:   wire.Phases{Resolve: 0.001 * float64(i%7), Connect: 0.012, TLS: 0.031, Processing: 0.0456, Transfer: 0.0021},
+			Observed: wire.Observed{StatusCode: 200, TLS: &wire.TLSObservation{Version: "1.3", NotAfter: time.Unix(1_900_000_000+int64(i), 0)}}}
+	}
+	return res
+}
+
+// mixedResults is every kind of check with every kind of label value,
+// escapes included, for the equality tests.
+func mixedResults() []wire.Result {
+	res := sampleResults()
+	res = append(res,
+		wire.Result{V: 1, Check: `odd"name\with` + "\nnewline", Type: "tcp", Region: "us-east", OK: true, Duration: 1e-7},
+		wire.Result{V: 1, Check: "big", Type: "series", Region: "us-east", OK: true, Observed: wire.Observed{Value: new(1.5e300)}},
+		wire.Result{V: 1, Check: "neg", Type: "series", Region: "us-east", OK: true, Observed: wire.Observed{Value: new(-3.0)}},
+		wire.Result{V: 1, Check: "www-a", Type: "dns", Region: "us-east", OK: true, Phases: wire.Phases{Resolve: 0.003},
+			Observed: wire.Observed{DNS: []wire.DNSObservation{{Resolver: "system", Rcode: "NOERROR", Answers: []string{"198.51.100.8"}},
+				{Resolver: "authoritative", NS: "ns1.example.com", Rcode: "SERVFAIL", Error: "x"}}}},
+	)
+	return append(res, loadResults(50)...)
+}
+
+// scraper is one way of serving the agent's per-check series.
+type scraper struct {
+	name    string
+	observe func(*wire.Result)
+	handler http.Handler
+}
+
+// newScraper serves the series the new way: Metrics in an
+// exposition.Registry behind exposition.Handler.
+func newScraper(t testing.TB, opts MetricsOptions) (*Metrics, *exposition.Registry, scraper) {
+	reg := exposition.NewRegistry()
+	m, err := NewMetrics(reg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg, scraper{"new", m.Observe, exposition.Handler(reg)}
+}
+
+// legacyScraper serves them as before: a const-metric collector behind
+// promhttp.
+func legacyScraper(t testing.TB) (*legacyMetrics, scraper) {
+	reg := prometheus.NewRegistry()
+	m, err := newLegacyMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, scraper{"legacy", m.Observe, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})}
+}
+
+// plainScraper registers the same series the plain client_golang way: a
+// vector per family and a child per series, set as results arrive.
+func plainScraper() scraper {
+	reg := prometheus.NewRegistry()
+	gv := func(name string, labels ...string) *prometheus.GaugeVec {
+		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: name}, append([]string{"check", "region"}, labels...))
+		reg.MustRegister(v)
+		return v
+	}
+	success, duration, status := gv("probe_success"), gv("probe_duration_seconds"), gv("probe_http_status_code")
+	phase, cert, lookup := gv("probe_http_duration_seconds", "phase"), gv("probe_ssl_earliest_cert_expiry"), gv("probe_dns_lookup_time_seconds")
+	runs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "outpost_probes_total", Help: "runs"}, []string{"check", "region", "result"})
+	reg.MustRegister(runs)
+	observe := func(r *wire.Result) {
+		ok := 0.0
+		if r.OK {
+			ok = 1
+		}
+		success.WithLabelValues(r.Check, r.Region).Set(ok)
+		duration.WithLabelValues(r.Check, r.Region).Set(r.Duration)
+		lookup.WithLabelValues(r.Check, r.Region).Set(r.Phases.Resolve)
+		res := "failure"
+		if r.OK {
+			res = "success"
+		}
+		runs.WithLabelValues(r.Check, r.Region, res).Inc()
+		runs.WithLabelValues(r.Check, r.Region, "failure").Add(0)
+		status.WithLabelValues(r.Check, r.Region).Set(float64(r.Observed.StatusCode))
+		for i, v := range r.Phases.Values() {
+			phase.WithLabelValues(r.Check, r.Region, wire.PhaseNames[i]).Set(v)
+		}
+		if r.Observed.TLS != nil {
+			cert.WithLabelValues(r.Check, r.Region).Set(float64(r.Observed.TLS.NotAfter.Unix()))
+		}
+	}
+	return scraper{"plain", observe, promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})}
+}
+
+// countingWriter is a ResponseWriter that keeps nothing: a scrape's cost
+// without the client's.
+type countingWriter struct {
+	h http.Header
+	n int
+}
+
+func (w *countingWriter) Header() http.Header         { return w.h }
+func (w *countingWriter) WriteHeader(int)             {}
+func (w *countingWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
+
+func scrapeRequest(accept string, gz bool) *http.Request {
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept", accept)
+	if gz {
+		req.Header.Set("Accept-Encoding", "gzip")
+	}
+	return req
+}
+
+// BenchmarkAgentScrape scrapes n checks' series served three ways: the
+// plain client_golang way (a vector child per series), the const-metric
+// collector of before, and the exposition.Source of now; ns/op is the CPU
+// of one scrape (it runs on one goroutine).
+func BenchmarkAgentScrape(b *testing.B) {
+	formats := []struct {
+		name   string
+		accept string
+		gzip   bool
+	}{
+		{"text", acceptText, false},
+		{"openmetrics+gzip", acceptOpenMetrics, true},
+		{"protobuf", acceptProto, false},
+	}
+	for _, n := range []int{1000, 10000} {
+		results := loadResults(n)
+		_, legacy := legacyScraper(b)
+		_, _, fast := newScraper(b, MetricsOptions{})
+		_, _, nophases := newScraper(b, MetricsOptions{NoPhases: true})
+		nophases.name = "new-nophases"
+		for _, s := range []scraper{plainScraper(), legacy, fast, nophases} {
+			for i := range results {
+				s.observe(&results[i])
+			}
+			for _, f := range formats {
+				if s.name == "new-nophases" && f.name == "protobuf" {
+					continue
+				}
+				b.Run(fmt.Sprintf("checks=%d/%s/%s", n, f.name, s.name), func(b *testing.B) {
+					req := scrapeRequest(f.accept, f.gzip)
+					w := &countingWriter{h: http.Header{}}
+					b.ReportAllocs()
+					cpu0 := cpuTime()
+					for b.Loop() {
+						w.n = 0
+						s.handler.ServeHTTP(w, req)
+					}
+					b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/scrape")
+					b.ReportMetric(float64(w.n), "bytes/scrape")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkAgentScrapeGzipLevel is what gzip costs on top of rendering,
+// at the level the handler uses (BestSpeed) and at the default.
+func BenchmarkAgentScrapeGzipLevel(b *testing.B) {
+	_, _, s := newScraper(b, MetricsOptions{})
+	results := loadResults(10000)
+	for i := range results {
+		s.observe(&results[i])
+	}
+	w := &countingWriter{h: http.Header{}}
+	s.handler.ServeHTTP(w, scrapeRequest(acceptText, false))
+	var body bytes.Buffer
+	rec := httptest.NewRecorder()
+	s.handler.ServeHTTP(rec, scrapeRequest(acceptText, false))
+	body.Write(rec.Body.Bytes())
+	for _, level := range []int{gzip.BestSpeed, gzip.DefaultCompression} {
+		b.Run(fmt.Sprintf("level=%d", level), func(b *testing.B) {
+			zw, _ := gzip.NewWriterLevel(io.Discard, level)
+			cw := &countingWriter{}
+			for b.Loop() {
+				cw.n = 0
+				zw.Reset(cw)
+				zw.Write(body.Bytes())
+				zw.Close()
+			}
+			b.ReportMetric(float64(cw.n), "bytes/scrape")
+			b.ReportMetric(float64(body.Len()), "raw-bytes")
+		})
+	}
+}
+
+// scrape fetches h's metrics as a client asking accept (and gzip) would,
+// unzipping, and returns the body and the response's Content-Type.
+func scrape(t *testing.T, h http.Handler, accept string, gz bool) ([]byte, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, scrapeRequest(accept, gz))
+	if rec.Code != 200 {
+		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
+	}
+	body := rec.Body.Bytes()
+	if enc := rec.Header().Get("Content-Encoding"); gz != (enc == "gzip") {
+		t.Fatalf("asked gzip %v, got Content-Encoding %q", gz, enc)
+	}
+	if gz {
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, err = io.ReadAll(zr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return body, rec.Header().Get("Content-Type")
+}
+
+// sortedLines is an exposition's lines in order: two expositions of the
+// same families, samples and helps have the same lines, whatever order
+// their series come in.
+func sortedLines(b []byte) []string {
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	slices.Sort(lines)
+	return lines
+}
+
+// canonical parses an exposition of format and returns each family's
+// help, type and samples as sorted lines: what two expositions must
+// agree on to say the same.
+func canonical(t *testing.T, b []byte, format expfmt.Format) []string {
+	t.Helper()
+	dec := expfmt.NewDecoder(bytes.NewReader(b), format)
+	var out []string
+	for {
+		mf := &dto.MetricFamily{}
+		if err := dec.Decode(mf); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("decode %s: %v", format, err)
+		}
+		out = append(out, fmt.Sprintf("%s %s %q", mf.GetName(), mf.GetType(), mf.GetHelp()))
+		for _, m := range mf.Metric {
+			var l []string
+			for _, lp := range m.Label {
+				l = append(l, lp.GetName()+"="+lp.GetValue())
+			}
+			slices.Sort(l)
+			v := m.GetGauge().GetValue() + m.GetCounter().GetValue() + m.GetUntyped().GetValue()
+			out = append(out, fmt.Sprintf("%s{%s} %v", mf.GetName(), strings.Join(l, ","), v))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestScrapeMatchesLegacy: in every format Prometheus negotiates, the new
+// path serves what the const-metric collector of before served, line for
+// line in the text formats, family for family in protobuf; also after a
+// reload removed a check (no stale series).
+func TestScrapeMatchesLegacy(t *testing.T) {
+	old, legacy := legacyScraper(t)
+	m, _, fast := newScraper(t, MetricsOptions{})
+	keep := map[string]bool{}
+	for _, r := range mixedResults() {
+		legacy.observe(&r)
+		fast.observe(&r)
+		keep[JobKey(r.Check, r.Region)] = true
+	}
+	compare := func(t *testing.T) {
+		t.Helper()
+		for _, f := range []struct {
+			name   string
+			accept string
+			gzip   bool
+		}{{"text", acceptText, false}, {"text+gzip", acceptText, true}, {"openmetrics", acceptOpenMetrics, false},
+			{"openmetrics+gzip", acceptOpenMetrics, true}, {"protobuf", acceptProto, false}, {"protobuf+gzip", acceptProto, true}} {
+			t.Run(f.name, func(t *testing.T) {
+				want, wantType := scrape(t, legacy.handler, f.accept, f.gzip)
+				got, gotType := scrape(t, fast.handler, f.accept, f.gzip)
+				if gotType != wantType {
+					t.Errorf("Content-Type %q, want %q", gotType, wantType)
+				}
+				format := expfmt.Format(gotType)
+				if format.FormatType() == expfmt.TypeProtoDelim {
+					if g, w := canonical(t, got, format), canonical(t, want, format); !slices.Equal(g, w) {
+						t.Errorf("protobuf families differ: %s", lineDiff(g, w))
+					}
+					return
+				}
+				if format.FormatType() == expfmt.TypeTextPlain {
+					if g, w := canonical(t, got, format), canonical(t, want, format); !slices.Equal(g, w) {
+						t.Errorf("parsed families differ: %s", lineDiff(g, w))
+					}
+				}
+				if g, w := sortedLines(got), sortedLines(want); !slices.Equal(g, w) {
+					t.Errorf("lines differ: %s", lineDiff(g, w))
+				}
+				if format.FormatType() == expfmt.TypeOpenMetrics && !bytes.HasSuffix(got, []byte("\n# EOF\n")) {
+					t.Errorf("OpenMetrics exposition does not end in # EOF")
+				}
+			})
+		}
+	}
+	compare(t)
+	delete(keep, JobKey("web-home", "us-east"))
+	delete(keep, JobKey("www-a", "us-east"))
+	old.Keep(keep)
+	m.Keep(keep)
+	body, _ := scrape(t, fast.handler, acceptText, false)
+	if bytes.Contains(body, []byte(`check="web-home",region="us-east"`)) || bytes.Contains(body, []byte(`check="www-a"`)) {
+		t.Fatalf("series of removed checks still served:\n%s", body)
+	}
+	t.Run("after reload", compare)
+}
+
+// TestScrapeNoPhases: NoPhases removes exactly the five phase series of
+// each HTTP check, and nothing else.
+func TestScrapeNoPhases(t *testing.T) {
+	_, _, all := newScraper(t, MetricsOptions{})
+	_, _, some := newScraper(t, MetricsOptions{NoPhases: true})
+	httpChecks := 0
+	for _, r := range mixedResults() {
+		all.observe(&r)
+		some.observe(&r)
+	}
+	seen := map[string]bool{}
+	for _, r := range mixedResults() {
+		if k := JobKey(r.Check, r.Region); r.Type == "http" && !seen[k] {
+			seen[k] = true
+			httpChecks++
+		}
+	}
+	for _, accept := range []string{acceptText, acceptProto} {
+		withBody, ct := scrape(t, all.handler, accept, false)
+		withoutBody, _ := scrape(t, some.handler, accept, false)
+		with, without := canonical(t, withBody, expfmt.Format(ct)), canonical(t, withoutBody, expfmt.Format(ct))
+		var dropped []string
+		for _, l := range with {
+			if !slices.Contains(without, l) {
+				dropped = append(dropped, l)
+			}
+		}
+		if len(with)-len(without) != len(dropped) {
+			t.Errorf("%s: the switch added series: %d with, %d without, %d dropped", ct, len(with), len(without), len(dropped))
+		}
+		if len(dropped) != 1+5*httpChecks {
+			t.Errorf("%s: %d lines dropped, want the family and 5 per HTTP check (%d): %q", ct, len(dropped), httpChecks, dropped)
+		}
+		for _, l := range dropped {
+			if !strings.HasPrefix(l, "probe_http_duration_seconds") {
+				t.Errorf("%s: dropped %q", ct, l)
+			}
+		}
+	}
+}
+
+// blockingWriter holds every Write until released, as a slow client does.
+type blockingWriter struct {
+	h       http.Header
+	writing chan struct{}
+	release chan struct{}
+}
+
+func (w *blockingWriter) Header() http.Header { return w.h }
+func (w *blockingWriter) WriteHeader(int)     {}
+func (w *blockingWriter) Write(b []byte) (int, error) {
+	select {
+	case w.writing <- struct{}{}:
+	default:
+	}
+	<-w.release
+	return len(b), nil
+}
+
+// TestScrapeDoesNotHoldUpProbes: while a scrape is stuck writing to a slow
+// client, results of checks old and new are still recorded.
+func TestScrapeDoesNotHoldUpProbes(t *testing.T) {
+	m, _, s := newScraper(t, MetricsOptions{})
+	results := loadResults(2000) // more than the handler's buffer
+	for i := range results {
+		m.Observe(&results[i])
+	}
+	w := &blockingWriter{h: http.Header{}, writing: make(chan struct{}, 1), release: make(chan struct{})}
+	done := make(chan struct{})
+	go func() { defer close(done); s.handler.ServeHTTP(w, scrapeRequest(acceptOpenMetrics, true)) }()
+	t.Cleanup(func() { close(w.release); <-done })
+	<-w.writing
+	observed := make(chan struct{})
+	go func() {
+		defer close(observed)
+		m.Observe(&results[7])
+		m.Observe(&wire.Result{Check: "new-check", Type: "tcp", Region: "eu-west", OK: true})
+		m.Keep(map[string]bool{JobKey("new-check", "eu-west"): true})
+	}()
+	select {
+	case <-observed:
+	case <-done:
+		t.Fatal("the scrape ended before the results were recorded")
+	case <-time.After(30 * time.Second):
+		t.Fatal("Observe waited for a scrape stuck on a slow client")
+	}
+}
+
+// lineDiff says which lines only one side has, at most ten of each.
+func lineDiff(got, want []string) string {
+	only := func(a, b []string) []string {
+		var out []string
+		for _, l := range a {
+			if _, found := slices.BinarySearch(b, l); !found && len(out) < 10 {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	return fmt.Sprintf("%d lines against %d\nonly got:  %q\nonly want: %q", len(got), len(want), only(got, want), only(want, got))
+}
+
+// cpuTime is the CPU the process has used, user and system, in
+// nanoseconds: on a shared machine a scrape's wall time overstates it.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
