@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -288,11 +287,7 @@ func startPrometheusOn(t *testing.T, bin, runURL, agentURL string) string {
 			t.Fatalf("%s: scrape job %q: the test knows no target for it", promConfigFile, name)
 		}
 		delete(targets, name)
-		sc := map[string]any{"targets": []string{strings.TrimPrefix(u, "http://")}}
-		if name == "outpost-agent" {
-			sc["labels"] = map[string]string{"region": "remote"}
-		}
-		job["static_configs"] = []any{sc}
+		job["static_configs"] = []any{map[string]any{"targets": []string{strings.TrimPrefix(u, "http://")}}}
 	}
 	if len(targets) > 0 {
 		t.Fatalf("%s: no scrape job for %v", promConfigFile, targets)
@@ -301,33 +296,7 @@ func startPrometheusOn(t *testing.T, bin, runURL, agentURL string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(conf, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--config.file="+conf, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus configuration:\n%s\nprometheus output:\n%s", out, logs.String())
-		}
-	})
-	base := "http://" + addr
+	base := runPrometheus(t, bin, out)
 	clocktest.WaitFor(t, 30*time.Second, "prometheus to scrape both targets", func() bool {
 		n, err := promResult(base, `up == 1`)
 		return err == nil && n == 2

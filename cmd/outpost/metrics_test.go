@@ -136,9 +136,18 @@ func TestPrometheusIngestsMetrics(t *testing.T) {
 // returns its base URL once it is ready.
 func startPrometheus(t *testing.T, bin, target string, flags ...string) string {
 	t.Helper()
+	return runPrometheus(t, bin, []byte(fmt.Sprintf(
+		"global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: outpost\n    static_configs: [{targets: [%q]}]\n", target)), flags...)
+}
+
+// runPrometheus runs Debian's prometheus (bin) with the configuration
+// conf on a free loopback port, stops it when the test ends (printing its
+// configuration and output if the test failed), and returns its base URL
+// once /-/ready answers.
+func runPrometheus(t *testing.T, bin string, conf []byte, flags ...string) string {
+	t.Helper()
 	dir := t.TempDir()
-	conf := writeFile(t, dir, "prometheus.yml", fmt.Sprintf(
-		"global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: outpost\n    static_configs: [{targets: [%q]}]\n", target))
+	confFile := writeFile(t, dir, "prometheus.yml", string(conf))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +156,7 @@ func startPrometheus(t *testing.T, bin, target string, flags ...string) string {
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--config.file=" + conf, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--config.file=" + confFile, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
 		"--web.listen-address=" + addr, "--log.level=warn"}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
@@ -158,7 +167,7 @@ func startPrometheus(t *testing.T, bin, target string, flags ...string) string {
 		cancel()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("prometheus output:\n%s", logs.String())
+			t.Logf("prometheus configuration:\n%s\nprometheus output:\n%s", conf, logs.String())
 		}
 	})
 	base := "http://" + addr
