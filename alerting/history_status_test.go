@@ -2,6 +2,7 @@ package alerting
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"image/png"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +190,45 @@ func TestStatusHistoryInChromium(t *testing.T) {
 	}
 	if keep := os.Getenv("STATUS_HISTORY_SCREENSHOT"); keep != "" {
 		os.WriteFile(keep, b, 0o644)
+	}
+}
+
+// The status page and /status.json are gzipped for a client that accepts
+// it: 90 bars a check are mostly the same few strings.
+func TestStatusAnswersAreGzipped(t *testing.T) {
+	_, base := historyPage(t)
+	raw := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	for _, path := range []string{"/status", "/status?check=web", "/status.json", "/status.json?check=web"} {
+		get := func(enc string) (*http.Response, []byte) {
+			req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+			if enc != "" {
+				req.Header.Set("Accept-Encoding", enc)
+			}
+			resp, err := raw.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp, b
+		}
+		plainResp, plain := get("")
+		zipped, gz := get("br, gzip;q=0.8")
+		refused, _ := get("gzip;q=0")
+		if plainResp.Header.Get("Content-Encoding") != "" || refused.Header.Get("Content-Encoding") != "" {
+			t.Errorf("%s: gzipped for a client that did not take it", path)
+		}
+		if zipped.Header.Get("Content-Encoding") != "gzip" || zipped.Header.Get("Content-Length") != strconv.Itoa(len(gz)) {
+			t.Fatalf("%s: Content-Encoding %q, Content-Length %s for %d bytes", path, zipped.Header.Get("Content-Encoding"), zipped.Header.Get("Content-Length"), len(gz))
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(gz))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unzipped, _ := io.ReadAll(zr)
+		if !bytes.Equal(unzipped, plain) {
+			t.Errorf("%s: the gzipped answer is not the plain one", path)
+		}
+		t.Logf("%s: %d bytes, %d gzipped", path, len(plain), len(gz))
 	}
 }

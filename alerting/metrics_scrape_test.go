@@ -2,34 +2,26 @@ package alerting
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
 	"github.com/outposthq/outpost/probes/exposition"
+	"github.com/outposthq/outpost/probes/exposition/expositiontest"
 	"github.com/outposthq/outpost/probes/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
 // Accept headers as Prometheus sends them.
-const (
-	acceptOpenMetrics = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-	acceptText        = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-	acceptProto       = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
-)
 
 // scrapedEvaluator is an evaluator of n HTTP checks (and series checks,
 // when series is set) in five regions after two rounds of results six
@@ -113,25 +105,6 @@ func evaluatorScrapers(t testing.TB, ev *Evaluator) (fast, legacy http.Handler) 
 	return exposition.Handler(reg), promhttp.HandlerFor(old, promhttp.HandlerOpts{Registry: old, EnableOpenMetrics: true})
 }
 
-// discardWriter is a ResponseWriter that keeps nothing but the count.
-type discardWriter struct {
-	h http.Header
-	n int
-}
-
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) WriteHeader(int)             {}
-func (w *discardWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
-
-func scrapeRequest(accept string, gz bool) *http.Request {
-	req := httptest.NewRequest("GET", "/metrics", nil)
-	req.Header.Set("Accept", accept)
-	if gz {
-		req.Header.Set("Accept-Encoding", "gzip")
-	}
-	return req
-}
-
 // BenchmarkEvaluatorScrape scrapes the per-check series of 10,000 checks
 // × 5 regions, served by the const-metric collectors of before (legacy)
 // and as exposition.Sources (new); ns/op is the CPU of one scrape.
@@ -141,81 +114,25 @@ func BenchmarkEvaluatorScrape(b *testing.B) {
 	for _, f := range []struct {
 		name, accept string
 		gzip         bool
-	}{{"text", acceptText, false}, {"openmetrics+gzip", acceptOpenMetrics, true}, {"protobuf", acceptProto, false}} {
+	}{{"text", expositiontest.AcceptText, false}, {"openmetrics+gzip", expositiontest.AcceptOpenMetrics, true}, {"protobuf", expositiontest.AcceptProto, false}} {
 		for _, s := range []struct {
 			name string
 			h    http.Handler
 		}{{"legacy", legacy}, {"new", fast}} {
 			b.Run(fmt.Sprintf("checks=10000x5/%s/%s", f.name, s.name), func(b *testing.B) {
-				req := scrapeRequest(f.accept, f.gzip)
-				w := &discardWriter{h: http.Header{}}
+				req := expositiontest.Request(f.accept, f.gzip)
+				w := &expositiontest.Discard{}
 				b.ReportAllocs()
-				cpu0 := cpuTime()
+				cpu0 := expositiontest.CPUTime()
 				for b.Loop() {
-					w.n = 0
+					w.N = 0
 					s.h.ServeHTTP(w, req)
 				}
-				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/scrape")
-				b.ReportMetric(float64(w.n), "bytes/scrape")
+				b.ReportMetric(float64(expositiontest.CPUTime()-cpu0)/float64(b.N), "cpu-ns/scrape")
+				b.ReportMetric(float64(w.N), "bytes/scrape")
 			})
 		}
 	}
-}
-
-func scrapeBody(t *testing.T, h http.Handler, accept string, gz bool) ([]byte, string) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, scrapeRequest(accept, gz))
-	if rec.Code != 200 {
-		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
-	}
-	body := rec.Body.Bytes()
-	if gz {
-		if rec.Header().Get("Content-Encoding") != "gzip" {
-			t.Fatal("asked for gzip, got none")
-		}
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if body, err = io.ReadAll(zr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return body, rec.Header().Get("Content-Type")
-}
-
-// canonicalFamilies parses an exposition and returns every family's help
-// and type and every sample as sorted lines.
-func canonicalFamilies(t *testing.T, b []byte, format expfmt.Format) []string {
-	t.Helper()
-	dec := expfmt.NewDecoder(bytes.NewReader(b), format)
-	var out []string
-	for {
-		mf := &dto.MetricFamily{}
-		if err := dec.Decode(mf); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("decode %s: %v", format, err)
-		}
-		out = append(out, fmt.Sprintf("%s %s %q", mf.GetName(), mf.GetType(), mf.GetHelp()))
-		for _, m := range mf.Metric {
-			var l []string
-			for _, lp := range m.Label {
-				l = append(l, lp.GetName()+"="+lp.GetValue())
-			}
-			slices.Sort(l)
-			out = append(out, fmt.Sprintf("%s{%s} %v", mf.GetName(), strings.Join(l, ","), m.GetGauge().GetValue()+m.GetCounter().GetValue()))
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func sortedLines(b []byte) []string {
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	slices.Sort(lines)
-	return lines
 }
 
 // TestEvaluatorScrapeMatchesLegacy: in every format Prometheus negotiates,
@@ -225,7 +142,7 @@ func sortedLines(b []byte) []string {
 func TestEvaluatorScrapeMatchesLegacy(t *testing.T) {
 	ev := scrapedEvaluator(t, 60, true)
 	fast, legacy := evaluatorScrapers(t, ev)
-	body, _ := scrapeBody(t, fast, acceptText, false)
+	body, _ := expositiontest.Scrape(t, fast, expositiontest.AcceptText, false)
 	for _, want := range []string{`outpost_check_state{check="c00010",state="DOWN"} 1`, `outpost_incident_open{check="c00010",kind="down"} 1`,
 		`outpost_latency_seconds{check="c00001",q="0.99",region="r3"}`, `outpost_series_value{check="rps",region="r1"} 41`,
 		`outpost_check_up{check="odd.id_x-1"} 1`} {
@@ -238,7 +155,7 @@ func TestEvaluatorScrapeMatchesLegacy(t *testing.T) {
 		for _, f := range []struct {
 			name, accept string
 			gzip         bool
-		}{{"text", acceptText, false}, {"openmetrics+gzip", acceptOpenMetrics, true}, {"protobuf", acceptProto, false}} {
+		}{{"text", expositiontest.AcceptText, false}, {"openmetrics+gzip", expositiontest.AcceptOpenMetrics, true}, {"protobuf", expositiontest.AcceptProto, false}} {
 			t.Run(f.name, func(t *testing.T) { compareScrapes(t, fast, legacy, f.accept, f.gzip) })
 		}
 	}
@@ -248,7 +165,7 @@ func TestEvaluatorScrapeMatchesLegacy(t *testing.T) {
 	if _, err := ev.Reload(context.Background(), scrapeConfig(t, 60, true, "c00010", "rps")); err != nil {
 		t.Fatal(err)
 	}
-	body, _ = scrapeBody(t, fast, acceptText, false)
+	body, _ = expositiontest.Scrape(t, fast, expositiontest.AcceptText, false)
 	if bytes.Contains(body, []byte(`check="c00010"`)) || bytes.Contains(body, []byte(`check="rps"`)) {
 		t.Fatalf("series of removed checks still served:\n%s", body)
 	}
@@ -258,32 +175,22 @@ func TestEvaluatorScrapeMatchesLegacy(t *testing.T) {
 // compareScrapes fails unless fast serves what legacy serves for accept.
 func compareScrapes(t *testing.T, fast, legacy http.Handler, accept string, gz bool) {
 	t.Helper()
-	want, wantType := scrapeBody(t, legacy, accept, gz)
-	got, gotType := scrapeBody(t, fast, accept, gz)
+	want, wantType := expositiontest.Scrape(t, legacy, accept, gz)
+	got, gotType := expositiontest.Scrape(t, fast, accept, gz)
 	if gotType != wantType {
 		t.Fatalf("Content-Type %q, want %q", gotType, wantType)
 	}
 	format := expfmt.Format(gotType)
 	if format.FormatType() != expfmt.TypeOpenMetrics {
-		if g, w := canonicalFamilies(t, got, format), canonicalFamilies(t, want, format); !slices.Equal(g, w) {
+		if g, w := expositiontest.Canonical(t, got, format), expositiontest.Canonical(t, want, format); !slices.Equal(g, w) {
 			t.Errorf("families differ:\ngot  %d lines %.2000q\nwant %d lines %.2000q", len(g), g, len(w), w)
 		}
 	}
 	if format.FormatType() != expfmt.TypeProtoDelim {
-		if g, w := sortedLines(got), sortedLines(want); !slices.Equal(g, w) {
+		if g, w := expositiontest.SortedLines(got), expositiontest.SortedLines(want); !slices.Equal(g, w) {
 			t.Errorf("lines differ:\ngot\n%.3000s\nwant\n%.3000s", got, want)
 		}
 	}
-}
-
-// cpuTime is the CPU the process has used, user and system, in
-// nanoseconds: on a shared machine a scrape's wall time overstates it.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // TestEvaluatorScrapeDuringIngest: scrapes in every format while batches
@@ -297,9 +204,9 @@ func TestEvaluatorScrapeDuringIngest(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range 30 {
-			accept := []string{acceptText, acceptOpenMetrics, acceptProto}[i%3]
+			accept := []string{expositiontest.AcceptText, expositiontest.AcceptOpenMetrics, expositiontest.AcceptProto}[i%3]
 			rec := httptest.NewRecorder()
-			fast.ServeHTTP(rec, scrapeRequest(accept, i%2 == 0))
+			fast.ServeHTTP(rec, expositiontest.Request(accept, i%2 == 0))
 			if rec.Code != 200 {
 				t.Errorf("scrape %d: %d", i, rec.Code)
 			}

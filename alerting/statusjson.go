@@ -43,25 +43,23 @@ func (e *Evaluator) StatusJSON() http.Handler {
 				http.Error(w, "no check "+strconv.Quote(q.Check), http.StatusNotFound)
 				return
 			}
-			writeJSON(w, encodeStatus(s))
+			writeJSON(w, req, encodeStatus(s))
 		case q.Paged():
-			writeJSON(w, encodeStatus(status.Paged(e, q)))
+			writeJSON(w, req, encodeStatus(status.Paged(e, q)))
 		case len(e.config().Checks) <= status.FullMaxChecks:
 			body, _ := e.statusBuilds.Get(func() ([]byte, error) { return encodeStatus(e.PublicStatus()), nil })
-			writeJSON(w, body)
+			writeJSON(w, req, body)
 		default:
 			body, _ := e.statusSummary.Get(e.clock.Now(), time.Second, func() ([]byte, error) {
 				return encodeStatus(status.Paged(e, q)), nil
 			})
-			writeJSON(w, body)
+			writeJSON(w, req, body)
 		}
 	})
 }
 
-func writeJSON(w http.ResponseWriter, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	_, _ = w.Write(body)
+func writeJSON(w http.ResponseWriter, req *http.Request, body []byte) {
+	status.Write(w, req, "application/json", body)
 }
 
 // encodeStatus is s as the indented JSON /status.json has always served.

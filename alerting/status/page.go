@@ -142,12 +142,7 @@ func Handler(src Source, log *slog.Logger) http.Handler {
 			http.Error(w, "status page unavailable", http.StatusInternalServerError)
 			return
 		}
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Content-Length", strconv.Itoa(len(page)))
-		if req.Method == http.MethodHead {
-			return
-		}
-		_, _ = w.Write(page)
+		Write(w, req, "text/html; charset=utf-8", page)
 	})
 }
 

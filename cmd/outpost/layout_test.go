@@ -26,7 +26,9 @@ var layers = map[string]int{
 	// the configuration and the keyed-record state store.
 	"probes/wire": 0, "probes/clock": 0, "probes/ratelog": 0, "probes/atomicfile": 0, "checks": 0,
 	"probes/exposition": 0,
-	"alerting/state":    0,
+	// The exposition test kit: nothing of ours (tests only, below).
+	"probes/exposition/expositiontest": 0,
+	"alerting/state":                   0,
 	// The NAB scorer: pure arithmetic and file formats, nothing of ours.
 	"cmd/outpost-bench/nab": 0,
 	// L1: pure shape detection; pure history; notification types and
@@ -166,7 +168,7 @@ var rules = []rule{
 	{"test kits are imported by tests only", func(p pkg) []string {
 		var bad []string
 		for _, imp := range p.Imports {
-			if q, ok := ours(imp); ok && (q == "probes/clock/clocktest" || q == "alerting/notify/notifytest") {
+			if q, ok := ours(imp); ok && slices.Contains([]string{"probes/clock/clocktest", "alerting/notify/notifytest", "probes/exposition/expositiontest"}, q) {
 				bad = append(bad, "imports "+q)
 			}
 		}

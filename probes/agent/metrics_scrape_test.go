@@ -9,24 +9,18 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/outposthq/outpost/probes/exposition"
+	"github.com/outposthq/outpost/probes/exposition/expositiontest"
 	"github.com/outposthq/outpost/probes/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
 
 // Accept headers as Prometheus sends them.
-const (
-	acceptOpenMetrics = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-	acceptText        = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-	acceptProto       = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
-)
 
 // loadResults is n checks of the agent's region as the issue measured
 // them: HTTPS checks with a certificate, the agent's commonest and
@@ -124,26 +118,6 @@ func plainScraper() scraper {
 	return scraper{"plain", observe, promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})}
 }
 
-// countingWriter is a ResponseWriter that keeps nothing: a scrape's cost
-// without the client's.
-type countingWriter struct {
-	h http.Header
-	n int
-}
-
-func (w *countingWriter) Header() http.Header         { return w.h }
-func (w *countingWriter) WriteHeader(int)             {}
-func (w *countingWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
-
-func scrapeRequest(accept string, gz bool) *http.Request {
-	req := httptest.NewRequest("GET", "/metrics", nil)
-	req.Header.Set("Accept", accept)
-	if gz {
-		req.Header.Set("Accept-Encoding", "gzip")
-	}
-	return req
-}
-
 // BenchmarkAgentScrape scrapes n checks' series served three ways: the
 // plain client_golang way (a vector child per series), the const-metric
 // collector of before, and the exposition.Source of now; ns/op is the CPU
@@ -154,9 +128,9 @@ func BenchmarkAgentScrape(b *testing.B) {
 		accept string
 		gzip   bool
 	}{
-		{"text", acceptText, false},
-		{"openmetrics+gzip", acceptOpenMetrics, true},
-		{"protobuf", acceptProto, false},
+		{"text", expositiontest.AcceptText, false},
+		{"openmetrics+gzip", expositiontest.AcceptOpenMetrics, true},
+		{"protobuf", expositiontest.AcceptProto, false},
 	}
 	for _, n := range []int{1000, 10000} {
 		results := loadResults(n)
@@ -173,16 +147,16 @@ func BenchmarkAgentScrape(b *testing.B) {
 					continue
 				}
 				b.Run(fmt.Sprintf("checks=%d/%s/%s", n, f.name, s.name), func(b *testing.B) {
-					req := scrapeRequest(f.accept, f.gzip)
-					w := &countingWriter{h: http.Header{}}
+					req := expositiontest.Request(f.accept, f.gzip)
+					w := &expositiontest.Discard{}
 					b.ReportAllocs()
-					cpu0 := cpuTime()
+					cpu0 := expositiontest.CPUTime()
 					for b.Loop() {
-						w.n = 0
+						w.N = 0
 						s.handler.ServeHTTP(w, req)
 					}
-					b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/scrape")
-					b.ReportMetric(float64(w.n), "bytes/scrape")
+					b.ReportMetric(float64(expositiontest.CPUTime()-cpu0)/float64(b.N), "cpu-ns/scrape")
+					b.ReportMetric(float64(w.N), "bytes/scrape")
 				})
 			}
 		}
@@ -197,89 +171,26 @@ func BenchmarkAgentScrapeGzipLevel(b *testing.B) {
 	for i := range results {
 		s.observe(&results[i])
 	}
-	w := &countingWriter{h: http.Header{}}
-	s.handler.ServeHTTP(w, scrapeRequest(acceptText, false))
+	w := &expositiontest.Discard{}
+	s.handler.ServeHTTP(w, expositiontest.Request(expositiontest.AcceptText, false))
 	var body bytes.Buffer
 	rec := httptest.NewRecorder()
-	s.handler.ServeHTTP(rec, scrapeRequest(acceptText, false))
+	s.handler.ServeHTTP(rec, expositiontest.Request(expositiontest.AcceptText, false))
 	body.Write(rec.Body.Bytes())
 	for _, level := range []int{gzip.BestSpeed, gzip.DefaultCompression} {
 		b.Run(fmt.Sprintf("level=%d", level), func(b *testing.B) {
 			zw, _ := gzip.NewWriterLevel(io.Discard, level)
-			cw := &countingWriter{}
+			cw := &expositiontest.Discard{}
 			for b.Loop() {
-				cw.n = 0
+				cw.N = 0
 				zw.Reset(cw)
 				zw.Write(body.Bytes())
 				zw.Close()
 			}
-			b.ReportMetric(float64(cw.n), "bytes/scrape")
+			b.ReportMetric(float64(cw.N), "bytes/scrape")
 			b.ReportMetric(float64(body.Len()), "raw-bytes")
 		})
 	}
-}
-
-// scrape fetches h's metrics as a client asking accept (and gzip) would,
-// unzipping, and returns the body and the response's Content-Type.
-func scrape(t *testing.T, h http.Handler, accept string, gz bool) ([]byte, string) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, scrapeRequest(accept, gz))
-	if rec.Code != 200 {
-		t.Fatalf("scrape: %d %s", rec.Code, rec.Body)
-	}
-	body := rec.Body.Bytes()
-	if enc := rec.Header().Get("Content-Encoding"); gz != (enc == "gzip") {
-		t.Fatalf("asked gzip %v, got Content-Encoding %q", gz, enc)
-	}
-	if gz {
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if body, err = io.ReadAll(zr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return body, rec.Header().Get("Content-Type")
-}
-
-// sortedLines is an exposition's lines in order: two expositions of the
-// same families, samples and helps have the same lines, whatever order
-// their series come in.
-func sortedLines(b []byte) []string {
-	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
-	slices.Sort(lines)
-	return lines
-}
-
-// canonical parses an exposition of format and returns each family's
-// help, type and samples as sorted lines: what two expositions must
-// agree on to say the same.
-func canonical(t *testing.T, b []byte, format expfmt.Format) []string {
-	t.Helper()
-	dec := expfmt.NewDecoder(bytes.NewReader(b), format)
-	var out []string
-	for {
-		mf := &dto.MetricFamily{}
-		if err := dec.Decode(mf); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("decode %s: %v", format, err)
-		}
-		out = append(out, fmt.Sprintf("%s %s %q", mf.GetName(), mf.GetType(), mf.GetHelp()))
-		for _, m := range mf.Metric {
-			var l []string
-			for _, lp := range m.Label {
-				l = append(l, lp.GetName()+"="+lp.GetValue())
-			}
-			slices.Sort(l)
-			v := m.GetGauge().GetValue() + m.GetCounter().GetValue() + m.GetUntyped().GetValue()
-			out = append(out, fmt.Sprintf("%s{%s} %v", mf.GetName(), strings.Join(l, ","), v))
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // TestScrapeMatchesLegacy: in every format Prometheus negotiates, the new
@@ -301,28 +212,28 @@ func TestScrapeMatchesLegacy(t *testing.T) {
 			name   string
 			accept string
 			gzip   bool
-		}{{"text", acceptText, false}, {"text+gzip", acceptText, true}, {"openmetrics", acceptOpenMetrics, false},
-			{"openmetrics+gzip", acceptOpenMetrics, true}, {"protobuf", acceptProto, false}, {"protobuf+gzip", acceptProto, true}} {
+		}{{"text", expositiontest.AcceptText, false}, {"text+gzip", expositiontest.AcceptText, true}, {"openmetrics", expositiontest.AcceptOpenMetrics, false},
+			{"openmetrics+gzip", expositiontest.AcceptOpenMetrics, true}, {"protobuf", expositiontest.AcceptProto, false}, {"protobuf+gzip", expositiontest.AcceptProto, true}} {
 			t.Run(f.name, func(t *testing.T) {
-				want, wantType := scrape(t, legacy.handler, f.accept, f.gzip)
-				got, gotType := scrape(t, fast.handler, f.accept, f.gzip)
+				want, wantType := expositiontest.Scrape(t, legacy.handler, f.accept, f.gzip)
+				got, gotType := expositiontest.Scrape(t, fast.handler, f.accept, f.gzip)
 				if gotType != wantType {
 					t.Errorf("Content-Type %q, want %q", gotType, wantType)
 				}
 				format := expfmt.Format(gotType)
 				if format.FormatType() == expfmt.TypeProtoDelim {
-					if g, w := canonical(t, got, format), canonical(t, want, format); !slices.Equal(g, w) {
-						t.Errorf("protobuf families differ: %s", lineDiff(g, w))
+					if g, w := expositiontest.Canonical(t, got, format), expositiontest.Canonical(t, want, format); !slices.Equal(g, w) {
+						t.Errorf("protobuf families differ: %s", expositiontest.LineDiff(g, w))
 					}
 					return
 				}
 				if format.FormatType() == expfmt.TypeTextPlain {
-					if g, w := canonical(t, got, format), canonical(t, want, format); !slices.Equal(g, w) {
-						t.Errorf("parsed families differ: %s", lineDiff(g, w))
+					if g, w := expositiontest.Canonical(t, got, format), expositiontest.Canonical(t, want, format); !slices.Equal(g, w) {
+						t.Errorf("parsed families differ: %s", expositiontest.LineDiff(g, w))
 					}
 				}
-				if g, w := sortedLines(got), sortedLines(want); !slices.Equal(g, w) {
-					t.Errorf("lines differ: %s", lineDiff(g, w))
+				if g, w := expositiontest.SortedLines(got), expositiontest.SortedLines(want); !slices.Equal(g, w) {
+					t.Errorf("lines differ: %s", expositiontest.LineDiff(g, w))
 				}
 				if format.FormatType() == expfmt.TypeOpenMetrics && !bytes.HasSuffix(got, []byte("\n# EOF\n")) {
 					t.Errorf("OpenMetrics exposition does not end in # EOF")
@@ -335,7 +246,7 @@ func TestScrapeMatchesLegacy(t *testing.T) {
 	delete(keep, JobKey("www-a", "us-east"))
 	old.Keep(keep)
 	m.Keep(keep)
-	body, _ := scrape(t, fast.handler, acceptText, false)
+	body, _ := expositiontest.Scrape(t, fast.handler, expositiontest.AcceptText, false)
 	if bytes.Contains(body, []byte(`check="web-home",region="us-east"`)) || bytes.Contains(body, []byte(`check="www-a"`)) {
 		t.Fatalf("series of removed checks still served:\n%s", body)
 	}
@@ -359,10 +270,10 @@ func TestScrapeNoPhases(t *testing.T) {
 			httpChecks++
 		}
 	}
-	for _, accept := range []string{acceptText, acceptProto} {
-		withBody, ct := scrape(t, all.handler, accept, false)
-		withoutBody, _ := scrape(t, some.handler, accept, false)
-		with, without := canonical(t, withBody, expfmt.Format(ct)), canonical(t, withoutBody, expfmt.Format(ct))
+	for _, accept := range []string{expositiontest.AcceptText, expositiontest.AcceptProto} {
+		withBody, ct := expositiontest.Scrape(t, all.handler, accept, false)
+		withoutBody, _ := expositiontest.Scrape(t, some.handler, accept, false)
+		with, without := expositiontest.Canonical(t, withBody, expfmt.Format(ct)), expositiontest.Canonical(t, withoutBody, expfmt.Format(ct))
 		var dropped []string
 		for _, l := range with {
 			if !slices.Contains(without, l) {
@@ -411,7 +322,10 @@ func TestScrapeDoesNotHoldUpProbes(t *testing.T) {
 	}
 	w := &blockingWriter{h: http.Header{}, writing: make(chan struct{}, 1), release: make(chan struct{})}
 	done := make(chan struct{})
-	go func() { defer close(done); s.handler.ServeHTTP(w, scrapeRequest(acceptOpenMetrics, true)) }()
+	go func() {
+		defer close(done)
+		s.handler.ServeHTTP(w, expositiontest.Request(expositiontest.AcceptOpenMetrics, true))
+	}()
 	t.Cleanup(func() { close(w.release); <-done })
 	<-w.writing
 	observed := make(chan struct{})
@@ -428,28 +342,4 @@ func TestScrapeDoesNotHoldUpProbes(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Observe waited for a scrape stuck on a slow client")
 	}
-}
-
-// lineDiff says which lines only one side has, at most ten of each.
-func lineDiff(got, want []string) string {
-	only := func(a, b []string) []string {
-		var out []string
-		for _, l := range a {
-			if _, found := slices.BinarySearch(b, l); !found && len(out) < 10 {
-				out = append(out, l)
-			}
-		}
-		return out
-	}
-	return fmt.Sprintf("%d lines against %d\nonly got:  %q\nonly want: %q", len(got), len(want), only(got, want), only(want, got))
-}
-
-// cpuTime is the CPU the process has used, user and system, in
-// nanoseconds: on a shared machine a scrape's wall time overstates it.
-func cpuTime() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/outposthq/outpost/probes/exposition/expositiontest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
@@ -64,12 +65,6 @@ func (t *table) WriteMetrics(w *Writer) {
 	}
 	w.Family("test_empty", "Never written: no samples.", Gauge)
 }
-
-const (
-	acceptOpenMetrics = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-	acceptText        = "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-	acceptProto       = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3"
-)
 
 func get(t *testing.T, r *Registry, accept, encoding, query string) (body []byte, contentType string) {
 	t.Helper()
@@ -134,12 +129,12 @@ func TestHandlerFormats(t *testing.T) {
 		name, accept, encoding string
 		want                   expfmt.FormatType
 	}{
-		{"text", acceptText, "", expfmt.TypeTextPlain},
-		{"text gzip", acceptText, "gzip", expfmt.TypeTextPlain},
-		{"openmetrics", acceptOpenMetrics, "", expfmt.TypeOpenMetrics},
-		{"openmetrics gzip", acceptOpenMetrics, "br;q=1.0, gzip;q=0.8", expfmt.TypeOpenMetrics},
-		{"protobuf", acceptProto, "", expfmt.TypeProtoDelim},
-		{"protobuf gzip", acceptProto, "gzip", expfmt.TypeProtoDelim},
+		{"text", expositiontest.AcceptText, "", expfmt.TypeTextPlain},
+		{"text gzip", expositiontest.AcceptText, "gzip", expfmt.TypeTextPlain},
+		{"openmetrics", expositiontest.AcceptOpenMetrics, "", expfmt.TypeOpenMetrics},
+		{"openmetrics gzip", expositiontest.AcceptOpenMetrics, "br;q=1.0, gzip;q=0.8", expfmt.TypeOpenMetrics},
+		{"protobuf", expositiontest.AcceptProto, "", expfmt.TypeProtoDelim},
+		{"protobuf gzip", expositiontest.AcceptProto, "gzip", expfmt.TypeProtoDelim},
 		{"no Accept", "", "", expfmt.TypeTextPlain},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,7 +184,7 @@ func TestHandlerFormats(t *testing.T) {
 func TestHandlerNameFilter(t *testing.T) {
 	r := NewRegistry()
 	r.MustRegister(newTable(), collectors.NewGoCollector())
-	body, _ := get(t, r, acceptText, "", "?name[]=test_value")
+	body, _ := get(t, r, expositiontest.AcceptText, "", "?name[]=test_value")
 	if !bytes.Contains(body, []byte("test_value{")) || bytes.Contains(body, []byte("go_goroutines")) || bytes.Contains(body, []byte("test_events_total")) {
 		t.Fatalf("name[]=test_value gave:\n%s", body)
 	}
@@ -226,7 +221,7 @@ func TestRegistryRefusesClashes(t *testing.T) {
 	if !r.Unregister(tb) {
 		t.Fatal("Unregister of the Source")
 	}
-	if body, _ := get(t, r, acceptText, "", ""); bytes.Contains(body, []byte("test_value")) {
+	if body, _ := get(t, r, expositiontest.AcceptText, "", ""); bytes.Contains(body, []byte("test_value")) {
 		t.Fatalf("an unregistered Source is still served:\n%s", body)
 	}
 	if r.Unregister(tb) {
@@ -249,7 +244,7 @@ func TestHandlerPassesPromtool(t *testing.T) {
 	}
 	r := NewRegistry()
 	r.MustRegister(newTable())
-	body, _ := get(t, r, acceptText, "", "")
+	body, _ := get(t, r, expositiontest.AcceptText, "", "")
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
