@@ -120,16 +120,7 @@ func BenchmarkEvaluatorScrape(b *testing.B) {
 			h    http.Handler
 		}{{"legacy", legacy}, {"new", fast}} {
 			b.Run(fmt.Sprintf("checks=10000x5/%s/%s", f.name, s.name), func(b *testing.B) {
-				req := expositiontest.Request(f.accept, f.gzip)
-				w := &expositiontest.Discard{}
-				b.ReportAllocs()
-				cpu0 := expositiontest.CPUTime()
-				for b.Loop() {
-					w.N = 0
-					s.h.ServeHTTP(w, req)
-				}
-				b.ReportMetric(float64(expositiontest.CPUTime()-cpu0)/float64(b.N), "cpu-ns/scrape")
-				b.ReportMetric(float64(w.N), "bytes/scrape")
+				expositiontest.BenchScrape(b, s.h, f.accept, f.gzip)
 			})
 		}
 	}

@@ -147,16 +147,7 @@ func BenchmarkAgentScrape(b *testing.B) {
 					continue
 				}
 				b.Run(fmt.Sprintf("checks=%d/%s/%s", n, f.name, s.name), func(b *testing.B) {
-					req := expositiontest.Request(f.accept, f.gzip)
-					w := &expositiontest.Discard{}
-					b.ReportAllocs()
-					cpu0 := expositiontest.CPUTime()
-					for b.Loop() {
-						w.N = 0
-						s.handler.ServeHTTP(w, req)
-					}
-					b.ReportMetric(float64(expositiontest.CPUTime()-cpu0)/float64(b.N), "cpu-ns/scrape")
-					b.ReportMetric(float64(w.N), "bytes/scrape")
+					expositiontest.BenchScrape(b, s.handler, f.accept, f.gzip)
 				})
 			}
 		}
