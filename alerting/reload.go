@@ -7,6 +7,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/outposthq/outpost/alerting/decide"
@@ -191,20 +192,10 @@ func restartOnly(old, cfg *checks.Config) error {
 
 // joinAnd joins words as a sentence does.
 func joinAnd(words []string) string {
-	switch len(words) {
-	case 0:
-		return ""
-	case 1:
-		return words[0]
+	if len(words) < 2 {
+		return strings.Join(words, "")
 	}
-	s := ""
-	for i, w := range words[:len(words)-1] {
-		if i > 0 {
-			s += ", "
-		}
-		s += w
-	}
-	return s + " and " + words[len(words)-1]
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
 }
 
 // build makes what cfg makes of the evaluator at now, taking from old (nil
