@@ -33,6 +33,9 @@ type Config struct {
 	Peers []Peer
 	// API configures the evaluator's HTTP API (silences).
 	API API
+	// Bus, when its NATS block is set, carries results over NATS
+	// JetStream and shards the checks among evaluators.
+	Bus Bus
 	// ExternalURL is where people reach the evaluators' status page
 	// (https://outpost.example.com, without /status): pages link each
 	// check to ExternalURL + "/status?check=ID". Empty: pages carry no
@@ -62,6 +65,7 @@ type fileConfig struct {
 	Maintenance []Maintenance `yaml:"maintenance"`
 	Peers       []Peer        `yaml:"peers"`
 	API         *API          `yaml:"api"`
+	Bus         *Bus          `yaml:"bus"`
 	ExternalURL string        `yaml:"external_url"`
 	Src         Source
 

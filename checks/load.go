@@ -340,6 +340,9 @@ func merge(files []*fileConfig, errs *errorList) *Config {
 		if fc.API != nil && once(fc, "api", oneFile) {
 			cfg.API = *fc.API
 		}
+		if fc.Bus != nil && once(fc, "bus", oneFile) {
+			cfg.Bus = *fc.Bus
+		}
 		if fc.Meta != nil && once(fc, "meta", oneFile) {
 			cfg.Meta = *fc.Meta
 		}

@@ -24,6 +24,8 @@ type Needs struct {
 	Notifiers bool
 	// API needs the API token (api.token), when one is configured.
 	API bool
+	// Bus needs the NATS credentials (bus.nats), when a bus is configured.
+	Bus bool
 	// Checks, if set, needs the secrets of the checks it returns true for
 	// (credentials to probe with, heartbeat tokens).
 	Checks func(*Check) bool
@@ -31,7 +33,7 @@ type Needs struct {
 
 // AllSecrets needs every secret: what Load and "outpost validate" check.
 func AllSecrets() Needs {
-	return Needs{AgentKeys: true, Notifiers: true, API: true, Checks: func(*Check) bool { return true }}
+	return Needs{AgentKeys: true, Notifiers: true, API: true, Bus: true, Checks: func(*Check) bool { return true }}
 }
 
 // AgentNeeds is what the agent of region named name needs: its own key and
@@ -39,7 +41,7 @@ func AllSecrets() Needs {
 // agent pages by itself only through the notifiers it has them for (see
 // Config.MissingNotifiers).
 func AgentNeeds(region, name string) Needs {
-	return Needs{AgentRegion: region, AgentName: name, Checks: func(c *Check) bool {
+	return Needs{AgentRegion: region, AgentName: name, Bus: true, Checks: func(c *Check) bool {
 		return c.Heartbeat == nil && slices.Contains(c.Regions, region)
 	}}
 }
@@ -48,13 +50,13 @@ func AgentNeeds(region, name string) Needs {
 // notifiers' secrets and the heartbeat checks' tokens (it serves their
 // pings). It probes nothing, so not the other checks' credentials.
 func EvaluatorNeeds() Needs {
-	return Needs{AgentKeys: true, Notifiers: true, API: true, Checks: func(c *Check) bool { return c.Heartbeat != nil }}
+	return Needs{AgentKeys: true, Notifiers: true, API: true, Bus: true, Checks: func(c *Check) bool { return c.Heartbeat != nil }}
 }
 
 // Union needs what either n or o needs.
 func (n Needs) Union(o Needs) Needs {
 	u := Needs{AgentRegion: n.AgentRegion, AgentName: n.AgentName,
-		AgentKeys: n.AgentKeys || o.AgentKeys, Notifiers: n.Notifiers || o.Notifiers, API: n.API || o.API}
+		AgentKeys: n.AgentKeys || o.AgentKeys, Notifiers: n.Notifiers || o.Notifiers, API: n.API || o.API, Bus: n.Bus || o.Bus}
 	if u.AgentRegion == "" {
 		u.AgentRegion, u.AgentName = o.AgentRegion, o.AgentName
 	}
@@ -96,6 +98,9 @@ func (c *Config) requireSecrets(needs Needs, errs *errorList) {
 	}
 	if needs.API {
 		need(&c.API.Token)
+	}
+	if needs.Bus {
+		c.requireBusSecrets(need)
 	}
 	if needs.Notifiers {
 		for i := range c.Notifiers {

@@ -29,10 +29,10 @@ func TestAliasBomb(t *testing.T) {
 	// The budget error below is the proof that decoding stopped early; a
 	// wall-clock bound would only make the test flaky on a loaded machine.
 	_, err := loadString(t, b.String(), nil)
-	want := `test.yaml:1:1: unknown key "x" (known keys: version, defaults, regions, agents, notifiers, checks, reporting, meta, maintenance, peers, api, external_url)
+	want := `test.yaml:1:1: unknown key "x" (known keys: version, defaults, regions, agents, notifiers, checks, reporting, meta, maintenance, peers, api, bus, external_url)
 test.yaml:1:926: the document expands to too many values through aliases (*name)
-test.yaml:2:1: unknown key "y" (known keys: version, defaults, regions, agents, notifiers, checks, reporting, meta, maintenance, peers, api, external_url)
-test.yaml:3:1: unknown key "z" (known keys: version, defaults, regions, agents, notifiers, checks, reporting, meta, maintenance, peers, api, external_url)`
+test.yaml:2:1: unknown key "y" (known keys: version, defaults, regions, agents, notifiers, checks, reporting, meta, maintenance, peers, api, bus, external_url)
+test.yaml:3:1: unknown key "z" (known keys: version, defaults, regions, agents, notifiers, checks, reporting, meta, maintenance, peers, api, bus, external_url)`
 	if err == nil || err.Error() != want {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}

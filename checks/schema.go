@@ -175,6 +175,13 @@ func leafDefinitions() map[string]jsonSchema {
 				jsonSchema{"type": "string", "pattern": withEnv(`\s*\+?[0-9]+\s*(` + alternation(units, false) + `)?\s*`)},
 			},
 		},
+		"shards": {
+			"description": "A set of shards: numbers and ranges, comma-separated, such as 0-31 or 0-15,32-47.",
+			"anyOf": []any{
+				jsonSchema{"type": "integer", "minimum": 0},
+				jsonSchema{"type": "string", "pattern": withEnv(`\s*[0-9]+(\s*-\s*[0-9]+)?(\s*,\s*[0-9]+(\s*-\s*[0-9]+)?)*\s*`)},
+			},
+		},
 		"ttl": {
 			"description": "A time to live: seconds (300) or a duration (5m).",
 			"anyOf": []any{
@@ -241,6 +248,7 @@ var leafTypes = map[reflect.Type]string{
 	reflect.TypeFor[Quorum]():     "quorum",
 	reflect.TypeFor[Size]():       "size",
 	reflect.TypeFor[TTL]():        "ttl",
+	reflect.TypeFor[ShardSet]():   "shards",
 	reflect.TypeFor[TLSVersion](): "tlsVersion",
 	reflect.TypeFor[StatusSet]():  "status",
 	reflect.TypeFor[JSONPath]():   "jsonPath",

@@ -72,6 +72,7 @@ func validate(cfg *Config, errs *errorList) {
 	validateReporting(&cfg.Reporting, errs)
 	validateMeta(&cfg.Meta, &cfg.Reporting, errs)
 	validateAPI(&cfg.API, errs)
+	validateBus(&cfg.Bus, cfg.Regions, errs)
 
 	for i := range cfg.Agents {
 		a := &cfg.Agents[i]

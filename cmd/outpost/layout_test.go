@@ -28,12 +28,16 @@ var layers = map[string]int{
 	"probes/exposition": 0,
 	// The exposition test kit: nothing of ours (tests only, below).
 	"probes/exposition/expositiontest": 0,
+	// The in-process NATS server for tests: nothing of ours.
+	"probes/bus/bustest": 0,
 	"alerting/state":                   0,
 	// The NAB scorer: pure arithmetic and file formats, nothing of ours.
 	"cmd/outpost-bench/nab": 0,
 	// L1: pure shape detection; pure history; notification types and
 	// HTTP helpers; the fake clock for tests.
 	"alerting/shape": 1, "alerting/history": 1, "alerting/silence": 1, "alerting/notify": 1, "probes/clock/clocktest": 1,
+	// The bus's subjects, headers, connection and stream (NATS JetStream).
+	"probes/bus": 1,
 	// L2: probers; pure decisions; one package per receiver; the
 	// receivers' test kit.
 	"probes": 2, "alerting/decide": 2,
@@ -105,14 +109,14 @@ var rules = []rule{
 		}
 		return bad
 	}},
-	{"alerting takes from probes only wire, clock, ratelog, atomicfile and exposition", func(p pkg) []string {
+	{"alerting takes from probes only wire, clock, ratelog, atomicfile, exposition and bus", func(p pkg) []string {
 		if !under(p.Path, "alerting") {
 			return nil
 		}
 		var bad []string
 		for _, imp := range p.Imports {
 			q, ok := ours(imp)
-			if ok && under(q, "probes") && !slices.Contains([]string{"probes/wire", "probes/clock", "probes/ratelog", "probes/atomicfile", "probes/exposition"}, q) {
+			if ok && under(q, "probes") && !slices.Contains([]string{"probes/wire", "probes/clock", "probes/ratelog", "probes/atomicfile", "probes/exposition", "probes/bus"}, q) {
 				bad = append(bad, "imports "+q)
 			}
 		}
@@ -168,7 +172,7 @@ var rules = []rule{
 	{"test kits are imported by tests only", func(p pkg) []string {
 		var bad []string
 		for _, imp := range p.Imports {
-			if q, ok := ours(imp); ok && slices.Contains([]string{"probes/clock/clocktest", "alerting/notify/notifytest", "probes/exposition/expositiontest"}, q) {
+			if q, ok := ours(imp); ok && slices.Contains([]string{"probes/clock/clocktest", "alerting/notify/notifytest", "probes/exposition/expositiontest", "probes/bus/bustest"}, q) {
 				bad = append(bad, "imports "+q)
 			}
 		}
