@@ -30,10 +30,10 @@ type NATSBus struct {
 	URL string `yaml:"url"`
 	// User and Password, or Token, or CredsFile (a .creds file holding a
 	// user JWT and its NKey seed) authenticate; at most one kind.
-	User      string `yaml:"user"`
-	Password  Secret `yaml:"password"`
-	Token     Secret `yaml:"token"`
-	CredsFile string `yaml:"creds_file"`
+	User      string  `yaml:"user"`
+	Password  Secret  `yaml:"password"`
+	Token     Secret  `yaml:"token"`
+	CredsFile string  `yaml:"creds_file"`
 	TLS       *BusTLS `yaml:"tls"`
 	// Stream is the JetStream stream that holds results and liveness
 	// messages. Default OUTPOST.

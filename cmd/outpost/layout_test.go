@@ -30,7 +30,7 @@ var layers = map[string]int{
 	"probes/exposition/expositiontest": 0,
 	// The in-process NATS server for tests: nothing of ours.
 	"probes/bus/bustest": 0,
-	"alerting/state":                   0,
+	"alerting/state":     0,
 	// The NAB scorer: pure arithmetic and file formats, nothing of ours.
 	"cmd/outpost-bench/nab": 0,
 	// L1: pure shape detection; pure history; notification types and
