@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/alerting/decide"
@@ -85,6 +86,10 @@ type Options struct {
 	// Name is this evaluator's name among cfg.Peers; it watches the
 	// others. Empty watches every peer listed.
 	Name string
+	// Bus, with cfg.Bus set, is the JetStream the evaluator consumes its
+	// shards' results from and shares its checks' states through (see
+	// probes/bus); the caller connects it and closes it after Close.
+	Bus jetstream.JetStream
 	// PeerTLS, when set, is the TLS configuration of the health checks of
 	// peers served over HTTPS (a CA to trust, a client certificate for
 	// peers that require one); nil means the system's CAs.
@@ -116,6 +121,10 @@ type Evaluator struct {
 	// or remove one.
 	regions    map[string]*regionState
 	regionList []*regionState // in config order
+
+	// owner is the name the bus's shard map knows this evaluator by
+	// (Options.Name); with a bus, the plan holds only its shards' checks.
+	owner string
 
 	bodies   sync.Pool // *[]byte for request bodies
 	decoders sync.Pool // *fastDecoder
@@ -268,6 +277,11 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		}
 		e.regions[name] = r
 		e.regionList = append(e.regionList, r)
+	}
+	// With a bus, an evaluator decides only the checks of its shards.
+	e.owner = opts.Name
+	if cfg, err = cfg.ForEvaluator(opts.Name); err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
 	}
 	// What a configuration makes of the evaluator is built the same way
 	// at the start and at a reload, from nothing here.

@@ -70,6 +70,9 @@ func (r *regionState) tables() *regionTables { return r.tab.Load() }
 // ReloadReport says what a reload changed.
 type ReloadReport struct {
 	Added, Changed, Removed []string
+	// HandedOver are the checks the bus's shard map moved to other
+	// evaluators: still configured, no longer decided here.
+	HandedOver []string
 	// Resolved counts the incidents and certificate warnings of removed
 	// checks that were resolved.
 	Resolved int
@@ -91,12 +94,17 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 	if err := restartOnly(old.cfg, cfg); err != nil {
 		return ReloadReport{}, err
 	}
+	full := cfg
+	cfg, err := cfg.ForEvaluator(e.owner)
+	if err != nil {
+		return ReloadReport{}, fmt.Errorf("alerting: %w", err)
+	}
 	now := e.clock.Now()
 	p, tabs, keys, err := e.build(cfg, old, now)
 	if err != nil {
 		return ReloadReport{}, err
 	}
-	var rep ReloadReport
+	rep := ReloadReport{}
 	for _, c := range cfg.Checks {
 		switch prev := old.checks[c.ID]; {
 		case prev == nil:
@@ -107,7 +115,13 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 	}
 	var retired []*checkDecider
 	for _, id := range slices.Sorted(maps.Keys(old.deciders)) {
-		if _, kept := p.deciders[id]; !kept {
+		switch _, kept := p.deciders[id]; {
+		case kept:
+		case full.HasCheck(id):
+			// The shard map gave the check to other evaluators: they
+			// carry on with it, and nothing about it is resolved here.
+			rep.HandedOver = append(rep.HandedOver, id)
+		default:
 			rep.Removed = append(rep.Removed, id)
 			retired = append(retired, old.deciders[id])
 		}
@@ -166,7 +180,7 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 		e.forgetHistory(cd.id, old.histories[cd.id])
 	}
 	e.log.Info("evaluator configuration reloaded", "checks", len(cfg.Checks), "added", len(rep.Added),
-		"changed", len(rep.Changed), "removed", len(rep.Removed), "incidents_resolved", rep.Resolved, "config_digest", cfg.Digest)
+		"changed", len(rep.Changed), "removed", len(rep.Removed), "handed_over", len(rep.HandedOver), "incidents_resolved", rep.Resolved, "config_digest", cfg.Digest)
 	return rep, nil
 }
 
@@ -182,6 +196,9 @@ func restartOnly(old, cfg *checks.Config) error {
 	}
 	if !reflect.DeepEqual(old.Peers, cfg.Peers) {
 		what = append(what, "peers")
+	}
+	if !reflect.DeepEqual(old.Bus.NATS, cfg.Bus.NATS) {
+		what = append(what, "bus.nats")
 	}
 	if len(what) == 0 {
 		return nil

@@ -374,3 +374,41 @@ func quoteURL(raw string, fromEnv bool) string {
 	}
 	return strconv.Quote(clipName(strings.TrimSpace(raw)))
 }
+
+// ForEvaluator returns the part of c that evaluator name decides: c itself
+// without a bus, else a copy whose Checks are those of the shards name
+// owns (the rest shared with c). It is an error for a bus with an
+// evaluators list not to name it.
+func (c *Config) ForEvaluator(name string) (*Config, error) {
+	if !c.Bus.Enabled() {
+		return c, nil
+	}
+	owned, ok := c.Bus.Owned(name)
+	if !ok {
+		if name == "" {
+			return nil, fmt.Errorf("bus.evaluators assigns shards by evaluator name; start the evaluator with --name (one of %s)", c.Bus.names())
+		}
+		return nil, fmt.Errorf("evaluator %q owns no shards: bus.evaluators lists %s", name, c.Bus.names())
+	}
+	view := *c
+	view.Checks = make([]*Check, 0, len(c.Checks)*len(owned.List())/c.Bus.NATS.Shards+1)
+	for _, ch := range c.Checks {
+		if owned.Contains(Shard(ch.ID, c.Bus.NATS.Shards)) {
+			view.Checks = append(view.Checks, ch)
+		}
+	}
+	return &view, nil
+}
+
+// HasCheck reports whether c declares a check of that id.
+func (c *Config) HasCheck(id string) bool {
+	return slices.ContainsFunc(c.Checks, func(ch *Check) bool { return ch.ID == id })
+}
+
+func (b *Bus) names() string {
+	names := make([]string, len(b.Evaluators))
+	for i, o := range b.Evaluators {
+		names[i] = o.Name
+	}
+	return strings.Join(names, ", ")
+}

@@ -134,3 +134,44 @@ func TestBusSecretsNeededByAgentsAndEvaluators(t *testing.T) {
 		}
 	}
 }
+
+func TestForEvaluatorSplitsChecksByShard(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nregions: [us]\nchecks:\n")
+	for i := range 40 {
+		b.WriteString("  - {id: c" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + ", http: {url: \"http://127.0.0.1:1/\"}}\n")
+	}
+	b.WriteString(`bus:
+  nats: {url: "nats://h", shards: 4}
+  evaluators:
+    - {name: a1, shards: "0-1"}
+    - {name: a2, shards: "0-1"}
+    - {name: b1, shards: "2-3"}
+`)
+	cfg := mustLoad(t, b.String(), nil)
+	a, err := cfg.ForEvaluator("a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := cfg.ForEvaluator("b1")
+	if len(a.Checks)+len(bb.Checks) != 40 || len(a.Checks) == 0 || len(bb.Checks) == 0 {
+		t.Fatalf("a1 has %d checks and b1 %d, want a split of 40", len(a.Checks), len(bb.Checks))
+	}
+	for _, c := range a.Checks {
+		if s := Shard(c.ID, 4); s > 1 {
+			t.Errorf("a1 got %s of shard %d", c.ID, s)
+		}
+	}
+	if a2, _ := cfg.ForEvaluator("a2"); len(a2.Checks) != len(a.Checks) {
+		t.Error("the HA pair a1/a2 does not hold the same checks")
+	}
+	if len(cfg.Checks) != 40 {
+		t.Error("ForEvaluator changed the full configuration")
+	}
+	if _, err := cfg.ForEvaluator("zz"); err == nil || !strings.Contains(err.Error(), "a1, a2, b1") {
+		t.Errorf("an unlisted evaluator: %v", err)
+	}
+	if _, err := cfg.ForEvaluator(""); err == nil || !strings.Contains(err.Error(), "--name") {
+		t.Errorf("no name: %v", err)
+	}
+}
