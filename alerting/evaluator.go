@@ -125,6 +125,8 @@ type Evaluator struct {
 	// owner is the name the bus's shard map knows this evaluator by
 	// (Options.Name); with a bus, the plan holds only its shards' checks.
 	owner string
+	// bus consumes the owned shards' results; nil without a bus.
+	bus *busConsumer
 
 	bodies   sync.Pool // *[]byte for request bodies
 	decoders sync.Pool // *fastDecoder
@@ -281,6 +283,9 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	// With a bus, an evaluator decides only the checks of its shards.
 	e.owner = opts.Name
 	if cfg, err = cfg.ForEvaluator(opts.Name); err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
+	}
+	if e.bus, err = newBusConsumer(e, cfg, opts.Bus, opts.Registerer); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
 	// What a configuration makes of the evaluator is built the same way

@@ -143,6 +143,7 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 		cd.mu.Unlock()
 	}
 	e.install(p, tabs, keys)
+	e.busReloaded()
 	e.beats.reconfigure(cfg)
 
 	// A removed check can decide nothing more: its open incidents are
