@@ -217,6 +217,12 @@ func (c *busConsumer) consume(ctx context.Context) error {
 // stop lets the messages already delivered to cc be ingested and acked,
 // within a bound, so that none waits out busAckWait to come again.
 func (c *busConsumer) stop(cc jetstream.ConsumeContext) {
+	nc := c.js.Conn()
+	if !nc.IsConnected() {
+		// No ack could go out: what was delivered comes again.
+		cc.Stop()
+		return
+	}
 	cc.Drain()
 	t := time.NewTimer(bus.RequestTimeout)
 	defer t.Stop()
@@ -225,9 +231,7 @@ func (c *busConsumer) stop(cc jetstream.ConsumeContext) {
 	case <-t.C:
 		cc.Stop()
 	}
-	if nc := c.js.Conn(); nc != nil {
-		_ = nc.FlushTimeout(bus.RequestTimeout) // the acks
-	}
+	_ = nc.FlushTimeout(bus.RequestTimeout) // the acks
 }
 
 // ensureConsumer returns the durable consumer reading filters, creating it

@@ -394,3 +394,33 @@ func TestBusReloadMovesConsumer(t *testing.T) {
 		t.Errorf("the result of %s, now e1's, was not applied", moved)
 	}
 }
+
+// TestBusServerRestart: the NATS server stops and starts again on its
+// store and port while the evaluator runs. The consumer carries on by
+// itself: what is published after the restart is applied, once.
+func TestBusServerRestart(t *testing.T) {
+	srv := bustest.Start(t, bustest.Options{})
+	id := checkInShards(t, "web", 0, 63)
+	cfg := busConfig(t, srv.URL, "http://127.0.0.1:1", "", id)
+	clk := busClock()
+	be := startBusEvaluator(t, cfg, clk, srv.URL, "solo")
+	_, js := connectBus(t, srv.URL, "test-agents")
+	clocktest.WaitFor(t, 30*time.Second, "the consumer", func() bool { return len(consumerFilters(t, js, "solo")) == 2 })
+	a := newBusAgent(t, js, clk, cfg, "us-east")
+	a.result(id, true)
+	be.waitHandled(t, 1)
+
+	srv.Stop()
+	bustest.Start(t, bustest.Options{StoreDir: srv.StoreDir, Port: srv.Port})
+	// The agent's connection reconnects too; publish once it has.
+	clocktest.WaitFor(t, 30*time.Second, "the agent reconnected", func() bool { return js.Conn().IsConnected() })
+	a.result(id, false)
+	a.live()
+	be.waitHandled(t, 3)
+	if n := be.messages(busApplied); n != 3 {
+		t.Errorf("%d messages applied, want 3", n)
+	}
+	if w, _ := be.ev.Window(id, "us-east"); w.Last == nil || w.Last.OK {
+		t.Errorf("last result %+v, want the failure published after the restart", w.Last)
+	}
+}
