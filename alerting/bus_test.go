@@ -354,9 +354,10 @@ func TestBusReplayRefused(t *testing.T) {
 	}
 }
 
-// TestBusReloadMovesConsumer: a reload that changes bus.evaluators moves
-// the evaluator's consumer to its new shards without a restart, and their
-// results are then decided here.
+// TestBusReloadMovesConsumer: an evaluator whose shards hold no check
+// sees every region LIVE by their liveness messages; a reload that changes
+// bus.evaluators moves its consumer to its new shards without a restart,
+// and their results are then decided here.
 func TestBusReloadMovesConsumer(t *testing.T) {
 	srv := bustest.Start(t, bustest.Options{})
 	moved := checkInShards(t, "web", 32, 47)
@@ -374,6 +375,15 @@ func TestBusReloadMovesConsumer(t *testing.T) {
 	if be.holds(moved) {
 		t.Fatalf("e1 holds %s before the reload", moved)
 	}
+	// e1 has no check of its own yet: every region is LIVE on the
+	// liveness messages alone.
+	agents := map[string]*busAgent{}
+	for _, r := range busRegions {
+		agents[r] = newBusAgent(t, js, clk, cfg, r)
+		agents[r].live()
+	}
+	be.waitHandled(t, len(busRegions))
+	waitLive(t, clk, be)
 	rep, err := be.ev.Reload(context.Background(), busConfig(t, srv.URL, "http://127.0.0.1:1", after, moved))
 	if err != nil {
 		t.Fatal(err)
@@ -387,9 +397,8 @@ func TestBusReloadMovesConsumer(t *testing.T) {
 	if f := consumerFilters(t, js, "e1"); len(f) != 49 || slices.Contains(f, bus.ShardFilter(48)) {
 		t.Errorf("filters after the reload: %v", f)
 	}
-	a := newBusAgent(t, js, clk, cfg, "us-east")
-	a.result(moved, true)
-	be.waitHandled(t, 1)
+	agents["us-east"].result(moved, true)
+	be.waitHandled(t, len(busRegions)+1)
 	if w, _ := be.ev.Window(moved, "us-east"); w.Last == nil {
 		t.Errorf("the result of %s, now e1's, was not applied", moved)
 	}

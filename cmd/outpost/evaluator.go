@@ -192,6 +192,10 @@ func connectEvaluatorBus(cfg *checks.Config, name string, nameSet bool, log *slo
 			return nil, nil, fmt.Errorf("--name %q is not one of bus.evaluators (%s): it would own no shards", name, strings.Join(names, ", "))
 		}
 	}
+	if strings.ContainsAny(name, ".*> \t\n/\\") || name == "" {
+		// The host name's default may be a dotted FQDN.
+		return nil, nil, fmt.Errorf("--name %q cannot name a JetStream consumer (no '.', '*', '>', '/', '\\' or spaces); give this evaluator a --name", name)
+	}
 	nc, err := bus.Connect(cfg.Bus.NATS, "outpost-evaluator-"+name, log)
 	if err != nil {
 		return nil, nil, err

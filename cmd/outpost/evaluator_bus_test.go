@@ -51,10 +51,41 @@ checks:
 		t.Errorf("the refusal does not say what to do:\n%s", stderr.String())
 	}
 
+	stderr = syncBuffer{}
+	if code := run(context.Background(), append(args, "--name", "e1.example.com"), env{stdout: &stderr, stderr: &stderr, lookup: lookup}); code == exitOK {
+		t.Fatal("started with a name that is not one of bus.evaluators")
+	}
+	if !strings.Contains(stderr.String(), `e1.example.com\" is not one of bus.evaluators (e1, e2)`) {
+		t.Errorf("the refusal does not say what is wrong:\n%s", stderr.String())
+	}
+	// Without bus.evaluators every name owns every shard, but a dotted
+	// host name cannot name a consumer.
+	openPath := filepath.Join(dir, "open.yaml")
+	if err := os.WriteFile(openPath, []byte(fmt.Sprintf(`version: 1
+regions: [us-east]
+agents: [{region: us-east, key: "${K}"}]
+bus:
+  nats: {url: %q, token: "${NATS_TOKEN}"}
+checks:
+  - {id: web, http: {url: "https://example.test/"}}
+`, srv.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stderr = syncBuffer{}
+	if code := run(context.Background(), []string{"evaluator", "-c", openPath, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "open"), "--name", "eval.example.com"},
+		env{stdout: &stderr, stderr: &stderr, lookup: lookup}); code == exitOK {
+		t.Fatal("started with a name no consumer can have")
+	}
+	if !strings.Contains(stderr.String(), "cannot name a JetStream consumer") {
+		t.Errorf("the refusal does not say what is wrong:\n%s", stderr.String())
+	}
+
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, append(args, "--name", "e1"), env{stdout: &logs, stderr: &logs, lookup: lookup}) }()
+	go func() {
+		done <- run(ctx, append(args, "--name", "e1"), env{stdout: &logs, stderr: &logs, lookup: lookup})
+	}()
 	n := &checks.NATSBus{URL: srv.URL, Token: checks.NewSecret(token)}
 	nc, err := bus.Connect(n, "test", nil)
 	if err != nil {
