@@ -147,12 +147,14 @@ func (c *busConsumer) filters() []string {
 func (c *busConsumer) run(ctx context.Context) {
 	wait := time.Second
 	for {
-		err := c.consume(ctx)
+		consumed, err := c.consume(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil { // the owned shards moved: consume them at once
+		if consumed {
 			wait = time.Second
+		}
+		if err == nil { // the owned shards moved: consume them at once
 			continue
 		}
 		if ok, suppressed := c.log.Allow("consume", time.Now()); ok {
@@ -171,15 +173,16 @@ func (c *busConsumer) run(ctx context.Context) {
 }
 
 // consume ensures the stream and the consumer, and consumes until ctx is
-// done (nil), the owned shards change (nil) or the consumer fails.
-func (c *busConsumer) consume(ctx context.Context) error {
+// done (nil), the owned shards change (nil) or the consumer fails. It
+// reports whether it got as far as consuming.
+func (c *busConsumer) consume(ctx context.Context) (bool, error) {
 	if _, err := bus.EnsureStream(ctx, c.js, c.nats); err != nil {
-		return err
+		return false, err
 	}
 	filters := c.filters()
 	cons, err := c.ensureConsumer(ctx, filters)
 	if err != nil {
-		return err
+		return false, err
 	}
 	failed := make(chan error, 1)
 	cc, err := cons.Consume(c.handle,
@@ -197,18 +200,18 @@ func (c *busConsumer) consume(ctx context.Context) error {
 			}
 		}))
 	if err != nil {
-		return fmt.Errorf("bus: consume %s: %w", c.name, err)
+		return false, fmt.Errorf("bus: consume %s: %w", c.name, err)
 	}
 	defer c.stop(cc)
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return true, nil
 		case err := <-failed:
-			return fmt.Errorf("bus: consumer %s: %w", c.name, err)
+			return true, fmt.Errorf("bus: consumer %s: %w", c.name, err)
 		case <-c.wake:
 			if !slices.Equal(c.filters(), filters) {
-				return nil
+				return true, nil
 			}
 		}
 	}

@@ -406,7 +406,8 @@ func TestBusReloadMovesConsumer(t *testing.T) {
 
 // TestBusServerRestart: the NATS server stops and starts again on its
 // store and port while the evaluator runs. The consumer carries on by
-// itself: what is published after the restart is applied, once.
+// itself: what is published after the restart is applied, once. A
+// consumer deleted under it is made again.
 func TestBusServerRestart(t *testing.T) {
 	srv := bustest.Start(t, bustest.Options{})
 	id := checkInShards(t, "web", 0, 63)
@@ -431,5 +432,18 @@ func TestBusServerRestart(t *testing.T) {
 	}
 	if w, _ := be.ev.Window(id, "us-east"); w.Last == nil || w.Last.OK {
 		t.Errorf("last result %+v, want the failure published after the restart", w.Last)
+	}
+
+	// An operator deletes the consumer: the evaluator makes it again,
+	// from the messages of the last stale_after, which it has applied
+	// already.
+	if err := js.DeleteConsumer(context.Background(), checks.DefaultBusStream, bus.ConsumerName("solo")); err != nil {
+		t.Fatal(err)
+	}
+	clocktest.WaitFor(t, 30*time.Second, "the consumer made again", func() bool { return len(consumerFilters(t, js, "solo")) == 2 })
+	a.live()
+	be.waitHandled(t, 3+3+1)
+	if applied, dups := be.messages(busApplied), be.messages(busDuplicate); applied != 4 || dups != 3 {
+		t.Errorf("after the consumer was made again: %d applied, %d duplicates; want 4 and 3", applied, dups)
 	}
 }
