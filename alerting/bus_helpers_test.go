@@ -78,7 +78,13 @@ func checkInShards(t testing.TB, prefix string, lo, hi int) string {
 // connectBus connects to the test server; closed when the test ends.
 func connectBus(t testing.TB, url, name string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := bus.Connect(&checks.NATSBus{URL: url}, name, nil)
+	return connectBusAs(t, &checks.NATSBus{URL: url}, name)
+}
+
+// connectBusAs connects with n's credentials.
+func connectBusAs(t testing.TB, n *checks.NATSBus, name string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := bus.Connect(n, name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +209,7 @@ func startBusEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, ur
 // start runs the evaluator (again) on its data dir and consumer.
 func (be *busEvaluator) start() {
 	be.t.Helper()
-	_, js := connectBus(be.t, be.url, "outpost-evaluator-"+be.name)
+	_, js := connectBusAs(be.t, be.cfg.Bus.NATS, "outpost-evaluator-"+be.name)
 	be.reg = prometheus.NewRegistry()
 	ev, err := New(be.cfg, Options{Clock: be.clk, Notifier: be.pipe, DataDir: be.dir, Name: be.name, Bus: js, Registerer: be.reg})
 	if err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -445,5 +447,74 @@ func TestBusServerRestart(t *testing.T) {
 	be.waitHandled(t, 3+3+1)
 	if applied, dups := be.messages(busApplied), be.messages(busDuplicate); applied != 4 || dups != 3 {
 		t.Errorf("after the consumer was made again: %d applied, %d duplicates; want 4 and 3", applied, dups)
+	}
+}
+
+// TestBusPermissionsAsDocumented: with the NATS permissions docs/config.md
+// gives (an evaluator's user: $JS.API.>, $JS.ACK.>, outpost.confirm.>
+// and _INBOX.>; an agent's: its region's subjects), the evaluator
+// consumes, acks and asks for confirmations, the agent publishes and hears
+// them, and the agent cannot publish for another region.
+func TestBusPermissionsAsDocumented(t *testing.T) {
+	const evalPW, agentPW = "evaluator-password-0123", "agent-password-0123"
+	srv := bustest.Start(t, bustest.Options{Users: []*server.User{
+		{Username: "evaluator", Password: evalPW, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.>", "$JS.ACK.>", "outpost.confirm.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		}},
+		{Username: "agent-us-east", Password: agentPW, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"outpost.results.*.us-east", "outpost.live.us-east"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"outpost.confirm.us-east", "_INBOX.>"}},
+		}},
+	}})
+	id := checkInShards(t, "web", 0, 63)
+	cfg := busConfig(t, srv.URL, "http://127.0.0.1:1", "", id)
+	n := *cfg.Bus.NATS
+	n.User, n.Password = "evaluator", checks.NewSecret(evalPW)
+	cfg.Bus.NATS = &n
+	clk := busClock()
+	be := startBusEvaluator(t, cfg, clk, srv.URL, "solo")
+	_, inspect := connectBusAs(t, &n, "inspect")
+	clocktest.WaitFor(t, 30*time.Second, "the consumer", func() bool { return len(consumerFilters(t, inspect, "solo")) == 2 })
+
+	agentNC, agentJS := connectBusAs(t, &checks.NATSBus{URL: srv.URL, User: "agent-us-east", Password: checks.NewSecret(agentPW)}, "agent")
+	confirms, err := agentNC.SubscribeSync(bus.ConfirmSubject("us-east"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newBusAgent(t, agentJS, clk, cfg, "us-east")
+	a.live()
+	be.waitHandled(t, 1)
+	clocktest.WaitFor(t, 30*time.Second, "us-east LIVE", func() bool {
+		if stateOf(be.ev, "us-east") == decide.RegionLive {
+			return true
+		}
+		clk.Advance(tickInterval)
+		return false
+	})
+	a.result(id, false)
+	be.waitHandled(t, 2)
+	if n := be.messages(busApplied); n != 2 {
+		t.Fatalf("%d messages applied, want 2", n)
+	}
+	msg, err := confirms.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no confirmation request reached the agent: %v", err)
+	}
+	var req wire.ConfirmRequest
+	if err := json.Unmarshal(msg.Data, &req); err != nil || !slices.Equal(req.Checks, []string{id}) {
+		t.Errorf("confirmation request %s (%v), want %s", msg.Data, err, id)
+	}
+	clocktest.WaitFor(t, 10*time.Second, "every message acked", func() bool { p, _ := consumerState(t, inspect, "solo"); return p == 0 })
+
+	forged := a.signed(bus.ResultsSubject(checks.Shard(id, 64), "eu-west"), a.key)
+	if err := agentNC.PublishMsg(forged); err != nil {
+		t.Fatal(err)
+	}
+	if err := agentNC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := agentNC.LastError(); err == nil || !strings.Contains(err.Error(), "Permissions Violation") {
+		t.Errorf("publishing on eu-west's subject as us-east's agent: %v, want a permissions violation", err)
 	}
 }
