@@ -176,7 +176,7 @@ func (c *busConsumer) run(ctx context.Context) {
 // done (nil), the owned shards change (nil) or the consumer fails. It
 // reports whether it got as far as consuming.
 func (c *busConsumer) consume(ctx context.Context) (bool, error) {
-	if _, err := bus.EnsureStream(ctx, c.js, c.nats); err != nil {
+	if err := c.ensureStream(ctx); err != nil {
 		return false, err
 	}
 	filters := c.filters()
@@ -235,6 +235,26 @@ func (c *busConsumer) stop(cc jetstream.ConsumeContext) {
 		cc.Stop()
 	}
 	_ = nc.FlushTimeout(bus.RequestTimeout) // the acks
+}
+
+// ensureStream creates the stream, or updates it when its configuration
+// is not bus.StreamConfig's: every evaluator starts with it, and an update
+// when nothing changed is churn on the servers.
+func (c *busConsumer) ensureStream(ctx context.Context) error {
+	want := bus.StreamConfig(c.nats)
+	sctx, cancel := context.WithTimeout(ctx, bus.RequestTimeout)
+	s, err := c.js.Stream(sctx, want.Name)
+	cancel()
+	if err == nil {
+		have := s.CachedInfo().Config
+		if slices.Equal(have.Subjects, want.Subjects) && have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes &&
+			have.MaxMsgSize == want.MaxMsgSize && have.Duplicates == want.Duplicates && have.Replicas == want.Replicas &&
+			have.Storage == want.Storage && have.Retention == want.Retention && have.Discard == want.Discard {
+			return nil
+		}
+	}
+	_, err = bus.EnsureStream(ctx, c.js, c.nats)
+	return err
 }
 
 // ensureConsumer returns the durable consumer reading filters, creating it

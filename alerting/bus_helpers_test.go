@@ -219,6 +219,13 @@ func (be *busEvaluator) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	be.cancel, be.done, be.stopped = cancel, make(chan struct{}), false
 	go func() { defer close(be.done); ev.Run(ctx) }()
+	// One evaluator at a time: nats-server 2.15.3 races (as the race
+	// detector sees it) between a stream's update and a consumer's
+	// creation by another client.
+	clocktest.WaitFor(be.t, 30*time.Second, be.name+"'s consumer", func() bool {
+		_, err := js.Consumer(context.Background(), be.cfg.Bus.NATS.Stream, bus.ConsumerName(be.name))
+		return err == nil
+	})
 }
 
 // stop stops the evaluator and closes it, as the binary does.
