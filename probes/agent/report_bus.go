@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,6 +45,9 @@ type BusOptions struct {
 	Stream string
 	// Shards is checks.NATSBus.Shards.
 	Shards int
+	// Timeout bounds one publish and its acknowledgement; zero means
+	// bus.RequestTimeout.
+	Timeout time.Duration
 }
 
 func (o BusOptions) check() error {
@@ -60,12 +64,16 @@ func (o BusOptions) check() error {
 func (r *Reporter) newBusDestination(o BusOptions) *evaluator {
 	r.shards = o.Shards
 	e := r.newDestination(BusLabel, filepath.Join(r.spoolDir, BusLabel))
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = bus.RequestTimeout
+	}
 	opts := []jetstream.PublishOpt{}
 	if o.Stream != "" {
 		opts = append(opts, jetstream.WithExpectStream(o.Stream))
 	}
 	e.deliver = func(ctx context.Context, seq uint64, body []byte) (int, bool, string, string, error) {
-		return r.publish(ctx, o.JetStream, seq, body, opts)
+		return r.publish(ctx, o.JetStream, timeout, seq, body, opts)
 	}
 	return e
 }
@@ -74,8 +82,8 @@ func (r *Reporter) newBusDestination(o BusOptions) *evaluator {
 // answers as an evaluator would: 200 once JetStream acknowledged it, 413
 // (dropped for good) for a batch larger than the server takes, an error
 // for everything that may pass on a retry (no connection, no stream yet,
-// no acknowledgement within bus.RequestTimeout).
-func (r *Reporter) publish(ctx context.Context, js jetstream.JetStream, seq uint64, body []byte, opts []jetstream.PublishOpt) (int, bool, string, string, error) {
+// no acknowledgement within timeout).
+func (r *Reporter) publish(ctx context.Context, js jetstream.JetStream, timeout time.Duration, seq uint64, body []byte, opts []jetstream.PublishOpt) (int, bool, string, string, error) {
 	subject, err := r.subjectOf(body)
 	if err != nil {
 		// Not what this reporter seals: nothing will make it publishable.
@@ -88,7 +96,7 @@ func (r *Reporter) publish(ctx context.Context, js jetstream.JetStream, seq uint
 	msg.Header.Set(wire.HeaderAgent, r.agent)
 	msg.Header.Set(wire.HeaderTimestamp, ts)
 	msg.Header.Set(wire.HeaderSignature, sig)
-	ctx, cancel := context.WithTimeout(ctx, bus.RequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	_, err = js.PublishMsg(ctx, msg, append(opts, jetstream.WithMsgID(bus.MsgID(r.region, r.agent, seq)))...)
 	switch {
