@@ -34,9 +34,9 @@ type testBus struct {
 	// evaluator does; a test whose fake clock runs far from the real one
 	// checks them at the time they were made instead.
 	fromStore bool
-	srv *bustest.Server
-	cfg *checks.NATSBus
-	js  jetstream.JetStream // the test's
+	srv       *bustest.Server
+	cfg       *checks.NATSBus
+	js        jetstream.JetStream // the test's
 }
 
 func newTestBus(t *testing.T, o bustest.Options) *testBus {
