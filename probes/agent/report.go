@@ -405,17 +405,34 @@ func lastResultSeq(path string) uint64 {
 	if err != nil {
 		return 0
 	}
-	var b struct {
+	type batch struct {
 		Results []struct {
 			Seq uint64 `json:"seq"`
 		} `json:"results"`
 	}
-	if json.Unmarshal(data, &b) != nil {
-		return 0
+	var batches []batch
+	if bytes.HasPrefix(data, []byte("[")) { // the parts of a batch sealed for a bus
+		var parts []struct {
+			Batch batch `json:"batch"`
+		}
+		if json.Unmarshal(data, &parts) != nil {
+			return 0
+		}
+		for _, p := range parts {
+			batches = append(batches, p.Batch)
+		}
+	} else {
+		var b batch
+		if json.Unmarshal(data, &b) != nil {
+			return 0
+		}
+		batches = append(batches, b)
 	}
 	var last uint64
-	for _, r := range b.Results {
-		last = max(last, r.Seq)
+	for _, b := range batches {
+		for _, r := range b.Results {
+			last = max(last, r.Seq)
+		}
 	}
 	return last
 }
@@ -568,21 +585,31 @@ func nextSeq(last uint64, now time.Time) uint64 {
 
 // seal encodes results as one batch and spools it for every evaluator. A
 // batch that would exceed wire.MaxBatchBytes is split in halves, so that an
-// evaluator never refuses it for its size.
+// evaluator never refuses it for its size. With a bus, sealForBus.
 func (r *Reporter) seal(results []wire.Result, now time.Time) {
 	r.seqMu.Lock()
 	defer r.seqMu.Unlock()
-	if r.shards > 0 && len(results) > 0 {
-		for _, part := range splitByShard(results, r.shards) {
-			r.sealLocked(part, now)
-		}
+	if r.shards > 0 {
+		r.sealForBus(results, now)
 		return
 	}
 	r.sealLocked(results, now)
 }
 
-// sealLocked is seal; r.seqMu is held.
+// sealLocked is seal without a bus; r.seqMu is held.
 func (r *Reporter) sealLocked(results []wire.Result, now time.Time) {
+	r.encodeLocked(results, now, func(seq uint64, body []byte, results []wire.Result) {
+		r.metrics.results.Add(float64(len(results)))
+		for _, e := range r.evals {
+			r.spoolBatch(e, seq, body, now)
+		}
+	})
+}
+
+// encodeLocked numbers results as one batch, encodes it and passes it to
+// add; a batch that would exceed wire.MaxBatchBytes is split in halves, in
+// order, each numbered and added on its own. r.seqMu is held.
+func (r *Reporter) encodeLocked(results []wire.Result, now time.Time, add func(seq uint64, body []byte, results []wire.Result)) {
 	seq := nextSeq(r.lastSeq, now)
 	b := wire.Batch{V: wire.WireVersion, Agent: r.agent, Region: r.region, Seq: seq,
 		ConfigDigest: *r.digest.Load(), Created: now, Results: results}
@@ -592,8 +619,8 @@ func (r *Reporter) sealLocked(results []wire.Result, now time.Time) {
 	body, err := json.Marshal(b)
 	if (err != nil || len(body) > wire.MaxBatchBytes) && len(results) > 1 {
 		half := len(results) / 2
-		r.sealLocked(results[:half], now)
-		r.sealLocked(results[half:], now)
+		r.encodeLocked(results[:half], now, add)
+		r.encodeLocked(results[half:], now, add)
 		return
 	}
 	if err != nil || len(body) > wire.MaxBatchBytes {
@@ -606,10 +633,7 @@ func (r *Reporter) sealLocked(results []wire.Result, now time.Time) {
 		return
 	}
 	r.lastSeq = seq
-	r.metrics.results.Add(float64(len(results)))
-	for _, e := range r.evals {
-		r.spoolBatch(e, seq, body, now)
-	}
+	add(seq, body, results)
 }
 
 // spoolBatch writes one batch to e's spool (or, when it cannot be written,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,13 +30,17 @@ const BusLabel = "nats"
 // with the same retries and metrics (labelled evaluator="nats").
 //
 // A sealed batch is split by shard (checks.Shard of each result's check)
-// into one batch per shard, each with a sequence number of its own, and
-// each is published to bus.ResultsSubject; an empty batch goes to
-// bus.LiveSubject every reporting.heartbeat. A batch leaves the spool once
-// JetStream acknowledged it (a re-send it already holds is acknowledged as
-// a duplicate through Nats-Msg-Id), and LastReached is the last
-// acknowledgement: with a bus, "no evaluator reachable" means that
-// JetStream has not taken a batch for that long.
+// into one batch per shard, each with a sequence number of its own and
+// bound for bus.ResultsSubject; an empty batch, bound for
+// bus.LiveSubject, is sealed every reporting.heartbeat. The parts of one
+// sealed batch are spooled together, in one file (one write and sync,
+// however many shards), and published one at a time, in order, each
+// awaiting its acknowledgement; the file leaves the spool once every part
+// was acknowledged (a re-send JetStream already holds is acknowledged as a
+// duplicate through Nats-Msg-Id). LastReached is the last time a sealed
+// batch was wholly acknowledged: with a bus, "no evaluator reachable"
+// means that JetStream has not taken the agent's batches for that long.
+// outpost_reporter_batches_sent_total counts sealed batches, not messages.
 type BusOptions struct {
 	// JetStream publishes; the caller connects (bus.Connect) and closes.
 	JetStream jetstream.JetStream
@@ -72,93 +77,104 @@ func (r *Reporter) newBusDestination(o BusOptions) *evaluator {
 	if o.Stream != "" {
 		opts = append(opts, jetstream.WithExpectStream(o.Stream))
 	}
-	e.deliver = func(ctx context.Context, seq uint64, body []byte) (int, bool, string, string, error) {
-		return r.publish(ctx, o.JetStream, timeout, seq, body, opts)
+	// acked, owned by the sender, is the highest part acknowledged: a
+	// retry of a spooled batch resumes after it. Sequence numbers increase
+	// across batches, so it holds across them too.
+	var acked uint64
+	e.deliver = func(ctx context.Context, _ uint64, data []byte) (int, bool, string, string, error) {
+		var parts []busPart
+		if err := json.Unmarshal(data, &parts); err != nil || len(parts) == 0 {
+			// Not what this reporter spools: nothing will make it
+			// publishable.
+			return http.StatusBadRequest, false, "", "not a batch sealed for the bus", nil
+		}
+		for _, p := range parts {
+			if p.Seq <= acked {
+				continue
+			}
+			err := r.publish(ctx, o.JetStream, timeout, p, opts)
+			if errors.Is(err, nats.ErrMaxPayload) {
+				// This part only; the others go on.
+				e.rejected.WithLabelValues(strconv.Itoa(http.StatusRequestEntityTooLarge)).Inc()
+				if ok, n := e.rejectLog.Allow(r.clock.Now()); ok {
+					e.log.Error("a batch is larger than the NATS server takes: dropped it", "seq", p.Seq, "bytes", len(p.Batch), "refused_since_last_log", n)
+				}
+			} else if err != nil {
+				return 0, false, "", "", err
+			}
+			acked = p.Seq
+		}
+		return http.StatusOK, true, "", "", nil
 	}
 	return e
 }
 
-// publish makes one attempt at publishing the batch seq, signed now, and
-// answers as an evaluator would: 200 once JetStream acknowledged it, 413
-// (dropped for good) for a batch larger than the server takes, an error
-// for everything that may pass on a retry (no connection, no stream yet,
-// no acknowledgement within timeout).
-func (r *Reporter) publish(ctx context.Context, js jetstream.JetStream, timeout time.Duration, seq uint64, body []byte, opts []jetstream.PublishOpt) (int, bool, string, string, error) {
-	subject, err := r.subjectOf(body)
-	if err != nil {
-		// Not what this reporter seals: nothing will make it publishable.
-		return http.StatusBadRequest, false, "", err.Error(), nil
+// busPart is one message of a batch sealed for the bus, as spooled: the
+// parts of one sealed batch are a JSON array of them.
+type busPart struct {
+	Seq     uint64          `json:"seq"`
+	Subject string          `json:"subject"`
+	Batch   json.RawMessage `json:"batch"` // the message body, a wire.Batch
+}
+
+// sealForBus is seal with a bus: results split by shard, or the liveness
+// signal when there are none, each part numbered, all spooled as one
+// entry under the number of the last part (so that a restarted reporter
+// numbers above them all). r.seqMu is held.
+func (r *Reporter) sealForBus(results []wire.Result, now time.Time) {
+	groups := [][]wire.Result{nil}
+	if len(results) > 0 {
+		groups = splitByShard(results, r.shards)
 	}
-	msg := nats.NewMsg(subject)
-	msg.Data = body
-	ts, sig := wire.Sign(r.key, r.clock.Now(), body)
+	var spooled bytes.Buffer
+	var last uint64
+	n := 0
+	spooled.WriteByte('[')
+	for _, g := range groups {
+		subject := bus.LiveSubject(r.region)
+		if len(g) > 0 {
+			subject = bus.ResultsSubject(checks.Shard(g[0].Check, r.shards), r.region)
+		}
+		r.encodeLocked(g, now, func(seq uint64, body []byte, results []wire.Result) {
+			if last != 0 {
+				spooled.WriteByte(',')
+			}
+			// Written by hand: json.Marshal would scan and copy every
+			// body again. A subject is letters, digits, '.', '_' and '-'.
+			fmt.Fprintf(&spooled, `{"seq":%d,"subject":%q,"batch":`, seq, subject)
+			spooled.Write(body)
+			spooled.WriteByte('}')
+			last = seq
+			n += len(results)
+		})
+	}
+	spooled.WriteByte(']')
+	if last == 0 {
+		return // nothing could be encoded: dropped and counted
+	}
+	r.metrics.results.Add(float64(n))
+	r.spoolBatch(r.evals[0], last, spooled.Bytes(), now)
+}
+
+// publish makes one attempt at publishing p, signed now, and returns nil
+// once JetStream acknowledged it, nats.ErrMaxPayload (wrapped) for a
+// message larger than the server takes, and another error for all that
+// may pass on a retry (no connection, no stream yet, no acknowledgement
+// within timeout).
+func (r *Reporter) publish(ctx context.Context, js jetstream.JetStream, timeout time.Duration, p busPart, opts []jetstream.PublishOpt) error {
+	msg := nats.NewMsg(p.Subject)
+	msg.Data = p.Batch
+	ts, sig := wire.Sign(r.key, r.clock.Now(), p.Batch)
 	msg.Header.Set(wire.HeaderRegion, r.region)
 	msg.Header.Set(wire.HeaderAgent, r.agent)
 	msg.Header.Set(wire.HeaderTimestamp, ts)
 	msg.Header.Set(wire.HeaderSignature, sig)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err = js.PublishMsg(ctx, msg, append(opts, jetstream.WithMsgID(bus.MsgID(r.region, r.agent, seq)))...)
-	switch {
-	case err == nil:
-		return http.StatusOK, true, "", "", nil
-	case errors.Is(err, nats.ErrMaxPayload):
-		return http.StatusRequestEntityTooLarge, false, "", err.Error(), nil
+	if _, err := js.PublishMsg(ctx, msg, append(opts, jetstream.WithMsgID(bus.MsgID(r.region, r.agent, p.Seq)))...); err != nil {
+		return fmt.Errorf("publish to %s: %w", p.Subject, err)
 	}
-	return 0, false, "", "", fmt.Errorf("publish to %s: %w", subject, err)
-}
-
-// subjectOf is where the spooled batch body goes: the liveness subject
-// when it holds no result, else the results subject of its first result's
-// shard (every result of a batch sealed for a bus is of that shard).
-func (r *Reporter) subjectOf(body []byte) (string, error) {
-	check, err := firstCheck(body)
-	if err != nil {
-		return "", err
-	}
-	if check == "" {
-		return bus.LiveSubject(r.region), nil
-	}
-	return bus.ResultsSubject(checks.Shard(check, r.shards), r.region), nil
-}
-
-// firstCheck returns the check of a batch's first result, "" for a batch
-// without results. It reads the batch's tokens up to that result only.
-func firstCheck(body []byte) (string, error) {
-	d := json.NewDecoder(bytes.NewReader(body))
-	if t, err := d.Token(); err != nil || t != json.Delim('{') {
-		return "", errors.New("batch is not a JSON object")
-	}
-	for d.More() {
-		key, err := d.Token()
-		if err != nil {
-			return "", fmt.Errorf("batch: %w", err)
-		}
-		if key != "results" {
-			var skip json.RawMessage
-			if err := d.Decode(&skip); err != nil {
-				return "", fmt.Errorf("batch: %w", err)
-			}
-			continue
-		}
-		if t, err := d.Token(); err != nil || t != json.Delim('[') {
-			return "", errors.New("batch: results is not an array")
-		}
-		if !d.More() {
-			return "", nil
-		}
-		var first struct {
-			Check string `json:"check"`
-		}
-		if err := d.Decode(&first); err != nil {
-			return "", fmt.Errorf("batch: %w", err)
-		}
-		if first.Check == "" {
-			return "", errors.New("batch: a result without a check")
-		}
-		return first.Check, nil
-	}
-	return "", errors.New("batch: no results")
+	return nil
 }
 
 // splitByShard groups results by the shard of their check, shards in
