@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
@@ -44,6 +45,9 @@ func newTestBus(t *testing.T, o bustest.Options) *testBus {
 	b := &testBus{t: t, fromStore: true, srv: bustest.Start(t, o), cfg: &checks.NATSBus{Stream: "OUTPOST", Shards: busShards, Replicas: 1,
 		Retention: time.Hour, MaxBytes: 256 << 20, Duplicates: 10 * time.Minute, Token: checks.NewSecret(o.Token)}}
 	b.cfg.URL = b.srv.URL
+	if len(o.Users) > 0 { // the first is the test's, as an evaluator
+		b.cfg.User, b.cfg.Password = o.Users[0].Username, checks.NewSecret(o.Users[0].Password)
+	}
 	b.js = b.connect("test-reader")
 	if _, err := bus.EnsureStream(context.Background(), b.js, b.cfg); err != nil {
 		t.Fatal(err)
@@ -550,5 +554,69 @@ func TestBusTokenNeverInLogsOrMetrics(t *testing.T) {
 	}
 	if !strings.Contains(metrics.String(), `outpost_reporter_send_failures_total{evaluator="nats"}`) {
 		t.Errorf("no failure counted under evaluator=\"nats\":\n%s", metrics.String())
+	}
+}
+
+// TestBusAgentPermissions: the NATS permissions docs/deploy.md gives an
+// agent are enough to publish and take confirmations, and keep it out of
+// another region's subjects.
+func TestBusAgentPermissions(t *testing.T) {
+	t.Parallel()
+	agentPerms := &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{"outpost.results.*.us-east", "outpost.live.us-east"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"outpost.confirm.us-east", "_INBOX.>"}},
+	}
+	b := newTestBus(t, bustest.Options{Users: []*server.User{
+		{Username: "evaluator", Password: "evaluator-password"},
+		{Username: "agent-us-east", Password: "agent-password", Permissions: agentPerms},
+	}})
+	b.fromStore = false
+	as := *b.cfg
+	as.User, as.Password = "agent-us-east", checks.NewSecret("agent-password")
+	nc, err := bus.Connect(&as, "outpost-agent-us-east-agent-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock(repEpoch)
+	h := newRepHarnessWith(t, clock, t.TempDir(), repReporting(10), func(o *ReporterOptions) {
+		o.Bus = &BusOptions{JetStream: js, Stream: b.cfg.Stream, Shards: busShards, Timeout: 200 * time.Millisecond}
+	})
+	h.start()
+	h.submit(0, 10)
+	clocktest.WaitFor(t, repWait, "the batches published", func() bool { return drained(h, 10) })
+	exactlyOnce(t, results(t, b.read(int(b.stored()))), 0, 10)
+
+	// Confirmations reach it.
+	got := make(chan wire.ConfirmRequest, 1)
+	c := &BusConfirmer{Conn: nc, Region: "us-east", RunNow: func(r wire.ConfirmRequest) {
+		select {
+		case got <- r:
+		default:
+		}
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	evalConn := b.js.Conn()
+	clocktest.WaitFor(t, repWait, "a confirmation request reaches the agent", func() bool {
+		evalConn.Publish(bus.ConfirmSubject("us-east"), []byte(`{"checks":["check-000"]}`))
+		evalConn.Flush()
+		return len(got) > 0
+	})
+
+	// Another region's subjects are refused.
+	before := b.stored()
+	p := busPart{Seq: 1, Subject: bus.ResultsSubject(0, "eu-west"), Batch: []byte(`{"v":1,"results":[]}`)}
+	if err := h.r.publish(context.Background(), js, 500*time.Millisecond, p, nil); err == nil {
+		t.Fatal("published on eu-west's subject")
+	}
+	if b.stored() != before {
+		t.Fatal("the stream took a message on another region's subject")
 	}
 }
