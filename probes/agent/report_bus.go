@@ -92,7 +92,13 @@ func (r *Reporter) newBusDestination(o BusOptions) *evaluator {
 			if p.Seq <= acked {
 				continue
 			}
+			// Every acknowledgement counts as reaching the bus, and every
+			// part has its own deadline, however many a batch has.
+			e.answerDue.Store(r.clock.Now().Add(timeout).UnixNano())
 			err := r.publish(ctx, o.JetStream, timeout, p, opts)
+			if err == nil {
+				r.lastReached.Store(r.clock.Now().UnixNano())
+			}
 			if errors.Is(err, nats.ErrMaxPayload) {
 				// This part only; the others go on.
 				e.rejected.WithLabelValues(strconv.Itoa(http.StatusRequestEntityTooLarge)).Inc()
