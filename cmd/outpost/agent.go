@@ -254,7 +254,11 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	}
 	degraded := func() string {
 		var problems []string
-		for _, problem := range []string{reporter.SpoolHealth(), pageProblem, p.health()} {
+		busProblem := ""
+		if nc != nil && !nc.IsConnected() {
+			busProblem = "not connected to NATS (reconnecting): batches wait in the spool"
+		}
+		for _, problem := range []string{reporter.SpoolHealth(), pageProblem, p.health(), busProblem} {
 			if problem != "" {
 				problems = append(problems, problem)
 			}

@@ -109,6 +109,14 @@ func TestAgentOnABus(t *testing.T) {
 	if len(b.Results) == 0 || b.Results[0].Check != "web" || !b.Results[0].OK {
 		t.Fatalf("results batch %+v", b.Results)
 	}
+	if code, body := a.health(t); code != http.StatusOK || body != "ok" {
+		t.Errorf("/healthz: %d %q, want 200 ok", code, body)
+	}
+	srv.Stop()
+	clocktest.WaitFor(t, 30*time.Second, "/healthz to say the bus is away", func() bool {
+		_, body := a.health(t)
+		return strings.Contains(body, "degraded: not connected to NATS (reconnecting): batches wait in the spool")
+	})
 	a.stop(t)
 	if strings.Contains(a.stderr.String(), busToken) {
 		t.Errorf("the agent logged the NATS token:\n%s", a.stderr)
