@@ -1,22 +1,14 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/bus"
@@ -218,6 +210,9 @@ func exactlyOnce(t *testing.T, rs []wire.Result, from, to int) {
 	}
 }
 
+// TestBusPublishesByShardWithLiveness: a sealed batch lands as one signed
+// message per shard on its shard's subject, in shard order, and liveness
+// goes to the liveness subject every heartbeat, results or not.
 func TestBusPublishesByShardWithLiveness(t *testing.T) {
 	t.Parallel()
 	b := newTestBus(t, bustest.Options{})
@@ -276,6 +271,10 @@ func TestBusPublishesByShardWithLiveness(t *testing.T) {
 	}
 }
 
+// TestBusOutageDeliversOnceInOrder: with NATS stopped the agent goes on
+// sealing; once the server is back on its port and store, every result
+// is stored exactly once, in sequence order, and LastReached moves only
+// with the acknowledgements.
 func TestBusOutageDeliversOnceInOrder(t *testing.T) {
 	t.Parallel()
 	b := newTestBus(t, bustest.Options{})
@@ -315,6 +314,9 @@ func TestBusOutageDeliversOnceInOrder(t *testing.T) {
 	}
 }
 
+// TestBusRestartPublishesSpooledOnce: batches spooled and unpublished when
+// the agent stopped are published by the next run, once, even the part
+// the first run had published without seeing its acknowledgement.
 func TestBusRestartPublishesSpooledOnce(t *testing.T) {
 	t.Parallel()
 	b := newTestBus(t, bustest.Options{})
@@ -364,83 +366,8 @@ func TestBusRestartPublishesSpooledOnce(t *testing.T) {
 	exactlyOnce(t, results(t, all), 0, 35)
 }
 
-func TestBusConfirmations(t *testing.T) {
-	t.Parallel()
-	b := newTestBus(t, bustest.Options{})
-	nc, err := bus.Connect(b.cfg, "agent", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	got := make(chan wire.ConfirmRequest, 10)
-	logs, reg := &repLogs{}, prometheus.NewRegistry()
-	c := &BusConfirmer{Conn: nc, Region: "us-east", RunNow: func(r wire.ConfirmRequest) { got <- r }, Registerer: reg,
-		Clock: newFakeClock(repEpoch), Logger: slog.New(logs)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	pub, err := bus.Connect(b.cfg, "evaluator", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pub.Close)
-	count := func(result string) float64 {
-		mfs, _ := reg.Gather()
-		for _, mf := range mfs {
-			if mf.GetName() != "outpost_agent_bus_confirmations_total" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				if m.GetLabel()[0].GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-		return -1
-	}
-	// The subscription may not be in place yet: publish until it is.
-	want := wire.ConfirmRequest{Checks: []string{"web-home"}, Runs: map[string]int{"web-home": 2}}
-	body, _ := json.Marshal(want)
-	clocktest.WaitFor(t, repWait, "the request reaches the agent", func() bool {
-		pub.Publish(bus.ConfirmSubject("us-east"), body)
-		pub.Flush()
-		return len(got) > 0
-	})
-	if r := <-got; !slices.Equal(r.Checks, want.Checks) || r.RunsOf("web-home") != 2 {
-		t.Fatalf("got %+v, want %+v", r, want)
-	}
-	other, _ := json.Marshal(wire.ConfirmRequest{Checks: []string{"other-region"}})
-	pub.Publish(bus.ConfirmSubject("eu-west"), other)           // another region's
-	pub.Publish(bus.ConfirmSubject("us-east"), []byte("{oops")) // malformed
-	pub.Publish(bus.ConfirmSubject("us-east"), make([]byte, maxConfirmMsg+1))
-	pub.Publish(bus.ConfirmSubject("us-east"), []byte(`{"checks":[]}`))
-	// A last valid one: once it is run, everything before it was handled.
-	pub.Publish(bus.ConfirmSubject("us-east"), []byte(`{"checks":["last"]}`))
-	pub.Flush()
-	for last := false; !last; {
-		select {
-		case r := <-got:
-			switch r.Checks[0] {
-			case "last":
-				last = true
-			case "web-home": // a repeat of the first, published before it arrived
-			default:
-				t.Fatalf("ran %v", r.Checks)
-			}
-		case <-time.After(repWait):
-			t.Fatal("the last request never ran")
-		}
-	}
-	if count("malformed") != 1 || count("oversized") != 1 || count("empty") != 1 {
-		t.Fatalf("malformed %v, oversized %v, empty %v: want 1 each", count("malformed"), count("oversized"), count("empty"))
-	}
-	if n := logs.count("dropping a confirmation request"); n != 1 {
-		t.Errorf("%d logs of dropped requests, want 1 (rate-limited)", n)
-	}
-}
-
+// TestBusOptionsChecked: a bus excludes evaluator URLs and needs a
+// connection and a shard count.
 func TestBusOptionsChecked(t *testing.T) {
 	t.Parallel()
 	for name, o := range map[string]ReporterOptions{
@@ -457,6 +384,8 @@ func TestBusOptionsChecked(t *testing.T) {
 	}
 }
 
+// TestSplitByShard: parts in ascending shard order, one shard each,
+// results in their order, none lost.
 func TestSplitByShard(t *testing.T) {
 	t.Parallel()
 	var rs []wire.Result
@@ -480,201 +409,5 @@ func TestSplitByShard(t *testing.T) {
 	}
 	if total != len(rs) {
 		t.Fatalf("%d results in the parts, want %d", total, len(rs))
-	}
-}
-
-// lockedBuffer is a log sink goroutines may share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func TestBusTokenNeverInLogsOrMetrics(t *testing.T) {
-	t.Parallel()
-	const token, other = "agent-token-5f1d9c2e", "changed-token-77a3b0e4"
-	b := newTestBus(t, bustest.Options{Token: token})
-	b.fromStore = false
-	logs := &lockedBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-
-	// A wrong token at start: the error says why without the token.
-	wrong := *b.cfg
-	wrong.Token = checks.NewSecret(other)
-	if _, err := bus.Connect(&wrong, "outpost-agent-us-east-agent-1", log); err == nil {
-		t.Fatal("connected with the wrong token")
-	} else if strings.Contains(err.Error(), other) {
-		t.Fatalf("connect error shows the token: %v", err)
-	} else {
-		log.Error("outpost agent stopped", "err", err) // as cmd/outpost logs it
-	}
-
-	// Connected, then the server comes back with another token: the agent
-	// keeps failing to reconnect and to publish, and logs it.
-	nc, err := bus.Connect(b.cfg, "outpost-agent-us-east-agent-1", log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := newFakeClock(repEpoch)
-	h := newRepHarnessWith(t, clock, t.TempDir(), repReporting(5), func(o *ReporterOptions) {
-		o.Bus = &BusOptions{JetStream: js, Stream: b.cfg.Stream, Shards: busShards, Timeout: 200 * time.Millisecond}
-		o.Logger = log
-	})
-	h.start()
-	h.submit(0, 5)
-	clocktest.WaitFor(t, repWait, "the first batches published", func() bool { return drained(h, 5) })
-	b.restart(bustest.Options{Token: other})
-	h.submit(5, 10)
-	h.pump(func() bool {
-		// The first was the refused connect above; then the reconnects'.
-		return value(h.eval(0).failures) >= 2 && strings.Count(strings.ToLower(logs.String()), "authorization") >= 2
-	})
-	h.stop()
-
-	var metrics bytes.Buffer
-	mfs, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		expfmt.MetricFamilyToText(&metrics, mf)
-	}
-	for what, text := range map[string]string{"logs": logs.String(), "metrics": metrics.String()} {
-		for _, secret := range []string{token, other} {
-			if strings.Contains(text, secret) {
-				t.Errorf("%s show the token %q:\n%s", what, secret, text)
-			}
-		}
-	}
-	if !strings.Contains(metrics.String(), `outpost_reporter_send_failures_total{evaluator="nats"}`) {
-		t.Errorf("no failure counted under evaluator=\"nats\":\n%s", metrics.String())
-	}
-}
-
-// TestBusAgentPermissions: the NATS permissions docs/deploy.md gives an
-// agent are enough to publish and take confirmations, and keep it out of
-// another region's subjects.
-func TestBusAgentPermissions(t *testing.T) {
-	t.Parallel()
-	agentPerms := &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: []string{"outpost.results.*.us-east", "outpost.live.us-east"}},
-		Subscribe: &server.SubjectPermission{Allow: []string{"outpost.confirm.us-east", "_INBOX.>"}},
-	}
-	b := newTestBus(t, bustest.Options{Users: []*server.User{
-		{Username: "evaluator", Password: "evaluator-password"},
-		{Username: "agent-us-east", Password: "agent-password", Permissions: agentPerms},
-	}})
-	b.fromStore = false
-	as := *b.cfg
-	as.User, as.Password = "agent-us-east", checks.NewSecret("agent-password")
-	nc, err := bus.Connect(&as, "outpost-agent-us-east-agent-1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clock := newFakeClock(repEpoch)
-	h := newRepHarnessWith(t, clock, t.TempDir(), repReporting(10), func(o *ReporterOptions) {
-		o.Bus = &BusOptions{JetStream: js, Stream: b.cfg.Stream, Shards: busShards, Timeout: 200 * time.Millisecond}
-	})
-	h.start()
-	h.submit(0, 10)
-	clocktest.WaitFor(t, repWait, "the batches published", func() bool { return drained(h, 10) })
-	exactlyOnce(t, results(t, b.read(int(b.stored()))), 0, 10)
-
-	// Confirmations reach it.
-	got := make(chan wire.ConfirmRequest, 1)
-	c := &BusConfirmer{Conn: nc, Region: "us-east", RunNow: func(r wire.ConfirmRequest) {
-		select {
-		case got <- r:
-		default:
-		}
-	}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	evalConn := b.js.Conn()
-	clocktest.WaitFor(t, repWait, "a confirmation request reaches the agent", func() bool {
-		evalConn.Publish(bus.ConfirmSubject("us-east"), []byte(`{"checks":["check-000"]}`))
-		evalConn.Flush()
-		return len(got) > 0
-	})
-
-	// Another region's subjects are refused.
-	before := b.stored()
-	p := busPart{Seq: 1, Subject: bus.ResultsSubject(0, "eu-west"), Batch: []byte(`{"v":1,"results":[]}`)}
-	if err := h.r.publish(context.Background(), js, 500*time.Millisecond, p, nil); err == nil {
-		t.Fatal("published on eu-west's subject")
-	}
-	if b.stored() != before {
-		t.Fatal("the stream took a message on another region's subject")
-	}
-}
-
-// TestBusLostPagesAndResolves: with a bus, WatchEvaluators pages when
-// JetStream has acknowledged nothing for lost_after, and resolves at the
-// first acknowledgement after it is back.
-func TestBusLostPagesAndResolves(t *testing.T) {
-	t.Parallel()
-	b := newTestBus(t, bustest.Options{})
-	b.fromStore = false
-	clock := newFakeClock(repEpoch)
-	rep := repReporting(10)
-	rep.Heartbeat = 10 * time.Second // liveness keeps publishing
-	h := newBusHarness(t, clock, t.TempDir(), rep, b)
-	h.start()
-	p := &pages{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); WatchEvaluators(ctx, h.r, p, clock, time.Minute, 10*time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	// Time stands still while a publish waits for its answer: the
-	// watcher must judge acknowledgements, not how slow the machine is.
-	pump := func(cond func() bool) {
-		t.Helper()
-		clocktest.WaitFor(t, repWait, "the condition", func() bool {
-			if cond() {
-				return true
-			}
-			if d, ok := clock.Next(); ok && d <= backoffMax && h.eval(0).answerDue.Load() == 0 {
-				clock.Advance(d)
-			}
-			return false
-		})
-	}
-	pump(func() bool { return drained(h, 0) && value(h.eval(0).sent) >= 3 })
-	if got := p.all(); len(got) != 0 {
-		t.Fatalf("paged %v while JetStream acknowledges", got)
-	}
-	b.srv.Stop()
-	pump(func() bool { return len(p.all()) == 1 })
-	if got := p.all(); !got[0] {
-		t.Fatalf("pages %v, want a trigger", got)
-	}
-	b.restart(bustest.Options{})
-	pump(func() bool { return len(p.all()) == 2 })
-	if got := p.all(); got[1] {
-		t.Fatalf("pages %v, want the trigger then a resolve", got)
 	}
 }
