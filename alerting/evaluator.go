@@ -125,6 +125,9 @@ type Evaluator struct {
 	// owner is the name the bus's shard map knows this evaluator by
 	// (Options.Name); with a bus, the plan holds only its shards' checks.
 	owner string
+	// shared, with a bus, shares the checks' states and incidents with
+	// the evaluators of other shards (busstate.go); nil without one.
+	shared *busState
 
 	bodies   sync.Pool // *[]byte for request bodies
 	decoders sync.Pool // *fastDecoder
@@ -280,6 +283,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	// With a bus, an evaluator decides only the checks of its shards.
 	e.owner = opts.Name
+	full := cfg
 	if cfg, err = cfg.ForEvaluator(opts.Name); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
@@ -290,6 +294,9 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		return nil, err
 	}
 	e.install(p, tabs, keys)
+	if e.shared, err = newBusState(e, full, opts); err != nil {
+		return nil, fmt.Errorf("alerting: registering bus metrics: %w", err)
+	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newShapeCollector(e)); err != nil {
 			return nil, fmt.Errorf("alerting: registering shape metrics: %w", err)

@@ -41,6 +41,7 @@ func (saved savedDecider) atRest() bool {
 // record's encoding and does no I/O; the store's writer commits it with
 // whatever else changed meanwhile.
 func (e *Evaluator) saveIncident(id string, saved savedDecider) {
+	e.shared.saveIncident(id, saved)
 	if e.state == nil {
 		return
 	}
