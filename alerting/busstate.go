@@ -57,6 +57,9 @@ const (
 	busQueueMax = 16384
 	// busValueMax bounds a bucket's values; a larger one is not written.
 	busValueMax = 64 << 10
+	// busValueBudget and busBucketMin size the buckets (bucketBytes).
+	busValueBudget = 16 << 10
+	busBucketMin   = 64 << 20
 	// busRetryEvery is how often a failed bus write or watch is retried.
 	busRetryEvery = 2 * time.Second
 	// busReasonBytes clips a shared latest result's reason.
@@ -260,7 +263,7 @@ func (b *busState) kv(bucket int) jetstream.KeyValue {
 			Description:  "Outpost: per-check " + busBucketNames[i] + " shared by the evaluators",
 			History:      1,
 			MaxValueSize: busValueMax,
-			MaxBytes:     int64(b.n.MaxBytes),
+			MaxBytes:     b.bucketBytes(),
 			Storage:      jetstream.FileStorage,
 			Replicas:     b.n.Replicas,
 		})
@@ -272,6 +275,13 @@ func (b *busState) kv(bucket int) jetstream.KeyValue {
 		b.kvs[i].Store(&kv)
 	}
 	return *b.kvs[bucket].Load()
+}
+
+// bucketBytes bounds each bucket: busValueBudget a check of the whole
+// configuration, at least busBucketMin. A bucket that is full refuses
+// writes (counted as errors) rather than drop another check's entry.
+func (b *busState) bucketBytes() int64 {
+	return max(busBucketMin, int64(len(b.full.Load().Checks))*busValueBudget)
 }
 
 // fail counts a failed bus operation and logs it at most once per

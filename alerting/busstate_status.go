@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outposthq/outpost/alerting/decide"
@@ -120,15 +121,20 @@ func (b *busState) sinceOf(id string) time.Time {
 }
 
 // runWatcher follows the states bucket into the cache until close,
-// starting again after an error.
+// starting again after an error and after each reconnection (a watch
+// that outlived its connection would otherwise lag until its consumer's
+// heartbeats time out).
 func (b *busState) runWatcher() {
 	defer b.wg.Done()
+	nc := b.js.Conn()
+	changes := nc.StatusChanged(nats.CONNECTED, nats.RECONNECTING, nats.DISCONNECTED)
+	defer nc.RemoveStatusListener(changes)
 	for {
 		if kv := b.kv(bucketStatesKV); kv != nil {
 			if w, err := kv.WatchAll(b.ctx); err != nil {
 				b.fail("watch", "bus: the states of other shards cannot be followed; retrying", err)
 			} else {
-				b.follow(w)
+				b.follow(w, changes)
 				_ = w.Stop()
 			}
 		}
@@ -139,20 +145,32 @@ func (b *busState) runWatcher() {
 			return
 		}
 		t := b.clock.NewTimer(busRetryEvery)
-		select {
-		case <-b.ctx.Done():
-			t.Stop()
-			return
-		case <-t.C():
+	wait:
+		for {
+			select {
+			case <-b.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C():
+				break wait
+			case st := <-changes:
+				if st == nats.CONNECTED {
+					t.Stop()
+					break wait
+				}
+			}
 		}
 	}
 }
 
-// follow applies w's entries to the cache until w ends or close.
-func (b *busState) follow(w jetstream.KeyWatcher) {
+// follow applies w's entries to the cache until w ends, the connection
+// changes, or close.
+func (b *busState) follow(w jetstream.KeyWatcher, changes <-chan nats.Status) {
 	for {
 		select {
 		case <-b.ctx.Done():
+			return
+		case <-changes:
 			return
 		case ent, ok := <-w.Updates():
 			if !ok {
