@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/outposthq/outpost/alerting/decide"
@@ -440,4 +441,35 @@ func startPipeline(t *testing.T, cfg *checks.Config, clk *clocktest.Fake) notify
 	go func() { defer close(done); pipe.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; pipe.Close() })
 	return pipe
+}
+
+// The evaluator's NATS permissions documented in docs/scale.md are enough
+// for the shared buckets: creating them, writing and following.
+func TestSharedBucketsWithEvaluatorPermissions(t *testing.T) {
+	const password = "evaluator-password-0042"
+	srv := bustest.Start(t, bustest.Options{Users: []*server.User{{
+		Username: "evaluator", Password: password,
+		Permissions: &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>",
+				"$KV.OUTPOST_checks.>", "$KV.OUTPOST_incidents.>", "outpost.confirm.*"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		},
+	}}})
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	cfg, ids := shardedConfig(t, srv.URL, 0, "", "")
+	n := *cfg.Bus.NATS
+	n.User, n.Password = "evaluator", checks.NewSecret(password)
+	cfg.Bus.NATS = &n
+	a := newSharded(t, cfg, clk, "eval-a", &notifytest.Recorder{})
+	b := newSharded(t, cfg, clk, "eval-b", &notifytest.Recorder{})
+	f := &shardFeed{clk: clk, cfg: cfg}
+	f.send(t, a, true, ids[0])
+	f.send(t, b, true, ids[1])
+	clk.Advance(time.Second)
+	a.tick(context.Background(), clk.Now())
+	b.tick(context.Background(), clk.Now())
+	waitFor(t, "eval-a showing eval-b's check", func() bool {
+		c, ok := checkOf(statusJSON(t, a), ids[1])
+		return ok && c.Owner == "eval-b" && c.State == decide.StateOK
+	})
 }
