@@ -495,6 +495,39 @@ func (b *busState) seed(ctx context.Context, p *plan, added []string) []string {
 			want[kvKey(id)] = true
 		}
 	}
+	return b.read(ctx, p, want)
+}
+
+// seedAtStart gives this evaluator's checks that start at rest (nothing
+// of theirs in the data dir: a new evaluator, a new data dir, or an
+// incident its twin opened while it was down) the decision state their
+// owners shared, so that it does not trigger their open incidents again
+// and resolves them when they recover. State from the data dir wins.
+func (e *Evaluator) seedAtStart() {
+	b := e.shared
+	if b == nil {
+		return
+	}
+	p := e.plan.Load()
+	want := map[string]bool{}
+	for id, cd := range p.deciders {
+		cd.mu.Lock()
+		rest := savedDecider{State: cd.state, Failing: cd.failing, Certs: cd.certs}.atRest()
+		cd.mu.Unlock()
+		if rest {
+			want[kvKey(id)] = true
+		}
+	}
+	for _, id := range b.read(context.Background(), p, want) {
+		if cd := p.deciders[id]; cd != nil {
+			e.saveLocal(cd)
+		}
+	}
+}
+
+// read gives the deciders of p whose keys are in want what the incidents
+// bucket holds for them, and returns their checks.
+func (b *busState) read(ctx context.Context, p *plan, want map[string]bool) []string {
 	if len(want) == 0 {
 		return nil
 	}
@@ -502,12 +535,12 @@ func (b *busState) seed(ctx context.Context, p *plan, added []string) []string {
 	defer cancel()
 	kv := b.kv(bucketIncidentsKV)
 	if kv == nil {
-		b.fail("seed", "bus: checks handed to this evaluator start at rest: the incidents bucket is unavailable", errors.New("not connected"))
+		b.fail("seed", "bus: checks start at rest: the incidents bucket is unavailable", errors.New("not connected"))
 		return nil
 	}
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		b.fail("seed", "bus: checks handed to this evaluator start at rest: the incidents bucket cannot be read", err)
+		b.fail("seed", "bus: checks start at rest: the incidents bucket cannot be read", err)
 		return nil
 	}
 	defer w.Stop()
@@ -515,7 +548,7 @@ func (b *busState) seed(ctx context.Context, p *plan, added []string) []string {
 	for {
 		select {
 		case <-ctx.Done():
-			b.fail("seed", "bus: checks handed to this evaluator: the incidents bucket was not read in time; the rest start at rest", ctx.Err())
+			b.fail("seed", "bus: the incidents bucket was not read in time; the checks not read start at rest", ctx.Err())
 			return seeded
 		case ent, ok := <-w.Updates():
 			if !ok || ent == nil {
@@ -597,12 +630,18 @@ func (e *Evaluator) sharedInstalled(full *checks.Config, seeded []string) {
 	p := e.plan.Load()
 	for _, id := range seeded {
 		if cd := p.deciders[id]; cd != nil {
-			cd.mu.Lock()
-			saved := savedDecider{State: cd.state, Certs: cd.certs, Failing: cloneFailing(cd.failing)}
-			cd.mu.Unlock()
-			e.saveIncident(id, saved)
+			e.saveLocal(cd)
 		}
 	}
+}
+
+// saveLocal saves cd's state as this evaluator's own: in its state store,
+// and in the incidents bucket under its name.
+func (e *Evaluator) saveLocal(cd *checkDecider) {
+	cd.mu.Lock()
+	saved := savedDecider{State: cd.state, Certs: cd.certs, Failing: cloneFailing(cd.failing)}
+	cd.mu.Unlock()
+	e.saveIncident(cd.id, saved)
 }
 
 func cloneFailing(m map[string]bool) map[string]bool {

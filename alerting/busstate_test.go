@@ -473,3 +473,62 @@ func TestSharedBucketsWithEvaluatorPermissions(t *testing.T) {
 		return ok && c.Owner == "eval-b" && c.State == decide.StateOK
 	})
 }
+
+// An evaluator that starts owning a shard with an open incident (a new
+// pair added beside the old owners, or a data dir lost) takes the
+// incident from the incidents bucket: it does not trigger it again, and
+// resolves it, once, when the check recovers.
+func TestSharedIncidentSeedsAStartingEvaluator(t *testing.T) {
+	srv := bustest.Start(t, bustest.Options{})
+	pd := notifytest.NewFakePagerDuty(t)
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	extra := "    - {name: eval-c, shards: \"0\"}\n" +
+		fmt.Sprintf("notifiers:\n  - {name: oncall, pagerduty: {routing_key: \"${PD_KEY}\", url: %q}, routes: [critical]}\n", pd.URL())
+	cfg, ids := shardedConfig(t, srv.URL, 0, "    notify: [oncall]\n", extra)
+	x := ids[0]
+	a := newSharded(t, cfg, clk, "eval-a", &teeNotifier{next: startPipeline(t, cfg, clk)})
+	f := &shardFeed{clk: clk, cfg: cfg}
+	ctx := context.Background()
+	for range 2 {
+		f.send(t, a, false, x)
+		clk.Advance(time.Second)
+		a.tick(ctx, clk.Now())
+	}
+	waitFor(t, "eval-a's trigger at PagerDuty", func() bool { return len(pd.Events()) == 1 })
+	key := pd.Events()[0].DedupKey
+	kv, err := connectBus(t, cfg, "test").KeyValue(ctx, bus.IncidentsBucket(cfg.Bus.NATS))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "eval-a's open incident in the incidents bucket", func() bool {
+		_, err := kv.Get(ctx, x)
+		return err == nil
+	})
+
+	tee := &teeNotifier{next: startPipeline(t, cfg, clk)}
+	c := newSharded(t, cfg, clk, "eval-c", tee)
+	step := func(ok bool) {
+		f.send(t, c, ok, x)
+		clk.Advance(time.Second)
+		c.tick(ctx, clk.Now())
+	}
+	for range 3 {
+		step(false)
+	}
+	if got := tee.actions(x); len(got) != 0 {
+		t.Fatalf("eval-c sent %v for the incident eval-a had open", got)
+	}
+	for i := 0; len(tee.actions(x)) == 0; i++ {
+		if i == 10 {
+			t.Fatal("eval-c never resolved the incident it took")
+		}
+		step(true)
+	}
+	waitFor(t, "the resolve at PagerDuty", func() bool { return len(pd.Events()) >= 2 })
+	if evs := pd.Events(); len(evs) != 2 || evs[1].EventAction != "resolve" || evs[1].DedupKey != key {
+		t.Fatalf("PagerDuty events: %+v", evs)
+	}
+	if got := tee.actions(x); !equalStrings(got, "resolve "+key) {
+		t.Errorf("eval-c sent %v", got)
+	}
+}

@@ -294,9 +294,6 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		return nil, err
 	}
 	e.install(p, tabs, keys)
-	if e.shared, err = newBusState(e, full, opts); err != nil {
-		return nil, fmt.Errorf("alerting: registering bus metrics: %w", err)
-	}
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(newShapeCollector(e)); err != nil {
 			return nil, fmt.Errorf("alerting: registering shape metrics: %w", err)
@@ -346,6 +343,11 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		e.loadShapes()
 	}
 	e.lastShapeSave, e.lastHistorySave = e.started, e.started
+	if e.shared, err = newBusState(e, full, opts); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("alerting: registering bus metrics: %w", err)
+	}
+	e.seedAtStart()
 	return e, nil
 }
 
