@@ -191,6 +191,10 @@ func newBusState(e *Evaluator, full *checks.Config, opts Options) (*busState, er
 			}
 		}
 	}
+	for _, k := range e.adoptedAtLoad {
+		b.adopted[k] = true
+	}
+	e.adoptedAtLoad = nil
 	b.setFull(full)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.wg.Add(2)
@@ -616,6 +620,25 @@ func (b *busState) adoptedResolve(key string) bool {
 	}
 	delete(b.adopted, key)
 	return true
+}
+
+// adoptedOf returns the adopted dedup keys of check id's open incidents.
+func (b *busState) adoptedOf(id string) []string {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.adopted) == 0 {
+		return nil
+	}
+	var keys []string
+	for _, k := range decide.IncidentKinds() {
+		if key := decide.DedupKey(id, k); b.adopted[key] {
+			keys = append(keys, key)
+		}
+	}
+	return keys
 }
 
 // installed follows a reload: full is now in force, and the checks seeded

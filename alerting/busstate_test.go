@@ -86,8 +86,14 @@ func connectBus(t *testing.T, cfg *checks.Config, name string) jetstream.JetStre
 // newSharded starts evaluator name on cfg with the bus.
 func newSharded(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, name string, n notify.Notifier) *Evaluator {
 	t.Helper()
+	return newShardedIn(t, cfg, clk, name, n, t.TempDir())
+}
+
+// newShardedIn is newSharded with its data dir.
+func newShardedIn(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, name string, n notify.Notifier, dir string) *Evaluator {
+	t.Helper()
 	js := connectBus(t, cfg, name)
-	ev, err := New(cfg, Options{Clock: clk, Name: name, Bus: js, Notifier: n, DataDir: t.TempDir()})
+	ev, err := New(cfg, Options{Clock: clk, Name: name, Bus: js, Notifier: n, DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,11 +338,13 @@ func TestSharedIncidentMovesWithItsCheck(t *testing.T) {
 
 	var tees [2]*teeNotifier
 	var evs [2]*Evaluator
+	dirs := [2]string{t.TempDir(), t.TempDir()}
 	for i, name := range []string{"eval-a", "eval-b"} {
 		pipe := startPipeline(t, cfg1, clk)
 		tees[i] = &teeNotifier{next: pipe}
-		evs[i] = newSharded(t, cfg1, clk, name, tees[i])
+		evs[i] = newShardedIn(t, cfg1, clk, name, tees[i], dirs[i])
 	}
+	dirB := dirs[1]
 	a, b := evs[0], evs[1]
 	f := &shardFeed{clk: clk, cfg: cfg1}
 	ctx := context.Background()
@@ -383,8 +391,14 @@ func TestSharedIncidentMovesWithItsCheck(t *testing.T) {
 		t.Fatalf("eval-b took over %+v, want the open, paged incident", in)
 	}
 
-	// Still down, now decided by eval-b: no second trigger.
+	// Still down, now decided by eval-b: no second trigger, not even
+	// after eval-b restarts (its data dir remembers what it took over).
 	for range 3 {
+		step(b, false)
+	}
+	b.Close()
+	b = newShardedIn(t, cfg2, clk, "eval-b", tees[1], dirB)
+	for range 2 {
 		step(b, false)
 	}
 	if got := tees[1].actions(x); len(got) != 0 {

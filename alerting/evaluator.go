@@ -128,6 +128,9 @@ type Evaluator struct {
 	// shared, with a bus, shares the checks' states and incidents with
 	// the evaluators of other shards (busstate.go); nil without one.
 	shared *busState
+	// adoptedAtLoad are the adopted dedup keys of the incidents restored
+	// from the data dir, for shared (see savedDecider.Adopted).
+	adoptedAtLoad []string
 
 	bodies   sync.Pool // *[]byte for request bodies
 	decoders sync.Pool // *fastDecoder
