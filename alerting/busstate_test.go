@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/outposthq/outpost/alerting/decide"
 	"github.com/outposthq/outpost/alerting/notify"
@@ -544,5 +546,33 @@ func TestSharedIncidentSeedsAStartingEvaluator(t *testing.T) {
 	}
 	if got := tee.actions(x); !equalStrings(got, "resolve "+key) {
 		t.Errorf("eval-c sent %v", got)
+	}
+}
+
+// The queue of bucket writes keeps one write per key, the latest, and past
+// busQueueMax drops the oldest keys' writes, counted.
+func TestSharedQueueIsBounded(t *testing.T) {
+	b := &busState{pending: map[opKey]busOp{}, wake: make(chan struct{}, 1),
+		m: busMetrics{dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "d"})}}
+	for i := range 3 {
+		b.enqueue(bucketStatesKV, "same", []byte{byte(i)})
+	}
+	if refs := b.take(); len(refs) != 1 {
+		t.Fatalf("three writes of one key queue %d", len(refs))
+	} else if v, ok := b.value(refs[0]); !ok || v[0] != 2 {
+		t.Fatalf("queued %v, want the latest", v)
+	}
+	for i := range busQueueMax + 10 {
+		b.enqueue(bucketIncidentsKV, fmt.Sprint("k", i), []byte{1})
+	}
+	if got := testutil.ToFloat64(b.m.dropped); got != 10 {
+		t.Errorf("dropped %v, want 10", got)
+	}
+	refs := b.take()
+	if len(refs) != busQueueMax || refs[0].k.key != "k10" || refs[len(refs)-1].k.key != fmt.Sprint("k", busQueueMax+9) {
+		t.Errorf("queue holds %d writes, from %v to %v; want the newest %d", len(refs), refs[0].k, refs[len(refs)-1].k, busQueueMax)
+	}
+	if len(b.order) > 2*len(b.pending)+1024 {
+		t.Errorf("order grew to %d for %d writes", len(b.order), len(b.pending))
 	}
 }
