@@ -48,8 +48,15 @@ import (
 // lose them. In the other order the check has no owner for a moment and
 // the new owner reads the old owner's last write, which its queue sends
 // within milliseconds of the decision. If a write is read late anyway,
-// the worst is a repeated trigger or resolve under the same dedup key,
-// which PagerDuty folds.
+// nothing is lost, and the worst is a repeat under the same dedup key,
+// which PagerDuty folds: a trigger read too late means the new owner
+// starts at rest and triggers the incident itself (its own trigger, which
+// it resolves later); a resolve read too late means it holds an open
+// incident taken over and resolves it again on the recovery it sees.
+// Watching the key after the read would close the window only for writes
+// that arrive within the watch, and would let a stale owner overwrite
+// what the new one decided; a single read with a known order is simpler
+// to reason about.
 
 const (
 	// busQueueMax bounds the writes waiting for the bus.

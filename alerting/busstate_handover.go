@@ -169,7 +169,7 @@ func (b *busState) adoptedOf(id string) []string {
 	return keys
 }
 
-// installed follows a reload: full is now in force, and the checks seeded
+// sharedInstalled follows a reload: full is now in force, and the checks seeded
 // are saved here (state store and incidents bucket, now under this
 // evaluator's name).
 func (e *Evaluator) sharedInstalled(full *checks.Config, seeded []string) {
