@@ -125,6 +125,12 @@ type Evaluator struct {
 	// owner is the name the bus's shard map knows this evaluator by
 	// (Options.Name); with a bus, the plan holds only its shards' checks.
 	owner string
+	// shared, with a bus, shares the checks' states and incidents with
+	// the evaluators of other shards (busstate.go); nil without one.
+	shared *busState
+	// adoptedAtLoad are the adopted dedup keys of the incidents restored
+	// from the data dir, for shared (see savedDecider.Adopted).
+	adoptedAtLoad []string
 
 	bodies   sync.Pool // *[]byte for request bodies
 	decoders sync.Pool // *fastDecoder
@@ -280,6 +286,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	// With a bus, an evaluator decides only the checks of its shards.
 	e.owner = opts.Name
+	full := cfg
 	if cfg, err = cfg.ForEvaluator(opts.Name); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
@@ -339,6 +346,11 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		e.loadShapes()
 	}
 	e.lastShapeSave, e.lastHistorySave = e.started, e.started
+	if e.shared, err = newBusState(e, full, opts); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("alerting: registering bus metrics: %w", err)
+	}
+	e.seedAtStart()
 	return e, nil
 }
 
