@@ -34,13 +34,13 @@ import (
 func BenchmarkIngestBus(b *testing.B) {
 	srv := bustest.Start(b, bustest.Options{})
 	env := map[string]string{"KEY_US": string(keyUS), "KEY_US2": string(keyUS2), "KEY_EU": string(keyEU)}
-	cfg, err := checks.LoadBytes("test.yaml", []byte(testConfig+fmt.Sprintf("bus:\n  nats: {url: %q}\n", srv.URL)),
+	cfg, err := checks.LoadBytes("test.yaml", []byte(testConfig+fmt.Sprintf("bus:\n  nats: {url: %q, max_bytes: 512MiB}\n", srv.URL)),
 		func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		b.Fatal(err)
 	}
 	clk := clocktest.New(t0)
-	_, js := connectBus(b, srv.URL, "bench")
+	_, js := dialBus(b, srv.URL, "bench")
 	reg := prometheus.NewRegistry()
 	ev, err := New(cfg, Options{Clock: clk, Registerer: reg, Bus: js, Name: "bench"})
 	if err != nil {

@@ -45,7 +45,7 @@ agents:
 notifiers:
   - {name: oncall, pagerduty: {routing_key: "${PD_KEY}", url: %q}, routes: [critical, meta]}
 bus:
-  nats: {url: %q, shards: 64}
+  nats: {url: %q, shards: 64, max_bytes: 256MiB}
 `, pdURL, url)
 	if evaluators != "" {
 		b.WriteString("  evaluators:\n" + evaluators)
@@ -75,14 +75,14 @@ func checkInShards(t testing.TB, prefix string, lo, hi int) string {
 	return ""
 }
 
-// connectBus connects to the test server; closed when the test ends.
-func connectBus(t testing.TB, url, name string) (*nats.Conn, jetstream.JetStream) {
+// dialBus connects to the test server; closed when the test ends.
+func dialBus(t testing.TB, url, name string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	return connectBusAs(t, &checks.NATSBus{URL: url}, name)
+	return dialBusAs(t, &checks.NATSBus{URL: url}, name)
 }
 
-// connectBusAs connects with n's credentials.
-func connectBusAs(t testing.TB, n *checks.NATSBus, name string) (*nats.Conn, jetstream.JetStream) {
+// dialBusAs connects with n's credentials.
+func dialBusAs(t testing.TB, n *checks.NATSBus, name string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := bus.Connect(n, name, nil)
 	if err != nil {
@@ -209,7 +209,7 @@ func startBusEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, ur
 // start runs the evaluator (again) on its data dir and consumer.
 func (be *busEvaluator) start() {
 	be.t.Helper()
-	_, js := connectBusAs(be.t, be.cfg.Bus.NATS, "outpost-evaluator-"+be.name)
+	_, js := dialBusAs(be.t, be.cfg.Bus.NATS, "outpost-evaluator-"+be.name)
 	be.reg = prometheus.NewRegistry()
 	ev, err := New(be.cfg, Options{Clock: be.clk, Notifier: be.pipe, DataDir: be.dir, Name: be.name, Bus: js, Registerer: be.reg})
 	if err != nil {

@@ -56,7 +56,7 @@ func triggersBySource(pd *notifytest.FakePagerDuty, check, action string) []stri
 		if e.EventAction == action && e.Payload != nil && e.Payload.Component == check {
 			out = append(out, e.Payload.Source)
 		} else if e.EventAction == action && e.Payload == nil && action == "resolve" {
-			out = append(out, "?")
+			out = append(out, "?") // a resolve has no payload to say whose
 		}
 	}
 	slices.Sort(out)
@@ -85,7 +85,7 @@ func TestBusShardGroupsPageOncePerCheck(t *testing.T) {
 		group[name[:1]] = append(group[name[:1]], be)
 		all = append(all, be)
 	}
-	nc, js := connectBus(t, srv.URL, "test-agents")
+	nc, js := dialBus(t, srv.URL, "test-agents")
 	for _, be := range all {
 		clocktest.WaitFor(t, 30*time.Second, be.name+"'s consumer", func() bool { return len(consumerFilters(t, js, be.name)) == 33 })
 	}
@@ -181,10 +181,11 @@ func TestBusShardGroupsPageOncePerCheck(t *testing.T) {
 }
 
 // TestBusEvaluatorRestartResumes: one evaluator of a pair stops while the
-// agents go on publishing and the check starts failing, then starts again
-// on its data dir, twice. Its durable consumer resumes where it was: every
-// message is applied exactly once across its lives, and the incident is
-// triggered once by each of the pair, never again by the restarted one.
+// agents go on publishing and the check fails, then starts again on its
+// data dir, twice. Its durable consumer resumes where it was: every
+// message is applied exactly once across its lives, and the incident,
+// triggered once by each of the pair, is not triggered again by the
+// restarted one, and is resolved once by each.
 func TestBusEvaluatorRestartResumes(t *testing.T) {
 	srv := bustest.Start(t, bustest.Options{})
 	pd := notifytest.NewFakePagerDuty(t)
@@ -195,7 +196,7 @@ func TestBusEvaluatorRestartResumes(t *testing.T) {
 	clk := busClock()
 	a1 := startBusEvaluator(t, cfg, clk, srv.URL, "a1")
 	a2 := startBusEvaluator(t, cfg, clk, srv.URL, "a2")
-	_, js := connectBus(t, srv.URL, "test-agents")
+	_, js := dialBus(t, srv.URL, "test-agents")
 	for _, be := range []*busEvaluator{a1, a2} {
 		clocktest.WaitFor(t, 30*time.Second, be.name+"'s consumer", func() bool { return len(consumerFilters(t, js, be.name)) == 2 })
 	}
@@ -230,17 +231,22 @@ func TestBusEvaluatorRestartResumes(t *testing.T) {
 		a1.start()
 		a1.waitHandled(t, published-since)
 	}
+	down := []string{"us-east", "eu-west"}
 	round()
-	waitLive(t, a1.clk, a1, a2)
-	round()
-	restart()
 	waitLive(t, clk, a1, a2)
+	round()
+	round(down...)
+	round(down...)
 	clocktest.WaitFor(t, 30*time.Second, "a trigger from each of the pair", func() bool { return len(triggersBySource(pd, id, "trigger")) >= 2 })
-	round("us-east", "eu-west")
+	// a1 stops and starts again twice while the outage goes on and the
+	// agents publish.
 	restart()
 	waitLive(t, clk, a1, a2)
-	round("us-east", "eu-west")
-	round("us-east", "eu-west")
+	round(down...)
+	restart()
+	waitLive(t, clk, a1, a2)
+	round(down...)
+	round(down...)
 	if got := triggersBySource(pd, id, "trigger"); !slices.Equal(got, []string{"a1", "a2"}) {
 		t.Errorf("triggers from %v, want one from a1 and one from a2", got)
 	}
@@ -252,8 +258,14 @@ func TestBusEvaluatorRestartResumes(t *testing.T) {
 	round()
 	round()
 	clocktest.WaitFor(t, 30*time.Second, "a resolve from each of the pair", func() bool { return len(triggersBySource(pd, id, "resolve")) >= 2 })
-	if n := len(pd.Events()); n != 4 {
-		t.Errorf("%d events, want two triggers and two resolves: %+v", n, pd.Events())
+	evs := pd.Events()
+	for _, e := range evs {
+		if e.DedupKey != evs[0].DedupKey {
+			t.Errorf("events under two dedup keys: %+v", evs)
+		}
+	}
+	if len(evs) != 4 {
+		t.Errorf("%d events, want two triggers and two resolves: %+v", len(evs), evs)
 	}
 }
 
@@ -265,7 +277,7 @@ func soloEvaluator(t *testing.T) (*busEvaluator, jetstream.JetStream, map[string
 	cfg := busConfig(t, srv.URL, "http://127.0.0.1:1", "", id)
 	clk := busClock()
 	be := startBusEvaluator(t, cfg, clk, srv.URL, "solo")
-	_, js := connectBus(t, srv.URL, "test-agents")
+	_, js := dialBus(t, srv.URL, "test-agents")
 	clocktest.WaitFor(t, 30*time.Second, "the consumer", func() bool { return len(consumerFilters(t, js, "solo")) == 2 })
 	agents := map[string]*busAgent{}
 	for _, r := range busRegions {
@@ -372,7 +384,7 @@ func TestBusReloadMovesConsumer(t *testing.T) {
 	cfg := busConfig(t, srv.URL, "http://127.0.0.1:1", before, moved)
 	clk := busClock()
 	be := startBusEvaluator(t, cfg, clk, srv.URL, "e1")
-	_, js := connectBus(t, srv.URL, "test-agents")
+	_, js := dialBus(t, srv.URL, "test-agents")
 	clocktest.WaitFor(t, 30*time.Second, "the consumer of shards 0-31", func() bool { return len(consumerFilters(t, js, "e1")) == 33 })
 	if be.holds(moved) {
 		t.Fatalf("e1 holds %s before the reload", moved)
@@ -416,7 +428,7 @@ func TestBusServerRestart(t *testing.T) {
 	cfg := busConfig(t, srv.URL, "http://127.0.0.1:1", "", id)
 	clk := busClock()
 	be := startBusEvaluator(t, cfg, clk, srv.URL, "solo")
-	_, js := connectBus(t, srv.URL, "test-agents")
+	_, js := dialBus(t, srv.URL, "test-agents")
 	clocktest.WaitFor(t, 30*time.Second, "the consumer", func() bool { return len(consumerFilters(t, js, "solo")) == 2 })
 	a := newBusAgent(t, js, clk, cfg, "us-east")
 	a.result(id, true)
@@ -474,10 +486,10 @@ func TestBusPermissionsAsDocumented(t *testing.T) {
 	cfg.Bus.NATS = &n
 	clk := busClock()
 	be := startBusEvaluator(t, cfg, clk, srv.URL, "solo")
-	_, inspect := connectBusAs(t, &n, "inspect")
+	_, inspect := dialBusAs(t, &n, "inspect")
 	clocktest.WaitFor(t, 30*time.Second, "the consumer", func() bool { return len(consumerFilters(t, inspect, "solo")) == 2 })
 
-	agentNC, agentJS := connectBusAs(t, &checks.NATSBus{URL: srv.URL, User: "agent-us-east", Password: checks.NewSecret(agentPW)}, "agent")
+	agentNC, agentJS := dialBusAs(t, &checks.NATSBus{URL: srv.URL, User: "agent-us-east", Password: checks.NewSecret(agentPW)}, "agent")
 	confirms, err := agentNC.SubscribeSync(bus.ConfirmSubject("us-east"))
 	if err != nil {
 		t.Fatal(err)

@@ -127,6 +127,12 @@ type Evaluator struct {
 	owner string
 	// bus consumes the owned shards' results; nil without a bus.
 	bus *busConsumer
+	// shared, with a bus, shares the checks' states and incidents with
+	// the evaluators of other shards (busstate.go); nil without one.
+	shared *busState
+	// adoptedAtLoad are the adopted dedup keys of the incidents restored
+	// from the data dir, for shared (see savedDecider.Adopted).
+	adoptedAtLoad []string
 
 	bodies   sync.Pool // *[]byte for request bodies
 	decoders sync.Pool // *fastDecoder
@@ -282,6 +288,7 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	}
 	// With a bus, an evaluator decides only the checks of its shards.
 	e.owner = opts.Name
+	full := cfg
 	if cfg, err = cfg.ForEvaluator(opts.Name); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
@@ -344,6 +351,11 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 		e.loadShapes()
 	}
 	e.lastShapeSave, e.lastHistorySave = e.started, e.started
+	if e.shared, err = newBusState(e, full, opts); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("alerting: registering bus metrics: %w", err)
+	}
+	e.seedAtStart()
 	return e, nil
 }
 

@@ -18,6 +18,11 @@ type savedDecider struct {
 	State   decide.IncidentState `json:"state"`
 	Failing map[string]bool      `json:"failing,omitempty"`
 	Certs   decide.CertState     `json:"certs,omitempty"`
+	// Adopted are the dedup keys of open incidents another evaluator
+	// raised before the bus's shard map gave the check to this one
+	// (busstate.go): their resolve goes out from here although this
+	// evaluator's pipeline never sent their trigger, across a restart too.
+	Adopted []string `json:"adopted,omitempty"`
 }
 
 // atRest reports whether saved is what a check starts with: nothing open,
@@ -41,6 +46,8 @@ func (saved savedDecider) atRest() bool {
 // record's encoding and does no I/O; the store's writer commits it with
 // whatever else changed meanwhile.
 func (e *Evaluator) saveIncident(id string, saved savedDecider) {
+	saved.Adopted = e.shared.adoptedOf(id)
+	e.shared.saveIncident(id, saved)
 	if e.state == nil {
 		return
 	}
@@ -68,6 +75,7 @@ func (e *Evaluator) restoreDecider(id string, saved savedDecider) bool {
 	}
 	cd.state = saved.State
 	cd.certs = saved.Certs
+	e.adoptedAtLoad = append(e.adoptedAtLoad, saved.Adopted...)
 	for region, failing := range saved.Failing {
 		if slices.Contains(cd.c.Regions, region) {
 			cd.failing[region] = failing

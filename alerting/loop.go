@@ -71,6 +71,7 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 		logLiveness(e.log, r.name, ev)
 	}
 	e.evaluateTick(ctx, now, changed)
+	e.share(now)
 	e.checkDataDir(now)
 	e.pageFaults(ctx, now)
 	e.announceSetAsides(ctx, now)

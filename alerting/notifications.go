@@ -67,6 +67,7 @@ func (e *Evaluator) emit(cd *checkDecider, ev decide.Event, in map[string]decide
 		},
 	}
 	n.Severity = notify.SeverityOf(n)
+	n.Adopted = ev.Action == decide.EventResolve && e.shared.adoptedResolve(ev.DedupKey)
 	if ev.Flapping {
 		n.Details["flapping"] = "true"
 	}

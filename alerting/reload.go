@@ -113,6 +113,9 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 			rep.Changed = append(rep.Changed, c.ID)
 		}
 	}
+	// Checks the shard map moved here start from the state their previous
+	// owner shared (busstate.go), before their first decision here.
+	seeded := e.shared.seed(ctx, p, rep.Added)
 	var retired []*checkDecider
 	for _, id := range slices.Sorted(maps.Keys(old.deciders)) {
 		switch _, kept := p.deciders[id]; {
@@ -143,6 +146,7 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 		cd.mu.Unlock()
 	}
 	e.install(p, tabs, keys)
+	e.sharedInstalled(full, seeded)
 	e.busReloaded()
 	e.beats.reconfigure(cfg)
 

@@ -129,13 +129,22 @@ func (e *Evaluator) Overview() status.Status {
 		e.hidePrivate(&cs)
 		s.Checks = append(s.Checks, cs)
 	}
+	if v := e.sharedView(s.Time); v != nil {
+		s.Checks, s.Shards = v.merge(s.Checks, false), v.info
+	}
 	return s
 }
 
 // PublicChecks is the public status of the checks named by ids as of now,
 // with their regions, in the order of ids; unknown ids are left out. It
-// reads only those checks' windows (see status.Source).
+// reads only those checks' windows (see status.Source). With a bus, the
+// checks of other shards are as their owners shared them.
 func (e *Evaluator) PublicChecks(ids []string, now time.Time) []status.CheckStatus {
+	return e.sharedView(now).pick(ids, e.publicChecks(ids, now))
+}
+
+// publicChecks is PublicChecks of this evaluator's own checks.
+func (e *Evaluator) publicChecks(ids []string, now time.Time) []status.CheckStatus {
 	out := make([]status.CheckStatus, 0, len(ids))
 	for _, id := range ids {
 		c := e.plan.Load().checks[id]
@@ -184,6 +193,9 @@ func (e *Evaluator) PublicStatus() status.Status {
 	for i := range s.Checks {
 		e.hidePrivate(&s.Checks[i])
 	}
+	if v := e.sharedView(s.Time); v != nil {
+		s.Checks, s.Shards = v.merge(s.Checks, true), v.info
+	}
 	return s
 }
 
@@ -206,7 +218,19 @@ func (e *Evaluator) hidePrivate(cs *status.CheckStatus) {
 // status page shows its states only.
 func (e *Evaluator) Private(check string) bool {
 	c := e.plan.Load().checks[check]
+	if c == nil {
+		c = e.shared.check(check) // another shard's
+	}
 	return c != nil && c.Private
+}
+
+// statusChecks is how many checks the status shows: with a bus, those
+// of every shard.
+func (e *Evaluator) statusChecks() int {
+	if b := e.shared; b != nil {
+		return len(b.full.Load().Checks)
+	}
+	return len(e.config().Checks)
 }
 
 // StatusPage serves the status page of the evaluator; see status.Handler.

@@ -217,6 +217,7 @@ func (e *Evaluator) logStateError(msg, id string, err error) {
 // have returned: later changes are not saved. Safe to call more than once
 // and without a DataDir.
 func (e *Evaluator) Close() error {
+	e.shared.close()
 	if e.state == nil {
 		return nil
 	}

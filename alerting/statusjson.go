@@ -46,7 +46,7 @@ func (e *Evaluator) StatusJSON() http.Handler {
 			writeJSON(w, req, encodeStatus(s))
 		case q.Paged():
 			writeJSON(w, req, encodeStatus(status.Paged(e, q)))
-		case len(e.config().Checks) <= status.FullMaxChecks:
+		case e.statusChecks() <= status.FullMaxChecks:
 			body, _ := e.statusBuilds.Get(func() ([]byte, error) { return encodeStatus(e.PublicStatus()), nil })
 			writeJSON(w, req, body)
 		default:

@@ -143,6 +143,10 @@ type Notification struct {
 	// Members are the check incidents a group or storm notification
 	// stands for (KindGroup, KindStorm), firing ones first.
 	Members []Member `json:"members,omitempty"`
+	// Adopted marks the resolve of an incident another evaluator
+	// triggered before the bus's shard map handed its check to this one:
+	// the pipeline sends it although it never sent the trigger.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // Member is one check incident of a group or storm notification, with the

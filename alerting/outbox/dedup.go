@@ -50,10 +50,12 @@ const (
 // to the last one accepted (same action and summary) within repeat is
 // dropped, so an open incident is not paged twice, by a restart or by
 // another evaluator replaying it; a resolve is sent only for an open
-// trigger, so that nothing is resolved that was never raised.
+// trigger, so that nothing is resolved that was never raised, or for an
+// incident another evaluator raised before a shard handover
+// (notify.Notification.Adopted).
 func dedup(state dedupState, n notify.Notification, now time.Time, repeat time.Duration) (send bool, reason dedupReason) {
 	if n.Action == notify.ActionResolve {
-		if state.Action == notify.ActionTrigger {
+		if state.Action == notify.ActionTrigger || n.Adopted {
 			return true, reasonResolves
 		}
 		return false, reasonNotOpen

@@ -40,6 +40,10 @@ func bannerOf(s Status) banner {
 	}
 	var b banner
 	var parts []string
+	if sh := s.Shards; sh != nil && !sh.Others {
+		parts = append(parts, "other shards unavailable")
+		b.Notes = append(b.Notes, "Only the checks of "+sh.Evaluator+" (shards "+sh.Owned+") are shown: "+sh.Note)
+	}
 	if down > 0 {
 		parts = append(parts, plural(down, "check")+" DOWN")
 	}

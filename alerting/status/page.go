@@ -225,10 +225,12 @@ type maintenanceRow struct {
 type checkView struct {
 	ID, Type, State, Class, Summary string
 	Private                         bool
-	Incidents                       []incidentRow
-	Maintenance                     []string
-	Spark                           *sparkline
-	Rows                            []checkRegionRow
+	// Owner, with shards, is the evaluator that decides the check.
+	Owner       string
+	Incidents   []incidentRow
+	Maintenance []string
+	Spark       *sparkline
+	Rows        []checkRegionRow
 	// GroupHead is the group's name on the first check of a group.
 	GroupHead string
 	// Uptime is the uptime line; Bars one bar a day, oldest first.
@@ -336,7 +338,7 @@ func build(src Source, s Status, shown []CheckStatus) statusPage {
 	for i, cs := range shown {
 		v := checkView{
 			ID: cs.ID, Type: cs.Type, State: checkStateText(cs.State), Class: checkClass(cs.State),
-			Summary: cs.Summary, Maintenance: cs.Maintenance,
+			Summary: cs.Summary, Maintenance: cs.Maintenance, Owner: cs.Owner,
 		}
 		if cs.Group != group || (i == 0 && cs.Group != "") {
 			group, v.GroupHead = cs.Group, cmp.Or(cs.Group, "Other checks")

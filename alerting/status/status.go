@@ -29,6 +29,22 @@ type Status struct {
 	// Upcoming are the maintenance windows that start within the next
 	// UpcomingWithin, soonest first.
 	Upcoming []MaintenanceWindow `json:"upcoming_maintenance,omitempty"`
+	// Shards is set when evaluators share the checks by shard (a bus with
+	// bus.evaluators): whose checks the answer holds.
+	Shards *ShardsStatus `json:"shards,omitempty"`
+}
+
+// ShardsStatus says what an answer holds when evaluators share the checks
+// by shard: this evaluator's own checks, from its memory, and, when the
+// bus answers, every other check as its owner last shared it.
+type ShardsStatus struct {
+	// Evaluator is this evaluator's name; Owned its shards ("0-31").
+	Evaluator string `json:"evaluator"`
+	Owned     string `json:"owned"`
+	// Others reports whether the checks of other shards are included.
+	Others bool `json:"others"`
+	// Note says why they are not, when they are not.
+	Note string `json:"note,omitempty"`
 }
 
 // UpcomingWithin is how far ahead Status.Upcoming looks.
@@ -101,7 +117,25 @@ type CheckStatus struct {
 	// check (?check=ID), which the status page's check view shows too.
 	Days    []DayStatus      `json:"days,omitempty"`
 	History []IncidentRecord `json:"incident_history,omitempty"`
+
+	// With shards (Status.Shards), Owner is the evaluator that decides
+	// the check: this one for its own checks, the last writer of the
+	// shared state for the others'.
+	Owner string `json:"owner,omitempty"`
+	// Since is when the check entered State, as its owner saw it.
+	Since time.Time `json:"since,omitzero"`
+	// Updated is when the owner last shared the check's state; set for
+	// the checks of other shards.
+	Updated time.Time `json:"updated,omitzero"`
+	// Stale marks a check of another shard whose owner has shared nothing
+	// for StaleShared (or ever): its State is UNKNOWN, not the verdict it
+	// shared last, and it has no incidents.
+	Stale bool `json:"stale,omitempty"`
 }
+
+// StaleShared is how many stale_after a check of another shard may go
+// without its owner sharing its state before it is shown as stale.
+const StaleShared = 3
 
 // Uptime is a check's uptime over several ranges of days, each a ratio
 // in [0, 1]; a range with no watched time is absent.

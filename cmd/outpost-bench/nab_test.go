@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -162,5 +163,51 @@ func TestNABBadCorpus(t *testing.T) {
 	err := dispatch(context.Background(), []string{"nab", "-data", t.TempDir()}, &bytes.Buffer{})
 	if err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "windows.json") {
 		t.Errorf("got %v, want an error naming windows.json", err)
+	}
+}
+
+// TestNABHalves: -half A scores the 1st, 3rd, ... files by path and -half
+// B the others, each file's line exactly as in the run on all of them, so
+// that the tuning/check split of docs/config.md can be reproduced; any
+// other value is a usage error.
+func TestNABHalves(t *testing.T) {
+	lines := func(args ...string) map[string]string {
+		t.Helper()
+		var buf bytes.Buffer
+		if err := dispatch(context.Background(), append([]string{"nab", "-data", nabTestdata}, args...), &buf); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && strings.HasSuffix(f[0], ".csv") {
+				out[f[0]] = l
+			}
+		}
+		return out
+	}
+	all, a, b := lines(), lines("-half", "A"), lines("-half", "b")
+	names := slices.Sorted(maps.Keys(all))
+	if len(names) != 3 {
+		t.Fatalf("%d files in the full run, want the 3 of %s", len(names), nabTestdata)
+	}
+	for i, name := range names {
+		half, other := a, b
+		if i%2 == 1 {
+			half, other = b, a
+		}
+		if _, ok := other[name]; ok {
+			t.Errorf("%s (file %d) in the wrong half", name, i+1)
+		}
+		// The name column is padded to the longest name in the run.
+		if got, want := strings.Fields(half[name]), strings.Fields(all[name]); !slices.Equal(got, want) {
+			t.Errorf("%s: %q in its half, %q in the full run", name, half[name], all[name])
+		}
+	}
+	if len(a)+len(b) != len(all) {
+		t.Errorf("halves of %d and %d files, of %d", len(a), len(b), len(all))
+	}
+	err := dispatch(context.Background(), []string{"nab", "-data", nabTestdata, "-half", "C"}, &bytes.Buffer{})
+	if !errors.Is(err, errUsage) {
+		t.Errorf("-half C: %v, want a usage error", err)
 	}
 }

@@ -12,13 +12,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/agent"
+	"github.com/outposthq/outpost/probes/bus"
 	"github.com/outposthq/outpost/probes/clock"
 )
 
 const agentUsage = `Usage: outpost agent -c FILE --region NAME --evaluator URL[,URL...] [--listen ADDR] [--spool-dir DIR]
+       outpost agent -c FILE --region NAME [--listen ADDR] [--spool-dir DIR]    (with a bus: block)
 
 Runs the checks assigned to --region on their intervals and ships every
 result, in signed batches, to every evaluator. While an evaluator is
@@ -37,6 +42,17 @@ needs no other secret than that and its checks' credentials: other regions'
 keys and the notifiers' secrets may be unset (notifiers without theirs are
 not used for its own page).
 
+With a bus: block in the configuration, results go to NATS JetStream instead
+(and --evaluator must not be given: one configuration decides where results
+go, so a command line left from before cannot send them elsewhere). Each
+sealed batch is split by shard and published, in order, to
+outpost.results.<shard>.<region>; liveness goes to outpost.live.<region>
+every reporting.heartbeat; confirmation requests come from
+outpost.confirm.<region>. The spool stays in front of the publish, and a
+batch leaves it once JetStream acknowledged it; reporting.lost_after then
+counts from the last acknowledgement. The NATS credentials come from the bus
+block's ${VAR}s. See "Agents on a bus" in docs/deploy.md.
+
 Serves /metrics and /healthz on --listen. SIGHUP, or POST /-/reload from
 loopback, reloads the checks (a changed reporting: block or key takes a
 restart; a file that does not load is refused and the running checks
@@ -51,7 +67,7 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 	cmd := newCommand("agent", agentUsage, e)
 	fs := cmd.fs
 	var evaluators configFlag
-	fs.Var(&evaluators, "evaluator", "evaluator base `URL` such as https://eval.example.com; repeatable, or comma-separated")
+	fs.Var(&evaluators, "evaluator", "evaluator base `URL` such as https://eval.example.com; repeatable, or comma-separated. Required, except with a bus: block, which excludes it")
 	region := fs.String("region", "", "the `region` this agent probes from (required)")
 	host, _ := os.Hostname()
 	name := fs.String("name", host, "this agent's `name` in batches and on the status page")
@@ -68,12 +84,8 @@ func cmdAgent(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "outpost agent: %v\n", err)
 		return exitUsage
 	}
-	switch {
-	case *region == "":
+	if *region == "" {
 		fmt.Fprintln(e.stderr, "outpost agent: --region is required")
-		return exitUsage
-	case len(evaluators) == 0:
-		fmt.Fprintln(e.stderr, "outpost agent: --evaluator is required")
 		return exitUsage
 	}
 	for _, u := range evaluators {
@@ -120,6 +132,30 @@ func withoutMissingNotifiers(cfg *checks.Config) (*checks.Config, []string) {
 	return &c, missing
 }
 
+// checkDestination checks that results have one place to go: the
+// evaluators of --evaluator, or the bus of cfg, never both (a command line
+// left from before a bus was configured must not split them) and never
+// neither.
+func checkDestination(cfg *checks.Config, evaluators []string) error {
+	switch {
+	case cfg.Bus.Enabled() && len(evaluators) > 0:
+		return errors.New("--evaluator and the configuration's bus: block exclude each other: with a bus, results go to NATS JetStream and evaluators read them there; drop --evaluator (or the bus: block)")
+	case !cfg.Bus.Enabled() && len(evaluators) == 0:
+		return errors.New("--evaluator is required (or a bus: block in the configuration)")
+	}
+	return nil
+}
+
+// busShape is what of cfg's bus an agent fixes at start: where and how it
+// publishes ("" without a bus).
+func busShape(cfg *checks.Config) string {
+	n := cfg.Bus.NATS
+	if n == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %s %d", n.URL, n.Stream, n.Shards)
+}
+
 type agentOptions struct {
 	files      []string
 	region     string
@@ -151,8 +187,25 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	if !ok {
 		return fmt.Errorf("no key for region %q under agents: in the configuration", o.region)
 	}
+	if err := checkDestination(cfg, o.evaluators); err != nil {
+		return err
+	}
+	var nc *nats.Conn
+	var busOpts *agent.BusOptions
+	if n := cfg.Bus.NATS; n != nil {
+		if nc, err = bus.Connect(n, "outpost-agent-"+o.region+"-"+o.name, log); err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		busOpts = &agent.BusOptions{JetStream: js, Stream: n.Stream, Shards: n.Shards}
+	}
 	reg := newRegistry()
 	reporter, err := agent.NewReporter(agent.ReporterOptions{
+		Bus:          busOpts,
 		Evaluators:   o.evaluators,
 		Key:          []byte(key.Value()),
 		Region:       o.region,
@@ -201,17 +254,25 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	}
 	degraded := func() string {
 		var problems []string
-		for _, problem := range []string{reporter.SpoolHealth(), pageProblem, p.health()} {
+		busProblem := ""
+		if nc != nil && !nc.IsConnected() {
+			busProblem = "not connected to NATS (reconnecting): batches wait in the spool"
+		}
+		for _, problem := range []string{reporter.SpoolHealth(), pageProblem, p.health(), busProblem} {
 			if problem != "" {
 				problems = append(problems, problem)
 			}
 		}
 		return strings.Join(problems, "; ")
 	}
+	running := busShape(cfg)
 	reloads, err := newReloads(reg, o.files, needs, e, log, func(cfg *checks.Config) (int, error) {
 		n, err := p.apply(cfg)
 		if err == nil {
 			reporter.SetConfigDigest(cfg.Digest)
+			if busShape(cfg) != running {
+				log.Warn("reload: the bus: block changed; the agent keeps publishing where it started until it is restarted")
+			}
 		}
 		return n, err
 	})
@@ -224,8 +285,12 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	log.Info("outpost agent running", "listen", srv.URL(), "region", o.region, "agent", o.name,
-		"checks", n, "evaluators", strings.Join(o.evaluators, ","), "spool", o.spoolDir, "config_digest", cfg.Digest)
+	to := []any{"evaluators", strings.Join(o.evaluators, ",")}
+	if nc != nil {
+		to = []any{"bus", nc.ConnectedUrlRedacted(), "stream", cfg.Bus.NATS.Stream, "shards", cfg.Bus.NATS.Shards}
+	}
+	log.Info("outpost agent running", append([]any{"listen", srv.URL(), "region", o.region, "agent", o.name,
+		"checks", n}, append(to, "spool", o.spoolDir, "config_digest", cfg.Digest)...)...)
 
 	probeCtx, stopProbing := context.WithCancel(context.Background())
 	reportCtx, stopReporting := context.WithCancel(context.Background())
@@ -246,10 +311,21 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 	} else {
 		close(pipeDone)
 	}
-	poller := &agent.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log,
-		TLS: certs.clientConfig()}
-	wg.Add(1)
-	go func() { defer wg.Done(); poller.Run(probeCtx) }()
+	if nc != nil {
+		confirmer := &agent.BusConfirmer{Conn: nc, Region: o.region, RunNow: p.runNow, Registerer: reg, Logger: log}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := confirmer.Run(probeCtx); err != nil {
+				log.Error("no confirmation requests from the bus: checks are confirmed at their next interval only", "err", err)
+			}
+		}()
+	} else {
+		poller := &agent.ConfirmPoller{Evaluators: o.evaluators, Key: []byte(key.Value()), Region: o.region, Agent: o.name, RunNow: p.runNow, Logger: log,
+			TLS: certs.clientConfig()}
+		wg.Add(1)
+		go func() { defer wg.Done(); poller.Run(probeCtx) }()
+	}
 
 	result := untilStopped(ctx, srv, log, func() {
 		reloads.signal()

@@ -87,6 +87,9 @@ type ReporterOptions struct {
 	// Logger receives the reporter's logs, rate-limited on every path that
 	// repeats per batch; nil discards them.
 	Logger *slog.Logger
+	// Bus, when set, publishes to NATS JetStream instead of POSTing to
+	// Evaluators, which must then be empty (see BusOptions).
+	Bus *BusOptions
 }
 
 // Reporter ships results to evaluators. Submitted results are sealed into
@@ -115,6 +118,10 @@ type Reporter struct {
 	queueLog              ratelog.Limiter
 	running               atomic.Bool
 	lastResultSeq         uint64 // owned by the batcher
+	// shards, with a bus, is the number of shards a sealed batch is split
+	// into (one batch per shard, each with its own seq), and liveness goes
+	// out every heartbeat whatever was sealed; 0 without a bus.
+	shards int
 	// seqMu orders sealing against re-basing: a batch is numbered and
 	// spooled for every evaluator under it, and an evaluator's spool is
 	// renumbered under it, so that no batch is numbered below a re-base.
@@ -155,6 +162,10 @@ type evaluator struct {
 	spool    *spool
 	wake     chan struct{} // capacity 1: a batch was spooled
 	log      *slog.Logger
+	// deliver makes one attempt at handing the batch seq over: a POST to
+	// the evaluator, or a publish to the bus answered by its PubAck as a
+	// 200 (see Reporter.send for how the answer is read).
+	deliver func(ctx context.Context, seq uint64, body []byte) (status int, answered bool, refused, detail string, err error)
 	// answerDue is, while a batch is being sent, its deadline in Unix
 	// nanoseconds of the reporter's clock; 0 otherwise.
 	answerDue atomic.Int64
@@ -231,7 +242,14 @@ func (m reporterMetrics) register(reg prometheus.Registerer) error {
 // delivered once Run starts.
 func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	var errs []error
-	if len(opts.Evaluators) == 0 {
+	switch {
+	case opts.Bus != nil && len(opts.Evaluators) > 0:
+		errs = append(errs, errors.New("evaluator URLs and a bus exclude each other"))
+	case opts.Bus != nil:
+		if err := opts.Bus.check(); err != nil {
+			errs = append(errs, err)
+		}
+	case len(opts.Evaluators) == 0:
 		errs = append(errs, errors.New("no evaluator URL"))
 	}
 	if len(opts.Key) == 0 {
@@ -291,6 +309,11 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		}
 		seen[e.endpoint] = true
 		r.evals = append(r.evals, e)
+	}
+	if opts.Bus != nil {
+		r.evals = append(r.evals, r.newBusDestination(*opts.Bus))
+	}
+	for _, e := range r.evals {
 		// Keep sequence numbers increasing past what is still spooled, even
 		// if the clock went back or did not move.
 		if seq, ok := e.spool.Newest(); ok {
@@ -320,10 +343,20 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 	anon := *u
 	anon.User = nil
 	sum := sha256.Sum256([]byte(anon.String()))
+	e := r.newDestination(u.Redacted(), filepath.Join(spoolDir, hex.EncodeToString(sum[:8])))
+	e.endpoint = base + wire.ResultsPath
+	e.seqURL = base + wire.SeqPath
+	e.deliver = func(ctx context.Context, _ uint64, body []byte) (int, bool, string, string, error) {
+		return r.post(ctx, e, body)
+	}
+	return e, nil
+}
+
+// newDestination makes a destination labelled label in logs and metrics,
+// spooling in dir, without its way of delivering.
+func (r *Reporter) newDestination(label, dir string) *evaluator {
 	e := &evaluator{
-		label:     u.Redacted(),
-		endpoint:  base + wire.ResultsPath,
-		seqURL:    base + wire.SeqPath,
+		label:     label,
 		wake:      make(chan struct{}, 1),
 		diskLog:   ratelog.Limiter{Every: logEvery},
 		failLog:   ratelog.Limiter{Every: logEvery},
@@ -350,7 +383,7 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 		gBatches.Set(float64(n))
 		gMem.Set(float64(mem))
 	}
-	dir := filepath.Join(spoolDir, hex.EncodeToString(sum[:8]))
+	var err error
 	e.spool, err = openSpool(dir, e.log, observe)
 	if err != nil {
 		// Delivery does not need the disk: start with the batches in
@@ -362,7 +395,7 @@ func (r *Reporter) newEvaluator(raw, spoolDir string) (*evaluator, error) {
 		e.spoolDropped.Add(float64(n))
 		e.log.Warn("spool over its size at start: dropped the oldest batches", "dropped", n, "spool_size", r.spoolSize)
 	}
-	return e, nil
+	return e
 }
 
 // lastResultSeq returns the highest result sequence number in the batch
@@ -372,17 +405,34 @@ func lastResultSeq(path string) uint64 {
 	if err != nil {
 		return 0
 	}
-	var b struct {
+	type batch struct {
 		Results []struct {
 			Seq uint64 `json:"seq"`
 		} `json:"results"`
 	}
-	if json.Unmarshal(data, &b) != nil {
-		return 0
+	var batches []batch
+	if bytes.HasPrefix(data, []byte("[")) { // the parts of a batch sealed for a bus
+		var parts []struct {
+			Batch batch `json:"batch"`
+		}
+		if json.Unmarshal(data, &parts) != nil {
+			return 0
+		}
+		for _, p := range parts {
+			batches = append(batches, p.Batch)
+		}
+	} else {
+		var b batch
+		if json.Unmarshal(data, &b) != nil {
+			return 0
+		}
+		batches = append(batches, b)
 	}
 	var last uint64
-	for _, r := range b.Results {
-		last = max(last, r.Seq)
+	for _, b := range batches {
+		for _, r := range b.Results {
+			last = max(last, r.Seq)
+		}
 	}
 	return last
 }
@@ -446,11 +496,15 @@ func (r *Reporter) Run(ctx context.Context) error {
 
 // batch is the batcher loop: it seals when BatchSize results are pending,
 // when the oldest pending result has waited BatchDelay, and, with nothing
-// pending, when nothing was sealed for Heartbeat.
+// pending, when nothing was sealed for Heartbeat. With a bus the empty
+// batch (liveness) goes out every Heartbeat whatever else was sealed: an
+// evaluator sees the results of its own shards only, so they cannot tell
+// it the agent is alive.
 func (r *Reporter) batch(ctx context.Context) {
 	var pending []wire.Result
 	now := r.clock.Now()
 	deadline := now.Add(r.heartbeat)
+	liveAt := deadline // when the next empty batch is due
 	timer := r.clock.NewTimer(r.heartbeat)
 	defer func() { timer.Stop() }()
 	arm := func(at time.Time) {
@@ -459,10 +513,19 @@ func (r *Reporter) batch(ctx context.Context) {
 		timer = r.clock.NewTimer(at.Sub(now))
 	}
 	seal := func() {
-		r.seal(pending, now)
+		if len(pending) == 0 || (r.shards > 0 && !now.Before(liveAt)) {
+			r.seal(nil, now) // the liveness signal
+			liveAt = now.Add(r.heartbeat)
+		}
+		if len(pending) > 0 {
+			r.seal(pending, now)
+			if r.shards == 0 {
+				liveAt = now.Add(r.heartbeat)
+			}
+		}
 		clear(pending) // let go of the results' observations
 		pending = pending[:0]
-		arm(now.Add(r.heartbeat))
+		arm(liveAt)
 	}
 	for {
 		select {
@@ -522,15 +585,31 @@ func nextSeq(last uint64, now time.Time) uint64 {
 
 // seal encodes results as one batch and spools it for every evaluator. A
 // batch that would exceed wire.MaxBatchBytes is split in halves, so that an
-// evaluator never refuses it for its size.
+// evaluator never refuses it for its size. With a bus, sealForBus.
 func (r *Reporter) seal(results []wire.Result, now time.Time) {
 	r.seqMu.Lock()
 	defer r.seqMu.Unlock()
+	if r.shards > 0 {
+		r.sealForBus(results, now)
+		return
+	}
 	r.sealLocked(results, now)
 }
 
-// sealLocked is seal; r.seqMu is held.
+// sealLocked is seal without a bus; r.seqMu is held.
 func (r *Reporter) sealLocked(results []wire.Result, now time.Time) {
+	r.encodeLocked(results, now, func(seq uint64, body []byte, results []wire.Result) {
+		r.metrics.results.Add(float64(len(results)))
+		for _, e := range r.evals {
+			r.spoolBatch(e, seq, body, now)
+		}
+	})
+}
+
+// encodeLocked numbers results as one batch, encodes it and passes it to
+// add; a batch that would exceed wire.MaxBatchBytes is split in halves, in
+// order, each numbered and added on its own. r.seqMu is held.
+func (r *Reporter) encodeLocked(results []wire.Result, now time.Time, add func(seq uint64, body []byte, results []wire.Result)) {
 	seq := nextSeq(r.lastSeq, now)
 	b := wire.Batch{V: wire.WireVersion, Agent: r.agent, Region: r.region, Seq: seq,
 		ConfigDigest: *r.digest.Load(), Created: now, Results: results}
@@ -540,8 +619,8 @@ func (r *Reporter) sealLocked(results []wire.Result, now time.Time) {
 	body, err := json.Marshal(b)
 	if (err != nil || len(body) > wire.MaxBatchBytes) && len(results) > 1 {
 		half := len(results) / 2
-		r.sealLocked(results[:half], now)
-		r.sealLocked(results[half:], now)
+		r.encodeLocked(results[:half], now, add)
+		r.encodeLocked(results[half:], now, add)
 		return
 	}
 	if err != nil || len(body) > wire.MaxBatchBytes {
@@ -554,10 +633,7 @@ func (r *Reporter) sealLocked(results []wire.Result, now time.Time) {
 		return
 	}
 	r.lastSeq = seq
-	r.metrics.results.Add(float64(len(results)))
-	for _, e := range r.evals {
-		r.spoolBatch(e, seq, body, now)
-	}
+	add(seq, body, results)
 }
 
 // spoolBatch writes one batch to e's spool (or, when it cannot be written,

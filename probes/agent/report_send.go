@@ -35,7 +35,7 @@ func (r *Reporter) send(ctx context.Context, e *evaluator) {
 			}
 		}
 		e.answerDue.Store(r.clock.Now().Add(sendTimeout).UnixNano())
-		status, answered, refused, detail, err := r.post(ctx, e, body)
+		status, answered, refused, detail, err := e.deliver(ctx, seq, body)
 		e.answerDue.Store(0)
 		if err != nil && ctx.Err() != nil {
 			return // the batch stays spooled for the next run

@@ -196,9 +196,14 @@ func repReporting(batchSize int) checks.Reporting {
 
 func newRepHarness(t *testing.T, clock *fakeClock, spoolDir string, rep checks.Reporting, evaluators ...string) *repHarness {
 	t.Helper()
+	return newRepHarnessWith(t, clock, spoolDir, rep, func(o *ReporterOptions) { o.Evaluators = evaluators })
+}
+
+// newRepHarnessWith is newRepHarness with the options set by with.
+func newRepHarnessWith(t *testing.T, clock *fakeClock, spoolDir string, rep checks.Reporting, with func(*ReporterOptions)) *repHarness {
+	t.Helper()
 	h := &repHarness{t: t, clock: clock, reg: prometheus.NewRegistry(), logs: &repLogs{}}
 	h.opts = ReporterOptions{
-		Evaluators:   evaluators,
 		Key:          repKey,
 		Region:       "us-east",
 		Agent:        "agent-1",
@@ -209,6 +214,7 @@ func newRepHarness(t *testing.T, clock *fakeClock, spoolDir string, rep checks.R
 		Registerer:   h.reg,
 		Logger:       slog.New(h.logs),
 	}
+	with(&h.opts)
 	r, err := NewReporter(h.opts)
 	if err != nil {
 		t.Fatal(err)

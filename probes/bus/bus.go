@@ -236,5 +236,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, n *checks.NATSBus
 // that every evaluator writes its checks into and reads the others' from.
 func StatesBucket(n *checks.NATSBus) string { return n.Stream + "_checks" }
 
+// IncidentsBucket is the name of the key-value bucket of per-check
+// decision state (open incidents, failing regions): written by a check's
+// owners, read by the evaluator a reload hands the check to, so that an
+// open incident moves with it.
+func IncidentsBucket(n *checks.NATSBus) string { return n.Stream + "_incidents" }
+
 // ConsumerName is the durable consumer of evaluator name.
 func ConsumerName(name string) string { return "outpost-" + name }
