@@ -463,15 +463,18 @@ func TestBusServerRestart(t *testing.T) {
 }
 
 // TestBusPermissionsAsDocumented: with the NATS permissions docs/config.md
-// gives (an evaluator's user: $JS.API.>, $JS.ACK.>, outpost.confirm.>
-// and _INBOX.>; an agent's: its region's subjects), the evaluator
+// and docs/scale.md give (an evaluator's user: $JS.API.>, $JS.ACK.>,
+// outpost.confirm.*, the buckets' subjects and _INBOX.>; an agent's: its
+// region's subjects), the evaluator
 // consumes, acks and asks for confirmations, the agent publishes and hears
 // them, and the agent cannot publish for another region.
 func TestBusPermissionsAsDocumented(t *testing.T) {
 	const evalPW, agentPW = "evaluator-password-0123", "agent-password-0123"
 	srv := bustest.Start(t, bustest.Options{Users: []*server.User{
 		{Username: "evaluator", Password: evalPW, Permissions: &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.>", "$JS.ACK.>", "outpost.confirm.>"}},
+			// docs/scale.md's row for evaluators.
+			Publish: &server.SubjectPermission{Allow: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>",
+				"$KV.OUTPOST_checks.>", "$KV.OUTPOST_incidents.>", "outpost.confirm.*"}},
 			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 		}},
 		{Username: "agent-us-east", Password: agentPW, Permissions: &server.Permissions{
