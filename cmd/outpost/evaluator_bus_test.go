@@ -30,7 +30,7 @@ func TestEvaluatorOnBus(t *testing.T) {
 regions: [us-east]
 agents: [{region: us-east, key: "${K}"}]
 bus:
-  nats: {url: %q, token: "${NATS_TOKEN}"}
+  nats: {url: %q, token: "${NATS_TOKEN}", max_bytes: 64MiB}
   evaluators:
     - {name: e1, shards: "0-31"}
     - {name: e2, shards: "32-63"}
@@ -65,7 +65,7 @@ checks:
 regions: [us-east]
 agents: [{region: us-east, key: "${K}"}]
 bus:
-  nats: {url: %q, token: "${NATS_TOKEN}"}
+  nats: {url: %q, token: "${NATS_TOKEN}", max_bytes: 64MiB}
 checks:
   - {id: web, http: {url: "https://example.test/"}}
 `, srv.URL)), 0o600); err != nil {
@@ -97,6 +97,11 @@ checks:
 		t.Fatal(err)
 	}
 	var filters []string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("outpost evaluator logged:\n%s", logs.String())
+		}
+	})
 	clocktest.WaitFor(t, 30*time.Second, "the consumer outpost-e1", func() bool {
 		c, err := js.Consumer(context.Background(), checks.DefaultBusStream, bus.ConsumerName("e1"))
 		if err != nil {
