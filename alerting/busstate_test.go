@@ -69,7 +69,7 @@ bus:
 	return cfg, ids
 }
 
-// connectBus connects to srv as the evaluator's caller does; closed when
+// sharedJS connects to srv as the evaluator's caller does; closed when
 // the test ends, after the evaluators registered later.
 func sharedJS(t *testing.T, cfg *checks.Config, name string) jetstream.JetStream {
 	t.Helper()
