@@ -69,9 +69,9 @@ bus:
 	return cfg, ids
 }
 
-// connectBus connects to srv as the evaluator's caller does; closed when
+// sharedJS connects to srv as the evaluator's caller does; closed when
 // the test ends, after the evaluators registered later.
-func connectBus(t *testing.T, cfg *checks.Config, name string) jetstream.JetStream {
+func sharedJS(t *testing.T, cfg *checks.Config, name string) jetstream.JetStream {
 	t.Helper()
 	nc, err := bus.Connect(cfg.Bus.NATS, name, nil)
 	if err != nil {
@@ -94,7 +94,7 @@ func newSharded(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, name stri
 // newShardedIn is newSharded with its data dir.
 func newShardedIn(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, name string, n notify.Notifier, dir string) *Evaluator {
 	t.Helper()
-	js := connectBus(t, cfg, name)
+	js := sharedJS(t, cfg, name)
 	ev, err := New(cfg, Options{Clock: clk, Name: name, Bus: js, Notifier: n, DataDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -364,7 +364,7 @@ func TestSharedIncidentMovesWithItsCheck(t *testing.T) {
 		t.Fatalf("first event: %+v", ev)
 	}
 	// eval-a's decision state is in the incidents bucket.
-	kv, err := connectBus(t, cfg1, "test").KeyValue(ctx, bus.IncidentsBucket(cfg1.Bus.NATS))
+	kv, err := sharedJS(t, cfg1, "test").KeyValue(ctx, bus.IncidentsBucket(cfg1.Bus.NATS))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +512,7 @@ func TestSharedIncidentSeedsAStartingEvaluator(t *testing.T) {
 	}
 	waitFor(t, "eval-a's trigger at PagerDuty", func() bool { return len(pd.Events()) == 1 })
 	key := pd.Events()[0].DedupKey
-	kv, err := connectBus(t, cfg, "test").KeyValue(ctx, bus.IncidentsBucket(cfg.Bus.NATS))
+	kv, err := sharedJS(t, cfg, "test").KeyValue(ctx, bus.IncidentsBucket(cfg.Bus.NATS))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func Start(t testing.TB, o Options) *Server {
 		NoSigs:             true,
 		MaxPayload:         2 << 20,
 		JetStreamMaxMemory: 64 << 20,
-		JetStreamMaxStore:  1 << 30,
+		JetStreamMaxStore:  64 << 30, // a reservation limit, not space taken: the stream defaults to 1GiB and the buckets take more
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
