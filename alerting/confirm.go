@@ -105,6 +105,7 @@ func (c *confirmer) take(region string, now time.Time) (wire.ConfirmRequest, <-c
 // failure rule needs to trip, and region itself the runs it still needs.
 // Confirmation runs never ask for more confirmations.
 func (e *Evaluator) noteFirstFailures(region string, firsts []string, now time.Time) {
+	var asks map[string]*wire.ConfirmRequest // over the bus, by region
 	for _, id := range firsts {
 		c := e.plan.Load().checks[id]
 		if c == nil {
@@ -121,9 +122,35 @@ func (e *Evaluator) noteFirstFailures(region string, firsts []string, now time.T
 			}
 			if rs := e.regions[other]; rs != nil && rs.isLive() {
 				e.confirm.request(other, id, runs, now)
+				if e.bus != nil {
+					asks = addAsk(asks, other, id, runs)
+				}
 			}
 		}
 	}
+	if len(asks) > 0 {
+		e.bus.publishConfirms(asks)
+	}
+}
+
+// addAsk adds to asks the request that region run check runs times.
+func addAsk(asks map[string]*wire.ConfirmRequest, region, check string, runs int) map[string]*wire.ConfirmRequest {
+	if asks == nil {
+		asks = map[string]*wire.ConfirmRequest{}
+	}
+	req := asks[region]
+	if req == nil {
+		req = &wire.ConfirmRequest{}
+		asks[region] = req
+	}
+	req.Checks = append(req.Checks, check)
+	if runs > 1 {
+		if req.Runs == nil {
+			req.Runs = map[string]int{}
+		}
+		req.Runs[check] = runs
+	}
+	return asks
 }
 
 // confirmRuns is how many runs of c a region needs to trip its failure

@@ -125,6 +125,8 @@ type Evaluator struct {
 	// owner is the name the bus's shard map knows this evaluator by
 	// (Options.Name); with a bus, the plan holds only its shards' checks.
 	owner string
+	// bus consumes the owned shards' results; nil without a bus.
+	bus *busConsumer
 	// shared, with a bus, shares the checks' states and incidents with
 	// the evaluators of other shards (busstate.go); nil without one.
 	shared *busState
@@ -288,6 +290,9 @@ func New(cfg *checks.Config, opts Options) (*Evaluator, error) {
 	e.owner = opts.Name
 	full := cfg
 	if cfg, err = cfg.ForEvaluator(opts.Name); err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
+	}
+	if e.bus, err = newBusConsumer(e, cfg, opts.Bus, opts.Registerer); err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
 	// What a configuration makes of the evaluator is built the same way

@@ -103,31 +103,55 @@ func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionS
 	if req.ContentLength > wire.MaxBatchBytes {
 		return fmt.Errorf("%w: body of %d bytes is over the limit of %d", ErrTooLarge, req.ContentLength, wire.MaxBatchBytes)
 	}
-	switch {
-	case name == "":
-		return fmt.Errorf("%w: missing %s header", ErrUnauthorized, wire.HeaderRegion)
-	case r == nil:
-		return fmt.Errorf("%w: unknown region %s", ErrUnauthorized, quote(name))
-	}
-	keys, err := r.keysFor(req.Header.Get(wire.HeaderAgent))
+	keys, err := e.authenticate(req.Header, r, name, now)
 	if err != nil {
 		return err
 	}
-	ts, sig := req.Header.Get(wire.HeaderTimestamp), req.Header.Get(wire.HeaderSignature)
-	if ts == "" || sig == "" {
-		return fmt.Errorf("%w: missing %s or %s header", ErrUnauthorized, wire.HeaderTimestamp, wire.HeaderSignature)
-	}
-	if err := wire.CheckHeaders(ts, sig, now); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
-	}
-
 	bd, err := e.readBody(w, req)
 	defer e.release(bd)
 	if err != nil {
 		return err
 	}
-	body := bd.b
-	if err := wire.Verify(keys, ts, sig, body, now); err != nil {
+	return e.ingestSigned(r, keys, req.Header, bd.b, now, now)
+}
+
+// headers are the headers of a batch, whatever carried it: an HTTP
+// request's or a bus message's.
+type headers interface{ Get(key string) string }
+
+// authenticate checks what a batch's headers say before its body is read,
+// for r, the region named by the region header name (nil if undeclared):
+// a known region with keys for the agent, and a well-formed timestamp and
+// signature within wire.MaxClockSkew of ref, the time the batch was sent
+// at (now over HTTP, the stored time of a bus message). It returns the
+// keys the signature may be made with.
+func (e *Evaluator) authenticate(h headers, r *regionState, name string, ref time.Time) ([][]byte, error) {
+	switch {
+	case name == "":
+		return nil, fmt.Errorf("%w: missing %s header", ErrUnauthorized, wire.HeaderRegion)
+	case r == nil:
+		return nil, fmt.Errorf("%w: unknown region %s", ErrUnauthorized, quote(name))
+	}
+	keys, err := r.keysFor(h.Get(wire.HeaderAgent))
+	if err != nil {
+		return nil, err
+	}
+	ts, sig := h.Get(wire.HeaderTimestamp), h.Get(wire.HeaderSignature)
+	if ts == "" || sig == "" {
+		return nil, fmt.Errorf("%w: missing %s or %s header", ErrUnauthorized, wire.HeaderTimestamp, wire.HeaderSignature)
+	}
+	if err := wire.CheckHeaders(ts, sig, ref); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	return keys, nil
+}
+
+// ingestSigned verifies body's signature (one of keys, a timestamp within
+// wire.MaxClockSkew of ref), decodes it and ingests it at now: the part of
+// receiving a batch that is the same over HTTP and over the bus. h must
+// have passed authenticate.
+func (e *Evaluator) ingestSigned(r *regionState, keys [][]byte, h headers, body []byte, ref, now time.Time) error {
+	if err := wire.Verify(keys, h.Get(wire.HeaderTimestamp), h.Get(wire.HeaderSignature), body, ref); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	// Decoded strings are copies, so the body may be reused once this
@@ -138,7 +162,7 @@ func (e *Evaluator) receive(w http.ResponseWriter, req *http.Request, r *regionS
 	if err != nil {
 		return err
 	}
-	if agent := req.Header.Get(wire.HeaderAgent); agent != "" && agent != b.Agent {
+	if agent := h.Get(wire.HeaderAgent); agent != "" && agent != b.Agent {
 		return fmt.Errorf("%w: agent %s does not match the %s header %s", ErrInvalidBatch, quote(b.Agent), wire.HeaderAgent, quote(agent))
 	}
 	return e.ingest(r, &b, now, d)

@@ -15,8 +15,15 @@ const tickInterval = time.Second
 // until ctx is done, sending a notification on every LIVE to STALE and
 // STALE to LIVE transition and keeping outpost_region_live current. With
 // a data dir it saves the learned shape baselines every 5 minutes and
-// when ctx is done. It returns nil once ctx is done. Call it once per Evaluator.
+// when ctx is done. With a bus it also consumes the owned shards' results
+// (see bus.go) until ctx is done. It returns nil once ctx is done and the
+// consumer has stopped. Call it once per Evaluator.
 func (e *Evaluator) Run(ctx context.Context) error {
+	if e.bus != nil {
+		busDone := make(chan struct{})
+		go func() { defer close(busDone); e.bus.run(ctx) }()
+		defer func() { <-busDone }()
+	}
 	for {
 		t := e.clock.NewTimer(tickInterval)
 		select {

@@ -147,6 +147,7 @@ func (e *Evaluator) Reload(ctx context.Context, cfg *checks.Config) (ReloadRepor
 	}
 	e.install(p, tabs, keys)
 	e.sharedInstalled(full, seeded)
+	e.busReloaded()
 	e.beats.reconfigure(cfg)
 
 	// A removed check can decide nothing more: its open incidents are

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outposthq/outpost/alerting"
@@ -17,10 +20,11 @@ import (
 	"github.com/outposthq/outpost/alerting/notify/receivers"
 	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/bus"
 	"github.com/outposthq/outpost/probes/exposition"
 )
 
-const evaluatorUsage = `Usage: outpost evaluator -c FILE [--listen ADDR] [--data-dir DIR] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+const evaluatorUsage = `Usage: outpost evaluator -c FILE [--listen ADDR] [--data-dir DIR] [--name NAME] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 
 Receives signed result batches from agents on POST /v1/results, keeps recent
 results per check and region, and watches every region's agents: a region
@@ -35,13 +39,24 @@ Serves the status page (/status, plain HTML that refreshes itself, and
 what must survive a restart (the batch sequence numbers accepted from each
 agent, so a replayed batch is refused after a restart too).
 
+With a bus: block, the evaluator also consumes results from NATS JetStream:
+those of the shards bus.evaluators gives --name (every shard without that
+list), through its own durable consumer (outpost-NAME), and every region's
+liveness. It decides only those shards' checks and asks agents for
+confirmations on outpost.confirm.REGION. --name is then required unless the
+host name is one of bus.evaluators. Batches POSTed over HTTP are still
+accepted. The bus credentials come from the configuration's ${ENV}
+references, never from flags.
+
 SIGHUP, or POST /-/reload (from loopback, or with a client certificate
 under --tls-client-ca), reloads the configuration: it is loaded and
 validated first, and refused whole, the running one staying, when it does
 not load or changes regions, peers or reporting (those take a restart).
 Checks it keeps keep their results, incidents and shapes; the open
-incidents of checks it removes are resolved. SIGHUP also re-reads the TLS
-files.
+incidents of checks it removes are resolved. A change of bus.evaluators
+moves this evaluator's consumer to its new shards (checks moved to other
+evaluators are handed over, not resolved); bus.nats takes a restart.
+SIGHUP also re-reads the TLS files.
 
 Flags:
 `
@@ -51,7 +66,7 @@ func cmdEvaluator(ctx context.Context, args []string, e env) int {
 	fs := cmd.fs
 	listen := fs.String("listen", "127.0.0.1:9797", "`address` to serve on")
 	host, _ := os.Hostname()
-	name := fs.String("name", host, "this evaluator's `name` among peers: in the configuration: it watches the others")
+	name := fs.String("name", host, "this evaluator's `name` among peers: in the configuration (it watches the others) and among bus.evaluators (it decides their shards)")
 	dataDir := fs.String("data-dir", "", "`directory` for state that must survive a restart (default: $STATE_DIRECTORY/evaluator or ~/.local/state/outpost/evaluator)")
 	tlsf := addServerTLSFlags(fs)
 	if code, done := cmd.parse(args); done {
@@ -66,14 +81,16 @@ func cmdEvaluator(ctx context.Context, args []string, e env) int {
 		*dataDir = defaultStateDir(e.lookup, "evaluator")
 	}
 	log := cmd.logger()
-	if err := runEvaluator(ctx, files, *listen, *dataDir, *name, tlsf, e, log); err != nil {
+	nameSet := false
+	fs.Visit(func(f *flag.Flag) { nameSet = nameSet || f.Name == "name" })
+	if err := runEvaluator(ctx, files, *listen, *dataDir, *name, nameSet, tlsf, e, log); err != nil {
 		log.Error("outpost evaluator stopped", "err", err)
 		return exitUsage
 	}
 	return exitOK
 }
 
-func runEvaluator(ctx context.Context, files []string, listen, dataDir, name string, tlsf *tlsFlags, e env, log *slog.Logger) error {
+func runEvaluator(ctx context.Context, files []string, listen, dataDir, name string, nameSet bool, tlsf *tlsFlags, e env, log *slog.Logger) error {
 	certs, err := loadTLS(tlsf)
 	if err != nil {
 		return err
@@ -87,6 +104,12 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	js, closeBus, err := connectEvaluatorBus(cfg, name, nameSet, log)
+	if err != nil {
+		return err
+	}
+	// Registered before the evaluator's Close, so it runs after it.
+	defer closeBus()
 	reg := newRegistry()
 	// The outbox's workers start after the evaluator exists (pipe.Run
 	// below), so ev is set before sentByPeer is first called.
@@ -102,7 +125,7 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 	// Peers are checked as an agent reaches an evaluator: trusting the
 	// client CA (one internal CA commonly signs every evaluator and
 	// agent), presenting this evaluator's certificate.
-	ev, err = alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name, PeerTLS: certs.clientConfig()})
+	ev, err = alerting.New(cfg, alerting.Options{DataDir: dataDir, Registerer: reg, Logger: log, Notifier: pipe, Name: name, Bus: js, PeerTLS: certs.clientConfig()})
 	if err != nil {
 		return err
 	}
@@ -147,6 +170,43 @@ func runEvaluator(ctx context.Context, files []string, listen, dataDir, name str
 	// Notifications still in flight finish their attempt (pipe.Close,
 	// deferred); the rest stay in the outbox for the next start.
 	return result
+}
+
+// connectEvaluatorBus connects to cfg's bus, if it has one, as evaluator
+// name (nameSet: given by --name rather than the host name's default), and
+// returns its JetStream and what closes the connection. Without a bus it
+// returns nil and a no-op.
+func connectEvaluatorBus(cfg *checks.Config, name string, nameSet bool, log *slog.Logger) (jetstream.JetStream, func(), error) {
+	if !cfg.Bus.Enabled() {
+		return nil, func() {}, nil
+	}
+	if len(cfg.Bus.Evaluators) > 0 {
+		if _, listed := cfg.Bus.Owned(name); !listed {
+			names := make([]string, len(cfg.Bus.Evaluators))
+			for i, o := range cfg.Bus.Evaluators {
+				names[i] = o.Name
+			}
+			if !nameSet {
+				return nil, nil, fmt.Errorf("bus.evaluators gives shards to evaluators by name: start this one with --name (one of %s)", strings.Join(names, ", "))
+			}
+			return nil, nil, fmt.Errorf("--name %q is not one of bus.evaluators (%s): it would own no shards", name, strings.Join(names, ", "))
+		}
+	}
+	if strings.ContainsAny(name, ".*> \t\n/\\") || name == "" {
+		// The host name's default may be a dotted FQDN.
+		return nil, nil, fmt.Errorf("--name %q cannot name a JetStream consumer (no '.', '*', '>', '/', '\\' or spaces); give this evaluator a --name", name)
+	}
+	nc, err := bus.Connect(cfg.Bus.NATS, "outpost-evaluator-"+name, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("bus: %w", err)
+	}
+	log.Info("bus: connected", "server", nc.ConnectedUrlRedacted(), "consumer", bus.ConsumerName(name))
+	return js, nc.Close, nil
 }
 
 // reloadEvaluator returns the reload of an evaluator and its notification
