@@ -14,6 +14,9 @@ import (
 type fakePD struct {
 	mu    sync.Mutex
 	byKey map[string]*pdCounts
+	// onTrigger, when set before serving, is called with the summary of
+	// every valid trigger as it arrives.
+	onTrigger func(summary string)
 }
 
 // pdCounts are the events one routing key received.
@@ -68,6 +71,9 @@ func (p *fakePD) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch ev.EventAction {
 	case "trigger":
 		c.Triggers++
+		if p.onTrigger != nil {
+			p.onTrigger(ev.Payload.Summary)
+		}
 	case "resolve":
 		c.Resolves++
 	case "acknowledge":

@@ -1,9 +1,10 @@
 // Command outpost-bench measures Outpost under load with real processes
-// over loopback HTTP, and its detectors on labelled data. It has four modes:
+// over loopback HTTP, and its detectors on labelled data. It has five modes:
 //
 //	outpost-bench [agent] [flags]   the agent's CPU per probe beside blackbox_exporter's
 //	outpost-bench storm [flags]     an evaluator through a failure storm and its recovery
 //	outpost-bench ingest [flags]    an evaluator's ingest rate of signed batches over HTTP
+//	outpost-bench bus [flags]       evaluators fed over NATS JetStream: 1, 2, 4 of them, and HTTP beside
 //	outpost-bench nab -data DIR     the series detectors scored on the Numenta Anomaly Benchmark
 //
 // Run it from the repository root (it builds ./cmd/outpost unless told
@@ -30,6 +31,7 @@ Usage:
   outpost-bench [agent] [flags]   agent CPU per probe vs blackbox_exporter (the default mode)
   outpost-bench storm [flags]     an evaluator through a failure storm and its recovery
   outpost-bench ingest [flags]    evaluator ingest of signed batches over HTTP, results/s
+  outpost-bench bus [flags]       evaluators fed over NATS JetStream, 1/2/4 of them, results/s and latency
   outpost-bench nab -data DIR     the series detectors on the Numenta Anomaly Benchmark, NAB scores
   outpost-bench help MODE         one mode and its flags
   outpost-bench -h                every mode and every flag
@@ -59,6 +61,11 @@ ingest: starts a real "outpost evaluator" with N checks in 5 regions and
   at a time. Prints results/s for each -gomaxprocs value, RSS every minute
   and at the end, and beside it BenchmarkIngest (in-process, no HTTP) as a
   ratio.
+
+bus: starts a nats-server and N evaluators each owning 1/N of the shards,
+  publishes every region's results over JetStream as agents do, and prints
+  results/s applied, each evaluator's CPU and RSS, and publish → page
+  latency; with one evaluator, HTTP beside it as a ratio.
 
 nab: replays the labelled series of a NAB corpus through the series:
   detectors (alerting/shape, in-process, the file's timestamps as the clock,
@@ -105,12 +112,14 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 		return ingestCmd(ctx, args, out)
 	case "nab":
 		return nabCmd(ctx, args, out)
+	case "bus":
+		return busCmd(ctx, args, out)
 	case "help":
 		if len(args) == 1 {
 			return dispatch(ctx, []string{args[0], "-h"}, out)
 		}
 		fmt.Fprint(os.Stderr, usage)
-		for _, m := range []string{"agent", "storm", "ingest", "nab"} {
+		for _, m := range []string{"agent", "storm", "ingest", "bus", "nab"} {
 			fmt.Fprintf(os.Stderr, "\n────────────────────────────────────────────────────────────\n")
 			_ = dispatch(ctx, []string{m, "-h"}, out)
 		}
