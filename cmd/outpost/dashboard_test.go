@@ -179,8 +179,15 @@ checks:
 // what listen (a regexp on its log) captures once it is logged.
 func startOutpost(t *testing.T, listen string, args ...string) string {
 	t.Helper()
+	return startOutpostEnv(t, []string{"REMOTE_KEY=" + remoteKey}, listen, args...)
+}
+
+// startOutpostEnv is startOutpost with env added to the process's
+// environment.
+func startOutpostEnv(t *testing.T, env []string, listen string, args ...string) string {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), selfRunEnv+"=1", "REMOTE_KEY="+remoteKey)
+	cmd.Env = append(append(os.Environ(), selfRunEnv+"=1"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/outposthq/outpost/checks"
+	"github.com/outposthq/outpost/probes/bus/bustest"
+)
+
+// TestBusEndToEnd runs the sharded deployment of docs/scale.md with real
+// processes: a NATS server with JetStream, three agents (one per region)
+// publishing to it, and two shard groups of two evaluators each (HA
+// pairs). One check of each group probes a dead port: each is paged once,
+// by its own group's evaluators only, and resolved once the port answers.
+// Every evaluator's status page shows all the checks.
+func TestBusEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs seven processes")
+	}
+	srv := bustest.Start(t, bustest.Options{Token: "bus-token-0123456789"})
+	pd := &pdEvents{}
+	pdSrv := httptest.NewServer(pd)
+	t.Cleanup(pdSrv.Close)
+
+	// A check id of each shard group.
+	idIn := func(lo, hi int) string {
+		for i := 0; ; i++ {
+			id := fmt.Sprintf("svc-%d", i)
+			if s := checks.Shard(id, 64); s >= lo && s <= hi {
+				return id
+			}
+		}
+	}
+	checkA, checkB := idIn(0, 31), idIn(32, 63)
+	deadA, deadB := deadPort(t), deadPort(t)
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "outpost.yaml")
+	regions := []string{"us", "eu", "ap"}
+	var b strings.Builder
+	fmt.Fprintf(&b, `version: 1
+defaults: {interval: 1s, timeout: 500ms}
+reporting: {heartbeat: 1s, stale_after: 5s}
+regions: [us, eu, ap]
+agents:
+`)
+	env := []string{"NATS_TOKEN=bus-token-0123456789", "PD_KEY=bus0test0routing0key00000000001"}
+	for _, r := range regions {
+		fmt.Fprintf(&b, "  - {region: %s, name: agent-%s, key: \"${KEY_%s}\"}\n", r, r, strings.ToUpper(r))
+		env = append(env, fmt.Sprintf("KEY_%s=key-of-%s-0123456789abcdef", strings.ToUpper(r), r))
+	}
+	fmt.Fprintf(&b, `notifiers:
+  - {name: oncall, pagerduty: {routing_key: "${PD_KEY}", url: %q}}
+bus:
+  nats: {url: %q, token: "${NATS_TOKEN}", shards: 64}
+  evaluators:
+    - {name: eval-a1, shards: "0-31"}
+    - {name: eval-a2, shards: "0-31"}
+    - {name: eval-b1, shards: "32-63"}
+    - {name: eval-b2, shards: "32-63"}
+checks:
+  - {id: %s, notify: [oncall], tcp: {address: %q}}
+  - {id: %s, notify: [oncall], tcp: {address: %q}}
+`, pdSrv.URL, srv.URL, checkA, deadA, checkB, deadB)
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	evals := map[string]string{}
+	for _, name := range []string{"eval-a1", "eval-a2", "eval-b1", "eval-b2"} {
+		evals[name] = startOutpostEnv(t, env, `msg="outpost evaluator running" listen=(\S+)`,
+			"evaluator", "-c", cfg, "--name", name, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, name))
+	}
+	for _, r := range regions {
+		startOutpostEnv(t, env, `msg="outpost agent running" listen=(\S+)`,
+			"agent", "-c", cfg, "--region", r, "--name", "agent-"+r, "--listen", "127.0.0.1:0",
+			"--spool-dir", filepath.Join(dir, "spool-"+r))
+	}
+
+	owners := map[string][]string{checkA: {"eval-a1", "eval-a2"}, checkB: {"eval-b1", "eval-b2"}}
+	waitUntil(t, "a trigger for each check", 90*time.Second, func() bool { return len(pd.keys("trigger")) == 2 })
+	for _, ev := range pd.all() {
+		payload, _ := ev["payload"].(map[string]any)
+		summary, _ := payload["summary"].(string)
+		source, _ := payload["source"].(string)
+		var check string
+		for id := range owners {
+			if strings.Contains(summary, id) {
+				check = id
+			}
+		}
+		if check == "" || !slices.Contains(owners[check], source) {
+			t.Errorf("event %q from %q: not from an owner of its check (%v)", summary, source, owners)
+		}
+	}
+
+	// Every evaluator shows every check, its own and the other group's.
+	for name, base := range evals {
+		waitUntil(t, name+" shows both checks", 30*time.Second, func() bool {
+			ids := statusIDs(t, base)
+			return slices.Contains(ids, checkA) && slices.Contains(ids, checkB)
+		})
+	}
+
+	serveTCP(t, deadA)
+	serveTCP(t, deadB)
+	waitUntil(t, "a resolve for each check", 90*time.Second, func() bool { return len(pd.keys("resolve")) == 2 })
+	if !slices.Equal(pd.keys("trigger"), pd.keys("resolve")) {
+		t.Errorf("triggered %v, resolved %v", pd.keys("trigger"), pd.keys("resolve"))
+	}
+	if len(pd.bad) > 0 {
+		t.Errorf("invalid events: %v", pd.bad)
+	}
+}
+
+// keys returns the dedup keys of the events of action, sorted, once each.
+func (p *pdEvents) keys(action string) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, ev := range p.events {
+		if k, _ := ev["dedup_key"].(string); ev["event_action"] == action && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// all returns a copy of the events received.
+func (p *pdEvents) all() []map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.events)
+}
+
+// deadPort returns a loopback address nothing listens on.
+func deadPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// serveTCP accepts and closes connections on addr until the test ends.
+func serveTCP(t *testing.T, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+// statusIDs returns the ids of the checks base's /status.json lists.
+func statusIDs(t *testing.T, base string) []string {
+	t.Helper()
+	resp, err := http.Get(base + "/status.json")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Checks []struct {
+			ID string `json:"id"`
+		} `json:"checks"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&doc) != nil {
+		return nil
+	}
+	var ids []string
+	for _, c := range doc.Checks {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
