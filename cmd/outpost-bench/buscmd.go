@@ -328,7 +328,7 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 	if row.http > 0 {
 		fmt.Fprintf(o.out, "  HTTP: %.0f results/s accepted\n", row.http)
 	}
-	fmt.Fprintf(o.out, "  publish → PagerDuty trigger: %d samples, p50 %s, p99 %s, max %s (%d sentinels never paged)\n",
+	fmt.Fprintf(o.out, "  publish → PagerDuty trigger: %d samples, p50 %s, p99 %s, max %s (%d sentinels not yet paged when the run ended)\n",
 		len(samples), row.p50.Round(time.Millisecond), row.p99.Round(time.Millisecond), quantile(samples, 1).Round(time.Millisecond), lat.missing())
 	return row, nil
 }
