@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,6 +43,9 @@ const (
 	busBackoffMax = 30 * time.Second
 	// busLogEvery is the most often one kind of bus trouble is logged.
 	busLogEvery = 10 * time.Second
+	// busWorkers ingest messages in parallel, each agent's on one worker
+	// in stream order (see lanes).
+	busWorkers = 16
 )
 
 // Outcomes of outpost_bus_messages_total; label values come from this list
@@ -185,7 +190,8 @@ func (c *busConsumer) consume(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	failed := make(chan error, 1)
-	cc, err := cons.Consume(c.handle,
+	l := c.startLanes()
+	cc, err := cons.Consume(l.dispatch,
 		jetstream.PullMaxMessages(busPullMax),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -200,9 +206,10 @@ func (c *busConsumer) consume(ctx context.Context) (bool, error) {
 			}
 		}))
 	if err != nil {
+		l.close()
 		return false, fmt.Errorf("bus: consume %s: %w", c.name, err)
 	}
-	defer c.stop(cc)
+	defer c.stop(cc, l)
 	for {
 		select {
 		case <-ctx.Done():
@@ -217,13 +224,14 @@ func (c *busConsumer) consume(ctx context.Context) (bool, error) {
 	}
 }
 
-// stop lets the messages already delivered to cc be ingested and acked,
+// stop lets the messages already delivered to cc (and queued on l) be ingested and acked,
 // within a bound, so that none waits out busAckWait to come again.
-func (c *busConsumer) stop(cc jetstream.ConsumeContext) {
+func (c *busConsumer) stop(cc jetstream.ConsumeContext, l *lanes) {
 	nc := c.js.Conn()
 	if !nc.IsConnected() {
 		// No ack could go out: what was delivered comes again.
 		cc.Stop()
+		l.close()
 		return
 	}
 	cc.Drain()
@@ -234,6 +242,7 @@ func (c *busConsumer) stop(cc jetstream.ConsumeContext) {
 	case <-t.C:
 		cc.Stop()
 	}
+	l.close()
 	_ = nc.FlushTimeout(bus.RequestTimeout) // the acks
 }
 
@@ -311,6 +320,68 @@ func (h msgHeaders) Get(key string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// lanes ingest messages in parallel while keeping each agent's in stream
+// order: an agent's messages always go to the same lane, and a lane
+// ingests one at a time. One message at a time for the whole consumer
+// would make every batch wait for the one before it to be durable (one
+// fsync each); agents in parallel share their commits, as batches over
+// HTTP from many agents do.
+type lanes struct {
+	c     *busConsumer
+	queue []chan jetstream.Msg
+	done  sync.WaitGroup
+	// mu orders dispatch before close: the client may call dispatch
+	// after being told to stop.
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (c *busConsumer) startLanes() *lanes {
+	l := &lanes{c: c, queue: make([]chan jetstream.Msg, busWorkers)}
+	for i := range l.queue {
+		// Each lane holds what the client buffers at most: a full lane
+		// makes dispatch wait, and the pull with it.
+		l.queue[i] = make(chan jetstream.Msg, busPullMax)
+		l.done.Add(1)
+		go func() {
+			defer l.done.Done()
+			for msg := range l.queue[i] {
+				c.handle(msg)
+			}
+		}()
+	}
+	return l
+}
+
+// dispatch is the consumer's callback: it queues msg on its agent's lane.
+func (l *lanes) dispatch(msg jetstream.Msg) {
+	h := msgHeaders(msg.Headers())
+	f := fnv.New32a()
+	f.Write([]byte(h.Get(wire.HeaderRegion)))
+	f.Write([]byte{0})
+	f.Write([]byte(h.Get(wire.HeaderAgent)))
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return // not acked: the server delivers it again
+	}
+	l.queue[f.Sum32()%uint32(len(l.queue))] <- msg
+}
+
+// close lets the lanes finish what they hold, once the consumer delivers
+// no more.
+func (l *lanes) close() {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		for _, q := range l.queue {
+			close(q)
+		}
+	}
+	l.mu.Unlock()
+	l.done.Wait()
 }
 
 // handle ingests one message and settles it: applied or duplicate, ack;
