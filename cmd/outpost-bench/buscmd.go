@@ -32,8 +32,8 @@ on a temporary directory), and for each value of -evaluators N, N real
 pairs: every result is decided once), with -checks HTTP checks in -regions
 regions.
 
-This tool plays the agents: per region, one NATS connection publishing the
-region's results split by shard exactly as agents do (a signed wire.Batch per
+This tool plays the agents: per region, -agents agents on one NATS connection,
+each publishing its share of the region's results split by shard exactly as agents do (a signed wire.Batch per
 shard, its own sequence number, Nats-Msg-Id, on outpost.results.<shard>.<region>),
 as fast as the evaluators keep up (it pauses while their consumers lag more
 than -max-lag messages), plus a liveness message per region every second.
@@ -47,11 +47,12 @@ every region, and the time from its publish to the trigger's arrival is
 recorded (p50, p99, max).
 
 With N=1 it also feeds the same evaluator over HTTP (signed batches of 500,
-one per region at a time, as "outpost-bench ingest" does) in alternating
+-agents per region, each one batch at a time, as "outpost-bench ingest" does) in alternating
 windows with the bus, and prints the two rates side by side as a ratio.`
 
 type busOptions struct {
 	checks, regions, shards int
+	agents                  int
 	evaluators              string
 	duration, warmup        time.Duration
 	latencyEvery            time.Duration
@@ -67,6 +68,7 @@ func busCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.IntVar(&o.checks, "checks", 10000, "HTTP checks in the configuration, each run in every region")
 	fs.IntVar(&o.regions, "regions", 5, "regions (at most 8)")
 	fs.IntVar(&o.shards, "shards", 64, "bus.nats.shards")
+	fs.IntVar(&o.agents, "agents", 4, "agents per region, a region's checks split among them; each publishes (or, over HTTP, sends) in order, one at a time")
 	fs.StringVar(&o.evaluators, "evaluators", "1,2,4", "comma-separated evaluator counts, one run each")
 	fs.DurationVar(&o.duration, "duration", time.Minute, "measured time per run")
 	fs.DurationVar(&o.warmup, "warmup", 20*time.Second, "time fed but not counted before measuring (covers the evaluators' start grace)")
@@ -85,7 +87,7 @@ func busCmd(ctx context.Context, args []string, out io.Writer) error {
 		}
 		counts = append(counts, n)
 	}
-	if o.checks < 1 || o.regions < 1 || o.regions > 8 || o.shards < 1 || o.shards > checks.MaxShards {
+	if o.checks < 1 || o.agents < 1 || o.regions < 1 || o.regions > 8 || o.shards < 1 || o.shards > checks.MaxShards {
 		return fmt.Errorf("need -checks ≥ 1, -regions 1-8 and -shards 1-%d", checks.MaxShards)
 	}
 	dir, err := os.MkdirTemp("", "outpost-bench-bus-")
@@ -302,7 +304,7 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 		if err := f.drain(ctx, 2*time.Minute); err != nil {
 			return row, err
 		}
-		res, el2, err := httpWindow(ctx, evals[0], regions, digest, o.checks, window)
+		res, el2, err := httpWindow(ctx, evals[0], regions, digest, o.checks, o.agents, window)
 		if err != nil {
 			return row, err
 		}
@@ -349,19 +351,21 @@ func appliedSum(evals []*evalProc) (float64, error) {
 // httpWindow feeds e over HTTP for d, one agent per region (names of
 // their own, so their sequence numbers are theirs), and returns the
 // results it accepted and the seconds measured.
-func httpWindow(ctx context.Context, e *evalProc, regions []string, digest string, nChecks int, d time.Duration) (float64, float64, error) {
+func httpWindow(ctx context.Context, e *evalProc, regions []string, digest string, nChecks, agents int, d time.Duration) (float64, float64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	st := &sendStats{}
 	client := newClient()
 	var wg sync.WaitGroup
-	ids := make([]string, nChecks)
-	for i := range ids {
-		ids[i] = checkID(i)
-	}
 	for _, r := range regions {
-		a := newAgentSim(r, "bench-http-"+r, digest)
-		wg.Add(1)
-		go func() { defer wg.Done(); loadAgent(ctx, client, e.base, a, ids, st) }()
+		for k := range agents {
+			var ids []string
+			for i := k; i < nChecks; i += agents {
+				ids = append(ids, checkID(i))
+			}
+			a := newAgentSim(r, fmt.Sprintf("bench-http-%s-%d", r, k), digest)
+			wg.Add(1)
+			go func() { defer wg.Done(); loadAgent(ctx, client, e.base, a, ids, st) }()
+		}
 	}
 	start := time.Now()
 	err := sleep(ctx, d)
@@ -374,9 +378,10 @@ func httpWindow(ctx context.Context, e *evalProc, regions []string, digest strin
 
 // busFeeder plays one agent per region on the bus.
 type busFeeder struct {
-	js      jetstream.JetStream
-	o       busOptions
-	regions []*busAgent
+	js          jetstream.JetStream
+	o           busOptions
+	regions     []*busAgent // every agent of every region
+	regionNames []string
 	// hold pauses the feed (HTTP's turn); lagging pauses it while a
 	// consumer lags more than -max-lag.
 	hold, lagging     atomic.Bool
@@ -389,12 +394,18 @@ type busFeeder struct {
 type busAgent struct {
 	mu sync.Mutex
 	a  *agentSim
+	// part is which of the region's -agents this is: it reports the
+	// checks whose number is part modulo -agents.
+	part int
 }
 
 func newBusFeeder(js jetstream.JetStream, regions []string, digest string, o busOptions) *busFeeder {
 	f := &busFeeder{js: js, o: o}
+	f.regionNames = regions
 	for _, r := range regions {
-		f.regions = append(f.regions, &busAgent{a: newAgentSim(r, "bench-"+r, digest)})
+		for k := range o.agents {
+			f.regions = append(f.regions, &busAgent{a: newAgentSim(r, fmt.Sprintf("bench-%s-%d", r, k), digest), part: k})
+		}
 	}
 	return f
 }
@@ -435,7 +446,7 @@ func (f *busFeeder) run(ctx context.Context) {
 // the evaluators keep up.
 func (f *busFeeder) feed(ctx context.Context, ba *busAgent) {
 	byShard := make([][]string, f.o.shards)
-	for i := range f.o.checks {
+	for i := ba.part; i < f.o.checks; i += f.o.agents {
 		id := checkID(i)
 		s := checks.Shard(id, f.o.shards)
 		byShard[s] = append(byShard[s], id)
@@ -628,8 +639,8 @@ func (l *latency) missing() int {
 // to failing.
 func (l *latency) run(ctx context.Context, f *busFeeder, every time.Duration) {
 	var agents []*busAgent
-	for _, ba := range f.regions {
-		agents = append(agents, &busAgent{a: newAgentSim(ba.a.region, ba.a.name+"-lat", ba.a.digest)})
+	for _, r := range f.regionNames {
+		agents = append(agents, &busAgent{a: newAgentSim(r, "bench-"+r+"-lat", f.regions[0].a.digest)})
 	}
 	next, lastTurn := 0, time.Time{}
 	for ctx.Err() == nil {
