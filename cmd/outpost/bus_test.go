@@ -216,3 +216,19 @@ func statusIDs(t *testing.T, base string) []string {
 	}
 	return ids
 }
+
+// TestRunRefusesABus: "outpost run" is one process, its own agent and
+// evaluator; a bus: block would make it decide part of its checks, or
+// none. It says so instead of starting.
+func TestRunRefusesABus(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "bus.yaml", `version: 1
+bus: {nats: {url: "nats://127.0.0.1:1"}}
+checks:
+  - {id: web, http: {url: "http://127.0.0.1:1/"}}
+`)
+	code, _, stderr := runCLI(t, nil, "run", "-c", cfg, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	if code == exitOK || !strings.Contains(stderr, "bus: block") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}

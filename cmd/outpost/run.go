@@ -63,6 +63,12 @@ func runEmbedded(ctx context.Context, files []string, listen, region, dataDir st
 	if err != nil {
 		return fmt.Errorf("load configuration:\n%w", err)
 	}
+	if cfg.Bus.Enabled() {
+		// The one process is its own agent and evaluator: there is
+		// nothing for a bus to carry, and a sharded evaluator would
+		// decide only part of its checks.
+		return fmt.Errorf("the configuration has a bus: block, which is for \"outpost agent\" and \"outpost evaluator\" processes (docs/scale.md); \"outpost run\" is one process without one")
+	}
 	if region == "" {
 		region = cfg.Regions[0]
 	} else if !slices.Contains(cfg.Regions, region) {
