@@ -266,7 +266,7 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 	}
 	var busResults, busSecs, httpResults, httpSecs float64
 	cpu0 := make([]float64, n)
-	var cpuSecs float64
+	var cpuSecs, nsCPU, selfUsed float64
 	cpuUsed := make([]float64, n)
 	turns := 1
 	if n == 1 {
@@ -277,6 +277,7 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 		for i, e := range evals {
 			cpu0[i] = readProc(e.pid).cpu
 		}
+		ns0, self0 := readProc(ns.pid).cpu, selfCPU()
 		applied0, err := appliedSum(evals)
 		if err != nil {
 			return row, err
@@ -296,6 +297,8 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 		for i, e := range evals {
 			cpuUsed[i] += readProc(e.pid).cpu - cpu0[i]
 		}
+		nsCPU += readProc(ns.pid).cpu - ns0
+		selfUsed += selfCPU() - self0
 		if n != 1 {
 			continue
 		}
@@ -325,8 +328,8 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 	}
 	samples := lat.samples()
 	row.p50, row.p99 = quantile(samples, 0.5), quantile(samples, 0.99)
-	fmt.Fprintf(o.out, "  bus: %.0f results/s applied (published %d, publish errors %d, feed held %.0f%% of the time for lag)\n",
-		row.bus, f.published.Load(), f.errors.Load(), 100*f.heldShare())
+	fmt.Fprintf(o.out, "  bus: %.0f results/s applied (published %d, publish errors %d, feed held %.0f%% of the time for lag); nats-server CPU %.2f s/s, this tool's %.2f s/s\n",
+		row.bus, f.published.Load(), f.errors.Load(), 100*f.heldShare(), nsCPU/cpuSecs, selfUsed/cpuSecs)
 	if row.http > 0 {
 		fmt.Fprintf(o.out, "  HTTP: %.0f results/s accepted\n", row.http)
 	}
