@@ -264,7 +264,7 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 	if n == 1 {
 		window = o.duration / 4
 	}
-	var busResults, busSecs, httpResults, httpSecs float64
+	var busResults, busSecs, httpResults, httpSecs, httpCPU float64
 	cpu0 := make([]float64, n)
 	var cpuSecs, nsCPU, selfUsed float64
 	cpuUsed := make([]float64, n)
@@ -307,7 +307,9 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 		if err := f.drain(ctx, 2*time.Minute); err != nil {
 			return row, err
 		}
+		hcpu0 := readProc(evals[0].pid).cpu
 		res, el2, err := httpWindow(ctx, evals[0], regions, digest, o.checks, o.agents, window)
+		httpCPU += readProc(evals[0].pid).cpu - hcpu0
 		if err != nil {
 			return row, err
 		}
@@ -330,8 +332,13 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 	row.p50, row.p99 = quantile(samples, 0.5), quantile(samples, 0.99)
 	fmt.Fprintf(o.out, "  bus: %.0f results/s applied (published %d, publish errors %d, feed held %.0f%% of the time for lag); nats-server CPU %.2f s/s, this tool's %.2f s/s\n",
 		row.bus, f.published.Load(), f.errors.Load(), 100*f.heldShare(), nsCPU/cpuSecs, selfUsed/cpuSecs)
+	var evalCPU float64
+	for _, c := range cpuUsed {
+		evalCPU += c
+	}
+	fmt.Fprintf(o.out, "  evaluators' CPU per 1,000 results from the bus: %.1f ms\n", 1e3*evalCPU/max(1, busResults))
 	if row.http > 0 {
-		fmt.Fprintf(o.out, "  HTTP: %.0f results/s accepted\n", row.http)
+		fmt.Fprintf(o.out, "  HTTP: %.0f results/s accepted; the evaluator's CPU per 1,000 results over HTTP: %.1f ms\n", row.http, 1e3*httpCPU/max(1, httpResults))
 	}
 	fmt.Fprintf(o.out, "  publish → PagerDuty trigger: %d samples, p50 %s, p99 %s, max %s (%d sentinels not yet paged when the run ended)\n",
 		len(samples), row.p50.Round(time.Millisecond), row.p99.Round(time.Millisecond), quantile(samples, 1).Round(time.Millisecond), lat.missing())
