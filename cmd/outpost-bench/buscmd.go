@@ -336,9 +336,9 @@ func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *chil
 	for _, c := range cpuUsed {
 		evalCPU += c
 	}
-	fmt.Fprintf(o.out, "  evaluators' CPU per 1,000 results from the bus: %.1f ms\n", 1e3*evalCPU/max(1, busResults))
+	fmt.Fprintf(o.out, "  evaluators' CPU per 1,000 results from the bus: %.1f ms\n", 1e6*evalCPU/max(1, busResults))
 	if row.http > 0 {
-		fmt.Fprintf(o.out, "  HTTP: %.0f results/s accepted; the evaluator's CPU per 1,000 results over HTTP: %.1f ms\n", row.http, 1e3*httpCPU/max(1, httpResults))
+		fmt.Fprintf(o.out, "  HTTP: %.0f results/s accepted; the evaluator's CPU per 1,000 results over HTTP: %.1f ms\n", row.http, 1e6*httpCPU/max(1, httpResults))
 	}
 	fmt.Fprintf(o.out, "  publish → PagerDuty trigger: %d samples, p50 %s, p99 %s, max %s (%d sentinels not yet paged when the run ended)\n",
 		len(samples), row.p50.Round(time.Millisecond), row.p99.Round(time.Millisecond), quantile(samples, 1).Round(time.Millisecond), lat.missing())
