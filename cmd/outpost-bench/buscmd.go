@@ -57,6 +57,7 @@ type busOptions struct {
 	duration, warmup        time.Duration
 	latencyEvery            time.Duration
 	maxLag                  int
+	rate                    float64
 	outpost                 string
 	keep                    bool
 	out                     io.Writer
@@ -74,6 +75,7 @@ func busCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.warmup, "warmup", 20*time.Second, "time fed but not counted before measuring (covers the evaluators' start grace)")
 	fs.DurationVar(&o.latencyEvery, "latency-every", 2*time.Second, "how often a sentinel check starts failing, for the end-to-end latency")
 	fs.IntVar(&o.maxLag, "max-lag", 2000, "messages an evaluator's consumer may lag before the feed pauses")
+	fs.Float64Var(&o.rate, "rate", 0, "results/s to publish, all agents together (0: as fast as the evaluators keep up); a production rate such as 1667 (10,000 checks × 5 regions every 30s) measures latency without a backlog")
 	fs.StringVar(&o.outpost, "outpost", "", "outpost binary (default: go build ./cmd/outpost)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, data dirs, logs)")
 	if err := parse(fs, args); err != nil {
@@ -468,7 +470,17 @@ func (f *busFeeder) feed(ctx context.Context, ba *busAgent) {
 	}
 	var parts []part
 	var built time.Time
+	// With -rate, this agent's share of it paces the feed.
+	perAgent := f.o.rate / float64(len(f.regions))
+	start, sent := time.Now(), 0.0
 	for k := 0; ctx.Err() == nil; k++ {
+		if perAgent > 0 {
+			if wait := time.Until(start.Add(time.Duration(sent / perAgent * float64(time.Second)))); wait > 0 {
+				if sleep(ctx, wait) != nil {
+					return
+				}
+			}
+		}
 		if f.hold.Load() || f.lagging.Load() {
 			if sleep(ctx, 20*time.Millisecond) != nil {
 				return
@@ -487,6 +499,7 @@ func (f *busFeeder) feed(ctx context.Context, ba *busAgent) {
 		p := parts[k%len(parts)]
 		f.publish(ba, p.subject, p.body, p.at)
 		f.published.Add(int64(p.n))
+		sent += float64(p.n)
 	}
 }
 
