@@ -485,6 +485,8 @@ func (f *busFeeder) feed(ctx context.Context, ba *busAgent) {
 			if sleep(ctx, 20*time.Millisecond) != nil {
 				return
 			}
+			// A paced feed does not catch up on a pause in a burst.
+			start, sent = time.Now(), 0
 			continue
 		}
 		if time.Since(built) > 2*time.Second {
