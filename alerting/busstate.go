@@ -90,9 +90,12 @@ type busState struct {
 	log        *slog.Logger
 	limit      *ratelog.Keyed
 	staleAfter time.Duration
-	refresh    time.Duration
-	started    time.Time
-	m          busMetrics
+	// refresh is how often this evaluator says it is alive (its owner
+	// key); checkRefresh how often a check whose status did not change
+	// is written again anyway, to heal a write that was dropped.
+	refresh, checkRefresh time.Duration
+	started               time.Time
+	m                     busMetrics
 
 	// full is the whole configuration in force (every shard's checks);
 	// fullChecks its checks by id.
@@ -120,6 +123,9 @@ type busState struct {
 	cacheMu sync.Mutex
 	cache   map[string]sharedCheck
 	ready   bool
+	// alive is when each evaluator last said it was alive (its owner
+	// key), by name: what a shared check's staleness is judged by.
+	alive map[string]time.Time
 
 	// published is what this evaluator last shared per check.
 	pubMu     sync.Mutex
@@ -166,8 +172,8 @@ func newBusState(e *Evaluator, full *checks.Config, opts Options) (*busState, er
 		js: opts.Bus, n: full.Bus.NATS, name: e.owner, clock: e.clock, log: e.log,
 		limit: ratelog.NewKeyed(rejectLogEvery), staleAfter: e.staleAfter, started: e.started,
 		pending: map[opKey]busOp{}, adopted: map[string]bool{}, wake: make(chan struct{}, 1),
-		cache: map[string]sharedCheck{}, published: map[string]publishedState{},
-		refresh: max(full.Reporting.Heartbeat, time.Second),
+		cache: map[string]sharedCheck{}, published: map[string]publishedState{}, alive: map[string]time.Time{},
+		refresh: max(full.Reporting.Heartbeat, time.Second), checkRefresh: busCheckRefresh,
 	}
 	if full.Reporting.Heartbeat == 0 {
 		b.refresh = checks.DefaultHeartbeat
@@ -318,6 +324,28 @@ func kvKey(id string) string {
 
 // checkOfKey undoes kvKey.
 func checkOfKey(key string) string { return strings.ReplaceAll(key, "=2E", ".") }
+
+// ownerKeyPrefix starts the states bucket's key of an evaluator's "I am
+// alive": check ids have no '=', so it names no check.
+const ownerKeyPrefix = "=evaluator="
+
+// busCheckRefresh is how often a check whose shared status did not change
+// is written again: one write per change, not one per check every
+// heartbeat (10,000 checks at a 10s heartbeat would be 1,000 writes a
+// second for nothing); its owner's key says it is alive.
+const busCheckRefresh = 10 * time.Minute
+
+// maxOwners bounds the owner keys an evaluator remembers.
+const maxOwners = 1024
+
+// ownerKey is evaluator name's key in the states bucket.
+func ownerKey(name string) string { return ownerKeyPrefix + kvKey(name) }
+
+// sharedOwner is the value of an owner key.
+type sharedOwner struct {
+	Owner   string    `json:"owner"`
+	Updated time.Time `json:"updated"`
+}
 
 // enqueue queues a write of value (nil: a delete) under key, replacing
 // one queued for the same key; past busQueueMax the oldest goes.

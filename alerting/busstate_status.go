@@ -31,9 +31,10 @@ type publishedState struct {
 
 // share queues, for every check of this evaluator whose verdict, summary
 // or incidents changed since it last shared them, or that it has not
-// shared for a refresh (the reporting heartbeat), its status for the
-// states bucket. Called by the liveness loop: one bucket write per change
-// or refresh, never per result.
+// shared for busCheckRefresh, its status for the states bucket, and every
+// refresh (the reporting heartbeat) this evaluator's owner key, which
+// says it is alive. Called by the liveness loop: one bucket write per
+// change, never per result, and not per check per heartbeat.
 func (e *Evaluator) share(now time.Time) {
 	b := e.shared
 	if b == nil {
@@ -49,7 +50,7 @@ func (e *Evaluator) share(now time.Time) {
 		}
 		key, state := cd.shareKey()
 		pub, ok := b.published[c.ID]
-		if ok && key == pub.key && now.Sub(pub.at) < b.refresh && !now.Before(pub.at) {
+		if ok && key == pub.key && now.Sub(pub.at) < b.checkRefresh && !now.Before(pub.at) {
 			continue
 		}
 		if !ok || state != pub.state {
@@ -59,10 +60,14 @@ func (e *Evaluator) share(now time.Time) {
 		b.published[c.ID] = pub
 		due = append(due, c.ID)
 	}
-	prune := now.Sub(b.lastPrune) >= b.refresh
+	prune := now.Sub(b.lastPrune) >= b.refresh || now.Before(b.lastPrune)
 	var gone []string
 	if prune {
 		b.lastPrune = now
+		if data, err := json.Marshal(sharedOwner{Owner: b.name, Updated: now}); err == nil {
+			// Outside pubMu would do as well; the queue has its own lock.
+			b.enqueue(bucketStatesKV, ownerKey(b.name), data)
+		}
 		for id := range b.published {
 			if p.checks[id] == nil {
 				delete(b.published, id)
@@ -193,6 +198,18 @@ func (b *busState) follow(w jetstream.KeyWatcher, changes <-chan nats.Status) {
 // enough to be shown whole (status.FullMaxChecks), so that the cache
 // stays a few hundred bytes a check.
 func (b *busState) apply(ent jetstream.KeyValueEntry) {
+	if name, ok := strings.CutPrefix(ent.Key(), ownerKeyPrefix); ok {
+		var so sharedOwner
+		if ent.Operation() == jetstream.KeyValuePut && len(ent.Value()) <= busValueMax &&
+			json.Unmarshal(ent.Value(), &so) == nil && so.Owner == checkOfKey(name) {
+			b.cacheMu.Lock()
+			if len(b.alive) < maxOwners || !b.alive[so.Owner].IsZero() {
+				b.alive[so.Owner] = so.Updated
+			}
+			b.cacheMu.Unlock()
+		}
+		return
+	}
 	id := checkOfKey(ent.Key())
 	full := *b.fullChecks.Load()
 	if full[id] == nil {
@@ -319,7 +336,12 @@ func (v *sharedView) other(c *checks.Check, withRegions bool) status.CheckStatus
 	staleAfter := status.StaleShared * v.b.staleAfter
 	v.b.cacheMu.Lock()
 	sc, ok := v.b.cache[c.ID]
+	alive := v.b.alive[sc.Owner]
 	v.b.cacheMu.Unlock()
+	if ok && alive.After(sc.Updated) {
+		// Its owner is alive and has nothing new to say about it.
+		sc.Updated = alive
+	}
 	var cs status.CheckStatus
 	switch {
 	case ok:

@@ -239,6 +239,53 @@ func TestSharedStatusShowsEveryShard(t *testing.T) {
 	}
 }
 
+// A check whose status does not change is not written again every
+// heartbeat: its owner's key says the owner is alive, and the other
+// evaluators keep showing the check, not stale, well past the staleness
+// bound. Per check per heartbeat, 100,000 checks would be thousands of
+// bucket writes a second saying nothing.
+func TestSharedStatesWrittenOnChange(t *testing.T) {
+	srv := bustest.Start(t, bustest.Options{})
+	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
+	cfg, ids := shardedConfig(t, srv.URL, 0, "", "")
+	a := newSharded(t, cfg, clk, "eval-a", &notifytest.Recorder{})
+	b := newSharded(t, cfg, clk, "eval-b", &notifytest.Recorder{})
+	f := &shardFeed{clk: clk, cfg: cfg}
+	ctx := context.Background()
+	step := func() {
+		f.send(t, a, true, ids[0])
+		f.send(t, b, true, ids[1])
+		clk.Advance(time.Second)
+		a.tick(ctx, clk.Now())
+		b.tick(ctx, clk.Now())
+	}
+	for range 3 {
+		step()
+	}
+	shown := func() bool {
+		c, ok := checkOf(statusJSON(t, a), ids[1])
+		return ok && c.Owner == "eval-b" && c.State == decide.StateOK && !c.Stale
+	}
+	waitFor(t, "eval-a showing eval-b's check", shown)
+	idle := func() bool {
+		b.shared.mu.Lock()
+		defer b.shared.mu.Unlock()
+		return len(b.shared.pending) == 0
+	}
+	waitFor(t, "eval-b's writes flushed", idle)
+	before := testutil.ToFloat64(b.shared.m.writes.WithLabelValues("states"))
+	steps := int(status.StaleShared*cfg.Reporting.StaleAfter/time.Second) + 3
+	for range steps {
+		step()
+	}
+	waitFor(t, "eval-b's writes flushed", idle)
+	// One owner key per heartbeat; the unchanged check, never.
+	if got := testutil.ToFloat64(b.shared.m.writes.WithLabelValues("states")) - before; got > float64(steps)+1 {
+		t.Errorf("%d heartbeats with nothing changed wrote %.0f states, want at most one per heartbeat (the owner key)", steps, got)
+	}
+	waitFor(t, "eval-a still showing eval-b's unchanged check, not stale", shown)
+}
+
 // With NATS down, the status page and JSON still answer with the
 // evaluator's own checks and say that the other shards are unavailable;
 // once NATS is back, they show every check again.
