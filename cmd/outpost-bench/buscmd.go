@@ -201,7 +201,7 @@ func busConfig(o busOptions, path, url, pdURL string, n int, sentinels []string)
 func busOnce(ctx context.Context, o busOptions, dir, url string, n int, ns *child) (busRow, error) {
 	row := busRow{n: n}
 	fmt.Fprintf(o.out, "\n%d evaluator(s):\n", n)
-	lat := newLatency()
+	lat := newLatency(int((o.warmup+2*o.duration)/o.latencyEvery) + 2)
 	pd := newFakePD()
 	pd.onTrigger = lat.arrived
 	pdAddr, stopPD, err := serve(pd)
@@ -603,9 +603,11 @@ type latency struct {
 	counted bool
 }
 
-func newLatency() *latency {
+// newLatency makes n sentinels (at most 999): as many as the run turns
+// failing, since every one is reported every second from every region.
+func newLatency(n int) *latency {
 	l := &latency{failing: map[string]time.Time{}, got: map[string]time.Duration{}}
-	for i := range 400 {
+	for i := range min(n, 999) {
 		l.ids = append(l.ids, fmt.Sprintf("lat%03d", i))
 	}
 	return l
