@@ -14,8 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/outposthq/outpost/alerting/notify"
-	"github.com/outposthq/outpost/alerting/notify/receivers"
-	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes/bus"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -185,21 +183,7 @@ type busEvaluator struct {
 // dir and outbox to cfg's notifiers.
 func startBusEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, url, name string) *busEvaluator {
 	t.Helper()
-	ns, err := receivers.Build(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, defaultGroup := outbox.Policies(cfg)
-	pipe, err := outbox.Open(outbox.Options{Notifiers: ns, Routes: receivers.Routes(cfg), CheckNotifiers: receivers.CheckNotifiers(cfg),
-		Groups: groups, DefaultGroup: defaultGroup, Facts: outbox.CheckFacts(cfg), Budgets: outbox.Budgets(cfg),
-		Dir: t.TempDir(), Clock: clk, Redact: cfg.Redactor()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	pipeDone := make(chan struct{})
-	go func() { defer close(pipeDone); pipe.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-pipeDone; pipe.Close() })
+	pipe := startPipeline(t, cfg, clk)
 	be := &busEvaluator{t: t, name: name, url: url, cfg: cfg, clk: clk, dir: t.TempDir(), pipe: pipe}
 	be.start()
 	t.Cleanup(be.stop)

@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
-	"github.com/outposthq/outpost/alerting/notify/receivers"
-	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -23,23 +20,9 @@ const e2eRoutingKey = "e2e0routing0key00000000000000042"
 // notifiers.
 func startPagingEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake) (*Evaluator, string) {
 	t.Helper()
-	ns, err := receivers.Build(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, defaultGroup := outbox.Policies(cfg)
-	pipe, err := outbox.Open(outbox.Options{Notifiers: ns, Routes: receivers.Routes(cfg), CheckNotifiers: receivers.CheckNotifiers(cfg),
-		Groups: groups, DefaultGroup: defaultGroup, Facts: outbox.CheckFacts(cfg), Budgets: outbox.Budgets(cfg),
-		Dir: t.TempDir(), Clock: clk, Redact: cfg.Redactor()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Registered first, so it runs after the evaluator has stopped.
-	ctx, cancel := context.WithCancel(context.Background())
-	pipeDone := make(chan struct{})
-	go func() { defer close(pipeDone); pipe.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-pipeDone; pipe.Close() })
-	return serveEvaluator(t, cfg, clk, pipe)
+	// The pipeline's cleanup is registered first, so it runs after the
+	// evaluator has stopped.
+	return serveEvaluator(t, cfg, clk, startPipeline(t, cfg, clk))
 }
 
 // TestEndToEndPagerDuty: three agents, two evaluators, a fake PagerDuty
