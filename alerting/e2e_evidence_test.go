@@ -1,7 +1,6 @@
 package alerting
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/outposthq/outpost/alerting/notify"
 	"github.com/outposthq/outpost/alerting/notify/notifytest"
-	"github.com/outposthq/outpost/alerting/notify/receivers"
-	"github.com/outposthq/outpost/alerting/outbox"
 	"github.com/outposthq/outpost/checks"
 	"github.com/outposthq/outpost/probes"
 	"github.com/outposthq/outpost/probes/clock/clocktest"
@@ -26,21 +23,7 @@ import (
 // started with --name name.
 func startNamedPagingEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake, name string) (*Evaluator, string) {
 	t.Helper()
-	ns, err := receivers.Build(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups, defaultGroup := outbox.Policies(cfg)
-	pipe, err := outbox.Open(outbox.Options{Notifiers: ns, Routes: receivers.Routes(cfg), CheckNotifiers: receivers.CheckNotifiers(cfg),
-		Groups: groups, DefaultGroup: defaultGroup, Facts: outbox.CheckFacts(cfg), Budgets: outbox.Budgets(cfg),
-		Dir: t.TempDir(), Clock: clk, Redact: cfg.Redactor()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	pipeDone := make(chan struct{})
-	go func() { defer close(pipeDone); pipe.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-pipeDone; pipe.Close() })
+	pipe := startPipeline(t, cfg, clk)
 	ev, err := New(cfg, Options{Clock: clk, Notifier: pipe, DataDir: t.TempDir(), Name: name})
 	if err != nil {
 		t.Fatal(err)
