@@ -3,13 +3,16 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,14 +23,21 @@ import (
 // TestBusEndToEnd runs the sharded deployment of docs/scale.md with real
 // processes: a NATS server with JetStream, three agents (one per region)
 // publishing to it, and two shard groups of two evaluators each (HA
-// pairs). One check of each group probes a dead port: each is paged once,
-// by its own group's evaluators only, and resolved once the port answers.
-// Every evaluator's status page shows all the checks.
+// pairs). Every process starts before NATS does and waits for it, rather
+// than exiting. One check of each group probes a dead port: each is paged
+// by its own group's evaluators only; one evaluator of a pair is killed
+// with SIGKILL mid-incident and restarted, and pages nothing again; each
+// check is resolved once its port answers. Every evaluator's status page
+// shows all the checks.
 func TestBusEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs seven processes")
 	}
-	srv := bustest.Start(t, bustest.Options{Token: "bus-token-0123456789"})
+	// The server's address is chosen now; the server starts after the
+	// processes that use it.
+	natsDown := bustest.Start(t, bustest.Options{})
+	natsDown.Stop()
+	natsURL, natsPort, natsDir := natsDown.URL, natsDown.Port, natsDown.StoreDir
 	pd := &pdEvents{}
 	pdSrv := httptest.NewServer(pd)
 	t.Cleanup(pdSrv.Close)
@@ -71,21 +81,26 @@ bus:
 checks:
   - {id: %s, notify: [oncall], tcp: {address: %q}}
   - {id: %s, notify: [oncall], tcp: {address: %q}}
-`, pdSrv.URL, srv.URL, checkA, deadA, checkB, deadB)
+`, pdSrv.URL, natsURL, checkA, deadA, checkB, deadB)
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	evals := map[string]string{}
-	for _, name := range []string{"eval-a1", "eval-a2", "eval-b1", "eval-b2"} {
-		evals[name] = startOutpostEnv(t, env, `msg="outpost evaluator running" listen=(\S+)`,
+	procs := map[string]*exec.Cmd{}
+	startEval := func(name string) {
+		evals[name], procs[name] = startOutpostProc(t, env, `msg="outpost evaluator running" listen=(\S+)`,
 			"evaluator", "-c", cfg, "--name", name, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, name))
+	}
+	for _, name := range []string{"eval-a1", "eval-a2", "eval-b1", "eval-b2"} {
+		startEval(name)
 	}
 	for _, r := range regions {
 		startOutpostEnv(t, env, `msg="outpost agent running" listen=(\S+)`,
 			"agent", "-c", cfg, "--region", r, "--name", "agent-"+r, "--listen", "127.0.0.1:0",
 			"--spool-dir", filepath.Join(dir, "spool-"+r))
 	}
+	bustest.Start(t, bustest.Options{Token: "bus-token-0123456789", Port: natsPort, StoreDir: natsDir})
 
 	owners := map[string][]string{checkA: {"eval-a1", "eval-a2"}, checkB: {"eval-b1", "eval-b2"}}
 	// keyOf maps each check's dedup key, learnt from its triggers.
@@ -108,6 +123,31 @@ checks:
 	})
 	if keyOf[checkA] == keyOf[checkB] {
 		t.Fatalf("both checks paged under one dedup key %s", keyOf[checkA])
+	}
+
+	// Kill one evaluator of checkA's pair mid-incident, once its outbox has
+	// delivered its trigger (killed before, it would send it again after
+	// the restart: delivery is at least once), and start it again on its
+	// data dir: its durable consumer resumes, and it pages nothing again.
+	waitUntil(t, "eval-a1's trigger delivered", 30*time.Second, func() bool {
+		m := scrapeMetrics(evals["eval-a1"])
+		return strings.Contains(m, `outpost_notifications_total{notifier="oncall",result="delivered"} 1`) &&
+			strings.Contains(m, `outpost_outbox_pending{notifier="oncall"} 0`)
+	})
+	if err := procs["eval-a1"].Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	procs["eval-a1"].Wait()
+	triggers := len(pd.actionsOf(keyOf[checkA], "trigger"))
+	startEval("eval-a1")
+	restarted := time.Now()
+	waitUntil(t, "eval-a1 consuming again", 30*time.Second, func() bool {
+		ids := statusIDs(t, evals["eval-a1"])
+		return slices.Contains(ids, checkA) && slices.Contains(ids, checkB)
+	})
+	waitUntil(t, "five seconds of the restarted evaluator", 10*time.Second, func() bool { return time.Since(restarted) >= 5*time.Second })
+	if got := len(pd.actionsOf(keyOf[checkA], "trigger")); got != triggers {
+		t.Fatalf("the restarted evaluator paged %s again: %d triggers, %d before the kill", checkA, got, triggers)
 	}
 
 	// Every evaluator shows every check, its own and the other group's.
@@ -153,6 +193,30 @@ func (p *pdEvents) keys(action string) []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// scrapeMetrics returns base's /metrics text, "" if it does not answer.
+func scrapeMetrics(base string) string {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// actionsOf returns the events of action under dedup key.
+func (p *pdEvents) actionsOf(key, action string) []map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []map[string]any
+	for _, ev := range p.events {
+		if ev["dedup_key"] == key && ev["event_action"] == action {
+			out = append(out, ev)
+		}
+	}
 	return out
 }
 

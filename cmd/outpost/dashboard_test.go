@@ -186,6 +186,14 @@ func startOutpost(t *testing.T, listen string, args ...string) string {
 // environment.
 func startOutpostEnv(t *testing.T, env []string, listen string, args ...string) string {
 	t.Helper()
+	u, _ := startOutpostProc(t, env, listen, args...)
+	return u
+}
+
+// startOutpostProc is startOutpostEnv that also returns the process, for
+// a test that kills it.
+func startOutpostProc(t *testing.T, env []string, listen string, args ...string) (string, *exec.Cmd) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), selfRunEnv+"=1"), env...)
 	stderr, err := cmd.StderrPipe()
@@ -226,10 +234,10 @@ func startOutpostEnv(t *testing.T, env []string, listen string, args ...string) 
 	})
 	select {
 	case u := <-found:
-		return u
+		return u, cmd
 	case <-time.After(30 * time.Second):
 		t.Fatalf("outpost %s did not start within 30s", args[0])
-		return ""
+		return "", nil
 	}
 }
 

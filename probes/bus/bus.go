@@ -94,9 +94,10 @@ func ParseSubject(subject string) (shard int, region string, ok bool) {
 }
 
 // Connect dials the bus named by n as client name (shown in the server's
-// connection list). It retries forever once connected; the first dial must
-// succeed within ConnectTimeout. Connection events are logged without
-// credentials.
+// connection list), and reconnects forever. When no server answers at
+// first, it returns a connection that keeps trying (publishes fail until
+// then); when a server refuses the credentials or TLS, it returns the
+// error. Connection events are logged without credentials.
 func Connect(n *checks.NATSBus, name string, log *slog.Logger) (*nats.Conn, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -137,10 +138,28 @@ func Connect(n *checks.NATSBus, name string, log *slog.Logger) (*nats.Conn, erro
 		opts = append(opts, nats.Secure(cfg))
 	}
 	nc, err := nats.Connect(n.URL, opts...)
+	if err != nil && !refused(err) {
+		// The bus is down or unreachable: start anyway and connect when
+		// it is back. A process that exits here would crash-loop through
+		// a NATS outage, and an agent's spool exists for exactly this.
+		log.Warn("bus: unreachable; running without it and retrying", "url", redactURL(n.URL), "err", redact(err, n))
+		nc, err = nats.Connect(n.URL, append(opts, nats.RetryOnFailedConnect(true),
+			nats.ConnectHandler(func(c *nats.Conn) { log.Info("bus: connected", "server", c.ConnectedUrlRedacted()) }))...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bus: connect to %s: %w", redactURL(n.URL), redact(err, n))
 	}
 	return nc, nil
+}
+
+// refused reports whether err is the bus refusing this process (its
+// credentials or TLS), which retrying does not mend: a configuration
+// error to report at once.
+func refused(err error) bool {
+	var tlsErr *tls.CertificateVerificationError
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) ||
+		errors.Is(err, nats.ErrNoServers) && strings.Contains(err.Error(), "authorization") ||
+		errors.As(err, &tlsErr) || errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted)
 }
 
 func tlsConfig(t *checks.BusTLS) (*tls.Config, error) {

@@ -1,7 +1,9 @@
 package bus_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -95,8 +97,40 @@ func TestConnectErrorsCarryNoSecret(t *testing.T) {
 	if strings.Contains(err.Error(), "wrong-token-456") || strings.Contains(err.Error(), "right-token-123") {
 		t.Errorf("error carries a token: %v", err)
 	}
+	var logs bytes.Buffer
 	n.URL = "nats://user:pw-secret@127.0.0.1:1"
-	if _, err := bus.Connect(n, "test", nil); err == nil || strings.Contains(err.Error(), "pw-secret") {
-		t.Errorf("error for a URL with credentials: %v", err)
+	nc, err := bus.Connect(n, "test", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("an unreachable bus: %v, want a connection that keeps trying", err)
+	}
+	nc.Close()
+	if strings.Contains(logs.String(), "pw-secret") || !strings.Contains(logs.String(), "unreachable") {
+		t.Errorf("logs of an unreachable bus with credentials in its URL:\n%s", logs.String())
+	}
+}
+
+// TestConnectWaitsForTheBus: a process started while NATS is down runs,
+// and its connection comes up when NATS does: no exit, so no crash loop
+// through a NATS outage.
+func TestConnectWaitsForTheBus(t *testing.T) {
+	first := bustest.Start(t, bustest.Options{})
+	port, dir := first.Port, first.StoreDir
+	first.Stop()
+	n := busConfig(first.URL)
+	nc, err := bus.Connect(n, "test", nil)
+	if err != nil {
+		t.Fatalf("Connect with the bus down: %v", err)
+	}
+	defer nc.Close()
+	if nc.IsConnected() {
+		t.Fatal("connected to a server that is down")
+	}
+	bustest.Start(t, bustest.Options{Port: port, StoreDir: dir})
+	deadline := time.Now().Add(30 * time.Second)
+	for !nc.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("not connected within 30s of the server starting")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
