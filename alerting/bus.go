@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -75,6 +76,12 @@ type busConsumer struct {
 	messages map[string]prometheus.Counter
 	pending  prometheus.Gauge
 	confirms prometheus.Counter
+
+	// trouble is why the consumer is not consuming (its last error),
+	// nil while it is; blindSince (the liveness loop's) is when the
+	// evaluator last found it, or the connection, not working.
+	trouble    atomic.Pointer[string]
+	blindSince time.Time
 }
 
 // newBusConsumer returns the evaluator's consumer, or nil without a bus.
@@ -162,6 +169,8 @@ func (c *busConsumer) run(ctx context.Context) {
 		if err == nil { // the owned shards moved: consume them at once
 			continue
 		}
+		why := err.Error()
+		c.trouble.Store(&why)
 		if ok, suppressed := c.log.Allow("consume", time.Now()); ok {
 			c.e.log.Error("bus: not consuming; retrying", "consumer", c.name, "err", err, "retry_in", wait, "suppressed", suppressed)
 		}
@@ -210,6 +219,7 @@ func (c *busConsumer) consume(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("bus: consume %s: %w", c.name, err)
 	}
 	defer c.stop(cc, l)
+	c.trouble.Store(nil)
 	for {
 		select {
 		case <-ctx.Done():
@@ -320,6 +330,48 @@ func (h msgHeaders) Get(key string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// checkBus is the liveness loop's look at the bus, at now. While results
+// cannot be consumed (the connection is down, or the consumer fails),
+// this evaluator hears from no region through no fault of theirs: it
+// counts as behind (see pace.go), so that no region is declared STALE
+// for a silence the evaluator cannot vouch for, until maxHold; and once
+// that lasts stale_after, the fault is the bus's, on /healthz and paged
+// under this evaluator's name.
+func (e *Evaluator) checkBus(now time.Time) {
+	c := e.bus
+	if c == nil {
+		return
+	}
+	var why string
+	if nc := c.js.Conn(); !nc.IsConnected() {
+		why = "not connected to NATS (" + nc.Status().String() + ")"
+	} else if t := c.trouble.Load(); t != nil {
+		why = *t
+	}
+	if why == "" {
+		c.blindSince = time.Time{}
+		if e.faults.ok(faultBus, "consumer", now) {
+			e.log.Info("bus: consuming again", "consumer", c.name)
+		}
+		return
+	}
+	if c.blindSince.IsZero() {
+		c.blindSince = now
+	}
+	if now.Sub(c.blindSince) >= e.staleAfter && e.faults.fail(faultBus, "consumer", errors.New(why), now) {
+		e.log.Error("bus: this evaluator cannot consume results; regions are not blamed for the silence", "consumer", c.name, "since", c.blindSince, "err", why)
+	}
+}
+
+// busBlindSince is since when the liveness loop has found the bus not
+// working, zero while it works or without one.
+func (e *Evaluator) busBlindSince() time.Time {
+	if e.bus == nil {
+		return time.Time{}
+	}
+	return e.bus.blindSince
 }
 
 // lanes ingest messages in parallel while keeping each agent's in stream

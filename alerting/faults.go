@@ -32,9 +32,10 @@ import (
 const (
 	faultDataDir = "data_dir" // the state store cannot commit
 	faultOutbox  = "outbox"   // the outbox cannot record notifications
+	faultBus     = "bus"      // results cannot be consumed from the bus
 )
 
-var faultComponents = []string{faultDataDir, faultOutbox}
+var faultComponents = []string{faultDataDir, faultOutbox, faultBus}
 
 // faultClearAfter is how long a fault must stay cleared before its page
 // resolves: a disk at its limit frees and fills again by the second.
@@ -145,6 +146,8 @@ func describe(component, dataDir string, ft *fault) string {
 	switch component {
 	case faultDataDir:
 		return fmt.Sprintf("cannot write its data dir %s: %s", dataDir, ft.reason())
+	case faultBus:
+		return "cannot consume results from the bus (NATS), so it hears from no region: " + ft.reason()
 	default:
 		return "cannot record notifications in its outbox: " + ft.reason()
 	}

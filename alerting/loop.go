@@ -92,7 +92,13 @@ func (e *Evaluator) tick(ctx context.Context, now time.Time) {
 // stepPace notes whether the evaluator keeps up at now, logging and
 // exporting each change.
 func (e *Evaluator) stepPace(now time.Time) {
-	switch change, d := e.pace.step(now, e.ingesting.oldest()); change {
+	e.checkBus(now)
+	// Results the bus cannot deliver are a backlog, not silence.
+	oldest := e.ingesting.oldest()
+	if blind := e.busBlindSince(); !blind.IsZero() && (oldest.IsZero() || blind.Before(oldest)) {
+		oldest = blind
+	}
+	switch change, d := e.pace.step(now, oldest); change {
 	case lagStarted:
 		e.metrics.lagging.Set(1)
 		e.log.Warn("evaluator lagging: STALE verdicts held until it catches up", "behind", d.Round(time.Millisecond))
