@@ -23,6 +23,9 @@ func TestBusOutageIsTheBussFault(t *testing.T) {
 	pd := notifytest.NewFakePagerDuty(t)
 	id := checkInShards(t, "web", 0, 63)
 	cfg := busConfig(t, srv.URL, pd.URL(), "", id)
+	// Regions are STALE after 5s of silence here, not busConfig's hour,
+	// so that the outage outlasts it in a few ticks.
+	cfg.Reporting.StaleAfter = 5 * time.Second
 	clk := busClock()
 	be := startBusEvaluator(t, cfg, clk, srv.URL, "solo")
 	_, js := dialBus(t, srv.URL, "test-agents")
