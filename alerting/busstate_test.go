@@ -239,26 +239,47 @@ func TestSharedStatusShowsEveryShard(t *testing.T) {
 	}
 }
 
+// shardPair is two evaluators, eval-a and eval-b, on two shards of a
+// real NATS server, with one check each.
+type shardPair struct {
+	srv  *bustest.Server
+	cfg  *checks.Config
+	clk  *clocktest.Fake
+	ids  [2]string
+	a, b *Evaluator
+	f    *shardFeed
+}
+
+// passingPair starts a shardPair.
+func passingPair(t *testing.T) *shardPair {
+	t.Helper()
+	p := &shardPair{srv: bustest.Start(t, bustest.Options{}), clk: clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))}
+	p.cfg, p.ids = shardedConfig(t, p.srv.URL, 0, "", "")
+	p.a = newSharded(t, p.cfg, p.clk, "eval-a", &notifytest.Recorder{})
+	p.b = newSharded(t, p.cfg, p.clk, "eval-b", &notifytest.Recorder{})
+	p.f = &shardFeed{clk: p.clk, cfg: p.cfg}
+	return p
+}
+
+// step feeds both checks passing from every region, moves the clock a
+// second and ticks both evaluators.
+func (p *shardPair) step(t *testing.T) {
+	t.Helper()
+	p.f.send(t, p.a, true, p.ids[0])
+	p.f.send(t, p.b, true, p.ids[1])
+	p.clk.Advance(time.Second)
+	p.a.tick(context.Background(), p.clk.Now())
+	p.b.tick(context.Background(), p.clk.Now())
+}
+
 // A check whose status does not change is not written again every
 // heartbeat: its owner's key says the owner is alive, and the other
 // evaluators keep showing the check, not stale, well past the staleness
 // bound. Per check per heartbeat, 100,000 checks would be thousands of
 // bucket writes a second saying nothing.
 func TestSharedStatesWrittenOnChange(t *testing.T) {
-	srv := bustest.Start(t, bustest.Options{})
-	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	cfg, ids := shardedConfig(t, srv.URL, 0, "", "")
-	a := newSharded(t, cfg, clk, "eval-a", &notifytest.Recorder{})
-	b := newSharded(t, cfg, clk, "eval-b", &notifytest.Recorder{})
-	f := &shardFeed{clk: clk, cfg: cfg}
-	ctx := context.Background()
-	step := func() {
-		f.send(t, a, true, ids[0])
-		f.send(t, b, true, ids[1])
-		clk.Advance(time.Second)
-		a.tick(ctx, clk.Now())
-		b.tick(ctx, clk.Now())
-	}
+	p := passingPair(t)
+	cfg, ids, a, b, step := p.cfg, p.ids, p.a, p.b, func() { p.step(t) }
 	for range 3 {
 		step()
 	}
@@ -290,20 +311,8 @@ func TestSharedStatesWrittenOnChange(t *testing.T) {
 // evaluator's own checks and say that the other shards are unavailable;
 // once NATS is back, they show every check again.
 func TestSharedStatusWithoutNATS(t *testing.T) {
-	srv := bustest.Start(t, bustest.Options{})
-	clk := clocktest.New(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
-	cfg, ids := shardedConfig(t, srv.URL, 0, "", "")
-	a := newSharded(t, cfg, clk, "eval-a", &notifytest.Recorder{})
-	b := newSharded(t, cfg, clk, "eval-b", &notifytest.Recorder{})
-	f := &shardFeed{clk: clk, cfg: cfg}
-	ctx := context.Background()
-	step := func() {
-		f.send(t, a, true, ids[0])
-		f.send(t, b, true, ids[1])
-		clk.Advance(time.Second)
-		a.tick(ctx, clk.Now())
-		b.tick(ctx, clk.Now())
-	}
+	p := passingPair(t)
+	srv, clk, ids, a, step := p.srv, p.clk, p.ids, p.a, func() { p.step(t) }
 	step()
 	waitFor(t, "eval-a showing eval-b's check", func() bool {
 		_, ok := checkOf(statusJSON(t, a), ids[1])
