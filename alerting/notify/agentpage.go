@@ -22,7 +22,12 @@ func EvaluatorsLostKey(region, agent string) string {
 type AgentPager struct {
 	Notifier      Notifier
 	Region, Agent string
-	Log           *slog.Logger
+	// Bus, set when the agent publishes to a bus instead of POSTing to
+	// evaluators, is what the page names as unreachable ("the bus
+	// (NATS)"): the agent cannot tell whether evaluators are up behind
+	// it, only that its results are not taken.
+	Bus string
+	Log *slog.Logger
 }
 
 // PageEvaluators sends the trigger (lost, evaluators silent since since)
@@ -30,11 +35,19 @@ type AgentPager struct {
 func (p AgentPager) PageEvaluators(ctx context.Context, lost bool, since, now time.Time) {
 	n := Notification{Kind: KindEvaluatorsUnreachable, Key: EvaluatorsLostKey(p.Region, p.Agent), Route: checks.RouteMeta, Severity: SeverityCritical,
 		Region: p.Region, Source: p.Agent, Time: now, Details: map[string]string{"route": checks.RouteMeta, "region": p.Region, "agent": p.Agent}}
-	if lost {
+	switch {
+	case lost && p.Bus != "":
+		n.Action, n.Details["action"] = ActionTrigger, ActionTrigger
+		n.Summary = fmt.Sprintf("%s unreachable from %s (agent %s) since %s: results are spooled, no evaluator gets them",
+			p.Bus, p.Region, p.Agent, since.UTC().Format(time.TimeOnly))
+	case lost:
 		n.Action, n.Details["action"] = ActionTrigger, ActionTrigger
 		n.Summary = fmt.Sprintf("evaluators unreachable from %s (agent %s) since %s: results are spooled, nobody is deciding on them",
 			p.Region, p.Agent, since.UTC().Format(time.TimeOnly))
-	} else {
+	case p.Bus != "":
+		n.Action, n.Details["action"] = ActionResolve, ActionResolve
+		n.Summary = fmt.Sprintf("%s takes the results of %s (agent %s) again", p.Bus, p.Region, p.Agent)
+	default:
 		n.Action, n.Details["action"] = ActionResolve, ActionResolve
 		n.Summary = fmt.Sprintf("an evaluator answers %s (agent %s) again", p.Region, p.Agent)
 	}

@@ -306,6 +306,9 @@ func runAgent(ctx context.Context, o agentOptions, e env, log *slog.Logger) erro
 		go func() {
 			defer wg.Done()
 			pager := notify.AgentPager{Notifier: pipe, Region: o.region, Agent: o.name, Log: log}
+			if nc != nil {
+				pager.Bus = "the bus (NATS)"
+			}
 			agent.WatchEvaluators(probeCtx, reporter, pager, clock.Real{}, cfg.Reporting.LostAfter, min(10*time.Second, max(time.Second, cfg.Reporting.LostAfter/5)))
 		}()
 	} else {
