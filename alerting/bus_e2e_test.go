@@ -70,7 +70,7 @@ func TestBusEndToEndRealAgents(t *testing.T) {
 	srv := bustest.Start(t, bustest.Options{})
 	pd := notifytest.NewFakePagerDuty(t)
 	target, down := downTarget(t)
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
+	env := e2eEnv()
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
@@ -91,7 +91,7 @@ checks:
     timeout: 1s
     notify: [oncall]
     http: {url: "%s/"}
-`, pd.URL(), srv.URL, target.URL)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, pd.URL(), srv.URL, target.URL)), env)
 	if err != nil {
 		t.Fatal(err)
 	}

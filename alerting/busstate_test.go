@@ -48,7 +48,7 @@ func shardedConfig(t *testing.T, url string, shardA int, notify string, extra st
 	for _, id := range ids {
 		fmt.Fprintf(&cs, "  - id: %s\n    failure: {consecutive: 2}\n%s    http: {url: \"https://example.test/\"}\n", id, notify)
 	}
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
+	env := e2eEnv()
 	cfg, err := checks.LoadBytes("sharded.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
@@ -62,7 +62,7 @@ bus:
     - {name: eval-a, shards: "%d"}
     - {name: eval-b, shards: "%d"}
 %schecks:
-%s`, url, shardA, 1-shardA, extra, cs.String())), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+%s`, url, shardA, 1-shardA, extra, cs.String())), env)
 	if err != nil {
 		t.Fatal(err)
 	}

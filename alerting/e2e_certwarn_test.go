@@ -78,7 +78,7 @@ func TestEndToEndCertificateWarning(t *testing.T) {
 	notAfter := now.Add(10*24*time.Hour + time.Hour)
 	target, caFile := expiringTLSServer(t, notAfter)
 	pd := notifytest.NewFakePagerDuty(t)
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
+	env := e2eEnv()
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
@@ -98,7 +98,7 @@ checks:
       tls: {ca_file: %q}
       cert_warn_days: 21
       expect: {cert_min_days: 7}
-`, pd.URL(), target.URL, caFile)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, pd.URL(), target.URL, caFile)), env)
 	if err != nil {
 		t.Fatal(err)
 	}

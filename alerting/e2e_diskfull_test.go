@@ -79,7 +79,7 @@ func TestEndToEndDataDirFullBlamesTheEvaluator(t *testing.T) {
 	disk := smallDisk(t, 4<<20)
 	pd := notifytest.NewFakePagerDuty(t)
 	target := startTarget(t)
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
+	env := e2eEnv()
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
@@ -94,7 +94,7 @@ checks:
     interval: 2s
     timeout: 1s
     http: {url: "http://%s/"}
-`, pd.URL(), target)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, pd.URL(), target)), env)
 	if err != nil {
 		t.Fatal(err)
 	}

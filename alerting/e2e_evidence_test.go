@@ -87,8 +87,7 @@ func TestPagerDutyEvidenceAgreesWithState(t *testing.T) {
 	chat := notifytest.NewStatusServer(t, http.StatusOK, "ok")
 	port, down := splitTarget(t)
 	const token = "tok3n-never-on-a-page-0042"
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey,
-		"PAGE_TOKEN": token, "SLACK_URL": chat.URL + "/services/T0/B0/slacksecret0001"}
+	env := e2eEnv("PAGE_TOKEN", token, "SLACK_URL", chat.URL+"/services/T0/B0/slacksecret0001")
 	cfg, err := checks.LoadBytes("evidence.yaml", []byte(fmt.Sprintf(`version: 1
 external_url: https://outpost.example.com/
 regions: [us-east, eu-west, ap-south, sa-east]
@@ -110,7 +109,7 @@ checks:
     labels: {group: storefront, team: web}
     notify: [oncall, hook, chat]
     http: {url: "http://www.example.test:%s/?token=${PAGE_TOKEN}"}
-`, pd.URL(), hook.URL, port)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, pd.URL(), hook.URL, port)), env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -197,7 +197,7 @@ func TestEndToEndOneRegionFailingDoesNotPage(t *testing.T) {
 
 func loadRegionConfig(t *testing.T, target, region string) *checks.Config {
 	t.Helper()
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "REGION": region}
+	env := e2eEnv("REGION", region)
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
@@ -210,7 +210,7 @@ checks:
     interval: 5s
     timeout: 1s
     http: {url: "%s/", headers: {X-Region: "${REGION}"}}
-`, target)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, target)), env)
 	if err != nil {
 		t.Fatal(err)
 	}

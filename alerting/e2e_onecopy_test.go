@@ -39,7 +39,7 @@ func TestEndToEndOneCopyPerChannel(t *testing.T) {
 		}
 		lns[name] = ln
 	}
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "SLACK": slack.URL + "/hook"}
+	env := e2eEnv("SLACK", slack.URL+"/hook")
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
@@ -58,7 +58,7 @@ checks:
     interval: 2s
     timeout: 1s
     http: {url: "%s/"}
-`, lns["eval-a"].Addr(), lns["eval-b"].Addr(), hook.URL, target.URL)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, lns["eval-a"].Addr(), lns["eval-b"].Addr(), hook.URL, target.URL)), env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func startPagingEvaluator(t *testing.T, cfg *checks.Config, clk *clocktest.Fake)
 func TestEndToEndPagerDuty(t *testing.T) {
 	pd := notifytest.NewFakePagerDuty(t)
 	target, down := downTarget(t)
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
+	env := e2eEnv()
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
@@ -50,7 +50,7 @@ checks:
     timeout: 1s
     notify: [oncall]
     http: {url: "%s/"}
-`, pd.URL(), target.URL)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, pd.URL(), target.URL)), env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func (r regionResolver) LookupNetIP(context.Context, string, string) ([]netip.Ad
 // ${REGION} expands to its name, as a per-host environment would.
 func regionConfig(t *testing.T, region, checksYAML string) *checks.Config {
 	t.Helper()
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "REGION": region}
+	env := e2eEnv("REGION", region)
 	cfg, err := checks.LoadBytes("e2e.yaml", []byte(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 3s, batch_delay: 200ms}
@@ -43,7 +43,7 @@ agents:
   - {region: us-east, key: "${K_US}"}
   - {region: eu-west, key: "${K_EU}"}
   - {region: ap-south, key: "${K_AP}"}
-`+checksYAML), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`+checksYAML), env)
 	if err != nil {
 		t.Fatal(err)
 	}

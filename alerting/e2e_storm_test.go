@@ -35,7 +35,7 @@ func TestEndToEndStormPagesOncePerGroup(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(&b, "  - {id: billing-1, labels: {service: billing}, http: {url: \"%s/\"}}\n", billing.URL)
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
+	env := e2eEnv()
 	cfg, err := checks.LoadBytes("storm.yaml", []byte(fmt.Sprintf(`version: 1
 regions: [us-east, eu-west, ap-south]
 reporting: {heartbeat: 1s, stale_after: 20s, batch_delay: 200ms, batch_size: 500}
@@ -50,7 +50,7 @@ notifiers:
     grouping: {by: [labels.service], interval: 20s}
 defaults: {interval: 10s, timeout: 5s} # real-time probe deadlines: generous, for a loaded machine
 checks:
-%s`, pd.URL(), b.String())), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+%s`, pd.URL(), b.String())), env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,17 @@ import (
 
 var e2eKeys = map[string]string{"us-east": "e2e-key-us-east-0001", "eu-west": "e2e-key-eu-west-0002", "ap-south": "e2e-key-ap-south-0003"}
 
+// e2eEnv is the environment the e2e configurations load in: each region's
+// agent key (K_US, K_EU, K_AP), the PagerDuty routing key (PD_KEY), and
+// extra, name and value pairs.
+func e2eEnv(extra ...string) checks.LookupEnv {
+	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"], "PD_KEY": e2eRoutingKey}
+	for i := 0; i+1 < len(extra); i += 2 {
+		env[extra[i]] = extra[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
 func e2eConfig(t *testing.T, target string) *checks.Config {
 	return e2eConfigInterval(t, target, "2s")
 }
@@ -58,8 +69,8 @@ checks:
   - id: port
     tcp: {address: "%[1]s"}
 `, target, interval)
-	env := map[string]string{"K_US": e2eKeys["us-east"], "K_EU": e2eKeys["eu-west"], "K_AP": e2eKeys["ap-south"]}
-	cfg, err := checks.LoadBytes("e2e.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	env := e2eEnv()
+	cfg, err := checks.LoadBytes("e2e.yaml", []byte(yaml), env)
 	if err != nil {
 		t.Fatal(err)
 	}
