@@ -64,10 +64,6 @@ func (e *Evaluator) share(now time.Time) {
 	var gone []string
 	if prune {
 		b.lastPrune = now
-		if data, err := json.Marshal(sharedOwner{Owner: b.name, Updated: now}); err == nil {
-			// Outside pubMu would do as well; the queue has its own lock.
-			b.enqueue(bucketStatesKV, ownerKey(b.name), data)
-		}
 		for id := range b.published {
 			if p.checks[id] == nil {
 				delete(b.published, id)
@@ -78,6 +74,12 @@ func (e *Evaluator) share(now time.Time) {
 		}
 	}
 	b.pubMu.Unlock()
+	if prune {
+		// Once a refresh, this evaluator says it is alive.
+		if data, err := json.Marshal(sharedOwner{Owner: b.name, Updated: now}); err == nil {
+			b.enqueue(bucketStatesKV, ownerKey(b.name), data)
+		}
+	}
 	for _, id := range gone {
 		b.enqueue(bucketStatesKV, kvKey(id), nil)
 	}
