@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,18 @@ func (a *agentSim) seal(results []wire.Result, now time.Time) []byte {
 		panic(err) // a wire.Batch of these results always encodes
 	}
 	return body
+}
+
+// placeholderBatch is the JSON of a's batch of results with
+// seqPlaceholder as its seq, and the offset of the seq's digits.
+func placeholderBatch(a *agentSim, results []wire.Result, now time.Time) ([]byte, int) {
+	b := wire.Batch{V: wire.WireVersion, Agent: a.name, Region: a.region, Seq: seqPlaceholder,
+		ConfigDigest: a.digest, Created: now, Results: results}
+	body, err := json.Marshal(b)
+	if err != nil {
+		panic(err) // a batch of these results always encodes
+	}
+	return body, bytes.Index(body, []byte(`"seq":`+strconv.FormatUint(seqPlaceholder, 10))) + len(`"seq":`)
 }
 
 // result is one HTTP probe's outcome as an agent reports it: a pass (200

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -516,18 +514,6 @@ func (f *busFeeder) live(ctx context.Context, ba *busAgent) {
 	}
 }
 
-// placeholderBatch is the JSON of a's batch of results with
-// seqPlaceholder as its seq, and the offset of the seq's digits.
-func placeholderBatch(a *agentSim, results []wire.Result, now time.Time) ([]byte, int) {
-	b := wire.Batch{V: wire.WireVersion, Agent: a.name, Region: a.region, Seq: seqPlaceholder,
-		ConfigDigest: a.digest, Created: now, Results: results}
-	body, err := json.Marshal(b)
-	if err != nil {
-		panic(err) // a batch of these results always encodes
-	}
-	return body, bytes.Index(body, []byte(`"seq":`)) + len(`"seq":`)
-}
-
 // watchLag holds the feed while any evaluator's consumer has more than
 // -max-lag messages pending or unacknowledged.
 func (f *busFeeder) watchLag(ctx context.Context, js jetstream.JetStream, stream string, names []string) {
@@ -600,7 +586,6 @@ type latency struct {
 	mu      sync.Mutex
 	failing map[string]time.Time // sentinel → when its failure was published
 	got     map[string]time.Duration
-	counted bool
 }
 
 // newLatency makes n sentinels (at most 999): as many as the run turns
@@ -633,7 +618,6 @@ func (l *latency) reset() {
 	for id := range l.failing {
 		l.got[id] = -1 // started before the measurement: not counted
 	}
-	l.counted = true
 }
 
 func (l *latency) samples() []time.Duration {

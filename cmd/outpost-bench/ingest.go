@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -236,14 +234,8 @@ func templates(a *agentSim, checks []string, now time.Time) (bodies [][]byte, at
 		for i, c := range checks[:n] {
 			results[i] = a.result(c, true, now)
 		}
-		b := wire.Batch{V: wire.WireVersion, Agent: a.name, Region: a.region, Seq: seqPlaceholder,
-			ConfigDigest: a.digest, Created: now, Results: results}
-		body, err := json.Marshal(b)
-		if err != nil {
-			panic(err) // a batch of these results always encodes
-		}
-		i := bytes.Index(body, []byte(`"seq":`+strconv.FormatUint(seqPlaceholder, 10)))
-		bodies, at, counts = append(bodies, body), append(at, i+len(`"seq":`)), append(counts, n)
+		body, i := placeholderBatch(a, results, now)
+		bodies, at, counts = append(bodies, body), append(at, i), append(counts, n)
 		checks = checks[n:]
 	}
 	return bodies, at, counts
