@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -141,5 +142,32 @@ func TestConfirmationRunCutShortIsNotAResult(t *testing.T) {
 	}
 	if got := cutShortRuns(h.s, "stop"); got != 1 {
 		t.Errorf("runs_cut_short_total{reason=stop} = %v, want 1", got)
+	}
+}
+
+// The scheduler counts the runs that say they were cut short, not every
+// run whose context ended: one that kept its result as the agent stopped
+// (a passing probe, or one that returned just before) was not cut short.
+func TestOnlyRunsThatDroppedTheirResultAreCutShort(t *testing.T) {
+	started := make(chan struct{}, 2)
+	job := func(key string, dropped bool) Job {
+		return Job{Key: key, Interval: time.Minute, Run: func(ctx context.Context, _ time.Time) bool {
+			started <- struct{}{}
+			<-ctx.Done()
+			return dropped
+		}}
+	}
+	h := startScheduler(t, 4, []Job{job("kept", false), job("dropped", true)})
+	h.advance(time.Minute)
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(repWait):
+			t.Fatal("the runs never started")
+		}
+	}
+	h.stop()
+	if got := cutShortRuns(h.s, "stop"); got != 1 {
+		t.Errorf("runs_cut_short_total{reason=\"stop\"} = %v, want 1: only the run that dropped its result", got)
 	}
 }

@@ -39,13 +39,14 @@ func Jobs(cfg *checks.Config, region string, opts probes.Options, deliver func(w
 			Key:      JobKey(c.ID, region),
 			Interval: c.Interval,
 			Timeout:  c.Timeout,
-			Run: func(ctx context.Context, _ time.Time) {
+			Run: func(ctx context.Context, _ time.Time) bool {
 				r := p.Probe(ctx)
 				if cut, _ := cutShort(ctx); cut && !r.OK {
-					return
+					return true
 				}
 				r.Confirm = isConfirmation(ctx)
 				deliver(r)
+				return false
 			},
 		})
 	}

@@ -26,11 +26,13 @@ type Job struct {
 	// AutoWorkers). Zero counts as the whole interval.
 	Timeout time.Duration
 	// Run does the work. It gets a context that ends when the scheduler
-	// stops or the job is removed, and must return by then. A run whose
-	// context ended was cut short by the agent itself (cutShort says why):
-	// what it saw says nothing about the target, and a job built by Jobs
-	// does not deliver a failing result of such a run.
-	Run func(ctx context.Context, planned time.Time)
+	// stops or the job is removed, and must return by then. It reports
+	// whether the agent cut it short: its context ended (cutShort says
+	// why) and it dropped what it saw, which says nothing about the
+	// target. A job built by Jobs drops a failing result of such a run.
+	// The scheduler counts the runs cut short; a run that returned before
+	// its context ended was not, whatever happens after.
+	Run func(ctx context.Context, planned time.Time) (cut bool)
 }
 
 // Scheduler runs jobs on time with bounded concurrency. Start times are
@@ -175,7 +177,7 @@ func NewScheduler(clock clock.Clock, workers int, reg prometheus.Registerer) (*S
 			}, []string{"reason"}),
 			cut: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "outpost_scheduler_runs_cut_short_total",
-				Help: "Runs in progress when the agent cancelled them: stop (the agent stopped) or removed (a reload removed their check). Their failing results are dropped, not shipped: they say nothing about the target.",
+				Help: "Runs the agent cancelled while they ran, whose failing results were dropped, not shipped, since they say nothing about the target: stop (the agent stopped) or removed (a reload removed their check). A run that still passed, or finished first, is not counted.",
 			}, []string{"reason"}),
 			lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 				Name: "outpost_scheduler_lateness_seconds",
@@ -385,12 +387,14 @@ func (s *Scheduler) skip(reason string, n int, interval time.Duration) {
 // a clock jump: the counter has the full count.
 const maxSkipsObserved = 10
 
-func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time), planned time.Time) {
+func (s *Scheduler) runJob(st *jobState, run func(context.Context, time.Time) bool, planned time.Time) {
 	defer s.wg.Done()
-	run(st.ctx, planned)
-	if cut, cause := cutShort(st.ctx); cut {
+	// The run says whether it was cut short: checking the context after
+	// it returns would also count a run that finished just before the
+	// agent stopped.
+	if run(st.ctx, planned) {
 		reason := "stop"
-		if errors.Is(cause, errJobRemoved) {
+		if errors.Is(context.Cause(st.ctx), errJobRemoved) {
 			reason = "removed"
 		}
 		s.metrics.cut.WithLabelValues(reason).Inc()
@@ -427,11 +431,12 @@ func (s *Scheduler) RunNow(key string, runs int) bool {
 	s.wg.Add(1)
 	run := st.job.Run
 	runs = min(max(runs, 1), wire.MaxConfirmRuns)
-	go s.runJob(st, func(ctx context.Context, planned time.Time) {
+	go s.runJob(st, func(ctx context.Context, planned time.Time) (cut bool) {
 		ctx = context.WithValue(ctx, confirmationKey{}, true)
 		for i := 0; i < runs && ctx.Err() == nil; i++ {
-			run(ctx, planned)
+			cut = run(ctx, planned)
 		}
+		return cut
 	}, s.clock.Now())
 	return true
 }

@@ -100,11 +100,12 @@ func TestSchedulerRunsEachJobOncePerInterval(t *testing.T) {
 	runs := map[string][]time.Time{}
 	done := make(chan struct{}, 100)
 	job := func(key string, iv time.Duration) Job {
-		return Job{Key: key, Interval: iv, Run: func(_ context.Context, planned time.Time) {
+		return Job{Key: key, Interval: iv, Run: func(_ context.Context, planned time.Time) bool {
 			mu.Lock()
 			runs[key] = append(runs[key], planned)
 			mu.Unlock()
 			done <- struct{}{}
+			return false
 		}}
 	}
 	h := startScheduler(t, 4, []Job{job("a", 10*time.Second), job("b", 10*time.Second), job("c", 30*time.Second)})
@@ -137,11 +138,13 @@ func TestSchedulerRunsEachJobOncePerInterval(t *testing.T) {
 func TestSchedulerNeverOverlapsAJob(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 10)
-	h := startScheduler(t, 4, []Job{{Key: "slow", Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) {
+	h := startScheduler(t, 4, []Job{{Key: "slow", Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) bool {
 		started <- struct{}{}
 		select {
 		case <-release:
+			return false
 		case <-ctx.Done():
+			return true
 		}
 	}}})
 	h.advance(10 * time.Second) // first run starts and hangs
@@ -165,13 +168,15 @@ func TestSchedulerSkipsWhenSaturated(t *testing.T) {
 	var jobs []Job
 	for i := 0; i < 5; i++ {
 		key := fmt.Sprintf("hang-%d", i)
-		jobs = append(jobs, Job{Key: key, Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) {
+		jobs = append(jobs, Job{Key: key, Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) bool {
 			mu.Lock()
 			ran[key]++
 			mu.Unlock()
 			select {
 			case <-release:
+				return false
 			case <-ctx.Done():
+				return true
 			}
 		}})
 	}
@@ -226,15 +231,16 @@ func TestSchedulerDelaysRatherThanDropsABurst(t *testing.T) {
 	var jobs []Job
 	for i := range 6 {
 		key := fmt.Sprintf("burst-%d", i)
-		jobs = append(jobs, Job{Key: key, Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) {
+		jobs = append(jobs, Job{Key: key, Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) bool {
 			select {
 			case <-gate:
 			case <-ctx.Done():
-				return
+				return true
 			}
 			mu.Lock()
 			ran[key]++
 			mu.Unlock()
+			return false
 		}})
 	}
 	h := startScheduler(t, 2, jobs)
@@ -267,13 +273,14 @@ func TestSchedulerReloadKeepsPhasesAndStopsRemovedJobs(t *testing.T) {
 	removedCtx := make(chan context.Context, 1)
 	counts := make(chan string, 100)
 	mk := func(key string) Job {
-		return Job{Key: key, Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) {
+		return Job{Key: key, Interval: 10 * time.Second, Run: func(ctx context.Context, _ time.Time) bool {
 			if key == "gone" {
 				removedCtx <- ctx
 				<-ctx.Done()
-				return
+				return true
 			}
 			counts <- key
+			return false
 		}}
 	}
 	h := startScheduler(t, 8, []Job{mk("kept"), mk("gone")})
@@ -311,7 +318,7 @@ func TestSchedulerReloadKeepsPhasesAndStopsRemovedJobs(t *testing.T) {
 
 func TestSchedulerCatchesUpAfterAClockJump(t *testing.T) {
 	runs := make(chan time.Time, 10)
-	h := startScheduler(t, 2, []Job{{Key: "j", Interval: 10 * time.Second, Run: func(_ context.Context, p time.Time) { runs <- p }}})
+	h := startScheduler(t, 2, []Job{{Key: "j", Interval: 10 * time.Second, Run: func(_ context.Context, p time.Time) bool { runs <- p; return false }}})
 	h.advance(65 * time.Second) // suspended host wakes up
 	<-runs
 	if got := skipped(h.s, "behind"); got < 5 {
@@ -330,13 +337,14 @@ func TestSchedulerRunNowRunsBackToBack(t *testing.T) {
 	var mu sync.Mutex
 	var confirmations int
 	done := make(chan struct{}, 100)
-	h := startScheduler(t, 4, []Job{{Key: "a", Interval: time.Hour, Run: func(ctx context.Context, _ time.Time) {
+	h := startScheduler(t, 4, []Job{{Key: "a", Interval: time.Hour, Run: func(ctx context.Context, _ time.Time) bool {
 		mu.Lock()
 		if isConfirmation(ctx) {
 			confirmations++
 		}
 		mu.Unlock()
 		done <- struct{}{}
+		return false
 	}}})
 	if !h.s.RunNow("a", 3) {
 		t.Fatal("RunNow refused an idle job")

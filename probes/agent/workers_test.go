@@ -68,19 +68,21 @@ func runSchedule(t *testing.T, workers, hanging, healthy, intervals int) schedul
 	var jobs []Job
 	for i := range hanging {
 		jobs = append(jobs, Job{Key: fmt.Sprintf("hang-%d", i), Interval: 10 * time.Second, Timeout: 5 * time.Second,
-			Run: func(ctx context.Context, _ time.Time) {
+			Run: func(ctx context.Context, _ time.Time) bool {
 				hangingRuns.Add(1)
 				timeout := clk.NewTimer(5 * time.Second)
 				defer timeout.Stop()
 				select {
 				case <-timeout.C():
+					return false
 				case <-ctx.Done():
+					return true
 				}
 			}})
 	}
 	for i := range healthy {
 		jobs = append(jobs, Job{Key: fmt.Sprintf("ok-%d", i), Interval: 10 * time.Second, Timeout: 5 * time.Second,
-			Run: func(context.Context, time.Time) { healthyRuns.Add(1) }})
+			Run: func(context.Context, time.Time) bool { healthyRuns.Add(1); return false }})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
