@@ -31,12 +31,12 @@ import (
 //     at least as far on the same side. A series that is always bursty
 //     has large deviations all the time, and one more burst is not news;
 //     on a steady series a smaller jump is. The same is done for the
-//     drift, the recent average of z (24 values' half-life), so that a
-//     sustained move that no single value makes surprising is found too,
-//     and for the pair, the mean z of the latest two values, each counted
-//     up to three bands: two values in a row beyond the noise can be rare
-//     on a series where one such value is not (isolated blips). The
-//     surprise is the rarest of the three.
+//     drift, the recent average of z (two hours' half-life, at least 8
+//     values), so that a sustained move that no single value makes
+//     surprising is found too, and for the pair, the mean z of the latest
+//     two values, each counted up to three bands: two values in a row
+//     beyond the noise can be rare on a series where one such value is
+//     not (isolated blips). The surprise is the rarest of the three.
 //  3. A change point: when every value for level_shift.for (and at least
 //     three values) lies more than three bands from the recent level on
 //     the same side, the recent level moves to their mean at once, and
@@ -62,8 +62,14 @@ const (
 	// the history can tell how rare a value is: with the default surprise
 	// (once in 84h), a week of values.
 	seriesLongN = 1000
-	// seriesDriftN is the drift average's half-life, in values.
-	seriesDriftN = 24
+	// seriesDriftFor is the drift average's half-life, as a duration, so
+	// that a sustained move is weighed over the same time at any interval;
+	// it is never fewer values than the recent level's (seriesRecentN), so
+	// that at a long interval the drift is still an average, not the latest
+	// value. Rules without an interval (SeriesRules.Interval 0) take it as
+	// seriesDriftN values, which is the same at a 5m interval.
+	seriesDriftFor = 2 * time.Hour
+	seriesDriftN   = 24
 	// seriesFloorShare is the smallest noise band, as a share of the
 	// series' typical magnitude.
 	seriesFloorShare = 0.05
@@ -193,11 +199,8 @@ type SeriesVerdict struct {
 
 func ewAlpha(n float64) float64 { return 1 - math.Exp2(-1/n) }
 
-// The fixed weights per value of the recent level and the drift.
-var (
-	alphaRecent = ewAlpha(seriesRecentN)
-	alphaDrift  = ewAlpha(seriesDriftN)
-)
+// alphaRecent is the recent level's fixed weight per value.
+var alphaRecent = ewAlpha(seriesRecentN)
 
 // surpriseBin is the histogram bin of a deviation of a bands.
 func surpriseBin(a float64) int { return min(int(math.Log1p(a)/histWidth), histBins-1) }
@@ -274,14 +277,30 @@ type SeriesRules struct {
 	// SlotN is a seasonal slot's half-life in values: shape.half_life
 	// over the seasonal period, times the values a slot gets per visit.
 	SlotN float64
-	// alphaLong and alphaSlot are the weights per value of the surprise
-	// history and of a slot, computed once by seriesRules.
-	alphaLong, alphaSlot float64
+	// Interval is the series' interval, which turns the drift's half-life
+	// (seriesDriftFor) into values; 0 gives it seriesDriftN values.
+	Interval time.Duration
+	// alphaLong, alphaSlot and alphaDrift are the weights per value of the
+	// surprise history, of a slot and of the drift, computed once by
+	// seriesRules.
+	alphaLong, alphaSlot, alphaDrift float64
+}
+
+// driftAlpha is the drift's weight per value: see seriesDriftFor.
+func (r *SeriesRules) driftAlpha() float64 {
+	if r.alphaDrift != 0 {
+		return r.alphaDrift
+	}
+	n := float64(seriesDriftN)
+	if r.Interval > 0 {
+		n = max(float64(seriesDriftFor)/float64(r.Interval), seriesRecentN)
+	}
+	return ewAlpha(n)
 }
 
 // seriesRules are spec's rules for the model, at interval.
 func seriesRules(spec *checks.ShapeSpec, interval time.Duration) SeriesRules {
-	r := SeriesRules{OpenTail: spec.Surprise, WarmN: max(seriesWarmN, warmValues(spec.Warmup, interval))}
+	r := SeriesRules{OpenTail: spec.Surprise, WarmN: max(seriesWarmN, warmValues(spec.Warmup, interval)), Interval: interval}
 	if spec.LevelShift != nil {
 		r.ShiftFor = spec.LevelShift.For
 	}
@@ -294,6 +313,7 @@ func seriesRules(spec *checks.ShapeSpec, interval time.Duration) SeriesRules {
 	}
 	r.alphaLong = ewAlpha(max(seriesLongN, 2/max(r.OpenTail, 1e-6)))
 	r.alphaSlot = ewAlpha(max(r.SlotN, 1))
+	r.alphaDrift = r.driftAlpha()
 	return r
 }
 
@@ -329,7 +349,7 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 	if long == 0 {
 		long = ewAlpha(max(seriesLongN, 2/max(openTail, 1e-6)))
 	}
-	s.Drift += alphaDrift * (max(min(v.Z, 10), -10) - s.Drift)
+	s.Drift += rules.driftAlpha() * (max(min(v.Z, 10), -10) - s.Drift)
 	v.DriftZ = s.Drift
 	side, bin := sideOf(v.Z), surpriseBin(math.Abs(v.Z))
 	dside, dbin := sideOf(s.Drift), surpriseBin(math.Abs(s.Drift))
