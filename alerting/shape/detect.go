@@ -325,8 +325,11 @@ func seriesFinding(detector string, v SeriesVerdict, spec *checks.ShapeSpec, now
 	}
 	fmt.Fprintf(&b, " (noise ±%s, so %.1f bands out)", formatValue(v.Band), math.Abs(v.Z))
 	what := "a deviation this large"
-	if v.Drift {
+	switch {
+	case v.Drift:
 		what = fmt.Sprintf("a drift this large (the recent average is %.1f bands %s)", math.Abs(v.DriftZ), map[bool]string{true: "high", false: "low"}[v.DriftZ > 0])
+	case v.Pair:
+		what = fmt.Sprintf("two values in a row this far out (on average %.1f bands %s, each counted up to %d)", math.Abs(v.PairZ), map[bool]string{true: "high", false: "low"}[v.PairZ > 0], seriesClip)
 	}
 	if v.Tail*v.History < 1 {
 		fmt.Fprintf(&b, "; %s is unseen in its recent history (about %.0f values)", what, v.History)

@@ -31,9 +31,12 @@ import (
 //     at least as far on the same side. A series that is always bursty
 //     has large deviations all the time, and one more burst is not news;
 //     on a steady series a smaller jump is. The same is done for the
-//     drift, the recent average of z (24 values' half-life), so that a
-//     sustained move that no single value makes surprising is found too.
-//     The surprise is the rarer of the two.
+//     drift, the recent average of z (two hours' half-life, at least 8
+//     values), so that a sustained move that no single value makes
+//     surprising is found too, and for the pair, the mean z of the latest
+//     two values, each counted up to three bands: two values in a row
+//     beyond the noise can be rare on a series where one such value is
+//     not (isolated blips). The surprise is the rarest of the three.
 //  3. A change point: when every value for level_shift.for (and at least
 //     three values) lies more than three bands from the recent level on
 //     the same side, the recent level moves to their mean at once, and
@@ -59,8 +62,14 @@ const (
 	// the history can tell how rare a value is: with the default surprise
 	// (once in 84h), a week of values.
 	seriesLongN = 1000
-	// seriesDriftN is the drift average's half-life, in values.
-	seriesDriftN = 24
+	// seriesDriftFor is the drift average's half-life, as a duration, so
+	// that a sustained move is weighed over the same time at any interval;
+	// it is never fewer values than the recent level's (seriesRecentN), so
+	// that at a long interval the drift is still an average, not the latest
+	// value. Rules without an interval (SeriesRules.Interval 0) take it as
+	// seriesDriftN values, which is the same at a 5m interval.
+	seriesDriftFor = 2 * time.Hour
+	seriesDriftN   = 24
 	// seriesFloorShare is the smallest noise band, as a share of the
 	// series' typical magnitude.
 	seriesFloorShare = 0.05
@@ -91,7 +100,7 @@ const (
 )
 
 // SeriesState is a series tracker's learned state, what Saved carries.
-// Its memory is fixed: 432 bytes, plus 20 bytes per seasonal slot (24
+// Its memory is fixed: 600 bytes, plus 20 bytes per seasonal slot (24
 // daily, 168 weekly).
 type SeriesState struct {
 	// N is how many values were learned.
@@ -106,6 +115,13 @@ type SeriesState struct {
 	// drift, by side (0 above the usual, 1 below) and size: log(1+|z|) and
 	// of log(1+|Drift|), in bins of histWidth.
 	Hist, DriftHist [2][histBins]float32
+	// PairHist is the decayed distribution of the pair, the mean z of the
+	// latest two values each clipped to seriesClip bands, like Hist; Prev
+	// is the latest value's clipped z, the pair's other half. (A state
+	// saved without them starts the pair's history empty: its prior
+	// judges until it fills.)
+	PairHist [2][histBins]float32
+	Prev     float32
 	// HistInc is the weight the next value gets in them.
 	HistInc float64
 	// Run counts the latest values beyond seriesClip bands on one side
@@ -138,7 +154,7 @@ type SeasonSlot struct {
 // seasonSlotBytes and seriesStateBytes are the memory stated above.
 const (
 	seasonSlotBytes  = 20
-	seriesStateBytes = 432
+	seriesStateBytes = 600
 )
 
 func newSeriesState(slots int) SeriesState {
@@ -157,13 +173,16 @@ type SeriesVerdict struct {
 	// Z is the value's deviation in bands (signed).
 	Z float64
 	// Tail is the share of the series' recent history that deviated at
-	// least as much (0: none did); Drift whether it is the drift's.
-	Tail  float64
-	Drift bool
+	// least as much (0: none did); Drift whether it is the drift's, Pair
+	// whether the pair's.
+	Tail        float64
+	Drift, Pair bool
 	// History is how many values' worth the surprise history holds.
 	History float64
-	// DriftZ is the drift, the recent average of z.
-	DriftZ float64
+	// DriftZ is the drift, the recent average of z; PairZ the pair, the
+	// mean z of this value and the one before, each clipped to three
+	// bands.
+	DriftZ, PairZ float64
 	// Run is how many values in a row lie beyond the noise on this
 	// value's side (negative: below), for RunFor.
 	Run    int
@@ -180,11 +199,8 @@ type SeriesVerdict struct {
 
 func ewAlpha(n float64) float64 { return 1 - math.Exp2(-1/n) }
 
-// The fixed weights per value of the recent level and the drift.
-var (
-	alphaRecent = ewAlpha(seriesRecentN)
-	alphaDrift  = ewAlpha(seriesDriftN)
-)
+// alphaRecent is the recent level's fixed weight per value.
+var alphaRecent = ewAlpha(seriesRecentN)
 
 // surpriseBin is the histogram bin of a deviation of a bands.
 func surpriseBin(a float64) int { return min(int(math.Log1p(a)/histWidth), histBins-1) }
@@ -219,16 +235,17 @@ func tailShare(h *[2][histBins]float32, side, bin int, inc, alpha float64) (shar
 // learnHists adds the value's bins to the histograms. Rather than decay
 // every bin by (1−alpha) per value, each value weighs 1/(1−alpha) times
 // the one before (HistInc), and the bins are scaled down now and then:
-// the shares are the same, and learning costs two additions.
-func (s *SeriesState) learnHists(side, bin, dside, dbin int, alpha float64) {
+// the shares are the same, and learning costs three additions.
+func (s *SeriesState) learnHists(side, bin, dside, dbin, pside, pbin int, alpha float64) {
 	if s.HistInc <= 0 {
 		s.HistInc = 1
 	}
 	s.Hist[side][bin] += float32(s.HistInc)
 	s.DriftHist[dside][dbin] += float32(s.HistInc)
+	s.PairHist[pside][pbin] += float32(s.HistInc)
 	s.HistInc /= 1 - alpha
 	if s.HistInc > 1e20 {
-		for _, h := range []*[2][histBins]float32{&s.Hist, &s.DriftHist} {
+		for _, h := range []*[2][histBins]float32{&s.Hist, &s.DriftHist, &s.PairHist} {
 			for sd := range h {
 				for i := range h[sd] {
 					h[sd][i] = float32(float64(h[sd][i]) / s.HistInc)
@@ -260,14 +277,30 @@ type SeriesRules struct {
 	// SlotN is a seasonal slot's half-life in values: shape.half_life
 	// over the seasonal period, times the values a slot gets per visit.
 	SlotN float64
-	// alphaLong and alphaSlot are the weights per value of the surprise
-	// history and of a slot, computed once by seriesRules.
-	alphaLong, alphaSlot float64
+	// Interval is the series' interval, which turns the drift's half-life
+	// (seriesDriftFor) into values; 0 gives it seriesDriftN values.
+	Interval time.Duration
+	// alphaLong, alphaSlot and alphaDrift are the weights per value of the
+	// surprise history, of a slot and of the drift, computed once by
+	// seriesRules.
+	alphaLong, alphaSlot, alphaDrift float64
+}
+
+// driftAlpha is the drift's weight per value: see seriesDriftFor.
+func (r *SeriesRules) driftAlpha() float64 {
+	if r.alphaDrift != 0 {
+		return r.alphaDrift
+	}
+	n := float64(seriesDriftN)
+	if r.Interval > 0 {
+		n = max(float64(seriesDriftFor)/float64(r.Interval), seriesRecentN)
+	}
+	return ewAlpha(n)
 }
 
 // seriesRules are spec's rules for the model, at interval.
 func seriesRules(spec *checks.ShapeSpec, interval time.Duration) SeriesRules {
-	r := SeriesRules{OpenTail: spec.Surprise, WarmN: max(seriesWarmN, warmValues(spec.Warmup, interval))}
+	r := SeriesRules{OpenTail: spec.Surprise, WarmN: max(seriesWarmN, warmValues(spec.Warmup, interval)), Interval: interval}
 	if spec.LevelShift != nil {
 		r.ShiftFor = spec.LevelShift.For
 	}
@@ -280,6 +313,7 @@ func seriesRules(spec *checks.ShapeSpec, interval time.Duration) SeriesRules {
 	}
 	r.alphaLong = ewAlpha(max(seriesLongN, 2/max(r.OpenTail, 1e-6)))
 	r.alphaSlot = ewAlpha(max(r.SlotN, 1))
+	r.alphaDrift = r.driftAlpha()
 	return r
 }
 
@@ -310,23 +344,30 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 	}
 	s.learnSlot(slot, x, now, floor, rules.slotAlpha())
 
-	// Surprise, of the value and of the drift, against the history.
+	// Surprise, of the value, the drift and the pair, against the history.
 	long := rules.alphaLong
 	if long == 0 {
 		long = ewAlpha(max(seriesLongN, 2/max(openTail, 1e-6)))
 	}
-	s.Drift += alphaDrift * (max(min(v.Z, 10), -10) - s.Drift)
+	s.Drift += rules.driftAlpha() * (max(min(v.Z, 10), -10) - s.Drift)
 	v.DriftZ = s.Drift
 	side, bin := sideOf(v.Z), surpriseBin(math.Abs(v.Z))
 	dside, dbin := sideOf(s.Drift), surpriseBin(math.Abs(s.Drift))
+	zc := max(min(v.Z, seriesClip), -seriesClip)
+	v.PairZ = (zc + float64(s.Prev)) / 2
+	s.Prev = float32(zc)
+	pside, pbin := sideOf(v.PairZ), surpriseBin(math.Abs(v.PairZ))
 	v.Warm = int(s.N) >= max(rules.WarmN, seriesWarmN)
 	if v.Warm {
 		v.Tail, v.History = tailShare(&s.Hist, side, bin, s.HistInc, long)
 		if t, _ := tailShare(&s.DriftHist, dside, dbin, s.HistInc, long); t < v.Tail {
 			v.Tail, v.Drift = t, true
 		}
+		if t, _ := tailShare(&s.PairHist, pside, pbin, s.HistInc, long); t < v.Tail {
+			v.Tail, v.Drift, v.Pair = t, false, true
+		}
 	}
-	s.learnHists(side, bin, dside, dbin, long)
+	s.learnHists(side, bin, dside, dbin, pside, pbin, long)
 
 	// The recent level: a change point, or a clipped update.
 	z := (x - s.Mean) / band

@@ -346,3 +346,25 @@ func TestSeriesMemory(t *testing.T) {
 		}
 	}
 }
+
+// A steady series (100 ± 1, so its band is the floor, 5) with an isolated
+// blip of 3.5 bands every 100 values: one blip is commonplace (1 in 100 of
+// the values), two in a row are not, and the second of them pages, saying
+// so.
+func TestSeriesPair(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	c := seriesCheck(t, "      seasonality: none\n")
+	values := noisy(rng, 3000, 100, 0.01)
+	for i := 50; i < len(values); i += 100 {
+		values[i] = 117.5
+	}
+	values[2520], values[2521] = 117.5, 117.5
+	run := feedSeries(c, values)
+	pages := run.opened()
+	if len(pages) != 1 || pages[0] != 2521 {
+		t.Fatalf("pages opened at %v, want [2521] only", pages)
+	}
+	if f := run.found[2521][0]; f.Detector != DetectorSpike || !strings.Contains(f.Explanation, "two values in a row this far out (on average 3.0 bands high, each counted up to 3)") {
+		t.Errorf("finding %+v", f)
+	}
+}
