@@ -23,8 +23,11 @@ import (
 //     exponentially weighted mean and mean absolute deviation of the last
 //     values, 8 values' half-life: useful from the first hour). The band
 //     never falls below 5% of the series' typical magnitude (a mean of
-//     |x|): an additive floor scaled to the series, so that on a series
-//     that is mostly 0 a 1 is not a billion times the usual.
+//     |x|), nor below a fifth of its long-run spread (the mean absolute
+//     deviation about a slow mean, with the magnitude's half-life): floors
+//     scaled to the series, so that on a series that is mostly 0 a 1 is
+//     not a billion times the usual, and a quiet hour of a series that
+//     usually moves does not make its ordinary moves many bands out.
 //  2. Its surprise, the anomaly likelihood: the share of the series' own
 //     recent history (a decayed histogram of z by side and log(1+|z|),
 //     with a half-life of a week of values, at least 1000) that deviated
@@ -71,8 +74,10 @@ const (
 	seriesDriftFor = 2 * time.Hour
 	seriesDriftN   = 24
 	// seriesFloorShare is the smallest noise band, as a share of the
-	// series' typical magnitude.
-	seriesFloorShare = 0.05
+	// series' typical magnitude, and seriesSpreadShare as a share of its
+	// long-run spread: the band is never narrower than either.
+	seriesFloorShare  = 0.05
+	seriesSpreadShare = 0.2
 	// seriesClip is how many bands a value may lie from a baseline before
 	// it is clipped while learned, and beyond which it counts towards a
 	// level shift.
@@ -100,7 +105,7 @@ const (
 )
 
 // SeriesState is a series tracker's learned state, what Saved carries.
-// Its memory is fixed: 600 bytes, plus 20 bytes per seasonal slot (24
+// Its memory is fixed: 616 bytes, plus 20 bytes per seasonal slot (24
 // daily, 168 weekly).
 type SeriesState struct {
 	// N is how many values were learned.
@@ -109,6 +114,10 @@ type SeriesState struct {
 	Mean, Dev float64
 	// Mag is the series' typical magnitude, a slow mean of |x|.
 	Mag float64
+	// LongMean and LongDev are the series' long-run level and spread: a
+	// slow mean of x and mean absolute deviation about it, learned like
+	// Mag. (A state saved without them starts them from the recent level.)
+	LongMean, LongDev float64
 	// Drift is the recent average of the signed deviation z.
 	Drift float64
 	// Hist and DriftHist are the decayed distributions of z and of the
@@ -154,7 +163,7 @@ type SeasonSlot struct {
 // seasonSlotBytes and seriesStateBytes are the memory stated above.
 const (
 	seasonSlotBytes  = 20
-	seriesStateBytes = 600
+	seriesStateBytes = 616
 )
 
 func newSeriesState(slots int) SeriesState {
@@ -329,11 +338,14 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 	openTail, shiftFor := rules.OpenTail, rules.ShiftFor
 	v := SeriesVerdict{Value: x, Usual: x}
 	if s.N == 0 {
-		s.Mean, s.Dev, s.Mag, s.N = x, 0, math.Abs(x), 1
+		s.Mean, s.Dev, s.Mag, s.LongMean, s.N = x, 0, math.Abs(x), x, 1
 		s.learnSlot(slot, x, now, 0, rules.slotAlpha())
 		return v
 	}
-	floor := max(seriesFloorShare*s.Mag, 1e-12)
+	if s.LongMean == 0 && s.LongDev == 0 {
+		s.LongMean, s.LongDev = s.Mean, s.Dev // a state saved without them
+	}
+	floor := max(seriesFloorShare*s.Mag, seriesSpreadShare*s.LongDev, 1e-12)
 	band := max(s.Dev, floor)
 	v.Usual, v.Band = s.Mean, band
 	v.Z = (x - s.Mean) / band
@@ -410,7 +422,11 @@ func (s *SeriesState) Step(x float64, slot int, now time.Time, rules SeriesRules
 		s.Mean += a * d
 		s.Dev += a * (math.Abs(d) - s.Dev)
 	}
-	s.Mag += max(long, 1/float64(s.N+1)) * (math.Abs(x) - s.Mag) // a plain mean at first
+	slow := max(long, 1/float64(s.N+1)) // a plain mean at first
+	s.Mag += slow * (math.Abs(x) - s.Mag)
+	d := x - s.LongMean
+	s.LongMean += slow * d
+	s.LongDev += slow * (math.Abs(d) - s.LongDev)
 	if s.N < math.MaxUint32 {
 		s.N++
 	}

@@ -3,6 +3,7 @@ package shape
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -298,6 +299,19 @@ func TestSeriesStateSurvivesSaveRestore(t *testing.T) {
 	old := Saved{Series: true, Stats: 1, Meta: make([]SlotMeta, 24), Moments: make([]Moment, 24)}
 	if NewTracker(c).Restore(old) {
 		t.Error("an old-format series state was restored")
+	}
+	// A state saved before the long-run spread (LongMean, LongDev) was
+	// kept starts it from the recent level: the same value still pages.
+	m := *saved.Model
+	m.LongMean, m.LongDev = 0, 0
+	m.Slots = slices.Clone(m.Slots)
+	c2 := NewTracker(c)
+	if !c2.Restore(Saved{Series: true, Bumps: saved.Bumps, Model: &m}) {
+		t.Fatal("a state saved without the long-run spread was not restored")
+	}
+	c2.Add(&wire.Result{OK: true, Observed: wire.Observed{Value: &v}}, now)
+	if fc, _, _ := c2.Findings(); len(fc) != 1 || fc[0].Detector != fa[0].Detector {
+		t.Fatalf("after restoring a state without the long-run spread: %+v, want %+v", fc, fa)
 	}
 	weekly := NewTracker(seriesCheck(t, "      seasonality: weekly\n"))
 	if weekly.Restore(saved) {

@@ -68,7 +68,7 @@ type seriesPart struct {
 
 // seriesPartBytes is unsafe.Sizeof(seriesPart{}), which a test holds it
 // to: the model's fixed part, the verdict and the rules.
-const seriesPartBytes = 808
+const seriesPartBytes = 824
 
 // maxBumps bounds the bumps kept: MaxRecurringDays of a few a day.
 const maxBumps = 4 * checks.MaxRecurringDays
