@@ -446,10 +446,7 @@ func (c *busConsumer) handle(msg jetstream.Msg) {
 	name := h.Get(wire.HeaderRegion)
 	r := e.regions[name]
 	err := c.receive(msg, h, r, name, now)
-	label := unknownRegionLabel
-	if r != nil {
-		label = r.name
-	}
+	label := r.label()
 	o := e.record(label, err, now)
 	var settle error
 	switch outcome := busOutcome(o, err); outcome {

@@ -65,10 +65,7 @@ func (e *Evaluator) serveResults(w http.ResponseWriter, req *http.Request) {
 	name := req.Header.Get(wire.HeaderRegion)
 	r := e.regions[name]
 	err := e.receive(w, req, r, name, now)
-	label := unknownRegionLabel
-	if r != nil {
-		label = r.name
-	}
+	label := r.label()
 	o := e.record(label, err, now)
 	if o != outcomeOK && o != outcomeDuplicate {
 		// The body may not have been read: do not wait for it to keep
@@ -184,10 +181,7 @@ func (e *Evaluator) Apply(b wire.Batch) error {
 	} else {
 		err = e.ingest(r, &b, now, nil)
 	}
-	label := unknownRegionLabel
-	if r != nil {
-		label = r.name
-	}
+	label := r.label()
 	e.record(label, err, now)
 	return err
 }

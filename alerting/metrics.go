@@ -30,6 +30,15 @@ func (o outcome) String() string { return outcomeNames[o] }
 // region, so that input cannot create label values.
 const unknownRegionLabel = "(unknown)"
 
+// label is r's region for metrics and logs: its name, or
+// unknownRegionLabel for a region header that names none (r nil).
+func (r *regionState) label() string {
+	if r == nil {
+		return unknownRegionLabel
+	}
+	return r.name
+}
+
 // metrics are the evaluator's Prometheus metrics. Every label value comes
 // from the configuration; children are created once, up front, so that the
 // hot path does no label hashing.

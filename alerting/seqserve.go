@@ -37,10 +37,7 @@ func (e *Evaluator) serveSeq(w http.ResponseWriter, req *http.Request) {
 		return nil
 	}()
 	if err != nil {
-		label := unknownRegionLabel
-		if r != nil {
-			label = r.name
-		}
+		label := r.label()
 		if ok, suppressed := e.limiter.Allow(label+"/seq", now); ok {
 			e.log.Warn("sequence query refused", "region", label, "err", err, "suppressed", suppressed)
 		}
