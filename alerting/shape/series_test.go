@@ -382,3 +382,60 @@ func TestSeriesPair(t *testing.T) {
 		t.Errorf("finding %+v", f)
 	}
 }
+
+// A quiet stretch of a series that usually swings does not shrink its
+// noise band below a fifth of its long-run spread: the next ordinary
+// wobble is not many bands out.
+func TestSeriesBandFlooredAtTheLongRunSpread(t *testing.T) {
+	rules := seriesRules(seriesCheck(t, "      seasonality: none\n").Shape, 5*time.Minute)
+	s := newSeriesState(0)
+	now := benchStart
+	step := func(x float64) SeriesVerdict {
+		now = now.Add(5 * time.Minute)
+		return s.Step(x, -1, now, rules)
+	}
+	// A square wave between 20 and 80, an hour each: a spread of about 30
+	// about 50, on a magnitude of 50 (whose 5% floor is 2.5).
+	for i := range 2000 {
+		x := 20.0
+		if i/12%2 == 1 {
+			x = 80
+		}
+		step(x)
+	}
+	if s.LongDev < 25 {
+		t.Fatalf("long-run spread %.1f after a week of a 20↔80 square wave, want about 30", s.LongDev)
+	}
+	for range 48 { // four quiet hours at 50
+		step(50)
+	}
+	v := step(56)
+	if v.Band < seriesSpreadShare*s.LongDev || v.Z > 1.1 {
+		t.Fatalf("after a quiet stretch: band %.2f, z %.1f; want the band at least %.2f (a fifth of the long-run spread %.1f), so 56 is about a band out",
+			v.Band, v.Z, seriesSpreadShare*s.LongDev, s.LongDev)
+	}
+}
+
+// The drift's half-life is two hours of values, but never fewer than the
+// recent level's 8 values.
+func TestSeriesDriftHalfLifeIsADuration(t *testing.T) {
+	spec := seriesCheck(t, "").Shape
+	for _, tc := range []struct {
+		interval time.Duration
+		values   float64
+	}{
+		{time.Minute, 120},
+		{5 * time.Minute, 24},
+		{15 * time.Minute, 8},
+		{time.Hour, 8},
+		{0, seriesDriftN}, // rules without an interval
+	} {
+		r := seriesRules(spec, tc.interval)
+		if tc.interval == 0 {
+			r = SeriesRules{OpenTail: spec.Surprise}
+		}
+		if got, want := r.driftAlpha(), ewAlpha(tc.values); math.Abs(got-want) > 1e-12 {
+			t.Errorf("interval %v: drift weight %g per value, want %g (a half-life of %v values)", tc.interval, got, want, tc.values)
+		}
+	}
+}
